@@ -1,0 +1,341 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Client sends requests to Servers. It is safe for concurrent use; many
+// concurrent calls share a few connections per peer (Config.ConnsPerPeer).
+type Client struct {
+	cfg    Config
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // dialers, readers, writers
+
+	mu     sync.RWMutex
+	closed bool
+	peers  map[string]*peer
+}
+
+type peer struct {
+	addr  string
+	next  atomic.Uint32
+	slots []slot
+}
+
+// slot is one of a peer's connections, dialed lazily and replaced when broken.
+type slot struct {
+	mu      sync.Mutex
+	cc      *clientConn
+	dialing chan struct{} // non-nil while a dial is under way; closed when done
+	err     error         // result of the last dial
+}
+
+type result struct {
+	msg Message
+	err error
+}
+
+// clientConn is one multiplexed client connection.
+type clientConn struct {
+	wconn
+	addr string
+	br   *bufio.Reader
+	max  int
+
+	mu      sync.Mutex
+	closed  bool
+	nextID  uint64
+	pending map[uint64]chan result
+}
+
+// NewClient returns a Client; it dials peers on first use.
+func NewClient(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{cfg: cfg.withDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer)}, nil
+}
+
+var resultPool = sync.Pool{New: func() any { return make(chan result, 1) }}
+
+// Call sends req to the server at addr and returns its response. The
+// response's slices belong to the caller. An error response from the server
+// is returned as a *RemoteError. A request larger than Config.MaxFrameSize
+// fails with ErrFrameTooLarge without being sent. If the connection breaks
+// while the call is pending the error wraps ErrConnClosed (the server may or
+// may not have executed the request). If ctx ends first Call returns its
+// error at once and a late response is dropped.
+//
+// req's slices must not be modified after Call is invoked: the writer may
+// still read them after Call returned because ctx ended.
+func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, error) {
+	f := Frame{Kind: KindRequest, Type: req.Type, Header: req.Header, Body: req.Body}
+	if size := f.Length(); size > c.cfg.MaxFrameSize {
+		return Message{}, fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, size, c.cfg.MaxFrameSize)
+	}
+	for attempt := 0; ; attempt++ {
+		cc, err := c.conn(ctx, addr)
+		if err != nil {
+			return Message{}, err
+		}
+		ch := resultPool.Get().(chan result)
+		id, ok := cc.register(ch)
+		if !ok {
+			// Nothing was sent: the connection died before; try a fresh one once.
+			resultPool.Put(ch)
+			if attempt == 0 {
+				continue
+			}
+			return Message{}, fmt.Errorf("%w: %s: %w", ErrConnClosed, addr, cc.err)
+		}
+		f.ID = id
+		if err := cc.enqueue(ctx, outFrame{f: f}); err != nil {
+			if cc.unregister(id) {
+				resultPool.Put(ch)
+			}
+			if ctx.Err() != nil {
+				return Message{}, fmt.Errorf("transport: call %s: %w", addr, err)
+			}
+			return Message{}, fmt.Errorf("%w: %s: %w", ErrConnClosed, addr, err)
+		}
+		select {
+		case r := <-ch:
+			resultPool.Put(ch)
+			return r.msg, r.err
+		case <-ctx.Done():
+			if cc.unregister(id) {
+				resultPool.Put(ch)
+			}
+			return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
+		}
+	}
+}
+
+// Close closes every connection and stops every goroutine the Client
+// started; pending calls fail. Calls after Close fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	peers := c.peers
+	c.peers = nil
+	c.mu.Unlock()
+	c.cancel()
+	for _, p := range peers {
+		for i := range p.slots {
+			s := &p.slots[i]
+			s.mu.Lock()
+			cc := s.cc
+			s.mu.Unlock()
+			if cc != nil {
+				cc.shutdown(ErrClosed)
+			}
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// conn returns a live connection to addr, dialing one if needed.
+func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
+	p, err := c.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &p.slots[int(p.next.Add(1)-1)%len(p.slots)]
+	s.mu.Lock()
+	if cc := s.cc; cc != nil && !cc.isDead() {
+		s.mu.Unlock()
+		return cc, nil
+	}
+	ch := s.dialing
+	if ch == nil {
+		c.mu.RLock()
+		if c.closed {
+			c.mu.RUnlock()
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		c.wg.Add(1)
+		c.mu.RUnlock()
+		ch = make(chan struct{})
+		s.dialing = ch
+		go c.dial(addr, s, ch)
+	}
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+	}
+	s.mu.Lock()
+	cc, err := s.cc, s.err
+	s.mu.Unlock()
+	if cc == nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
+func (c *Client) peer(addr string) (*peer, error) {
+	c.mu.RLock()
+	p, ok := c.peers[addr]
+	closed := c.closed
+	c.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	if closed {
+		return nil, ErrClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if p, ok = c.peers[addr]; !ok {
+		p = &peer{addr: addr, slots: make([]slot, c.cfg.ConnsPerPeer)}
+		c.peers[addr] = p
+	}
+	return p, nil
+}
+
+// dial is the goroutine dialing slot s; it closes ch when done.
+func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
+	defer c.wg.Done()
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(c.ctx, "tcp", addr)
+	var cc *clientConn
+	if err != nil {
+		if c.ctx.Err() != nil {
+			err = ErrClosed
+		} else {
+			err = fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+	} else {
+		cc = c.start(nc, addr)
+	}
+	s.mu.Lock()
+	s.cc, s.err, s.dialing = cc, err, nil
+	close(ch)
+	s.mu.Unlock()
+	if cc != nil && c.ctx.Err() != nil {
+		// Close ran while dialing and may have missed this connection.
+		cc.shutdown(ErrClosed)
+	}
+	if cc != nil {
+		c.cfg.Logger.Debug("transport: connected", "addr", addr, "local", nc.LocalAddr().String())
+	}
+}
+
+func (c *Client) start(nc net.Conn, addr string) *clientConn {
+	cc := &clientConn{
+		wconn:   newWconn(nc, c.cfg.QueueSize),
+		addr:    addr,
+		br:      bufio.NewReaderSize(nc, readBufferSize),
+		max:     c.cfg.MaxFrameSize,
+		pending: make(map[uint64]chan result),
+	}
+	cc.onDead = cc.failPending
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		cc.writeLoop([]byte{'G'})
+	}()
+	go func() {
+		defer c.wg.Done()
+		cc.readLoop()
+	}()
+	return cc
+}
+
+// register allocates a request id for a call waiting on ch. It reports false
+// if the connection is already dead.
+func (cc *clientConn) register(ch chan result) (uint64, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.closed {
+		return 0, false
+	}
+	cc.nextID++
+	cc.pending[cc.nextID] = ch
+	return cc.nextID, true
+}
+
+// unregister removes a pending call; it reports false if a result was (or is
+// being) delivered to it.
+func (cc *clientConn) unregister(id uint64) bool {
+	cc.mu.Lock()
+	_, ok := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	return ok
+}
+
+func (cc *clientConn) deliver(id uint64, r result) {
+	cc.mu.Lock()
+	ch, ok := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	if ok {
+		ch <- r // buffered, never blocks
+	}
+}
+
+// failPending fails every pending call; it runs once, when the connection dies.
+func (cc *clientConn) failPending() {
+	cc.mu.Lock()
+	cc.closed = true
+	pending := cc.pending
+	cc.pending = nil
+	cc.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	err := fmt.Errorf("%w: %s: %w", ErrConnClosed, cc.addr, cc.err)
+	if errors.Is(cc.err, ErrClosed) {
+		err = fmt.Errorf("%w: %s: %w", ErrConnClosed, cc.addr, ErrClosed)
+	}
+	for _, ch := range pending {
+		ch <- result{err: err}
+	}
+}
+
+// readLoop is the connection's reader goroutine: it matches responses to
+// pending calls until the connection fails.
+func (cc *clientConn) readLoop() {
+	for {
+		f, err := ReadFrame(cc.br, cc.max)
+		if err != nil {
+			var fe *FrameError
+			if errors.As(err, &fe) && fe.HasID {
+				cc.deliver(fe.ID, result{err: fmt.Errorf("transport: response from %s: %w", cc.addr, err)})
+				if fe.Resync {
+					continue
+				}
+			}
+			cc.shutdown(err)
+			return
+		}
+		switch f.Kind {
+		case KindResponse:
+			cc.deliver(f.ID, result{msg: Message{Type: f.Type, Header: f.Header, Body: f.Body}})
+		case KindError:
+			cc.deliver(f.ID, result{err: decodeError(f.Body)})
+		default:
+			cc.shutdown(fmt.Errorf("%w: request frame received by client", ErrMalformedFrame))
+			return
+		}
+	}
+}

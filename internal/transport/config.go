@@ -1,0 +1,96 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultMaxFrameSize = 64 << 20
+	DefaultConnsPerPeer = 2
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultMaxInFlight  = 1024
+	// DefaultQueueSize is the default bound of each connection's outgoing
+	// frame queue.
+	DefaultQueueSize = 1024
+)
+
+// Config configures a Client or a Server. Zero fields take the defaults;
+// negative values are invalid.
+type Config struct {
+	// MaxFrameSize is the largest accepted value of a frame's length field,
+	// in bytes. Default 64 MiB; at most MaxFrameLimit.
+	MaxFrameSize int
+	// ConnsPerPeer is the number of connections a Client keeps per peer
+	// address; calls are spread over them round-robin. Default 2.
+	ConnsPerPeer int
+	// DialTimeout bounds dialing a peer (Client and raft layer). Default 5s.
+	DialTimeout time.Duration
+	// MaxInFlight is the number of requests a Server handles concurrently per
+	// connection; when reached the server stops reading that connection until
+	// one finishes. Default 1024.
+	MaxInFlight int
+	// QueueSize bounds each connection's queue of frames waiting for the
+	// writer goroutine; a caller finding it full blocks until there is room or
+	// its context ends. Default 1024.
+	QueueSize int
+	// ErrorCode maps a handler error to the code sent to the caller. A
+	// *RemoteError returned by a handler keeps its own code. Nil: every other
+	// error is sent as CodeInternal.
+	ErrorCode func(error) uint16
+	// Logger receives connection-level events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with the zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.ConnsPerPeer == 0 {
+		c.ConnsPerPeer = DefaultConnsPerPeer
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem with c in one error wrapping
+// ErrInvalidConfig. Zero fields are valid (they take defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxFrameSize < 0 || c.MaxFrameSize > MaxFrameLimit {
+		errs = append(errs, fmt.Errorf("MaxFrameSize %d not in [0, %d]", c.MaxFrameSize, MaxFrameLimit))
+	} else if c.MaxFrameSize != 0 && c.MaxFrameSize < MinFrameLength+2 {
+		errs = append(errs, fmt.Errorf("MaxFrameSize %d below %d", c.MaxFrameSize, MinFrameLength+2))
+	}
+	if c.ConnsPerPeer < 0 {
+		errs = append(errs, fmt.Errorf("ConnsPerPeer %d is negative", c.ConnsPerPeer))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DialTimeout %v is negative", c.DialTimeout))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d is negative", c.MaxInFlight))
+	}
+	if c.QueueSize < 0 {
+		errs = append(errs, fmt.Errorf("QueueSize %d is negative", c.QueueSize))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+const (
+	// batchSize is the size of a connection's write batch buffer; a batch is
+	// written when it reaches this size or the queue is empty.
+	batchSize = 64 << 10
+	// largeBody is the body size from which a body is written with writev
+	// instead of being copied into the batch.
+	largeBody = 16 << 10
+	// readBufferSize is the size of each connection's bufio.Reader.
+	readBufferSize = 64 << 10
+	// lingerTimeout bounds how long a connection closed after a final error
+	// response waits for the peer to read it.
+	lingerTimeout = 2 * time.Second
+)
+
+// outFrame is an entry of a connection's write queue.
+type outFrame struct {
+	f    Frame
+	last bool // shut the connection down after writing this frame
+}
+
+// wconn is the part of a connection shared by client and server: the net.Conn,
+// its bounded write queue drained by a writer goroutine, and shutdown.
+type wconn struct {
+	nc     net.Conn
+	q      chan outFrame
+	dead   chan struct{} // closed by shutdown
+	once   sync.Once
+	err    error  // why the connection died; set before dead is closed
+	onDead func() // run once by shutdown, after dead is closed
+}
+
+func newWconn(nc net.Conn, queue int) wconn {
+	return wconn{nc: nc, q: make(chan outFrame, queue), dead: make(chan struct{})}
+}
+
+// shutdown marks the connection dead with cause err and closes it. Only the
+// first call has an effect.
+func (c *wconn) shutdown(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.dead)
+		_ = c.nc.Close()
+		if c.onDead != nil {
+			c.onDead()
+		}
+	})
+}
+
+func (c *wconn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueue hands f to the writer, blocking while the queue is full until ctx
+// ends or the connection dies.
+func (c *wconn) enqueue(ctx context.Context, f outFrame) error {
+	select {
+	case c.q <- f:
+		return nil
+	default:
+	}
+	select {
+	case c.q <- f:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.dead:
+		return c.err
+	}
+}
+
+// writeLoop is the connection's writer goroutine: it drains the queue into a
+// batch buffer and writes the batch whenever the queue is empty or the batch
+// is full. Bodies of at least largeBody bytes are written with writev, without
+// copying. preamble is written ahead of the first frame (the protocol byte).
+func (c *wconn) writeLoop(preamble []byte) {
+	batch := make([]byte, 0, batchSize)
+	batch = append(batch, preamble...)
+	var bufs [2][]byte
+	for {
+		var of outFrame
+		select {
+		case of = <-c.q:
+		case <-c.dead:
+			return
+		}
+		for {
+			f := &of.f
+			n := len(batch)
+			batch = batch[:n+PrefixSize]
+			putPrefix(batch[n:], f)
+			batch = append(batch, f.Header...)
+			var err error
+			if len(f.Body) >= largeBody {
+				bufs[0], bufs[1] = batch, f.Body
+				nb := net.Buffers(bufs[:])
+				_, err = nb.WriteTo(c.nc)
+				batch = batch[:0]
+			} else {
+				batch = append(batch, f.Body...)
+				if len(batch) >= batchSize {
+					_, err = c.nc.Write(batch)
+					batch = batch[:0]
+				}
+			}
+			bufs[0], bufs[1] = nil, nil
+			if err != nil {
+				c.shutdown(err)
+				return
+			}
+			if of.last {
+				if len(batch) > 0 {
+					_, _ = c.nc.Write(batch)
+				}
+				c.linger()
+				return
+			}
+			if cap(batch) > 4*batchSize { // a huge header grew it
+				batch = make([]byte, 0, batchSize)
+			}
+			select {
+			case of = <-c.q:
+				continue
+			default:
+			}
+			break
+		}
+		if len(batch) > 0 {
+			_, err := c.nc.Write(batch)
+			batch = batch[:0]
+			if err != nil {
+				c.shutdown(err)
+				return
+			}
+		}
+	}
+}
+
+// linger closes the write side, discards what the peer still sends for a
+// short while (so that closing does not reset the connection before the peer
+// read the last frame), then shuts the connection down.
+func (c *wconn) linger() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_, _ = io.Copy(io.Discard, c.nc)
+	}
+	c.shutdown(ErrConnClosed)
+}
+
+// errorFrame builds an error response: the body is the code then the message.
+func errorFrame(t MsgType, id uint64, code uint16, msg string) Frame {
+	body := make([]byte, 2+len(msg))
+	binary.BigEndian.PutUint16(body, code)
+	copy(body[2:], msg)
+	return Frame{Kind: KindError, Type: t, ID: id, Body: body}
+}
+
+// decodeError decodes an error response body.
+func decodeError(body []byte) *RemoteError {
+	if len(body) < 2 {
+		return &RemoteError{Code: CodeMalformed, Message: "transport: short error response"}
+	}
+	return &RemoteError{Code: binary.BigEndian.Uint16(body), Message: string(body[2:])}
+}

@@ -1,0 +1,41 @@
+// Package transport is gridmap's member-to-member wire: framed, multiplexed
+// request/response RPC over TCP, sharing one listening port with raft.
+//
+// # Connections
+//
+// The first byte a dialer writes on a new connection selects the protocol:
+// 'G' for gridmap frames, 'R' for raft. A [Server] accepts both; 'R'
+// connections are handed to the raft.StreamLayer returned by
+// [Server.RaftLayer]. A connection starting with any other byte is closed.
+//
+// # Frames
+//
+// All integers are big-endian:
+//
+//	uint32 length of everything that follows (<= Config.MaxFrameSize)
+//	uint8  kind: 0 request, 1 response, 2 error response
+//	uint8  message type (application defined; 0 is reserved)
+//	uint64 request id
+//	uint32 header length (<= length-14)
+//	header (application defined, msgpack by convention)
+//	body   (raw bytes: the rest of the frame)
+//
+// An error response carries no header; its body is a uint16 error code
+// followed by the UTF-8 error message. [Client.Call] returns it as a
+// *[RemoteError].
+//
+// # Concurrency
+//
+// A [Client] keeps Config.ConnsPerPeer connections per peer address and
+// spreads calls over them round-robin. Each connection has one reader
+// goroutine, which matches responses to calls by request id, and one writer
+// goroutine, which drains a bounded queue of outgoing frames into a 64 KiB
+// batch buffer and writes the batch when the queue is empty (large bodies are
+// written with writev, without being copied). A [Server] has one reader and
+// one writer per connection and runs every request on its own goroutine, at
+// most Config.MaxInFlight at a time per connection; beyond that it stops
+// reading from the connection (back-pressure).
+//
+// The frame codec ([ReadFrame], [AppendFrame], [WriteFrame]) is plain code
+// with no goroutines, so it can be tested and fuzzed on its own.
+package transport

@@ -1,0 +1,305 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler serves one request type. ServeMsg runs on its own goroutine, at
+// most Config.MaxInFlight concurrently per connection, so it may block; ctx
+// ends when the connection or the server closes, and handlers must honour it
+// (Server.Close waits for them). req's slices belong to the handler. The
+// returned Message's Type is ignored (a response carries the request's type)
+// and its slices must not be modified after return. A returned error is sent
+// to the caller as a *RemoteError: its own code if it is one, otherwise
+// Config.ErrorCode(err), otherwise CodeInternal.
+type Handler interface {
+	ServeMsg(ctx context.Context, req Message) (Message, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req Message) (Message, error)
+
+// ServeMsg calls f.
+func (f HandlerFunc) ServeMsg(ctx context.Context, req Message) (Message, error) {
+	return f(ctx, req)
+}
+
+// Server accepts connections on one or more listeners, serves gridmap frames
+// with the registered Handlers and hands raft connections to its RaftLayer.
+type Server struct {
+	cfg      Config
+	handlers atomic.Pointer[[256]Handler]
+	hmu      sync.Mutex // serializes Handle
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // connection goroutines and handlers
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]*serverConn // nil value: protocol byte not read yet
+	raft      *raftLayer
+}
+
+type serverConn struct {
+	wconn
+	ctx    context.Context // handlers' context, canceled when the conn dies
+	cancel context.CancelFunc
+	sem    chan struct{}
+}
+
+// NewServer returns a Server; register handlers with Handle, then call Serve.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg.withDefaults(),
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]*serverConn),
+	}
+	s.handlers.Store(new([256]Handler))
+	return s, nil
+}
+
+// Handle registers h for message type t, replacing any previous handler.
+// Call it before Serve; registering later is safe but requests that arrive
+// before registration get CodeUnknownType. Type 0 is reserved and ignored.
+func (s *Server) Handle(t MsgType, h Handler) {
+	if t == 0 {
+		return
+	}
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	hs := *s.handlers.Load()
+	hs[t] = h
+	s.handlers.Store(&hs)
+}
+
+// Serve accepts connections on ln until Close, which closes ln. It returns
+// nil after Close, ErrClosed if called after Close, or the listener's error.
+// Serve may be called for several listeners concurrently.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("transport: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return nil
+		}
+		s.conns[nc] = nil
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc)
+	}
+}
+
+// Close stops the listeners, closes every gridmap connection, unblocks the
+// RaftLayer's Accept, and waits for every goroutine the Server started,
+// including running handlers. Raft connections already accepted belong to
+// raft and are not closed.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	lns := make([]net.Listener, 0, len(s.listeners))
+	for ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	conns := make(map[net.Conn]*serverConn, len(s.conns))
+	for nc, sc := range s.conns {
+		conns[nc] = sc
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	for nc, sc := range conns {
+		if sc != nil {
+			sc.shutdown(ErrClosed)
+		} else {
+			_ = nc.Close()
+		}
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) forget(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+}
+
+// serveConn reads the protocol byte and serves the connection accordingly.
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.wg.Done()
+	var b [1]byte
+	if _, err := nc.Read(b[:]); err != nil {
+		s.forget(nc)
+		_ = nc.Close()
+		return
+	}
+	switch b[0] {
+	case 'G':
+		s.serveFrames(nc)
+	case 'R':
+		s.forget(nc)
+		s.handoffRaft(nc)
+	default:
+		s.forget(nc)
+		s.cfg.Logger.Warn("transport: unknown protocol byte, closing connection", "remote", nc.RemoteAddr().String(), "byte", b[0])
+		_ = nc.Close()
+	}
+}
+
+func (s *Server) serveFrames(nc net.Conn) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	sc := &serverConn{wconn: newWconn(nc, s.cfg.QueueSize), ctx: ctx, cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
+	sc.onDead = cancel
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sc.shutdown(ErrClosed)
+		return
+	}
+	s.conns[nc] = sc
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.forget(nc)
+	go func() {
+		defer s.wg.Done()
+		sc.writeLoop(nil)
+	}()
+	err := s.readLoop(sc, bufio.NewReaderSize(nc, readBufferSize))
+	if err != nil {
+		sc.shutdown(err)
+	}
+}
+
+// readLoop reads requests and starts a handler goroutine for each. It returns
+// nil if the writer will shut the connection down after a final frame.
+func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
+	for {
+		f, err := ReadFrame(br, s.cfg.MaxFrameSize)
+		if err != nil {
+			var fe *FrameError
+			if !errors.As(err, &fe) || !fe.HasID {
+				if fe != nil {
+					s.cfg.Logger.Warn("transport: bad frame, closing connection", "remote", sc.nc.RemoteAddr().String(), "err", err)
+				}
+				return err
+			}
+			code := CodeMalformed
+			if errors.Is(err, ErrFrameTooLarge) {
+				code = CodeFrameTooLarge
+			}
+			s.cfg.Logger.Warn("transport: bad frame", "remote", sc.nc.RemoteAddr().String(), "err", err, "resync", fe.Resync)
+			of := outFrame{f: errorFrame(fe.Type, fe.ID, code, err.Error()), last: !fe.Resync}
+			if err := sc.enqueue(sc.ctx, of); err != nil {
+				return err
+			}
+			if !fe.Resync {
+				return nil
+			}
+			continue
+		}
+		if f.Kind != KindRequest {
+			of := outFrame{f: errorFrame(f.Type, f.ID, CodeMalformed, fmt.Sprintf("transport: frame kind %d sent to server", f.Kind))}
+			if err := sc.enqueue(sc.ctx, of); err != nil {
+				return err
+			}
+			continue
+		}
+		h := s.handlers.Load()[f.Type]
+		if h == nil {
+			of := outFrame{f: errorFrame(f.Type, f.ID, CodeUnknownType, fmt.Sprintf("transport: unknown message type %d", f.Type))}
+			if err := sc.enqueue(sc.ctx, of); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case sc.sem <- struct{}{}:
+		case <-sc.dead:
+			return sc.err
+		}
+		s.wg.Add(1)
+		go s.serveRequest(sc, h, f)
+	}
+}
+
+func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
+	defer s.wg.Done()
+	defer func() { <-sc.sem }()
+	resp, err := s.call(sc.ctx, h, Message{Type: f.Type, Header: f.Header, Body: f.Body})
+	out := Frame{Kind: KindResponse, Type: f.Type, ID: f.ID, Header: resp.Header, Body: resp.Body}
+	if err == nil && out.Length() > s.cfg.MaxFrameSize {
+		err = &RemoteError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("transport: response of %d bytes exceeds limit %d", out.Length(), s.cfg.MaxFrameSize)}
+	}
+	if err != nil {
+		code, msg := s.errorCode(err)
+		out = errorFrame(f.Type, f.ID, code, msg)
+	}
+	_ = sc.enqueue(sc.ctx, outFrame{f: out})
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *Server) call(ctx context.Context, h Handler, req Message) (resp Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("transport: handler panic", "type", req.Type, "panic", r, "stack", string(debug.Stack()))
+			resp, err = Message{}, &RemoteError{Code: CodeInternal, Message: fmt.Sprintf("transport: handler panic: %v", r)}
+		}
+	}()
+	return h.ServeMsg(ctx, req)
+}
+
+// errorCode returns the code and message sent for a handler error.
+func (s *Server) errorCode(err error) (uint16, string) {
+	var re *RemoteError
+	if errors.As(err, &re) && re == err {
+		return re.Code, re.Message
+	}
+	if errors.As(err, &re) {
+		return re.Code, err.Error()
+	}
+	if s.cfg.ErrorCode != nil {
+		return s.cfg.ErrorCode(err), err.Error()
+	}
+	return CodeInternal, err.Error()
+}

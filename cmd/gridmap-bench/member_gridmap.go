@@ -1,0 +1,53 @@
+//go:build gridmap_lib
+
+package main
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/gridmap/gridmap"
+	"github.com/gridmap/gridmap/dmap"
+)
+
+// haveLibrary tells the tests whether startMember starts real gridmap members.
+const haveLibrary = true
+
+// gridmapMember adapts a *gridmap.Member and its benchmark map to member and store.
+type gridmapMember struct {
+	m  *gridmap.Member
+	mp *dmap.Map[string, []byte]
+}
+
+func startMember(ctx context.Context, spec memberSpec) (member, error) {
+	m, err := gridmap.Start(ctx, gridmap.Config{
+		Name:           "bench-" + strconv.Itoa(spec.Index),
+		GossipBindAddr: spec.GossipBind,
+		Seeds:          spec.Seeds,
+		ExpectMembers:  spec.Members,
+		BackupCount:    spec.Backups,
+		AsyncBackups:   spec.AsyncBackups,
+		Logger:         spec.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mp, err := gridmap.GetMap[string, []byte](m, benchMapName)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, err
+	}
+	return &gridmapMember{m: m, mp: mp}, nil
+}
+
+func (g *gridmapMember) Map() store                      { return g }
+func (g *gridmapMember) GossipAddr() string              { return g.m.GossipAddr() }
+func (g *gridmapMember) Close(ctx context.Context) error { return g.m.Close(ctx) }
+
+func (g *gridmapMember) Put(ctx context.Context, key string, value []byte) error {
+	return g.mp.Put(ctx, key, value)
+}
+
+func (g *gridmapMember) Get(ctx context.Context, key string) ([]byte, error) {
+	return g.mp.Get(ctx, key)
+}

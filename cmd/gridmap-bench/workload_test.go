@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPreloadStride(t *testing.T) {
+	s := newFakeStore()
+	slots := []slot{{0, s}, {1, s}, {2, s}}
+	value := benchValue(10)
+	if err := preload(context.Background(), slots, 100, 1, 3, value); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		n := s.puts[key(i)]
+		if want := map[bool]int{true: 1, false: 0}[i%3 == 1]; n != want {
+			t.Fatalf("%s put %d times, want %d", key(i), n, want)
+		}
+	}
+	s.FailPut = errors.New("disk on fire")
+	err := preload(context.Background(), slots, 100, 0, 1, value)
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("preload error %v", err)
+	}
+}
+
+func TestWorkloadRun(t *testing.T) {
+	s := newFakeStore()
+	value := benchValue(64)
+	slots := []slot{{0, s}, {1, s}}
+	if err := preload(context.Background(), slots, 50, 0, 1, value); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{Op: opMixed, ReadPct: 50, Keys: 50, Concurrency: 2, Duration: 200 * time.Millisecond}
+	tl := newWorkload(cfg, time.Now(), value).run(context.Background(), slots)
+	if tl.Ops == 0 || tl.Errors != 0 || int64(len(tl.Samples)) != tl.Ops {
+		t.Fatalf("ops %d errors %d (%s) samples %d", tl.Ops, tl.Errors, tl.FirstError, len(tl.Samples))
+	}
+
+	s.ShortBy = 1
+	cfg.Op = opGet
+	tl = newWorkload(cfg, time.Now(), value).run(context.Background(), slots)
+	if tl.Ops == 0 || tl.Errors != tl.Ops || !strings.Contains(tl.FirstError, "has 63 bytes, want 64") {
+		t.Fatalf("short values: ops %d errors %d first %q", tl.Ops, tl.Errors, tl.FirstError)
+	}
+}
+
+func TestWorkloadWarmupNotCounted(t *testing.T) {
+	s := newFakeStore()
+	cfg := config{Op: opPut, Keys: 10, Concurrency: 1, Duration: 100 * time.Millisecond, Warmup: 100 * time.Millisecond}
+	begin := time.Now()
+	wl := newWorkload(cfg, begin, benchValue(8))
+	tl := wl.run(context.Background(), []slot{{0, s}})
+	if tl.Ops == 0 || int64(len(tl.Samples)) != tl.Ops {
+		t.Fatalf("ops %d samples %d", tl.Ops, len(tl.Samples))
+	}
+	var puts int64
+	for _, n := range s.puts {
+		puts += int64(n)
+	}
+	if puts <= tl.Ops {
+		t.Fatalf("%d puts, %d counted: warm-up ops were counted", puts, tl.Ops)
+	}
+}
+
+func TestWorkloadPaced(t *testing.T) {
+	s := newFakeStore()
+	cfg := config{Op: opPut, Keys: 10, Concurrency: 4, Duration: 500 * time.Millisecond, TargetOps: 400}
+	slots := []slot{{0, s}, {1, s}, {2, s}, {3, s}}
+	tl := newWorkload(cfg, time.Now(), benchValue(8)).run(context.Background(), slots)
+	// 400 ops/s for 0.5 s schedules 200 ops; a loaded machine may finish a few late (dropped).
+	if tl.Ops > 200 || tl.Ops < 100 {
+		t.Fatalf("%d ops, want about 200", tl.Ops)
+	}
+}
+
+func TestWorkloadCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := config{Op: opPut, Keys: 10, Concurrency: 2, Duration: time.Hour, TargetOps: 1}
+	done := make(chan tally)
+	go func() {
+		done <- newWorkload(cfg, time.Now(), benchValue(8)).run(ctx, []slot{{0, newFakeStore()}, {1, newFakeStore()}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("workers did not stop when ctx ended")
+	}
+}

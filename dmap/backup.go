@@ -1,0 +1,238 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// maxAsyncBacklog bounds the mutations of one partition waiting to be sent to asynchronous
+// backups; at the bound, writers of that partition wait for the backlog to drain.
+const maxAsyncBacklog = 4096
+
+// replicationBackoff bounds the wait between attempts to reach a backup that failed; a table
+// change (the backup declared dead and dropped) ends the wait earlier.
+const replicationBackoff = 100 * time.Millisecond
+
+// replicaTargets lists the members that must receive partition p's writes besides the owner:
+// its backups and the members receiving a copy.
+func replicaTargets(t *partition.Table, p partition.ID, self partition.MemberID) []partition.MemberID {
+	a := t.Partitions[p]
+	out := make([]partition.MemberID, 0, len(a.Replicas)+len(a.Pending))
+	for _, m := range a.Replicas {
+		if m != self {
+			out = append(out, m)
+		}
+	}
+	for _, pm := range a.Pending {
+		if pm.Member != self {
+			out = append(out, pm.Member)
+		}
+	}
+	return out
+}
+
+// replicate sends mutations the owner has applied to the partition's other replicas. With
+// synchronous backups it returns once every backup acknowledged them. The caller holds
+// p.writeMu, which keeps the partition's replication in order.
+func (s *Service) replicate(ctx context.Context, p *part, muts []mutation) error {
+	if s.cfg.AsyncBackups {
+		return s.enqueueAsync(ctx, p, muts)
+	}
+	return s.sendToReplicas(ctx, p.id, muts)
+}
+
+// sendToReplicas delivers mutations to every current backup and pending member, retrying a
+// member that fails until it acknowledges or the coordinator drops it from the table.
+func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mutation) error {
+	var acked map[partition.MemberID]bool
+	var header, body []byte
+	wait := 5 * time.Millisecond
+	for {
+		t, changed := s.cluster.Watch()
+		var todo []partition.MemberID
+		for _, m := range replicaTargets(t, p, s.self) {
+			if !acked[m] {
+				todo = append(todo, m)
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		if header == nil {
+			var err error
+			if header, body, err = encodeBatch(int32(p), t.Epoch, string(s.self), muts); err != nil {
+				return err
+			}
+		}
+		errs := make([]error, len(todo))
+		if len(todo) == 1 {
+			errs[0] = s.sendBatch(ctx, todo[0], msgBackup, header, body)
+		} else {
+			var wg sync.WaitGroup
+			for i, m := range todo {
+				wg.Go(func() { errs[i] = s.sendBatch(ctx, m, msgBackup, header, body) })
+			}
+			wg.Wait()
+		}
+		failed := false
+		for i, err := range errs {
+			if err == nil {
+				if acked == nil {
+					acked = make(map[partition.MemberID]bool)
+				}
+				acked[todo[i]] = true
+			} else {
+				failed = true
+				s.log.Debug("backup failed, retrying", "partition", p, "member", todo[i], "err", err)
+			}
+		}
+		if !failed {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w: waiting for backups of partition %d: %v", ErrTimeout, p, ctx.Err())
+		case <-s.ctx.Done():
+			timer.Stop()
+			return ErrClosed
+		}
+		timer.Stop()
+		wait = min(wait*2, replicationBackoff)
+	}
+}
+
+// sendBatch sends one replication or copy message to member m and checks its answer.
+func (s *Service) sendBatch(ctx context.Context, m partition.MemberID, t transport.MsgType, header, body []byte) error {
+	addr, ok := s.cluster.MemberAddr(m)
+	if !ok {
+		return fmt.Errorf("dmap: no address for member %s", m)
+	}
+	msg, err := s.caller.Call(ctx, addr, transport.Message{Type: t, Header: header, Body: body})
+	if err != nil {
+		return err
+	}
+	resp, err := decodeResponse(msg)
+	if err != nil {
+		return err
+	}
+	return resp.Status.err(resp.Msg)
+}
+
+// handleBackup applies mutations sent by a partition's owner.
+func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
+		for _, m := range h.Muts {
+			p.rs.apply(m)
+		}
+	}))
+}
+
+// applyBatch decodes a batch, refuses it when this member owns the partition at a newer epoch
+// than the sender (a deposed owner must not overwrite its successor), and runs fn under the
+// partition's lock.
+func (s *Service) applyBatch(msg transport.Message, fn func(p *part, h *batchHeader)) opResponse {
+	h, err := decodeBatch(msg.Header, msg.Body)
+	if err != nil {
+		return opResponse{Status: statusBadRequest, Msg: err.Error()}
+	}
+	if h.Part < 0 || int(h.Part) >= len(s.parts) {
+		return opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("partition %d out of range", h.Part)}
+	}
+	if s.closed() {
+		return opResponse{Status: statusClosed}
+	}
+	if t := s.cluster.Table(); t.Owner(partition.ID(h.Part)) == s.self && t.Epoch > h.Epoch {
+		return opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "receiver owns the partition at a newer " + epochString(t.Epoch)}
+	}
+	p := s.parts[h.Part]
+	p.mu.Lock()
+	p.seenEpoch = max(p.seenEpoch, h.Epoch)
+	fn(p, &h)
+	p.mu.Unlock()
+	return opResponse{}
+}
+
+// asyncQueue holds a partition's mutations not yet sent to asynchronous backups.
+type asyncQueue struct {
+	mu      sync.Mutex
+	items   []mutation
+	running bool
+	drained chan struct{} // closed when the backlog shrinks; replaced after each wake-up
+}
+
+// enqueueAsync queues mutations for the partition's backups and makes sure a sender runs. It
+// waits while the backlog is at its bound.
+func (s *Service) enqueueAsync(ctx context.Context, p *part, muts []mutation) error {
+	q := &p.async
+	for {
+		q.mu.Lock()
+		if len(q.items) < maxAsyncBacklog {
+			break
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+		}
+		ch := q.drained
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: asynchronous backup backlog of partition %d is full", ErrTimeout, p.id)
+		case <-s.ctx.Done():
+			return ErrClosed
+		}
+	}
+	q.items = append(q.items, muts...)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		s.wg.Add(1)
+		go s.drainAsync(p)
+	}
+	return nil
+}
+
+// drainAsync sends a partition's backlog in order until it is empty.
+func (s *Service) drainAsync(p *part) {
+	defer s.wg.Done()
+	q := &p.async
+	for {
+		q.mu.Lock()
+		items := q.items
+		q.items = nil
+		if q.drained != nil {
+			close(q.drained)
+			q.drained = nil
+		}
+		if len(items) == 0 || s.closed() {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		if err := s.sendToReplicas(s.ctx, p.id, items); err != nil {
+			s.log.Warn("asynchronous backup stopped", "partition", p.id, "err", err)
+		}
+	}
+}
+
+// encodeOpRequest is shared by the single-key and per-partition call paths.
+func encodeOpRequest(req *opRequest) (transport.Message, error) {
+	h, err := msgpack.Marshal(req)
+	if err != nil {
+		return transport.Message{}, fmt.Errorf("%w: encode request: %v", ErrCodec, err)
+	}
+	return transport.Message{Type: msgOp, Header: h, Body: req.Value}, nil
+}

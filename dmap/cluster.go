@@ -1,0 +1,46 @@
+package dmap
+
+import (
+	"context"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Cluster is the map service's view of the control plane (*control.Node implements it).
+// Every method may be called from any goroutine; none of them blocks except ReportSynced.
+type Cluster interface {
+	// LocalID is this member's identity.
+	LocalID() partition.MemberID
+	// Table returns the latest committed partition table. The caller must not modify it.
+	Table() *partition.Table
+	// Watch returns the latest table and a channel closed once a newer one is committed.
+	Watch() (*partition.Table, <-chan struct{})
+	// MemberAddr resolves a member's transport address.
+	MemberAddr(id partition.MemberID) (string, bool)
+	// LeaseValid reports whether this member is in contact with the raft majority, and so may
+	// serve operations on the partitions it owns.
+	LeaseValid() bool
+	// ReportSynced tells the coordinator that pending member m holds a full copy of partition p
+	// (copied by this member, its owner at table epoch epoch).
+	ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error
+}
+
+// Caller sends a request to a member and returns its response (*transport.Client implements it).
+type Caller interface {
+	Call(ctx context.Context, addr string, req transport.Message) (transport.Message, error)
+}
+
+// Registrar installs message handlers (*transport.Server implements it).
+type Registrar interface {
+	Handle(t transport.MsgType, h transport.Handler)
+}
+
+// Message types of the map service on the member transport.
+const (
+	msgOp        transport.MsgType = 10 // single-key and per-partition operations
+	msgBackup    transport.MsgType = 11 // replicate mutations to a backup or pending member
+	msgSyncBegin transport.MsgType = 12 // a full partition copy starts: empty the partition
+	msgSyncChunk transport.MsgType = 13 // part of a partition copy
+	msgSyncEnd   transport.MsgType = 14 // the copy is complete
+)

@@ -1,0 +1,91 @@
+package dmap
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for Config fields left at their zero value.
+const (
+	DefaultOperationTimeout        = 30 * time.Second
+	DefaultMaxValueSize            = 63 << 20 // fits the transport's default 64 MiB frame with room for headers
+	DefaultMigrationChunkSize      = 4 << 20
+	DefaultMaxConcurrentMigrations = 4
+	DefaultExpiryInterval          = time.Second
+)
+
+// Config configures a member's map service. Zero fields take the documented defaults.
+type Config struct {
+	// PartitionCount must equal the cluster's partition count. Required.
+	PartitionCount int
+	// AsyncBackups makes writes return once the owner applied them; backups are updated in the
+	// background, in order per partition. Default false: a write waits for every backup.
+	AsyncBackups bool
+	// OperationTimeout bounds an operation whose context has no deadline. Default 30s.
+	OperationTimeout time.Duration
+	// MaxValueSize is the largest encoded key plus value accepted, in bytes. Default 63 MiB.
+	MaxValueSize int
+	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
+	// Default 4 MiB.
+	MigrationChunkSize int
+	// MaxConcurrentMigrations bounds the partition copies this member sends at once. Default 4.
+	MaxConcurrentMigrations int
+	// ExpiryInterval is how often expired entries are swept. Default 1s.
+	ExpiryInterval time.Duration
+	// Logger receives the service's logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the wall clock used for TTLs. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.MigrationChunkSize == 0 {
+		c.MigrationChunkSize = DefaultMigrationChunkSize
+	}
+	if c.MaxConcurrentMigrations == 0 {
+		c.MaxConcurrentMigrations = DefaultMaxConcurrentMigrations
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = DefaultExpiryInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of a Config (after defaults) in one error wrapping
+// ErrInvalidConfig.
+func (c Config) Validate() error {
+	var errs []error
+	if c.PartitionCount <= 0 {
+		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
+	}
+	if c.OperationTimeout < 0 {
+		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))
+	}
+	if c.MaxValueSize < 0 {
+		errs = append(errs, fmt.Errorf("MaxValueSize must not be negative, got %d", c.MaxValueSize))
+	}
+	if c.MigrationChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("MigrationChunkSize must not be negative, got %d", c.MigrationChunkSize))
+	}
+	if c.MaxConcurrentMigrations < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentMigrations must not be negative, got %d", c.MaxConcurrentMigrations))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}

@@ -1,0 +1,238 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// The harness runs several map services in one process over an in-memory network, with a fake
+// coordinator that plays the control plane: tests decide membership, the coordinator plans
+// tables with the real planner and applies copy reports with partition.Complete.
+
+type fakeNet struct {
+	mu       sync.Mutex
+	handlers map[string]map[transport.MsgType]transport.Handler
+	down     map[string]bool
+}
+
+func newFakeNet() *fakeNet {
+	return &fakeNet{handlers: map[string]map[transport.MsgType]transport.Handler{}, down: map[string]bool{}}
+}
+
+type fakeReg struct {
+	net  *fakeNet
+	addr string
+}
+
+func (r fakeReg) Handle(t transport.MsgType, h transport.Handler) {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	if r.net.handlers[r.addr] == nil {
+		r.net.handlers[r.addr] = map[transport.MsgType]transport.Handler{}
+	}
+	r.net.handlers[r.addr][t] = h
+}
+
+type fakeCaller struct {
+	net  *fakeNet
+	from string
+}
+
+func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message) (transport.Message, error) {
+	c.net.mu.Lock()
+	h := c.net.handlers[addr][req.Type]
+	down := c.net.down[addr] || c.net.down[c.from]
+	c.net.mu.Unlock()
+	if down || h == nil {
+		return transport.Message{}, fmt.Errorf("fake: %s unreachable: %w", addr, transport.ErrConnClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return transport.Message{}, err
+	}
+	// Copy as the wire would: the receiver owns its buffers.
+	req.Header = slices.Clone(req.Header)
+	req.Body = slices.Clone(req.Body)
+	resp, err := h.ServeMsg(ctx, req)
+	if err != nil {
+		return transport.Message{}, &transport.RemoteError{Code: transport.CodeInternal, Message: err.Error()}
+	}
+	resp.Header = slices.Clone(resp.Header)
+	resp.Body = slices.Clone(resp.Body)
+	return resp, nil
+}
+
+// fakeCoord holds the committed table shared by every fake member.
+type fakeCoord struct {
+	mu      sync.Mutex
+	table   *partition.Table
+	changed chan struct{}
+	members partition.Members
+	cfg     partition.PlanConfig
+	noLease map[partition.MemberID]bool
+}
+
+func (c *fakeCoord) watch() (*partition.Table, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.table, c.changed
+}
+
+func (c *fakeCoord) commitLocked(t *partition.Table) {
+	if err := t.Validate(); err != nil {
+		panic(err)
+	}
+	c.table = t
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// plan re-plans with the current membership.
+func (c *fakeCoord) plan(members partition.Members) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = members
+	if next, _, changed := partition.Plan(c.table, members, c.cfg); changed {
+		c.commitLocked(next)
+	}
+}
+
+type fakeNode struct {
+	id    partition.MemberID
+	coord *fakeCoord
+}
+
+func (n *fakeNode) LocalID() partition.MemberID { return n.id }
+func (n *fakeNode) Table() *partition.Table    { t, _ := n.coord.watch(); return t }
+func (n *fakeNode) Watch() (*partition.Table, <-chan struct{}) {
+	return n.coord.watch()
+}
+func (n *fakeNode) MemberAddr(id partition.MemberID) (string, bool) { return string(id), true }
+func (n *fakeNode) LeaseValid() bool {
+	n.coord.mu.Lock()
+	defer n.coord.mu.Unlock()
+	return !n.coord.noLease[n.id]
+}
+func (n *fakeNode) ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error {
+	c := n.coord
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next, changed := partition.Complete(c.table, p, m, c.members, c.cfg)
+	if !changed {
+		return nil
+	}
+	if again, _, ch := partition.Plan(next, c.members, c.cfg); ch {
+		next = again
+	}
+	c.commitLocked(next)
+	return nil
+}
+
+type cluster struct {
+	t      *testing.T
+	net    *fakeNet
+	coord  *fakeCoord
+	svcs   map[partition.MemberID]*Service
+	active []partition.MemberID
+	cfg    Config
+}
+
+func newCluster(t *testing.T, n, backups int, mod func(*Config)) *cluster {
+	t.Helper()
+	cfg := Config{PartitionCount: 31, ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c := &cluster{
+		t:     t,
+		net:   newFakeNet(),
+		coord: &fakeCoord{table: partition.NewTable(cfg.PartitionCount), changed: make(chan struct{}), cfg: partition.PlanConfig{Backups: backups}, noLease: map[partition.MemberID]bool{}},
+		svcs:  map[partition.MemberID]*Service{},
+		cfg:   cfg,
+	}
+	for range n {
+		c.start()
+	}
+	c.replan(nil)
+	c.waitStable()
+	t.Cleanup(func() {
+		for _, s := range c.svcs {
+			s.Close()
+		}
+	})
+	return c
+}
+
+// start adds a member (not yet in the plan: call replan).
+func (c *cluster) start() *Service {
+	c.t.Helper()
+	id := partition.MemberID(fmt.Sprintf("m%02d", len(c.svcs)))
+	node := &fakeNode{id: id, coord: c.coord}
+	s, err := NewService(c.cfg, node, fakeCaller{net: c.net, from: string(id)}, fakeReg{net: c.net, addr: string(id)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.svcs[id] = s
+	c.active = append(c.active, id)
+	return s
+}
+
+func (c *cluster) replan(leaving []partition.MemberID) {
+	var active []partition.MemberID
+	for _, id := range c.active {
+		if !slices.Contains(leaving, id) {
+			active = append(active, id)
+		}
+	}
+	c.coord.plan(partition.Members{Active: active, Leaving: leaving})
+}
+
+// kill cuts a member off the network and declares it dead.
+func (c *cluster) kill(id partition.MemberID) {
+	c.net.mu.Lock()
+	c.net.down[string(id)] = true
+	c.net.mu.Unlock()
+	c.svcs[id].Close()
+	c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
+	c.replan(nil)
+}
+
+// waitStable waits until the table has no pending copies.
+func (c *cluster) waitStable() *partition.Table {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		t, ch := c.coord.watch()
+		stable := true
+		for _, a := range t.Partitions {
+			if len(a.Pending) > 0 || len(a.Replicas) == 0 {
+				stable = false
+			}
+		}
+		if stable {
+			return t
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+			c.t.Fatalf("table not stable after 30s: epoch %d", t.Epoch)
+		}
+	}
+}
+
+func (c *cluster) svc(i int) *Service { return c.svcs[c.active[i]] }
+
+func mustMap[K comparable, V any](t *testing.T, s *Service, name string) *Map[K, V] {
+	t.Helper()
+	m, err := New[K, V](s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,0 +1,123 @@
+package dmap
+
+import (
+	"context"
+	"iter"
+
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Entry is a key and its value.
+type Entry[K comparable, V any] struct {
+	Key   K
+	Value V
+}
+
+// Entries iterates over every entry of the map, cluster-wide, one partition at a time: only one
+// partition's entries are held in memory at once. Each partition is read atomically from its
+// owner; writes concurrent with the iteration may or may not be seen. On failure the iterator
+// yields one error (with a zero entry) and stops.
+func (m *Map[K, V]) Entries(ctx context.Context) iter.Seq2[Entry[K, V], error] {
+	return func(yield func(Entry[K, V], error) bool) {
+		for p := range m.svc.parts {
+			resp, err := m.partitionOp(ctx, opScanEntries, partition.ID(p))
+			if err != nil {
+				yield(Entry[K, V]{}, err)
+				return
+			}
+			if !m.yieldEntries(resp.Entries, yield) {
+				return
+			}
+		}
+	}
+}
+
+// Keys iterates over every key of the map, cluster-wide, one partition at a time (see Entries).
+func (m *Map[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
+	return func(yield func(K, error) bool) {
+		var zero K
+		for p := range m.svc.parts {
+			resp, err := m.partitionOp(ctx, opScanKeys, partition.ID(p))
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, e := range resp.Entries {
+				k, err := m.keys.Decode(e.Key)
+				if !yield(k, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// LocalEntries iterates over the entries of the partitions this member owns, read from its own
+// memory without network calls. It is how an application finishes lingering work on the data it
+// owns (for example after a failover).
+func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
+	return func(yield func(Entry[K, V], error) bool) {
+		for _, p := range m.svc.localPartitions() {
+			if !m.yieldEntries(m.svc.localScan(p, m.name, true), yield) {
+				return
+			}
+		}
+	}
+}
+
+// LocalKeys iterates over the keys of the partitions this member owns (see LocalEntries).
+func (m *Map[K, V]) LocalKeys() iter.Seq2[K, error] {
+	return func(yield func(K, error) bool) {
+		for _, p := range m.svc.localPartitions() {
+			for _, e := range m.svc.localScan(p, m.name, false) {
+				k, err := m.keys.Decode(e.Key)
+				if !yield(k, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (m *Map[K, V]) yieldEntries(entries []kv, yield func(Entry[K, V], error) bool) bool {
+	for _, e := range entries {
+		k, err := m.keys.Decode(e.Key)
+		if err != nil {
+			yield(Entry[K, V]{}, err)
+			return false
+		}
+		v, err := m.vals.Decode(e.Value)
+		if err != nil {
+			yield(Entry[K, V]{}, err)
+			return false
+		}
+		if !yield(Entry[K, V]{Key: k, Value: v}, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// localPartitions lists the partitions this member owns in its latest table.
+func (s *Service) localPartitions() []partition.ID {
+	t := s.cluster.Table()
+	var out []partition.ID
+	for i := range t.Partitions {
+		if t.Owner(partition.ID(i)) == s.self {
+			out = append(out, partition.ID(i))
+		}
+	}
+	return out
+}
+
+// localScan copies the live entries of one map in partition p.
+func (s *Service) localScan(p partition.ID, mapName string, values bool) []kv {
+	pt := s.parts[p]
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	kind := opScanKeys
+	if values {
+		kind = opScanEntries
+	}
+	return readPartition(pt.rs, &opRequest{Map: mapName, Kind: kind}, s.now()).Entries
+}

@@ -1,0 +1,256 @@
+package dmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridmap/gridmap/partition"
+)
+
+// PartitionAware is implemented by keys that choose their partition explicitly: entries whose
+// keys return the same PartitionKey live in the same partition, on the same member, in every
+// map ("co-keyed" entries), which is what co-keyed transactions and local processing rely on. A
+// string key k and a PartitionAware key whose PartitionKey is k also land together.
+type PartitionAware interface {
+	PartitionKey() string
+}
+
+// Map is a typed view of one distributed map. It is safe for concurrent use. Every method that
+// talks to the cluster takes a context; when it has no deadline, Config.OperationTimeout
+// applies.
+type Map[K comparable, V any] struct {
+	svc  *Service
+	name string
+	keys Codec[K]
+	vals Codec[V]
+}
+
+// Option configures a Map.
+type Option[K comparable, V any] func(*Map[K, V])
+
+// WithKeyCodec sets the codec for keys. Default: DefaultCodec[K]().
+func WithKeyCodec[K comparable, V any](c Codec[K]) Option[K, V] {
+	return func(m *Map[K, V]) { m.keys = c }
+}
+
+// WithValueCodec sets the codec for values. Default: DefaultCodec[V]().
+func WithValueCodec[K comparable, V any](c Codec[V]) Option[K, V] {
+	return func(m *Map[K, V]) { m.vals = c }
+}
+
+// New returns the map called name on the member whose service is svc. Maps are cheap views:
+// the entries live in the service's partitions, and every member that opens the same name sees
+// the same entries. Both sides must use compatible codecs.
+func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (*Map[K, V], error) {
+	if svc == nil {
+		return nil, fmt.Errorf("%w: nil service", ErrInvalidConfig)
+	}
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty map name", ErrInvalidConfig)
+	}
+	m := &Map[K, V]{svc: svc, name: name, keys: DefaultCodec[K](), vals: DefaultCodec[V]()}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.keys == nil || m.vals == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidConfig)
+	}
+	return m, nil
+}
+
+// Name returns the map's name.
+func (m *Map[K, V]) Name() string { return m.name }
+
+// Partition returns the partition a key belongs to.
+func (m *Map[K, V]) Partition(key K) (partition.ID, error) {
+	_, p, err := m.encodeKey(key)
+	return p, err
+}
+
+func (m *Map[K, V]) encodeKey(key K) ([]byte, partition.ID, error) {
+	b, err := m.keys.Encode(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	pk := b
+	if pa, ok := any(key).(PartitionAware); ok {
+		pk = []byte(pa.PartitionKey())
+	}
+	return b, partition.Of(pk, len(m.svc.parts)), nil
+}
+
+// keyOp builds and runs a single-key operation.
+func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte, ttl time.Duration, expect []byte) (opResponse, error) {
+	kb, p, err := m.encodeKey(key)
+	if err != nil {
+		return opResponse{}, err
+	}
+	if len(kb)+len(value)+len(expect) > m.svc.cfg.MaxValueSize {
+		return opResponse{}, fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(kb)+len(value)+len(expect), m.svc.cfg.MaxValueSize)
+	}
+	if ttl < 0 {
+		return opResponse{}, fmt.Errorf("%w: negative TTL %v", ErrInvalidConfig, ttl)
+	}
+	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect}
+	resp, err := m.svc.do(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	if resp.Status != statusOK && resp.Status != statusNotFound {
+		return resp, resp.Status.err(resp.Msg)
+	}
+	return resp, nil
+}
+
+// Get returns the value stored under key, or ErrNotFound.
+func (m *Map[K, V]) Get(ctx context.Context, key K) (V, error) {
+	var zero V
+	resp, err := m.keyOp(ctx, opGet, key, nil, 0, nil)
+	if err != nil {
+		return zero, err
+	}
+	if resp.Status == statusNotFound {
+		return zero, ErrNotFound
+	}
+	return m.vals.Decode(resp.Value)
+}
+
+// ContainsKey reports whether key has a live entry.
+func (m *Map[K, V]) ContainsKey(ctx context.Context, key K) (bool, error) {
+	resp, err := m.keyOp(ctx, opContains, key, nil, 0, nil)
+	return resp.Done, err
+}
+
+// PutOption modifies a write.
+type PutOption func(*putOptions)
+
+type putOptions struct{ ttl time.Duration }
+
+// WithTTL makes the entry expire d after the write (measured by the owner's clock). Zero means
+// never, which is the default.
+func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d } }
+
+func (m *Map[K, V]) write(ctx context.Context, kind opKind, key K, value V, expect []byte, opts []PutOption) (bool, error) {
+	var o putOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	vb, err := m.vals.Encode(value)
+	if err != nil {
+		return false, err
+	}
+	resp, err := m.keyOp(ctx, kind, key, vb, o.ttl, expect)
+	return resp.Done, err
+}
+
+// Put stores value under key. It returns once the owner applied the write and every
+// synchronous backup acknowledged it.
+func (m *Map[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption) error {
+	_, err := m.write(ctx, opPut, key, value, nil, opts)
+	return err
+}
+
+// PutIfAbsent stores value only if key has no live entry, and reports whether it did.
+func (m *Map[K, V]) PutIfAbsent(ctx context.Context, key K, value V, opts ...PutOption) (bool, error) {
+	return m.write(ctx, opPutIfAbsent, key, value, nil, opts)
+}
+
+// Replace stores value only if key has a live entry, and reports whether it did.
+func (m *Map[K, V]) Replace(ctx context.Context, key K, value V, opts ...PutOption) (bool, error) {
+	return m.write(ctx, opReplace, key, value, nil, opts)
+}
+
+// ReplaceIfSame stores value only if key's current value encodes to the same bytes as old
+// (compare-and-swap), and reports whether it did.
+func (m *Map[K, V]) ReplaceIfSame(ctx context.Context, key K, old, value V, opts ...PutOption) (bool, error) {
+	ob, err := m.vals.Encode(old)
+	if err != nil {
+		return false, err
+	}
+	if ob == nil {
+		ob = []byte{}
+	}
+	return m.write(ctx, opReplaceIfSame, key, value, ob, opts)
+}
+
+// Delete removes key and reports whether it had a live entry.
+func (m *Map[K, V]) Delete(ctx context.Context, key K) (bool, error) {
+	resp, err := m.keyOp(ctx, opDelete, key, nil, 0, nil)
+	return resp.Done, err
+}
+
+// partitionOp runs a per-partition operation on the owner of p.
+func (m *Map[K, V]) partitionOp(ctx context.Context, kind opKind, p partition.ID) (opResponse, error) {
+	resp, err := m.svc.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p)})
+	if err == nil && resp.Status != statusOK {
+		err = resp.Status.err(resp.Msg)
+	}
+	return resp, err
+}
+
+// forEachPartition runs fn for every partition with bounded parallelism and returns the first
+// error.
+func (m *Map[K, V]) forEachPartition(ctx context.Context, fn func(ctx context.Context, p partition.ID) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const workers = 8
+	next := make(chan partition.ID)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			var first error
+			for p := range next {
+				if first == nil {
+					if err := fn(ctx, p); err != nil {
+						first = err
+						cancel()
+					}
+				}
+			}
+			errs <- first
+		}()
+	}
+	for i := range m.svc.parts {
+		select {
+		case next <- partition.ID(i):
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	var err error
+	for range workers {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err == nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// Size returns the number of live entries in the map, summed over every partition's owner.
+// Concurrent writes may or may not be counted.
+func (m *Map[K, V]) Size(ctx context.Context) (int, error) {
+	counts := make([]int, len(m.svc.parts))
+	err := m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
+		resp, err := m.partitionOp(ctx, opSize, p)
+		counts[p] = resp.Count
+		return err
+	})
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	return total, err
+}
+
+// Clear removes every entry of the map, partition by partition (each partition atomically).
+func (m *Map[K, V]) Clear(ctx context.Context) error {
+	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
+		_, err := m.partitionOp(ctx, opClear, p)
+		return err
+	})
+}

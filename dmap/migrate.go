@@ -1,0 +1,190 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// migrationRetry is how often the driver re-examines the table when nothing changed, so that a
+// copy that failed is tried again.
+const migrationRetry = 500 * time.Millisecond
+
+// handOffWait bounds how long an owner keeps a partition paused waiting for the coordinator to
+// commit the hand-off it asked for; after it, the owner resumes and the copy is retried.
+const handOffWait = 10 * time.Second
+
+// copyTask names one partition copy: partition p to member m.
+type copyTask struct {
+	p partition.ID
+	m partition.MemberID
+}
+
+// runMigrations is the migration driver. On every table change it starts the copies this
+// member must send as owner (one per pending member, at most MaxConcurrentMigrations at once) and
+// drops the partitions it no longer holds.
+func (s *Service) runMigrations() {
+	defer s.wg.Done()
+	running := make(map[copyTask]bool)
+	done := make(chan copyTask)
+	slots := make(chan struct{}, s.cfg.MaxConcurrentMigrations)
+	retry := time.NewTicker(migrationRetry)
+	defer retry.Stop()
+	for {
+		t, changed := s.cluster.Watch()
+		s.dropStale(t)
+		for i, a := range t.Partitions {
+			if len(a.Replicas) == 0 || a.Replicas[0] != s.self {
+				continue
+			}
+			for _, pm := range a.Pending {
+				task := copyTask{p: partition.ID(i), m: pm.Member}
+				if running[task] || len(running) >= cap(slots) {
+					continue
+				}
+				running[task] = true
+				slots <- struct{}{}
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					if err := s.copyPartition(s.ctx, task.p, task.m); err != nil && !s.closed() {
+						s.log.Info("partition copy failed, will retry", "partition", task.p, "to", task.m, "err", err)
+					}
+					<-slots
+					select {
+					case done <- task:
+					case <-s.ctx.Done():
+					}
+				}()
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case task := <-done:
+			delete(running, task)
+		case <-changed:
+		case <-retry.C:
+		}
+	}
+}
+
+// dropStale frees the data of partitions this member neither replicates nor receives.
+func (s *Service) dropStale(t *partition.Table) {
+	if t.Epoch == 0 {
+		return
+	}
+	for i, a := range t.Partitions {
+		id := partition.ID(i)
+		if t.IsReplica(id, s.self) || t.IsPending(id, s.self) || len(a.Replicas) == 0 {
+			continue
+		}
+		p := s.parts[i]
+		p.mu.Lock()
+		// A copy or backup stamped with a newer epoch than t means the sender already knows a
+		// table in which this member holds the partition: keep it.
+		if len(p.rs.maps) > 0 && p.seenEpoch <= t.Epoch {
+			p.rs = newRecordStore()
+		}
+		p.mu.Unlock()
+	}
+}
+
+// copyPartition sends a full copy of partition p to pending member m, then reports it to the
+// coordinator. When m is to become the owner, the partition's writers are paused from the end of
+// the copy until the coordinator commits the hand-off: that final step is the only pause.
+func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition.MemberID) error {
+	pt := s.parts[p]
+	pt.writeMu.Lock()
+	t := s.cluster.Table()
+	asOwner, pending := pendingRole(t, p, m)
+	if t.Owner(p) != s.self || !pending {
+		pt.writeMu.Unlock()
+		return nil
+	}
+	epoch := t.Epoch
+	// Begin while writers wait: every write after this point is also replicated to m (it is
+	// pending in the table), and m keeps tombstones so the copy cannot resurrect what they delete.
+	if err := s.sendBatch(ctx, m, msgSyncBegin, controlHeader(p, epoch, s.self), nil); err != nil {
+		pt.writeMu.Unlock()
+		return fmt.Errorf("begin: %w", err)
+	}
+	pt.mu.RLock()
+	snap := pt.rs.snapshot()
+	pt.mu.RUnlock()
+	pt.writeMu.Unlock()
+
+	for len(snap) > 0 {
+		n, size := 0, 0
+		for n < len(snap) && (n == 0 || size+len(snap[n].Value)+len(snap[n].Key) <= s.cfg.MigrationChunkSize) {
+			size += len(snap[n].Value) + len(snap[n].Key)
+			n++
+		}
+		header, body, err := encodeBatch(int32(p), epoch, string(s.self), snap[:n])
+		if err != nil {
+			return err
+		}
+		if err := s.sendBatch(ctx, m, msgSyncChunk, header, body); err != nil {
+			return fmt.Errorf("chunk: %w", err)
+		}
+		snap = snap[n:]
+	}
+	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(p, epoch, s.self), nil); err != nil {
+		return fmt.Errorf("end: %w", err)
+	}
+	if !asOwner {
+		return s.cluster.ReportSynced(ctx, p, m, epoch)
+	}
+
+	// Hand-off: pause writers, tell the coordinator, and keep them paused until the table names
+	// the new owner; the writers then find they are no longer at the owner and re-route.
+	pt.writeMu.Lock()
+	defer pt.writeMu.Unlock()
+	t, changed := s.cluster.Watch()
+	if _, still := pendingRole(t, p, m); t.Owner(p) != s.self || !still {
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, handOffWait)
+	defer cancel()
+	if err := s.cluster.ReportSynced(wait, p, m, t.Epoch); err != nil {
+		return fmt.Errorf("hand-off report: %w", err)
+	}
+	for t.Owner(p) == s.self {
+		select {
+		case <-changed:
+			t, changed = s.cluster.Watch()
+		case <-wait.Done():
+			return fmt.Errorf("hand-off of partition %d to %s not committed in %v", p, m, handOffWait)
+		}
+	}
+	return nil
+}
+
+// pendingRole reports whether m is pending for p in t and whether it is to become the owner.
+func pendingRole(t *partition.Table, p partition.ID, m partition.MemberID) (asOwner, pending bool) {
+	for _, pm := range t.Partitions[p].Pending {
+		if pm.Member == m {
+			return pm.AsOwner, true
+		}
+	}
+	return false, false
+}
+
+// controlHeader is the header of the copy's begin and end messages, which carry no mutations.
+func controlHeader(p partition.ID, epoch uint64, self partition.MemberID) []byte {
+	h, _, _ := encodeBatch(int32(p), epoch, string(self), nil) // scalars and empty slices always encode
+	return h
+}
+
+// handleSyncBegin empties a partition about to receive a full copy.
+func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) { p.rs.beginSync() }))
+}
+
+// handleSyncEnd marks a copy complete.
+func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) { p.rs.endSync() }))
+}

@@ -1,0 +1,108 @@
+package dmap
+
+import "bytes"
+
+// opKind names a single-key operation.
+type opKind uint8
+
+const (
+	opGet opKind = iota + 1
+	opContains
+	opPut
+	opPutIfAbsent
+	opReplace
+	opReplaceIfSame
+	opDelete
+	// Per-partition operations, routed like single-key ones but without a key.
+	opSize
+	opScanKeys
+	opScanEntries
+	opClear
+)
+
+// writes reports whether the operation may change the entry (and so needs the write path:
+// lease, sequence number, backups).
+func (k opKind) writes() bool { return (k >= opPut && k <= opDelete) || k == opClear }
+
+// perPartition reports whether the operation addresses a whole partition rather than a key.
+func (k opKind) perPartition() bool { return k >= opSize }
+
+// opRequest is a single-key operation as routed to a partition owner. The value travels in the
+// message body.
+type opRequest struct {
+	Map   string `msgpack:"m"`
+	Kind  opKind `msgpack:"k"`
+	Part  int32  `msgpack:"p"`
+	Epoch uint64 `msgpack:"e"`
+	Key   []byte `msgpack:"y"`
+	// TTL in nanoseconds for writes; 0 means the entry never expires.
+	TTL int64 `msgpack:"t,omitempty"`
+	// Expect is the value ReplaceIfSame compares with.
+	Expect []byte `msgpack:"x,omitempty"`
+	Value  []byte `msgpack:"-"`
+}
+
+// opResponse is the owner's answer. Get returns the value in the message body.
+type opResponse struct {
+	Status status `msgpack:"s"`
+	// Done: the conditional write happened, or the key was present (ContainsKey, Delete).
+	Done bool `msgpack:"d,omitempty"`
+	// Epoch is the owner's table epoch, so that a re-routed caller knows what to wait for.
+	Epoch uint64 `msgpack:"e,omitempty"`
+	Msg   string `msgpack:"g,omitempty"`
+	// Count answers opSize.
+	Count int `msgpack:"c,omitempty"`
+	// Keys and VLen answer scans; the values follow concatenated in the body.
+	Keys  [][]byte `msgpack:"y,omitempty"`
+	VLen  []int    `msgpack:"l,omitempty"`
+	Value []byte   `msgpack:"-"`
+	// Entries is the decoded or local form of a scan result.
+	Entries []kv `msgpack:"-"`
+}
+
+// execute runs a single-key operation against a partition's records. It is pure: it reads the
+// store and returns the response and, for a write that changes something, the mutation to apply
+// and replicate (numbered seq). The caller applies the mutation.
+func execute(rs *recordStore, req *opRequest, now int64, seq uint64) (opResponse, *mutation) {
+	key := string(req.Key)
+	cur := rs.get(req.Map, key, now)
+	set := func() *mutation {
+		m := &mutation{Map: req.Map, Kind: mutSet, Key: req.Key, Value: req.Value, Seq: seq}
+		if req.TTL > 0 {
+			m.ExpireAt = now + req.TTL
+		}
+		return m
+	}
+	switch req.Kind {
+	case opGet:
+		if cur == nil {
+			return opResponse{Status: statusNotFound}, nil
+		}
+		return opResponse{Done: true, Value: cur.value}, nil
+	case opContains:
+		return opResponse{Done: cur != nil}, nil
+	case opPut:
+		return opResponse{Done: true}, set()
+	case opPutIfAbsent:
+		if cur != nil {
+			return opResponse{}, nil
+		}
+		return opResponse{Done: true}, set()
+	case opReplace:
+		if cur == nil {
+			return opResponse{}, nil
+		}
+		return opResponse{Done: true}, set()
+	case opReplaceIfSame:
+		if cur == nil || !bytes.Equal(cur.value, req.Expect) {
+			return opResponse{}, nil
+		}
+		return opResponse{Done: true}, set()
+	case opDelete:
+		if cur == nil {
+			return opResponse{}, nil
+		}
+		return opResponse{Done: true}, &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key, Seq: seq}
+	}
+	return opResponse{Status: statusBadRequest, Msg: "unknown operation"}, nil
+}

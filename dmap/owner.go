@@ -1,0 +1,180 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// catchUpWait bounds how long an owner waits for its own table to reach the epoch a caller
+// routed with, before asking the caller to retry.
+const catchUpWait = 2 * time.Second
+
+// checkOwner decides whether this member may serve an operation on partition p routed with
+// epoch. A member answers for a partition only while it owns it in its latest table, that table
+// is at least as new as the caller's, and its lease is valid.
+func (s *Service) checkOwner(ctx context.Context, p partition.ID, epoch uint64) (status, uint64) {
+	if s.closed() {
+		return statusClosed, 0
+	}
+	t, changed := s.cluster.Watch()
+	if t.Epoch < epoch {
+		wait, cancel := context.WithTimeout(ctx, catchUpWait)
+		defer cancel()
+		for t.Epoch < epoch {
+			select {
+			case <-changed:
+				t, changed = s.cluster.Watch()
+			case <-wait.Done():
+				return statusWrongOwner, t.Epoch
+			}
+		}
+	}
+	if t.Owner(p) != s.self {
+		return statusWrongOwner, t.Epoch
+	}
+	if !s.cluster.LeaseValid() {
+		return statusNoLease, t.Epoch
+	}
+	return statusOK, t.Epoch
+}
+
+// serveOp executes an operation on this member as the partition's owner.
+func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
+	if req.Part < 0 || int(req.Part) >= len(s.parts) {
+		return opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("partition %d out of range", req.Part)}
+	}
+	if len(req.Key)+len(req.Value) > s.cfg.MaxValueSize {
+		return opResponse{Status: statusTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(req.Key)+len(req.Value), s.cfg.MaxValueSize)}
+	}
+	p := s.parts[req.Part]
+	if !req.Kind.writes() {
+		if st, ep := s.checkOwner(ctx, p.id, req.Epoch); st != statusOK {
+			return opResponse{Status: st, Epoch: ep}
+		}
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		if req.Kind.perPartition() {
+			return readPartition(p.rs, req, s.now())
+		}
+		resp, _ := execute(p.rs, req, s.now(), 0)
+		return resp
+	}
+
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	st, ep := s.checkOwner(ctx, p.id, req.Epoch)
+	if st != statusOK {
+		return opResponse{Status: st, Epoch: ep}
+	}
+	var resp opResponse
+	var mut *mutation
+	p.mu.Lock()
+	if req.Kind == opClear {
+		if len(p.rs.maps[req.Map]) > 0 {
+			mut = &mutation{Map: req.Map, Kind: mutClear, Seq: p.rs.seq + 1}
+		}
+	} else {
+		resp, mut = execute(p.rs, req, s.now(), p.rs.seq+1)
+	}
+	if mut != nil {
+		p.rs.apply(*mut)
+	}
+	p.mu.Unlock()
+	if mut == nil {
+		return resp
+	}
+	if err := s.replicate(ctx, p, []mutation{*mut}); err != nil {
+		return opResponse{Status: statusOf(err), Msg: err.Error()}
+	}
+	return resp
+}
+
+// readPartition answers the per-partition read operations.
+func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
+	switch req.Kind {
+	case opSize:
+		return opResponse{Count: rs.size(req.Map, now)}
+	case opScanKeys, opScanEntries:
+		entries := rs.maps[req.Map]
+		out := make([]kv, 0, len(entries))
+		for k, r := range entries {
+			if r.expired(now) {
+				continue
+			}
+			e := kv{Key: []byte(k)}
+			if req.Kind == opScanEntries {
+				e.Value = r.value
+			}
+			out = append(out, e)
+		}
+		return opResponse{Entries: out}
+	}
+	return opResponse{Status: statusBadRequest, Msg: "unknown partition operation"}
+}
+
+// handleOp serves msgOp from another member.
+func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	var req opRequest
+	var resp opResponse
+	if err := msgpack.Unmarshal(msg.Header, &req); err != nil {
+		resp = opResponse{Status: statusBadRequest, Msg: "undecodable operation header"}
+	} else {
+		req.Value = msg.Body
+		resp = s.serveOp(ctx, &req)
+	}
+	return encodeResponse(resp)
+}
+
+func encodeResponse(resp opResponse) (transport.Message, error) {
+	body := resp.Value
+	if len(resp.Entries) > 0 {
+		resp.Keys = make([][]byte, len(resp.Entries))
+		resp.VLen = make([]int, len(resp.Entries))
+		total := 0
+		for i, e := range resp.Entries {
+			resp.Keys[i] = e.Key
+			resp.VLen[i] = len(e.Value)
+			total += len(e.Value)
+		}
+		body = make([]byte, 0, total)
+		for _, e := range resp.Entries {
+			body = append(body, e.Value...)
+		}
+	}
+	h, err := msgpack.Marshal(&resp)
+	if err != nil {
+		return transport.Message{}, fmt.Errorf("%w: encode response: %v", ErrCodec, err)
+	}
+	return transport.Message{Type: msgOp, Header: h, Body: body}, nil
+}
+
+func decodeResponse(msg transport.Message) (opResponse, error) {
+	var resp opResponse
+	if err := msgpack.Unmarshal(msg.Header, &resp); err != nil {
+		return resp, fmt.Errorf("%w: response header: %v", ErrBadRequest, err)
+	}
+	if len(resp.Keys) > 0 {
+		if len(resp.VLen) != len(resp.Keys) {
+			return resp, fmt.Errorf("%w: scan response lengths", ErrBadRequest)
+		}
+		resp.Entries = make([]kv, len(resp.Keys))
+		off := 0
+		for i, k := range resp.Keys {
+			n := resp.VLen[i]
+			if n < 0 || n > len(msg.Body)-off {
+				return resp, fmt.Errorf("%w: scan response overruns its body", ErrBadRequest)
+			}
+			resp.Entries[i] = kv{Key: k, Value: msg.Body[off : off+n : off+n]}
+			off += n
+		}
+		return resp, nil
+	}
+	resp.Value = msg.Body
+	return resp, nil
+}

@@ -1,0 +1,103 @@
+package dmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// maxRouteBackoff bounds the pause between two attempts to route an operation.
+const maxRouteBackoff = 50 * time.Millisecond
+
+// do routes an operation to its partition's owner and retries, invisibly to the user, while the
+// owner is unknown, unreachable, moving or refusing the epoch, until ctx ends.
+func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	p := partition.ID(req.Part)
+	wait := time.Millisecond
+	var last error
+	for {
+		if s.closed() {
+			return opResponse{}, ErrClosed
+		}
+		t, changed := s.cluster.Watch()
+		owner := t.Owner(p)
+		var resp opResponse
+		var err error
+		switch {
+		case owner == "":
+			err = errors.New("partition has no owner yet")
+		case owner == s.self:
+			req.Epoch = t.Epoch
+			resp = s.serveOp(ctx, req)
+		default:
+			req.Epoch = t.Epoch
+			resp, err = s.callOwner(ctx, owner, req)
+			if ferr := finalTransportError(err); ferr != nil {
+				return opResponse{}, ferr
+			}
+		}
+		if err == nil {
+			if !resp.Status.retryable() {
+				return resp, nil
+			}
+			err = resp.Status.err(resp.Msg)
+			if resp.Epoch > t.Epoch {
+				// The owner knows a newer table: wait for ours to catch up rather than spin.
+				wait = time.Millisecond
+			}
+		}
+		last = err
+		timer := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, ctx.Err(), last)
+		case <-s.ctx.Done():
+			timer.Stop()
+			return opResponse{}, ErrClosed
+		}
+		timer.Stop()
+		wait = min(wait*2, maxRouteBackoff)
+	}
+}
+
+// callOwner sends an operation to a remote owner.
+func (s *Service) callOwner(ctx context.Context, owner partition.MemberID, req *opRequest) (opResponse, error) {
+	addr, ok := s.cluster.MemberAddr(owner)
+	if !ok {
+		return opResponse{}, fmt.Errorf("dmap: no address for member %s", owner)
+	}
+	msg, err := encodeOpRequest(req)
+	if err != nil {
+		return opResponse{}, err
+	}
+	out, err := s.caller.Call(ctx, addr, msg)
+	if err != nil {
+		return opResponse{}, err
+	}
+	return decodeResponse(out)
+}
+
+// finalTransportError returns the error to give the user when a call failed in a way that
+// retrying cannot fix (the request itself is refused), or nil when the call may be retried.
+func finalTransportError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, transport.ErrFrameTooLarge) {
+		return fmt.Errorf("%w: %w", ErrValueTooLarge, err)
+	}
+	var re *transport.RemoteError
+	if errors.As(err, &re) {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return nil
+}

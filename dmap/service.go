@@ -1,0 +1,118 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Service is one member's share of every map: the record stores of the partitions it owns or
+// backs up, the handlers that serve other members, and the driver that copies partitions when
+// the table asks for it. Maps are typed views on a Service (see New).
+type Service struct {
+	cfg     Config
+	cluster Cluster
+	caller  Caller
+	self    partition.MemberID
+	log     *slog.Logger
+	parts   []*part
+
+	ctx    context.Context // cancelled by Close; owns the service's goroutines
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// part is the runtime state of one partition on this member.
+type part struct {
+	id partition.ID
+	// writeMu serialises the writes of the partition with their replication, so that backups
+	// apply them in the owner's order, and lets a hand-off pause writers.
+	writeMu sync.Mutex
+	// mu guards rs; held only briefly, never across I/O.
+	mu sync.RWMutex
+	rs *recordStore
+	// seenEpoch is the newest table epoch stamped on a backup or copy message received for the
+	// partition (guarded by mu).
+	seenEpoch uint64
+	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
+	async asyncQueue
+}
+
+// NewService creates a member's map service and registers its handlers on reg. Close stops it.
+func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cluster == nil || caller == nil || reg == nil {
+		return nil, fmt.Errorf("%w: cluster, caller and registrar are required", ErrInvalidConfig)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		cfg:     cfg,
+		cluster: cluster,
+		caller:  caller,
+		self:    cluster.LocalID(),
+		log:     cfg.Logger,
+		parts:   make([]*part, cfg.PartitionCount),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	for i := range s.parts {
+		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
+	}
+	reg.Handle(msgOp, transport.HandlerFunc(s.handleOp))
+	reg.Handle(msgBackup, transport.HandlerFunc(s.handleBackup))
+	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
+	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleBackup)) // a copy's entries apply like backups
+	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
+	s.wg.Add(2)
+	go s.runMigrations()
+	go s.runExpiry()
+	return s, nil
+}
+
+// Close stops the service's goroutines. Operations in flight fail with ErrClosed. Close does
+// not hand partitions off: the member's graceful leave does that before closing the service.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Service) closed() bool { return s.ctx.Err() != nil }
+
+func (s *Service) now() int64 { return s.cfg.Now().UnixNano() }
+
+// runExpiry removes expired entries from every partition this member holds.
+func (s *Service) runExpiry() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		for _, p := range s.parts {
+			p.mu.Lock()
+			p.rs.expire(now)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// withTimeout applies OperationTimeout to a context without a deadline.
+func (s *Service) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.cfg.OperationTimeout)
+}

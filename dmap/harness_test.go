@@ -109,7 +109,7 @@ type fakeNode struct {
 }
 
 func (n *fakeNode) LocalID() partition.MemberID { return n.id }
-func (n *fakeNode) Table() *partition.Table    { t, _ := n.coord.watch(); return t }
+func (n *fakeNode) Table() *partition.Table     { t, _ := n.coord.watch(); return t }
 func (n *fakeNode) Watch() (*partition.Table, <-chan struct{}) {
 	return n.coord.watch()
 }

@@ -1,0 +1,3 @@
+// Package gridmap is an embedded, partitioned, replicated in-memory map with
+// write-behind persistence, in the model of Hazelcast's IMap.
+package gridmap

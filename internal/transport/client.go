@@ -283,12 +283,17 @@ func (cc *clientConn) unregister(id uint64) bool {
 	return ok
 }
 
-func (cc *clientConn) deliver(id uint64, r result) {
+// take removes and returns the pending call id, or nil.
+func (cc *clientConn) take(id uint64) chan result {
 	cc.mu.Lock()
-	ch, ok := cc.pending[id]
+	ch := cc.pending[id]
 	delete(cc.pending, id)
 	cc.mu.Unlock()
-	if ok {
+	return ch
+}
+
+func (cc *clientConn) deliver(id uint64, r result) {
+	if ch := cc.take(id); ch != nil {
 		ch <- r // buffered, never blocks
 	}
 }
@@ -319,11 +324,20 @@ func (cc *clientConn) readLoop() {
 		f, err := ReadFrame(cc.br, cc.max)
 		if err != nil {
 			var fe *FrameError
+			r := result{err: fmt.Errorf("transport: response from %s: %w", cc.addr, err)}
 			if errors.As(err, &fe) && fe.HasID {
-				cc.deliver(fe.ID, result{err: fmt.Errorf("transport: response from %s: %w", cc.addr, err)})
 				if fe.Resync {
+					cc.deliver(fe.ID, r)
 					continue
 				}
+				// Fail the connection before answering the call, so that a
+				// caller retrying at once does not pick this connection.
+				ch := cc.take(fe.ID)
+				cc.shutdown(err)
+				if ch != nil {
+					ch <- r
+				}
+				return
 			}
 			cc.shutdown(err)
 			return

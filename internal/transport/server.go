@@ -106,7 +106,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
 				return nil
 			}
 			return fmt.Errorf("transport: accept: %w", err)
@@ -144,10 +147,11 @@ func (s *Server) Close() error {
 		conns[nc] = sc
 	}
 	s.mu.Unlock()
-	s.cancel()
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
+	// Connections first, so that handlers' responses to the cancellation
+	// below are not sent: pending callers see the connection close instead.
 	for nc, sc := range conns {
 		if sc != nil {
 			sc.shutdown(ErrClosed)
@@ -155,6 +159,7 @@ func (s *Server) Close() error {
 			_ = nc.Close()
 		}
 	}
+	s.cancel()
 	s.wg.Wait()
 	return nil
 }

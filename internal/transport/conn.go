@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -133,6 +134,14 @@ func (c *wconn) writeLoop(preamble []byte) {
 			if cap(batch) > 4*batchSize { // a huge header grew it
 				batch = make([]byte, 0, batchSize)
 			}
+			select {
+			case of = <-c.q:
+				continue
+			default:
+			}
+			// The queue is empty. Let runnable goroutines (callers, handlers)
+			// enqueue before paying for a system call: larger batches.
+			runtime.Gosched()
 			select {
 			case of = <-c.q:
 				continue

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Handler serves one request type. ServeMsg runs on its own goroutine, at
@@ -39,7 +40,8 @@ type Server struct {
 	hmu      sync.Mutex // serializes Handle
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup // connection goroutines and handlers
+	wg       sync.WaitGroup // connection goroutines and workers
+	work     chan task      // hands requests to idle workers (unbuffered)
 
 	mu        sync.Mutex
 	closed    bool
@@ -67,6 +69,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]*serverConn),
+		work:      make(chan task),
 	}
 	s.handlers.Store(new([256]Handler))
 	return s, nil
@@ -263,13 +266,57 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 		case <-sc.dead:
 			return sc.err
 		}
+		s.dispatch(task{sc: sc, h: h, f: f})
+	}
+}
+
+// task is one request to serve.
+type task struct {
+	sc *serverConn
+	h  Handler
+	f  Frame
+}
+
+// workerIdle is how long an idle worker goroutine waits for another request
+// before it exits.
+const workerIdle = 2 * time.Second
+
+// dispatch runs t on an idle worker goroutine, or on a new one. Reusing
+// goroutines saves their creation and stack growth on the hot path.
+func (s *Server) dispatch(t task) {
+	select {
+	case s.work <- t:
+	default:
 		s.wg.Add(1)
-		go s.serveRequest(sc, h, f)
+		go s.worker(t)
+	}
+}
+
+// worker serves t, then further tasks until it has been idle for workerIdle
+// or the server closes.
+func (s *Server) worker(t task) {
+	defer s.wg.Done()
+	var idle *time.Timer
+	for {
+		s.serveRequest(t.sc, t.h, t.f)
+		t = task{}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case t = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			idle.Stop()
+			return
+		}
 	}
 }
 
 func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
-	defer s.wg.Done()
 	defer func() { <-sc.sem }()
 	resp, err := s.call(sc.ctx, h, Message{Type: f.Type, Header: f.Header, Body: f.Body})
 	out := Frame{Kind: KindResponse, Type: f.Type, ID: f.ID, Header: resp.Header, Body: resp.Body}

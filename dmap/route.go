@@ -95,8 +95,10 @@ func finalTransportError(err error) error {
 	if errors.Is(err, transport.ErrFrameTooLarge) {
 		return fmt.Errorf("%w: %w", ErrValueTooLarge, err)
 	}
+	// An unknown message type means the member is still starting (its handlers come next), so
+	// only other refusals are final.
 	var re *transport.RemoteError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.Code != transport.CodeUnknownType {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return nil

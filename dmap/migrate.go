@@ -106,34 +106,12 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 		return nil
 	}
 	epoch := t.Epoch
-	// Begin while writers wait: every write after this point is also replicated to m (it is
-	// pending in the table), and m keeps tombstones so the copy cannot resurrect what they delete.
-	if err := s.sendBatch(ctx, m, msgSyncBegin, controlHeader(p, epoch, s.self), nil); err != nil {
+	if t.IsReplica(p, m) {
+		// m is already an in-sync backup (a hand-off without a copy). Copying again would empty
+		// it first, and a backup must never be partial: it may be promoted at any moment.
 		pt.writeMu.Unlock()
-		return fmt.Errorf("begin: %w", err)
-	}
-	pt.mu.RLock()
-	snap := pt.rs.snapshot()
-	pt.mu.RUnlock()
-	pt.writeMu.Unlock()
-
-	for len(snap) > 0 {
-		n, size := 0, 0
-		for n < len(snap) && (n == 0 || size+len(snap[n].Value)+len(snap[n].Key) <= s.cfg.MigrationChunkSize) {
-			size += len(snap[n].Value) + len(snap[n].Key)
-			n++
-		}
-		header, body, err := encodeBatch(int32(p), epoch, string(s.self), snap[:n])
-		if err != nil {
-			return err
-		}
-		if err := s.sendBatch(ctx, m, msgSyncChunk, header, body); err != nil {
-			return fmt.Errorf("chunk: %w", err)
-		}
-		snap = snap[n:]
-	}
-	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(p, epoch, s.self), nil); err != nil {
-		return fmt.Errorf("end: %w", err)
+	} else if err := s.sendCopy(ctx, pt, m, epoch); err != nil {
+		return err
 	}
 	if !asOwner {
 		return s.cluster.ReportSynced(ctx, p, m, epoch)
@@ -159,6 +137,42 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 		case <-wait.Done():
 			return fmt.Errorf("hand-off of partition %d to %s not committed in %v", p, m, handOffWait)
 		}
+	}
+	return nil
+}
+
+// sendCopy sends a full copy of the partition to m. The caller holds pt.writeMu; sendCopy
+// releases it once the copy has begun.
+func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, epoch uint64) error {
+	// Begin while writers wait: every write after this point is also replicated to m (it is
+	// pending in the table), and m keeps tombstones so the copy cannot resurrect what they delete.
+	err := s.sendBatch(ctx, m, msgSyncBegin, controlHeader(pt.id, epoch, s.self), nil)
+	if err != nil {
+		pt.writeMu.Unlock()
+		return fmt.Errorf("begin: %w", err)
+	}
+	pt.mu.RLock()
+	snap := pt.rs.snapshot()
+	pt.mu.RUnlock()
+	pt.writeMu.Unlock()
+
+	for len(snap) > 0 {
+		n, size := 0, 0
+		for n < len(snap) && (n == 0 || size+len(snap[n].Value)+len(snap[n].Key) <= s.cfg.MigrationChunkSize) {
+			size += len(snap[n].Value) + len(snap[n].Key)
+			n++
+		}
+		header, body, err := encodeBatch(int32(pt.id), epoch, string(s.self), snap[:n])
+		if err != nil {
+			return err
+		}
+		if err := s.sendBatch(ctx, m, msgSyncChunk, header, body); err != nil {
+			return fmt.Errorf("chunk: %w", err)
+		}
+		snap = snap[n:]
+	}
+	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(pt.id, epoch, s.self), nil); err != nil {
+		return fmt.Errorf("end: %w", err)
 	}
 	return nil
 }

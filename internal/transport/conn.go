@@ -24,6 +24,8 @@ const (
 	lingerTimeout = 2 * time.Second
 )
 
+var zeroPrefix [PrefixSize]byte
+
 // outFrame is an entry of a connection's write queue.
 type outFrame struct {
 	f    Frame
@@ -103,7 +105,7 @@ func (c *wconn) writeLoop(preamble []byte) {
 		for {
 			f := &of.f
 			n := len(batch)
-			batch = batch[:n+PrefixSize]
+			batch = append(batch, zeroPrefix[:]...)
 			putPrefix(batch[n:], f)
 			batch = append(batch, f.Header...)
 			var err error

@@ -1,0 +1,52 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"testing"
+)
+
+// TestWriterBatching queues frames of many sizes (small ones copied into the
+// batch, large ones written with writev) before the writer starts, so batches
+// fill and overflow at every offset, and checks the byte stream.
+func TestWriterBatching(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	const n = 20000
+	c := newWconn(a, n)
+	var want []Frame
+	for i := range n {
+		size := (i * 7919) % 41
+		if i%5000 == 4999 {
+			size = largeBody + i
+		}
+		f := Frame{Kind: KindRequest, Type: MsgType(i), ID: uint64(i), Header: bytes.Repeat([]byte{byte(i)}, i%13), Body: bytes.Repeat([]byte{byte(i + 1)}, size)}
+		want = append(want, f)
+		if err := c.enqueue(context.Background(), outFrame{f: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.writeLoop([]byte{'G'})
+	}()
+	br := bufio.NewReader(b)
+	if p, err := br.ReadByte(); err != nil || p != 'G' {
+		t.Fatalf("preamble %q %v", p, err)
+	}
+	for i, w := range want {
+		f, err := ReadFrame(br, DefaultMaxFrameSize)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f.ID != w.ID || f.Type != w.Type || !bytes.Equal(f.Header, w.Header) || !bytes.Equal(f.Body, w.Body) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	c.shutdown(ErrClosed)
+	<-done
+}

@@ -142,7 +142,8 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 // (the owner reported it): m moves into Replicas (at index 0 when AsOwner,
 // the old owner becoming a backup if the target keeps it), replicas beyond
 // the target are trimmed as in Plan, and the epoch increments. cur is not
-// modified. changed is false, and cur is returned, when m is not pending for
+// modified; next shares the assignments of the other partitions with it, so
+// neither may be modified afterwards (use Clone for a private copy). changed is false, and cur is returned, when m is not pending for
 // p in cur (a stale report) or m is no longer alive according to members.
 func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (next *Table, changed bool) {
 	a := cur.at(p)
@@ -154,8 +155,11 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 	if i < 0 || !ro.alive(m) {
 		return cur, false
 	}
-	next = cur.Clone()
+	// Only p changes: the other assignments are shared with cur (tables are
+	// immutable once returned).
+	next = &Table{Epoch: cur.Epoch, Partitions: slices.Clone(cur.Partitions)}
 	a = &next.Partitions[p]
+	a.Replicas, a.Pending = slices.Clone(a.Replicas), slices.Clone(a.Pending)
 	pe := a.Pending[i]
 	a.Pending = slices.Delete(a.Pending, i, i+1)
 	if len(a.Pending) == 0 {
@@ -167,7 +171,7 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 		// target keeps it.
 		a.Replicas = append(append([]MemberID{m}, a.Replicas[1:]...), a.Replicas[0])
 	} else {
-		// First backup: where candidates ranked it while it was pending.
+		// First backup: where appendCandidates ranked it while it was pending.
 		a.Replicas = slices.Insert(a.Replicas, min(1, len(a.Replicas)), m)
 	}
 	b := cfg.backups()
@@ -301,15 +305,20 @@ func computeTarget(t *Table, ro roster, backups int) [][]MemberID {
 	// quota: first in partitions that hold enough active copies, then in the
 	// others, so a member over its quota (after promotions) gives away
 	// partitions that need a copy anyway.
-	complete := func(p int) bool {
-		n := 0
-		for _, m := range candidates(&t.Partitions[p]) {
-			if idx(m) >= 0 {
-				n++
+	cand := make([][]int, P) // active candidates of each partition, in order
+	var scratch []MemberID
+	buf := make([]int, 0, P*(r+1))
+	for p := range P {
+		scratch = appendCandidates(scratch[:0], &t.Partitions[p])
+		start := len(buf)
+		for _, m := range scratch {
+			if i := idx(m); i >= 0 && !slices.Contains(buf[start:], i) {
+				buf = append(buf, i)
 			}
 		}
-		return n >= r
+		cand[p] = buf[start:len(buf):len(buf)]
 	}
+	complete := func(p int) bool { return len(cand[p]) >= r }
 	for tier := range 2 {
 		for p := range P {
 			if owner[p] >= 0 || complete(p) != (tier == 0) {
@@ -365,15 +374,16 @@ func computeTarget(t *Table, ro roster, backups int) [][]MemberID {
 	}
 
 	// Backups. Each partition starts from its candidates in canonical order
-	// (see candidates), which Plan and Complete keep equal to the target
+	// (see appendCandidates), which Plan and Complete keep equal to the target
 	// while a migration runs, so recomputing the target mid-migration gives
 	// the same target. Owners count toward the replica quota.
 	load := slices.Clone(own)
 	sets := make([][]int, P)
+	setBuf := make([]int, P*r)
 	for p := range P {
-		s := append(make([]int, 0, r), owner[p])
-		for _, m := range candidates(&t.Partitions[p]) {
-			if i := idx(m); i >= 0 && len(s) < r && !slices.Contains(s, i) {
+		s := append(setBuf[p*r:p*r:(p+1)*r], owner[p])
+		for _, i := range cand[p] {
+			if len(s) < r && !slices.Contains(s, i) {
 				s = append(s, i)
 				load[i]++
 			}
@@ -426,8 +436,9 @@ func computeTarget(t *Table, ro roster, backups int) [][]MemberID {
 	}
 	shed(sets, load, repQ, func(p, i int) bool { return holds(&t.Partitions[p], ro.active[i]) })
 
+	tgBuf := make([]MemberID, P*r)
 	for p := range P {
-		tg[p] = make([]MemberID, len(sets[p]))
+		tg[p] = tgBuf[p*r : p*r+len(sets[p]) : p*r+len(sets[p])]
 		for j, i := range sets[p] {
 			tg[p][j] = ro.active[i]
 		}
@@ -435,13 +446,12 @@ func computeTarget(t *Table, ro roster, backups int) [][]MemberID {
 	return tg
 }
 
-// candidates lists the members of a, in the order the planner prefers to keep
+// appendCandidates appends to c the members of a, in the order the planner prefers to keep
 // them: the effective owner (the pending AsOwner member, or the owner), the
 // other pending members, the backups in order, and last the owner that is
 // handing off. Plan and Complete order the backups so that the ones the
 // target keeps come before the ones it drops.
-func candidates(a *Assignment) []MemberID {
-	c := make([]MemberID, 0, len(a.Replicas)+len(a.Pending))
+func appendCandidates(c []MemberID, a *Assignment) []MemberID {
 	handOff := false
 	for _, pe := range a.Pending {
 		if pe.AsOwner {

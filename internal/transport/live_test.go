@@ -496,3 +496,46 @@ func TestErrorResponseEncoding(t *testing.T) {
 	}
 	_ = io.EOF
 }
+
+// TestStalledPeer: a peer that stops reading fills the socket buffers and
+// the bounded queue; callers give up when their contexts end, and Close still
+// stops everything.
+func TestStalledPeer(t *testing.T) {
+	check := checkGoroutines(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc
+		}
+	}()
+	c, err := NewClient(Config{QueueSize: 1, ConnsPerPeer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 1<<20)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			_, err := c.Call(ctx, ln.Addr().String(), Message{Type: msgEcho, Body: body})
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	(<-accepted).Close()
+	check()
+}

@@ -155,8 +155,8 @@ func TestSimultaneousDeaths(t *testing.T) {
 				if len(a.Replicas) == 0 {
 					t.Fatalf("partition %d unassigned after the deaths", p)
 				}
-				if slices.Contains(lost, ID(p)) && len(a.Pending) != 0 {
-					t.Fatalf("lost partition %d assigned with pending copies %v", p, a.Pending)
+				if slices.Contains(lost, ID(p)) && (len(a.Pending) != 0 || len(a.Replicas) != tc.backups+1) {
+					t.Fatalf("lost partition %d not assigned directly: %v", p, a)
 				}
 			}
 			after, _ := converge(t, next, live, cfg)
@@ -386,4 +386,34 @@ func BenchmarkPlan(b *testing.B) {
 			Plan(first, Members{Active: all[:10]}, cfg)
 		}
 	})
+}
+
+func TestOwnerDiesDuringHandOff(t *testing.T) {
+	cfg := PlanConfig{Backups: 1}
+	all := members("m", 4)
+	cur := start(t, DefaultCount, all[:3], cfg)
+	ms := Members{Active: all}
+	cur, _, _ = Plan(cur, ms, cfg)
+	var p ID = -1
+	for i, a := range cur.Partitions {
+		if len(a.Pending) == 1 && a.Pending[0].AsOwner {
+			p = ID(i)
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("join planned no hand-off")
+	}
+	oldOwner, backup, newOwner := cur.Owner(p), cur.Backups(p)[0], cur.Partitions[p].Pending[0].Member
+	ms = Members{Active: without(all, oldOwner)}
+	next, lost, _ := Plan(cur, ms, cfg)
+	if len(lost) != 0 {
+		t.Fatalf("lost %v", lost)
+	}
+	// The backup takes over at once; the hand-off goes on from it.
+	if next.Owner(p) != backup || !next.IsPending(p, newOwner) {
+		t.Fatalf("partition %d: %v, want owner %s with %s pending", p, next.Partitions[p], backup, newOwner)
+	}
+	after, _ := converge(t, next, ms, cfg)
+	checkBalanced(t, after, ms.Active, cfg.Backups)
 }

@@ -1,0 +1,272 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/internal/membership"
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Config configures a Node. Zero fields take the documented defaults.
+type Config struct {
+	// ID identifies this member incarnation; it is also its raft server ID
+	// and memberlist node name. It must be fresh at every process start.
+	// Required.
+	ID partition.MemberID
+	// TransportAddr is the advertised transport (and raft) address
+	// host:port. Required.
+	TransportAddr string
+	// GossipBindAddr is the memberlist bind address host:port; port 0
+	// picks a free port. Default "127.0.0.1:0".
+	GossipBindAddr string
+	// GossipAdvertiseAddr is the gossip address others use. "" means the
+	// bind address (with the picked port).
+	GossipAdvertiseAddr string
+	// Discovery yields the seeds to join. nil means none: this member
+	// founds the cluster (or waits to be joined).
+	Discovery discovery.Discovery
+	// ExpectMembers is how many members (this one included) must see each
+	// other, none of them in a raft cluster yet, before the one with the
+	// lowest ID bootstraps raft. Start every member of a cluster that is
+	// created at once with the same value, the number of members started
+	// together. Default 1 (found a cluster alone when nobody answers).
+	ExpectMembers int
+	// MaxVoters is the number of raft voters kept (the rest are
+	// non-voters, promoted when a voter dies): 3 or 5. Default 3.
+	MaxVoters int
+	// PartitionCount is the number of partitions. Default
+	// partition.DefaultCount (271).
+	PartitionCount int
+	// Plan tunes the partition planner (backups per partition, concurrent
+	// copies per member). Backups default 0 when zero, as in PlanConfig.
+	Plan partition.PlanConfig
+	// LeaseDuration is the owner lease: a follower accepts writes
+	// (LeaseValid) only while its last contact with the raft leader is
+	// younger than this. Default Timings.LeaseDuration (3s with
+	// DefaultTimings, 1s with LocalTimings).
+	LeaseDuration time.Duration
+	// LeaseMargin is added to the coordinator's wait before it reassigns a
+	// dead member's partitions, to cover clock-rate differences and
+	// scheduling delays (see Node.LeaseValid). Default LeaseDuration/4.
+	LeaseMargin time.Duration
+	// Timings are the raft, gossip and coordinator timings. Zero fields
+	// take their value from DefaultTimings().
+	Timings Timings
+	// Logger receives the control plane's log, raft's and memberlist's
+	// (their INFO chatter at Debug). nil discards.
+	Logger *slog.Logger
+}
+
+// Timings are the raft, memberlist and coordinator timings of a Node.
+type Timings struct {
+	// Gossip are memberlist's failure-detection timings.
+	Gossip membership.Timings
+	// RaftHeartbeatTimeout is how long a follower waits without contact
+	// before it starts an election; the leader sends heartbeats ten times
+	// per timeout. Default 1s.
+	RaftHeartbeatTimeout time.Duration
+	// RaftElectionTimeout is how long a candidate waits for votes. Default 1s.
+	RaftElectionTimeout time.Duration
+	// RaftLeaderLeaseTimeout is how long a leader stays leader without
+	// hearing from a quorum. Must be at most RaftHeartbeatTimeout and below
+	// LeaseDuration. Default 500ms.
+	RaftLeaderLeaseTimeout time.Duration
+	// RaftCommitTimeout bounds the delay before an idle leader tells the
+	// followers the commit index. Default 50ms.
+	RaftCommitTimeout time.Duration
+	// LeaseDuration is the default of Config.LeaseDuration. Default 3s.
+	LeaseDuration time.Duration
+	// ReconcileInterval is how often the coordinator re-checks the
+	// membership and the plan even when nothing happened (a safety net;
+	// changes are acted upon at once). Default 1s.
+	ReconcileInterval time.Duration
+	// JoinRetryInterval is the pause between attempts to join the seeds.
+	// Default 1s.
+	JoinRetryInterval time.Duration
+	// BootstrapSettle is how long the bootstrap candidate's view (members
+	// seen, none in raft) must stay unchanged before it bootstraps.
+	// Default 1s.
+	BootstrapSettle time.Duration
+	// RetryInterval is the first pause before a request to the leader is
+	// retried (doubling up to 10 times that). Default 50ms.
+	RetryInterval time.Duration
+}
+
+// DefaultTimings are the production timings: memberlist's LAN timings
+// (dead within about 5 to 10 seconds) and hashicorp/raft's defaults.
+func DefaultTimings() Timings {
+	return Timings{
+		Gossip:                 membership.LANTimings(),
+		RaftHeartbeatTimeout:   time.Second,
+		RaftElectionTimeout:    time.Second,
+		RaftLeaderLeaseTimeout: 500 * time.Millisecond,
+		RaftCommitTimeout:      50 * time.Millisecond,
+		LeaseDuration:          3 * time.Second,
+		ReconcileInterval:      time.Second,
+		JoinRetryInterval:      time.Second,
+		BootstrapSettle:        time.Second,
+		RetryInterval:          50 * time.Millisecond,
+	}
+}
+
+// LocalTimings are fast timings for clusters on one machine (tests, demos),
+// still stable on a loaded 2-core machine under the race detector: a crashed
+// member is declared dead within about 1 to 3 seconds and its partitions are
+// reassigned about 1.5 seconds later (lease 1s + leader lease 300ms + margin
+// 250ms).
+func LocalTimings() Timings {
+	return Timings{
+		Gossip:                 membership.LocalTimings(),
+		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftElectionTimeout:    500 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 300 * time.Millisecond,
+		RaftCommitTimeout:      20 * time.Millisecond,
+		LeaseDuration:          time.Second,
+		ReconcileInterval:      250 * time.Millisecond,
+		JoinRetryInterval:      200 * time.Millisecond,
+		BootstrapSettle:        200 * time.Millisecond,
+		RetryInterval:          20 * time.Millisecond,
+	}
+}
+
+// Deps are the transport pieces a Node uses: the server receives the
+// control-plane requests (message types 40..59) and raft's connections; the
+// client sends requests to the leader. The Node does not close them.
+type Deps struct {
+	Server *transport.Server
+	Client *transport.Client
+}
+
+func (c Config) withDefaults() Config {
+	if c.GossipBindAddr == "" {
+		c.GossipBindAddr = "127.0.0.1:0"
+	}
+	if c.ExpectMembers == 0 {
+		c.ExpectMembers = 1
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = 3
+	}
+	if c.PartitionCount == 0 {
+		c.PartitionCount = partition.DefaultCount
+	}
+	c.Timings = c.Timings.withDefaults()
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = c.Timings.LeaseDuration
+	}
+	if c.LeaseMargin == 0 {
+		c.LeaseMargin = c.LeaseDuration / 4
+	}
+	return c
+}
+
+// Validate reports every problem of c, after the defaults are filled in,
+// in one error wrapping ErrConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("ID is empty"))
+	}
+	if err := checkHostPort(c.TransportAddr, false); err != nil {
+		errs = append(errs, fmt.Errorf("TransportAddr %q: %w", c.TransportAddr, err))
+	}
+	if err := checkHostPort(c.GossipBindAddr, true); err != nil {
+		errs = append(errs, fmt.Errorf("GossipBindAddr %q: %w", c.GossipBindAddr, err))
+	}
+	if c.GossipAdvertiseAddr != "" {
+		if err := checkHostPort(c.GossipAdvertiseAddr, true); err != nil {
+			errs = append(errs, fmt.Errorf("GossipAdvertiseAddr %q: %w", c.GossipAdvertiseAddr, err))
+		}
+	}
+	if c.ExpectMembers < 1 {
+		errs = append(errs, fmt.Errorf("ExpectMembers %d must be at least 1", c.ExpectMembers))
+	}
+	if c.MaxVoters != 3 && c.MaxVoters != 5 {
+		errs = append(errs, fmt.Errorf("MaxVoters %d must be 3 or 5", c.MaxVoters))
+	}
+	if c.PartitionCount < 1 {
+		errs = append(errs, fmt.Errorf("PartitionCount %d must be positive", c.PartitionCount))
+	}
+	if err := c.Plan.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Plan: %w", err))
+	}
+	t := c.Timings
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RaftHeartbeatTimeout", t.RaftHeartbeatTimeout}, {"RaftElectionTimeout", t.RaftElectionTimeout},
+		{"RaftLeaderLeaseTimeout", t.RaftLeaderLeaseTimeout}, {"RaftCommitTimeout", t.RaftCommitTimeout},
+		{"ReconcileInterval", t.ReconcileInterval}, {"JoinRetryInterval", t.JoinRetryInterval},
+		{"BootstrapSettle", t.BootstrapSettle}, {"RetryInterval", t.RetryInterval},
+		{"LeaseDuration", c.LeaseDuration}, {"LeaseMargin", c.LeaseMargin},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v must be positive", d.name, d.v))
+		}
+	}
+	if t.RaftLeaderLeaseTimeout > t.RaftHeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("RaftLeaderLeaseTimeout %v exceeds RaftHeartbeatTimeout %v", t.RaftLeaderLeaseTimeout, t.RaftHeartbeatTimeout))
+	}
+	if c.LeaseDuration <= t.RaftLeaderLeaseTimeout {
+		errs = append(errs, fmt.Errorf("LeaseDuration %v must exceed RaftLeaderLeaseTimeout %v", c.LeaseDuration, t.RaftLeaderLeaseTimeout))
+	}
+	if c.LeaseDuration < t.RaftHeartbeatTimeout/2 {
+		errs = append(errs, fmt.Errorf("LeaseDuration %v is below half RaftHeartbeatTimeout %v: followers would lose their lease between heartbeats", c.LeaseDuration, t.RaftHeartbeatTimeout))
+	}
+	mc := membership.Config{ID: "x", TransportAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Timings: t.Gossip}
+	if err := mc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Gossip: %w", err))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+}
+
+// DeadWait is how long the coordinator waits, after a member is declared
+// dead and removed from raft, before it reassigns the member's partitions:
+// LeaseDuration + RaftLeaderLeaseTimeout + LeaseMargin. See Node.LeaseValid.
+func (c Config) DeadWait() time.Duration {
+	c = c.withDefaults()
+	return c.LeaseDuration + c.Timings.RaftLeaderLeaseTimeout + c.LeaseMargin
+}
+
+func (t Timings) withDefaults() Timings {
+	d := DefaultTimings()
+	if t.Gossip == (membership.Timings{}) {
+		t.Gossip = d.Gossip
+	}
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&t.RaftHeartbeatTimeout, &d.RaftHeartbeatTimeout}, {&t.RaftElectionTimeout, &d.RaftElectionTimeout},
+		{&t.RaftLeaderLeaseTimeout, &d.RaftLeaderLeaseTimeout}, {&t.RaftCommitTimeout, &d.RaftCommitTimeout},
+		{&t.LeaseDuration, &d.LeaseDuration}, {&t.ReconcileInterval, &d.ReconcileInterval},
+		{&t.JoinRetryInterval, &d.JoinRetryInterval}, {&t.BootstrapSettle, &d.BootstrapSettle},
+		{&t.RetryInterval, &d.RetryInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	return t
+}
+
+func checkHostPort(hp string, portZeroOK bool) error {
+	_, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return err
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 0 || p > 65535 || (p == 0 && !portZeroOK) {
+		return fmt.Errorf("bad port %q", ps)
+	}
+	return nil
+}

@@ -1,0 +1,538 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/gridmap/gridmap/internal/membership"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// raftTimeout bounds the enqueueing of a raft operation.
+const raftTimeout = 5 * time.Second
+
+// coordinator is the state of the run goroutine (only it touches it).
+type coordinator struct {
+	leading bool // leader, and the barrier after election is done
+
+	// Times are this member's monotonic clock, valid while it leads.
+	notPresent map[partition.MemberID]time.Time // first seen not alive or not in raft
+	removedAt  map[partition.MemberID]time.Time // removed from raft by this leader
+
+	bootView  string // bootstrap candidate view and since when it holds
+	bootSince time.Time
+}
+
+func (c *coordinator) init() {
+	c.notPresent = map[partition.MemberID]time.Time{}
+	c.removedAt = map[partition.MemberID]time.Time{}
+}
+
+// joinLoop joins the seeds until this member is in a raft cluster: while it
+// sees fewer than ExpectMembers members or nobody else, it asks discovery
+// and joins every JoinRetryInterval.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for !n.inRaft.Load() {
+		alive := n.ml.NumAlive()
+		if alive < n.cfg.ExpectMembers || alive == 1 {
+			if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
+				n.log.Debug("control: join", "err", err)
+			}
+			n.joinAttempted.Store(true)
+		}
+		t := time.NewTimer(n.cfg.Timings.JoinRetryInterval)
+		select {
+		case <-n.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// run is the coordinator goroutine: every member runs it; it acts when its
+// member is the raft leader (or, before any cluster exists, to bootstrap).
+func (n *Node) run() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.Timings.ReconcileInterval)
+	defer tick.Stop()
+	leaderCh := n.raft.LeaderCh()
+	var reqs []*request
+	for {
+		select {
+		case <-n.stop:
+			reply(reqs, ErrClosed)
+			return
+		case <-n.ml.Changed():
+		case <-leaderCh:
+		case <-tick.C:
+		case r := <-n.reqs:
+			reqs = append(reqs, r)
+		}
+	drain:
+		for len(reqs) < 512 {
+			select {
+			case r := <-n.reqs:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		n.step(reqs)
+		reqs = reqs[:0]
+	}
+}
+
+func reply(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.reply <- err
+	}
+}
+
+// step is one round of the coordinator. It answers every request in reqs.
+func (n *Node) step(reqs []*request) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		reply(reqs, ErrNotLeader)
+		return
+	}
+	servers := slices.Clone(cf.Configuration().Servers) // the future's slice is shared
+	if len(servers) == 0 {
+		n.maybeBootstrap()
+		reply(reqs, ErrNotLeader)
+		return
+	}
+	n.markInRaft()
+	if n.raft.State() != raft.Leader {
+		n.co.leading = false
+		reply(reqs, ErrNotLeader)
+		return
+	}
+	if !n.co.leading {
+		// Apply everything earlier leaders committed before deciding.
+		if err := n.raft.Barrier(raftTimeout).Error(); err != nil {
+			reply(reqs, ErrNotLeader)
+			return
+		}
+		n.co.leading = true
+		clear(n.co.notPresent)
+		clear(n.co.removedAt)
+		n.log.Info("control: coordinating", "id", n.cfg.ID, "epoch", n.fsm.table().Epoch)
+	}
+	if err := n.lead(servers, reqs); err != nil {
+		n.log.Debug("control: coordinator round", "err", err)
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			n.co.leading = false
+		}
+	}
+}
+
+// lead is the leader's round: directory and raft membership, requests,
+// plan, commit. It answers every request.
+func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
+	answered := false
+	defer func() {
+		if !answered {
+			e := err
+			if e == nil || errors.Is(e, raft.ErrNotLeader) || errors.Is(e, raft.ErrLeadershipLost) || errors.Is(e, raft.ErrRaftShutdown) {
+				e = ErrNotLeader
+			}
+			reply(reqs, e)
+		}
+	}()
+	now := time.Now()
+	alive := map[partition.MemberID]membership.Member{}
+	for _, m := range n.ml.Alive() {
+		alive[partition.MemberID(m.ID)] = m
+	}
+	if servers, err = n.syncRaft(servers, alive); err != nil {
+		return err
+	}
+	inRaft := map[partition.MemberID]bool{}
+	for _, s := range servers {
+		inRaft[partition.MemberID(s.ID)] = true
+	}
+	for id := range n.co.notPresent {
+		if _, ok := alive[id]; ok && inRaft[id] {
+			delete(n.co.notPresent, id)
+			delete(n.co.removedAt, id)
+		}
+	}
+	table, dir := n.fsm.snapshot()
+	for id := range dir {
+		if _, ok := alive[id]; (!ok || !inRaft[id]) && n.co.notPresent[id].IsZero() {
+			n.co.notPresent[id] = now
+		}
+	}
+
+	// Requests that change the directory first, then the table.
+	var syncs []*request
+	for _, r := range reqs {
+		switch r.Op {
+		case reqSync:
+			syncs = append(syncs, r)
+		case reqLeave:
+			r.reply <- n.markLeaving(r.From, dir, alive)
+		case reqRemove:
+			r.reply <- n.removeDrained(r.From, table, inRaft)
+		default:
+			r.reply <- ErrRemote
+		}
+	}
+	answered = true
+	table, dir = n.fsm.snapshot()
+	members := n.planMembers(table, dir, alive, inRaft, now)
+
+	next := table
+	var applied []*request
+	for _, r := range syncs {
+		p := partition.ID(r.P)
+		if r.P < 0 || int(r.P) >= next.Count() || next.Owner(p) != r.From || !next.IsPending(p, r.M) {
+			r.reply <- ErrStale
+			continue
+		}
+		t, changed := partition.Complete(next, p, r.M, members, n.cfg.Plan)
+		if !changed {
+			r.reply <- ErrStale
+			continue
+		}
+		next = t
+		applied = append(applied, r)
+	}
+	if len(members.Active) > 0 {
+		if t, lost, changed := partition.Plan(next, members, n.cfg.Plan); changed {
+			if len(lost) > 0 {
+				n.log.Error("control: partitions lost every replica; assigned afresh", "count", len(lost), "partitions", lost)
+			}
+			next = t
+		}
+	}
+	err = n.commitTable(table, next)
+	reply(applied, err)
+	if err == nil {
+		err = n.gcDirectory(dir, alive, inRaft, now)
+	}
+	return err
+}
+
+// syncRaft brings raft's configuration in line with memberlist: alive
+// members get a directory entry and a raft seat (voter while there are
+// fewer than MaxVoters), members that are gone lose theirs, and live
+// non-voters replace missing voters. It returns the new server list.
+func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]membership.Member) ([]raft.Server, error) {
+	_, dir := n.fsm.snapshot()
+	find := func(id partition.MemberID) int {
+		return slices.IndexFunc(servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
+	}
+	voters := func() int {
+		v := 0
+		for _, s := range servers {
+			if s.Suffrage == raft.Voter {
+				v++
+			}
+		}
+		return v
+	}
+
+	// Departures first, so that their voter seats can be refilled.
+	for _, s := range slices.Clone(servers) {
+		id := partition.MemberID(s.ID)
+		if id == n.cfg.ID {
+			continue
+		}
+		if _, ok := alive[id]; ok {
+			continue
+		}
+		if err := n.raft.RemoveServer(s.ID, 0, raftTimeout).Error(); err != nil {
+			return servers, err
+		}
+		n.co.removedAt[id] = time.Now()
+		servers = slices.DeleteFunc(servers, func(o raft.Server) bool { return o.ID == s.ID })
+		n.log.Info("control: removed gone member from raft", "member", id)
+	}
+
+	ids := make([]partition.MemberID, 0, len(alive))
+	for id := range alive {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		m := alive[id]
+		e, ok := dir[id]
+		if ok && e.Removed {
+			continue
+		}
+		if !ok {
+			if m.Leaving {
+				continue
+			}
+			e = dirEntry{TransportAddr: m.TransportAddr, GossipAddr: m.GossipAddr}
+			if err := n.apply(command{Op: opPutMember, ID: id, Entry: e}); err != nil {
+				return servers, err
+			}
+			dir[id] = e
+		}
+		if e.Leaving || find(id) >= 0 {
+			continue
+		}
+		var f raft.IndexFuture
+		suffrage := raft.Nonvoter
+		if voters() < n.cfg.MaxVoters {
+			suffrage = raft.Voter
+			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
+		} else {
+			f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
+		}
+		if err := f.Error(); err != nil {
+			return servers, err
+		}
+		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
+		n.log.Info("control: added member to raft", "member", id, "voter", suffrage == raft.Voter)
+	}
+
+	// Refill voter seats from live, non-leaving non-voters.
+	for i := range servers {
+		if voters() >= n.cfg.MaxVoters {
+			break
+		}
+		s := servers[i]
+		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving {
+			continue
+		}
+		if err := n.raft.AddVoter(s.ID, s.Address, 0, raftTimeout).Error(); err != nil {
+			return servers, err
+		}
+		servers[i].Suffrage = raft.Voter
+		n.log.Info("control: promoted member to voter", "member", s.ID)
+	}
+	return servers, nil
+}
+
+// planMembers builds the planner's view. A member is present when it is
+// alive and in raft (so it receives the tables). A member in the table that
+// is not present stays in the plan (as if alive) until DeadWait has passed
+// since it was first seen absent and it is out of raft: see LeaseValid.
+func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]dirEntry,
+	alive map[partition.MemberID]membership.Member, inRaft map[partition.MemberID]bool, now time.Time) partition.Members {
+	inTable := map[partition.MemberID]bool{}
+	for _, id := range table.Members() {
+		inTable[id] = true
+	}
+	var ms partition.Members
+	for id, e := range dir {
+		if e.Removed {
+			continue
+		}
+		_, isAlive := alive[id]
+		if !isAlive || !inRaft[id] {
+			if !inTable[id] || n.deadConfirmed(id, inRaft, now) {
+				continue
+			}
+		}
+		if e.Leaving {
+			ms.Leaving = append(ms.Leaving, id)
+		} else {
+			ms.Active = append(ms.Active, id)
+		}
+	}
+	slices.Sort(ms.Active)
+	slices.Sort(ms.Leaving)
+	return ms
+}
+
+// deadConfirmed reports whether id may be treated as dead: out of raft, and
+// DeadWait passed since this leader first saw it absent and since it
+// removed it from raft.
+func (n *Node) deadConfirmed(id partition.MemberID, inRaft map[partition.MemberID]bool, now time.Time) bool {
+	if inRaft[id] {
+		return false
+	}
+	since := n.co.notPresent[id]
+	if r := n.co.removedAt[id]; r.After(since) {
+		since = r
+	}
+	return !since.IsZero() && now.Sub(since) >= n.cfg.DeadWait()
+}
+
+// markLeaving records that id is leaving.
+func (n *Node) markLeaving(id partition.MemberID, dir map[partition.MemberID]dirEntry, alive map[partition.MemberID]membership.Member) error {
+	e, ok := dir[id]
+	if !ok {
+		m, isAlive := alive[id]
+		if !isAlive {
+			return nil // unknown and gone: nothing to do
+		}
+		e = dirEntry{TransportAddr: m.TransportAddr, GossipAddr: m.GossipAddr}
+	}
+	if e.Leaving || e.Removed {
+		return nil
+	}
+	e.Leaving = true
+	if err := n.apply(command{Op: opPutMember, ID: id, Entry: e}); err != nil {
+		return err
+	}
+	dir[id] = e
+	n.log.Info("control: member is leaving", "member", id)
+	return nil
+}
+
+// removeDrained removes a leaving member that holds nothing from raft and
+// tombstones it in the directory.
+func (n *Node) removeDrained(id partition.MemberID, table *partition.Table, inRaft map[partition.MemberID]bool) error {
+	if slices.Contains(table.Members(), id) {
+		return ErrNotDrained
+	}
+	if id == n.cfg.ID {
+		// The leader cannot remove itself cleanly: hand leadership over
+		// and let the caller retry with the new leader.
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("control: leadership transfer failed", "err", err)
+		}
+		return ErrNotLeader
+	}
+	if inRaft[id] {
+		if err := n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout).Error(); err != nil {
+			return err
+		}
+	}
+	e, _ := n.fsm.member(id)
+	e.Leaving, e.Removed = true, true
+	if err := n.apply(command{Op: opPutMember, ID: id, Entry: e}); err != nil {
+		return err
+	}
+	n.log.Info("control: removed leaving member", "member", id)
+	return nil
+}
+
+// gcDirectory deletes directory entries of members that are gone for good:
+// tombstones of members memberlist no longer reports alive, and dead
+// members that hold nothing.
+func (n *Node) gcDirectory(dir map[partition.MemberID]dirEntry, alive map[partition.MemberID]membership.Member,
+	inRaft map[partition.MemberID]bool, now time.Time) error {
+	held := map[partition.MemberID]bool{}
+	for _, id := range n.fsm.table().Members() {
+		held[id] = true
+	}
+	for id, e := range dir {
+		if _, ok := alive[id]; ok || inRaft[id] || held[id] {
+			continue
+		}
+		if e.Removed || n.deadConfirmed(id, inRaft, now) {
+			if err := n.apply(command{Op: opDeleteMember, ID: id}); err != nil {
+				return err
+			}
+			delete(n.co.notPresent, id)
+			delete(n.co.removedAt, id)
+		}
+	}
+	return nil
+}
+
+// commitTable commits next if it differs from cur (the committed table it
+// was derived from), as the epoch after cur's.
+func (n *Node) commitTable(cur, next *partition.Table) error {
+	if next == cur || (next.Epoch != cur.Epoch && sameTable(cur, next)) {
+		return nil
+	}
+	next.Epoch = cur.Epoch + 1
+	if err := next.Validate(); err != nil {
+		n.log.Error("control: planner produced an invalid table; not committed", "err", err)
+		return err
+	}
+	if err := n.apply(command{Op: opSetTable, Prev: cur.Epoch, Table: next}); err != nil {
+		return err
+	}
+	n.log.Debug("control: committed table", "epoch", next.Epoch)
+	return nil
+}
+
+func sameTable(a, b *partition.Table) bool {
+	c := *b
+	c.Epoch = a.Epoch
+	return a.Equal(&c)
+}
+
+// apply commits one command through raft and returns the FSM's answer.
+func (n *Node) apply(c command) error {
+	b, err := encodeCommand(c)
+	if err != nil {
+		return err
+	}
+	f := n.raft.Apply(b, raftTimeout)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// maybeBootstrap bootstraps raft when the bootstrap rule (see the package
+// doc) elects this member.
+func (n *Node) maybeBootstrap() {
+	if !n.joinAttempted.Load() {
+		return
+	}
+	alive := n.ml.Alive()
+	reset := func() { n.co.bootView = "" }
+	for _, m := range alive {
+		if m.InRaft {
+			reset()
+			return
+		}
+	}
+	if len(alive) < n.cfg.ExpectMembers || alive[0].ID != string(n.cfg.ID) {
+		reset()
+		return
+	}
+	ids := make([]string, len(alive))
+	for i, m := range alive {
+		ids[i] = m.ID
+	}
+	view := strings.Join(ids, ",")
+	now := time.Now()
+	if view != n.co.bootView {
+		n.co.bootView, n.co.bootSince = view, now
+		return
+	}
+	if now.Sub(n.co.bootSince) < n.cfg.Timings.BootstrapSettle {
+		return
+	}
+	var conf raft.Configuration
+	for _, m := range alive[:min(len(alive), n.cfg.MaxVoters)] {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.TransportAddr)})
+	}
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+		n.log.Warn("control: bootstrap failed", "err", err)
+		return
+	}
+	n.log.Info("control: bootstrapped raft", "voters", len(conf.Servers), "members", len(alive))
+	n.markInRaft()
+}
+
+// markInRaft gossips, once, that this member is in a raft cluster.
+func (n *Node) markInRaft() {
+	if n.inRaft.Load() {
+		return
+	}
+	if err := n.ml.SetMeta(func(m *membership.Meta) { m.InRaft = true }); err != nil {
+		n.log.Warn("control: gossip in-raft flag", "err", err)
+	}
+	n.inRaft.Store(true)
+}

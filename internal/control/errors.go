@@ -1,0 +1,23 @@
+package control
+
+import "errors"
+
+var (
+	// ErrConfig wraps every problem Config.Validate finds.
+	ErrConfig = errors.New("control: invalid config")
+	// ErrClosed is returned by calls on a Node after Close or Leave.
+	ErrClosed = errors.New("control: node closed")
+	// ErrStale is returned by ReportSynced when the report no longer applies:
+	// the member is not pending for the partition in the committed table, or
+	// the reporter is not the partition's owner any more.
+	ErrStale = errors.New("control: stale sync report")
+	// ErrNotLeader is returned (internally, and by handlers to callers that
+	// then retry) when a request reaches a member that is not the raft
+	// leader.
+	ErrNotLeader = errors.New("control: not the raft leader")
+	// ErrNotDrained is returned when a leaving member asks to be removed
+	// while the table still assigns it partitions.
+	ErrNotDrained = errors.New("control: member still holds partitions")
+	// ErrRemote wraps an unexpected error reported by the leader.
+	ErrRemote = errors.New("control: remote error")
+)

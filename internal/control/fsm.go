@@ -1,0 +1,184 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/partition"
+)
+
+// dirEntry is one member in the replicated member directory.
+type dirEntry struct {
+	TransportAddr string `msgpack:"t"`
+	GossipAddr    string `msgpack:"g"`
+	// Leaving: the member asked to leave; the planner moves everything off it.
+	Leaving bool `msgpack:"l,omitempty"`
+	// Removed: the member left gracefully and was removed from raft; it is
+	// never added again (a tombstone until memberlist forgets it).
+	Removed bool `msgpack:"x,omitempty"`
+}
+
+// state is the replicated state machine's content.
+type state struct {
+	Table   *partition.Table                `msgpack:"t"`
+	Members map[partition.MemberID]dirEntry `msgpack:"m"`
+}
+
+// Operations of a command.
+const (
+	opPutMember    uint8 = 1 // set Members[ID] = Entry
+	opDeleteMember uint8 = 2 // delete Members[ID]
+	opSetTable     uint8 = 3 // replace the table if its epoch is still Prev
+)
+
+// command is one raft log entry, msgpack-encoded.
+type command struct {
+	Op    uint8              `msgpack:"o"`
+	ID    partition.MemberID `msgpack:"i,omitempty"`
+	Entry dirEntry           `msgpack:"d,omitempty"`
+	Prev  uint64             `msgpack:"p,omitempty"`
+	Table *partition.Table   `msgpack:"t,omitempty"`
+}
+
+// errEpochMoved is the result of an opSetTable whose Prev is no longer the
+// committed epoch (a concurrent change won; the coordinator re-plans).
+var errEpochMoved = errors.New("control: table epoch moved")
+
+// fsm is the raft FSM. raft calls Apply, Snapshot and Restore from its FSM
+// goroutine, never concurrently; readers use the accessors from any
+// goroutine.
+type fsm struct {
+	mu      sync.RWMutex
+	st      state
+	watch   chan struct{} // closed and replaced when a newer table is committed
+	applied uint64        // raft index of the last applied entry
+}
+
+func newFSM(count int) *fsm {
+	return &fsm{
+		st:    state{Table: partition.NewTable(count), Members: map[partition.MemberID]dirEntry{}},
+		watch: make(chan struct{}),
+	}
+}
+
+// Apply applies one committed log entry. It returns nil, errEpochMoved or a
+// decoding error (the response of the raft ApplyFuture).
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	var c command
+	if err := msgpack.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("control: decode command at index %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = l.Index
+	switch c.Op {
+	case opPutMember:
+		f.st.Members[c.ID] = c.Entry
+	case opDeleteMember:
+		delete(f.st.Members, c.ID)
+	case opSetTable:
+		if c.Table == nil || c.Prev != f.st.Table.Epoch || c.Table.Epoch <= f.st.Table.Epoch {
+			return errEpochMoved
+		}
+		f.setTableLocked(c.Table)
+	default:
+		return fmt.Errorf("control: unknown command op %d at index %d", c.Op, l.Index)
+	}
+	return nil
+}
+
+func (f *fsm) setTableLocked(t *partition.Table) {
+	changed := t.Epoch != f.st.Table.Epoch
+	f.st.Table = t
+	if changed {
+		close(f.watch)
+		f.watch = make(chan struct{})
+	}
+}
+
+// table returns the committed table (never modified afterwards).
+func (f *fsm) table() *partition.Table {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Table
+}
+
+func (f *fsm) watchTable() (*partition.Table, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Table, f.watch
+}
+
+func (f *fsm) member(id partition.MemberID) (dirEntry, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e, ok := f.st.Members[id]
+	return e, ok
+}
+
+// snapshot returns the table and a copy of the directory.
+func (f *fsm) snapshot() (*partition.Table, map[partition.MemberID]dirEntry) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Table, maps.Clone(f.st.Members)
+}
+
+// Snapshot encodes the state at once (it is small: a table and a directory).
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	b, err := msgpack.Marshal(&f.st)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("control: encode snapshot: %w", err)
+	}
+	return fsmSnapshot(b), nil
+}
+
+// Restore replaces the state with a snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var st state
+	if err := msgpack.NewDecoder(rc).Decode(&st); err != nil {
+		return fmt.Errorf("control: decode snapshot: %w", err)
+	}
+	if st.Table == nil {
+		return errors.New("control: snapshot without table")
+	}
+	if st.Members == nil {
+		st.Members = map[partition.MemberID]dirEntry{}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.Members = st.Members
+	f.setTableLocked(st.Table)
+	return nil
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("control: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s fsmSnapshot) Release() {}
+
+func encodeCommand(c command) ([]byte, error) {
+	b, err := msgpack.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("control: encode command: %w", err)
+	}
+	return b, nil
+}

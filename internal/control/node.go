@@ -1,0 +1,441 @@
+// Package control is gridmap's control plane: membership and failure
+// detection (hashicorp/memberlist, through internal/membership) and the
+// partition table, decided by one coordinator and committed through
+// hashicorp/raft.
+//
+// Every member runs a Node. The raft leader is the coordinator: it adds
+// members that memberlist reports to raft (voters up to Config.MaxVoters,
+// the rest non-voters, promoted when a voter dies), keeps the replicated
+// member directory (ID -> transport and gossip address), runs the planner
+// (partition.Plan, partition.Complete) on every membership change, sync
+// report and periodically, and commits each new table through raft. Every
+// member receives every table through raft and learns of it with Watch.
+//
+// # Bootstrap
+//
+// A cluster is born once: a member bootstraps raft only when it sees
+// ExpectMembers members (itself included) in memberlist, none of which is in
+// a raft cluster yet, its view has stayed the same for
+// Timings.BootstrapSettle, and it has the lowest ID of them. It bootstraps
+// with the lowest MaxVoters of them as voters; the others are added by the
+// leader. A member that sees a member in a raft cluster never bootstraps.
+// When every member of a new cluster is started with ExpectMembers equal to
+// the number started together, exactly one of them bootstraps.
+//
+// # Leases
+//
+// See Node.LeaseValid for the owner lease and the inequality that keeps a
+// member cut off from the raft majority from accepting writes after the
+// majority reassigned its partitions.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/gridmap/gridmap/internal/membership"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Node is one member's control plane. Its methods are safe for concurrent
+// use.
+type Node struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	ml     *membership.List
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	fsm    *fsm
+	reqs   chan *request
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	inRaft        atomic.Bool // this member has a raft configuration (meta InRaft gossiped)
+	joinAttempted atomic.Bool // the first attempt to join the seeds is done
+
+	closeOnce sync.Once
+	closeErr  error
+
+	co coordinator // owned by the run goroutine
+}
+
+// MemberInfo describes one member of the directory.
+type MemberInfo struct {
+	ID            partition.MemberID
+	TransportAddr string
+	GossipAddr    string
+	Voter         bool // a raft voter (false: non-voter or not in raft)
+	Leader        bool // the raft leader, the coordinator
+	Leaving       bool // asked to leave
+	Alive         bool // alive according to this member's memberlist
+}
+
+// Start starts the control plane (see Open) and waits until this member is
+// part of a raft cluster and holds a table assigned by the coordinator
+// (epoch >= 1). When ctx ends first it stops everything and returns ctx's
+// error. With ExpectMembers > 1 the members must be started concurrently.
+func Start(ctx context.Context, cfg Config, deps Deps) (*Node, error) {
+	n, err := Open(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.WaitReady(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Open starts the control plane without waiting for the cluster:
+// memberlist, raft (over deps.Server's raft layer), the coordinator and the
+// joining of the seeds. GossipAddr is valid at once; call WaitReady to wait
+// for the first table.
+func Open(cfg Config, deps Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Server == nil || deps.Client == nil {
+		return nil, fmt.Errorf("%w: Deps.Server and Deps.Client are required", ErrConfig)
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg:  cfg,
+		deps: deps,
+		log:  cfg.Logger,
+		fsm:  newFSM(cfg.PartitionCount),
+		reqs: make(chan *request, 1024),
+		stop: make(chan struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.co.init()
+
+	var err error
+	n.ml, err = membership.New(membership.Config{
+		ID:            string(cfg.ID),
+		TransportAddr: cfg.TransportAddr,
+		BindAddr:      cfg.GossipBindAddr,
+		AdvertiseAddr: cfg.GossipAdvertiseAddr,
+		Timings:       cfg.Timings.Gossip,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startRaft(); err != nil {
+		n.ml.Shutdown()
+		return nil, err
+	}
+	n.register()
+	n.wg.Add(2)
+	go n.run()
+	go n.joinLoop()
+	return n, nil
+}
+
+func (n *Node) startRaft() error {
+	cfg := n.cfg
+	addr, err := net.ResolveTCPAddr("tcp", cfg.TransportAddr)
+	if err != nil {
+		return fmt.Errorf("%w: TransportAddr %q: %w", ErrConfig, cfg.TransportAddr, err)
+	}
+	level := hclog.Warn
+	if n.log.Enabled(context.Background(), slog.LevelDebug) {
+		level = hclog.Info
+	}
+	hl := hclog.New(&hclog.LoggerOptions{
+		Name:        "raft",
+		Level:       level,
+		Output:      membership.LogWriter(cfg.Logger, "raft", true),
+		DisableTime: true,
+	})
+	timeout := min(max(5*cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.deps.Server.RaftLayer(addr),
+		MaxPool: 3,
+		Timeout: timeout,
+		Logger:  hl,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.Timings.RaftHeartbeatTimeout
+	rc.ElectionTimeout = cfg.Timings.RaftElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Timings.RaftLeaderLeaseTimeout
+	rc.CommitTimeout = cfg.Timings.RaftCommitTimeout
+	rc.ShutdownOnRemove = false // a member removed by mistake (false death) can be added again
+	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
+	rc.Logger = hl
+	if err := raft.ValidateConfig(rc); err != nil {
+		n.trans.Close()
+		return fmt.Errorf("%w: raft: %w", ErrConfig, err)
+	}
+	// Members get a fresh ID at every start, so nothing needs to survive a
+	// restart: in-memory stores.
+	store := raft.NewInmemStore()
+	n.raft, err = raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), n.trans)
+	if err != nil {
+		n.trans.Close()
+		return fmt.Errorf("control: start raft: %w", err)
+	}
+	return nil
+}
+
+// WaitReady blocks until this member is in a raft configuration and has a
+// table of epoch >= 1, or ctx ends, or the node is closed.
+func (n *Node) WaitReady(ctx context.Context) error {
+	poll := time.NewTicker(n.cfg.Timings.RetryInterval)
+	defer poll.Stop()
+	for {
+		t, ch := n.fsm.watchTable()
+		if t.Epoch > 0 && n.inRaft.Load() {
+			n.log.Info("control: ready", "id", n.cfg.ID, "epoch", t.Epoch, "gossip", n.GossipAddr())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("control: waiting for the cluster: %w", ctx.Err())
+		case <-n.stop:
+			return ErrClosed
+		case <-ch:
+		case <-poll.C:
+		}
+	}
+}
+
+// LocalID is this member's ID.
+func (n *Node) LocalID() partition.MemberID { return n.cfg.ID }
+
+// GossipAddr is this member's advertised memberlist address, the seed
+// others can join through.
+func (n *Node) GossipAddr() string { return n.ml.GossipAddr() }
+
+// Table returns the latest committed table. It is shared: callers must not
+// modify it. Until the coordinator assigns the partitions it is an epoch-0
+// table of PartitionCount empty assignments.
+func (n *Node) Table() *partition.Table { return n.fsm.table() }
+
+// Watch returns the latest committed table and a channel that is closed
+// once a newer table is committed (call Watch again for the next one).
+func (n *Node) Watch() (*partition.Table, <-chan struct{}) { return n.fsm.watchTable() }
+
+// MemberAddr resolves a member's transport address through the replicated
+// directory.
+func (n *Node) MemberAddr(id partition.MemberID) (string, bool) {
+	e, ok := n.fsm.member(id)
+	if !ok {
+		return "", false
+	}
+	return e.TransportAddr, true
+}
+
+// Members lists the directory, sorted by ID, with each member's raft role
+// as this member knows it.
+func (n *Node) Members() []MemberInfo {
+	_, dir := n.fsm.snapshot()
+	voters := map[raft.ServerID]bool{}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			voters[s.ID] = s.Suffrage == raft.Voter
+		}
+	}
+	alive := map[string]bool{}
+	for _, m := range n.ml.Alive() {
+		alive[m.ID] = true
+	}
+	_, leader := n.raft.LeaderWithID()
+	out := make([]MemberInfo, 0, len(dir))
+	for id, e := range dir {
+		if e.Removed {
+			continue
+		}
+		out = append(out, MemberInfo{
+			ID: id, TransportAddr: e.TransportAddr, GossipAddr: e.GossipAddr,
+			Voter: voters[raft.ServerID(id)], Leader: leader == raft.ServerID(id),
+			Leaving: e.Leaving, Alive: alive[string(id)],
+		})
+	}
+	slices.SortFunc(out, func(a, b MemberInfo) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// IsLeader reports whether this member is the raft leader (the
+// coordinator).
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaseValid reports whether this member may accept writes now: whether it
+// is in contact with the raft quorum. The leader holds the lease while it is
+// leader (raft makes it step down once it has not heard from a quorum for
+// RaftLeaderLeaseTimeout); a follower or non-voter holds it while it knows a
+// leader and its last contact with that leader is younger than
+// LeaseDuration, measured with this process's monotonic clock.
+//
+// Why this keeps a cut-off member from writing after the majority reassigned
+// its partitions: the coordinator acts on a dead member m only in this order
+// (1) memberlist declares m dead, (2) the coordinator removes m from raft at
+// time R, after which the leader sends it nothing, (3) it commits a table
+// without m no earlier than
+//
+//	R + LeaseDuration + RaftLeaderLeaseTimeout + LeaseMargin   (Config.DeadWait)
+//
+// m's last contact C with any leader is at most R + RaftLeaderLeaseTimeout:
+// either the current leader (C <= R) or an old leader cut off with m, which
+// stops being leader within RaftLeaderLeaseTimeout of losing its quorum,
+// before a newer leader could exist to remove m. m's lease ends at
+// C + LeaseDuration on m's clock, so it ends before the table commit as long
+// as clock rates and scheduling differ by less than LeaseMargin over that
+// span. A leader cut off from the majority likewise stops being leader
+// within RaftLeaderLeaseTimeout, long before the others elect a new leader,
+// detect its death and wait DeadWait.
+func (n *Node) LeaseValid() bool {
+	if n.closed.Load() {
+		return false
+	}
+	switch n.raft.State() {
+	case raft.Leader:
+		return true
+	case raft.Follower:
+		_, id := n.raft.LeaderWithID()
+		if id == "" || id == raft.ServerID(n.cfg.ID) {
+			return false
+		}
+		last := n.raft.LastContact()
+		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration
+	}
+	return false
+}
+
+// ReportSynced tells the coordinator that pending member m now holds a full
+// copy of partition p. The caller is p's owner; epoch is the table epoch at
+// which it started the copy (informational). The report is forwarded to the
+// raft leader, retried across leader changes until ctx ends, and ReportSynced
+// returns once the resulting table is committed. It returns ErrStale when
+// the report does not apply to the committed table (m is not pending for p,
+// or the caller is not p's owner any more).
+func (n *Node) ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error {
+	return n.toLeader(ctx, rpcReq{Op: reqSync, From: n.cfg.ID, P: int32(p), M: m, Epoch: epoch})
+}
+
+// Leave leaves the cluster gracefully: it tells the coordinator that this
+// member is leaving, waits until the committed table assigns it nothing
+// (the map service moves the data, driven by the table), hands raft
+// leadership to another voter if it is the leader, has itself removed from
+// raft, leaves memberlist and stops. If ctx ends first it returns ctx's
+// error and the node keeps running (call Close). A member that is the last
+// one alive just stops.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.toLeader(ctx, rpcReq{Op: reqLeave, From: n.cfg.ID}); err != nil {
+		return fmt.Errorf("control: leave: %w", err)
+	}
+	for {
+		if err := n.waitDrained(ctx); err != nil {
+			return fmt.Errorf("control: leave: %w", err)
+		}
+		if n.alone() {
+			break
+		}
+		if n.raft.State() == raft.Leader {
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("control: leadership transfer failed", "err", err)
+			}
+		}
+		err := n.toLeader(ctx, rpcReq{Op: reqRemove, From: n.cfg.ID})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotDrained) {
+			return fmt.Errorf("control: leave: %w", err)
+		}
+	}
+	if err := n.ml.Leave(n.cfg.Timings.Gossip.TCPTimeout); err != nil {
+		n.log.Warn("control: memberlist leave", "err", err)
+	}
+	return n.Close()
+}
+
+// waitDrained waits until the committed table names this member nowhere, or
+// it is the last member standing.
+func (n *Node) waitDrained(ctx context.Context) error {
+	poll := time.NewTicker(n.cfg.Timings.ReconcileInterval)
+	defer poll.Stop()
+	for {
+		t, ch := n.Watch()
+		if !slices.Contains(t.Members(), n.cfg.ID) || n.alone() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stop:
+			return ErrClosed
+		case <-ch:
+		case <-poll.C:
+		}
+	}
+}
+
+// alone reports whether no other live, non-leaving member is in the
+// directory: nobody could take this member's partitions or raft role.
+func (n *Node) alone() bool {
+	_, dir := n.fsm.snapshot()
+	for _, m := range n.ml.Alive() {
+		id := partition.MemberID(m.ID)
+		if e, ok := dir[id]; ok && id != n.cfg.ID && !e.Leaving && !e.Removed && !m.Leaving {
+			return false
+		}
+	}
+	return true
+}
+
+// Close stops the node abruptly, as a crash would: nobody is told; the
+// others declare it dead. It stops every goroutine of the node and is
+// idempotent. The transport server and client are not closed.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		close(n.stop)
+		err := n.raft.Shutdown().Error()
+		if terr := n.trans.Close(); err == nil {
+			err = terr
+		}
+		if merr := n.ml.Shutdown(); err == nil && merr != nil && !errors.Is(merr, membership.ErrClosed) {
+			err = merr
+		}
+		n.wg.Wait()
+		n.closeErr = err
+	})
+	return n.closeErr
+}
+
+// cutOff simulates a network partition isolating this member (tests): it
+// stops gossiping and exchanging raft traffic without telling anyone, while
+// the node keeps answering LeaseValid, Table and Watch.
+func (n *Node) cutOff() {
+	n.ml.Shutdown()
+	n.trans.Close()
+}

@@ -1,0 +1,162 @@
+package gridmap
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Defaults for Config fields left at their zero value.
+const (
+	DefaultBindAddr         = "127.0.0.1:0"
+	DefaultGossipBindAddr   = "127.0.0.1:0"
+	DefaultExpectMembers    = 1
+	DefaultPartitionCount   = partition.DefaultCount
+	DefaultBackupCount      = 1
+	MaxBackupCount          = 6
+	DefaultMaxVoters        = 3
+	DefaultOperationTimeout = 30 * time.Second
+	DefaultMaxFrameSize     = 64 << 20
+)
+
+// Config configures a member. Zero fields take the documented defaults; Validate reports every
+// problem at once. Every member of a cluster must agree on PartitionCount and BackupCount.
+type Config struct {
+	// Name labels the member in logs. Default: its generated ID.
+	Name string
+	// BindAddr is the TCP host:port for member-to-member traffic (map operations, backups,
+	// migrations and raft). Port 0 picks a free port. Default "127.0.0.1:0".
+	BindAddr string
+	// AdvertiseAddr is the host:port other members dial. Default: the bound address (which
+	// must then not be a wildcard address).
+	AdvertiseAddr string
+	// GossipBindAddr is the memberlist host:port (TCP and UDP). Port 0 picks a free port.
+	// Default "127.0.0.1:0".
+	GossipBindAddr string
+	// GossipAdvertiseAddr is the memberlist address other members use. Default: the bound one.
+	GossipAdvertiseAddr string
+	// Seeds are gossip addresses of members to join. Ignored when Discovery is set. Empty (and
+	// no Discovery): this member starts a new cluster.
+	Seeds []string
+	// Discovery finds seeds at start, for example discovery.DNS for a Kubernetes headless
+	// service. Default: discovery.Static(Seeds).
+	Discovery discovery.Discovery
+	// ExpectMembers is how many members must see each other before the first of them creates
+	// the cluster (bootstrap-expect). Members that start together must all use the same value.
+	// Default 1.
+	ExpectMembers int
+	// PartitionCount is the number of partitions of every map. Default 271.
+	PartitionCount int
+	// BackupCount is the number of backups of every partition, on members other than its owner.
+	// 0..6, default 1. Use BackupCountNone for none (0 means the default).
+	BackupCount int
+	// AsyncBackups makes writes return once the owner applied them, updating backups in the
+	// background. Default false: writes wait for every backup.
+	AsyncBackups bool
+	// MaxVoters is the number of raft voters (3 or 5); other members follow as non-voters.
+	// Default 3.
+	MaxVoters int
+	// OperationTimeout bounds a map operation whose context has no deadline. Default 30s.
+	OperationTimeout time.Duration
+	// MaxFrameSize is the largest message between members, in bytes; values must fit in it with
+	// room for headers. Default 64 MiB.
+	MaxFrameSize int
+	// LeaseDuration is how long an owner keeps serving after it last heard from the raft
+	// majority. The coordinator waits longer than this before reassigning a failed member's
+	// partitions. Default 3s.
+	LeaseDuration time.Duration
+	// Logger receives the member's logs. Default: discard.
+	Logger *slog.Logger
+
+	// fast selects test timings for failure detection and raft (set by tests in this module).
+	fast bool
+}
+
+// BackupCountNone requests no backups (BackupCount's zero value means the default of 1).
+const BackupCountNone = -1
+
+func (c Config) withDefaults() Config {
+	if c.BindAddr == "" {
+		c.BindAddr = DefaultBindAddr
+	}
+	if c.GossipBindAddr == "" {
+		c.GossipBindAddr = DefaultGossipBindAddr
+	}
+	if c.Discovery == nil {
+		c.Discovery = discovery.Static(c.Seeds)
+	}
+	if c.ExpectMembers == 0 {
+		c.ExpectMembers = DefaultExpectMembers
+	}
+	if c.PartitionCount == 0 {
+		c.PartitionCount = DefaultPartitionCount
+	}
+	switch c.BackupCount {
+	case 0:
+		c.BackupCount = DefaultBackupCount
+	case BackupCountNone:
+		c.BackupCount = 0
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = DefaultMaxVoters
+	}
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of the configuration (after defaults are applied) in one
+// error wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	addrs := []struct{ name, addr string }{
+		{"BindAddr", c.BindAddr}, {"GossipBindAddr", c.GossipBindAddr},
+		{"AdvertiseAddr", c.AdvertiseAddr}, {"GossipAdvertiseAddr", c.GossipAdvertiseAddr},
+	}
+	for _, a := range addrs {
+		if a.addr == "" {
+			continue // only the optional advertise addresses can be empty after defaults
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", a.name, a.addr, err))
+		}
+	}
+	if c.ExpectMembers < 1 {
+		errs = append(errs, fmt.Errorf("ExpectMembers must be at least 1, got %d", c.ExpectMembers))
+	}
+	if c.PartitionCount < 1 {
+		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
+	}
+	if c.BackupCount < 0 || c.BackupCount > MaxBackupCount {
+		errs = append(errs, fmt.Errorf("BackupCount must be within 0..%d, got %d", MaxBackupCount, c.BackupCount))
+	}
+	if c.MaxVoters != 3 && c.MaxVoters != 5 {
+		errs = append(errs, fmt.Errorf("MaxVoters must be 3 or 5, got %d", c.MaxVoters))
+	}
+	if c.OperationTimeout < 0 {
+		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))
+	}
+	if c.MaxFrameSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 1 MiB, got %d", c.MaxFrameSize))
+	}
+	if c.LeaseDuration < 0 {
+		errs = append(errs, fmt.Errorf("LeaseDuration must not be negative, got %v", c.LeaseDuration))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}

@@ -1,0 +1,263 @@
+package gridmap
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/dmap"
+)
+
+// The crash tests run members as separate processes (this test binary re-executed in member
+// mode) so that a member can be killed with SIGKILL. A child reads one command per line on
+// stdin and answers one line on stdout:
+//
+//	put KEY VALUE -> ok | err MSG
+//	get KEY       -> val VALUE | missing | err MSG
+//	state         -> state LEADER EPOCH MIN_REPLICAS PENDING HOLDERS
+const childEnv = "GRIDMAP_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	os.Exit(m.Run())
+}
+
+func runChild() int {
+	cfg := testConfig(os.Getenv("GRIDMAP_GOSSIP"), strings.Split(os.Getenv("GRIDMAP_SEEDS"), ","), 0)
+	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	m, err := Start(ctx, cfg)
+	cancel()
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	mp, err := GetMap[string, string](m, "crash")
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready", m.ID())
+	out.Flush()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		switch {
+		case len(f) == 3 && f[0] == "put":
+			if err := mp.Put(ctx, f[1], f[2]); err != nil {
+				fmt.Fprintln(out, "err", err)
+			} else {
+				fmt.Fprintln(out, "ok")
+			}
+		case len(f) == 2 && f[0] == "get":
+			v, err := mp.Get(ctx, f[1])
+			switch {
+			case errors.Is(err, dmap.ErrNotFound):
+				fmt.Fprintln(out, "missing")
+			case err != nil:
+				fmt.Fprintln(out, "err", err)
+			default:
+				fmt.Fprintln(out, "val", v)
+			}
+		case len(f) == 1 && f[0] == "state":
+			t := m.node.Table()
+			minReplicas, pending := len(t.Members())+1, 0
+			for _, a := range t.Partitions {
+				minReplicas = min(minReplicas, len(a.Replicas))
+				pending += len(a.Pending)
+			}
+			leader := 0
+			if m.node.IsLeader() {
+				leader = 1
+			}
+			fmt.Fprintln(out, "state", leader, t.Epoch, minReplicas, pending, len(t.Members()))
+		default:
+			fmt.Fprintln(out, "err unknown command")
+		}
+		cancel()
+		out.Flush()
+	}
+	m.kill()
+	return 0
+}
+
+// child is a member process driven by the test.
+type child struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	id   string
+	mu   sync.Mutex
+	dead bool
+}
+
+func startChildren(t *testing.T, n int) []*child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = freeGossipAddr(t)
+	}
+	children := make([]*child, n)
+	for i := range n {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=1", "GRIDMAP_GOSSIP="+addrs[i],
+			"GRIDMAP_SEEDS="+strings.Join(addrs, ","), "GRIDMAP_EXPECT="+strconv.Itoa(n))
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c := &child{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+		children[i] = c
+		t.Cleanup(c.kill)
+	}
+	for i, c := range children {
+		line := c.read()
+		f := strings.Fields(line)
+		if len(f) != 2 || f[0] != "ready" {
+			t.Fatalf("child %d: %q", i, line)
+		}
+		c.id = f[1]
+	}
+	return children
+}
+
+func (c *child) read() string {
+	if !c.out.Scan() {
+		c.t.Fatalf("child %s: no answer: %v", c.id, c.out.Err())
+	}
+	return c.out.Text()
+}
+
+func (c *child) do(cmd string) string {
+	c.t.Helper()
+	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
+		c.t.Fatalf("child %s: %v", c.id, err)
+	}
+	return c.read()
+}
+
+// kill sends SIGKILL: no hand-off, no flush, no goodbye.
+func (c *child) kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	c.dead = true
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
+}
+
+type childState struct {
+	leader                           bool
+	epoch, minReplicas, pending, mem int
+}
+
+func (c *child) state() childState {
+	f := strings.Fields(c.do("state"))
+	if len(f) != 6 || f[0] != "state" {
+		c.t.Fatalf("child %s: bad state %v", c.id, f)
+	}
+	n := make([]int, 5)
+	for i := range n {
+		n[i], _ = strconv.Atoi(f[i+1])
+	}
+	return childState{leader: n[0] == 1, epoch: n[1], minReplicas: n[2], pending: n[3], mem: n[4]}
+}
+
+func TestKillMemberProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts member processes")
+	}
+	for _, victim := range []string{"follower", "leader"} {
+		t.Run(victim, func(t *testing.T) {
+			children := startChildren(t, 3)
+			waitChildren(t, children, func(s childState) bool { return s.epoch > 0 && s.pending == 0 && s.minReplicas == 2 && s.mem == 3 })
+			acked := map[string]string{}
+			for i := range 600 {
+				k, v := fmt.Sprint("key", i), fmt.Sprint("v", i)
+				if got := children[i%3].do("put " + k + " " + v); got != "ok" {
+					t.Fatalf("put %s: %s", k, got)
+				}
+				acked[k] = v
+			}
+			var kill *child
+			for _, c := range children {
+				if c.state().leader == (victim == "leader") {
+					kill = c
+					break
+				}
+			}
+			kill.kill()
+			var alive []*child
+			for _, c := range children {
+				if c != kill {
+					alive = append(alive, c)
+				}
+			}
+			// Writes go on during the failover; every one of them must be acknowledged.
+			for i := range 200 {
+				k, v := fmt.Sprint("key", i), fmt.Sprint("after", i)
+				if got := alive[i%2].do("put " + k + " " + v); got != "ok" {
+					t.Fatalf("put %s after kill: %s", k, got)
+				}
+				acked[k] = v
+			}
+			waitChildren(t, alive, func(s childState) bool { return s.pending == 0 && s.minReplicas == 2 && s.mem == 2 })
+			for k, v := range acked {
+				for _, c := range alive {
+					if got := c.do("get " + k); got != "val "+v {
+						t.Fatalf("get %s via %s = %q, want %q", k, c.id, got, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+func waitChildren(t *testing.T, children []*child, ok func(childState) bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		all := true
+		for _, c := range children {
+			if !ok(c.state()) {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("children did not reach the expected state: %+v", children[0].state())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

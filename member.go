@@ -1,0 +1,180 @@
+package gridmap
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Member is one gridmap cluster member running inside the calling process. It owns a share of
+// every map's partitions, backs up others', and serves the other members. Create it with Start
+// and stop it with Close.
+type Member struct {
+	cfg    Config
+	id     partition.MemberID
+	addr   string // advertised transport address
+	log    *slog.Logger
+	server *transport.Server
+	client *transport.Client
+	node   *control.Node
+	maps   *dmap.Service
+
+	serveDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start creates a member, joins (or, with no seeds, founds) the cluster and returns once the
+// member is part of it. The member gets a fresh identity at every start, so a restarted process
+// joins as a new member. ctx bounds the start only.
+func Start(ctx context.Context, cfg Config) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	id, err := newMemberID()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("member", cmp.Or(cfg.Name, string(id)))
+
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gridmap: listen on %s: %w", cfg.BindAddr, err)
+	}
+	advertise := cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = ln.Addr().String()
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+			ln.Close()
+			return nil, fmt.Errorf("%w: BindAddr %s is a wildcard address: set AdvertiseAddr", ErrInvalidConfig, cfg.BindAddr)
+		}
+	}
+	tcfg := transport.Config{MaxFrameSize: cfg.MaxFrameSize, Logger: log.With("component", "transport")}
+	server, err := transport.NewServer(tcfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	client, err := transport.NewClient(tcfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client, serveDone: make(chan struct{})}
+	go func() {
+		defer close(m.serveDone)
+		if err := server.Serve(ln); err != nil && !errors.Is(err, transport.ErrClosed) {
+			log.Error("transport server stopped", "err", err)
+		}
+	}()
+
+	ccfg := control.Config{
+		ID:                  id,
+		TransportAddr:       advertise,
+		GossipBindAddr:      cfg.GossipBindAddr,
+		GossipAdvertiseAddr: cfg.GossipAdvertiseAddr,
+		Discovery:           cfg.Discovery,
+		ExpectMembers:       cfg.ExpectMembers,
+		MaxVoters:           cfg.MaxVoters,
+		PartitionCount:      cfg.PartitionCount,
+		Plan:                partition.PlanConfig{Backups: cfg.BackupCount},
+		LeaseDuration:       cfg.LeaseDuration,
+		Logger:              log.With("component", "control"),
+	}
+	if cfg.fast {
+		ccfg.Timings = control.LocalTimings()
+	}
+	// Open the control plane, install the map service's handlers, and only then wait to be part
+	// of the cluster: the coordinator may send this member copies as soon as it knows it.
+	m.node, err = control.Open(ccfg, control.Deps{Server: server, Client: client})
+	if err != nil {
+		m.stopTransport()
+		return nil, err
+	}
+	m.maps, err = dmap.NewService(dmap.Config{
+		PartitionCount:   cfg.PartitionCount,
+		AsyncBackups:     cfg.AsyncBackups,
+		OperationTimeout: cfg.OperationTimeout,
+		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
+		Logger:           log.With("component", "dmap"),
+	}, m.node, client, server)
+	if err != nil {
+		m.node.Close()
+		m.stopTransport()
+		return nil, err
+	}
+	if err := m.node.WaitReady(ctx); err != nil {
+		m.stop()
+		return nil, err
+	}
+	log.Info("member started", "addr", advertise, "gossip", m.node.GossipAddr())
+	return m, nil
+}
+
+// ID returns the member's identity (fresh at every start).
+func (m *Member) ID() string { return string(m.id) }
+
+// GossipAddr returns the address other members can use as a seed to join this one.
+func (m *Member) GossipAddr() string { return m.node.GossipAddr() }
+
+// Maps returns the member's map service, for dmap.New. GetMap is the shorter way.
+func (m *Member) Maps() *dmap.Service { return m.maps }
+
+// Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
+// others (their data copied first), then the member stops. If ctx ends before the hand-off
+// completes, the member stops anyway and the others recover its partitions from backups, as
+// after a crash. Close is idempotent.
+func (m *Member) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() {
+		if err := m.node.Leave(ctx); err != nil {
+			m.log.Warn("graceful leave incomplete", "err", err)
+			m.closeErr = err
+		}
+		m.stop()
+	})
+	return m.closeErr
+}
+
+// kill stops the member at once, without a hand-off, as a crash would (in-process tests).
+func (m *Member) kill() {
+	m.closeOnce.Do(m.stop)
+}
+
+func (m *Member) stop() {
+	m.maps.Close()
+	m.node.Close()
+	m.stopTransport()
+}
+
+func (m *Member) stopTransport() {
+	m.server.Close()
+	m.client.Close()
+	<-m.serveDone
+}
+
+// GetMap returns the map called name on member m, with keys of type K and values of type V.
+// Every member that opens the same name sees the same entries; all must use compatible types or
+// codecs. Maps are cheap views: calling GetMap again is fine.
+func GetMap[K comparable, V any](m *Member, name string, opts ...dmap.Option[K, V]) (*dmap.Map[K, V], error) {
+	return dmap.New[K, V](m.maps, name, opts...)
+}
+
+func newMemberID() (partition.MemberID, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("gridmap: member id: %w", err)
+	}
+	return partition.MemberID(hex.EncodeToString(b[:])), nil
+}

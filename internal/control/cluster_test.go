@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,21 +192,28 @@ func TestLeaseEndsBeforeReassignment(t *testing.T) {
 		}
 	}()
 
-	// Wait for the first table committed without the victim.
-	var reassigned time.Time
-	eventually(t, 15*time.Second, func() error {
-		tb := observer.Table()
-		if _, ok := tb.Owned(victim.LocalID()), false; ok {
-			return nil
-		}
-		for _, m := range tb.Members() {
-			if m == victim.LocalID() {
-				return fmt.Errorf("epoch %d still names the victim", tb.Epoch)
+	// Record when the first table without the victim is committed.
+	reassignedCh := make(chan time.Time, 1)
+	go func() {
+		for {
+			tb, ch := observer.Watch()
+			if !slices.Contains(tb.Members(), victim.LocalID()) {
+				reassignedCh <- time.Now()
+				return
+			}
+			select {
+			case <-ch:
+			case <-stopSampling:
+				return
 			}
 		}
-		reassigned = time.Now()
-		return nil
-	})
+	}()
+	var reassigned time.Time
+	select {
+	case reassigned = <-reassignedCh:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the victim's partitions were not reassigned within 15s")
+	}
 	var lost time.Time
 	select {
 	case lost = <-leaseLost:

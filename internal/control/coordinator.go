@@ -80,6 +80,7 @@ func (n *Node) run() {
 			return
 		case <-n.ml.Changed():
 		case <-leaderCh:
+			n.co.leading = false // (re)acquired or lost: barrier again before leading
 		case <-tick.C:
 		case r := <-n.reqs:
 			reqs = append(reqs, r)

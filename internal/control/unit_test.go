@@ -1,0 +1,137 @@
+package control
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/gridmap/gridmap/partition"
+)
+
+func TestConfigValidateReportsEverything(t *testing.T) {
+	cfg := Config{
+		TransportAddr:  "nohost",
+		GossipBindAddr: "x:y",
+		ExpectMembers:  -1,
+		MaxVoters:      4,
+		PartitionCount: -5,
+		Plan:           partition.PlanConfig{Backups: 9},
+		LeaseDuration:  100 * time.Millisecond,
+		Timings:        Timings{RaftLeaderLeaseTimeout: 2 * time.Second},
+	}
+	err := cfg.Validate()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"ID is empty", "TransportAddr", "GossipBindAddr", "ExpectMembers", "MaxVoters",
+		"PartitionCount", "Plan", "exceeds RaftHeartbeatTimeout", "must exceed RaftLeaderLeaseTimeout", "half RaftHeartbeatTimeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	ok := Config{ID: "a", TransportAddr: "127.0.0.1:7000"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	d := ok.withDefaults()
+	if d.ExpectMembers != 1 || d.MaxVoters != 3 || d.PartitionCount != partition.DefaultCount || d.LeaseDuration != 3*time.Second || d.Timings != DefaultTimings() {
+		t.Fatalf("defaults not filled in: %+v", d)
+	}
+	if got, want := d.DeadWait(), 3*time.Second+500*time.Millisecond+750*time.Millisecond; got != want {
+		t.Fatalf("DeadWait = %v, want %v", got, want)
+	}
+	local := Config{ID: "a", TransportAddr: "127.0.0.1:7000", Timings: LocalTimings()}
+	if err := local.Validate(); err != nil {
+		t.Fatalf("LocalTimings: %v", err)
+	}
+	if local.withDefaults().LeaseDuration != time.Second {
+		t.Fatal("LocalTimings does not set a 1s lease")
+	}
+}
+
+func applyCmd(t *testing.T, f *fsm, idx uint64, c command) any {
+	t.Helper()
+	b, err := encodeCommand(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: b})
+}
+
+func TestFSMApplyWatchSnapshotRestore(t *testing.T) {
+	f := newFSM(4)
+	t0, ch0 := f.watchTable()
+	if t0.Epoch != 0 || t0.Count() != 4 {
+		t.Fatalf("initial table %+v", t0)
+	}
+	if r := applyCmd(t, f, 1, command{Op: opPutMember, ID: "a", Entry: dirEntry{TransportAddr: "ta", GossipAddr: "ga"}}); r != nil {
+		t.Fatal(r)
+	}
+	next := partition.NewTable(4)
+	next.Epoch = 1
+	for p := range next.Partitions {
+		next.Partitions[p].Replicas = []partition.MemberID{"a"}
+	}
+	// A stale compare-and-set is refused and does not wake watchers.
+	if r := applyCmd(t, f, 2, command{Op: opSetTable, Prev: 7, Table: next}); r != errEpochMoved {
+		t.Fatalf("stale set: %v", r)
+	}
+	select {
+	case <-ch0:
+		t.Fatal("watch fired on a refused table")
+	default:
+	}
+	if r := applyCmd(t, f, 3, command{Op: opSetTable, Prev: 0, Table: next}); r != nil {
+		t.Fatal(r)
+	}
+	select {
+	case <-ch0:
+	default:
+		t.Fatal("watch did not fire on a new table")
+	}
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := snap.Persist(&sink{Buffer: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	g := newFSM(4)
+	_, chg := g.watchTable()
+	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-chg:
+	default:
+		t.Fatal("restore did not wake watchers")
+	}
+	if tb := g.table(); !tb.Equal(next) {
+		t.Fatalf("restored table %+v", tb)
+	}
+	if e, ok := g.member("a"); !ok || e.TransportAddr != "ta" || e.GossipAddr != "ga" {
+		t.Fatalf("restored directory entry %+v %v", e, ok)
+	}
+	if r := applyCmd(t, g, 4, command{Op: opDeleteMember, ID: "a"}); r != nil {
+		t.Fatal(r)
+	}
+	if _, ok := g.member("a"); ok {
+		t.Fatal("delete did not delete")
+	}
+	if r := g.Apply(&raft.Log{Index: 5, Type: raft.LogCommand, Data: []byte{0xc1}}); r == nil {
+		t.Fatal("garbage command applied")
+	}
+}
+
+type sink struct{ *bytes.Buffer }
+
+func (s *sink) ID() string    { return "test" }
+func (s *sink) Cancel() error { return nil }
+func (s *sink) Close() error  { return nil }

@@ -4,9 +4,6 @@ import "testing"
 
 // The tool against a real 3-member gridmap cluster in this process, for about a second.
 func TestRunInprocGridmap(t *testing.T) {
-	if !haveLibrary {
-		t.Skip("the gridmap root package (Start, GetMap) does not exist yet; build with -tags gridmap_lib once it does")
-	}
 	r := runJSON(t, runOptions{}, "-members", "3", "-op", "mixed", "-keys", "2000", "-concurrency", "8", "-duration", "1s")
 	checkResult(t, r, opMixed, 3)
 	if r.Backups != 1 {

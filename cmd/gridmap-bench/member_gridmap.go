@@ -1,5 +1,3 @@
-//go:build gridmap_lib
-
 package main
 
 import (
@@ -9,9 +7,6 @@ import (
 	"github.com/gridmap/gridmap"
 	"github.com/gridmap/gridmap/dmap"
 )
-
-// haveLibrary tells the tests whether startMember starts real gridmap members.
-const haveLibrary = true
 
 // gridmapMember adapts a *gridmap.Member and its benchmark map to member and store.
 type gridmapMember struct {

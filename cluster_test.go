@@ -319,6 +319,14 @@ func (w *loadWriters) finish(t *testing.T, check *dmap.Map[string, int]) {
 
 func TestMigrationUnderLoad(t *testing.T) {
 	members := startCluster(t, 3, nil)
+	// Bulk data makes every copy take a while, so that writes race the copies and hand-offs.
+	bulk := getMap[int, []byte](t, members[0], "bulk")
+	const bulkN = 5000
+	for i := range bulkN {
+		if err := bulk.Put(context.Background(), i, make([]byte, 2048)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w := startWriters(t, 16, members[:2], "load")
 	w.waitOps(t, 500)
 	m3 := join(t, members[:1], nil)
@@ -333,6 +341,9 @@ func TestMigrationUnderLoad(t *testing.T) {
 	waitSettled(t, members[0], members[1], m3, m4)
 	w.waitOps(t, 3000)
 	w.finish(t, getMap[string, int](t, m4, "load"))
+	if n, err := getMap[int, []byte](t, m3, "bulk").Size(context.Background()); err != nil || n != bulkN {
+		t.Fatalf("bulk map has %d entries after the moves, %v; want %d", n, err, bulkN)
+	}
 }
 
 func TestCrashedMemberIsReplaced(t *testing.T) {

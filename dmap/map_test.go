@@ -308,3 +308,61 @@ func waitWrites(t *testing.T, w *writer, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestAsyncBackupsCatchUp(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.AsyncBackups = true })
+	ctx := context.Background()
+	m := mustMap[int, int](t, c.svc(0), "async")
+	const n = 400
+	for i := range n {
+		if err := m.Put(ctx, i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every backup converges to the owner's contents, in order (the last value wins).
+	for i := range n {
+		if err := m.Put(ctx, i, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		missing := 0
+		tab := c.coord.table
+		for i := range n {
+			p, _ := m.Partition(i)
+			kb, _, _ := m.encodeKey(i)
+			for _, r := range tab.Partitions[p].Replicas[1:] {
+				pt := c.svcs[r].parts[p]
+				pt.mu.RLock()
+				rec := pt.rs.get("async", string(kb), 0)
+				pt.mu.RUnlock()
+				if rec == nil || string(rec.value) != string(mustEncode(t, i+1)) {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backup entries still stale", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.kill(c.active[1])
+	c.waitStable()
+	for i := range n {
+		if v, err := m.Get(ctx, i); err != nil || v != i+1 {
+			t.Fatalf("after failover key %d = %d, %v", i, v, err)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, v int) []byte {
+	b, err := DefaultCodec[int]().Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,5 @@
+//go:build long
+
+package pebblestore
+
+const crashRounds = 20

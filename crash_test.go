@@ -24,6 +24,7 @@ import (
 //
 //	put KEY VALUE -> ok | err MSG
 //	get KEY       -> val VALUE | missing | err MSG
+//	owns KEY      -> true | false (this member owns KEY's partition in its table)
 //	state         -> state LEADER EPOCH MIN_REPLICAS PENDING HOLDERS
 const childEnv = "GRIDMAP_TEST_CHILD"
 
@@ -37,6 +38,13 @@ func TestMain(m *testing.M) {
 func runChild() int {
 	cfg := testConfig(os.Getenv("GRIDMAP_GOSSIP"), strings.Split(os.Getenv("GRIDMAP_SEEDS"), ","), 0)
 	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
+	if bind := os.Getenv("GRIDMAP_BIND"); bind != "" {
+		cfg.BindAddr = bind
+	}
+	cfg.AsyncBackups = os.Getenv("GRIDMAP_ASYNC") != ""
+	if d, err := time.ParseDuration(os.Getenv("GRIDMAP_OPTIMEOUT")); err == nil {
+		cfg.OperationTimeout = d
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()
@@ -55,7 +63,7 @@ func runChild() int {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.OperationTimeout)
 		switch {
 		case len(f) == 3 && f[0] == "put":
 			if err := mp.Put(ctx, f[1], f[2]); err != nil {
@@ -73,6 +81,9 @@ func runChild() int {
 			default:
 				fmt.Fprintln(out, "val", v)
 			}
+		case len(f) == 2 && f[0] == "owns":
+			p, _ := mp.Partition(f[1])
+			fmt.Fprintln(out, m.node.Table().Owner(p) == m.id)
 		case len(f) == 1 && f[0] == "state":
 			t := m.node.Table()
 			minReplicas, pending := len(t.Members())+1, 0
@@ -108,19 +119,33 @@ type child struct {
 
 func startChildren(t *testing.T, n int) []*child {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = freeGossipAddr(t)
 	}
+	return startChildrenWith(t, addrs, func(int) []string { return nil }, nil)
+}
+
+// startChildrenWith starts one member process per gossip address. env adds variables for child
+// i; wrap, if not nil, returns the command line prefix that runs child i (for example inside a
+// network namespace).
+func startChildrenWith(t *testing.T, gossip []string, env func(i int) []string, wrap func(i int) []string) []*child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(gossip)
 	children := make([]*child, n)
 	for i := range n {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=1", "GRIDMAP_GOSSIP="+addrs[i],
-			"GRIDMAP_SEEDS="+strings.Join(addrs, ","), "GRIDMAP_EXPECT="+strconv.Itoa(n))
+		args := []string{exe, "-test.run=^$"}
+		if wrap != nil {
+			args = append(wrap(i), args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), childEnv+"=1", "GRIDMAP_GOSSIP="+gossip[i],
+			"GRIDMAP_SEEDS="+strings.Join(gossip, ","), "GRIDMAP_EXPECT="+strconv.Itoa(n))
+		cmd.Env = append(cmd.Env, env(i)...)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

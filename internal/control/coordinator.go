@@ -53,8 +53,10 @@ func (n *Node) joinLoop() {
 			if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
 				n.log.Debug("control: join", "err", err)
 			}
-			n.joinAttempted.Store(true)
 		}
+		// The initial join phase is over once we tried, or others joined us
+		// first (then there was nothing to try).
+		n.joinAttempted.Store(true)
 		t := time.NewTimer(n.cfg.Timings.JoinRetryInterval)
 		select {
 		case <-n.stop:

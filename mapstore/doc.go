@@ -35,6 +35,7 @@
 //
 // # Tests
 //
-// The tests are fast by default. The long variants (large volumes, the pebble crash loop with
-// many rounds) run with the build tag "long": go test -race -tags long ./mapstore/...
+// The tests are fast and deterministic (they poll for conditions with deadlines). The only long
+// variant is pebblestore's crash test, which kills its child 20 times instead of 2 with the build
+// tag "long": go test -race -tags long ./mapstore/...
 package mapstore

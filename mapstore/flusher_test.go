@@ -33,6 +33,18 @@ func startFlusher(t *testing.T, cfg mapstore.Config, store mapstore.Store) *maps
 	return f
 }
 
+// waitFor polls cond until it holds or testTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func add(t *testing.T, f *mapstore.Flusher, k, v string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -92,6 +104,7 @@ func TestFlusherStoreOutage(t *testing.T) {
 	for i := range 100 {
 		add(t, f, fmt.Sprint("k", i%30), strconv.Itoa(i))
 	}
+	waitFor(t, "a failed store attempt", func() bool { return f.Stats().Errors > 0 })
 	// the store stays down: flush cannot finish, and says why
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	err := f.Flush(ctx)

@@ -24,6 +24,14 @@ func TestThreeMembersStartConcurrently(t *testing.T) {
 			t.Errorf("%s: Members() has %d entries", tn.LocalID(), got)
 		}
 	}
+	// The lease holds steadily in a healthy cluster.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		for _, tn := range nodes {
+			if !tn.LeaseValid() {
+				t.Fatalf("%s: LeaseValid flapped to false in a healthy cluster (last contact %v ago)", tn.LocalID(), time.Since(tn.raft.LastContact()))
+			}
+		}
+	}
 	// Watch: the channel of a table closes when a newer one is committed.
 	t0, ch := nodes[0].Watch()
 	select {

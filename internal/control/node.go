@@ -20,7 +20,10 @@
 // with the lowest MaxVoters of them as voters; the others are added by the
 // leader. A member that sees a member in a raft cluster never bootstraps.
 // When every member of a new cluster is started with ExpectMembers equal to
-// the number started together, exactly one of them bootstraps.
+// the number started together, exactly one of them bootstraps. Starting more
+// members at once than ExpectMembers says can, with unlucky timing, let two
+// disjoint views each elect a bootstrapper (as with Consul's
+// bootstrap-expect); the settle period makes it unlikely, not impossible.
 //
 // # Leases
 //

@@ -42,6 +42,7 @@ func runChild() int {
 		cfg.BindAddr = bind
 	}
 	cfg.AsyncBackups = os.Getenv("GRIDMAP_ASYNC") != ""
+	cfg.OperationTimeout = 30 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("GRIDMAP_OPTIMEOUT")); err == nil {
 		cfg.OperationTimeout = d
 	}

@@ -136,7 +136,7 @@ func (d *Dispatcher) Listening(mapName string) bool {
 // allocate, except when a registration's queue grows toward its size. A registration whose
 // queue is full drops the event and counts it (see Kind Overflow).
 //
-// The caller gives up ev's slices (see Event). Publish must be called in the order the
+// The caller gives up ev's slices (see Event). Kind must be an entry event (not Overflow). Publish must be called in the order the
 // changes were applied: for one partition, under the lock that orders its writes. Events
 // published concurrently from different partitions are queued in the order Publish took each
 // registration's mutex. A nil Dispatcher does nothing.
@@ -329,7 +329,7 @@ func (r *Registration) offer(ev *Event) {
 	if r.key != nil && !bytes.Equal(r.key, ev.Key) {
 		return
 	}
-	if r.pred != nil && !r.pred(*ev) {
+	if r.pred != nil && !r.accept(ev) {
 		return
 	}
 	e := *ev
@@ -351,6 +351,18 @@ func (r *Registration) offer(ev *Event) {
 		default:
 		}
 	}
+}
+
+// accept runs the predicate. A panic counts as a rejection and is logged: it must not unwind
+// the map's write path, which holds its partition's locks.
+func (r *Registration) accept(ev *Event) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			r.d.log.Error("listener: panic in Predicate", "map", r.mapName, "registration", r.id, "kind", ev.Kind, "panic", p)
+		}
+	}()
+	return r.pred(*ev)
 }
 
 // stop leaves stateActive: to stateClosing (drain) or, with discard, to stateStopped.

@@ -547,6 +547,20 @@ func TestListenerPanicIsRecovered(t *testing.T) {
 	c.waitFor(t, "event after panic", func(ev []Event, _ uint64) bool { return len(ev) == 1 && ev[0].Seq == 2 })
 }
 
+func TestPredicatePanicRejectsAndDoesNotUnwindPublish(t *testing.T) {
+	d := newDispatcher(t)
+	c := newCollector()
+	register(t, d, "m", c, Options{Predicate: func(e Event) bool {
+		if e.Seq == 1 {
+			panic("bad predicate")
+		}
+		return true
+	}})
+	d.Publish(Event{Map: "m", Kind: Added, Seq: 1})
+	d.Publish(Event{Map: "m", Kind: Added, Seq: 2})
+	c.waitFor(t, "event 2", func(ev []Event, _ uint64) bool { return len(ev) == 1 && ev[0].Seq == 2 })
+}
+
 func TestValidation(t *testing.T) {
 	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("empty member: %v", err)

@@ -52,7 +52,8 @@ type Options struct {
 	// publishing goroutine, inside the map's write path and under its partition's locks, BEFORE
 	// the event is queued, so a rejected event costs nothing downstream and is never counted as
 	// missed. It must therefore be fast, must not block, must not call the map, and must not
-	// keep the event's slices. It may be called concurrently from several goroutines.
+	// keep the event's slices. It may be called concurrently from several goroutines. A panic
+	// in Predicate is recovered and logged, and the event is rejected.
 	Predicate func(Event) bool
 }
 

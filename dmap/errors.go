@@ -22,6 +22,20 @@ var (
 	ErrCodec = errors.New("dmap: codec error")
 	// ErrBadRequest: a peer sent a request this member cannot decode or does not understand.
 	ErrBadRequest = errors.New("dmap: bad request")
+	// ErrNotLockOwner: Unlock by someone who does not hold the lock.
+	ErrNotLockOwner = errors.New("dmap: lock not held by the caller")
+	// ErrConflict: a transaction read an entry that another write changed before the commit;
+	// nothing of the transaction was applied. Retry the transaction.
+	ErrConflict = errors.New("dmap: transaction conflict")
+	// ErrCrossPartition: a transaction touched keys of different partitions. Give the keys a
+	// common partition key (PartitionAware) to make them co-keyed.
+	ErrCrossPartition = errors.New("dmap: transaction spans partitions")
+	// ErrTxDone: the transaction was already committed or rolled back.
+	ErrTxDone = errors.New("dmap: transaction already finished")
+	// ErrNoProcessor: no entry processor is registered under that name on the owner.
+	ErrNoProcessor = errors.New("dmap: no such entry processor")
+	// ErrProcessor: an entry processor returned an error; the message carries it.
+	ErrProcessor = errors.New("dmap: entry processor failed")
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own
 	// the partition at the epoch the operation was routed with. Callers re-route; users never see it.
 	ErrWrongOwner = errors.New("dmap: member does not own the partition")
@@ -43,6 +57,11 @@ const (
 	statusBadRequest
 	statusClosed
 	statusFailed
+	statusLocked
+	statusNotLockOwner
+	statusConflict
+	statusNoProcessor
+	statusProcessor
 )
 
 func (s status) err(msg string) error {
@@ -62,6 +81,16 @@ func (s status) err(msg string) error {
 		base = ErrBadRequest
 	case statusClosed:
 		base = ErrClosed
+	case statusNotLockOwner:
+		base = ErrNotLockOwner
+	case statusConflict:
+		base = ErrConflict
+	case statusNoProcessor:
+		base = ErrNoProcessor
+	case statusProcessor:
+		base = ErrProcessor
+	case statusLocked:
+		return errors.New("dmap: key locked by another holder")
 	default:
 		return errors.New("dmap: remote failure: " + msg)
 	}
@@ -87,13 +116,22 @@ func statusOf(err error) status {
 		return statusBadRequest
 	case errors.Is(err, ErrClosed):
 		return statusClosed
+	case errors.Is(err, ErrNotLockOwner):
+		return statusNotLockOwner
+	case errors.Is(err, ErrConflict):
+		return statusConflict
+	case errors.Is(err, ErrNoProcessor):
+		return statusNoProcessor
+	case errors.Is(err, ErrProcessor):
+		return statusProcessor
 	}
 	return statusFailed
 }
 
 // retryable reports whether a status asks the caller to route the operation again.
 func (s status) retryable() bool {
-	return s == statusWrongOwner || s == statusNoLease || s == statusClosed
+	// statusLocked: a write waits for another holder's lock to be released.
+	return s == statusWrongOwner || s == statusNoLease || s == statusClosed || s == statusLocked
 }
 
 type remoteErr struct {

@@ -76,6 +76,7 @@ type fakeCoord struct {
 	members partition.Members
 	cfg     partition.PlanConfig
 	noLease map[partition.MemberID]bool
+	gone    map[partition.MemberID]bool // removed from the directory
 }
 
 func (c *fakeCoord) watch() (*partition.Table, <-chan struct{}) {
@@ -113,7 +114,11 @@ func (n *fakeNode) Table() *partition.Table     { t, _ := n.coord.watch(); retur
 func (n *fakeNode) Watch() (*partition.Table, <-chan struct{}) {
 	return n.coord.watch()
 }
-func (n *fakeNode) MemberAddr(id partition.MemberID) (string, bool) { return string(id), true }
+func (n *fakeNode) MemberAddr(id partition.MemberID) (string, bool) {
+	n.coord.mu.Lock()
+	defer n.coord.mu.Unlock()
+	return string(id), !n.coord.gone[id]
+}
 func (n *fakeNode) LeaseValid() bool {
 	n.coord.mu.Lock()
 	defer n.coord.mu.Unlock()
@@ -152,7 +157,7 @@ func newCluster(t *testing.T, n, backups int, mod func(*Config)) *cluster {
 	c := &cluster{
 		t:     t,
 		net:   newFakeNet(),
-		coord: &fakeCoord{table: partition.NewTable(cfg.PartitionCount), changed: make(chan struct{}), cfg: partition.PlanConfig{Backups: backups}, noLease: map[partition.MemberID]bool{}},
+		coord: &fakeCoord{table: partition.NewTable(cfg.PartitionCount), changed: make(chan struct{}), cfg: partition.PlanConfig{Backups: backups}, noLease: map[partition.MemberID]bool{}, gone: map[partition.MemberID]bool{}},
 		svcs:  map[partition.MemberID]*Service{},
 		cfg:   cfg,
 	}
@@ -201,6 +206,13 @@ func (c *cluster) kill(id partition.MemberID) {
 	c.svcs[id].Close()
 	c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
 	c.replan(nil)
+}
+
+// dropMember removes a dead member from the directory, as the control plane eventually does.
+func (c *cluster) dropMember(id partition.MemberID) {
+	c.coord.mu.Lock()
+	c.coord.gone[id] = true
+	c.coord.mu.Unlock()
 }
 
 // waitStable waits until the table has no pending copies.

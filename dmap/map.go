@@ -50,6 +50,9 @@ func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty map name", ErrInvalidConfig)
 	}
+	if name[0] == 0 {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, errReservedName)
+	}
 	m := &Map[K, V]{svc: svc, name: name, keys: DefaultCodec[K](), vals: DefaultCodec[V]()}
 	for _, o := range opts {
 		o(m)
@@ -93,7 +96,7 @@ func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte,
 	if ttl < 0 {
 		return opResponse{}, fmt.Errorf("%w: negative TTL %v", ErrInvalidConfig, ttl)
 	}
-	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect}
+	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect, Holder: holderFrom(ctx)}
 	resp, err := m.svc.do(ctx, req)
 	if err != nil {
 		return resp, err

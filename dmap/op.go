@@ -22,10 +22,23 @@ const (
 
 // writes reports whether the operation may change the entry (and so needs the write path:
 // lease, sequence number, backups).
-func (k opKind) writes() bool { return (k >= opPut && k <= opDelete) || k == opClear }
+func (k opKind) writes() bool {
+	switch k {
+	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete, opClear,
+		opLock, opUnlock, opExecute, opExecuteAll, opTxCommit:
+		return true
+	}
+	return false
+}
 
 // perPartition reports whether the operation addresses a whole partition rather than a key.
-func (k opKind) perPartition() bool { return k >= opSize }
+func (k opKind) perPartition() bool {
+	switch k {
+	case opSize, opScanKeys, opScanEntries, opClear, opExecuteAll:
+		return true
+	}
+	return false
+}
 
 // opRequest is a single-key operation as routed to a partition owner. The value travels in the
 // message body.
@@ -39,7 +52,12 @@ type opRequest struct {
 	TTL int64 `msgpack:"t,omitempty"`
 	// Expect is the value ReplaceIfSame compares with.
 	Expect []byte `msgpack:"x,omitempty"`
-	Value  []byte `msgpack:"-"`
+	// Holder identifies the lock holder on whose behalf the operation runs ("" = none): lock
+	// operations, and writes that may pass a lock the caller holds.
+	Holder string `msgpack:"h,omitempty"`
+	// Proc names the entry processor of opExecute; its argument travels in Value.
+	Proc  string `msgpack:"r,omitempty"`
+	Value []byte `msgpack:"-"`
 }
 
 // opResponse is the owner's answer. Get returns the value in the message body.
@@ -50,6 +68,9 @@ type opResponse struct {
 	// Epoch is the owner's table epoch, so that a re-routed caller knows what to wait for.
 	Epoch uint64 `msgpack:"e,omitempty"`
 	Msg   string `msgpack:"g,omitempty"`
+	// Version is the sequence number of the record Get returned (what a transaction validates
+	// at commit).
+	Version uint64 `msgpack:"v,omitempty"`
 	// Count answers opSize.
 	Count int `msgpack:"c,omitempty"`
 	// Keys and VLen answer scans; the values follow concatenated in the body.
@@ -62,12 +83,12 @@ type opResponse struct {
 
 // execute runs a single-key operation against a partition's records. It is pure: it reads the
 // store and returns the response and, for a write that changes something, the mutation to apply
-// and replicate (numbered seq). The caller applies the mutation.
-func execute(rs *recordStore, req *opRequest, now int64, seq uint64) (opResponse, *mutation) {
+// and replicate. The caller numbers and applies the mutation (writeBatch.emit).
+func execute(rs *recordStore, req *opRequest, now int64) (opResponse, *mutation) {
 	key := string(req.Key)
 	cur := rs.get(req.Map, key, now)
 	set := func() *mutation {
-		m := &mutation{Map: req.Map, Kind: mutSet, Key: req.Key, Value: req.Value, Seq: seq}
+		m := &mutation{Map: req.Map, Kind: mutSet, Key: req.Key, Value: req.Value}
 		if req.TTL > 0 {
 			m.ExpireAt = now + req.TTL
 		}
@@ -78,7 +99,7 @@ func execute(rs *recordStore, req *opRequest, now int64, seq uint64) (opResponse
 		if cur == nil {
 			return opResponse{Status: statusNotFound}, nil
 		}
-		return opResponse{Done: true, Value: cur.value}, nil
+		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, nil
 	case opContains:
 		return opResponse{Done: cur != nil}, nil
 	case opPut:
@@ -102,7 +123,7 @@ func execute(rs *recordStore, req *opRequest, now int64, seq uint64) (opResponse
 		if cur == nil {
 			return opResponse{}, nil
 		}
-		return opResponse{Done: true}, &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key, Seq: seq}
+		return opResponse{Done: true}, &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
 	}
 	return opResponse{Status: statusBadRequest, Msg: "unknown operation"}, nil
 }

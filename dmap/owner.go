@@ -59,37 +59,77 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		}
 		p.mu.RLock()
 		defer p.mu.RUnlock()
+		if req.Kind == opIsLocked {
+			return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+		}
 		if req.Kind.perPartition() {
 			return readPartition(p.rs, req, s.now())
 		}
-		resp, _ := execute(p.rs, req, s.now(), 0)
+		resp, _ := execute(p.rs, req, s.now())
 		return resp
 	}
 
+	return s.ownerWrite(ctx, p, req.Epoch, func(w *writeBatch) opResponse {
+		switch req.Kind {
+		case opLock, opUnlock:
+			return executeLock(w, req)
+		case opExecute:
+			return s.executeProcessor(ctx, w, req)
+		case opExecuteAll:
+			return s.executeProcessorAll(ctx, w, req)
+		case opTxCommit:
+			return executeTx(w, req)
+		}
+		if req.Kind == opClear {
+			if len(w.rs.maps[req.Map]) > 0 {
+				w.emit(mutation{Map: req.Map, Kind: mutClear})
+			}
+			return opResponse{}
+		}
+		if st := w.rs.lockedAgainst(req.Map, req.Key, req.Holder, w.now); st != statusOK {
+			return opResponse{Status: st}
+		}
+		resp, mut := execute(w.rs, req, w.now)
+		if mut != nil {
+			w.emit(*mut)
+		}
+		return resp
+	})
+}
+
+// writeBatch collects the mutations one owner-side write produces. emit applies each at once
+// (the partition's lock is held), so later decisions of the same write see earlier ones, and
+// numbers it with the partition's next sequence number.
+type writeBatch struct {
+	rs   *recordStore
+	now  int64
+	muts []mutation
+}
+
+func (w *writeBatch) emit(m mutation) {
+	m.Seq = w.rs.seq + 1
+	w.rs.apply(m)
+	w.muts = append(w.muts, m)
+}
+
+// ownerWrite runs a write on this member as the owner of partition p: it checks ownership and
+// lease at epoch, runs decide under the partition's lock (readers see all of its mutations or
+// none), then replicates the mutations to the backups as one batch, which they also apply
+// atomically. Writes of one partition are serialised from decision to replication.
+func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	st, ep := s.checkOwner(ctx, p.id, req.Epoch)
-	if st != statusOK {
+	if st, ep := s.checkOwner(ctx, p.id, epoch); st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
-	var resp opResponse
-	var mut *mutation
 	p.mu.Lock()
-	if req.Kind == opClear {
-		if len(p.rs.maps[req.Map]) > 0 {
-			mut = &mutation{Map: req.Map, Kind: mutClear, Seq: p.rs.seq + 1}
-		}
-	} else {
-		resp, mut = execute(p.rs, req, s.now(), p.rs.seq+1)
-	}
-	if mut != nil {
-		p.rs.apply(*mut)
-	}
+	w := writeBatch{rs: p.rs, now: s.now()}
+	resp := decide(&w)
 	p.mu.Unlock()
-	if mut == nil {
+	if len(w.muts) == 0 {
 		return resp
 	}
-	if err := s.replicate(ctx, p, []mutation{*mut}); err != nil {
+	if err := s.replicate(ctx, p, w.muts); err != nil {
 		return opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	return resp

@@ -21,7 +21,12 @@ const (
 	mutSet    mutKind = iota + 1 // store Value under Key
 	mutDelete                    // remove Key
 	mutClear                     // remove every entry of Map in this partition
+	mutLock                      // set Key's lock to (Holder, Count, ExpireAt)
+	mutUnlock                    // release Key's lock
 )
+
+// valid reports whether k is a kind this version knows.
+func (k mutKind) valid() bool { return k >= mutSet && k <= mutUnlock }
 
 // mutation is the unit of replication: what an owner applied, sent to every backup and to members
 // receiving a copy. It is also what a write-behind queue and listeners will observe.
@@ -31,6 +36,9 @@ type mutation struct {
 	Key      []byte  `msgpack:"y,omitempty"`
 	ExpireAt int64   `msgpack:"x,omitempty"`
 	Seq      uint64  `msgpack:"s"`
+	// Holder and Count describe a lock (mutLock).
+	Holder string `msgpack:"h,omitempty"`
+	Count  int    `msgpack:"c,omitempty"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
 }
@@ -46,6 +54,35 @@ type recordStore struct {
 	syncing  bool
 	tombs    map[string]map[string]uint64
 	clearSeq map[string]uint64
+	// locks holds the per-key locks of each map; they are replicated like entries.
+	locks map[string]map[string]*lockState
+}
+
+// lockState is a held lock. A lock belongs to a holder: a member and a token naming one Lock
+// call's owner on it ("member/token").
+type lockState struct {
+	holder string
+	count  int   // re-entrant acquisitions
+	expire int64 // owner wall clock, Unix ns; 0 = no lease
+	seq    uint64
+}
+
+func (l *lockState) held(now int64) bool { return l != nil && (l.expire == 0 || now < l.expire) }
+
+// lock returns the live lock of key, or nil.
+func (rs *recordStore) lock(mapName, key string, now int64) *lockState {
+	if l := rs.locks[mapName][key]; l.held(now) {
+		return l
+	}
+	return nil
+}
+
+// lockedAgainst reports statusLocked when key is locked by someone other than holder.
+func (rs *recordStore) lockedAgainst(mapName string, key []byte, holder string, now int64) status {
+	if l := rs.lock(mapName, string(key), now); l != nil && l.holder != holder {
+		return statusLocked
+	}
+	return statusOK
 }
 
 func newRecordStore() *recordStore {
@@ -97,6 +134,33 @@ func (rs *recordStore) apply(m mutation) bool {
 			return true
 		}
 		return false
+	case mutLock, mutUnlock:
+		key := string(m.Key)
+		tombMap := "\x00lock\x00" + m.Map // lock tombstones live beside the entries' ones
+		if l := rs.locks[m.Map][key]; l != nil && l.seq >= m.Seq {
+			return false
+		}
+		if m.Kind == mutUnlock {
+			if rs.syncing {
+				if rs.tombs[tombMap] == nil {
+					rs.tombs[tombMap] = make(map[string]uint64)
+				}
+				rs.tombs[tombMap][key] = max(rs.tombs[tombMap][key], m.Seq)
+			}
+			delete(rs.locks[m.Map], key)
+			return true
+		}
+		if rs.syncing && rs.tombs[tombMap][key] >= m.Seq {
+			return false
+		}
+		if rs.locks == nil {
+			rs.locks = make(map[string]map[string]*lockState)
+		}
+		if rs.locks[m.Map] == nil {
+			rs.locks[m.Map] = make(map[string]*lockState)
+		}
+		rs.locks[m.Map][key] = &lockState{holder: m.Holder, count: m.Count, expire: m.ExpireAt, seq: m.Seq}
+		return true
 	case mutClear:
 		if rs.syncing && m.Seq > rs.clearSeq[m.Map] {
 			rs.clearSeq[m.Map] = m.Seq
@@ -133,6 +197,7 @@ func (rs *recordStore) shadowed(mapName, key string, seq uint64) bool {
 // beginSync empties the store and starts keeping tombstones: a full copy follows.
 func (rs *recordStore) beginSync() {
 	rs.maps = make(map[string]map[string]*record)
+	rs.locks = nil
 	rs.seq = 0
 	rs.syncing = true
 	rs.tombs = make(map[string]map[string]uint64)
@@ -178,6 +243,11 @@ func (rs *recordStore) snapshot() []mutation {
 	for name, entries := range rs.maps {
 		for k, r := range entries {
 			out = append(out, mutation{Map: name, Kind: mutSet, Key: []byte(k), Value: r.value, ExpireAt: r.expireAt, Seq: r.seq})
+		}
+	}
+	for name, locks := range rs.locks {
+		for k, l := range locks {
+			out = append(out, mutation{Map: name, Kind: mutLock, Key: []byte(k), Holder: l.holder, Count: l.count, ExpireAt: l.expire, Seq: l.seq})
 		}
 	}
 	return out

@@ -21,6 +21,7 @@ type Service struct {
 	self    partition.MemberID
 	log     *slog.Logger
 	parts   []*part
+	procs   processors
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -106,6 +107,7 @@ func (s *Service) runExpiry() {
 			p.rs.expire(now)
 			p.mu.Unlock()
 		}
+		s.releaseOrphanLocks()
 	}
 }
 

@@ -59,9 +59,7 @@ func decodeBatch(header, body []byte) (batchHeader, error) {
 		}
 		h.Muts[i].Value = body[off : off+n : off+n]
 		off += n
-		switch h.Muts[i].Kind {
-		case mutSet, mutDelete, mutClear:
-		default:
+		if !h.Muts[i].Kind.valid() {
 			return h, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, h.Muts[i].Kind)
 		}
 	}

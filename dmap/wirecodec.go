@@ -22,7 +22,7 @@ var (
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
-	return encodeAll(e, 7,
+	return encodeAll(e, 9,
 		func() error { return e.EncodeString(r.Map) },
 		func() error { return e.EncodeUint(uint64(r.Kind)) },
 		func() error { return e.EncodeInt(int64(r.Part)) },
@@ -30,6 +30,8 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeBytes(r.Key) },
 		func() error { return e.EncodeInt(r.TTL) },
 		func() error { return e.EncodeBytes(r.Expect) },
+		func() error { return e.EncodeString(r.Holder) },
+		func() error { return e.EncodeString(r.Proc) },
 	)
 }
 
@@ -37,7 +39,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 	var kind uint64
 	var part int64
-	return decodeAll(d, 7,
+	return decodeAll(d, 9,
 		func() (err error) { r.Map, err = d.DecodeString(); return },
 		func() (err error) { kind, err = d.DecodeUint64(); r.Kind = opKind(kind); return },
 		func() (err error) { part, err = d.DecodeInt64(); r.Part = int32(part); return },
@@ -45,12 +47,14 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { r.Key, err = d.DecodeBytes(); return },
 		func() (err error) { r.TTL, err = d.DecodeInt64(); return },
 		func() (err error) { r.Expect, err = d.DecodeBytes(); return },
+		func() (err error) { r.Holder, err = d.DecodeString(); return },
+		func() (err error) { r.Proc, err = d.DecodeString(); return },
 	)
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *opResponse) EncodeMsgpack(e *msgpack.Encoder) error {
-	return encodeAll(e, 7,
+	return encodeAll(e, 8,
 		func() error { return e.EncodeUint(uint64(r.Status)) },
 		func() error { return e.EncodeBool(r.Done) },
 		func() error { return e.EncodeUint(r.Epoch) },
@@ -58,6 +62,7 @@ func (r *opResponse) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeInt(int64(r.Count)) },
 		func() error { return encodeSlice(e, r.Keys, e.EncodeBytes) },
 		func() error { return encodeSlice(e, r.VLen, func(n int) error { return e.EncodeInt(int64(n)) }) },
+		func() error { return e.EncodeUint(r.Version) },
 	)
 }
 
@@ -65,7 +70,7 @@ func (r *opResponse) EncodeMsgpack(e *msgpack.Encoder) error {
 func (r *opResponse) DecodeMsgpack(d *msgpack.Decoder) error {
 	var st uint64
 	var count int64
-	return decodeAll(d, 7,
+	return decodeAll(d, 8,
 		func() (err error) { st, err = d.DecodeUint64(); r.Status = status(st); return },
 		func() (err error) { r.Done, err = d.DecodeBool(); return },
 		func() (err error) { r.Epoch, err = d.DecodeUint64(); return },
@@ -73,6 +78,7 @@ func (r *opResponse) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { count, err = d.DecodeInt64(); r.Count = int(count); return },
 		func() (err error) { r.Keys, err = decodeSlice(d, d.DecodeBytes); return },
 		func() (err error) { r.VLen, err = decodeSlice(d, d.DecodeInt); return },
+		func() (err error) { r.Version, err = d.DecodeUint64(); return },
 	)
 }
 
@@ -84,12 +90,14 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(h.From) },
 		func() error {
 			return encodeSlice(e, h.Muts, func(m mutation) error {
-				return encodeAll(e, 5,
+				return encodeAll(e, 7,
 					func() error { return e.EncodeString(m.Map) },
 					func() error { return e.EncodeUint(uint64(m.Kind)) },
 					func() error { return e.EncodeBytes(m.Key) },
 					func() error { return e.EncodeInt(m.ExpireAt) },
 					func() error { return e.EncodeUint(m.Seq) },
+					func() error { return e.EncodeString(m.Holder) },
+					func() error { return e.EncodeInt(int64(m.Count)) },
 				)
 			})
 		},
@@ -108,12 +116,15 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 			h.Muts, err = decodeSlice(d, func() (mutation, error) {
 				var m mutation
 				var kind uint64
-				err := decodeAll(d, 5,
+				var count int64
+				err := decodeAll(d, 7,
 					func() (err error) { m.Map, err = d.DecodeString(); return },
 					func() (err error) { kind, err = d.DecodeUint64(); m.Kind = mutKind(kind); return },
 					func() (err error) { m.Key, err = d.DecodeBytes(); return },
 					func() (err error) { m.ExpireAt, err = d.DecodeInt64(); return },
 					func() (err error) { m.Seq, err = d.DecodeUint64(); return },
+					func() (err error) { m.Holder, err = d.DecodeString(); return },
+					func() (err error) { count, err = d.DecodeInt64(); m.Count = int(count); return },
 				)
 				return m, err
 			})

@@ -1,0 +1,266 @@
+package dmap
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/partition"
+)
+
+// opTxCommit commits a transaction on its partition's owner.
+const opTxCommit opKind = 60
+
+// txMarkMap is the internal map recording committed transaction ids per partition, so that a
+// commit retried after a lost answer is recognised instead of failing as a conflict. Its entries
+// expire after txMarkTTL and travel with backups and migrations like any entry. User map names
+// cannot start with a NUL byte.
+const txMarkMap = "\x00tx"
+
+const txMarkTTL = 10 * time.Minute
+
+// Tx is a transaction over one or more maps whose keys share a partition ("co-keyed" keys, see
+// PartitionAware). Reads see the transaction's own writes; nothing is visible to others until
+// Commit, which applies every write atomically on the partition's owner: readers, backups and
+// listeners see all of it or none of it. Commit fails with ErrConflict, applying nothing, if an
+// entry the transaction read or wrote was changed by someone else since the transaction first
+// touched it (optimistic concurrency: of two conflicting transactions, one commits). A Tx is
+// safe for concurrent use but meant for one goroutine.
+type Tx struct {
+	svc *Service
+	id  string
+
+	mu     sync.Mutex
+	part   partition.ID
+	bound  bool // part is set by the first key
+	seen   map[txKey]uint64
+	writes map[txKey]int // index into order
+	order  []txWrite
+	done   bool
+}
+
+type txKey struct{ mapName, key string }
+
+// txRead is a version the commit validates: the record's sequence number when the transaction
+// first touched it (0: absent).
+type txRead struct {
+	Map     string `msgpack:"m"`
+	Key     []byte `msgpack:"k"`
+	Version uint64 `msgpack:"v"`
+}
+
+type txWrite struct {
+	Map    string `msgpack:"m"`
+	Key    []byte `msgpack:"k"`
+	Delete bool   `msgpack:"d,omitempty"`
+	Value  []byte `msgpack:"v,omitempty"`
+	TTL    int64  `msgpack:"t,omitempty"`
+}
+
+type txCommit struct {
+	ID     string    `msgpack:"i"`
+	Reads  []txRead  `msgpack:"r"`
+	Writes []txWrite `msgpack:"w"`
+}
+
+// Begin starts a transaction on this member.
+func (s *Service) Begin() (*Tx, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("dmap: transaction id: %w", err)
+	}
+	return &Tx{svc: s, id: hex.EncodeToString(b[:]), seen: map[txKey]uint64{}, writes: map[txKey]int{}}, nil
+}
+
+// bind checks that key's partition is the transaction's (the first key chooses it).
+func (tx *Tx) bind(p partition.ID) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	if !tx.bound {
+		tx.part, tx.bound = p, true
+		return nil
+	}
+	if p != tx.part {
+		return fmt.Errorf("%w: partition %d, the transaction's is %d", ErrCrossPartition, p, tx.part)
+	}
+	return nil
+}
+
+// TxMap is a map seen through a transaction.
+type TxMap[K comparable, V any] struct {
+	tx *Tx
+	m  *Map[K, V]
+}
+
+// InTx returns m as seen by tx.
+func InTx[K comparable, V any](tx *Tx, m *Map[K, V]) *TxMap[K, V] { return &TxMap[K, V]{tx: tx, m: m} }
+
+// touch makes sure the transaction knows the key's committed version and value; the caller
+// holds tx.mu.
+func (t *TxMap[K, V]) touch(ctx context.Context, key K) (txKey, []byte, bool, error) {
+	kb, p, err := t.m.encodeKey(key)
+	if err != nil {
+		return txKey{}, nil, false, err
+	}
+	if err := t.tx.bind(p); err != nil {
+		return txKey{}, nil, false, err
+	}
+	k := txKey{t.m.name, string(kb)}
+	if i, ok := t.tx.writes[k]; ok {
+		w := t.tx.order[i]
+		return k, w.Value, !w.Delete, nil
+	}
+	resp, err := t.m.keyOp(ctx, opGet, key, nil, 0, nil)
+	if err != nil {
+		return k, nil, false, err
+	}
+	if _, ok := t.tx.seen[k]; !ok {
+		t.tx.seen[k] = resp.Version
+	} else if t.tx.seen[k] != resp.Version {
+		return k, nil, false, fmt.Errorf("%w: %s changed during the transaction", ErrConflict, t.m.name)
+	}
+	return k, resp.Value, resp.Status == statusOK, nil
+}
+
+// Get returns the value of key as the transaction sees it, or ErrNotFound.
+func (t *TxMap[K, V]) Get(ctx context.Context, key K) (V, error) {
+	t.tx.mu.Lock()
+	defer t.tx.mu.Unlock()
+	var zero V
+	_, v, ok, err := t.touch(ctx, key)
+	if err != nil {
+		return zero, err
+	}
+	if !ok {
+		return zero, ErrNotFound
+	}
+	return t.m.vals.Decode(v)
+}
+
+// Put stores value under key when the transaction commits.
+func (t *TxMap[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption) error {
+	var o putOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	vb, err := t.m.vals.Encode(value)
+	if err != nil {
+		return err
+	}
+	t.tx.mu.Lock()
+	defer t.tx.mu.Unlock()
+	k, _, _, err := t.touch(ctx, key)
+	if err != nil {
+		return err
+	}
+	t.tx.record(k, txWrite{Map: t.m.name, Key: []byte(k.key), Value: vb, TTL: int64(o.ttl)})
+	return nil
+}
+
+// Delete removes key when the transaction commits, and reports whether it exists now (as the
+// transaction sees it).
+func (t *TxMap[K, V]) Delete(ctx context.Context, key K) (bool, error) {
+	t.tx.mu.Lock()
+	defer t.tx.mu.Unlock()
+	k, _, existed, err := t.touch(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	t.tx.record(k, txWrite{Map: t.m.name, Key: []byte(k.key), Delete: true})
+	return existed, nil
+}
+
+func (tx *Tx) record(k txKey, w txWrite) {
+	if i, ok := tx.writes[k]; ok {
+		tx.order[i] = w
+		return
+	}
+	tx.writes[k] = len(tx.order)
+	tx.order = append(tx.order, w)
+}
+
+// Rollback abandons the transaction; nothing of it is applied.
+func (tx *Tx) Rollback() {
+	tx.mu.Lock()
+	tx.done = true
+	tx.mu.Unlock()
+}
+
+// Commit applies the transaction's writes atomically, or none of them (ErrConflict). A
+// transaction that only read validates that everything it read is still current, so a nil
+// error means its reads were a consistent snapshot.
+func (tx *Tx) Commit(ctx context.Context) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return ErrTxDone
+	}
+	tx.done = true
+	if len(tx.order) == 0 && len(tx.seen) == 0 {
+		return nil
+	}
+	c := txCommit{ID: tx.id, Writes: tx.order}
+	for k, v := range tx.seen {
+		c.Reads = append(c.Reads, txRead{Map: k.mapName, Key: []byte(k.key), Version: v})
+	}
+	body, err := msgpack.Marshal(&c)
+	if err != nil {
+		return fmt.Errorf("%w: transaction: %v", ErrCodec, err)
+	}
+	resp, err := tx.svc.do(ctx, &opRequest{Kind: opTxCommit, Part: int32(tx.part), Value: body, Holder: holderFrom(ctx)})
+	if err == nil && resp.Status != statusOK {
+		err = resp.Status.err(resp.Msg)
+	}
+	return err
+}
+
+// executeTx validates and applies a transaction on the owner, in one write batch.
+func executeTx(w *writeBatch, req *opRequest) opResponse {
+	var c txCommit
+	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
+		return opResponse{Status: statusBadRequest, Msg: "undecodable transaction"}
+	}
+	if w.rs.get(txMarkMap, c.ID, w.now) != nil {
+		return opResponse{Done: true} // a retried commit that already happened
+	}
+	for _, r := range c.Reads {
+		var cur uint64
+		if rec := w.rs.get(r.Map, string(r.Key), w.now); rec != nil {
+			cur = rec.seq
+		}
+		if cur != r.Version {
+			return opResponse{Status: statusConflict, Msg: fmt.Sprintf("map %s changed since the transaction read it", r.Map)}
+		}
+	}
+	for _, wr := range c.Writes {
+		if st := w.rs.lockedAgainst(wr.Map, wr.Key, req.Holder, w.now); st != statusOK {
+			return opResponse{Status: st}
+		}
+	}
+	for _, wr := range c.Writes {
+		if wr.Delete {
+			if w.rs.get(wr.Map, string(wr.Key), w.now) != nil {
+				w.emit(mutation{Map: wr.Map, Kind: mutDelete, Key: wr.Key})
+			}
+			continue
+		}
+		m := mutation{Map: wr.Map, Kind: mutSet, Key: wr.Key, Value: wr.Value}
+		if wr.TTL > 0 {
+			m.ExpireAt = w.now + wr.TTL
+		}
+		w.emit(m)
+	}
+	if len(c.Writes) > 0 {
+		w.emit(mutation{Map: txMarkMap, Kind: mutSet, Key: []byte(c.ID), Value: []byte{}, ExpireAt: w.now + int64(txMarkTTL)})
+	}
+	return opResponse{Done: true}
+}
+
+var errReservedName = errors.New("map names starting with a NUL byte are reserved")

@@ -104,12 +104,20 @@ type writeBatch struct {
 	rs   *recordStore
 	now  int64
 	muts []mutation
+	// prevs[i] is the live record muts[i] replaced or removed (nil if none, and for clears and
+	// lock changes), for events.
+	prevs []*record
 }
 
 func (w *writeBatch) emit(m mutation) {
 	m.Seq = w.rs.seq + 1
+	var prev *record
+	if m.Kind == mutSet || m.Kind == mutDelete {
+		prev = w.rs.get(m.Map, string(m.Key), w.now)
+	}
 	w.rs.apply(m)
 	w.muts = append(w.muts, m)
+	w.prevs = append(w.prevs, prev)
 }
 
 // ownerWrite runs a write on this member as the owner of partition p: it checks ownership and
@@ -128,6 +136,10 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	p.mu.Unlock()
 	if len(w.muts) == 0 {
 		return resp
+	}
+	// Still under writeMu: observers see the partition's writes in order.
+	for _, o := range s.observers {
+		o.ownerApplied(p.id, w.muts, w.prevs)
 	}
 	if err := s.replicate(ctx, p, w.muts); err != nil {
 		return opResponse{Status: statusOf(err), Msg: err.Error()}

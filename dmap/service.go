@@ -22,6 +22,8 @@ type Service struct {
 	log     *slog.Logger
 	parts   []*part
 	procs   processors
+	// observers see every write this member applies as an owner (listeners, write-behind).
+	observers []observer
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -42,6 +44,15 @@ type part struct {
 	seenEpoch uint64
 	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
 	async asyncQueue
+}
+
+// observer is told about the writes this member applies as a partition's owner. ownerApplied is
+// called after the mutations are applied and before they are replicated, on the writing
+// goroutine, with the partition's writes held back: in order per partition, and it must not
+// block. prevs[i] is the live record muts[i] replaced or removed (nil if none). The slices and
+// records must not be modified; values may be kept (records are immutable).
+type observer interface {
+	ownerApplied(p partition.ID, muts []mutation, prevs []*record)
 }
 
 // NewService creates a member's map service and registers its handlers on reg. Close stops it.

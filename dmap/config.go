@@ -36,8 +36,11 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// Logger receives the service's logs. Default: discard.
 	Logger *slog.Logger
-	// Now is the wall clock used for TTLs. Default time.Now.
+	// Now is the wall clock used for TTLs and write delays. Default time.Now.
 	Now func() time.Time
+	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
+	// listed live in memory only. Every member must have the same Maps.
+	Maps map[string]MapConfig
 }
 
 func (c Config) withDefaults() Config {

@@ -257,3 +257,16 @@ func (m *Map[K, V]) Clear(ctx context.Context) error {
 		return err
 	})
 }
+
+// Flush returns once every write made to the map before the call is in its store (a no-op for
+// maps without write-behind). Entries whose store keeps failing keep Flush waiting until ctx
+// ends.
+func (m *Map[K, V]) Flush(ctx context.Context) error {
+	if !m.svc.persistenceOf(m.name).writeBehind() {
+		return nil
+	}
+	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
+		_, err := m.partitionOp(ctx, opFlush, p)
+		return err
+	})
+}

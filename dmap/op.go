@@ -18,6 +18,7 @@ const (
 	opScanKeys
 	opScanEntries
 	opClear
+	opFlush // store everything written so far (write-behind)
 )
 
 // writes reports whether the operation may change the entry (and so needs the write path:

@@ -23,10 +23,11 @@ const (
 	mutClear                     // remove every entry of Map in this partition
 	mutLock                      // set Key's lock to (Holder, Count, ExpireAt)
 	mutUnlock                    // release Key's lock
+	mutStored                    // the owner stored Key's writes up to Seq (write-behind ack)
 )
 
 // valid reports whether k is a kind this version knows.
-func (k mutKind) valid() bool { return k >= mutSet && k <= mutUnlock }
+func (k mutKind) valid() bool { return k >= mutSet && k <= mutStored }
 
 // mutation is the unit of replication: what an owner applied, sent to every backup and to members
 // receiving a copy. It is also what a write-behind queue and listeners will observe.
@@ -39,6 +40,8 @@ type mutation struct {
 	// Holder and Count describe a lock (mutLock).
 	Holder string `msgpack:"h,omitempty"`
 	Count  int    `msgpack:"c,omitempty"`
+	// Clean marks a set that is already in the store (loaded from it): nothing to write behind.
+	Clean bool `msgpack:"n,omitempty"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
 }
@@ -101,6 +104,9 @@ func (rs *recordStore) get(mapName string, key string, now int64) *record {
 // apply applies a mutation if it is newer than what the store holds for that key. It reports
 // whether the store changed.
 func (rs *recordStore) apply(m mutation) bool {
+	if m.Kind == mutStored {
+		return false // write-behind bookkeeping only; its Seq is an older write's
+	}
 	if m.Seq > rs.seq {
 		rs.seq = m.Seq
 	}
@@ -192,6 +198,18 @@ func (rs *recordStore) shadowed(mapName, key string, seq uint64) bool {
 		}
 	}
 	return false
+}
+
+// keysBefore lists the keys of a map whose records are older than seq (what a clear numbered
+// seq removes).
+func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
+	var keys []string
+	for k, r := range rs.maps[mapName] {
+		if r.seq < seq {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // beginSync empties the store and starts keeping tombstones: a full copy follows.

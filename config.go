@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	// majority. The coordinator waits longer than this before reassigning a failed member's
 	// partitions. Default 3s.
 	LeaseDuration time.Duration
+	// Maps configures maps by name: a store for write-through or write-behind persistence, a
+	// loader for read-through. Maps not listed live in memory only. Every member of a cluster
+	// must have the same Maps.
+	Maps map[string]dmap.MapConfig
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
 

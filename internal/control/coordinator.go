@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -33,9 +34,24 @@ func (c *coordinator) init() {
 	c.removedAt = map[partition.MemberID]time.Time{}
 }
 
+// setLeading records whether the coordinator leads (barrier done).
+func (n *Node) setLeading(on bool) {
+	n.co.leading = on
+	n.leaderReady.Store(on)
+}
+
 // joinLoop joins the seeds until this member is in a raft cluster: while it
 // sees fewer than ExpectMembers members or nobody else, it asks discovery
-// and joins every JoinRetryInterval.
+// and joins every JoinRetryInterval. Afterwards it heals partitions (as
+// Serf's reconnect does): while some member it knows of is not alive (dead
+// in memberlist, or in the directory but not alive), it joins one of their
+// last gossip addresses or of the seeds, chosen in turn, with a pause that
+// starts at JoinRetryInterval and doubles up to maxReconnectScale times
+// that, reset once everyone is alive. A member that answers merges the two
+// memberlist views; the coordinator then re-adds the returning member to
+// raft (same ID: its raft log and stores are intact, raft truncates what the
+// leader does not have) and it catches up with the current table before its
+// lease is confirmed again (see LeaseValid).
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,17 +63,33 @@ func (n *Node) joinLoop() {
 		case <-ctx.Done():
 		}
 	}()
-	for !n.inRaft.Load() {
-		alive := n.ml.NumAlive()
-		if alive < n.cfg.ExpectMembers || alive == 1 {
-			if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
-				n.log.Debug("control: join", "err", err)
+	pause := n.cfg.Timings.JoinRetryInterval
+	turn := 0
+	for {
+		if !n.inRaft.Load() {
+			alive := n.ml.NumAlive()
+			if alive < n.cfg.ExpectMembers || alive == 1 {
+				if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
+					n.log.Debug("control: join", "err", err)
+				}
 			}
+			// The initial join phase is over once we tried, or others
+			// joined us first (then there was nothing to try).
+			n.joinAttempted.Store(true)
+			pause = n.cfg.Timings.JoinRetryInterval
+		} else if addrs := n.reconnectCandidates(ctx); len(addrs) > 0 {
+			addr := addrs[turn%len(addrs)]
+			turn++
+			if _, err := n.ml.TryJoin(ctx, discovery.Static{addr}); err != nil {
+				n.log.Debug("control: reconnect", "addr", addr, "err", err)
+			} else {
+				n.log.Debug("control: reconnect", "addr", addr)
+			}
+			pause = min(2*pause, maxReconnectScale*n.cfg.Timings.JoinRetryInterval)
+		} else {
+			pause = n.cfg.Timings.JoinRetryInterval
 		}
-		// The initial join phase is over once we tried, or others joined us
-		// first (then there was nothing to try).
-		n.joinAttempted.Store(true)
-		t := time.NewTimer(n.cfg.Timings.JoinRetryInterval)
+		t := time.NewTimer(pause)
 		select {
 		case <-n.stop:
 			t.Stop()
@@ -65,6 +97,51 @@ func (n *Node) joinLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// maxReconnectScale bounds the reconnect pause, in JoinRetryIntervals.
+const maxReconnectScale = 16
+
+// reconnectCandidates returns, sorted, the gossip addresses worth joining
+// to heal a partition: those of members memberlist declared dead (not those
+// that left) and of directory members that are not alive, plus the seeds
+// when there is any such member. Empty when everyone known is alive.
+func (n *Node) reconnectCandidates(ctx context.Context) []string {
+	self := n.ml.GossipAddr()
+	set := map[string]bool{}
+	alive := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		switch {
+		case m.State == membership.Alive:
+			alive[m.ID] = true
+		case m.State == membership.Dead && m.GossipAddr != "":
+			set[m.GossipAddr] = true
+		}
+	}
+	_, dir := n.fsm.snapshot()
+	for id, e := range dir {
+		if !alive[string(id)] && !e.Removed && !e.Leaving && e.GossipAddr != "" {
+			set[e.GossipAddr] = true
+		}
+	}
+	delete(set, self)
+	if len(set) == 0 {
+		return nil
+	}
+	if n.cfg.Discovery != nil {
+		if seeds, err := n.cfg.Discovery.Seeds(ctx); err == nil {
+			for _, s := range seeds {
+				set[s] = true
+			}
+		}
+	}
+	delete(set, self)
+	out := make([]string, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // run is the coordinator goroutine: every member runs it; it acts when its
@@ -82,7 +159,7 @@ func (n *Node) run() {
 			return
 		case <-n.ml.Changed():
 		case <-leaderCh:
-			n.co.leading = false // (re)acquired or lost: barrier again before leading
+			n.setLeading(false) // (re)acquired or lost: barrier again before leading
 		case <-tick.C:
 		case r := <-n.reqs:
 			reqs = append(reqs, r)
@@ -122,7 +199,7 @@ func (n *Node) step(reqs []*request) {
 	}
 	n.markInRaft()
 	if n.raft.State() != raft.Leader {
-		n.co.leading = false
+		n.setLeading(false)
 		reply(reqs, ErrNotLeader)
 		return
 	}
@@ -132,15 +209,15 @@ func (n *Node) step(reqs []*request) {
 			reply(reqs, ErrNotLeader)
 			return
 		}
-		n.co.leading = true
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
+		n.setLeading(true)
 		n.log.Info("control: coordinating", "id", n.cfg.ID, "epoch", n.fsm.table().Epoch)
 	}
 	if err := n.lead(servers, reqs); err != nil {
 		n.log.Debug("control: coordinator round", "err", err)
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			n.co.leading = false
+			n.setLeading(false)
 		}
 	}
 }

@@ -68,6 +68,10 @@ type Node struct {
 	inRaft        atomic.Bool // this member has a raft configuration (meta InRaft gossiped)
 	joinAttempted atomic.Bool // the first attempt to join the seeds is done
 
+	born        time.Time    // origin of mono
+	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none
+	leaderReady atomic.Bool  // leader whose post-election barrier is done
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -120,6 +124,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		fsm:  newFSM(cfg.PartitionCount),
 		reqs: make(chan *request, 1024),
 		stop: make(chan struct{}),
+		born: time.Now(),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -143,9 +148,10 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		return nil, err
 	}
 	n.register()
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.run()
 	go n.joinLoop()
+	go n.leaseLoop()
 	return n, nil
 }
 
@@ -198,14 +204,15 @@ func (n *Node) startRaft() error {
 	return nil
 }
 
-// WaitReady blocks until this member is in a raft configuration and has a
-// table of epoch >= 1, or ctx ends, or the node is closed.
+// WaitReady blocks until this member is in a raft configuration, has a
+// table of epoch >= 1 and holds its lease (LeaseValid), or ctx ends, or the
+// node is closed.
 func (n *Node) WaitReady(ctx context.Context) error {
 	poll := time.NewTicker(n.cfg.Timings.RetryInterval)
 	defer poll.Stop()
 	for {
 		t, ch := n.fsm.watchTable()
-		if t.Epoch > 0 && n.inRaft.Load() {
+		if t.Epoch > 0 && n.inRaft.Load() && n.LeaseValid() {
 			n.log.Info("control: ready", "id", n.cfg.ID, "epoch", t.Epoch, "gossip", n.GossipAddr())
 			return nil
 		}
@@ -289,11 +296,17 @@ func (n *Node) Members() []MemberInfo {
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
 // LeaseValid reports whether this member may accept writes now: whether it
-// is in contact with the raft quorum. The leader holds the lease while it is
-// leader (raft makes it step down once it has not heard from a quorum for
-// RaftLeaderLeaseTimeout); a follower or non-voter holds it while it knows a
-// leader and its last contact with that leader is younger than
-// LeaseDuration, measured with this process's monotonic clock.
+// is in contact with the raft quorum and its table is current. The leader
+// holds the lease while it is leader (raft makes it step down once it has
+// not heard from a quorum for RaftLeaderLeaseTimeout); a follower or
+// non-voter holds it while it knows a leader, its last contact with that
+// leader is younger than LeaseDuration, and its last lease confirmation (see
+// lease.go: the leader, which still had this member in its raft
+// configuration, told it an index its FSM has since applied) was requested
+// less than LeaseDuration ago, all measured with this process's monotonic
+// clock. The confirmation keeps a member that was cut off, removed and
+// re-added under the same ID from serving its stale table between the first
+// heartbeat of the leader and the end of its catch-up.
 //
 // Why this keeps a cut-off member from writing after the majority reassigned
 // its partitions: the coordinator acts on a dead member m only in this order
@@ -325,7 +338,7 @@ func (n *Node) LeaseValid() bool {
 			return false
 		}
 		last := n.raft.LastContact()
-		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration
+		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration && n.confirmedFor() < n.cfg.LeaseDuration
 	}
 	return false
 }

@@ -65,15 +65,11 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		if st, ep := s.checkOwner(ctx, p.id, req.Epoch); st != statusOK {
 			return opResponse{Status: st, Epoch: ep}
 		}
-		p.mu.RLock()
-		defer p.mu.RUnlock()
-		if req.Kind == opIsLocked {
-			return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+		resp := s.read(p, req)
+		missed := resp.Status == statusNotFound || (req.Kind == opContains && !resp.Done)
+		if missed && s.persistenceOf(req.Map) != nil {
+			return s.readThrough(ctx, p, req, resp)
 		}
-		if req.Kind.perPartition() {
-			return readPartition(p.rs, req, s.now())
-		}
-		resp, _ := execute(p.rs, req, s.now())
 		return resp
 	}
 
@@ -98,6 +94,10 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			return opResponse{Status: st}
 		}
 		resp, mut := execute(w.rs, req, w.now)
+		if mut == nil && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
+			// The key may exist in the store only (not loaded, or evicted): delete it there too.
+			mut = &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
+		}
 		if mut != nil {
 			w.emit(*mut)
 		}
@@ -174,6 +174,20 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	if err := s.replicate(ctx, p, w.muts); err != nil {
 		return opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
+	return resp
+}
+
+// read serves a read operation from the partition's records.
+func (s *Service) read(p *part, req *opRequest) opResponse {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	switch {
+	case req.Kind == opIsLocked:
+		return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+	case req.Kind.perPartition():
+		return readPartition(p.rs, req, s.now())
+	}
+	resp, _ := execute(p.rs, req, s.now())
 	return resp
 }
 

@@ -175,8 +175,15 @@ func TestWriteBehindBackPressure(t *testing.T) {
 	if err := m.Put(short, 999, 1); !errors.Is(err, ErrDirtyLimit) || !errors.Is(err, mapstore.ErrDirtyLimit) {
 		t.Fatalf("Put at the dirty limit = %v, want ErrDirtyLimit", err)
 	}
-	if _, err := m.Get(ctx, 999); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("refused write was applied: %v", err)
+	if _, err := m.Get(ctx, 999); !errors.Is(err, ErrStore) {
+		t.Fatalf("Get of a missing key with the store down = %v, want ErrStore (read-through)", err)
+	}
+	n := 0
+	for range m.LocalKeys() {
+		n++
+	}
+	if n != 50 {
+		t.Fatalf("map has %d entries; the refused write was applied", n)
 	}
 	// A blocked writer goes on once the store is back.
 	done := make(chan error, 1)

@@ -29,6 +29,9 @@ type Service struct {
 	// NewService).
 	stores    map[string]*persistence
 	flushKick chan struct{}
+	loads     flights    // read-through loads in progress
+	loadMu    sync.Mutex // serialises initial loads on this member
+	loaded    sync.Map   // map name -> true once this member triggered its initial load
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -104,6 +107,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleBackup)) // a copy's entries apply like backups
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
+	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
 	s.wg.Add(2 + flushWorkers)
 	for i := range flushWorkers {
 		go s.runFlusher(i)

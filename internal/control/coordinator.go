@@ -24,6 +24,11 @@ type coordinator struct {
 	// Times are this member's monotonic clock, valid while it leads.
 	notPresent map[partition.MemberID]time.Time // first seen not alive or not in raft
 	removedAt  map[partition.MemberID]time.Time // removed from raft by this leader
+	// quarantine holds members this leader removed from raft because its
+	// heartbeats to them failed for RaftContactTimeout while memberlist
+	// still reported them alive; they are re-admitted, on probation, after
+	// until (the backoff doubles at each new failure).
+	quarantine map[partition.MemberID]quarantined
 
 	bootView  string // bootstrap candidate view and since when it holds
 	bootSince time.Time
@@ -32,7 +37,16 @@ type coordinator struct {
 func (c *coordinator) init() {
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
+	c.quarantine = map[partition.MemberID]quarantined{}
 }
+
+type quarantined struct {
+	until   time.Time
+	backoff time.Duration
+}
+
+// maxQuarantine bounds the quarantine backoff, in DeadWaits.
+const maxQuarantine = 16
 
 // setLeading records whether the coordinator leads (barrier done).
 func (n *Node) setLeading(on bool) {
@@ -211,6 +225,9 @@ func (n *Node) step(reqs []*request) {
 		}
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
+		clear(n.co.quarantine)
+		n.health.reset()
+		n.adm.reset()
 		n.setLeading(true)
 		n.log.Info("control: coordinating", "id", n.cfg.ID, "epoch", n.fsm.table().Epoch)
 	}
@@ -240,12 +257,17 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 	for _, m := range n.ml.Alive() {
 		alive[partition.MemberID(m.ID)] = m
 	}
-	if servers, err = n.syncRaft(servers, alive); err != nil {
+	if servers, err = n.syncRaft(servers, n.raftEligible(servers, alive, now)); err != nil {
 		return err
 	}
+	// A member on probation is in raft but not yet trusted to receive the
+	// tables: it counts as out of raft for the plan.
+	probation := n.adm.onProbation()
 	inRaft := map[partition.MemberID]bool{}
 	for _, s := range servers {
-		inRaft[partition.MemberID(s.ID)] = true
+		if id := partition.MemberID(s.ID); !probation[id] {
+			inRaft[id] = true
+		}
 	}
 	for id := range n.co.notPresent {
 		if _, ok := alive[id]; ok && inRaft[id] {
@@ -310,10 +332,54 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 	return err
 }
 
+// raftEligible returns the alive members that may hold a raft seat: alive
+// minus the members whose raft heartbeats have failed for
+// RaftContactTimeout (they are put in quarantine) and those still in
+// quarantine. It also ends the probation of re-admitted members that proved
+// raft contact.
+func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]membership.Member, now time.Time) map[partition.MemberID]membership.Member {
+	for _, id := range n.adm.passed() {
+		delete(n.co.quarantine, id)
+		n.log.Info("control: re-admitted member proved raft contact", "member", id)
+	}
+	for id := range n.co.quarantine {
+		if _, ok := alive[id]; !ok {
+			delete(n.co.quarantine, id) // gone: memberlist's failure handling applies
+			n.adm.drop(id)
+		}
+	}
+	inConf := map[partition.MemberID]bool{}
+	for _, s := range servers {
+		inConf[partition.MemberID(s.ID)] = true
+	}
+	fresh := n.cfg.Timings.RaftHeartbeatTimeout + n.netTimeout
+	for id, last := range n.health.unreachable(now, n.cfg.Timings.RaftContactTimeout, fresh) {
+		if id == n.cfg.ID || !inConf[id] {
+			continue
+		}
+		q := n.co.quarantine[id]
+		q.backoff = min(max(2*q.backoff, n.cfg.DeadWait()), maxQuarantine*n.cfg.DeadWait())
+		q.until = now.Add(q.backoff)
+		n.co.quarantine[id] = q
+		n.adm.drop(id)
+		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
+			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", q.backoff)
+	}
+	out := make(map[partition.MemberID]membership.Member, len(alive))
+	for id, m := range alive {
+		if q, ok := n.co.quarantine[id]; ok && now.Before(q.until) {
+			continue
+		}
+		out[id] = m
+	}
+	return out
+}
+
 // syncRaft brings raft's configuration in line with memberlist: alive
 // members get a directory entry and a raft seat (voter while there are
 // fewer than MaxVoters), members that are gone lose theirs, and live
-// non-voters replace missing voters. It returns the new server list.
+// non-voters replace missing voters. A member leaving quarantine is added as
+// a non-voter on probation. It returns the new server list.
 func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]membership.Member) ([]raft.Server, error) {
 	_, dir := n.fsm.snapshot()
 	find := func(id partition.MemberID) int {
@@ -342,6 +408,8 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		n.co.removedAt[id] = time.Now()
+		n.health.forget(s.ID)
+		n.adm.drop(id)
 		servers = slices.DeleteFunc(servers, func(o raft.Server) bool { return o.ID == s.ID })
 		n.log.Info("control: removed gone member from raft", "member", id)
 	}
@@ -372,7 +440,8 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		}
 		var f raft.IndexFuture
 		suffrage := raft.Nonvoter
-		if voters() < n.cfg.MaxVoters {
+		_, onProbation := n.co.quarantine[id]
+		if voters() < n.cfg.MaxVoters && !onProbation {
 			suffrage = raft.Voter
 			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
 		} else {
@@ -382,8 +451,20 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
+		if onProbation {
+			// The member must apply a command committed after its
+			// re-admission to prove that raft reaches it again.
+			idx, err := n.applyIndex(command{Op: opPutMember, ID: id, Entry: e})
+			if err != nil {
+				return servers, err
+			}
+			n.adm.start(id, idx)
+			n.log.Info("control: re-admitted member to raft on probation", "member", id)
+			continue
+		}
 		n.log.Info("control: added member to raft", "member", id, "voter", suffrage == raft.Voter)
 	}
+	probation := n.adm.onProbation()
 
 	// Refill voter seats from live, non-leaving non-voters.
 	for i := range servers {
@@ -391,7 +472,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			break
 		}
 		s := servers[i]
-		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving {
+		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving || probation[partition.MemberID(s.ID)] {
 			continue
 		}
 		if err := n.raft.AddVoter(s.ID, s.Address, 0, raftTimeout).Error(); err != nil {
@@ -549,18 +630,24 @@ func sameTable(a, b *partition.Table) bool {
 
 // apply commits one command through raft and returns the FSM's answer.
 func (n *Node) apply(c command) error {
+	_, err := n.applyIndex(c)
+	return err
+}
+
+// applyIndex is apply, also returning the command's raft index.
+func (n *Node) applyIndex(c command) (uint64, error) {
 	b, err := encodeCommand(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	f := n.raft.Apply(b, raftTimeout)
 	if err := f.Error(); err != nil {
-		return err
+		return 0, err
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		return err
+		return f.Index(), err
 	}
-	return nil
+	return f.Index(), nil
 }
 
 // maybeBootstrap bootstraps raft when the bootstrap rule (see the package

@@ -25,6 +25,17 @@
 // disjoint views each elect a bootstrapper (as with Consul's
 // bootstrap-expect); the settle period makes it unlikely, not impossible.
 //
+// # Failures and partitions
+//
+// A member is treated as failed when memberlist declares it dead or when
+// the leader's raft heartbeats to it fail for Timings.RaftContactTimeout
+// (gossip gets through, raft does not); either way its partitions are
+// reassigned only after Config.DeadWait. A member failed by raft is
+// re-admitted after a backoff, as a non-voter on probation, and takes part
+// again once it proved that raft reaches it. After a network partition
+// heals, members reconnect to the ones they lost (see joinLoop) and the
+// returning member rejoins raft under its own ID.
+//
 // # Leases
 //
 // See Node.LeaseValid for the owner lease and the inequality that keeps a
@@ -71,6 +82,10 @@ type Node struct {
 	born        time.Time    // origin of mono
 	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none
 	leaderReady atomic.Bool  // leader whose post-election barrier is done
+	netTimeout  time.Duration
+	adm         admission  // leader: members on probation
+	health      raftHealth // leader: followers whose heartbeats fail
+	obs         *raft.Observer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -130,6 +145,8 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.co.init()
+	n.adm.init()
+	n.health.init()
 
 	var err error
 	n.ml, err = membership.New(membership.Config{
@@ -148,10 +165,20 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		return nil, err
 	}
 	n.register()
-	n.wg.Add(3)
+	obsCh := make(chan raft.Observation, 256)
+	n.obs = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(n.obs)
+	n.wg.Add(4)
 	go n.run()
 	go n.joinLoop()
 	go n.leaseLoop()
+	go n.observeLoop(obsCh)
 	return n, nil
 }
 
@@ -172,6 +199,7 @@ func (n *Node) startRaft() error {
 		DisableTime: true,
 	})
 	timeout := min(max(5*cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
+	n.netTimeout = timeout
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.deps.Server.RaftLayer(addr),
 		MaxPool: 3,
@@ -310,7 +338,8 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 //
 // Why this keeps a cut-off member from writing after the majority reassigned
 // its partitions: the coordinator acts on a dead member m only in this order
-// (1) memberlist declares m dead, (2) the coordinator removes m from raft at
+// (1) memberlist declares m dead, or the leader's raft heartbeats to m have
+// failed for RaftContactTimeout (an asymmetric partition), (2) the coordinator removes m from raft at
 // time R, after which the leader sends it nothing, (3) it commits a table
 // without m no earlier than
 //
@@ -435,6 +464,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		close(n.stop)
+		n.raft.DeregisterObserver(n.obs)
 		err := n.raft.Shutdown().Error()
 		if terr := n.trans.Close(); err == nil {
 			err = terr
@@ -447,6 +477,11 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// cutRaft simulates an asymmetric partition (tests): this member stops
+// exchanging raft traffic while it keeps gossiping and serving control
+// requests.
+func (n *Node) cutRaft() { n.trans.Close() }
 
 // cutOff simulates a network partition isolating this member (tests): it
 // stops gossiping and exchanging raft traffic without telling anyone, while

@@ -109,6 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		OperationTimeout: cfg.OperationTimeout,
 		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
 		Maps:             cfg.Maps,
+		MemoryBudget:     cfg.MemoryBudget,
 		Logger:           log.With("component", "dmap"),
 	}, m.node, client, server)
 	if err != nil {

@@ -139,6 +139,7 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 				cleared = p.rs.keysBefore(m.Map, m.Seq)
 			}
 			p.rs.apply(m)
+			touchApplied(p, m, now)
 			s.trackDirty(p, m, cleared, now)
 		}
 	}))

@@ -36,9 +36,13 @@ func (s *Service) runMigrations() {
 	slots := make(chan struct{}, s.cfg.MaxConcurrentMigrations)
 	retry := time.NewTicker(migrationRetry)
 	defer retry.Stop()
+	var prev *partition.Table
 	for {
 		t, changed := s.cluster.Watch()
-		s.dropStale(t)
+		if prev == nil || t.Epoch != prev.Epoch {
+			s.dropStale(prev, t)
+			prev = t
+		}
 		for i, a := range t.Partitions {
 			if len(a.Replicas) == 0 || a.Replicas[0] != s.self {
 				continue
@@ -75,21 +79,31 @@ func (s *Service) runMigrations() {
 	}
 }
 
-// dropStale frees the data of partitions this member neither replicates nor receives.
-func (s *Service) dropStale(t *partition.Table) {
+// dropStale frees the data of partitions this member neither replicates nor receives, and
+// empties a partition that this member now replicates without having received it (a lost
+// partition assigned afresh): whatever it still held from an earlier assignment is stale. prev
+// is the table the driver saw before t (nil at first).
+func (s *Service) dropStale(prev, t *partition.Table) {
 	if t.Epoch == 0 {
 		return
 	}
 	for i, a := range t.Partitions {
 		id := partition.ID(i)
-		if t.IsReplica(id, s.self) || t.IsPending(id, s.self) || len(a.Replicas) == 0 {
+		p := s.parts[i]
+		holds := t.IsReplica(id, s.self) || t.IsPending(id, s.self)
+		fresh := prev != nil && prev.Epoch > 0 && t.IsReplica(id, s.self) &&
+			!prev.IsReplica(id, s.self) && !prev.IsPending(id, s.self)
+		if (holds && !fresh) || len(a.Replicas) == 0 {
 			continue
 		}
-		p := s.parts[i]
 		p.mu.Lock()
-		// A copy or backup stamped with a newer epoch than t means the sender already knows a
-		// table in which this member holds the partition: keep it.
-		if (len(p.rs.maps) > 0 || len(p.queues) > 0) && p.seenEpoch <= t.Epoch {
+		// A copy or backup stamped with a newer epoch than the table that decides means the
+		// sender already knows a table in which this member holds the partition: keep it.
+		decided := t.Epoch
+		if fresh {
+			decided = prev.Epoch
+		}
+		if (len(p.rs.maps) > 0 || len(p.queues) > 0) && p.seenEpoch <= decided {
 			p.rs = newRecordStore()
 			p.dropQueues()
 		}

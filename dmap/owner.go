@@ -164,6 +164,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	p.mu.Lock()
 	for i, m := range w.muts {
 		p.rs.apply(m)
+		touchApplied(p, m, w.now)
 		s.trackDirty(p, m, w.cleared[i], w.now)
 	}
 	p.mu.Unlock()

@@ -153,8 +153,11 @@ func TestWriteBehindSurvivesOutageFailoverAndMigration(t *testing.T) {
 	}
 	st.Up()
 	storeHas(t, st, want)
-	stats := c.svc(1).PersistenceStats("wb")
-	if stats.StoreErrors == 0 && c.svc(2).PersistenceStats("wb").StoreErrors == 0 {
+	var storeErrors uint64
+	for _, s := range c.svcs {
+		storeErrors += s.PersistenceStats("wb").StoreErrors
+	}
+	if storeErrors == 0 {
 		t.Fatal("no store errors counted during the outage")
 	}
 }
@@ -269,4 +272,91 @@ func TestWriteBehindUnderLoadWithOutage(t *testing.T) {
 		t.Fatalf("%d writes failed during the outage, first: %v", len(errs), errs[0])
 	}
 	storeHas(t, st, last)
+}
+
+func TestMemoryBudgetEvictsCleanEntriesOnly(t *testing.T) {
+	st := memstore.New()
+	const budget = 64 << 10
+	c := newCluster(t, 1, 0, func(cfg *Config) {
+		cfg.MemoryBudget = budget
+		cfg.Maps = map[string]MapConfig{
+			"wt":    {Store: st},                                                      // write-through: clean at once
+			"dirty": {Store: st, Persistence: mapstore.Config{WriteDelay: time.Hour}}, // never stored during the test
+			"plain": {},                                                               // no store: never evicted
+		}
+	})
+	ctx := context.Background()
+	wt := mustMap[int, []byte](t, c.svc(0), "wt")
+	dirty := mustMap[int, []byte](t, c.svc(0), "dirty")
+	value := make([]byte, 1024)
+	for i := range 20 {
+		if err := dirty.Put(ctx, i, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 400 {
+		if err := wt.Put(ctx, i, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.svc(0).memoryUsed() > budget {
+		if time.Now().After(deadline) {
+			t.Fatalf("memory %d stays above the budget %d", c.svc(0).memoryUsed(), budget)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Dirty entries were all kept; evicted clean ones read through again.
+	local := 0
+	for range dirty.LocalKeys() {
+		local++
+	}
+	if local != 20 {
+		t.Fatalf("%d of 20 dirty entries left in memory", local)
+	}
+	loadsBefore := st.Count(memstore.OpLoad)
+	for i := range 400 {
+		if v, err := wt.Get(ctx, i); err != nil || len(v) != 1024 {
+			t.Fatalf("Get %d after eviction = %d bytes, %v", i, len(v), err)
+		}
+	}
+	if st.Count(memstore.OpLoad) == loadsBefore {
+		t.Fatal("nothing was evicted and read through")
+	}
+}
+
+// Eviction racing write-behind flushes never loses an entry from both the map and the store.
+func TestEvictionRacingFlushesLosesNothing(t *testing.T) {
+	st := memstore.New()
+	c := newCluster(t, 2, 1, func(cfg *Config) {
+		cfg.MemoryBudget = 32 << 10
+		cfg.Maps = map[string]MapConfig{"race": {Store: st, Persistence: mapstore.Config{WriteDelay: time.Millisecond, BatchSize: 7}}}
+	})
+	ctx := context.Background()
+	m := mustMap[int, int](t, c.svc(0), "race")
+	last := map[int]int{}
+	for round := range 20 {
+		for k := range 100 {
+			v := round*1000 + k
+			if err := m.Put(ctx, k, v); err != nil {
+				t.Fatal(err)
+			}
+			last[k] = v
+		}
+	}
+	for k, v := range last {
+		got, err := m.Get(ctx, k)
+		if err != nil || got != v {
+			t.Fatalf("key %d = %d, %v; want %d", k, got, err, v)
+		}
+	}
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range last {
+		b, ok := st.Get(mustEncode(t, k))
+		if !ok || string(b) != string(mustEncode(t, v)) {
+			t.Fatalf("store has key %d = %v, %v; want %d", k, b, ok, v)
+		}
+	}
 }

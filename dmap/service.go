@@ -108,7 +108,8 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
 	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
-	s.wg.Add(2 + flushWorkers)
+	s.wg.Add(3 + flushWorkers)
+	go s.runEvictor()
 	for i := range flushWorkers {
 		go s.runFlusher(i)
 	}

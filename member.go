@@ -141,13 +141,17 @@ func (m *Member) Maps() *dmap.Service { return m.maps }
 // backups, as after a crash. Close is idempotent.
 func (m *Member) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
+		if m.node.Alone() {
+			// Nobody to hand the write-behind queues to: store them while this member still
+			// holds its lease (Leave stops the control plane).
+			if err := m.maps.FlushLocal(ctx); err != nil {
+				m.log.Warn("flush before closing incomplete", "err", err)
+				m.closeErr = err
+			}
+		}
 		if err := m.node.Leave(ctx); err != nil {
 			m.log.Warn("graceful leave incomplete", "err", err)
 			m.closeErr = err
-		}
-		if err := m.maps.FlushLocal(ctx); err != nil {
-			m.log.Warn("flush of the partitions still held incomplete", "err", err)
-			m.closeErr = errors.Join(m.closeErr, err)
 		}
 		m.stop()
 	})

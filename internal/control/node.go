@@ -444,6 +444,10 @@ func (n *Node) waitDrained(ctx context.Context) error {
 	}
 }
 
+// Alone reports whether this member is the only live, non-leaving member: a graceful leave
+// has nobody to hand its partitions to.
+func (n *Node) Alone() bool { return n.alone() }
+
 // alone reports whether no other live, non-leaving member is in the
 // directory: nobody could take this member's partitions or raft role.
 func (n *Node) alone() bool {

@@ -332,3 +332,43 @@ func TestCrossPartitionTransactionFails(t *testing.T) {
 		t.Fatalf("rolled-back write visible: %v", err)
 	}
 }
+
+func TestEntryProcessorIncrementsAcrossFailover(t *testing.T) {
+	c := newCluster(t, 4, 1, nil)
+	registerIncr(t, c)
+	ctx := context.Background()
+	probe := mustMap[string, int](t, c.svc(0), "counters")
+	p, _ := probe.Partition("hits")
+	owner := c.coord.table.Owner(p)
+	var callers []*Service
+	for _, id := range c.active {
+		if id != owner {
+			callers = append(callers, c.svcs[id])
+		}
+	}
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	const workers, each = 32, 15
+	for i := range workers {
+		m := mustMap[string, int](t, callers[i%len(callers)], "counters")
+		wg.Go(func() {
+			for range each {
+				if _, err := Execute[string, int, int, int](ctx, m, "incr", "hits", 1); err != nil {
+					t.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	for done.Load() < workers*each/3 {
+		time.Sleep(time.Millisecond)
+	}
+	c.kill(owner) // the owner of the counter dies while increments run
+	wg.Wait()
+	c.waitStable()
+	m := mustMap[string, int](t, callers[0], "counters")
+	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
+		t.Fatalf("counter = %d, %v; want %d (no increment lost or applied twice)", v, err, workers*each)
+	}
+}

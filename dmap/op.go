@@ -57,7 +57,10 @@ type opRequest struct {
 	// operations, and writes that may pass a lock the caller holds.
 	Holder string `msgpack:"h,omitempty"`
 	// Proc names the entry processor of opExecute; its argument travels in Value.
-	Proc  string `msgpack:"r,omitempty"`
+	Proc string `msgpack:"r,omitempty"`
+	// ID identifies one invocation of a non-idempotent operation (opExecute), so that a retry
+	// after a lost answer returns the first result instead of running again.
+	ID    string `msgpack:"i,omitempty"`
 	Value []byte `msgpack:"-"`
 }
 

@@ -22,7 +22,7 @@ var (
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
-	return encodeAll(e, 9,
+	return encodeAll(e, 10,
 		func() error { return e.EncodeString(r.Map) },
 		func() error { return e.EncodeUint(uint64(r.Kind)) },
 		func() error { return e.EncodeInt(int64(r.Part)) },
@@ -32,6 +32,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeBytes(r.Expect) },
 		func() error { return e.EncodeString(r.Holder) },
 		func() error { return e.EncodeString(r.Proc) },
+		func() error { return e.EncodeString(r.ID) },
 	)
 }
 
@@ -39,7 +40,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 	var kind uint64
 	var part int64
-	return decodeAll(d, 9,
+	return decodeAll(d, 10,
 		func() (err error) { r.Map, err = d.DecodeString(); return },
 		func() (err error) { kind, err = d.DecodeUint64(); r.Kind = opKind(kind); return },
 		func() (err error) { part, err = d.DecodeInt64(); r.Part = int32(part); return },
@@ -49,6 +50,7 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { r.Expect, err = d.DecodeBytes(); return },
 		func() (err error) { r.Holder, err = d.DecodeString(); return },
 		func() (err error) { r.Proc, err = d.DecodeString(); return },
+		func() (err error) { r.ID, err = d.DecodeString(); return },
 	)
 }
 

@@ -135,9 +135,9 @@ func TestCloseFlushes(t *testing.T) {
 			}
 			for i, m := range members {
 				if err := m.Close(ctx); err != nil {
-					// Known failure (HEAD e5e92bc): Member.Close runs FlushLocal after node.Leave
-					// closed the control node, so every partition's flush is refused for want of
-					// a lease and the last member's dirty entries are never stored.
+					// Before a1037c4 Member.Close ran FlushLocal after node.Leave had closed the
+					// control node, so every flush was refused for want of a lease and the last
+					// member's dirty entries were never stored.
 					first, _, _ := strings.Cut(err.Error(), "\n")
 					t.Errorf("close member %d of %d: %s (%d lines)", i, n, first, strings.Count(err.Error(), "\n")+1)
 				}

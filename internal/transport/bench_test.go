@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 func benchCall(b *testing.B, size int) {
@@ -85,4 +88,41 @@ func BenchmarkCallSerial(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCallBehindLarge: latency of lone 256-byte calls while two other
+// callers keep sending 16 MiB requests (answered with an empty response, like
+// puts) to the same server. Reports the mean (ns/op) and the 99th percentile.
+func BenchmarkCallBehindLarge(b *testing.B) {
+	s := startServer(b, Config{})
+	s.Handle(msgSink, sink)
+	c := newClient(b, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	big := Message{Type: msgSink, Body: make([]byte, 16<<20)}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 2 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := c.Call(ctx, s.addr, big); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	req := Message{Type: msgEcho, Header: make([]byte, 32), Body: make([]byte, 256)}
+	var lat []time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		t := time.Now()
+		if _, err := c.Call(ctx, s.addr, req); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }

@@ -23,10 +23,16 @@ type Client struct {
 	peers  map[string]*peer
 }
 
+// peer holds the connections to one address in two lanes of
+// Config.ConnsPerPeer connections each: requests of at least bulkFrame bytes
+// travel on the bulk lane, so that small requests (and their responses) do not
+// wait behind large bodies, which a connection sends one frame at a time. The
+// bulk lane is dialed only when a large request is sent.
 type peer struct {
-	addr  string
-	next  atomic.Uint32
-	slots []slot
+	addr     string
+	next     atomic.Uint32
+	nextBulk atomic.Uint32
+	slots    []slot // small lane first, then the bulk lane
 }
 
 // slot is one of a peer's connections, dialed lazily and replaced when broken.
@@ -81,8 +87,9 @@ func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, e
 	if size := f.Length(); size > c.cfg.MaxFrameSize {
 		return Message{}, fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, size, c.cfg.MaxFrameSize)
 	}
+	bulk := f.Length() >= bulkFrame
 	for attempt := 0; ; attempt++ {
-		cc, err := c.conn(ctx, addr)
+		cc, err := c.conn(ctx, addr, bulk)
 		if err != nil {
 			return Message{}, err
 		}
@@ -147,13 +154,20 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// conn returns a live connection to addr, dialing one if needed.
-func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
+// conn returns a live connection to addr in the small or the bulk lane,
+// dialing one if needed.
+func (c *Client) conn(ctx context.Context, addr string, bulk bool) (*clientConn, error) {
 	p, err := c.peer(addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &p.slots[int(p.next.Add(1)-1)%len(p.slots)]
+	n := len(p.slots) / 2
+	var s *slot
+	if bulk {
+		s = &p.slots[n+int(p.nextBulk.Add(1)-1)%n]
+	} else {
+		s = &p.slots[int(p.next.Add(1)-1)%n]
+	}
 	s.mu.Lock()
 	if cc := s.cc; cc != nil && !cc.isDead() {
 		s.mu.Unlock()
@@ -205,7 +219,7 @@ func (c *Client) peer(addr string) (*peer, error) {
 		return nil, ErrClosed
 	}
 	if p, ok = c.peers[addr]; !ok {
-		p = &peer{addr: addr, slots: make([]slot, c.cfg.ConnsPerPeer)}
+		p = &peer{addr: addr, slots: make([]slot, 2*c.cfg.ConnsPerPeer)}
 		c.peers[addr] = p
 	}
 	return p, nil

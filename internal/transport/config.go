@@ -25,7 +25,9 @@ type Config struct {
 	// in bytes. Default 64 MiB; at most MaxFrameLimit.
 	MaxFrameSize int
 	// ConnsPerPeer is the number of connections a Client keeps per peer
-	// address; calls are spread over them round-robin. Default 2.
+	// address in each of its two lanes (small requests, and requests of at
+	// least 64 KiB, dialed on first use); calls are spread over a lane's
+	// connections round-robin. Default 2.
 	ConnsPerPeer int
 	// DialTimeout bounds dialing a peer (Client and raft layer). Default 5s.
 	DialTimeout time.Duration

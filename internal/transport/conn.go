@@ -17,6 +17,9 @@ const (
 	// largeBody is the body size from which a body is written with writev
 	// instead of being copied into the batch.
 	largeBody = 16 << 10
+	// bulkFrame is the request frame size from which a Client sends the
+	// request on a peer's bulk lane (see peer).
+	bulkFrame = 64 << 10
 	// readBufferSize is the size of each connection's bufio.Reader.
 	readBufferSize = 64 << 10
 	// lingerTimeout bounds how long a connection closed after a final error

@@ -26,8 +26,11 @@
 //
 // # Concurrency
 //
-// A [Client] keeps Config.ConnsPerPeer connections per peer address and
-// spreads calls over them round-robin. Each connection has one reader
+// A [Client] keeps two lanes of Config.ConnsPerPeer connections per peer
+// address and spreads calls over a lane's connections round-robin: requests
+// of at least 64 KiB go on the bulk lane (dialed on first use), the others on
+// the small lane, so that a small request and its response never wait behind
+// a large body (a connection carries one frame at a time). Each connection has one reader
 // goroutine, which matches responses to calls by request id, and one writer
 // goroutine, which drains a bounded queue of outgoing frames into a 64 KiB
 // batch buffer and writes the batch when the queue is empty (large bodies are

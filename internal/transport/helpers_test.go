@@ -15,11 +15,17 @@ const (
 	msgBlock MsgType = 11
 	msgFail  MsgType = 12
 	msgPanic MsgType = 13
+	msgSink  MsgType = 14
 )
 
 // echo returns the request's header and body.
 var echo = HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
 	return Message{Header: req.Header, Body: req.Body}, nil
+})
+
+// sink discards the request and answers with an empty response.
+var sink = HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
+	return Message{}, nil
 })
 
 // block waits until ctx ends.

@@ -111,12 +111,11 @@ func (q *Queue) Add(e Entry, now time.Time) bool {
 	if e.Seq == 0 {
 		e.Seq = q.lastSeq + 1
 	}
-	k := string(e.Key)
-	c, ok := q.keys[k]
+	c, ok := q.keys[string(e.Key)]
 	if ok && c.last.Seq >= e.Seq {
 		return false
 	}
-	if q.syncing && q.acked[k] >= e.Seq && q.acked[k] != 0 {
+	if acked := q.acked[string(e.Key)]; q.syncing && acked >= e.Seq && acked != 0 {
 		return false
 	}
 	q.lastSeq = max(q.lastSeq, e.Seq)
@@ -407,12 +406,11 @@ func (q *Queue) EndSync() {
 // are shared with the snapshot.
 func (q *Queue) Restore(s Snapshot, now time.Time) {
 	for _, se := range s.Entries {
-		k := string(se.Key)
-		if q.syncing && q.acked[k] >= se.Seq && q.acked[k] != 0 {
+		if acked := q.acked[string(se.Key)]; q.syncing && acked >= se.Seq && acked != 0 {
 			continue
 		}
 		at := now.Add(-se.Age)
-		c, ok := q.keys[k]
+		c, ok := q.keys[string(se.Key)]
 		if ok && q.coalesce() {
 			e := c.first
 			if se.Seq > e.Seq {

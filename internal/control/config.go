@@ -205,7 +205,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("PartitionCount %d must be positive", c.PartitionCount))
 	}
 	if err := c.Plan.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("plan: %w", err))
+		errs = append(errs, fmt.Errorf("invalid Plan: %w", err))
 	}
 	t := c.Timings
 	for _, d := range []struct {
@@ -237,7 +237,7 @@ func (c Config) Validate() error {
 	}
 	mc := membership.Config{ID: "x", TransportAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Timings: t.Gossip}
 	if err := mc.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("gossip timings: %w", err))
+		errs = append(errs, fmt.Errorf("invalid Timings.Gossip: %w", err))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -34,6 +34,8 @@ var (
 	ErrTxDone = errors.New("dmap: transaction already finished")
 	// ErrNoProcessor: no entry processor is registered under that name on the owner.
 	ErrNoProcessor = errors.New("dmap: no such entry processor")
+	// ErrNoPredicate: no event predicate is registered under that name on this member.
+	ErrNoPredicate = errors.New("dmap: no such event predicate")
 	// ErrProcessor: an entry processor returned an error; the message carries it.
 	ErrProcessor = errors.New("dmap: entry processor failed")
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own

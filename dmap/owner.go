@@ -115,6 +115,11 @@ func (w *writeBatch) emit(m mutation) {
 	if m.Kind == mutSet || m.Kind == mutDelete {
 		prev = w.rs.get(m.Map, string(m.Key), w.now)
 	}
+	if m.Kind == mutClear {
+		// On the owner a clear removes every record (all are older): detach them for events.
+		m.cleared = w.rs.maps[m.Map]
+		delete(w.rs.maps, m.Map)
+	}
 	w.rs.apply(m)
 	w.muts = append(w.muts, m)
 	w.prevs = append(w.prevs, prev)

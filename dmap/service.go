@@ -24,6 +24,8 @@ type Service struct {
 	procs   processors
 	// observers see every write this member applies as an owner (listeners, write-behind).
 	observers []observer
+	// events holds the entry, cluster-wide and partition listeners (events.go).
+	events *eventHub
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -78,6 +80,15 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
 	}
+	var err error
+	if s.events, err = newEventHub(s); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.observers = append(s.observers, s.events)
+	reg.Handle(msgEvents, transport.HandlerFunc(s.handleEvents))
+	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
+	s.events.start()
 	reg.Handle(msgOp, transport.HandlerFunc(s.handleOp))
 	reg.Handle(msgBackup, transport.HandlerFunc(s.handleBackup))
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
@@ -94,6 +105,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	s.events.close()
 	return nil
 }
 
@@ -112,12 +124,7 @@ func (s *Service) runExpiry() {
 			return
 		case <-t.C:
 		}
-		now := s.now()
-		for _, p := range s.parts {
-			p.mu.Lock()
-			p.rs.expire(now)
-			p.mu.Unlock()
-		}
+		s.sweepExpired(s.now()) // events.go: owners report Expired events
 		s.releaseOrphanLocks()
 	}
 }

@@ -286,7 +286,8 @@ func newEventHub(s *Service) (*eventHub, error) {
 func (h *eventHub) start() {
 	h.s.wg.Add(2)
 	go h.s.runRegistry()
-	go h.s.runPartitionEvents()
+	t, changed := h.s.cluster.Watch()
+	go h.s.runPartitionEvents(t, changed)
 }
 
 // close stops every listener: what is queued is delivered for a short while, then discarded.

@@ -3,6 +3,7 @@ package dmap
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gridmap/gridmap/partition"
 )
@@ -15,10 +16,16 @@ const (
 	// owner, sends a copy to a pending member, or this member is receiving one).
 	MigrationStarted PartitionEventKind = iota + 1
 	// MigrationFinished: no copy of the partition involving this member is pending any more
-	// (it completed, or its target went away). Owner tells who owns the partition now.
+	// (it completed, or its target went away). Owner tells who owns the partition now. When a
+	// hand-off to or from this member began and ended between two tables this member saw,
+	// both MigrationStarted and MigrationFinished are reported when it sees the second one.
 	MigrationFinished
-	// PartitionLost: no live copy of the partition is left: the new table's replicas share no
-	// member with the previous table's. Its entries are gone (an application may resync them
+	// PartitionLost: no live copy of the partition is left: none of the members that held a
+	// complete copy in the previous table this member saw (replicas, and pending members, which
+	// are promoted only with a complete copy) is in the new table any more. Every member
+	// reports it. Tables are watched, not logged: if a hand-off and the death of its source
+	// both happen between two tables this member sees, the loss reported is a false alarm
+	// (the application resyncs needlessly); a real loss is never missed. Its entries are gone (an application may resync them
 	// from its source of truth). Every member reports it.
 	PartitionLost
 )
@@ -53,6 +60,8 @@ type partitionListeners struct {
 	mu   sync.Mutex
 	next int
 	fns  map[int]func(PartitionEvent)
+	// epoch is the epoch of the latest table whose events were delivered.
+	epoch atomic.Uint64
 }
 
 // AddPartitionListener registers fn for the partition events of this member. fn is called on
@@ -77,9 +86,9 @@ func (s *Service) AddPartitionListener(fn func(PartitionEvent)) (remove func()) 
 }
 
 // runPartitionEvents watches the table and tells the partition listeners what changed.
-func (s *Service) runPartitionEvents() {
+// prev is the table the service started with.
+func (s *Service) runPartitionEvents(prev *partition.Table, changed <-chan struct{}) {
 	defer s.wg.Done()
-	prev, changed := s.cluster.Watch()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -91,6 +100,7 @@ func (s *Service) runPartitionEvents() {
 		evs := partitionChanges(prev, t, s.self)
 		prev = t
 		if len(evs) == 0 {
+			s.events.parts.epoch.Store(t.Epoch)
 			continue
 		}
 		pl := &s.events.parts
@@ -110,6 +120,7 @@ func (s *Service) runPartitionEvents() {
 				fn(ev)
 			}
 		}
+		pl.epoch.Store(t.Epoch)
 	}
 }
 
@@ -120,9 +131,25 @@ func partitionChanges(prev, cur *partition.Table, self partition.MemberID) []Par
 		return nil
 	}
 	var out []PartitionEvent
+	alive := make(map[partition.MemberID]bool)
+	for _, m := range cur.Members() {
+		alive[m] = true
+	}
 	for i := range cur.Partitions {
 		p := partition.ID(i)
 		ev := PartitionEvent{Partition: p, Epoch: cur.Epoch, Owner: cur.Owner(p), PreviousOwner: prev.Owner(p)}
+		// Members that held a complete copy: the replicas, and pending members (a pending
+		// member is only promoted once its copy is complete).
+		before := slices.Clone(prev.Partitions[i].Replicas)
+		for _, pm := range prev.Partitions[i].Pending {
+			before = append(before, pm.Member)
+		}
+		// A holder still in the table is alive: the planner never drops a live copy without a
+		// hand-off, which this member may merely have missed (tables seen are not every table
+		// committed). Lost means no holder is a replica any more and none is alive.
+		lost := len(prev.Partitions[i].Replicas) > 0 && !slices.ContainsFunc(before, func(m partition.MemberID) bool {
+			return alive[m]
+		})
 		was, is := migrating(prev, p, self), migrating(cur, p, self)
 		switch {
 		case !was && is:
@@ -131,11 +158,14 @@ func partitionChanges(prev, cur *partition.Table, self partition.MemberID) []Par
 		case was && !is:
 			ev.Kind = MigrationFinished
 			out = append(out, ev)
+		case !lost && ev.Owner != ev.PreviousOwner && ev.PreviousOwner != "" && (ev.Owner == self || ev.PreviousOwner == self):
+			// The whole hand-off happened between two tables this member saw: report both ends.
+			ev.Kind = MigrationStarted
+			out = append(out, ev)
+			ev.Kind = MigrationFinished
+			out = append(out, ev)
 		}
-		before := prev.Partitions[i].Replicas
-		if len(before) > 0 && !slices.ContainsFunc(cur.Partitions[i].Replicas, func(m partition.MemberID) bool {
-			return slices.Contains(before, m)
-		}) {
+		if lost {
 			ev.Kind = PartitionLost
 			out = append(out, ev)
 		}

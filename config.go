@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -70,6 +71,14 @@ type Config struct {
 	// majority. The coordinator waits longer than this before reassigning a failed member's
 	// partitions. Default 3s.
 	LeaseDuration time.Duration
+	// MemoryBudget bounds the memory of the entries this member holds, in bytes. Above it, clean
+	// entries of maps with a loader are evicted (least recently used first) and read through
+	// again when used; dirty entries are never evicted. 0 (the default): no budget.
+	MemoryBudget int64
+	// Maps configures maps by name: a store for write-through or write-behind persistence, a
+	// loader for read-through. Maps not listed live in memory only. Every member of a cluster
+	// must have the same Maps.
+	Maps map[string]dmap.MapConfig
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
 
@@ -145,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxVoters != 3 && c.MaxVoters != 5 {
 		errs = append(errs, fmt.Errorf("MaxVoters must be 3 or 5, got %d", c.MaxVoters))
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("MemoryBudget must not be negative, got %d", c.MemoryBudget))
 	}
 	if c.OperationTimeout < 0 {
 		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))

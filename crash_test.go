@@ -26,6 +26,8 @@ import (
 //	get KEY       -> val VALUE | missing | err MSG
 //	owns KEY      -> true | false (this member owns KEY's partition in its table)
 //	state         -> state LEADER EPOCH MIN_REPLICAS PENDING HOLDERS
+//
+// and, with a store URL, the write-behind commands of persistCommand.
 const childEnv = "GRIDMAP_TEST_CHILD"
 
 func TestMain(m *testing.M) {
@@ -46,6 +48,7 @@ func runChild() int {
 	if d, err := time.ParseDuration(os.Getenv("GRIDMAP_OPTIMEOUT")); err == nil {
 		cfg.OperationTimeout = d
 	}
+	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set (persist_crash_test.go)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()
@@ -97,6 +100,7 @@ func runChild() int {
 				leader = 1
 			}
 			fmt.Fprintln(out, "state", leader, t.Epoch, minReplicas, pending, len(t.Members()))
+		case persistCommand(ctx, m, f, out): // wput, wget, close (persist_crash_test.go)
 		default:
 			fmt.Fprintln(out, "err unknown command")
 		}

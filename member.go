@@ -108,6 +108,8 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		AsyncBackups:     cfg.AsyncBackups,
 		OperationTimeout: cfg.OperationTimeout,
 		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
+		Maps:             cfg.Maps,
+		MemoryBudget:     cfg.MemoryBudget,
 		Logger:           log.With("component", "dmap"),
 	}, m.node, client, server)
 	if err != nil {
@@ -133,11 +135,20 @@ func (m *Member) GossipAddr() string { return m.node.GossipAddr() }
 func (m *Member) Maps() *dmap.Service { return m.maps }
 
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
-// others (their data copied first), then the member stops. If ctx ends before the hand-off
-// completes, the member stops anyway and the others recover its partitions from backups, as
-// after a crash. Close is idempotent.
+// others (their data and write-behind queues copied first), then the member stops. The last
+// member of a cluster has nobody to hand off to: it stores its dirty entries first. If ctx ends
+// before that completes, the member stops anyway and the others recover its partitions from
+// backups, as after a crash. Close is idempotent.
 func (m *Member) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
+		if m.node.Alone() {
+			// Nobody to hand the write-behind queues to: store them while this member still
+			// holds its lease (Leave stops the control plane).
+			if err := m.maps.FlushLocal(ctx); err != nil {
+				m.log.Warn("flush before closing incomplete", "err", err)
+				m.closeErr = err
+			}
+		}
 		if err := m.node.Leave(ctx); err != nil {
 			m.log.Warn("graceful leave incomplete", "err", err)
 			m.closeErr = err

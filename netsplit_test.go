@@ -76,6 +76,12 @@ func (tn *testNet) cut(i int) {
 	}
 }
 
+func (tn *testNet) heal(i int) {
+	if err := ipCmd("-n", tn.hub, "link", "set", fmt.Sprintf("h%d", i), "up"); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
 func (tn *testNet) destroy() {
 	for _, h := range append(tn.hosts, tn.hub) {
 		_ = ipCmd("netns", "del", h)
@@ -85,7 +91,9 @@ func (tn *testNet) destroy() {
 // A member cut off from the raft majority must stop acknowledging writes before the majority
 // reassigns its partitions; otherwise writes acknowledged on the isolated side would be silently
 // lost. Backups are asynchronous here, so the isolated owner could acknowledge writes on its own
-// if its lease did not stop it.
+// if its lease did not stop it. When the link comes back, the cluster must become whole again
+// without restarts: the isolated member rejoins, drops its stale data, takes partitions again, and
+// writes through it land where the other members read them.
 func TestNetworkPartitionStopsIsolatedOwner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds network namespaces and starts member processes")
@@ -180,17 +188,45 @@ func TestNetworkPartitionStopsIsolatedOwner(t *testing.T) {
 	wg.Wait()
 
 	mu.Lock()
-	defer mu.Unlock()
 	var last time.Time
 	for _, a := range acks {
 		if a.After(last) {
 			last = a
 		}
 	}
+	mu.Unlock()
 	t.Logf("cut at +0, last acknowledgement by the isolated member at %v, reassignment seen at %v",
 		last.Sub(cutAt).Round(time.Millisecond), reassigned.Sub(cutAt).Round(time.Millisecond))
 	if last.After(reassigned) {
 		t.Fatalf("the isolated member acknowledged a write %v after the majority reassigned its partitions",
 			last.Sub(reassigned))
+	}
+
+	// Heal: the member comes back under the same process, and the cluster becomes whole.
+	healAt := time.Now()
+	tn.heal(victim)
+	waitChildren(t, children, func(s childState) bool { return s.pending == 0 && s.minReplicas == 2 && s.mem == 3 })
+	t.Logf("healed at +0: all 3 members converged at +%v", time.Since(healAt).Round(time.Millisecond))
+	want := map[string]string{}
+	for i, k := range keys {
+		v := fmt.Sprint("healed", i)
+		if got := x.do("put " + k + " " + v); got != "ok" {
+			t.Fatalf("put %s through the healed member: %s", k, got)
+		}
+		want[k] = v
+	}
+	for i := range 40 {
+		k, v := fmt.Sprint("after-heal-", i), fmt.Sprint("a", i)
+		if got := x.do("put " + k + " " + v); got != "ok" {
+			t.Fatalf("put %s through the healed member: %s", k, got)
+		}
+		want[k] = v
+	}
+	for k, v := range want {
+		for i, c := range children {
+			if got := c.do("get " + k); got != "val "+v {
+				t.Fatalf("get %s via member %d (healed: %v) = %q, want %q", k, i, i == victim, got, v)
+			}
+		}
 	}
 }

@@ -132,8 +132,15 @@ func (s *Service) sendBatch(ctx context.Context, m partition.MemberID, t transpo
 // handleBackup applies mutations sent by a partition's owner.
 func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
+		now := s.now()
 		for _, m := range h.Muts {
+			var cleared []string
+			if m.Kind == mutClear && s.persistenceOf(m.Map).writeBehind() {
+				cleared = p.rs.keysBefore(m.Map, m.Seq)
+			}
 			p.rs.apply(m)
+			touchApplied(p, m, now)
+			s.trackDirty(p, m, cleared, now)
 		}
 	}))
 }

@@ -36,8 +36,16 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// Logger receives the service's logs. Default: discard.
 	Logger *slog.Logger
-	// Now is the wall clock used for TTLs. Default time.Now.
+	// Now is the wall clock used for TTLs and write delays. Default time.Now.
 	Now func() time.Time
+	// MemoryBudget bounds the memory of the entries this member holds, in bytes (approximate:
+	// keys, values and a per-entry overhead). Above it, clean entries of maps with a loader are
+	// evicted, least recently used first, and read through again when used; dirty entries and
+	// entries of maps without a loader are never evicted. 0 (the default) means no budget.
+	MemoryBudget int64
+	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
+	// listed live in memory only. Every member must have the same Maps.
+	Maps map[string]MapConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -80,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.MigrationChunkSize < 0 {
 		errs = append(errs, fmt.Errorf("MigrationChunkSize must not be negative, got %d", c.MigrationChunkSize))
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("MemoryBudget must not be negative, got %d", c.MemoryBudget))
 	}
 	if c.MaxConcurrentMigrations < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentMigrations must not be negative, got %d", c.MaxConcurrentMigrations))

@@ -2,7 +2,10 @@ package dmap
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+
+	"github.com/gridmap/gridmap/mapstore"
 )
 
 // Errors returned by maps. Check them with errors.Is.
@@ -38,6 +41,12 @@ var (
 	ErrNoPredicate = errors.New("dmap: no such event predicate")
 	// ErrProcessor: an entry processor returned an error; the message carries it.
 	ErrProcessor = errors.New("dmap: entry processor failed")
+	// ErrStore: a write-through map's store failed; the write was not applied.
+	ErrStore = errors.New("dmap: store failed")
+	// ErrDirtyLimit: a write-behind map's dirty data reached its limit on the owner and the
+	// writer's context ended while it waited; the write was not applied. It wraps
+	// mapstore.ErrDirtyLimit.
+	ErrDirtyLimit = fmt.Errorf("dmap: %w", mapstore.ErrDirtyLimit)
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own
 	// the partition at the epoch the operation was routed with. Callers re-route; users never see it.
 	ErrWrongOwner = errors.New("dmap: member does not own the partition")
@@ -64,6 +73,8 @@ const (
 	statusConflict
 	statusNoProcessor
 	statusProcessor
+	statusStore
+	statusDirtyLimit
 )
 
 func (s status) err(msg string) error {
@@ -91,6 +102,10 @@ func (s status) err(msg string) error {
 		base = ErrNoProcessor
 	case statusProcessor:
 		base = ErrProcessor
+	case statusStore:
+		base = ErrStore
+	case statusDirtyLimit:
+		base = ErrDirtyLimit
 	case statusLocked:
 		return errors.New("dmap: key locked by another holder")
 	default:
@@ -126,6 +141,10 @@ func statusOf(err error) status {
 		return statusNoProcessor
 	case errors.Is(err, ErrProcessor):
 		return statusProcessor
+	case errors.Is(err, ErrStore):
+		return statusStore
+	case errors.Is(err, mapstore.ErrDirtyLimit):
+		return statusDirtyLimit
 	}
 	return statusFailed
 }

@@ -382,7 +382,7 @@ func (s *Service) sweepExpired(now int64) {
 				if !r.expired(now) {
 					continue
 				}
-				delete(entries, k)
+				p.rs.remove(entries, k, r)
 				if listened {
 					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(k), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
 				}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -21,10 +23,11 @@ type PartitionAware interface {
 // talks to the cluster takes a context; when it has no deadline, Config.OperationTimeout
 // applies.
 type Map[K comparable, V any] struct {
-	svc  *Service
-	name string
-	keys Codec[K]
-	vals Codec[V]
+	svc    *Service
+	name   string
+	keys   Codec[K]
+	vals   Codec[V]
+	loaded atomic.Bool // the initial load ran (or the map has none)
 }
 
 // Option configures a Map.
@@ -60,7 +63,42 @@ func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (
 	if m.keys == nil || m.vals == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidConfig)
 	}
+	if ps := svc.persistenceOf(name); ps != nil && ps.cfg.InitialLoad == mapstore.LoadEager {
+		ctx, cancel := context.WithTimeout(svc.ctx, svc.cfg.OperationTimeout)
+		defer cancel()
+		if err := m.ensureLoaded(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// ensureLoaded runs the map's initial load (once per member; the load itself happens once per
+// cluster) before the first operation of this member on it. If the store cannot be read (it is
+// down), the operation goes on without waiting: the load is retried in the background until it
+// succeeds, and meanwhile single keys read through while iteration and Size see what is loaded.
+func (m *Map[K, V]) ensureLoaded(ctx context.Context) error {
+	if m.loaded.Load() {
+		return nil
+	}
+	ps := m.svc.persistenceOf(m.name)
+	if _, ok := ps.keyLoader(); !ok {
+		m.loaded.Store(true)
+		return nil
+	}
+	m.svc.initialLoad(ctx, m.name, m.partitionOfStored)
+	m.loaded.Store(true)
+	return nil
+}
+
+// partitionOfStored partitions a key as stored (encoded) the way the map does.
+func (m *Map[K, V]) partitionOfStored(key []byte) (partition.ID, error) {
+	k, err := m.keys.Decode(key)
+	if err != nil {
+		return 0, err
+	}
+	_, p, err := m.encodeKey(k)
+	return p, err
 }
 
 // Name returns the map's name.
@@ -86,6 +124,9 @@ func (m *Map[K, V]) encodeKey(key K) ([]byte, partition.ID, error) {
 
 // keyOp builds and runs a single-key operation.
 func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte, ttl time.Duration, expect []byte) (opResponse, error) {
+	if err := m.ensureLoaded(ctx); err != nil {
+		return opResponse{}, err
+	}
 	kb, p, err := m.encodeKey(key)
 	if err != nil {
 		return opResponse{}, err
@@ -186,6 +227,9 @@ func (m *Map[K, V]) Delete(ctx context.Context, key K) (bool, error) {
 
 // partitionOp runs a per-partition operation on the owner of p.
 func (m *Map[K, V]) partitionOp(ctx context.Context, kind opKind, p partition.ID) (opResponse, error) {
+	if err := m.ensureLoaded(ctx); err != nil {
+		return opResponse{}, err
+	}
 	resp, err := m.svc.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p)})
 	if err == nil && resp.Status != statusOK {
 		err = resp.Status.err(resp.Msg)
@@ -254,6 +298,19 @@ func (m *Map[K, V]) Size(ctx context.Context) (int, error) {
 func (m *Map[K, V]) Clear(ctx context.Context) error {
 	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
 		_, err := m.partitionOp(ctx, opClear, p)
+		return err
+	})
+}
+
+// Flush returns once every write made to the map before the call is in its store (a no-op for
+// maps without write-behind). Entries whose store keeps failing keep Flush waiting until ctx
+// ends.
+func (m *Map[K, V]) Flush(ctx context.Context) error {
+	if !m.svc.persistenceOf(m.name).writeBehind() {
+		return nil
+	}
+	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
+		_, err := m.partitionOp(ctx, opFlush, p)
 		return err
 	})
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -33,9 +36,13 @@ func (s *Service) runMigrations() {
 	slots := make(chan struct{}, s.cfg.MaxConcurrentMigrations)
 	retry := time.NewTicker(migrationRetry)
 	defer retry.Stop()
+	var prev *partition.Table
 	for {
 		t, changed := s.cluster.Watch()
-		s.dropStale(t)
+		if prev == nil || t.Epoch != prev.Epoch {
+			s.dropStale(prev, t)
+			prev = t
+		}
 		for i, a := range t.Partitions {
 			if len(a.Replicas) == 0 || a.Replicas[0] != s.self {
 				continue
@@ -72,22 +79,33 @@ func (s *Service) runMigrations() {
 	}
 }
 
-// dropStale frees the data of partitions this member neither replicates nor receives.
-func (s *Service) dropStale(t *partition.Table) {
+// dropStale frees the data of partitions this member neither replicates nor receives, and
+// empties a partition that this member now replicates without having received it (a lost
+// partition assigned afresh): whatever it still held from an earlier assignment is stale. prev
+// is the table the driver saw before t (nil at first).
+func (s *Service) dropStale(prev, t *partition.Table) {
 	if t.Epoch == 0 {
 		return
 	}
 	for i, a := range t.Partitions {
 		id := partition.ID(i)
-		if t.IsReplica(id, s.self) || t.IsPending(id, s.self) || len(a.Replicas) == 0 {
+		p := s.parts[i]
+		holds := t.IsReplica(id, s.self) || t.IsPending(id, s.self)
+		fresh := prev != nil && prev.Epoch > 0 && t.IsReplica(id, s.self) &&
+			!prev.IsReplica(id, s.self) && !prev.IsPending(id, s.self)
+		if (holds && !fresh) || len(a.Replicas) == 0 {
 			continue
 		}
-		p := s.parts[i]
 		p.mu.Lock()
-		// A copy or backup stamped with a newer epoch than t means the sender already knows a
-		// table in which this member holds the partition: keep it.
-		if len(p.rs.maps) > 0 && p.seenEpoch <= t.Epoch {
+		// A copy or backup stamped with a newer epoch than the table that decides means the
+		// sender already knows a table in which this member holds the partition: keep it.
+		decided := t.Epoch
+		if fresh {
+			decided = prev.Epoch
+		}
+		if (len(p.rs.maps) > 0 || len(p.queues) > 0) && p.seenEpoch <= decided {
 			p.rs = newRecordStore()
+			p.dropQueues()
 		}
 		p.mu.Unlock()
 	}
@@ -153,6 +171,11 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	}
 	pt.mu.RLock()
 	snap := pt.rs.snapshot()
+	queues := make(map[string]mapstore.Snapshot, len(pt.queues))
+	now := s.cfg.Now()
+	for name, q := range pt.queues {
+		queues[name] = q.Snapshot(now)
+	}
 	pt.mu.RUnlock()
 	pt.writeMu.Unlock()
 
@@ -171,10 +194,76 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 		}
 		snap = snap[n:]
 	}
+	if err := s.sendQueues(ctx, pt.id, m, epoch, queues); err != nil {
+		return fmt.Errorf("write-behind queues: %w", err)
+	}
 	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(pt.id, epoch, s.self), nil); err != nil {
 		return fmt.Errorf("end: %w", err)
 	}
 	return nil
+}
+
+// queueChunk carries part of a write-behind queue in a partition copy.
+type queueChunk struct {
+	Part  int32             `msgpack:"p"`
+	Epoch uint64            `msgpack:"e"`
+	Map   string            `msgpack:"m"`
+	Snap  mapstore.Snapshot `msgpack:"s"`
+}
+
+// sendQueues sends the partition's write-behind queues (their pending entries, with ages) to m,
+// in chunks of about MigrationChunkSize.
+func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64, queues map[string]mapstore.Snapshot) error {
+	for name, snap := range queues {
+		entries := snap.Entries
+		for first := true; first || len(entries) > 0; first = false {
+			n, size := 0, 0
+			for n < len(entries) && (n == 0 || size+len(entries[n].Value)+len(entries[n].Key) <= s.cfg.MigrationChunkSize) {
+				size += len(entries[n].Value) + len(entries[n].Key)
+				n++
+			}
+			chunk := queueChunk{Part: int32(p), Epoch: epoch, Map: name, Snap: mapstore.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
+			body, err := msgpack.Marshal(&chunk)
+			if err != nil {
+				return fmt.Errorf("%w: queue chunk: %v", ErrCodec, err)
+			}
+			addr, ok := s.cluster.MemberAddr(m)
+			if !ok {
+				return fmt.Errorf("dmap: no address for member %s", m)
+			}
+			out, err := s.caller.Call(ctx, addr, transport.Message{Type: msgSyncQueue, Body: body})
+			if err != nil {
+				return err
+			}
+			resp, err := decodeResponse(out)
+			if err != nil {
+				return err
+			}
+			if err := resp.Status.err(resp.Msg); err != nil {
+				return err
+			}
+			entries = entries[n:]
+		}
+	}
+	return nil
+}
+
+// handleSyncQueue merges part of a copied write-behind queue.
+func (s *Service) handleSyncQueue(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	var c queueChunk
+	if err := msgpack.Unmarshal(msg.Body, &c); err != nil {
+		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable queue chunk"})
+	}
+	ps := s.persistenceOf(c.Map)
+	if c.Part < 0 || int(c.Part) >= len(s.parts) || !ps.writeBehind() {
+		return encodeResponse(opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("queue chunk for map %q, partition %d: not a write-behind map here", c.Map, c.Part)})
+	}
+	p := s.parts[c.Part]
+	p.mu.Lock()
+	p.seenEpoch = max(p.seenEpoch, c.Epoch)
+	s.queue(p, ps).Restore(c.Snap, s.cfg.Now())
+	p.mu.Unlock()
+	return encodeResponse(opResponse{})
 }
 
 // pendingRole reports whether m is pending for p in t and whether it is to become the owner.
@@ -195,10 +284,20 @@ func controlHeader(p partition.ID, epoch uint64, self partition.MemberID) []byte
 
 // handleSyncBegin empties a partition about to receive a full copy.
 func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) { p.rs.beginSync() }))
+	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) {
+		p.rs.beginSync()
+		for _, q := range p.queues {
+			q.BeginSync()
+		}
+	}))
 }
 
 // handleSyncEnd marks a copy complete.
 func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) { p.rs.endSync() }))
+	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) {
+		p.rs.endSync()
+		for _, q := range p.queues {
+			q.EndSync()
+		}
+	}))
 }

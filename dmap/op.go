@@ -18,6 +18,7 @@ const (
 	opScanKeys
 	opScanEntries
 	opClear
+	opFlush // store everything written so far (write-behind)
 )
 
 // writes reports whether the operation may change the entry (and so needs the write path:
@@ -99,6 +100,7 @@ func execute(rs *recordStore, req *opRequest, now int64) (opResponse, *mutation)
 		if cur == nil {
 			return opResponse{Status: statusNotFound}, nil
 		}
+		cur.access.Store(now) // atomic: readers hold only the partition's read lock
 		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, nil
 	case opContains:
 		return opResponse{Done: cur != nil}, nil

@@ -3,6 +3,7 @@ package dmap
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -53,19 +54,23 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		return opResponse{Status: statusTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(req.Key)+len(req.Value), s.cfg.MaxValueSize)}
 	}
 	p := s.parts[req.Part]
+	if req.Kind == opFlush {
+		return s.flushPartition(ctx, p, req)
+	}
+	if req.Kind.writes() {
+		if err := s.admitAll(ctx, req); err != nil {
+			return opResponse{Status: statusOf(err), Msg: err.Error()}
+		}
+	}
 	if !req.Kind.writes() {
 		if st, ep := s.checkOwner(ctx, p.id, req.Epoch); st != statusOK {
 			return opResponse{Status: st, Epoch: ep}
 		}
-		p.mu.RLock()
-		defer p.mu.RUnlock()
-		if req.Kind == opIsLocked {
-			return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+		resp := s.read(p, req)
+		missed := resp.Status == statusNotFound || (req.Kind == opContains && !resp.Done)
+		if missed && s.persistenceOf(req.Map) != nil {
+			return s.readThrough(ctx, p, req, resp)
 		}
-		if req.Kind.perPartition() {
-			return readPartition(p.rs, req, s.now())
-		}
-		resp, _ := execute(p.rs, req, s.now())
 		return resp
 	}
 
@@ -90,6 +95,10 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			return opResponse{Status: st}
 		}
 		resp, mut := execute(w.rs, req, w.now)
+		if mut == nil && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
+			// The key may exist in the store only (not loaded, or evicted): delete it there too.
+			mut = &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
+		}
 		if mut != nil {
 			w.emit(*mut)
 		}
@@ -107,41 +116,61 @@ type writeBatch struct {
 	// prevs[i] is the live record muts[i] replaced or removed (nil if none, and for clears and
 	// lock changes), for events.
 	prevs []*record
+	// cleared[i] lists the keys a clear muts[i] removes (write-through and write-behind store
+	// them as deletes).
+	cleared map[int][]string
 }
 
+// emit adds a mutation to the batch, numbered with the partition's next sequence number. It is
+// applied only once the whole batch is decided (and, for write-through maps, stored); decisions
+// within one batch never touch the same key twice.
 func (w *writeBatch) emit(m mutation) {
-	m.Seq = w.rs.seq + 1
+	m.Seq = w.rs.seq + uint64(len(w.muts)) + 1
 	var prev *record
-	if m.Kind == mutSet || m.Kind == mutDelete {
+	switch m.Kind {
+	case mutSet, mutDelete:
 		prev = w.rs.get(m.Map, string(m.Key), w.now)
+	case mutClear:
+		if w.cleared == nil {
+			w.cleared = make(map[int][]string)
+		}
+		w.cleared[len(w.muts)] = w.rs.keysBefore(m.Map, m.Seq)
+		// The records it removes (all are older than the clear, on the owner), for events.
+		m.cleared = maps.Clone(w.rs.maps[m.Map])
 	}
-	if m.Kind == mutClear {
-		// On the owner a clear removes every record (all are older): detach them for events.
-		m.cleared = w.rs.maps[m.Map]
-		delete(w.rs.maps, m.Map)
-	}
-	w.rs.apply(m)
 	w.muts = append(w.muts, m)
 	w.prevs = append(w.prevs, prev)
 }
 
 // ownerWrite runs a write on this member as the owner of partition p: it checks ownership and
-// lease at epoch, runs decide under the partition's lock (readers see all of its mutations or
-// none), then replicates the mutations to the backups as one batch, which they also apply
-// atomically. Writes of one partition are serialised from decision to replication.
+// lease at epoch and lets decide compute the mutations from the partition's records. Then, for
+// maps stored write-through, it stores them (a store error fails the write and nothing is
+// applied), applies them all under the partition's lock (readers see all of them or none),
+// queues them for write-behind, and replicates them to the backups as one batch, which they
+// also apply atomically. Writes of one partition are serialised from decision to replication.
 func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	if st, ep := s.checkOwner(ctx, p.id, epoch); st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
-	p.mu.Lock()
+	p.mu.RLock()
 	w := writeBatch{rs: p.rs, now: s.now()}
 	resp := decide(&w)
-	p.mu.Unlock()
+	p.mu.RUnlock()
 	if len(w.muts) == 0 {
 		return resp
 	}
+	if err := s.writeThrough(ctx, &w); err != nil {
+		return opResponse{Status: statusOf(err), Msg: err.Error()}
+	}
+	p.mu.Lock()
+	for i, m := range w.muts {
+		p.rs.apply(m)
+		touchApplied(p, m, w.now)
+		s.trackDirty(p, m, w.cleared[i], w.now)
+	}
+	p.mu.Unlock()
 	// Still under writeMu: observers see the partition's writes in order.
 	for _, o := range s.observers {
 		o.ownerApplied(p.id, w.muts, w.prevs)
@@ -150,6 +179,44 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 		return opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	return resp
+}
+
+// read serves a read operation from the partition's records.
+func (s *Service) read(p *part, req *opRequest) opResponse {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	switch {
+	case req.Kind == opIsLocked:
+		return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+	case req.Kind.perPartition():
+		return readPartition(p.rs, req, s.now())
+	}
+	resp, _ := execute(p.rs, req, s.now())
+	return resp
+}
+
+// admitAll applies write-behind back-pressure for every map a write touches.
+func (s *Service) admitAll(ctx context.Context, req *opRequest) error {
+	if len(s.stores) == 0 {
+		return nil
+	}
+	if req.Kind != opTxCommit {
+		return s.admit(ctx, req.Map)
+	}
+	var c txCommit
+	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
+		return nil // executeTx reports it
+	}
+	seen := map[string]bool{}
+	for _, w := range c.Writes {
+		if !seen[w.Map] {
+			seen[w.Map] = true
+			if err := s.admit(ctx, w.Map); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // readPartition answers the per-partition read operations.

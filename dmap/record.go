@@ -1,5 +1,7 @@
 package dmap
 
+import "sync/atomic"
+
 // record is one entry's stored form. Records are immutable once stored: a write replaces the
 // pointer, so readers and migration snapshots can hold a *record without locks.
 type record struct {
@@ -10,7 +12,15 @@ type record struct {
 	seq uint64
 	// expireAt is the owner's wall-clock expiry in Unix nanoseconds; 0 means never.
 	expireAt int64
+	// access is when the record was last read or written (Unix ns, coarse), for LRU eviction.
+	access atomic.Int64
 }
+
+// recordOverhead approximates the memory of a record beyond its key and value bytes (the
+// struct, map slot and string header), for the memory budget.
+const recordOverhead = 96
+
+func recordSize(key string, r *record) int64 { return int64(len(key) + len(r.value) + recordOverhead) }
 
 func (r *record) expired(now int64) bool { return r.expireAt != 0 && now >= r.expireAt }
 
@@ -23,10 +33,11 @@ const (
 	mutClear                     // remove every entry of Map in this partition
 	mutLock                      // set Key's lock to (Holder, Count, ExpireAt)
 	mutUnlock                    // release Key's lock
+	mutStored                    // the owner stored Key's writes up to Seq (write-behind ack)
 )
 
 // valid reports whether k is a kind this version knows.
-func (k mutKind) valid() bool { return k >= mutSet && k <= mutUnlock }
+func (k mutKind) valid() bool { return k >= mutSet && k <= mutStored }
 
 // mutation is the unit of replication: what an owner applied, sent to every backup and to members
 // receiving a copy. It is also what a write-behind queue and listeners will observe.
@@ -39,6 +50,8 @@ type mutation struct {
 	// Holder and Count describe a lock (mutLock).
 	Holder string `msgpack:"h,omitempty"`
 	Count  int    `msgpack:"c,omitempty"`
+	// Clean marks a set that is already in the store (loaded from it): nothing to write behind.
+	Clean bool `msgpack:"n,omitempty"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
@@ -59,6 +72,8 @@ type recordStore struct {
 	clearSeq map[string]uint64
 	// locks holds the per-key locks of each map; they are replicated like entries.
 	locks map[string]map[string]*lockState
+	// bytes approximates the memory of the records (recordSize summed).
+	bytes int64
 }
 
 // lockState is a held lock. A lock belongs to a holder: a member and a token naming one Lock
@@ -104,6 +119,9 @@ func (rs *recordStore) get(mapName string, key string, now int64) *record {
 // apply applies a mutation if it is newer than what the store holds for that key. It reports
 // whether the store changed.
 func (rs *recordStore) apply(m mutation) bool {
+	if m.Kind == mutStored {
+		return false // write-behind bookkeeping only; its Seq is an older write's
+	}
 	if m.Seq > rs.seq {
 		rs.seq = m.Seq
 	}
@@ -117,7 +135,13 @@ func (rs *recordStore) apply(m mutation) bool {
 			entries = make(map[string]*record)
 			rs.maps[m.Map] = entries
 		}
-		entries[string(m.Key)] = &record{value: m.Value, seq: m.Seq, expireAt: m.ExpireAt}
+		key := string(m.Key)
+		if old := entries[key]; old != nil {
+			rs.bytes -= recordSize(key, old)
+		}
+		r := &record{value: m.Value, seq: m.Seq, expireAt: m.ExpireAt}
+		entries[key] = r
+		rs.bytes += recordSize(key, r)
 		return true
 	case mutDelete:
 		key := string(m.Key)
@@ -133,7 +157,7 @@ func (rs *recordStore) apply(m mutation) bool {
 		}
 		entries := rs.maps[m.Map]
 		if r := entries[key]; r != nil && r.seq < m.Seq {
-			delete(entries, key)
+			rs.remove(entries, key, r)
 			return true
 		}
 		return false
@@ -172,7 +196,7 @@ func (rs *recordStore) apply(m mutation) bool {
 		entries := rs.maps[m.Map]
 		for k, r := range entries {
 			if r.seq < m.Seq {
-				delete(entries, k)
+				rs.remove(entries, k, r)
 				changed = true
 			}
 		}
@@ -197,9 +221,22 @@ func (rs *recordStore) shadowed(mapName, key string, seq uint64) bool {
 	return false
 }
 
+// keysBefore lists the keys of a map whose records are older than seq (what a clear numbered
+// seq removes).
+func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
+	var keys []string
+	for k, r := range rs.maps[mapName] {
+		if r.seq < seq {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // beginSync empties the store and starts keeping tombstones: a full copy follows.
 func (rs *recordStore) beginSync() {
 	rs.maps = make(map[string]map[string]*record)
+	rs.bytes = 0
 	rs.locks = nil
 	rs.seq = 0
 	rs.syncing = true
@@ -231,12 +268,18 @@ func (rs *recordStore) expire(now int64) int {
 	for _, entries := range rs.maps {
 		for k, r := range entries {
 			if r.expired(now) {
-				delete(entries, k)
+				rs.remove(entries, k, r)
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// remove deletes record r of key from entries (one map's records).
+func (rs *recordStore) remove(entries map[string]*record, key string, r *record) {
+	delete(entries, key)
+	rs.bytes -= recordSize(key, r)
 }
 
 // snapshot returns every record as a mutation, for a copy to another member. Values are shared,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -24,6 +25,13 @@ type Service struct {
 	procs   processors
 	// observers see every write this member applies as an owner (listeners, write-behind).
 	observers []observer
+	// stores holds the persistence of the maps configured with a store (read-only after
+	// NewService).
+	stores    map[string]*persistence
+	flushKick chan struct{}
+	loads     flights    // read-through loads in progress
+	loadMu    sync.Mutex // serialises initial loads on this member
+	loaded    sync.Map   // map name -> true once this member triggered its initial load
 	// events holds the entry, cluster-wide and partition listeners (events.go).
 	events *eventHub
 
@@ -46,6 +54,8 @@ type part struct {
 	seenEpoch uint64
 	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
 	async asyncQueue
+	// queues are the write-behind queues of the maps with a store, by map name (guarded by mu).
+	queues map[string]*mapstore.Queue
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
@@ -80,6 +90,19 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
 	}
+	s.stores = make(map[string]*persistence)
+	s.flushKick = make(chan struct{}, flushWorkers)
+	for name, mc := range cfg.Maps {
+		if mc.Store == nil && mc.Loader == nil {
+			continue
+		}
+		ps, err := newPersistence(name, mc)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.stores[name] = ps
+	}
 	var err error
 	if s.events, err = newEventHub(s); err != nil {
 		cancel()
@@ -94,7 +117,13 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
 	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleBackup)) // a copy's entries apply like backups
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
-	s.wg.Add(2)
+	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
+	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
+	s.wg.Add(3 + flushWorkers)
+	go s.runEvictor()
+	for i := range flushWorkers {
+		go s.runFlusher(i)
+	}
 	go s.runMigrations()
 	go s.runExpiry()
 	return s, nil

@@ -90,7 +90,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(h.From) },
 		func() error {
 			return encodeSlice(e, h.Muts, func(m mutation) error {
-				return encodeAll(e, 7,
+				return encodeAll(e, 8,
 					func() error { return e.EncodeString(m.Map) },
 					func() error { return e.EncodeUint(uint64(m.Kind)) },
 					func() error { return e.EncodeBytes(m.Key) },
@@ -98,6 +98,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 					func() error { return e.EncodeUint(m.Seq) },
 					func() error { return e.EncodeString(m.Holder) },
 					func() error { return e.EncodeInt(int64(m.Count)) },
+					func() error { return e.EncodeBool(m.Clean) },
 				)
 			})
 		},
@@ -117,7 +118,7 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 				var m mutation
 				var kind uint64
 				var count int64
-				err := decodeAll(d, 7,
+				err := decodeAll(d, 8,
 					func() (err error) { m.Map, err = d.DecodeString(); return },
 					func() (err error) { kind, err = d.DecodeUint64(); m.Kind = mutKind(kind); return },
 					func() (err error) { m.Key, err = d.DecodeBytes(); return },
@@ -125,6 +126,7 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 					func() (err error) { m.Seq, err = d.DecodeUint64(); return },
 					func() (err error) { m.Holder, err = d.DecodeString(); return },
 					func() (err error) { count, err = d.DecodeInt64(); m.Count = int(count); return },
+					func() (err error) { m.Clean, err = d.DecodeBool(); return },
 				)
 				return m, err
 			})

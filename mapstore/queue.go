@@ -479,3 +479,24 @@ func cmpSeq(a, b uint64) int {
 	}
 	return 0
 }
+
+// Drop empties the queue, releasing its budget charges: the member no longer holds the
+// partition (another member stores its entries).
+func (q *Queue) Drop() {
+	for q.head != nil {
+		q.remove(q.head)
+	}
+	q.batch = nil
+	q.flushSeq = 0
+}
+
+// Pending reports whether key has a write that is not stored yet, and whether the latest such
+// write deletes it. A map must not read a pending key through from the store: the store's value
+// is older.
+func (q *Queue) Pending(key []byte) (pending, deleted bool) {
+	c, ok := q.keys[string(key)]
+	if !ok {
+		return false, false
+	}
+	return true, c.last.Delete
+}

@@ -79,7 +79,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.DurationVar(&c.Warmup, "warmup", 0, "unmeasured run of the same workload before measuring")
 	fs.IntVar(&c.Backups, "backups", defaultBackups, "backups per partition (0..6; default capped at members-1)")
 	fs.BoolVar(&c.AsyncBackups, "async-backups", false, "write backups asynchronously (sync_backups is then 0)")
-	fs.Float64Var(&c.TargetOps, "target-ops", 0, "total ops/s over all workers (0 = unlimited); latency is then measured from each op's scheduled start")
+	fs.Float64Var(&c.TargetOps, "target-ops", 0, "total ops/s over all workers (0 = unlimited); an op issued late because earlier ops were slow is measured from its scheduled start")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line on stdout; the human summary goes to stderr")
 	fs.BoolVar(&c.Verbose, "v", false, "log member events (info level) to stderr")
 	fs.IntVar(&c.Child, "child", -1, "internal (-mode procs): member index of this child process")

@@ -23,8 +23,8 @@ func newPacer(start time.Time, totalOps float64, workers, w int) *pacer {
 }
 
 // next returns the scheduled start of the next op. A worker that falls behind gets times in the past
-// and issues those ops at once: the rate is kept over the run, and the latency measured from the
-// scheduled start includes the wait (no coordinated omission).
+// and issues those ops at once: the rate is kept over the run, and the worker measures such an op
+// from its scheduled start, so the wait counts (no coordinated omission).
 func (p *pacer) next() time.Time {
 	t := p.first.Add(time.Duration(float64(p.n) * p.interval))
 	p.n++

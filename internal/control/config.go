@@ -97,6 +97,13 @@ type Timings struct {
 	// RetryInterval is the first pause before a request to the leader is
 	// retried (doubling up to 10 times that). Default 50ms.
 	RetryInterval time.Duration
+	// RaftContactTimeout is how long the leader tolerates failing raft
+	// heartbeats to a member before it treats the member as failed even
+	// though memberlist reports it alive (an asymmetric partition: gossip
+	// gets through, raft does not). The member is then removed from raft and
+	// its partitions are reassigned after DeadWait, as for a dead member; it
+	// is re-admitted, on probation, after a backoff. Default 5s.
+	RaftContactTimeout time.Duration
 }
 
 // DefaultTimings are the production timings: memberlist's LAN timings
@@ -113,6 +120,7 @@ func DefaultTimings() Timings {
 		JoinRetryInterval:      time.Second,
 		BootstrapSettle:        time.Second,
 		RetryInterval:          50 * time.Millisecond,
+		RaftContactTimeout:     5 * time.Second,
 	}
 }
 
@@ -133,6 +141,7 @@ func LocalTimings() Timings {
 		JoinRetryInterval:      200 * time.Millisecond,
 		BootstrapSettle:        200 * time.Millisecond,
 		RetryInterval:          20 * time.Millisecond,
+		RaftContactTimeout:     1500 * time.Millisecond,
 	}
 }
 
@@ -208,6 +217,7 @@ func (c Config) Validate() error {
 		{"ReconcileInterval", t.ReconcileInterval}, {"JoinRetryInterval", t.JoinRetryInterval},
 		{"BootstrapSettle", t.BootstrapSettle}, {"RetryInterval", t.RetryInterval},
 		{"LeaseDuration", c.LeaseDuration}, {"LeaseMargin", c.LeaseMargin},
+		{"RaftContactTimeout", t.RaftContactTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %v must be positive", d.name, d.v))
@@ -218,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseDuration <= t.RaftLeaderLeaseTimeout {
 		errs = append(errs, fmt.Errorf("LeaseDuration %v must exceed RaftLeaderLeaseTimeout %v", c.LeaseDuration, t.RaftLeaderLeaseTimeout))
+	}
+	if t.RaftContactTimeout < t.RaftHeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("RaftContactTimeout %v is below RaftHeartbeatTimeout %v", t.RaftContactTimeout, t.RaftHeartbeatTimeout))
 	}
 	if c.LeaseDuration < t.RaftHeartbeatTimeout/2 {
 		errs = append(errs, fmt.Errorf("LeaseDuration %v is below half RaftHeartbeatTimeout %v: followers would lose their lease between heartbeats", c.LeaseDuration, t.RaftHeartbeatTimeout))
@@ -250,7 +263,7 @@ func (t Timings) withDefaults() Timings {
 		{&t.RaftLeaderLeaseTimeout, &d.RaftLeaderLeaseTimeout}, {&t.RaftCommitTimeout, &d.RaftCommitTimeout},
 		{&t.LeaseDuration, &d.LeaseDuration}, {&t.ReconcileInterval, &d.ReconcileInterval},
 		{&t.JoinRetryInterval, &d.JoinRetryInterval}, {&t.BootstrapSettle, &d.BootstrapSettle},
-		{&t.RetryInterval, &d.RetryInterval},
+		{&t.RetryInterval, &d.RetryInterval}, {&t.RaftContactTimeout, &d.RaftContactTimeout},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.d

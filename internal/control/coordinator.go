@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -23,6 +24,11 @@ type coordinator struct {
 	// Times are this member's monotonic clock, valid while it leads.
 	notPresent map[partition.MemberID]time.Time // first seen not alive or not in raft
 	removedAt  map[partition.MemberID]time.Time // removed from raft by this leader
+	// quarantine holds members this leader removed from raft because its
+	// heartbeats to them failed for RaftContactTimeout while memberlist
+	// still reported them alive; they are re-admitted, on probation, after
+	// until (the backoff doubles at each new failure).
+	quarantine map[partition.MemberID]quarantined
 
 	bootView  string // bootstrap candidate view and since when it holds
 	bootSince time.Time
@@ -31,11 +37,35 @@ type coordinator struct {
 func (c *coordinator) init() {
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
+	c.quarantine = map[partition.MemberID]quarantined{}
+}
+
+type quarantined struct {
+	until   time.Time
+	backoff time.Duration
+}
+
+// maxQuarantine bounds the quarantine backoff, in DeadWaits.
+const maxQuarantine = 16
+
+// setLeading records whether the coordinator leads (barrier done).
+func (n *Node) setLeading(on bool) {
+	n.co.leading = on
+	n.leaderReady.Store(on)
 }
 
 // joinLoop joins the seeds until this member is in a raft cluster: while it
 // sees fewer than ExpectMembers members or nobody else, it asks discovery
-// and joins every JoinRetryInterval.
+// and joins every JoinRetryInterval. Afterwards it heals partitions (as
+// Serf's reconnect does): while some member it knows of is not alive (dead
+// in memberlist, or in the directory but not alive), it joins one of their
+// last gossip addresses or of the seeds, chosen in turn, with a pause that
+// starts at JoinRetryInterval and doubles up to maxReconnectScale times
+// that, reset once everyone is alive. A member that answers merges the two
+// memberlist views; the coordinator then re-adds the returning member to
+// raft (same ID: its raft log and stores are intact, raft truncates what the
+// leader does not have) and it catches up with the current table before its
+// lease is confirmed again (see LeaseValid).
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,17 +77,33 @@ func (n *Node) joinLoop() {
 		case <-ctx.Done():
 		}
 	}()
-	for !n.inRaft.Load() {
-		alive := n.ml.NumAlive()
-		if alive < n.cfg.ExpectMembers || alive == 1 {
-			if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
-				n.log.Debug("control: join", "err", err)
+	pause := n.cfg.Timings.JoinRetryInterval
+	turn := 0
+	for {
+		if !n.inRaft.Load() {
+			alive := n.ml.NumAlive()
+			if alive < n.cfg.ExpectMembers || alive == 1 {
+				if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
+					n.log.Debug("control: join", "err", err)
+				}
 			}
+			// The initial join phase is over once we tried, or others
+			// joined us first (then there was nothing to try).
+			n.joinAttempted.Store(true)
+			pause = n.cfg.Timings.JoinRetryInterval
+		} else if addrs := n.reconnectCandidates(ctx); len(addrs) > 0 {
+			addr := addrs[turn%len(addrs)]
+			turn++
+			if _, err := n.ml.TryJoin(ctx, discovery.Static{addr}); err != nil {
+				n.log.Debug("control: reconnect", "addr", addr, "err", err)
+			} else {
+				n.log.Debug("control: reconnect", "addr", addr)
+			}
+			pause = min(2*pause, maxReconnectScale*n.cfg.Timings.JoinRetryInterval)
+		} else {
+			pause = n.cfg.Timings.JoinRetryInterval
 		}
-		// The initial join phase is over once we tried, or others joined us
-		// first (then there was nothing to try).
-		n.joinAttempted.Store(true)
-		t := time.NewTimer(n.cfg.Timings.JoinRetryInterval)
+		t := time.NewTimer(pause)
 		select {
 		case <-n.stop:
 			t.Stop()
@@ -65,6 +111,51 @@ func (n *Node) joinLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// maxReconnectScale bounds the reconnect pause, in JoinRetryIntervals.
+const maxReconnectScale = 16
+
+// reconnectCandidates returns, sorted, the gossip addresses worth joining
+// to heal a partition: those of members memberlist declared dead (not those
+// that left) and of directory members that are not alive, plus the seeds
+// when there is any such member. Empty when everyone known is alive.
+func (n *Node) reconnectCandidates(ctx context.Context) []string {
+	self := n.ml.GossipAddr()
+	set := map[string]bool{}
+	alive := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		switch {
+		case m.State == membership.Alive:
+			alive[m.ID] = true
+		case m.State == membership.Dead && m.GossipAddr != "":
+			set[m.GossipAddr] = true
+		}
+	}
+	_, dir := n.fsm.snapshot()
+	for id, e := range dir {
+		if !alive[string(id)] && !e.Removed && !e.Leaving && e.GossipAddr != "" {
+			set[e.GossipAddr] = true
+		}
+	}
+	delete(set, self)
+	if len(set) == 0 {
+		return nil
+	}
+	if n.cfg.Discovery != nil {
+		if seeds, err := n.cfg.Discovery.Seeds(ctx); err == nil {
+			for _, s := range seeds {
+				set[s] = true
+			}
+		}
+	}
+	delete(set, self)
+	out := make([]string, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // run is the coordinator goroutine: every member runs it; it acts when its
@@ -82,7 +173,7 @@ func (n *Node) run() {
 			return
 		case <-n.ml.Changed():
 		case <-leaderCh:
-			n.co.leading = false // (re)acquired or lost: barrier again before leading
+			n.setLeading(false) // (re)acquired or lost: barrier again before leading
 		case <-tick.C:
 		case r := <-n.reqs:
 			reqs = append(reqs, r)
@@ -122,7 +213,7 @@ func (n *Node) step(reqs []*request) {
 	}
 	n.markInRaft()
 	if n.raft.State() != raft.Leader {
-		n.co.leading = false
+		n.setLeading(false)
 		reply(reqs, ErrNotLeader)
 		return
 	}
@@ -132,15 +223,18 @@ func (n *Node) step(reqs []*request) {
 			reply(reqs, ErrNotLeader)
 			return
 		}
-		n.co.leading = true
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
+		clear(n.co.quarantine)
+		n.health.reset()
+		n.adm.reset()
+		n.setLeading(true)
 		n.log.Info("control: coordinating", "id", n.cfg.ID, "epoch", n.fsm.table().Epoch)
 	}
 	if err := n.lead(servers, reqs); err != nil {
 		n.log.Debug("control: coordinator round", "err", err)
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			n.co.leading = false
+			n.setLeading(false)
 		}
 	}
 }
@@ -163,12 +257,17 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 	for _, m := range n.ml.Alive() {
 		alive[partition.MemberID(m.ID)] = m
 	}
-	if servers, err = n.syncRaft(servers, alive); err != nil {
+	if servers, err = n.syncRaft(servers, n.raftEligible(servers, alive, now)); err != nil {
 		return err
 	}
+	// A member on probation is in raft but not yet trusted to receive the
+	// tables: it counts as out of raft for the plan.
+	probation := n.adm.onProbation()
 	inRaft := map[partition.MemberID]bool{}
 	for _, s := range servers {
-		inRaft[partition.MemberID(s.ID)] = true
+		if id := partition.MemberID(s.ID); !probation[id] {
+			inRaft[id] = true
+		}
 	}
 	for id := range n.co.notPresent {
 		if _, ok := alive[id]; ok && inRaft[id] {
@@ -233,10 +332,54 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 	return err
 }
 
+// raftEligible returns the alive members that may hold a raft seat: alive
+// minus the members whose raft heartbeats have failed for
+// RaftContactTimeout (they are put in quarantine) and those still in
+// quarantine. It also ends the probation of re-admitted members that proved
+// raft contact.
+func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]membership.Member, now time.Time) map[partition.MemberID]membership.Member {
+	for _, id := range n.adm.passed() {
+		delete(n.co.quarantine, id)
+		n.log.Info("control: re-admitted member proved raft contact", "member", id)
+	}
+	for id := range n.co.quarantine {
+		if _, ok := alive[id]; !ok {
+			delete(n.co.quarantine, id) // gone: memberlist's failure handling applies
+			n.adm.drop(id)
+		}
+	}
+	inConf := map[partition.MemberID]bool{}
+	for _, s := range servers {
+		inConf[partition.MemberID(s.ID)] = true
+	}
+	fresh := n.cfg.Timings.RaftHeartbeatTimeout + n.netTimeout
+	for id, last := range n.health.unreachable(now, n.cfg.Timings.RaftContactTimeout, fresh) {
+		if id == n.cfg.ID || !inConf[id] {
+			continue
+		}
+		q := n.co.quarantine[id]
+		q.backoff = min(max(2*q.backoff, n.cfg.DeadWait()), maxQuarantine*n.cfg.DeadWait())
+		q.until = now.Add(q.backoff)
+		n.co.quarantine[id] = q
+		n.adm.drop(id)
+		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
+			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", q.backoff)
+	}
+	out := make(map[partition.MemberID]membership.Member, len(alive))
+	for id, m := range alive {
+		if q, ok := n.co.quarantine[id]; ok && now.Before(q.until) {
+			continue
+		}
+		out[id] = m
+	}
+	return out
+}
+
 // syncRaft brings raft's configuration in line with memberlist: alive
 // members get a directory entry and a raft seat (voter while there are
 // fewer than MaxVoters), members that are gone lose theirs, and live
-// non-voters replace missing voters. It returns the new server list.
+// non-voters replace missing voters. A member leaving quarantine is added as
+// a non-voter on probation. It returns the new server list.
 func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]membership.Member) ([]raft.Server, error) {
 	_, dir := n.fsm.snapshot()
 	find := func(id partition.MemberID) int {
@@ -265,6 +408,8 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		n.co.removedAt[id] = time.Now()
+		n.health.forget(s.ID)
+		n.adm.drop(id)
 		servers = slices.DeleteFunc(servers, func(o raft.Server) bool { return o.ID == s.ID })
 		n.log.Info("control: removed gone member from raft", "member", id)
 	}
@@ -295,7 +440,8 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		}
 		var f raft.IndexFuture
 		suffrage := raft.Nonvoter
-		if voters() < n.cfg.MaxVoters {
+		_, onProbation := n.co.quarantine[id]
+		if voters() < n.cfg.MaxVoters && !onProbation {
 			suffrage = raft.Voter
 			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
 		} else {
@@ -305,8 +451,20 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
+		if onProbation {
+			// The member must apply a command committed after its
+			// re-admission to prove that raft reaches it again.
+			idx, err := n.applyIndex(command{Op: opPutMember, ID: id, Entry: e})
+			if err != nil {
+				return servers, err
+			}
+			n.adm.start(id, idx)
+			n.log.Info("control: re-admitted member to raft on probation", "member", id)
+			continue
+		}
 		n.log.Info("control: added member to raft", "member", id, "voter", suffrage == raft.Voter)
 	}
+	probation := n.adm.onProbation()
 
 	// Refill voter seats from live, non-leaving non-voters.
 	for i := range servers {
@@ -314,7 +472,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			break
 		}
 		s := servers[i]
-		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving {
+		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving || probation[partition.MemberID(s.ID)] {
 			continue
 		}
 		if err := n.raft.AddVoter(s.ID, s.Address, 0, raftTimeout).Error(); err != nil {
@@ -472,18 +630,24 @@ func sameTable(a, b *partition.Table) bool {
 
 // apply commits one command through raft and returns the FSM's answer.
 func (n *Node) apply(c command) error {
+	_, err := n.applyIndex(c)
+	return err
+}
+
+// applyIndex is apply, also returning the command's raft index.
+func (n *Node) applyIndex(c command) (uint64, error) {
 	b, err := encodeCommand(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	f := n.raft.Apply(b, raftTimeout)
 	if err := f.Error(); err != nil {
-		return err
+		return 0, err
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		return err
+		return f.Index(), err
 	}
-	return nil
+	return f.Index(), nil
 }
 
 // maybeBootstrap bootstraps raft when the bootstrap rule (see the package

@@ -18,6 +18,10 @@ var (
 	// ErrNotDrained is returned when a leaving member asks to be removed
 	// while the table still assigns it partitions.
 	ErrNotDrained = errors.New("control: member still holds partitions")
+	// ErrNotMember is returned to a member that asks the leader to confirm
+	// its lease while it is not (or not yet fully) back in the raft
+	// configuration.
+	ErrNotMember = errors.New("control: not a raft member")
 	// ErrRemote wraps an unexpected error reported by the leader.
 	ErrRemote = errors.New("control: remote error")
 )

@@ -28,6 +28,9 @@ type dirEntry struct {
 type state struct {
 	Table   *partition.Table                `msgpack:"t"`
 	Members map[partition.MemberID]dirEntry `msgpack:"m"`
+	// Applied is the raft index of the last command applied (kept in
+	// snapshots, so that a member restored from one knows how far it is).
+	Applied uint64 `msgpack:"i,omitempty"`
 }
 
 // Operations of a command.
@@ -54,10 +57,9 @@ var errEpochMoved = errors.New("control: table epoch moved")
 // goroutine, never concurrently; readers use the accessors from any
 // goroutine.
 type fsm struct {
-	mu      sync.RWMutex
-	st      state
-	watch   chan struct{} // closed and replaced when a newer table is committed
-	applied uint64        // raft index of the last applied entry
+	mu    sync.RWMutex
+	st    state
+	watch chan struct{} // closed and replaced when a newer table is committed
 }
 
 func newFSM(count int) *fsm {
@@ -74,12 +76,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil
 	}
 	var c command
-	if err := msgpack.Unmarshal(l.Data, &c); err != nil {
-		return fmt.Errorf("control: decode command at index %d: %w", l.Index, err)
-	}
+	err := msgpack.Unmarshal(l.Data, &c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.applied = l.Index
+	f.st.Applied = l.Index
+	if err != nil {
+		return fmt.Errorf("control: decode command at index %d: %w", l.Index, err)
+	}
 	switch c.Op {
 	case opPutMember:
 		f.st.Members[c.ID] = c.Entry
@@ -116,6 +119,13 @@ func (f *fsm) watchTable() (*partition.Table, <-chan struct{}) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.st.Table, f.watch
+}
+
+// appliedIndex is the raft index of the last command applied to the state.
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Applied
 }
 
 func (f *fsm) member(id partition.MemberID) (dirEntry, bool) {
@@ -159,6 +169,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.st.Members = st.Members
+	f.st.Applied = st.Applied
 	f.setTableLocked(st.Table)
 	return nil
 }

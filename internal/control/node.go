@@ -25,6 +25,17 @@
 // disjoint views each elect a bootstrapper (as with Consul's
 // bootstrap-expect); the settle period makes it unlikely, not impossible.
 //
+// # Failures and partitions
+//
+// A member is treated as failed when memberlist declares it dead or when
+// the leader's raft heartbeats to it fail for Timings.RaftContactTimeout
+// (gossip gets through, raft does not); either way its partitions are
+// reassigned only after Config.DeadWait. A member failed by raft is
+// re-admitted after a backoff, as a non-voter on probation, and takes part
+// again once it proved that raft reaches it. After a network partition
+// heals, members reconnect to the ones they lost (see joinLoop) and the
+// returning member rejoins raft under its own ID.
+//
 // # Leases
 //
 // See Node.LeaseValid for the owner lease and the inequality that keeps a
@@ -67,6 +78,14 @@ type Node struct {
 
 	inRaft        atomic.Bool // this member has a raft configuration (meta InRaft gossiped)
 	joinAttempted atomic.Bool // the first attempt to join the seeds is done
+
+	born        time.Time    // origin of mono
+	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none
+	leaderReady atomic.Bool  // leader whose post-election barrier is done
+	netTimeout  time.Duration
+	adm         admission  // leader: members on probation
+	health      raftHealth // leader: followers whose heartbeats fail
+	obs         *raft.Observer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -120,11 +139,14 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		fsm:  newFSM(cfg.PartitionCount),
 		reqs: make(chan *request, 1024),
 		stop: make(chan struct{}),
+		born: time.Now(),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.co.init()
+	n.adm.init()
+	n.health.init()
 
 	var err error
 	n.ml, err = membership.New(membership.Config{
@@ -143,9 +165,20 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		return nil, err
 	}
 	n.register()
-	n.wg.Add(2)
+	obsCh := make(chan raft.Observation, 256)
+	n.obs = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(n.obs)
+	n.wg.Add(4)
 	go n.run()
 	go n.joinLoop()
+	go n.leaseLoop()
+	go n.observeLoop(obsCh)
 	return n, nil
 }
 
@@ -166,6 +199,7 @@ func (n *Node) startRaft() error {
 		DisableTime: true,
 	})
 	timeout := min(max(5*cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
+	n.netTimeout = timeout
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.deps.Server.RaftLayer(addr),
 		MaxPool: 3,
@@ -198,14 +232,15 @@ func (n *Node) startRaft() error {
 	return nil
 }
 
-// WaitReady blocks until this member is in a raft configuration and has a
-// table of epoch >= 1, or ctx ends, or the node is closed.
+// WaitReady blocks until this member is in a raft configuration, has a
+// table of epoch >= 1 and holds its lease (LeaseValid), or ctx ends, or the
+// node is closed.
 func (n *Node) WaitReady(ctx context.Context) error {
 	poll := time.NewTicker(n.cfg.Timings.RetryInterval)
 	defer poll.Stop()
 	for {
 		t, ch := n.fsm.watchTable()
-		if t.Epoch > 0 && n.inRaft.Load() {
+		if t.Epoch > 0 && n.inRaft.Load() && n.LeaseValid() {
 			n.log.Info("control: ready", "id", n.cfg.ID, "epoch", t.Epoch, "gossip", n.GossipAddr())
 			return nil
 		}
@@ -289,15 +324,22 @@ func (n *Node) Members() []MemberInfo {
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
 // LeaseValid reports whether this member may accept writes now: whether it
-// is in contact with the raft quorum. The leader holds the lease while it is
-// leader (raft makes it step down once it has not heard from a quorum for
-// RaftLeaderLeaseTimeout); a follower or non-voter holds it while it knows a
-// leader and its last contact with that leader is younger than
-// LeaseDuration, measured with this process's monotonic clock.
+// is in contact with the raft quorum and its table is current. The leader
+// holds the lease while it is leader (raft makes it step down once it has
+// not heard from a quorum for RaftLeaderLeaseTimeout); a follower or
+// non-voter holds it while it knows a leader, its last contact with that
+// leader is younger than LeaseDuration, and its last lease confirmation (see
+// lease.go: the leader, which still had this member in its raft
+// configuration, told it an index its FSM has since applied) was requested
+// less than LeaseDuration ago, all measured with this process's monotonic
+// clock. The confirmation keeps a member that was cut off, removed and
+// re-added under the same ID from serving its stale table between the first
+// heartbeat of the leader and the end of its catch-up.
 //
 // Why this keeps a cut-off member from writing after the majority reassigned
 // its partitions: the coordinator acts on a dead member m only in this order
-// (1) memberlist declares m dead, (2) the coordinator removes m from raft at
+// (1) memberlist declares m dead, or the leader's raft heartbeats to m have
+// failed for RaftContactTimeout (an asymmetric partition), (2) the coordinator removes m from raft at
 // time R, after which the leader sends it nothing, (3) it commits a table
 // without m no earlier than
 //
@@ -325,7 +367,7 @@ func (n *Node) LeaseValid() bool {
 			return false
 		}
 		last := n.raft.LastContact()
-		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration
+		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration && n.confirmedFor() < n.cfg.LeaseDuration
 	}
 	return false
 }
@@ -402,6 +444,10 @@ func (n *Node) waitDrained(ctx context.Context) error {
 	}
 }
 
+// Alone reports whether this member is the only live, non-leaving member: a graceful leave
+// has nobody to hand its partitions to.
+func (n *Node) Alone() bool { return n.alone() }
+
 // alone reports whether no other live, non-leaving member is in the
 // directory: nobody could take this member's partitions or raft role.
 func (n *Node) alone() bool {
@@ -422,6 +468,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		close(n.stop)
+		n.raft.DeregisterObserver(n.obs)
 		err := n.raft.Shutdown().Error()
 		if terr := n.trans.Close(); err == nil {
 			err = terr
@@ -434,6 +481,11 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// cutRaft simulates an asymmetric partition (tests): this member stops
+// exchanging raft traffic while it keeps gossiping and serving control
+// requests.
+func (n *Node) cutRaft() { n.trans.Close() }
 
 // cutOff simulates a network partition isolating this member (tests): it
 // stops gossiping and exchanging raft traffic without telling anyone, while

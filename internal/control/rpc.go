@@ -18,6 +18,7 @@ const (
 	msgReportSynced transport.MsgType = 40 // owner -> leader: a pending member is in sync
 	msgLeave        transport.MsgType = 41 // member -> leader: I am leaving
 	msgRemove       transport.MsgType = 42 // drained member -> leader: remove me from raft
+	msgReadIndex    transport.MsgType = 43 // follower -> leader: confirm my lease (see lease.go)
 )
 
 // Request operations (the coordinator's request kinds).
@@ -25,6 +26,7 @@ const (
 	reqSync   uint8 = 1
 	reqLeave  uint8 = 2
 	reqRemove uint8 = 3
+	reqRead   uint8 = 4 // read index: answered by the handler, not the coordinator
 )
 
 // rpcReq is the header of a control request.
@@ -34,6 +36,8 @@ type rpcReq struct {
 	P     int32              `msgpack:"p,omitempty"`
 	M     partition.MemberID `msgpack:"m,omitempty"`
 	Epoch uint64             `msgpack:"e,omitempty"`
+	// Index is, in a read-index request, the sender's applied index.
+	Index uint64 `msgpack:"x,omitempty"`
 }
 
 // Response statuses. Outcomes travel in the response header rather than as
@@ -45,11 +49,37 @@ const (
 	statusStale      uint8 = 2
 	statusNotDrained uint8 = 3
 	statusError      uint8 = 4
+	statusNotMember  uint8 = 5
 )
 
 type rpcResp struct {
 	Status uint8  `msgpack:"s"`
 	Msg    string `msgpack:"m,omitempty"`
+	// Index is, in a read-index response, the leader's applied index.
+	Index uint64 `msgpack:"x,omitempty"`
+}
+
+// respond encodes the response header for err.
+func respond(t transport.MsgType, err error, index uint64) (transport.Message, error) {
+	resp := rpcResp{Status: statusOK, Index: index}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrClosed):
+		resp.Status = statusNotLeader
+	case errors.Is(err, ErrStale):
+		resp.Status = statusStale
+	case errors.Is(err, ErrNotDrained):
+		resp.Status = statusNotDrained
+	case errors.Is(err, ErrNotMember):
+		resp.Status = statusNotMember
+	default:
+		resp.Status, resp.Msg = statusError, err.Error()
+	}
+	h, err := msgpack.Marshal(&resp)
+	if err != nil {
+		return transport.Message{}, err
+	}
+	return transport.Message{Type: t, Header: h}, nil
 }
 
 var opTypes = map[uint8]transport.MsgType{reqSync: msgReportSynced, reqLeave: msgLeave, reqRemove: msgRemove}
@@ -67,26 +97,17 @@ func (n *Node) register() {
 			if err := msgpack.Unmarshal(m.Header, &r); err != nil || r.Op != op {
 				return transport.Message{}, &transport.RemoteError{Code: transport.CodeMalformed, Message: "control: malformed request"}
 			}
-			err := n.submit(ctx, r)
-			resp := rpcResp{Status: statusOK}
-			switch {
-			case err == nil:
-			case errors.Is(err, ErrNotLeader), errors.Is(err, ErrClosed):
-				resp.Status = statusNotLeader
-			case errors.Is(err, ErrStale):
-				resp.Status = statusStale
-			case errors.Is(err, ErrNotDrained):
-				resp.Status = statusNotDrained
-			default:
-				resp.Status, resp.Msg = statusError, err.Error()
-			}
-			h, err := msgpack.Marshal(&resp)
-			if err != nil {
-				return transport.Message{}, err
-			}
-			return transport.Message{Type: t, Header: h}, nil
+			return respond(t, n.submit(ctx, r), 0)
 		}))
 	}
+	n.deps.Server.Handle(msgReadIndex, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
+		var r rpcReq
+		if err := msgpack.Unmarshal(m.Header, &r); err != nil || r.Op != reqRead {
+			return transport.Message{}, &transport.RemoteError{Code: transport.CodeMalformed, Message: "control: malformed request"}
+		}
+		idx, err := n.serveReadIndex(r.From, r.Index)
+		return respond(msgReadIndex, err, idx)
+	}))
 }
 
 // submit queues r to the coordinator and waits for its answer.
@@ -155,23 +176,31 @@ func (n *Node) toLeader(ctx context.Context, r rpcReq) error {
 }
 
 func (n *Node) call(ctx context.Context, addr string, t transport.MsgType, hdr []byte) error {
+	_, err := n.callIndex(ctx, addr, t, hdr)
+	return err
+}
+
+// callIndex sends a control request and returns the response's Index.
+func (n *Node) callIndex(ctx context.Context, addr string, t transport.MsgType, hdr []byte) (uint64, error) {
 	resp, err := n.deps.Client.Call(ctx, addr, transport.Message{Type: t, Header: hdr})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var r rpcResp
 	if err := msgpack.Unmarshal(resp.Header, &r); err != nil {
-		return fmt.Errorf("control: malformed response from %s: %w", addr, err)
+		return 0, fmt.Errorf("control: malformed response from %s: %w", addr, err)
 	}
 	switch r.Status {
 	case statusOK:
-		return nil
+		return r.Index, nil
 	case statusNotLeader:
-		return ErrNotLeader
+		return 0, ErrNotLeader
 	case statusStale:
-		return ErrStale
+		return 0, ErrStale
 	case statusNotDrained:
-		return ErrNotDrained
+		return 0, ErrNotDrained
+	case statusNotMember:
+		return 0, ErrNotMember
 	}
-	return fmt.Errorf("%w: %s", ErrRemote, r.Msg)
+	return 0, fmt.Errorf("%w: %s", ErrRemote, r.Msg)
 }

@@ -1,0 +1,122 @@
+package dmap
+
+import (
+	"slices"
+	"time"
+)
+
+// evictInterval is how often the evictor compares the member's record memory with its budget.
+const evictInterval = 100 * time.Millisecond
+
+// evictTarget is the fraction of the budget eviction brings memory down to, so that it does not
+// run again at once.
+const evictTarget = 0.9
+
+// touchApplied stamps a record just written with the time, for LRU eviction; the caller holds
+// p.mu.
+func touchApplied(p *part, m mutation, now int64) {
+	if m.Kind != mutSet {
+		return
+	}
+	if r := p.rs.maps[m.Map][string(m.Key)]; r != nil && r.seq == m.Seq {
+		r.access.Store(now)
+	}
+}
+
+// memoryUsed sums the approximate memory of the records this member holds.
+func (s *Service) memoryUsed() int64 {
+	var total int64
+	for _, p := range s.parts {
+		p.mu.RLock()
+		total += p.rs.bytes
+		p.mu.RUnlock()
+	}
+	return total
+}
+
+// runEvictor keeps the member's records within Config.MemoryBudget by evicting clean entries of
+// maps with a loader, least recently used first. Dirty entries (not stored yet) and entries of
+// maps without a loader are never evicted: they are the only copy. An evicted entry is read
+// through again on its next use.
+func (s *Service) runEvictor() {
+	defer s.wg.Done()
+	if s.cfg.MemoryBudget <= 0 {
+		return
+	}
+	tick := time.NewTicker(evictInterval)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		used := s.memoryUsed()
+		if used <= s.cfg.MemoryBudget {
+			warned = false
+			continue
+		}
+		freed := s.evict(used - int64(float64(s.cfg.MemoryBudget)*evictTarget))
+		if used-freed > s.cfg.MemoryBudget && !warned {
+			warned = true
+			s.log.Warn("memory budget exceeded by entries that cannot be evicted (dirty, or of maps without a loader)",
+				"used", used-freed, "budget", s.cfg.MemoryBudget)
+		}
+	}
+}
+
+type evictCandidate struct {
+	p            *part
+	mapName, key string
+	r            *record
+	access       int64
+}
+
+// evict removes up to want bytes of clean, loadable entries, oldest access first, and returns
+// the bytes freed.
+func (s *Service) evict(want int64) int64 {
+	var cands []evictCandidate
+	for _, p := range s.parts {
+		p.mu.RLock()
+		for name, entries := range p.rs.maps {
+			ps := s.persistenceOf(name)
+			if ps == nil || ps.loader == nil {
+				continue
+			}
+			q := p.queues[name]
+			for k, r := range entries {
+				if pending, _ := pendingIn(q, []byte(k)); !pending {
+					cands = append(cands, evictCandidate{p: p, mapName: name, key: k, r: r, access: r.access.Load()})
+				}
+			}
+		}
+		p.mu.RUnlock()
+	}
+	slices.SortFunc(cands, func(a, b evictCandidate) int {
+		switch {
+		case a.access < b.access:
+			return -1
+		case a.access > b.access:
+			return 1
+		}
+		return 0
+	})
+	var freed int64
+	for _, c := range cands {
+		if freed >= want {
+			break
+		}
+		c.p.mu.Lock()
+		entries := c.p.rs.maps[c.mapName]
+		// Evict only what was examined: not rewritten since, still not dirty.
+		if entries[c.key] == c.r {
+			if pending, _ := pendingIn(c.p.queues[c.mapName], []byte(c.key)); !pending {
+				c.p.rs.remove(entries, c.key, c.r)
+				freed += recordSize(c.key, c.r)
+			}
+		}
+		c.p.mu.Unlock()
+	}
+	return freed
+}

@@ -44,4 +44,7 @@ const (
 	msgSyncChunk transport.MsgType = 13 // part of a partition copy
 	msgSyncEnd   transport.MsgType = 14 // the copy is complete
 	msgSyncQueue transport.MsgType = 15 // part of a copy: write-behind queue entries
+
+	msgEvents       transport.MsgType = 20 // owner -> registrant: a batch of cluster-wide listener events
+	msgListenerRegs transport.MsgType = 21 // registrant -> every member: its cluster-wide listener registrations
 )

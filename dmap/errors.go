@@ -37,6 +37,8 @@ var (
 	ErrTxDone = errors.New("dmap: transaction already finished")
 	// ErrNoProcessor: no entry processor is registered under that name on the owner.
 	ErrNoProcessor = errors.New("dmap: no such entry processor")
+	// ErrNoPredicate: no event predicate is registered under that name on this member.
+	ErrNoPredicate = errors.New("dmap: no such event predicate")
 	// ErrProcessor: an entry processor returned an error; the message carries it.
 	ErrProcessor = errors.New("dmap: entry processor failed")
 	// ErrStore: a write-through map's store failed; the write was not applied.

@@ -3,6 +3,7 @@ package dmap
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -134,6 +135,8 @@ func (w *writeBatch) emit(m mutation) {
 			w.cleared = make(map[int][]string)
 		}
 		w.cleared[len(w.muts)] = w.rs.keysBefore(m.Map, m.Seq)
+		// The records it removes (all are older than the clear, on the owner), for events.
+		m.cleared = maps.Clone(w.rs.maps[m.Map])
 	}
 	w.muts = append(w.muts, m)
 	w.prevs = append(w.prevs, prev)

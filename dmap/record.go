@@ -54,6 +54,9 @@ type mutation struct {
 	Clean bool `msgpack:"n,omitempty"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
+	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
+	// is not replicated.
+	cleared map[string]*record
 }
 
 // recordStore holds one partition's entries for every map. It is plain data with no locking:

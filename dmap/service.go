@@ -32,6 +32,8 @@ type Service struct {
 	loads     flights    // read-through loads in progress
 	loadMu    sync.Mutex // serialises initial loads on this member
 	loaded    sync.Map   // map name -> true once this member triggered its initial load
+	// events holds the entry, cluster-wide and partition listeners (events.go).
+	events *eventHub
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -101,6 +103,15 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		}
 		s.stores[name] = ps
 	}
+	var err error
+	if s.events, err = newEventHub(s); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.observers = append(s.observers, s.events)
+	reg.Handle(msgEvents, transport.HandlerFunc(s.handleEvents))
+	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
+	s.events.start()
 	reg.Handle(msgOp, transport.HandlerFunc(s.handleOp))
 	reg.Handle(msgBackup, transport.HandlerFunc(s.handleBackup))
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
@@ -123,6 +134,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	s.events.close()
 	return nil
 }
 
@@ -141,12 +153,7 @@ func (s *Service) runExpiry() {
 			return
 		case <-t.C:
 		}
-		now := s.now()
-		for _, p := range s.parts {
-			p.mu.Lock()
-			p.rs.expire(now)
-			p.mu.Unlock()
-		}
+		s.sweepExpired(s.now()) // events.go: owners report Expired events
 		s.releaseOrphanLocks()
 	}
 }

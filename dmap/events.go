@@ -1,0 +1,397 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/listener"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// This file holds entry events: the observer that turns an owner's applied mutations (and its
+// expiry sweep) into listener.Events, the local entry listeners, and the predicate registry
+// shared with the cluster-wide listeners (cluster_listener.go).
+
+// EntryEvent is one change of one entry as a listener receives it, typed with the map's codecs,
+// or (Kind listener.Overflow) a notice that events were missed.
+type EntryEvent[K comparable, V any] struct {
+	// Kind says what happened (see listener.Kind).
+	Kind listener.Kind
+	// Map is the map's name.
+	Map string
+	// Key is the entry's key (zero for an Overflow notice).
+	Key K
+	// OldValue is the value before the change (Updated, Removed, Expired) when the listener was
+	// registered with IncludeValues; the zero value otherwise.
+	OldValue V
+	// NewValue is the value after the change (Added, Updated) when the listener was registered
+	// with IncludeValues; the zero value otherwise.
+	NewValue V
+	// Partition is the key's partition (-1 for an Overflow notice).
+	Partition partition.ID
+	// Member is the member that owned the entry when it changed (for an Overflow notice: the
+	// member whose queue overflowed).
+	Member partition.MemberID
+	// Seq is the partition's sequence number of the change: it orders the events of a key. An
+	// Expired event carries the partition's sequence number at the time of the sweep.
+	Seq uint64
+	// Missed is, for an Overflow notice, the exact number of events this listener missed at
+	// this point of its stream.
+	Missed uint64
+	// Err is set when the key or a value could not be decoded; the other fields are then
+	// partly filled.
+	Err error
+}
+
+// ListenerOptions configure an entry listener. The zero value delivers every event of the map,
+// without values, through a queue of listener.DefaultQueueSize events.
+type ListenerOptions[K comparable] struct {
+	// IncludeValues delivers OldValue and NewValue (decoded for the listener). Default false.
+	IncludeValues bool
+	// QueueSize is the number of events the listener may have waiting while it is busy; beyond
+	// it events are dropped and counted, and the listener gets an Overflow notice with the
+	// exact count. Default listener.DefaultQueueSize (when 0).
+	QueueSize int
+	// Key, when not nil, restricts the listener to the events of that one key. The filter runs
+	// on the entry's owner.
+	Key *K
+	// Predicate, when not empty, names a predicate registered with RegisterPredicate (or
+	// Service.RegisterPredicate) on every member; only events it accepts are delivered. It
+	// runs on the entry's owner, before the event is queued, so a rejected event costs nothing
+	// downstream (for a cluster-wide listener: it never crosses the network).
+	Predicate string
+	// PredicateArg is the predicate's argument: []byte and string are passed as they are,
+	// anything else is encoded with msgpack (so it decodes with DefaultCodec of the
+	// predicate's argument type, as entry processors' arguments do).
+	PredicateArg any
+}
+
+func (o ListenerOptions[K]) validate() error {
+	if o.QueueSize < 0 {
+		return fmt.Errorf("%w: QueueSize %d is negative", ErrInvalidConfig, o.QueueSize)
+	}
+	return nil
+}
+
+// ListenerHandle is a registered entry listener. Remove ends it.
+type ListenerHandle struct {
+	remove func()
+	stats  func() listener.Stats
+}
+
+// Remove ends the listener: no event is queued for it any more and queued ones are discarded.
+// A call of the listener in progress completes. Remove may be called more than once, and from
+// within the listener.
+func (h *ListenerHandle) Remove() { h.remove() }
+
+// Stats returns the listener's counters: events delivered, events missed (all of them, wherever
+// they were dropped: on this member or, for a cluster-wide listener, on the owners), and events
+// queued on this member now.
+func (h *ListenerHandle) Stats() listener.Stats { return h.stats() }
+
+// RawPredicate compiles a predicate's argument into the filter an owner runs on each event of a
+// listener that names it. It runs once per registration and member; the returned filter runs
+// on the publishing goroutine, under the partition's write lock (see listener.Options.Predicate):
+// it must be fast, must not block or call the map, and must not keep the event's slices. It
+// sees the event's values whatever the listener's IncludeValues says.
+type RawPredicate func(arg []byte) (func(listener.Event) bool, error)
+
+// predicates is a member's registry of named event predicates.
+type predicates struct {
+	mu     sync.RWMutex
+	byName map[string]RawPredicate
+}
+
+// RegisterPredicate installs an event predicate under name on this member. Register the same
+// predicates on every member (owners run them); registering a name again replaces it for
+// listeners registered afterwards.
+func (s *Service) RegisterPredicate(name string, p RawPredicate) error {
+	if name == "" || p == nil {
+		return fmt.Errorf("%w: predicate needs a name and a function", ErrInvalidConfig)
+	}
+	s.events.preds.mu.Lock()
+	defer s.events.preds.mu.Unlock()
+	if s.events.preds.byName == nil {
+		s.events.preds.byName = make(map[string]RawPredicate)
+	}
+	s.events.preds.byName[name] = p
+	return nil
+}
+
+// compilePredicate returns the filter of a named predicate with its argument, or ErrNoPredicate.
+func (s *Service) compilePredicate(name string, arg []byte) (func(listener.Event) bool, error) {
+	s.events.preds.mu.RLock()
+	p := s.events.preds.byName[name]
+	s.events.preds.mu.RUnlock()
+	if p == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoPredicate, name)
+	}
+	f, err := p(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: predicate %q: %w", ErrInvalidConfig, name, err)
+	}
+	if f == nil {
+		return nil, fmt.Errorf("%w: predicate %q returned no filter", ErrInvalidConfig, name)
+	}
+	return f, nil
+}
+
+// RegisterPredicate installs a typed event predicate under name on the member of svc: it
+// receives each event of a map with keys K and values V (both values decoded, whatever the
+// listener's IncludeValues says) and the listener's argument decoded as A with DefaultCodec, and
+// returns whether to deliver the event. See RawPredicate for where it runs. An event whose key
+// or values do not decode is rejected. Register it on every member.
+func RegisterPredicate[K comparable, V any, A any](svc *Service, name string, fn func(e EntryEvent[K, V], arg A) bool) error {
+	if fn == nil {
+		return fmt.Errorf("%w: nil predicate", ErrInvalidConfig)
+	}
+	keys, vals, args := DefaultCodec[K](), DefaultCodec[V](), DefaultCodec[A]()
+	return svc.RegisterPredicate(name, func(argb []byte) (func(listener.Event) bool, error) {
+		arg, err := args.Decode(argb)
+		if err != nil {
+			return nil, err
+		}
+		return func(ev listener.Event) bool {
+			e := typedEvent(ev, keys, vals)
+			return e.Err == nil && fn(e, arg)
+		}, nil
+	})
+}
+
+// encodeArg encodes a predicate argument the way DefaultCodec would for its dynamic type.
+func encodeArg(v any) ([]byte, error) {
+	switch a := v.(type) {
+	case nil:
+		return nil, nil
+	case []byte:
+		return a, nil
+	case string:
+		return []byte(a), nil
+	}
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode predicate argument %T: %v", ErrCodec, v, err)
+	}
+	return b, nil
+}
+
+// typedEvent decodes a raw event. Values are decoded only when present.
+func typedEvent[K comparable, V any](ev listener.Event, keys Codec[K], vals Codec[V]) EntryEvent[K, V] {
+	e := EntryEvent[K, V]{Kind: ev.Kind, Map: ev.Map, Partition: ev.Partition, Member: ev.Member, Seq: ev.Seq, Missed: ev.Missed}
+	if ev.Kind == listener.Overflow {
+		return e
+	}
+	var err error
+	if e.Key, err = keys.Decode(ev.Key); err != nil {
+		e.Err = err
+		return e
+	}
+	if ev.OldValue != nil {
+		if e.OldValue, err = vals.Decode(ev.OldValue); err != nil {
+			e.Err = err
+		}
+	}
+	if ev.NewValue != nil {
+		if e.NewValue, err = vals.Decode(ev.NewValue); err != nil {
+			e.Err = err
+		}
+	}
+	return e
+}
+
+// listenerOptions turns typed options into the dispatcher's (and the cluster registration's)
+// raw form: encoded key, compiled predicate and its encoded argument.
+func (m *Map[K, V]) rawListenerOptions(opts ListenerOptions[K]) (lo listener.Options, arg []byte, err error) {
+	if err := opts.validate(); err != nil {
+		return lo, nil, err
+	}
+	lo = listener.Options{IncludeValues: opts.IncludeValues, QueueSize: opts.QueueSize}
+	if opts.Key != nil {
+		if lo.Key, err = m.keys.Encode(*opts.Key); err != nil {
+			return lo, nil, err
+		}
+		if lo.Key == nil {
+			lo.Key = []byte{}
+		}
+	}
+	if opts.Predicate != "" {
+		if arg, err = encodeArg(opts.PredicateArg); err != nil {
+			return lo, nil, err
+		}
+		if lo.Predicate, err = m.svc.compilePredicate(opts.Predicate, arg); err != nil {
+			return lo, nil, err
+		}
+	}
+	return lo, arg, nil
+}
+
+// AddLocalEntryListener registers fn for the events of this map's entries that this member
+// owns: it runs only on the owner of an entry, once per event, in order per key (indeed per
+// partition), from its own bounded queue on a goroutine of its own, so a slow fn delays nothing
+// but its own queue. When the queue overflows, writes go on and fn receives an Overflow notice
+// with the exact number of events it missed. When a partition moves, this member's listeners
+// stop receiving its events and the new owner's listeners receive its later ones; events in
+// flight during a failover or migration may be delivered again on the new owner. Combine it with
+// a sweep over LocalEntries to handle every entry at least once.
+//
+// Events: Added, Updated and Removed for writes (Put and the like, Delete, Clear, entry
+// processors, transactions), Expired from the owner's expiry sweep (an expired entry overwritten
+// before the sweep found it produces an Added event only). Locks produce no events.
+func (m *Map[K, V]) AddLocalEntryListener(fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
+	}
+	lo, _, err := m.rawListenerOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	keys, vals := m.keys, m.vals
+	reg, err := m.svc.events.local.Register(m.name, listener.Func(func(ev listener.Event) {
+		fn(typedEvent(ev, keys, vals))
+	}), lo)
+	if err != nil {
+		if err == listener.ErrClosed {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &ListenerHandle{remove: reg.Remove, stats: reg.Stats}, nil
+}
+
+// eventHub is a member's event machinery: the dispatcher of its local listeners, the predicate
+// registry, the cluster-wide registrations and the partition listeners.
+type eventHub struct {
+	s     *Service
+	local *listener.Dispatcher
+	preds predicates
+	cw    clusterListeners
+	parts partitionListeners
+}
+
+func newEventHub(s *Service) (*eventHub, error) {
+	d, err := listener.New(listener.Config{Member: s.self, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	h := &eventHub{s: s, local: d}
+	h.cw.init()
+	return h, nil
+}
+
+// start launches the hub's goroutines (they end with the service's context).
+func (h *eventHub) start() {
+	h.s.wg.Add(2)
+	go h.s.runRegistry()
+	t, changed := h.s.cluster.Watch()
+	go h.s.runPartitionEvents(t, changed)
+}
+
+// close stops every listener: what is queued is delivered for a short while, then discarded.
+func (h *eventHub) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	h.local.Close(ctx)
+	h.cw.closeAll()
+}
+
+// listening reports whether anyone, here or elsewhere, listens to map name's events on this
+// member.
+func (h *eventHub) listening(name string) bool {
+	return h.local.Listening(name) || h.cw.listening(name)
+}
+
+// listeningAny reports whether any listener at all is registered with this member.
+func (h *eventHub) listeningAny() bool {
+	return len(h.local.Registrations()) > 0 || h.cw.any()
+}
+
+// publish hands one event to the local listeners and to the cluster-wide registrations.
+func (h *eventHub) publish(ev listener.Event) {
+	h.local.Publish(ev)
+	h.s.forwardEvent(&ev)
+}
+
+// ownerApplied implements observer: it turns the mutations an owner applied into events.
+func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []*record) {
+	for i := range muts {
+		m := &muts[i]
+		if len(m.Map) > 0 && m.Map[0] == 0 { // internal maps (transaction marks)
+			continue
+		}
+		if !h.listening(m.Map) {
+			continue
+		}
+		ev := listener.Event{Map: m.Map, Key: m.Key, Partition: p, Member: h.s.self, Seq: m.Seq}
+		switch m.Kind {
+		case mutSet:
+			ev.Kind, ev.NewValue = listener.Added, m.Value
+			if prevs[i] != nil {
+				ev.Kind, ev.OldValue = listener.Updated, prevs[i].value
+			}
+		case mutDelete:
+			if prevs[i] == nil {
+				continue
+			}
+			ev.Kind, ev.OldValue = listener.Removed, prevs[i].value
+		case mutClear:
+			now := h.s.now()
+			for k, r := range m.cleared {
+				if r.expired(now) {
+					continue
+				}
+				h.publish(listener.Event{Map: m.Map, Kind: listener.Removed, Key: []byte(k), Partition: p, Member: h.s.self, Seq: m.Seq, OldValue: r.value})
+			}
+			continue
+		default: // lock changes
+			continue
+		}
+		h.publish(ev)
+	}
+}
+
+// sweepExpired removes expired entries from every partition this member holds. On the
+// partitions it owns, while anyone listens, the removals become Expired events, published with
+// the partition's writes held back so they stay in order with the writes' events; a partition
+// whose writes are busy (a replication or a hand-off in progress) is swept at a later tick.
+// Backups expire silently.
+func (s *Service) sweepExpired(now int64) {
+	var t *partition.Table
+	if s.events.listeningAny() {
+		t = s.cluster.Table()
+	}
+	for _, p := range s.parts {
+		if t == nil || t.Owner(p.id) != s.self {
+			p.mu.Lock()
+			p.rs.expire(now)
+			p.mu.Unlock()
+			continue
+		}
+		if !p.writeMu.TryLock() {
+			continue
+		}
+		p.mu.Lock()
+		var evs []listener.Event
+		seq := p.rs.seq
+		for name, entries := range p.rs.maps {
+			listened := len(name) > 0 && name[0] != 0 && s.events.listening(name)
+			for k, r := range entries {
+				if !r.expired(now) {
+					continue
+				}
+				p.rs.remove(entries, k, r)
+				if listened {
+					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(k), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
+				}
+			}
+		}
+		p.mu.Unlock()
+		for _, ev := range evs {
+			s.events.publish(ev)
+		}
+		p.writeMu.Unlock()
+	}
+}

@@ -230,6 +230,9 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	defer c.wg.Done()
 	d := net.Dialer{Timeout: c.cfg.DialTimeout}
 	nc, err := d.DialContext(c.ctx, "tcp", addr)
+	if err == nil {
+		setUserTimeout(nc, c.cfg.UserTimeout)
+	}
 	var cc *clientConn
 	if err != nil {
 		if c.ctx.Err() != nil {

@@ -13,6 +13,9 @@ const (
 	DefaultConnsPerPeer = 2
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultMaxInFlight  = 1024
+	// DefaultUserTimeout bounds how long sent data may stay unacknowledged before a connection
+	// is closed (TCP_USER_TIMEOUT).
+	DefaultUserTimeout = 5 * time.Second
 	// DefaultQueueSize is the default bound of each connection's outgoing
 	// frame queue.
 	DefaultQueueSize = 1024
@@ -39,6 +42,10 @@ type Config struct {
 	// writer goroutine; a caller finding it full blocks until there is room or
 	// its context ends. Default 1024.
 	QueueSize int
+	// UserTimeout closes a connection whose sent data stays unacknowledged this long (Linux
+	// TCP_USER_TIMEOUT), so that a peer lost to a network partition is redialled once the
+	// network heals instead of hanging calls behind minutes of retransmissions. Default 5s.
+	UserTimeout time.Duration
 	// ErrorCode maps a handler error to the code sent to the caller. A
 	// *RemoteError returned by a handler keeps its own code. Nil: every other
 	// error is sent as CodeInternal.
@@ -51,6 +58,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MaxFrameSize == 0 {
 		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.UserTimeout == 0 {
+		c.UserTimeout = DefaultUserTimeout
 	}
 	if c.ConnsPerPeer == 0 {
 		c.ConnsPerPeer = DefaultConnsPerPeer

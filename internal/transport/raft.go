@@ -93,6 +93,9 @@ func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	}
 	deadline := time.Now().Add(timeout)
 	nc, err := net.DialTimeout("tcp", string(address), timeout)
+	if err == nil {
+		setUserTimeout(nc, l.s.cfg.UserTimeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
 	}

@@ -108,6 +108,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 	for {
 		nc, err := ln.Accept()
+		if err == nil {
+			setUserTimeout(nc, s.cfg.UserTimeout)
+		}
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed

@@ -329,6 +329,9 @@ func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []*record
 		switch m.Kind {
 		case mutSet:
 			ev.Kind, ev.NewValue = listener.Added, m.Value
+			if m.Clean {
+				ev.Kind = listener.Loaded // read through or initially loaded from the store
+			}
 			if prevs[i] != nil {
 				ev.Kind, ev.OldValue = listener.Updated, prevs[i].value
 			}

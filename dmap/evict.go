@@ -3,6 +3,8 @@ package dmap
 import (
 	"slices"
 	"time"
+
+	"github.com/gridmap/gridmap/listener"
 )
 
 // evictInterval is how often the evictor compares the member's record memory with its budget.
@@ -103,20 +105,36 @@ func (s *Service) evict(want int64) int64 {
 		return 0
 	})
 	var freed int64
+	t := s.cluster.Table()
 	for _, c := range cands {
 		if freed >= want {
 			break
 		}
+		// On an owned partition the eviction is an event: take the partition's writes, so that
+		// it is published in order with theirs (a busy partition is skipped this time).
+		owned := t.Owner(c.p.id) == s.self && s.events.listening(c.mapName)
+		if owned && !c.p.writeMu.TryLock() {
+			continue
+		}
 		c.p.mu.Lock()
 		entries := c.p.rs.maps[c.mapName]
+		evicted := false
 		// Evict only what was examined: not rewritten since, still not dirty.
 		if entries[c.key] == c.r {
 			if pending, _ := pendingIn(c.p.queues[c.mapName], []byte(c.key)); !pending {
 				c.p.rs.remove(entries, c.key, c.r)
 				freed += recordSize(c.key, c.r)
+				evicted = true
 			}
 		}
 		c.p.mu.Unlock()
+		if owned {
+			if evicted {
+				s.events.publish(listener.Event{Map: c.mapName, Kind: listener.Evicted, Key: []byte(c.key),
+					Partition: c.p.id, Member: s.self, Seq: c.r.seq, OldValue: c.r.value})
+			}
+			c.p.writeMu.Unlock()
+		}
 	}
 	return freed
 }

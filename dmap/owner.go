@@ -256,6 +256,14 @@ func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transpor
 }
 
 func encodeResponse(resp opResponse) (transport.Message, error) {
+	if resp.Epoch == 0 && resp.Msg == "" && resp.Count == 0 && resp.Version == 0 && len(resp.Entries) == 0 && resp.Status < 0x80 {
+		// The common answer (a status, a flag and maybe a value) fits in one byte of header.
+		h := byte(resp.Status) << 1
+		if resp.Done {
+			h |= 1
+		}
+		return transport.Message{Type: msgOp, Header: []byte{h}, Body: resp.Value}, nil
+	}
 	body := resp.Value
 	if len(resp.Entries) > 0 {
 		resp.Keys = make([][]byte, len(resp.Entries))
@@ -280,6 +288,10 @@ func encodeResponse(resp opResponse) (transport.Message, error) {
 
 func decodeResponse(msg transport.Message) (opResponse, error) {
 	var resp opResponse
+	if len(msg.Header) == 1 { // see encodeResponse (a msgpack header is never one byte long)
+		resp.Status, resp.Done, resp.Value = status(msg.Header[0]>>1), msg.Header[0]&1 == 1, msg.Body
+		return resp, nil
+	}
 	if err := msgpack.Unmarshal(msg.Header, &resp); err != nil {
 		return resp, fmt.Errorf("%w: response header: %v", ErrBadRequest, err)
 	}

@@ -192,6 +192,16 @@ func (s *Service) runFlusher(worker int) {
 	}
 }
 
+// hasWriteBehind reports whether any map of this member writes behind (and so needs flushers).
+func (s *Service) hasWriteBehind() bool {
+	for _, ps := range s.stores {
+		if ps.writeBehind() {
+			return true
+		}
+	}
+	return false
+}
+
 // kickFlushers wakes the flushers (a Flush is waiting).
 func (s *Service) kickFlushers() {
 	for range flushWorkers {
@@ -212,6 +222,12 @@ func (s *Service) flushOnce(p *part) bool {
 	}
 	var work []due
 	now := s.cfg.Now()
+	p.mu.RLock()
+	idle := len(p.queues) == 0
+	p.mu.RUnlock()
+	if idle {
+		return false
+	}
 	p.mu.Lock()
 	for name, q := range p.queues {
 		if b := q.Ready(now); len(b) > 0 {

@@ -151,15 +151,23 @@ func TestWriteBehindSurvivesOutageFailoverAndMigration(t *testing.T) {
 	if st.Len() != 0 {
 		t.Fatalf("store is down but has %d entries", st.Len())
 	}
+	// The members keep trying (and counting failures) while the store is down.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var storeErrors uint64
+		for _, s := range c.svcs {
+			storeErrors += s.PersistenceStats("wb").StoreErrors
+		}
+		if storeErrors > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no store errors counted during the outage")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	st.Up()
 	storeHas(t, st, want)
-	var storeErrors uint64
-	for _, s := range c.svcs {
-		storeErrors += s.PersistenceStats("wb").StoreErrors
-	}
-	if storeErrors == 0 {
-		t.Fatal("no store errors counted during the outage")
-	}
 }
 
 func TestWriteBehindBackPressure(t *testing.T) {

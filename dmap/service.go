@@ -119,10 +119,13 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
 	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
-	s.wg.Add(3 + flushWorkers)
+	s.wg.Add(3)
 	go s.runEvictor()
-	for i := range flushWorkers {
-		go s.runFlusher(i)
+	if s.hasWriteBehind() {
+		s.wg.Add(flushWorkers)
+		for i := range flushWorkers {
+			go s.runFlusher(i)
+		}
 	}
 	go s.runMigrations()
 	go s.runExpiry()

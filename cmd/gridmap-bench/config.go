@@ -53,6 +53,7 @@ type config struct {
 	TargetOps    float64       // total ops/s over all workers; 0 = as fast as possible
 	JSON         bool          // print one JSON line on stdout (the human summary goes to stderr)
 	Verbose      bool          // member logs (slog, info level) on stderr
+	CPUProfile   string        // file for a CPU profile of the run ("" = none)
 
 	// Set only in a child process of -mode procs (internal flags).
 	Child   int    // member index of this child; -1 in the parent or in inproc mode
@@ -82,6 +83,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.Float64Var(&c.TargetOps, "target-ops", 0, "total ops/s over all workers (0 = unlimited); an op issued late because earlier ops were slow is measured from its scheduled start")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line on stdout; the human summary goes to stderr")
 	fs.BoolVar(&c.Verbose, "v", false, "log member events (info level) to stderr")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (inproc mode) to this file")
 	fs.IntVar(&c.Child, "child", -1, "internal (-mode procs): member index of this child process")
 	fs.StringVar(&c.Seed, "seed", "", "internal (-mode procs): gossip address of child 0")
 	fs.StringVar(&c.Samples, "samples", "", "internal (-mode procs): file for this child's latency samples")

@@ -1,0 +1,125 @@
+package gridmap_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gridmap/gridmap"
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/mapstore/memstore"
+)
+
+// An entry processor runs on the owner of a key, atomically with respect to it, and its change
+// is backed up like any write: counters need no lock and no read-modify-write round trips.
+func Example_entryProcessor() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	// Every member registers the processor under the same name at start.
+	err = dmap.RegisterProcessor(member.Maps(), "add", func(ctx context.Context, e *dmap.MutableEntry[string, int], n int) (int, error) {
+		e.SetValue(e.Value + n)
+		return e.Value + n, nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	crashes, _ := gridmap.GetMap[string, int](member, "crash-counts")
+	for range 3 {
+		dmap.Execute[string, int, int, int](ctx, crashes, "add", "Firefox", 1)
+	}
+	total, err := dmap.Execute[string, int, int, int](ctx, crashes, "add", "Firefox", 10)
+	fmt.Println(total, err)
+	// Output: 13 <nil>
+}
+
+// A key lock keeps other writers of the key waiting; the holder writes through its context.
+func Example_lock() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	reports, _ := gridmap.GetMap[string, string](member, "reports")
+
+	l, err := reports.Lock(ctx, "crash-1", time.Minute) // released after a minute at the latest
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(reports.Put(l.Context(ctx), "crash-1", "processing")) // the holder may write
+
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	err = reports.Put(short, "crash-1", "someone else") // waits for the lock, then gives up
+	fmt.Println(err != nil)
+
+	fmt.Println(l.Unlock(ctx))
+	locked, _ := reports.IsLocked(ctx, "crash-1")
+	fmt.Println(locked)
+	// Output:
+	// <nil>
+	// true
+	// <nil>
+	// false
+}
+
+// reportTask is co-keyed with its report: a PartitionKey equal to the report's key puts both
+// entries in one partition, so one transaction can write them atomically.
+type reportTask struct{ Report, Task string }
+
+func (k reportTask) PartitionKey() string { return k.Report }
+
+// A transaction over co-keyed entries of several maps commits atomically on their owner.
+func Example_transaction() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	raw, _ := gridmap.GetMap[string, string](member, "raw")
+	todo, _ := gridmap.GetMap[reportTask, bool](member, "process")
+
+	tx, _ := member.Maps().Begin()
+	dmap.InTx(tx, raw).Put(ctx, "bp-1", `{"product":"Firefox"}`)
+	dmap.InTx(tx, todo).Put(ctx, reportTask{"bp-1", "symbolicate"}, true)
+	fmt.Println(tx.Commit(ctx))
+
+	_, err = todo.Get(ctx, reportTask{"bp-1", "symbolicate"})
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// <nil>
+}
+
+// A map with a store writes behind: writes are acknowledged at once and stored in batches
+// after the delay; Flush waits until everything written before it is stored.
+func Example_writeBehind() {
+	ctx := context.Background()
+	store := memstore.New() // the embedded default is mapstore/pebblestore
+	member, err := gridmap.Start(ctx, gridmap.Config{Maps: map[string]dmap.MapConfig{
+		"reports": {Store: store, Persistence: mapstore.Config{WriteDelay: time.Second}},
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	reports, _ := gridmap.GetMap[string, string](member, "reports")
+	reports.Put(ctx, "bp-1", "report")
+	fmt.Println(store.Len())
+	fmt.Println(reports.Flush(ctx), store.Len())
+	// Output:
+	// 0
+	// <nil> 1
+}

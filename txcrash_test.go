@@ -26,8 +26,9 @@ func (k reportKey) PartitionKey() string { return k.Report }
 //
 //	tx KEY VALUE -> ok | err MSG   (one transaction: raw[KEY]=VALUE and todo[{KEY,process}]=VALUE)
 //	pair KEY     -> pair RAW TODO  (each value or "-" when absent)
+//	lock KEY     -> ok | err MSG   (takes the lock of raw[KEY] without a lease and keeps it)
 func txCommand(ctx context.Context, m *Member, f []string, out *bufio.Writer) bool {
-	if len(f) == 0 || (f[0] != "tx" && f[0] != "pair") {
+	if len(f) == 0 || (f[0] != "tx" && f[0] != "pair" && f[0] != "lock") {
 		return false
 	}
 	raw, err1 := GetMap[string, string](m, "raw")
@@ -66,10 +67,36 @@ func txCommand(ctx context.Context, m *Member, f []string, out *bufio.Writer) bo
 			return v
 		}
 		fmt.Fprintln(out, "pair", show(a, errA), show(b, errB))
+	case f[0] == "lock" && len(f) == 2:
+		if _, err := raw.Lock(ctx, f[1], 0); err != nil {
+			fmt.Fprintln(out, "err", err)
+		} else {
+			fmt.Fprintln(out, "ok")
+		}
 	default:
 		fmt.Fprintln(out, "err usage")
 	}
 	return true
+}
+
+// A lock held by a member process that is killed with SIGKILL is released: another member
+// gets it once the cluster has declared the holder dead.
+func TestLockOfKilledMemberIsReleased(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts member processes")
+	}
+	children := startChildren(t, 3)
+	waitChildren(t, children, func(s childState) bool { return s.epoch > 0 && s.pending == 0 && s.minReplicas == 2 && s.mem == 3 })
+	holder, waiter := children[0], children[1]
+	if got := holder.do("lock resource"); got != "ok" {
+		t.Fatalf("lock: %s", got)
+	}
+	holder.kill()
+	start := time.Now()
+	if got := waiter.do("lock resource"); got != "ok" {
+		t.Fatalf("lock after the holder was killed: %s", got)
+	}
+	t.Logf("lock of the killed member released after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // A member process killed with SIGKILL in the middle of commits leaves, for every transaction,

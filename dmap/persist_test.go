@@ -368,3 +368,62 @@ func TestEvictionRacingFlushesLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// With many writers at the dirty limit, dirty data stays within the limit plus one batch: every
+// writer blocks, then fails with ErrDirtyLimit, and nothing is dropped.
+func TestBackPressureBoundsDirtyData(t *testing.T) {
+	st := memstore.New()
+	const limit, writers = 200, 16
+	c := newCluster(t, 3, 1, withStore("bp", st, mapstore.Config{WriteDelay: time.Millisecond, MaxDirtyEntries: limit, RetryInitial: time.Millisecond}))
+	st.Down()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var refused int
+	for w := range writers {
+		m := mustMap[string, int](t, c.svc(w%3), "bp")
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				err := m.Put(ctx, k, i)
+				mu.Lock()
+				if err == nil {
+					acked[k] = true
+				}
+				mu.Unlock()
+				if err != nil {
+					if !errors.Is(err, ErrDirtyLimit) {
+						t.Errorf("writer %d: %v, want ErrDirtyLimit", w, err)
+					}
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused != writers {
+		t.Fatalf("%d of %d writers were refused", refused, writers)
+	}
+	batch := mapstore.DefaultBatchSize
+	for id, s := range c.svcs {
+		_, entries := s.stores["bp"].budget.Usage()
+		if entries > limit+int64(batch) {
+			t.Fatalf("member %s holds %d dirty entries, limit %d plus one batch of %d", id, entries, limit, batch)
+		}
+	}
+	st.Up()
+	m := mustMap[string, int](t, c.svc(0), "bp")
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for k := range acked {
+		if _, ok := st.Get([]byte(k)); !ok {
+			t.Fatalf("acknowledged write %s never stored", k)
+		}
+	}
+}

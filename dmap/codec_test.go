@@ -3,6 +3,10 @@ package dmap
 import (
 	"errors"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/transport"
 )
 
 type report struct {
@@ -63,5 +67,38 @@ func FuzzDecodeBatch(f *testing.F) {
 				t.Fatalf("accepted kind %d", m.Kind)
 			}
 		}
+	})
+}
+
+// FuzzDecodeOpRequest feeds arbitrary headers to the operation decoder used for every request
+// from another member: it must refuse garbage without panicking, and round-trip what it accepts.
+func FuzzDecodeOpRequest(f *testing.F) {
+	good, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: 5, Holder: "h", Proc: "p", ID: "i"})
+	f.Add(good.Header)
+	f.Add([]byte{0x9a})
+	f.Add([]byte{0xc1})
+	f.Fuzz(func(t *testing.T, header []byte) {
+		var req opRequest
+		if err := msgpack.Unmarshal(header, &req); err != nil {
+			return
+		}
+		again, err := encodeOpRequest(&req)
+		if err != nil {
+			t.Fatalf("accepted request does not re-encode: %v", err)
+		}
+		var back opRequest
+		if err := msgpack.Unmarshal(again.Header, &back); err != nil || back.Map != req.Map || back.Part != req.Part || back.Epoch != req.Epoch {
+			t.Fatalf("round trip: %+v -> %+v (%v)", req, back, err)
+		}
+	})
+}
+
+// FuzzDecodeResponse: answers from other members are decoded without trusting their lengths.
+func FuzzDecodeResponse(f *testing.F) {
+	m, _ := encodeResponse(opResponse{Entries: []kv{{Key: []byte("a"), Value: []byte("1")}}})
+	f.Add(m.Header, m.Body)
+	f.Add([]byte{2}, []byte("v"))
+	f.Fuzz(func(t *testing.T, header, body []byte) {
+		_, _ = decodeResponse(transport.Message{Header: header, Body: body})
 	})
 }

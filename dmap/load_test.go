@@ -134,3 +134,31 @@ func TestInitialLoadCoversEveryKeyOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestEagerInitialLoadHappensAtCreation(t *testing.T) {
+	st := memstore.New()
+	for i := range 200 {
+		st.Put([]byte(fmt.Sprint("key-", i)), []byte("v"))
+	}
+	c := newCluster(t, 3, 1, withStore("eager", st, mapstore.Config{InitialLoad: mapstore.LoadEager}))
+	mustMap[string, string](t, c.svc(1), "eager") // creating the view loads the whole map
+	held := 0
+	for _, s := range c.svcs {
+		m := mustMap[string, string](t, s, "eager")
+		for range m.LocalKeys() { // local memory only: no read-through
+			held++
+		}
+	}
+	if held != 200 {
+		t.Fatalf("after creation the owners hold %d of 200 entries", held)
+	}
+	loads := 0
+	for _, call := range st.Calls() {
+		if call.Op == memstore.OpLoad || call.Op == memstore.OpLoadAll {
+			loads++
+		}
+	}
+	if loads != 200 {
+		t.Fatalf("%d keys loaded for 200 entries", loads)
+	}
+}

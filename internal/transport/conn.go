@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,17 @@ type wconn struct {
 	once   sync.Once
 	err    error  // why the connection died; set before dead is closed
 	onDead func() // run once by shutdown, after dead is closed
+
+	// wmu is held while bytes are written to nc, by the writer goroutine or by a goroutine
+	// sending a frame itself (send).
+	wmu sync.Mutex
+	// closing is set, under wmu, before the writer writes a final frame: nothing may be written
+	// after it.
+	closing bool
+	// direct is send's encoding buffer (guarded by wmu).
+	direct []byte
+	// busy is set while the writer goroutine holds frames it has not written yet.
+	busy atomic.Bool
 }
 
 func newWconn(nc net.Conn, queue int) wconn {
@@ -90,6 +102,39 @@ func (c *wconn) enqueue(ctx context.Context, f outFrame) error {
 	}
 }
 
+// send hands f to the connection like enqueue, except that a small frame is written at once
+// by the calling goroutine when the writer goroutine is idle (nothing queued, no batch being
+// assembled) and no other goroutine is writing: this saves the hand-off to the writer and back.
+// Frames of one connection may thus be written in another order than they were sent, so send
+// is only for frames whose relative order does not matter (responses to distinct requests).
+func (c *wconn) send(ctx context.Context, f Frame) error {
+	if len(f.Body) < largeBody && len(c.q) == 0 && !c.busy.Load() && c.wmu.TryLock() {
+		if !c.closing && len(c.q) == 0 && !c.busy.Load() && !c.isDead() {
+			c.direct = AppendFrame(c.direct[:0], f)
+			_, err := c.nc.Write(c.direct)
+			if cap(c.direct) > batchSize {
+				c.direct = nil
+			}
+			c.wmu.Unlock()
+			if err != nil {
+				c.shutdown(err)
+				return err
+			}
+			return nil
+		}
+		c.wmu.Unlock()
+	}
+	return c.enqueue(ctx, outFrame{f: f})
+}
+
+// write writes b to the connection under wmu.
+func (c *wconn) write(b []byte) error {
+	c.wmu.Lock()
+	_, err := c.nc.Write(b)
+	c.wmu.Unlock()
+	return err
+}
+
 // writeLoop is the connection's writer goroutine: it drains the queue into a
 // batch buffer and writes the batch whenever the queue is empty or the batch
 // is full. Bodies of at least largeBody bytes are written with writev, without
@@ -105,6 +150,7 @@ func (c *wconn) writeLoop(preamble []byte) {
 		case <-c.dead:
 			return
 		}
+		c.busy.Store(true)
 		for {
 			f := &of.f
 			n := len(batch)
@@ -115,12 +161,14 @@ func (c *wconn) writeLoop(preamble []byte) {
 			if len(f.Body) >= largeBody {
 				bufs[0], bufs[1] = batch, f.Body
 				nb := net.Buffers(bufs[:])
+				c.wmu.Lock()
 				_, err = nb.WriteTo(c.nc)
+				c.wmu.Unlock()
 				batch = batch[:0]
 			} else {
 				batch = append(batch, f.Body...)
 				if len(batch) >= batchSize {
-					_, err = c.nc.Write(batch)
+					err = c.write(batch)
 					batch = batch[:0]
 				}
 			}
@@ -130,9 +178,12 @@ func (c *wconn) writeLoop(preamble []byte) {
 				return
 			}
 			if of.last {
+				c.wmu.Lock()
+				c.closing = true
 				if len(batch) > 0 {
 					_, _ = c.nc.Write(batch)
 				}
+				c.wmu.Unlock()
 				c.linger()
 				return
 			}
@@ -155,13 +206,15 @@ func (c *wconn) writeLoop(preamble []byte) {
 			break
 		}
 		if len(batch) > 0 {
-			_, err := c.nc.Write(batch)
+			err := c.write(batch)
 			batch = batch[:0]
 			if err != nil {
+				c.busy.Store(false)
 				c.shutdown(err)
 				return
 			}
 		}
+		c.busy.Store(false)
 	}
 }
 

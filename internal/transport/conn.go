@@ -3,8 +3,10 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -56,6 +58,9 @@ type wconn struct {
 	direct []byte
 	// busy is set while the writer goroutine holds frames it has not written yet.
 	busy atomic.Bool
+	// started is set, under wmu, once the writer wrote its preamble: frames may be written
+	// directly from then on.
+	started bool
 }
 
 func newWconn(nc net.Conn, queue int) wconn {
@@ -108,23 +113,42 @@ func (c *wconn) enqueue(ctx context.Context, f outFrame) error {
 // Frames of one connection may thus be written in another order than they were sent, so send
 // is only for frames whose relative order does not matter (responses to distinct requests).
 func (c *wconn) send(ctx context.Context, f Frame) error {
-	if len(f.Body) < largeBody && len(c.q) == 0 && !c.busy.Load() && c.wmu.TryLock() {
-		if !c.closing && len(c.q) == 0 && !c.busy.Load() && !c.isDead() {
-			c.direct = AppendFrame(c.direct[:0], f)
-			_, err := c.nc.Write(c.direct)
-			if cap(c.direct) > batchSize {
-				c.direct = nil
-			}
-			c.wmu.Unlock()
-			if err != nil {
-				c.shutdown(err)
-				return err
-			}
-			return nil
-		}
-		c.wmu.Unlock()
+	if sent, err := c.sendDirect(f, time.Time{}); sent {
+		return err
 	}
 	return c.enqueue(ctx, outFrame{f: f})
+}
+
+// sendDirect writes f from the calling goroutine if that is possible now (see send) and
+// reports whether it did. A non-zero deadline bounds the write; a write that fails, including
+// by reaching the deadline (part of the frame may have been written), shuts the connection
+// down.
+func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
+	if len(f.Body) >= largeBody || len(c.q) != 0 || c.busy.Load() || !c.wmu.TryLock() {
+		return false, nil
+	}
+	if !c.started || c.closing || len(c.q) != 0 || c.busy.Load() || c.isDead() {
+		c.wmu.Unlock()
+		return false, nil
+	}
+	c.direct = AppendFrame(c.direct[:0], f)
+	if !deadline.IsZero() {
+		_ = c.nc.SetWriteDeadline(deadline)
+	}
+	n, err := c.nc.Write(c.direct)
+	// Nothing written (the deadline had passed) leaves the stream intact.
+	broken := err != nil && n > 0 || err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	if !deadline.IsZero() && !broken {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
+	if cap(c.direct) > batchSize {
+		c.direct = nil
+	}
+	c.wmu.Unlock()
+	if broken {
+		c.shutdown(err)
+	}
+	return true, err
 }
 
 // write writes b to the connection under wmu.
@@ -141,7 +165,16 @@ func (c *wconn) write(b []byte) error {
 // copying. preamble is written ahead of the first frame (the protocol byte).
 func (c *wconn) writeLoop(preamble []byte) {
 	batch := make([]byte, 0, batchSize)
-	batch = append(batch, preamble...)
+	c.wmu.Lock()
+	if len(preamble) > 0 {
+		if _, err := c.nc.Write(preamble); err != nil {
+			c.wmu.Unlock()
+			c.shutdown(err)
+			return
+		}
+	}
+	c.started = true
+	c.wmu.Unlock()
 	var bufs [2][]byte
 	for {
 		var of outFrame

@@ -3,10 +3,9 @@ package dmap
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
@@ -24,18 +23,23 @@ const replicationBackoff = 100 * time.Millisecond
 // its backups and the members receiving a copy.
 func replicaTargets(t *partition.Table, p partition.ID, self partition.MemberID) []partition.MemberID {
 	a := t.Partitions[p]
-	out := make([]partition.MemberID, 0, len(a.Replicas)+len(a.Pending))
+	return appendReplicaTargets(make([]partition.MemberID, 0, len(a.Replicas)+len(a.Pending)), t, p, self)
+}
+
+// appendReplicaTargets appends replicaTargets(t, p, self) to dst.
+func appendReplicaTargets(dst []partition.MemberID, t *partition.Table, p partition.ID, self partition.MemberID) []partition.MemberID {
+	a := t.Partitions[p]
 	for _, m := range a.Replicas {
 		if m != self {
-			out = append(out, m)
+			dst = append(dst, m)
 		}
 	}
 	for _, pm := range a.Pending {
 		if pm.Member != self {
-			out = append(out, pm.Member)
+			dst = append(dst, pm.Member)
 		}
 	}
-	return out
+	return dst
 }
 
 // replicate sends mutations the owner has applied to the partition's other replicas. With
@@ -51,16 +55,15 @@ func (s *Service) replicate(ctx context.Context, p *part, muts []mutation) error
 // sendToReplicas delivers mutations to every current backup and pending member, retrying a
 // member that fails until it acknowledges or the coordinator drops it from the table.
 func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mutation) error {
-	var acked map[partition.MemberID]bool
+	var targetBuf, ackedBuf [4]partition.MemberID
+	acked := ackedBuf[:0]
 	var header, body []byte
 	wait := 5 * time.Millisecond
 	for {
 		t, changed := s.cluster.Watch()
-		var todo []partition.MemberID
-		for _, m := range replicaTargets(t, p, s.self) {
-			if !acked[m] {
-				todo = append(todo, m)
-			}
+		todo := appendReplicaTargets(targetBuf[:0], t, p, s.self)
+		if len(acked) > 0 {
+			todo = slices.DeleteFunc(todo, func(m partition.MemberID) bool { return slices.Contains(acked, m) })
 		}
 		if len(todo) == 0 {
 			return nil
@@ -71,26 +74,29 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 				return err
 			}
 		}
-		errs := make([]error, len(todo))
+		failed := false
 		if len(todo) == 1 {
-			errs[0] = s.sendBatch(ctx, todo[0], msgBackup, header, body)
+			if err := s.sendBatch(ctx, todo[0], msgBackup, header, body); err != nil {
+				failed = true
+				s.log.Debug("backup failed, retrying", "partition", p, "member", todo[0], "err", err)
+			} else {
+				acked = append(acked, todo[0])
+			}
 		} else {
+			errs := make([]error, len(todo))
+			h, b := header, body // copies: the closures do not pin the loop's variables to the heap
 			var wg sync.WaitGroup
 			for i, m := range todo {
-				wg.Go(func() { errs[i] = s.sendBatch(ctx, m, msgBackup, header, body) })
+				wg.Go(func() { errs[i] = s.sendBatch(ctx, m, msgBackup, h, b) })
 			}
 			wg.Wait()
-		}
-		failed := false
-		for i, err := range errs {
-			if err == nil {
-				if acked == nil {
-					acked = make(map[partition.MemberID]bool)
+			for i, err := range errs {
+				if err == nil {
+					acked = append(acked, todo[i])
+				} else {
+					failed = true
+					s.log.Debug("backup failed, retrying", "partition", p, "member", todo[i], "err", err)
 				}
-				acked[todo[i]] = true
-			} else {
-				failed = true
-				s.log.Debug("backup failed, retrying", "partition", p, "member", todo[i], "err", err)
 			}
 		}
 		if !failed {
@@ -138,8 +144,7 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 			if m.Kind == mutClear && s.persistenceOf(m.Map).writeBehind() {
 				cleared = p.rs.keysBefore(m.Map, m.Seq)
 			}
-			p.rs.apply(m)
-			touchApplied(p, m, now)
+			p.rs.applyAt(m, now)
 			s.trackDirty(p, m, cleared, now)
 		}
 	}))
@@ -237,7 +242,7 @@ func (s *Service) drainAsync(p *part) {
 
 // encodeOpRequest is shared by the single-key and per-partition call paths.
 func encodeOpRequest(req *opRequest) (transport.Message, error) {
-	h, err := msgpack.Marshal(req)
+	h, err := marshalHeader(req)
 	if err != nil {
 		return transport.Message{}, fmt.Errorf("%w: encode request: %v", ErrCodec, err)
 	}

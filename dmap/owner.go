@@ -166,8 +166,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	}
 	p.mu.Lock()
 	for i, m := range w.muts {
-		p.rs.apply(m)
-		touchApplied(p, m, w.now)
+		p.rs.applyAt(m, w.now)
 		s.trackDirty(p, m, w.cleared[i], w.now)
 	}
 	p.mu.Unlock()
@@ -246,7 +245,7 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var req opRequest
 	var resp opResponse
-	if err := msgpack.Unmarshal(msg.Header, &req); err != nil {
+	if err := unmarshalHeader(msg.Header, &req); err != nil {
 		resp = opResponse{Status: statusBadRequest, Msg: "undecodable operation header"}
 	} else {
 		req.Value = msg.Body
@@ -279,7 +278,7 @@ func encodeResponse(resp opResponse) (transport.Message, error) {
 			body = append(body, e.Value...)
 		}
 	}
-	h, err := msgpack.Marshal(&resp)
+	h, err := marshalHeader(&resp)
 	if err != nil {
 		return transport.Message{}, fmt.Errorf("%w: encode response: %v", ErrCodec, err)
 	}
@@ -292,7 +291,7 @@ func decodeResponse(msg transport.Message) (opResponse, error) {
 		resp.Status, resp.Done, resp.Value = status(msg.Header[0]>>1), msg.Header[0]&1 == 1, msg.Body
 		return resp, nil
 	}
-	if err := msgpack.Unmarshal(msg.Header, &resp); err != nil {
+	if err := unmarshalHeader(msg.Header, &resp); err != nil {
 		return resp, fmt.Errorf("%w: response header: %v", ErrBadRequest, err)
 	}
 	if len(resp.Keys) > 0 {

@@ -118,7 +118,14 @@ func (rs *recordStore) get(mapName string, key string, now int64) *record {
 
 // apply applies a mutation if it is newer than what the store holds for that key. It reports
 // whether the store changed.
-func (rs *recordStore) apply(m mutation) bool {
+func (rs *recordStore) apply(m mutation) bool { return rs.applyTouch(m, 0, false) }
+
+// applyAt is apply that also marks the record a set leaves under its key with sequence number
+// m.Seq (the one it stored, or an identical one already there) as accessed at now, for LRU
+// eviction (what touchApplied does after apply), with a single lookup of the key.
+func (rs *recordStore) applyAt(m mutation, now int64) bool { return rs.applyTouch(m, now, true) }
+
+func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 	if m.Kind == mutStored {
 		return false // write-behind bookkeeping only; its Seq is an older write's
 	}
@@ -127,19 +134,29 @@ func (rs *recordStore) apply(m mutation) bool {
 	}
 	switch m.Kind {
 	case mutSet:
-		if rs.shadowed(m.Map, string(m.Key), m.Seq) {
+		entries := rs.maps[m.Map]
+		old := entries[string(m.Key)]
+		if old != nil && old.seq >= m.Seq {
+			if old.seq == m.Seq && touch {
+				old.access.Store(now)
+			}
 			return false
 		}
-		entries := rs.maps[m.Map]
+		if rs.syncing && rs.shadowedSync(m.Map, string(m.Key), m.Seq) {
+			return false
+		}
 		if entries == nil {
 			entries = make(map[string]*record)
 			rs.maps[m.Map] = entries
 		}
 		key := string(m.Key)
-		if old := entries[key]; old != nil {
+		if old != nil {
 			rs.bytes -= recordSize(key, old)
 		}
 		r := &record{value: m.Value, seq: m.Seq, expireAt: m.ExpireAt}
+		if touch {
+			r.access.Store(now)
+		}
 		entries[key] = r
 		rs.bytes += recordSize(key, r)
 		return true
@@ -210,13 +227,17 @@ func (rs *recordStore) shadowed(mapName, key string, seq uint64) bool {
 	if r := rs.maps[mapName][key]; r != nil && r.seq >= seq {
 		return true
 	}
-	if rs.syncing {
-		if rs.clearSeq[mapName] >= seq && rs.clearSeq[mapName] != 0 {
-			return true
-		}
-		if t, ok := rs.tombs[mapName][key]; ok && t >= seq {
-			return true
-		}
+	return rs.syncing && rs.shadowedSync(mapName, key, seq)
+}
+
+// shadowedSync reports whether a set at seq is older than a delete or clear recorded while the
+// store receives a copy.
+func (rs *recordStore) shadowedSync(mapName, key string, seq uint64) bool {
+	if rs.clearSeq[mapName] >= seq && rs.clearSeq[mapName] != 0 {
+		return true
+	}
+	if t, ok := rs.tombs[mapName][key]; ok && t >= seq {
+		return true
 	}
 	return false
 }

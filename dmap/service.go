@@ -113,7 +113,9 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
 	s.events.start()
 	reg.Handle(msgOp, transport.HandlerFunc(s.handleOp))
-	reg.Handle(msgBackup, transport.HandlerFunc(s.handleBackup))
+	// Applying a batch takes only the partition's lock (held briefly, never across I/O): run it
+	// on the connection's reader, without a hand-off to a worker goroutine.
+	reg.Handle(msgBackup, transport.Inline(transport.HandlerFunc(s.handleBackup)))
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
 	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleBackup)) // a copy's entries apply like backups
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))

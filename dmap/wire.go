@@ -2,8 +2,6 @@ package dmap
 
 import (
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // batchHeader carries mutations of one partition; their values follow, concatenated, in the
@@ -26,7 +24,7 @@ func encodeBatch(part int32, epoch uint64, from string, muts []mutation) (header
 		h.VLen[i] = len(m.Value)
 		total += len(m.Value)
 	}
-	header, err = msgpack.Marshal(&h)
+	header, err = marshalHeader(&h)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: encode batch: %v", ErrCodec, err)
 	}
@@ -46,7 +44,7 @@ func encodeBatch(part int32, epoch uint64, from string, muts []mutation) (header
 // decodeBatch parses a batch; the mutations' values alias body.
 func decodeBatch(header, body []byte) (batchHeader, error) {
 	var h batchHeader
-	if err := msgpack.Unmarshal(header, &h); err != nil {
+	if err := unmarshalHeader(header, &h); err != nil {
 		return h, fmt.Errorf("%w: batch header: %v", ErrBadRequest, err)
 	}
 	if len(h.VLen) != len(h.Muts) {

@@ -1,7 +1,9 @@
 package dmap
 
 import (
+	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -205,4 +207,54 @@ func decodeSlice[T any](d *msgpack.Decoder, dec func() (T, error)) ([]T, error) 
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// headerCodec is a reusable msgpack encoder and decoder for the hot-path headers (operation
+// requests and responses, replication batches). marshalHeader returns a fresh slice (the
+// transport may read a sent header after the call returned), and decoded values never alias the
+// codec's buffers (msgpack copies strings and byte slices), so reuse is invisible to callers.
+type headerCodec struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var headerCodecs = sync.Pool{New: func() any {
+	return &headerCodec{enc: msgpack.NewEncoder(nil), dec: msgpack.NewDecoder(nil)}
+}}
+
+// maxPooledHeader is the largest encoding buffer kept for reuse.
+const maxPooledHeader = 64 << 10
+
+// marshalHeader is msgpack.Marshal with a pooled encoder and buffer.
+func marshalHeader(v any) ([]byte, error) {
+	c := headerCodecs.Get().(*headerCodec)
+	c.buf.Reset()
+	c.enc.Reset(&c.buf)
+	err := c.enc.Encode(v)
+	var out []byte
+	if err == nil {
+		out = make([]byte, c.buf.Len())
+		copy(out, c.buf.Bytes())
+	}
+	c.enc.Reset(nil)
+	if c.buf.Cap() > maxPooledHeader {
+		c.buf = bytes.Buffer{}
+	}
+	headerCodecs.Put(c)
+	return out, err
+}
+
+// unmarshalHeader is msgpack.Unmarshal with a pooled decoder.
+func unmarshalHeader(data []byte, v any) error {
+	c := headerCodecs.Get().(*headerCodec)
+	c.rd.Reset(data)
+	c.dec.Reset(&c.rd)
+	c.dec.UsePreallocateValues(true) // as msgpack.Unmarshal
+	err := c.dec.Decode(v)
+	c.dec.Reset(nil)
+	c.rd.Reset(nil)
+	headerCodecs.Put(c)
+	return err
 }

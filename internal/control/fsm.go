@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
@@ -60,13 +61,33 @@ type fsm struct {
 	mu    sync.RWMutex
 	st    state
 	watch chan struct{} // closed and replaced when a newer table is committed
+	// view and dir publish the table (with its watch channel) and an immutable copy of the
+	// directory for the lock-free readers on the operation path (table, watchTable, member).
+	// Both are replaced under mu whenever the state they mirror changes.
+	view atomic.Pointer[tableView]
+	dir  atomic.Pointer[map[partition.MemberID]dirEntry]
+}
+
+// tableView is a committed table and the channel closed once a newer one is committed.
+type tableView struct {
+	t     *partition.Table
+	watch chan struct{}
 }
 
 func newFSM(count int) *fsm {
-	return &fsm{
+	f := &fsm{
 		st:    state{Table: partition.NewTable(count), Members: map[partition.MemberID]dirEntry{}},
 		watch: make(chan struct{}),
 	}
+	f.view.Store(&tableView{t: f.st.Table, watch: f.watch})
+	f.publishDirLocked()
+	return f
+}
+
+// publishDirLocked publishes a copy of the directory; f.mu is held (or f is not shared yet).
+func (f *fsm) publishDirLocked() {
+	d := maps.Clone(f.st.Members)
+	f.dir.Store(&d)
 }
 
 // Apply applies one committed log entry. It returns nil, errEpochMoved or a
@@ -86,8 +107,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 	switch c.Op {
 	case opPutMember:
 		f.st.Members[c.ID] = c.Entry
+		f.publishDirLocked()
 	case opDeleteMember:
 		delete(f.st.Members, c.ID)
+		f.publishDirLocked()
 	case opSetTable:
 		if c.Table == nil || c.Prev != f.st.Table.Epoch || c.Table.Epoch <= f.st.Table.Epoch {
 			return errEpochMoved
@@ -102,23 +125,25 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) setTableLocked(t *partition.Table) {
 	changed := t.Epoch != f.st.Table.Epoch
 	f.st.Table = t
-	if changed {
-		close(f.watch)
-		f.watch = make(chan struct{})
+	if !changed {
+		f.view.Store(&tableView{t: t, watch: f.watch})
+		return
 	}
+	old := f.watch
+	f.watch = make(chan struct{})
+	// Publish before waking the watchers: one that calls watchTable again sees the new table.
+	f.view.Store(&tableView{t: t, watch: f.watch})
+	close(old)
 }
 
 // table returns the committed table (never modified afterwards).
 func (f *fsm) table() *partition.Table {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.st.Table
+	return f.view.Load().t
 }
 
 func (f *fsm) watchTable() (*partition.Table, <-chan struct{}) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.st.Table, f.watch
+	v := f.view.Load()
+	return v.t, v.watch
 }
 
 // appliedIndex is the raft index of the last command applied to the state.
@@ -129,9 +154,7 @@ func (f *fsm) appliedIndex() uint64 {
 }
 
 func (f *fsm) member(id partition.MemberID) (dirEntry, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	e, ok := f.st.Members[id]
+	e, ok := (*f.dir.Load())[id]
 	return e, ok
 }
 
@@ -169,6 +192,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.st.Members = st.Members
+	f.publishDirLocked()
 	f.st.Applied = st.Applied
 	f.setTableLocked(st.Table)
 	return nil

@@ -81,6 +81,7 @@ type Node struct {
 
 	born        time.Time    // origin of mono
 	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none
+	leaseUntil  atomic.Int64 // mono time until which LeaseValid answers true without a full check
 	leaderReady atomic.Bool  // leader whose post-election barrier is done
 	netTimeout  time.Duration
 	adm         admission  // leader: members on probation
@@ -354,22 +355,56 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // span. A leader cut off from the majority likewise stops being leader
 // within RaftLeaderLeaseTimeout, long before the others elect a new leader,
 // detect its death and wait DeadWait.
+//
+// A positive answer is reused for at most leaseCacheWindow (a small fraction
+// of LeaseDuration, far below LeaseMargin) and never past the end of the
+// lease it was computed from, so that writes on the hot path do not take
+// raft's locks each time.
 func (n *Node) LeaseValid() bool {
 	if n.closed.Load() {
 		return false
 	}
+	now := n.mono()
+	if now < n.leaseUntil.Load() {
+		return true
+	}
+	until, ok := n.leaseCheck(now)
+	if ok {
+		n.leaseUntil.Store(until)
+	}
+	return ok
+}
+
+// leaseCacheWindow bounds how long a positive LeaseValid answer is reused:
+// 1% of the lease duration, at most 2ms.
+func (n *Node) leaseCacheWindow() time.Duration {
+	return min(n.cfg.LeaseDuration/100, 2*time.Millisecond)
+}
+
+// leaseCheck is the full lease check at mono time now. When the lease is
+// valid it also returns until when the answer may be reused.
+func (n *Node) leaseCheck(now int64) (int64, bool) {
+	until := now + int64(n.leaseCacheWindow())
 	switch n.raft.State() {
 	case raft.Leader:
-		return true
+		return until, true
 	case raft.Follower:
 		_, id := n.raft.LeaderWithID()
 		if id == "" || id == raft.ServerID(n.cfg.ID) {
-			return false
+			return 0, false
 		}
 		last := n.raft.LastContact()
-		return !last.IsZero() && time.Since(last) < n.cfg.LeaseDuration && n.confirmedFor() < n.cfg.LeaseDuration
+		if last.IsZero() {
+			return 0, false
+		}
+		contact := n.cfg.LeaseDuration - time.Since(last)
+		confirm := n.cfg.LeaseDuration - n.confirmedFor()
+		if contact <= 0 || confirm <= 0 {
+			return 0, false
+		}
+		return min(until, now+int64(contact), now+int64(confirm)), true
 	}
-	return false
+	return 0, false
 }
 
 // ReportSynced tells the coordinator that pending member m now holds a full

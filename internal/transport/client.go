@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -104,7 +105,7 @@ func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, e
 			return Message{}, fmt.Errorf("%w: %s: %w", ErrConnClosed, addr, cc.err)
 		}
 		f.ID = id
-		if err := cc.enqueue(ctx, outFrame{f: f}); err != nil {
+		if err := cc.sendRequest(ctx, f); err != nil {
 			if cc.unregister(id) {
 				resultPool.Put(ch)
 			}
@@ -275,6 +276,26 @@ func (c *Client) start(nc net.Conn, addr string) *clientConn {
 		cc.readLoop()
 	}()
 	return cc
+}
+
+// sendRequest hands a request to the connection: written at once by the calling goroutine when
+// the writer is idle (see wconn.send), bounded by ctx's deadline, or queued for the writer. A
+// context that can end without a deadline always goes through the queue, so that Call returns
+// as soon as it ends.
+func (cc *clientConn) sendRequest(ctx context.Context, f Frame) error {
+	deadline, ok := ctx.Deadline()
+	if ok || ctx.Done() == nil {
+		if sent, err := cc.sendDirect(f, deadline); sent {
+			if err != nil && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				<-ctx.Done() // the write reached ctx's deadline: ctx is about to end
+			}
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+	return cc.enqueue(ctx, outFrame{f: f})
 }
 
 // register allocates a request id for a call waiting on ch. It reports false

@@ -3,10 +3,13 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +47,20 @@ type wconn struct {
 	once   sync.Once
 	err    error  // why the connection died; set before dead is closed
 	onDead func() // run once by shutdown, after dead is closed
+
+	// wmu is held while bytes are written to nc, by the writer goroutine or by a goroutine
+	// sending a frame itself (send).
+	wmu sync.Mutex
+	// closing is set, under wmu, before the writer writes a final frame: nothing may be written
+	// after it.
+	closing bool
+	// direct is send's encoding buffer (guarded by wmu).
+	direct []byte
+	// busy is set while the writer goroutine holds frames it has not written yet.
+	busy atomic.Bool
+	// started is set, under wmu, once the writer wrote its preamble: frames may be written
+	// directly from then on.
+	started bool
 }
 
 func newWconn(nc net.Conn, queue int) wconn {
@@ -90,13 +107,74 @@ func (c *wconn) enqueue(ctx context.Context, f outFrame) error {
 	}
 }
 
+// send hands f to the connection like enqueue, except that a small frame is written at once
+// by the calling goroutine when the writer goroutine is idle (nothing queued, no batch being
+// assembled) and no other goroutine is writing: this saves the hand-off to the writer and back.
+// Frames of one connection may thus be written in another order than they were sent, so send
+// is only for frames whose relative order does not matter (responses to distinct requests).
+func (c *wconn) send(ctx context.Context, f Frame) error {
+	if sent, err := c.sendDirect(f, time.Time{}); sent {
+		return err
+	}
+	return c.enqueue(ctx, outFrame{f: f})
+}
+
+// sendDirect writes f from the calling goroutine if that is possible now (see send) and
+// reports whether it did. A non-zero deadline bounds the write; a write that fails, including
+// by reaching the deadline (part of the frame may have been written), shuts the connection
+// down.
+func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
+	if len(f.Body) >= largeBody || len(c.q) != 0 || c.busy.Load() || !c.wmu.TryLock() {
+		return false, nil
+	}
+	if !c.started || c.closing || len(c.q) != 0 || c.busy.Load() || c.isDead() {
+		c.wmu.Unlock()
+		return false, nil
+	}
+	c.direct = AppendFrame(c.direct[:0], f)
+	if !deadline.IsZero() {
+		_ = c.nc.SetWriteDeadline(deadline)
+	}
+	n, err := c.nc.Write(c.direct)
+	// Nothing written (the deadline had passed) leaves the stream intact.
+	broken := err != nil && n > 0 || err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	if !deadline.IsZero() && !broken {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
+	if cap(c.direct) > batchSize {
+		c.direct = nil
+	}
+	c.wmu.Unlock()
+	if broken {
+		c.shutdown(err)
+	}
+	return true, err
+}
+
+// write writes b to the connection under wmu.
+func (c *wconn) write(b []byte) error {
+	c.wmu.Lock()
+	_, err := c.nc.Write(b)
+	c.wmu.Unlock()
+	return err
+}
+
 // writeLoop is the connection's writer goroutine: it drains the queue into a
 // batch buffer and writes the batch whenever the queue is empty or the batch
 // is full. Bodies of at least largeBody bytes are written with writev, without
 // copying. preamble is written ahead of the first frame (the protocol byte).
 func (c *wconn) writeLoop(preamble []byte) {
 	batch := make([]byte, 0, batchSize)
-	batch = append(batch, preamble...)
+	c.wmu.Lock()
+	if len(preamble) > 0 {
+		if _, err := c.nc.Write(preamble); err != nil {
+			c.wmu.Unlock()
+			c.shutdown(err)
+			return
+		}
+	}
+	c.started = true
+	c.wmu.Unlock()
 	var bufs [2][]byte
 	for {
 		var of outFrame
@@ -105,6 +183,7 @@ func (c *wconn) writeLoop(preamble []byte) {
 		case <-c.dead:
 			return
 		}
+		c.busy.Store(true)
 		for {
 			f := &of.f
 			n := len(batch)
@@ -115,12 +194,14 @@ func (c *wconn) writeLoop(preamble []byte) {
 			if len(f.Body) >= largeBody {
 				bufs[0], bufs[1] = batch, f.Body
 				nb := net.Buffers(bufs[:])
+				c.wmu.Lock()
 				_, err = nb.WriteTo(c.nc)
+				c.wmu.Unlock()
 				batch = batch[:0]
 			} else {
 				batch = append(batch, f.Body...)
 				if len(batch) >= batchSize {
-					_, err = c.nc.Write(batch)
+					err = c.write(batch)
 					batch = batch[:0]
 				}
 			}
@@ -130,9 +211,12 @@ func (c *wconn) writeLoop(preamble []byte) {
 				return
 			}
 			if of.last {
+				c.wmu.Lock()
+				c.closing = true
 				if len(batch) > 0 {
 					_, _ = c.nc.Write(batch)
 				}
+				c.wmu.Unlock()
 				c.linger()
 				return
 			}
@@ -155,13 +239,15 @@ func (c *wconn) writeLoop(preamble []byte) {
 			break
 		}
 		if len(batch) > 0 {
-			_, err := c.nc.Write(batch)
+			err := c.write(batch)
 			batch = batch[:0]
 			if err != nil {
+				c.busy.Store(false)
 				c.shutdown(err)
 				return
 			}
 		}
+		c.busy.Store(false)
 	}
 }
 

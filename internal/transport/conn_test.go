@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"testing"
+	"time"
 )
 
 // TestWriterBatching queues frames of many sizes (small ones copied into the
@@ -49,4 +51,28 @@ func TestWriterBatching(t *testing.T) {
 	}
 	c.shutdown(ErrClosed)
 	<-done
+}
+
+// TestExpiredDeadlineKeepsConnection checks that a call whose deadline has already passed when
+// it is written (directly, by the calling goroutine) fails with the deadline and leaves the
+// connection usable.
+func TestExpiredDeadlineKeepsConnection(t *testing.T) {
+	s := startServer(t, Config{})
+	c := newClient(t, Config{ConnsPerPeer: 1})
+	mustEcho(t, c, s.addr, "h", "b")
+	cc, err := c.conn(context.Background(), s.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Call(ctx, s.addr, Message{Type: msgEcho}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	for range 100 {
+		mustEcho(t, c, s.addr, "h", "b")
+	}
+	if cc.isDead() {
+		t.Fatal("connection shut down")
+	}
 }

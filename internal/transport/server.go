@@ -24,6 +24,14 @@ type Handler interface {
 	ServeMsg(ctx context.Context, req Message) (Message, error)
 }
 
+// Inline marks h as a handler that never blocks: no I/O, no waiting for other requests or
+// goroutines, only brief locks. The server runs an inline handler on the connection's reader
+// goroutine, which saves a goroutine hand-off per request but holds up the requests that
+// follow on the connection while it runs; its ctx is the connection's.
+func Inline(h Handler) Handler { return inlineHandler{h} }
+
+type inlineHandler struct{ Handler }
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req Message) (Message, error)
 
@@ -264,6 +272,10 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 			}
 			continue
 		}
+		if ih, ok := h.(inlineHandler); ok {
+			s.respond(sc, ih.Handler, f)
+			continue
+		}
 		select {
 		case sc.sem <- struct{}{}:
 		case <-sc.dead:
@@ -321,6 +333,11 @@ func (s *Server) worker(t task) {
 
 func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
 	defer func() { <-sc.sem }()
+	s.respond(sc, h, f)
+}
+
+// respond runs the handler for request f and sends its response.
+func (s *Server) respond(sc *serverConn, h Handler, f Frame) {
 	resp, err := s.call(sc.ctx, h, Message{Type: f.Type, Header: f.Header, Body: f.Body})
 	out := Frame{Kind: KindResponse, Type: f.Type, ID: f.ID, Header: resp.Header, Body: resp.Body}
 	if err == nil && out.Length() > s.cfg.MaxFrameSize {
@@ -330,7 +347,7 @@ func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
 		code, msg := s.errorCode(err)
 		out = errorFrame(f.Type, f.ID, code, msg)
 	}
-	_ = sc.enqueue(sc.ctx, outFrame{f: out})
+	_ = sc.send(sc.ctx, out)
 }
 
 // call runs the handler, turning a panic into an error.

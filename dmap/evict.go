@@ -14,17 +14,6 @@ const evictInterval = 100 * time.Millisecond
 // run again at once.
 const evictTarget = 0.9
 
-// touchApplied stamps a record just written with the time, for LRU eviction; the caller holds
-// p.mu.
-func touchApplied(p *part, m mutation, now int64) {
-	if m.Kind != mutSet {
-		return
-	}
-	if r := p.rs.maps[m.Map][string(m.Key)]; r != nil && r.seq == m.Seq {
-		r.access.Store(now)
-	}
-}
-
 // memoryUsed sums the approximate memory of the records this member holds.
 func (s *Service) memoryUsed() int64 {
 	var total int64

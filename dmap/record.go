@@ -122,7 +122,7 @@ func (rs *recordStore) apply(m mutation) bool { return rs.applyTouch(m, 0, false
 
 // applyAt is apply that also marks the record a set leaves under its key with sequence number
 // m.Seq (the one it stored, or an identical one already there) as accessed at now, for LRU
-// eviction (what touchApplied does after apply), with a single lookup of the key.
+// eviction, with a single lookup of the key.
 func (rs *recordStore) applyAt(m mutation, now int64) bool { return rs.applyTouch(m, now, true) }
 
 func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
@@ -220,14 +220,6 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 		return changed
 	}
 	return false
-}
-
-// shadowed reports whether a set at seq is older than what the store holds or has deleted.
-func (rs *recordStore) shadowed(mapName, key string, seq uint64) bool {
-	if r := rs.maps[mapName][key]; r != nil && r.seq >= seq {
-		return true
-	}
-	return rs.syncing && rs.shadowedSync(mapName, key, seq)
 }
 
 // shadowedSync reports whether a set at seq is older than a delete or clear recorded while the

@@ -30,10 +30,36 @@
 // backup, and the backup count is then restored by copying. An owner that loses contact with the
 // raft majority stops serving before the coordinator may reassign its partitions (owner leases).
 //
+// # Processing next to the data
+//
+// A local entry listener (dmap.Map.AddLocalEntryListener) runs on the member that owns each
+// entry, once per event, in order per key, from its own bounded queue; when the queue
+// overflows, writes go on and the listener gets a notice with the exact number of events it
+// missed. After a failover or migration the new owner's listeners take over, and an application
+// finishes lingering work by sweeping LocalEntries. Cluster-wide listeners filter on the owner
+// with predicates registered by name on every member. Entry processors (dmap.Execute) run on the
+// owner atomically with respect to the key, exactly once across retries. Key locks
+// (dmap.Map.Lock) hold other writers back and die with their holder's member. Transactions
+// (Service.Begin, dmap.InTx) over co-keyed entries of several maps commit atomically on their
+// owner.
+//
+// # Persistence
+//
+// Config.Maps gives a map a store (mapstore.Store; mapstore/pebblestore is the embedded
+// default). With a write delay of 0 a write reaches the store before it is acknowledged. With a
+// delay, dirty entries wait in a per-partition queue that the backups keep too and that moves
+// with migrations; they are stored in batches, retried for as long as the store fails, never
+// evicted, and writers get back-pressure at the dirty-data limit. A map with a loader reads
+// missing keys through and loads the store's keys once for the whole cluster; a member memory
+// budget evicts clean entries, least recently used first.
+//
 // # Layout
 //
 //	partition/            hashing, the table and the planner (pure logic)
-//	dmap/                 typed maps, record stores, routing, backups, migration
+//	dmap/                 typed maps, record stores, routing, backups, migration, listeners,
+//	                      processors, locks, transactions, write-behind wiring
+//	listener/             entry events and their bounded per-listener dispatch
+//	mapstore/             the store contract, the write-behind queue; memstore, pebblestore
 //	discovery/            how a member finds its seeds
 //	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream)
 //	internal/membership/  memberlist

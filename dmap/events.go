@@ -367,6 +367,12 @@ func (s *Service) sweepExpired(now int64) {
 		t = s.cluster.Table()
 	}
 	for _, p := range s.parts {
+		p.mu.RLock()
+		none := p.rs.ttls == 0
+		p.mu.RUnlock()
+		if none {
+			continue // nothing in the partition can expire
+		}
 		if t == nil || t.Owner(p.id) != s.self {
 			p.mu.Lock()
 			p.rs.expire(now)

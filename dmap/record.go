@@ -74,6 +74,9 @@ type recordStore struct {
 	locks map[string]map[string]*lockState
 	// bytes approximates the memory of the records (recordSize summed).
 	bytes int64
+	// ttls counts the records with an expiry, so that the expiry sweep skips partitions
+	// without any.
+	ttls int
 }
 
 // lockState is a held lock. A lock belongs to a holder: a member and a token naming one Lock
@@ -152,8 +155,14 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 		key := string(m.Key)
 		if old != nil {
 			rs.bytes -= recordSize(key, old)
+			if old.expireAt != 0 {
+				rs.ttls--
+			}
 		}
 		r := &record{value: m.Value, seq: m.Seq, expireAt: m.ExpireAt}
+		if r.expireAt != 0 {
+			rs.ttls++
+		}
 		if touch {
 			r.access.Store(now)
 		}
@@ -250,6 +259,7 @@ func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
 func (rs *recordStore) beginSync() {
 	rs.maps = make(map[string]map[string]*record)
 	rs.bytes = 0
+	rs.ttls = 0
 	rs.locks = nil
 	rs.seq = 0
 	rs.syncing = true
@@ -293,6 +303,9 @@ func (rs *recordStore) expire(now int64) int {
 func (rs *recordStore) remove(entries map[string]*record, key string, r *record) {
 	delete(entries, key)
 	rs.bytes -= recordSize(key, r)
+	if r.expireAt != 0 {
+		rs.ttls--
+	}
 }
 
 // snapshot returns every record as a mutation, for a copy to another member. Values are shared,

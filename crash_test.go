@@ -70,21 +70,10 @@ func runChild() int {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.OperationTimeout)
 		switch {
 		case len(f) == 3 && f[0] == "put":
-			if err := mp.Put(ctx, f[1], f[2]); err != nil {
-				fmt.Fprintln(out, "err", err)
-			} else {
-				fmt.Fprintln(out, "ok")
-			}
+			answerPut(out, mp.Put(ctx, f[1], f[2]))
 		case len(f) == 2 && f[0] == "get":
 			v, err := mp.Get(ctx, f[1])
-			switch {
-			case errors.Is(err, dmap.ErrNotFound):
-				fmt.Fprintln(out, "missing")
-			case err != nil:
-				fmt.Fprintln(out, "err", err)
-			default:
-				fmt.Fprintln(out, "val", v)
-			}
+			answerGet(out, v, err)
 		case len(f) == 2 && f[0] == "owns":
 			p, _ := mp.Partition(f[1])
 			fmt.Fprintln(out, m.node.Table().Owner(p) == m.id)
@@ -110,6 +99,27 @@ func runChild() int {
 	}
 	m.kill()
 	return 0
+}
+
+// answerPut writes a child's answer to a put: ok | err MSG.
+func answerPut(out *bufio.Writer, err error) {
+	if err != nil {
+		fmt.Fprintln(out, "err", err)
+		return
+	}
+	fmt.Fprintln(out, "ok")
+}
+
+// answerGet writes a child's answer to a get: val VALUE | missing | err MSG.
+func answerGet(out *bufio.Writer, v string, err error) {
+	switch {
+	case errors.Is(err, dmap.ErrNotFound):
+		fmt.Fprintln(out, "missing")
+	case err != nil:
+		fmt.Fprintln(out, "err", err)
+	default:
+		fmt.Fprintln(out, "val", v)
+	}
 }
 
 // child is a member process driven by the test.

@@ -3,7 +3,6 @@ package gridmap
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -49,21 +48,10 @@ func persistCommand(ctx context.Context, m *Member, f []string, out *bufio.Write
 	}
 	switch {
 	case len(f) == 3 && f[0] == "wput":
-		if err := mp.Put(ctx, f[1], f[2]); err != nil {
-			fmt.Fprintln(out, "err", err)
-		} else {
-			fmt.Fprintln(out, "ok")
-		}
+		answerPut(out, mp.Put(ctx, f[1], f[2]))
 	case len(f) == 2 && f[0] == "wget":
 		v, err := mp.Get(ctx, f[1])
-		switch {
-		case errors.Is(err, dmap.ErrNotFound):
-			fmt.Fprintln(out, "missing")
-		case err != nil:
-			fmt.Fprintln(out, "err", err)
-		default:
-			fmt.Fprintln(out, "val", v)
-		}
+		answerGet(out, v, err)
 	case len(f) == 1 && f[0] == "close":
 		if err := m.Close(ctx); err != nil {
 			fmt.Fprintln(out, "err", err)

@@ -198,13 +198,16 @@ func (c *cluster) replan(leaving []partition.MemberID) {
 	c.coord.plan(partition.Members{Active: active, Leaving: leaving})
 }
 
-// kill cuts a member off the network and declares it dead.
-func (c *cluster) kill(id partition.MemberID) {
-	c.net.mu.Lock()
-	c.net.down[string(id)] = true
-	c.net.mu.Unlock()
-	c.svcs[id].Close()
-	c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
+// kill cuts members off the network and declares them dead.
+func (c *cluster) kill(ids ...partition.MemberID) {
+	// All of them go down before the coordinator hears of any: they die at once.
+	for _, id := range ids {
+		c.net.mu.Lock()
+		c.net.down[string(id)] = true
+		c.net.mu.Unlock()
+		c.svcs[id].Close()
+		c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
+	}
 	c.replan(nil)
 }
 

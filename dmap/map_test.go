@@ -366,3 +366,29 @@ func mustEncode(t *testing.T, v int) []byte {
 	}
 	return b
 }
+
+// With B backups, any B members may die at once without losing an acknowledged write.
+func TestBackupsSurviveSimultaneousDeaths(t *testing.T) {
+	c := newCluster(t, 5, 2, nil)
+	ctx := context.Background()
+	m := mustMap[int, int](t, c.svc(0), "b2")
+	const n = 500
+	for i := range n {
+		if err := m.Put(ctx, i, i*7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.kill(c.active[0], c.active[1])
+	c.waitStable()
+	m = mustMap[int, int](t, c.svc(0), "b2") // a survivor
+	for i := range n {
+		if v, err := m.Get(ctx, i); err != nil || v != i*7 {
+			t.Fatalf("key %d after two simultaneous deaths = %d, %v", i, v, err)
+		}
+	}
+	for p, a := range c.coord.table.Partitions {
+		if len(a.Replicas) != 3 {
+			t.Fatalf("partition %d has %d replicas after restoration, want 3", p, len(a.Replicas))
+		}
+	}
+}

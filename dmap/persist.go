@@ -87,6 +87,9 @@ func (s *Service) admit(ctx context.Context, mapName string) error {
 // writeThrough stores a batch's changes to write-through maps before they are applied. It
 // holds the partition's write lock, so the decision it stores stays valid.
 func (s *Service) writeThrough(ctx context.Context, w *writeBatch) error {
+	if len(s.stores) == 0 {
+		return nil // the hot path of members without stores
+	}
 	for i, m := range w.muts {
 		ps := s.persistenceOf(m.Map)
 		if ps == nil || ps.store == nil || !ps.cfg.WriteThrough() || m.Clean {
@@ -138,6 +141,9 @@ func (s *Service) queue(p *part, ps *persistence) *mapstore.Queue {
 // trackDirty records an applied mutation in the partition's write-behind queue. It runs on the
 // owner and on every backup, so that the queues match; the caller holds p.mu.
 func (s *Service) trackDirty(p *part, m mutation, cleared []string, now int64) {
+	if len(s.stores) == 0 {
+		return
+	}
 	ps := s.persistenceOf(m.Map)
 	if !ps.writeBehind() {
 		return

@@ -9,7 +9,12 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// monitorInterval is how often a Client fails the calls whose timeout (CallTimeout, CallAsync)
+// has passed. Timeouts are meant for seconds-long bounds, so they may fire this much late.
+const monitorInterval = 20 * time.Millisecond
 
 // Client sends requests to Servers. It is safe for concurrent use; many
 // concurrent calls share a few connections per peer (Config.ConnsPerPeer).
@@ -18,6 +23,9 @@ type Client struct {
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // dialers, readers, writers
+
+	// born is the origin of the monotonic clock the call deadlines are kept on.
+	born time.Time
 
 	mu     sync.RWMutex
 	closed bool
@@ -59,7 +67,25 @@ type clientConn struct {
 	mu      sync.Mutex
 	closed  bool
 	nextID  uint64
-	pending map[uint64]chan result
+	pending map[uint64]pendingCall
+}
+
+// pendingCall is a request waiting for its response: a synchronous Call blocked on ch, or an
+// asynchronous one that done completes.
+type pendingCall struct {
+	ch   chan result
+	done func(Message, error)
+	// deadline (Client.now) after which the monitor fails the call; 0 = none.
+	deadline int64
+}
+
+// complete hands r to whoever waits for the call.
+func (pc pendingCall) complete(r result) {
+	if pc.ch != nil {
+		pc.ch <- r // buffered, never blocks
+		return
+	}
+	pc.done(r.msg, r.err)
 }
 
 // NewClient returns a Client; it dials peers on first use.
@@ -68,7 +94,53 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{cfg: cfg.withDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer)}, nil
+	c := &Client{cfg: cfg.withDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), born: time.Now()}
+	c.wg.Add(1)
+	go c.monitor()
+	return c, nil
+}
+
+// now is the Client's monotonic clock, in nanoseconds since it was created.
+func (c *Client) now() int64 { return int64(time.Since(c.born)) }
+
+// deadline converts a timeout into a deadline on the Client's clock; 0 (none) for timeout <= 0.
+func (c *Client) deadline(timeout time.Duration) int64 {
+	if timeout <= 0 {
+		return 0
+	}
+	return c.now() + int64(timeout)
+}
+
+// monitor is the goroutine that fails calls whose timeout has passed, until Close. One shared
+// clock saves every call a timer of its own.
+func (c *Client) monitor() {
+	defer c.wg.Done()
+	t := time.NewTicker(monitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := c.now()
+		c.mu.RLock()
+		var conns []*clientConn
+		for _, p := range c.peers {
+			for i := range p.slots {
+				s := &p.slots[i]
+				s.mu.Lock()
+				if s.cc != nil {
+					conns = append(conns, s.cc)
+				}
+				s.mu.Unlock()
+			}
+		}
+		c.mu.RUnlock()
+		for _, cc := range conns {
+			cc.expire(now)
+		}
+	}
 }
 
 var resultPool = sync.Pool{New: func() any { return make(chan result, 1) }}
@@ -84,6 +156,18 @@ var resultPool = sync.Pool{New: func() any { return make(chan result, 1) }}
 // req's slices must not be modified after Call is invoked: the writer may
 // still read them after Call returned because ctx ended.
 func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, error) {
+	return c.call(ctx, addr, req, 0)
+}
+
+// CallTimeout is Call bounded by timeout as well as by ctx: when timeout passes first, the call
+// fails with an error wrapping ErrCallTimeout (and context.DeadlineExceeded). Unlike a context
+// with a deadline, it costs no timer: one monitor goroutine per Client checks the deadlines of
+// all calls, which may thus fire up to a few tens of milliseconds late.
+func (c *Client) CallTimeout(ctx context.Context, addr string, req Message, timeout time.Duration) (Message, error) {
+	return c.call(ctx, addr, req, c.deadline(timeout))
+}
+
+func (c *Client) call(ctx context.Context, addr string, req Message, deadline int64) (Message, error) {
 	f := Frame{Kind: KindRequest, Type: req.Type, Header: req.Header, Body: req.Body}
 	if size := f.Length(); size > c.cfg.MaxFrameSize {
 		return Message{}, fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, size, c.cfg.MaxFrameSize)
@@ -95,7 +179,7 @@ func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, e
 			return Message{}, err
 		}
 		ch := resultPool.Get().(chan result)
-		id, ok := cc.register(ch)
+		id, ok := cc.register(pendingCall{ch: ch, deadline: deadline})
 		if !ok {
 			// Nothing was sent: the connection died before; try a fresh one once.
 			resultPool.Put(ch)
@@ -125,6 +209,52 @@ func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, e
 			return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 		}
 	}
+}
+
+// CallAsync sends req to the server at addr without waiting: done receives the response (or an
+// error, as Call would return it) on the connection's reader goroutine, so it must not block.
+// CallAsync never blocks either: it reports false, having sent nothing and without calling done,
+// when the call cannot be started at once (no live connection to addr yet, its queue full, a
+// request for the bulk lane, the Client closed); the caller then uses Call. When it reports
+// true, done is called exactly once, possibly before CallAsync returns (when the connection
+// breaks while sending). A timeout > 0 fails the call with ErrCallTimeout once it passes (see
+// CallTimeout).
+func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done func(Message, error)) bool {
+	f := Frame{Kind: KindRequest, Type: req.Type, Header: req.Header, Body: req.Body}
+	if size := f.Length(); size >= bulkFrame || size > c.cfg.MaxFrameSize {
+		return false
+	}
+	c.mu.RLock()
+	p := c.peers[addr]
+	closed := c.closed
+	c.mu.RUnlock()
+	if p == nil || closed {
+		return false
+	}
+	s := &p.slots[int(p.next.Add(1)-1)%(len(p.slots)/2)]
+	s.mu.Lock()
+	cc := s.cc
+	s.mu.Unlock()
+	if cc == nil || cc.isDead() {
+		return false
+	}
+	id, ok := cc.register(pendingCall{done: done, deadline: c.deadline(timeout)})
+	if !ok {
+		return false
+	}
+	f.ID = id
+	if sent, _ := cc.sendDirect(f, time.Time{}); sent {
+		return true // a failed write shut the connection down, which completes the call
+	}
+	select {
+	case cc.q <- outFrame{f: f}:
+		return true
+	default:
+	}
+	if cc.unregister(id) {
+		return false
+	}
+	return true // the connection died meanwhile and completed the call
 }
 
 // Close closes every connection and stops every goroutine the Client
@@ -263,7 +393,7 @@ func (c *Client) start(nc net.Conn, addr string) *clientConn {
 		addr:    addr,
 		br:      bufio.NewReaderSize(nc, readBufferSize),
 		max:     c.cfg.MaxFrameSize,
-		pending: make(map[uint64]chan result),
+		pending: make(map[uint64]pendingCall),
 	}
 	cc.onDead = cc.failPending
 	c.wg.Add(2)
@@ -298,17 +428,37 @@ func (cc *clientConn) sendRequest(ctx context.Context, f Frame) error {
 	return cc.enqueue(ctx, outFrame{f: f})
 }
 
-// register allocates a request id for a call waiting on ch. It reports false
-// if the connection is already dead.
-func (cc *clientConn) register(ch chan result) (uint64, bool) {
+// register allocates a request id for a call. It reports false if the connection is already
+// dead.
+func (cc *clientConn) register(pc pendingCall) (uint64, bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.closed {
 		return 0, false
 	}
 	cc.nextID++
-	cc.pending[cc.nextID] = ch
+	cc.pending[cc.nextID] = pc
 	return cc.nextID, true
+}
+
+// expire fails the pending calls whose deadline is before now.
+func (cc *clientConn) expire(now int64) {
+	var late []pendingCall
+	cc.mu.Lock()
+	for id, pc := range cc.pending {
+		if pc.deadline != 0 && pc.deadline < now {
+			late = append(late, pc)
+			delete(cc.pending, id)
+		}
+	}
+	cc.mu.Unlock()
+	if len(late) == 0 {
+		return
+	}
+	err := fmt.Errorf("transport: call %s: %w", cc.addr, ErrCallTimeout)
+	for _, pc := range late {
+		pc.complete(result{err: err})
+	}
 }
 
 // unregister removes a pending call; it reports false if a result was (or is
@@ -321,18 +471,18 @@ func (cc *clientConn) unregister(id uint64) bool {
 	return ok
 }
 
-// take removes and returns the pending call id, or nil.
-func (cc *clientConn) take(id uint64) chan result {
+// take removes and returns the pending call id; ok is false if there is none.
+func (cc *clientConn) take(id uint64) (pendingCall, bool) {
 	cc.mu.Lock()
-	ch := cc.pending[id]
+	pc, ok := cc.pending[id]
 	delete(cc.pending, id)
 	cc.mu.Unlock()
-	return ch
+	return pc, ok
 }
 
 func (cc *clientConn) deliver(id uint64, r result) {
-	if ch := cc.take(id); ch != nil {
-		ch <- r // buffered, never blocks
+	if pc, ok := cc.take(id); ok {
+		pc.complete(r)
 	}
 }
 
@@ -350,8 +500,8 @@ func (cc *clientConn) failPending() {
 	if errors.Is(cc.err, ErrClosed) {
 		err = fmt.Errorf("%w: %s: %w", ErrConnClosed, cc.addr, ErrClosed)
 	}
-	for _, ch := range pending {
-		ch <- result{err: err}
+	for _, pc := range pending {
+		pc.complete(result{err: err})
 	}
 }
 
@@ -370,10 +520,10 @@ func (cc *clientConn) readLoop() {
 				}
 				// Fail the connection before answering the call, so that a
 				// caller retrying at once does not pick this connection.
-				ch := cc.take(fe.ID)
+				pc, ok := cc.take(fe.ID)
 				cc.shutdown(err)
-				if ch != nil {
-					ch <- r
+				if ok {
+					pc.complete(r)
 				}
 				return
 			}

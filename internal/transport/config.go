@@ -10,7 +10,7 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultMaxFrameSize = 64 << 20
-	DefaultConnsPerPeer = 2
+	DefaultConnsPerPeer = 1
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultMaxInFlight  = 1024
 	// DefaultUserTimeout bounds how long sent data may stay unacknowledged before a connection
@@ -30,7 +30,9 @@ type Config struct {
 	// ConnsPerPeer is the number of connections a Client keeps per peer
 	// address in each of its two lanes (small requests, and requests of at
 	// least 64 KiB, dialed on first use); calls are spread over a lane's
-	// connections round-robin. Default 2.
+	// connections round-robin. Default 1: with one connection, concurrent calls share system
+	// calls (frames queued together are written together), which measured ~10% more 256-byte
+	// writes per second than 2 connections on a 2-core machine.
 	ConnsPerPeer int
 	// DialTimeout bounds dialing a peer (Client and raft layer). Default 5s.
 	DialTimeout time.Duration

@@ -61,6 +61,34 @@ type wconn struct {
 	// started is set, under wmu, once the writer wrote its preamble: frames may be written
 	// directly from then on.
 	started bool
+	// holding is set while a server connection's reader serves a burst of requests that had
+	// already arrived together; sendDirect then collects frames in held (under wmu) instead of
+	// writing each, and the reader writes them at once when the burst ends (see hold/release).
+	holding atomic.Bool
+	held    []byte
+}
+
+// hold makes sendDirect collect frames until release.
+func (c *wconn) hold() { c.holding.Store(true) }
+
+// release stops holding frames and writes the ones collected in one system call.
+func (c *wconn) release() error {
+	c.wmu.Lock()
+	c.holding.Store(false)
+	var err error
+	if len(c.held) > 0 && !c.closing {
+		_, err = c.nc.Write(c.held)
+	}
+	if cap(c.held) > batchSize {
+		c.held = nil
+	} else {
+		c.held = c.held[:0]
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.shutdown(err)
+	}
+	return err
 }
 
 func newWconn(nc net.Conn, queue int) wconn {
@@ -124,7 +152,19 @@ func (c *wconn) send(ctx context.Context, f Frame) error {
 // by reaching the deadline (part of the frame may have been written), shuts the connection
 // down.
 func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
-	if len(f.Body) >= largeBody || len(c.q) != 0 || c.busy.Load() || !c.wmu.TryLock() {
+	if len(f.Body) >= largeBody {
+		return false, nil
+	}
+	if c.holding.Load() {
+		c.wmu.Lock()
+		if c.holding.Load() && c.started && !c.closing && !c.isDead() {
+			c.held = AppendFrame(c.held, f)
+			c.wmu.Unlock()
+			return true, nil
+		}
+		c.wmu.Unlock()
+	}
+	if len(c.q) != 0 || c.busy.Load() || !c.wmu.TryLock() {
 		return false, nil
 	}
 	if !c.started || c.closing || len(c.q) != 0 || c.busy.Load() || c.isDead() {

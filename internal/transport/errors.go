@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -12,6 +13,10 @@ var (
 	// pending on it. The request may or may not have been executed by the peer.
 	// The next call to that peer dials a new connection.
 	ErrConnClosed = errors.New("transport: connection closed")
+	// ErrCallTimeout is returned when the timeout of a CallTimeout or CallAsync passes before
+	// the response arrives. It wraps context.DeadlineExceeded. The peer may or may not have
+	// executed the request.
+	ErrCallTimeout = fmt.Errorf("transport: call timed out: %w", context.DeadlineExceeded)
 	// ErrFrameTooLarge is returned when a frame exceeds Config.MaxFrameSize,
 	// on the client before anything is sent.
 	ErrFrameTooLarge = errors.New("transport: frame too large")

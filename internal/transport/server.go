@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,35 @@ type Handler interface {
 func Inline(h Handler) Handler { return inlineHandler{h} }
 
 type inlineHandler struct{ Handler }
+
+// AsyncHandler is a Handler that can also take a request on the connection's reader goroutine
+// and answer it later from whichever goroutine completes it, typically the reader of another
+// connection delivering a response it waited for (see Client.CallAsync). This saves the
+// hand-offs to and from a worker goroutine for requests that only wait for other members.
+type AsyncHandler interface {
+	Handler
+	// TryServe must not block. It either declines the request, having done nothing, by
+	// returning false (the server then runs ServeMsg on a worker goroutine as for any Handler),
+	// or takes it, returning true, and then calls reply.Send exactly once. ctx and req are as
+	// for ServeMsg.
+	TryServe(ctx context.Context, req Message, reply Reply) bool
+}
+
+// Reply answers one request taken by an AsyncHandler.
+type Reply struct {
+	s  *Server
+	sc *serverConn
+	t  MsgType
+	id uint64
+}
+
+// Send sends the response to the request, as a handler's return values would be sent. It may be
+// called from any goroutine, exactly once; it blocks only while the connection's outgoing queue
+// is full.
+func (r Reply) Send(resp Message, err error) {
+	r.s.sendResponse(r.sc, r.t, r.id, resp, err)
+	<-r.sc.sem
+}
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req Message) (Message, error)
@@ -232,9 +262,29 @@ func (s *Server) serveFrames(nc net.Conn) {
 
 // readLoop reads requests and starts a handler goroutine for each. It returns
 // nil if the writer will shut the connection down after a final frame.
-func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
+//
+// When several requests arrive together, the responses sent while the reader serves them
+// (inline, or by handlers finishing meanwhile) are held and written together once the reader
+// has no complete request left to serve: one system call for the burst instead of one each.
+func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
+	holding := false
+	defer func() {
+		if holding {
+			_ = sc.release()
+		}
+	}()
 	for {
+		if holding && !nextFrameBuffered(br) {
+			holding = false
+			if err := sc.release(); err != nil {
+				return err
+			}
+		}
 		f, err := ReadFrame(br, s.cfg.MaxFrameSize)
+		if err == nil && !holding && nextFrameBuffered(br) {
+			holding = true
+			sc.hold()
+		}
 		if err != nil {
 			var fe *FrameError
 			if !errors.As(err, &fe) || !fe.HasID {
@@ -281,8 +331,22 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 		case <-sc.dead:
 			return sc.err
 		}
+		if ah, ok := h.(AsyncHandler); ok && s.tryServe(sc, ah, f) {
+			continue
+		}
 		s.dispatch(task{sc: sc, h: h, f: f})
 	}
+}
+
+// nextFrameBuffered reports whether a whole frame is waiting in br, so that reading it does not
+// block.
+func nextFrameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	p, _ := br.Peek(4)
+	return int64(n) >= 4+int64(binary.BigEndian.Uint32(p))
 }
 
 // task is one request to serve.
@@ -336,16 +400,35 @@ func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
 	s.respond(sc, h, f)
 }
 
+// tryServe offers request f to an AsyncHandler and reports whether it took it. A panic closes
+// the connection (the handler may or may not have replied already, so no answer can be sent
+// safely); the callers see ErrConnClosed.
+func (s *Server) tryServe(sc *serverConn, h AsyncHandler, f Frame) (taken bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("transport: handler panic, closing connection", "type", f.Type, "panic", r, "stack", string(debug.Stack()))
+			sc.shutdown(fmt.Errorf("transport: handler panic: %v", r))
+			taken = true
+		}
+	}()
+	return h.TryServe(sc.ctx, Message{Type: f.Type, Header: f.Header, Body: f.Body}, Reply{s: s, sc: sc, t: f.Type, id: f.ID})
+}
+
 // respond runs the handler for request f and sends its response.
 func (s *Server) respond(sc *serverConn, h Handler, f Frame) {
 	resp, err := s.call(sc.ctx, h, Message{Type: f.Type, Header: f.Header, Body: f.Body})
-	out := Frame{Kind: KindResponse, Type: f.Type, ID: f.ID, Header: resp.Header, Body: resp.Body}
+	s.sendResponse(sc, f.Type, f.ID, resp, err)
+}
+
+// sendResponse sends a handler's answer to request id of type t.
+func (s *Server) sendResponse(sc *serverConn, t MsgType, id uint64, resp Message, err error) {
+	out := Frame{Kind: KindResponse, Type: t, ID: id, Header: resp.Header, Body: resp.Body}
 	if err == nil && out.Length() > s.cfg.MaxFrameSize {
 		err = &RemoteError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("transport: response of %d bytes exceeds limit %d", out.Length(), s.cfg.MaxFrameSize)}
 	}
 	if err != nil {
 		code, msg := s.errorCode(err)
-		out = errorFrame(f.Type, f.ID, code, msg)
+		out = errorFrame(t, id, code, msg)
 	}
 	_ = sc.send(sc.ctx, out)
 }

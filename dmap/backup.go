@@ -209,16 +209,17 @@ func (s *Service) enqueueAsync(ctx context.Context, p *part, muts []mutation) er
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
-	if start {
-		s.wg.Add(1)
-		go s.drainAsync(p)
+	if start && !s.spawn(func() { s.drainAsync(p) }) {
+		q.mu.Lock()
+		q.running = false
+		q.mu.Unlock()
+		return ErrClosed
 	}
 	return nil
 }
 
 // drainAsync sends a partition's backlog in order until it is empty.
 func (s *Service) drainAsync(p *part) {
-	defer s.wg.Done()
 	q := &p.async
 	for {
 		q.mu.Lock()

@@ -2,6 +2,7 @@ package dmap
 
 import (
 	"context"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
@@ -29,6 +30,11 @@ type Cluster interface {
 // Caller sends a request to a member and returns its response (*transport.Client implements it).
 type Caller interface {
 	Call(ctx context.Context, addr string, req transport.Message) (transport.Message, error)
+	// CallTimeout is Call also bounded by timeout, which costs no timer per call.
+	CallTimeout(ctx context.Context, addr string, req transport.Message, timeout time.Duration) (transport.Message, error)
+	// CallAsync starts a call without blocking and reports whether it did; done then receives
+	// the answer exactly once and must not block (see transport.Client.CallAsync).
+	CallAsync(addr string, req transport.Message, timeout time.Duration, done func(transport.Message, error)) bool
 }
 
 // Registrar installs message handlers (*transport.Server implements it).

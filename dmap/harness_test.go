@@ -59,13 +59,55 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	// Copy as the wire would: the receiver owns its buffers.
 	req.Header = slices.Clone(req.Header)
 	req.Body = slices.Clone(req.Body)
-	resp, err := h.ServeMsg(ctx, req)
+	var resp transport.Message
+	var err error
+	if oh, ok := h.(opHandler); ok {
+		// As the transport does: the reader-goroutine path first.
+		type answer struct {
+			msg transport.Message
+			err error
+		}
+		ch := make(chan answer, 1)
+		if oh.s.tryServeOp(ctx, req, func(m transport.Message, err error) { ch <- answer{m, err} }) {
+			select {
+			case a := <-ch:
+				resp, err = a.msg, a.err
+			case <-ctx.Done():
+				return transport.Message{}, ctx.Err()
+			}
+		} else {
+			resp, err = h.ServeMsg(ctx, req)
+		}
+	} else {
+		resp, err = h.ServeMsg(ctx, req)
+	}
 	if err != nil {
 		return transport.Message{}, &transport.RemoteError{Code: transport.CodeInternal, Message: err.Error()}
 	}
 	resp.Header = slices.Clone(resp.Header)
 	resp.Body = slices.Clone(resp.Body)
 	return resp, nil
+}
+
+func (c fakeCaller) CallTimeout(ctx context.Context, addr string, req transport.Message, timeout time.Duration) (transport.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return c.Call(ctx, addr, req)
+}
+
+// CallAsync runs the call on a goroutine of its own; like the transport it declines (sends
+// nothing) when the peer is unreachable.
+func (c fakeCaller) CallAsync(addr string, req transport.Message, timeout time.Duration, done func(transport.Message, error)) bool {
+	c.net.mu.Lock()
+	down := c.net.down[addr] || c.net.down[c.from] || c.net.handlers[addr][req.Type] == nil
+	c.net.mu.Unlock()
+	if down {
+		return false
+	}
+	go func() {
+		done(c.CallTimeout(context.Background(), addr, req, timeout))
+	}()
+	return true
 }
 
 // fakeCoord holds the committed table shared by every fake member.

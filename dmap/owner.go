@@ -36,6 +36,25 @@ func (s *Service) checkOwner(ctx context.Context, p partition.ID, epoch uint64) 
 			}
 		}
 	}
+	return s.ownerStatus(t, p)
+}
+
+// checkOwnerNow is checkOwner for a caller that must not wait: ok is false when this member's
+// table is older than epoch (checkOwner would wait for it to catch up).
+func (s *Service) checkOwnerNow(p partition.ID, epoch uint64) (st status, tableEpoch uint64, ok bool) {
+	if s.closed() {
+		return statusClosed, 0, true
+	}
+	t := s.cluster.Table()
+	if t.Epoch < epoch {
+		return 0, 0, false
+	}
+	st, tableEpoch = s.ownerStatus(t, p)
+	return st, tableEpoch, true
+}
+
+// ownerStatus says whether this member may serve partition p according to table t.
+func (s *Service) ownerStatus(t *partition.Table, p partition.ID) (status, uint64) {
 	if t.Owner(p) != s.self {
 		return statusWrongOwner, t.Epoch
 	}
@@ -91,19 +110,24 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			}
 			return opResponse{}
 		}
-		if st := w.rs.lockedAgainst(req.Map, req.Key, req.Holder, w.now); st != statusOK {
-			return opResponse{Status: st}
-		}
-		resp, mut := execute(w.rs, req, w.now)
-		if mut == nil && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
-			// The key may exist in the store only (not loaded, or evicted): delete it there too.
-			mut = &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
-		}
-		if mut != nil {
-			w.emit(*mut)
-		}
-		return resp
+		return s.decideKeyWrite(w, req)
 	})
+}
+
+// decideKeyWrite decides a single-key data write (put, put-if-absent, replace, delete...).
+func (s *Service) decideKeyWrite(w *writeBatch, req *opRequest) opResponse {
+	if st := w.rs.lockedAgainst(req.Map, req.Key, req.Holder, w.now); st != statusOK {
+		return opResponse{Status: st}
+	}
+	resp, mut := execute(w.rs, req, w.now)
+	if mut == nil && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
+		// The key may exist in the store only (not loaded, or evicted): delete it there too.
+		mut = &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
+	}
+	if mut != nil {
+		w.emit(*mut)
+	}
+	return resp
 }
 
 // writeBatch collects the mutations one owner-side write produces. emit applies each at once
@@ -154,15 +178,30 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	if st, ep := s.checkOwner(ctx, p.id, epoch); st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
+	muts, resp := s.applyWrite(ctx, p, decide)
+	if len(muts) == 0 {
+		return resp
+	}
+	if err := s.replicate(ctx, p, muts); err != nil {
+		return opResponse{Status: statusOf(err), Msg: err.Error()}
+	}
+	return resp
+}
+
+// applyWrite is the part of ownerWrite before replication: decide, store write-through, apply,
+// queue for write-behind and tell the observers. The caller holds p.writeMu and checked
+// ownership. It returns the mutations to replicate (none when the write changed nothing or
+// failed) and the answer for the caller.
+func (s *Service) applyWrite(ctx context.Context, p *part, decide func(w *writeBatch) opResponse) ([]mutation, opResponse) {
 	p.mu.RLock()
 	w := writeBatch{rs: p.rs, now: s.now()}
 	resp := decide(&w)
 	p.mu.RUnlock()
 	if len(w.muts) == 0 {
-		return resp
+		return nil, resp
 	}
 	if err := s.writeThrough(ctx, &w); err != nil {
-		return opResponse{Status: statusOf(err), Msg: err.Error()}
+		return nil, opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	p.mu.Lock()
 	for i, m := range w.muts {
@@ -174,10 +213,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	for _, o := range s.observers {
 		o.ownerApplied(p.id, w.muts, w.prevs)
 	}
-	if err := s.replicate(ctx, p, w.muts); err != nil {
-		return opResponse{Status: statusOf(err), Msg: err.Error()}
-	}
-	return resp
+	return w.muts, resp
 }
 
 // read serves a read operation from the partition's records.

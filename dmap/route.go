@@ -15,9 +15,16 @@ const maxRouteBackoff = 50 * time.Millisecond
 
 // do routes an operation to its partition's owner and retries, invisibly to the user, while the
 // owner is unknown, unreachable, moving or refusing the epoch, until ctx ends.
+//
+// Without a deadline on ctx, OperationTimeout bounds the operation. Remote attempts carry it as
+// a call timeout rather than as a context of their own, which would cost a timer per operation;
+// only attempts served on this member get a context with the deadline.
 func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	deadline, hasDeadline := ctx.Deadline()
+	var callTimeout time.Duration // 0: ctx's own deadline bounds remote calls
+	if !hasDeadline {
+		deadline = time.Now().Add(s.cfg.OperationTimeout)
+	}
 	p := partition.ID(req.Part)
 	wait := time.Millisecond
 	var last error
@@ -34,10 +41,13 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			err = errors.New("partition has no owner yet")
 		case owner == s.self:
 			req.Epoch = t.Epoch
-			resp = s.serveOp(ctx, req)
+			resp = s.serveLocal(ctx, req, deadline, hasDeadline)
 		default:
+			if !hasDeadline {
+				callTimeout = time.Until(deadline)
+			}
 			req.Epoch = t.Epoch
-			resp, err = s.callOwner(ctx, owner, req)
+			resp, err = s.callOwner(ctx, owner, req, callTimeout)
 			if ferr := finalTransportError(err); ferr != nil {
 				return opResponse{}, ferr
 			}
@@ -53,7 +63,11 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			}
 		}
 		last = err
-		timer := time.NewTimer(wait)
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
+		}
+		timer := time.NewTimer(min(wait, remaining))
 		select {
 		case <-changed:
 		case <-timer.C:
@@ -69,8 +83,18 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 	}
 }
 
-// callOwner sends an operation to a remote owner.
-func (s *Service) callOwner(ctx context.Context, owner partition.MemberID, req *opRequest) (opResponse, error) {
+// serveLocal serves an operation this member owns, under ctx bounded by deadline.
+func (s *Service) serveLocal(ctx context.Context, req *opRequest, deadline time.Time, hasDeadline bool) opResponse {
+	if !hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	return s.serveOp(ctx, req)
+}
+
+// callOwner sends an operation to a remote owner; timeout > 0 bounds the call.
+func (s *Service) callOwner(ctx context.Context, owner partition.MemberID, req *opRequest, timeout time.Duration) (opResponse, error) {
 	addr, ok := s.cluster.MemberAddr(owner)
 	if !ok {
 		return opResponse{}, fmt.Errorf("dmap: no address for member %s", owner)
@@ -79,7 +103,12 @@ func (s *Service) callOwner(ctx context.Context, owner partition.MemberID, req *
 	if err != nil {
 		return opResponse{}, err
 	}
-	out, err := s.caller.Call(ctx, addr, msg)
+	var out transport.Message
+	if timeout > 0 {
+		out, err = s.caller.CallTimeout(ctx, addr, msg, timeout)
+	} else {
+		out, err = s.caller.Call(ctx, addr, msg)
+	}
 	if err != nil {
 		return opResponse{}, err
 	}

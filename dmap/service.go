@@ -38,6 +38,9 @@ type Service struct {
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// spawnMu orders spawn before Close's wait: once stopping is set no goroutine is added.
+	spawnMu  sync.RWMutex
+	stopping bool
 }
 
 // part is the runtime state of one partition on this member.
@@ -112,7 +115,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgEvents, transport.HandlerFunc(s.handleEvents))
 	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
 	s.events.start()
-	reg.Handle(msgOp, transport.HandlerFunc(s.handleOp))
+	reg.Handle(msgOp, opHandler{s})
 	// Applying a batch takes only the partition's lock (held briefly, never across I/O): run it
 	// on the connection's reader, without a hand-off to a worker goroutine.
 	reg.Handle(msgBackup, transport.Inline(transport.HandlerFunc(s.handleBackup)))
@@ -137,6 +140,9 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 // Close stops the service's goroutines. Operations in flight fail with ErrClosed. Close does
 // not hand partitions off: the member's graceful leave does that before closing the service.
 func (s *Service) Close() error {
+	s.spawnMu.Lock()
+	s.stopping = true
+	s.spawnMu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	s.events.close()
@@ -144,6 +150,23 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) closed() bool { return s.ctx.Err() != nil }
+
+// spawn runs f on a goroutine of the service (Close waits for it) and reports true, or reports
+// false once Close has begun. Goroutines started on the way of an operation use it, since they
+// may start while Close is waiting.
+func (s *Service) spawn(f func()) bool {
+	s.spawnMu.RLock()
+	defer s.spawnMu.RUnlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
 
 func (s *Service) now() int64 { return s.cfg.Now().UnixNano() }
 
@@ -161,12 +184,4 @@ func (s *Service) runExpiry() {
 		s.sweepExpired(s.now()) // events.go: owners report Expired events
 		s.releaseOrphanLocks()
 	}
-}
-
-// withTimeout applies OperationTimeout to a context without a deadline.
-func (s *Service) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, s.cfg.OperationTimeout)
 }

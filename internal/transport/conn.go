@@ -58,9 +58,14 @@ type wconn struct {
 	direct []byte
 	// busy is set while the writer goroutine holds frames it has not written yet.
 	busy atomic.Bool
-	// started is set, under wmu, once the writer wrote its preamble: frames may be written
-	// directly from then on.
-	started bool
+	// started is set once the writer wrote its preamble: frames may be written directly from
+	// then on.
+	started atomic.Bool
+	// cmu guards the combining of direct writes: flushing is set while a goroutine writes
+	// directly, and pend collects the frames of other senders meanwhile (see sendDirect).
+	cmu      sync.Mutex
+	flushing bool
+	pend     []byte
 	// holding is set while a server connection's reader serves a burst of requests that had
 	// already arrived together; sendDirect then collects frames in held (under wmu) instead of
 	// writing each, and the reader writes them at once when the burst ends (see hold/release).
@@ -148,47 +153,95 @@ func (c *wconn) send(ctx context.Context, f Frame) error {
 }
 
 // sendDirect writes f from the calling goroutine if that is possible now (see send) and
-// reports whether it did. A non-zero deadline bounds the write; a write that fails, including
-// by reaching the deadline (part of the frame may have been written), shuts the connection
-// down.
+// reports whether it did. Senders combine their writes: while one goroutine is writing
+// directly, others append their frames to pend and return, and the writing goroutine writes
+// them as well, in one system call per round, before it returns. A non-zero deadline bounds
+// the caller's write; a write that fails, including by reaching the deadline (part of a frame
+// may have been written), shuts the connection down, except when nothing of a frame of the
+// caller's alone was written.
 func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
 	if len(f.Body) >= largeBody {
 		return false, nil
 	}
 	if c.holding.Load() {
 		c.wmu.Lock()
-		if c.holding.Load() && c.started && !c.closing && !c.isDead() {
+		if c.holding.Load() && !c.closing && !c.isDead() {
 			c.held = AppendFrame(c.held, f)
 			c.wmu.Unlock()
 			return true, nil
 		}
 		c.wmu.Unlock()
 	}
-	if len(c.q) != 0 || c.busy.Load() || !c.wmu.TryLock() {
+	c.cmu.Lock()
+	if c.flushing {
+		c.pend = AppendFrame(c.pend, f)
+		c.cmu.Unlock()
+		return true, nil
+	}
+	if !c.started.Load() || len(c.q) != 0 || c.busy.Load() {
+		c.cmu.Unlock()
 		return false, nil
 	}
-	if !c.started || c.closing || len(c.q) != 0 || c.busy.Load() || c.isDead() {
+	c.flushing = true
+	c.cmu.Unlock()
+
+	c.wmu.Lock()
+	if c.closing || c.isDead() {
 		c.wmu.Unlock()
+		c.endFlush() // frames others appended meanwhile die with the connection
 		return false, nil
 	}
 	c.direct = AppendFrame(c.direct[:0], f)
 	if !deadline.IsZero() {
 		_ = c.nc.SetWriteDeadline(deadline)
 	}
-	n, err := c.nc.Write(c.direct)
-	// Nothing written (the deadline had passed) leaves the stream intact.
-	broken := err != nil && n > 0 || err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
-	if !deadline.IsZero() && !broken {
+	own := true // c.direct holds the caller's frame only
+	var err error
+	for {
+		var n int
+		n, err = c.nc.Write(c.direct)
+		if err != nil {
+			if !own || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				own = false // the stream is broken, or others' frames are lost
+			}
+			break
+		}
+		c.cmu.Lock()
+		if len(c.pend) == 0 {
+			c.flushing = false
+			c.cmu.Unlock()
+			break
+		}
+		c.direct, c.pend = c.pend, c.direct[:0]
+		c.cmu.Unlock()
+		own = false
+	}
+	if !deadline.IsZero() {
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	if cap(c.direct) > batchSize {
 		c.direct = nil
 	}
 	c.wmu.Unlock()
-	if broken {
-		c.shutdown(err)
+	if err != nil {
+		// Unless nothing of the caller's lone frame was written (the stream is then intact
+		// for the next writer), the connection cannot be trusted any more.
+		if lost := c.endFlush(); !own || lost {
+			c.shutdown(err)
+		}
 	}
 	return true, err
+}
+
+// endFlush ends a combined write that stopped early and reports whether frames other senders
+// appended were dropped.
+func (c *wconn) endFlush() bool {
+	c.cmu.Lock()
+	lost := len(c.pend) > 0
+	c.pend = c.pend[:0]
+	c.flushing = false
+	c.cmu.Unlock()
+	return lost
 }
 
 // write writes b to the connection under wmu.
@@ -213,7 +266,7 @@ func (c *wconn) writeLoop(preamble []byte) {
 			return
 		}
 	}
-	c.started = true
+	c.started.Store(true)
 	c.wmu.Unlock()
 	var bufs [2][]byte
 	for {

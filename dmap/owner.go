@@ -245,7 +245,7 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var req opRequest
 	var resp opResponse
-	if err := unmarshalHeader(msg.Header, &req); err != nil {
+	if err := decodeOpRequest(msg.Header, &req); err != nil {
 		resp = opResponse{Status: statusBadRequest, Msg: "undecodable operation header"}
 	} else {
 		req.Value = msg.Body

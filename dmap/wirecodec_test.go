@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/transport"
 )
 
 // edgeInts are integers at the boundaries of msgpack's integer forms.
@@ -105,4 +107,42 @@ func FuzzFastDecoders(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCompactResponse: the answers of single-key operations round-trip in the compact form,
+// without a heap-allocated header when they carry no version.
+func TestCompactResponse(t *testing.T) {
+	for _, resp := range []opResponse{
+		{}, {Done: true}, {Status: statusNotFound}, {Status: statusDirtyLimit, Done: true},
+		{Done: true, Value: []byte("v"), Version: 1}, {Done: true, Value: []byte("v"), Version: math.MaxUint64},
+		{Status: maxCompactStatus - 1, Done: true, Version: 300},
+	} {
+		msg, err := encodeResponse(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Header[0] >= 2*maxCompactStatus {
+			t.Fatalf("%+v: not compact: %x", resp, msg.Header)
+		}
+		back, err := decodeResponse(transport.Message{Header: bytes.Clone(msg.Header), Body: msg.Body})
+		if err != nil || !reflect.DeepEqual(back, resp) && !(len(resp.Value) == 0 && len(back.Value) == 0) {
+			t.Fatalf("%+v -> %x -> %+v, %v", resp, msg.Header, back, err)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = encodeResponse(opResponse{Done: true}) }); n != 0 {
+		t.Fatalf("one-byte answer allocates %v times", n)
+	}
+	for _, bad := range [][]byte{{0x01, 0x80}, {0x01, 0x00}, {0x01, 0x01, 0x01}, {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
+		if _, err := decodeResponse(transport.Message{Header: bad}); err == nil {
+			t.Fatalf("compact header %x accepted", bad)
+		}
+	}
+	// Everything else still travels as msgpack.
+	for _, resp := range []opResponse{{Epoch: 3}, {Msg: "m"}, {Count: 2}, {Status: maxCompactStatus}} {
+		msg, _ := encodeResponse(resp)
+		back, err := decodeResponse(msg)
+		if err != nil || !reflect.DeepEqual(back, resp) {
+			t.Fatalf("%+v -> %+v, %v", resp, back, err)
+		}
+	}
 }

@@ -116,8 +116,10 @@ func (m *Map[K, V]) encodeKey(key K) ([]byte, partition.ID, error) {
 		return nil, 0, err
 	}
 	pk := b
-	if pa, ok := any(key).(PartitionAware); ok {
-		pk = []byte(pa.PartitionKey())
+	// The first conversion only tests the type, so it does not escape and costs no allocation;
+	// the second, which does, runs for PartitionAware keys only.
+	if _, ok := any(key).(PartitionAware); ok {
+		pk = []byte(any(key).(PartitionAware).PartitionKey())
 	}
 	return b, partition.Of(pk, len(m.svc.parts)), nil
 }

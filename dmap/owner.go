@@ -2,6 +2,7 @@ package dmap
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"time"
@@ -280,25 +281,46 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 // handleOp serves msgOp from another member.
 func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var req opRequest
-	var resp opResponse
-	if err := unmarshalHeader(msg.Header, &req); err != nil {
-		resp = opResponse{Status: statusBadRequest, Msg: "undecodable operation header"}
-	} else {
-		req.Value = msg.Body
-		resp = s.serveOp(ctx, &req)
+	if err := decodeOpRequest(msg.Header, &req); err != nil {
+		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable operation header"})
 	}
-	return encodeResponse(resp)
+	req.Value = msg.Body
+	return encodeResponse(s.serveOp(ctx, &req))
 }
 
+// A response whose only fields are a status below 0x40, Done, Version and Value (the answer to
+// nearly every single-key operation) has a compact header: one byte, status<<1 | Done, then
+// Version as a uvarint unless it is 0. A msgpack header starts with an array code, 0x90 or
+// above, so the first byte tells the two forms apart.
+const maxCompactStatus = 0x40
+
+// compactHeaders holds every one-byte compact header, so that sending one does not allocate.
+// The transport only reads a sent header, and receivers get their own copy.
+var compactHeaders = func() (b [2 * maxCompactStatus]byte) {
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
 func encodeResponse(resp opResponse) (transport.Message, error) {
-	if resp.Epoch == 0 && resp.Msg == "" && resp.Count == 0 && resp.Version == 0 && len(resp.Entries) == 0 && resp.Status < 0x80 {
-		// The common answer (a status, a flag and maybe a value) fits in one byte of header.
+	if resp.Epoch == 0 && resp.Msg == "" && resp.Count == 0 && len(resp.Entries) == 0 && resp.Status < maxCompactStatus {
 		h := byte(resp.Status) << 1
 		if resp.Done {
 			h |= 1
 		}
-		return transport.Message{Type: msgOp, Header: []byte{h}, Body: resp.Value}, nil
+		header := compactHeaders[h : h+1 : h+1]
+		if resp.Version != 0 {
+			header = binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64), h), resp.Version)
+		}
+		return transport.Message{Type: msgOp, Header: header, Body: resp.Value}, nil
 	}
+	return encodeResponseSlow(resp)
+}
+
+// encodeResponseSlow encodes a response in msgpack. It is separate from encodeResponse so that
+// the response handed to the msgpack encoder escapes to the heap only on this path.
+func encodeResponseSlow(resp opResponse) (transport.Message, error) {
 	body := resp.Value
 	if len(resp.Entries) > 0 {
 		resp.Keys = make([][]byte, len(resp.Entries))
@@ -322,11 +344,23 @@ func encodeResponse(resp opResponse) (transport.Message, error) {
 }
 
 func decodeResponse(msg transport.Message) (opResponse, error) {
-	var resp opResponse
-	if len(msg.Header) == 1 { // see encodeResponse (a msgpack header is never one byte long)
-		resp.Status, resp.Done, resp.Value = status(msg.Header[0]>>1), msg.Header[0]&1 == 1, msg.Body
+	if len(msg.Header) > 0 && msg.Header[0] < 2*maxCompactStatus { // see encodeResponse
+		resp := opResponse{Status: status(msg.Header[0] >> 1), Done: msg.Header[0]&1 == 1, Value: msg.Body}
+		if len(msg.Header) > 1 {
+			v, n := binary.Uvarint(msg.Header[1:])
+			if n <= 0 || n != len(msg.Header)-1 || v == 0 {
+				return opResponse{}, fmt.Errorf("%w: response header: bad compact form", ErrBadRequest)
+			}
+			resp.Version = v
+		}
 		return resp, nil
 	}
+	return decodeResponseSlow(msg)
+}
+
+// decodeResponseSlow decodes a msgpack response header; see encodeResponseSlow.
+func decodeResponseSlow(msg transport.Message) (opResponse, error) {
+	var resp opResponse
 	if err := unmarshalHeader(msg.Header, &resp); err != nil {
 		return resp, fmt.Errorf("%w: response header: %v", ErrBadRequest, err)
 	}

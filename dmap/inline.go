@@ -3,7 +3,10 @@ package dmap
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
@@ -20,6 +23,10 @@ import (
 // is answered by the completion of the last backup acknowledgement. Anything else (waiting for
 // a newer table, for the partition's write lock, for a store, a processor, a transaction, a
 // failed backup) takes the ordinary path, with the same semantics.
+
+// localAnswers recycles the channels on which a local caller waits for its write's answer; a
+// channel goes back only once its one answer has been received.
+var localAnswers = sync.Pool{New: func() any { return make(chan opResponse, 1) }}
 
 // errNotSent is the completion of a backup that could not be started asynchronously.
 var errNotSent = errors.New("dmap: backup not sent asynchronously")
@@ -65,16 +72,57 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply f
 		if s.cfg.AsyncBackups {
 			return false
 		}
-		return s.tryOwnerWrite(ctx, p, &req, reply)
+		return s.tryOwnerWrite(ctx, p, &req, time.Time{}, func(resp opResponse) { reply(encodeResponse(resp)) })
 	}
 	return false
+}
+
+// tryServeLocal is tryServeOp for an operation of this member's own caller (see do), which
+// waits for the answer; deadline bounds the operation. Compared with serveOp, it saves the
+// context with a deadline (and its timer) the ordinary path needs.
+func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline time.Time) (opResponse, bool) {
+	if s.persistenceOf(req.Map) != nil {
+		return opResponse{}, false
+	}
+	p := s.parts[req.Part]
+	switch req.Kind {
+	case opGet, opContains:
+		st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
+		if !ok {
+			return opResponse{}, false
+		}
+		if st != statusOK {
+			return opResponse{Status: st, Epoch: ep}, true
+		}
+		return s.read(p, req), true
+	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
+		if s.cfg.AsyncBackups {
+			return opResponse{}, false
+		}
+		ch := localAnswers.Get().(chan opResponse)
+		if !s.tryOwnerWrite(ctx, p, req, deadline, func(resp opResponse) { ch <- resp }) {
+			localAnswers.Put(ch)
+			return opResponse{}, false
+		}
+		select {
+		case resp := <-ch:
+			localAnswers.Put(ch)
+			return resp, true
+		case <-ctx.Done():
+			// The write goes on (its backups are bounded by deadline); the caller learns that it
+			// gave up, as from the ordinary path.
+			err := fmt.Errorf("%w: waiting for backups of partition %d: %v", ErrTimeout, p.id, ctx.Err())
+			return opResponse{Status: statusOf(err), Msg: err.Error()}, true
+		}
+	}
+	return opResponse{}, false
 }
 
 // tryOwnerWrite is ownerWrite for a single-key write that does not wait: it declines when the
 // partition is being written (or handed off) or this member's table is older than the caller's.
 // The partition's write lock is held until the backups acknowledged, as in ownerWrite, and
-// released by the completion.
-func (s *Service) tryOwnerWrite(ctx context.Context, p *part, req *opRequest, reply func(transport.Message, error)) bool {
+// released by the completion, which then calls reply. A non-zero deadline bounds the backups.
+func (s *Service) tryOwnerWrite(ctx context.Context, p *part, req *opRequest, deadline time.Time, reply func(opResponse)) bool {
 	if !p.writeMu.TryLock() {
 		return false
 	}
@@ -85,29 +133,30 @@ func (s *Service) tryOwnerWrite(ctx context.Context, p *part, req *opRequest, re
 	}
 	if st != statusOK {
 		p.writeMu.Unlock()
-		reply(encodeResponse(opResponse{Status: st, Epoch: ep}))
+		reply(opResponse{Status: st, Epoch: ep})
 		return true
 	}
 	muts, resp := s.applyWrite(ctx, p, func(w *writeBatch) opResponse { return s.decideKeyWrite(w, req) })
 	if len(muts) == 0 {
 		p.writeMu.Unlock()
-		reply(encodeResponse(resp))
+		reply(resp)
 		return true
 	}
-	s.replicateAsync(ctx, p.id, muts, func(err error) {
+	s.replicateAsync(ctx, p.id, muts, deadline, func(err error) {
 		p.writeMu.Unlock()
 		if err != nil {
 			resp = opResponse{Status: statusOf(err), Msg: err.Error()}
 		}
-		reply(encodeResponse(resp))
+		reply(resp)
 	})
 	return true
 }
 
 // replicateAsync is sendToReplicas without blocking: done(err) runs once every replica target
 // acknowledged muts, on the goroutine delivering the last acknowledgement. When a target fails,
-// sendToReplicas takes over on a goroutine of its own and done gets its result.
-func (s *Service) replicateAsync(ctx context.Context, p partition.ID, muts []mutation, done func(error)) {
+// sendToReplicas takes over on a goroutine of its own and done gets its result. A non-zero
+// deadline bounds it all; otherwise ctx does, and each call OperationTimeout.
+func (s *Service) replicateAsync(ctx context.Context, p partition.ID, muts []mutation, deadline time.Time, done func(error)) {
 	var buf [4]partition.MemberID
 	t := s.cluster.Table()
 	targets := appendReplicaTargets(buf[:0], t, p, s.self)
@@ -120,12 +169,16 @@ func (s *Service) replicateAsync(ctx context.Context, p partition.ID, muts []mut
 		done(err)
 		return
 	}
-	r := &asyncReplication{s: s, ctx: ctx, p: p, muts: muts, done: done}
+	r := &asyncReplication{s: s, ctx: ctx, deadline: deadline, p: p, muts: muts, done: done}
 	r.left.Store(int32(len(targets)))
 	msg := transport.Message{Type: msgBackup, Header: header, Body: body}
+	timeout := s.cfg.OperationTimeout
+	if !deadline.IsZero() {
+		timeout = max(time.Until(deadline), time.Millisecond)
+	}
 	for _, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)
-		if !ok || !s.caller.CallAsync(addr, msg, s.cfg.OperationTimeout, r.acked) {
+		if !ok || !s.caller.CallAsync(addr, msg, timeout, r.acked) {
 			r.acked(transport.Message{}, errNotSent)
 		}
 	}
@@ -133,13 +186,14 @@ func (s *Service) replicateAsync(ctx context.Context, p partition.ID, muts []mut
 
 // asyncReplication counts the acknowledgements of one replicateAsync.
 type asyncReplication struct {
-	s      *Service
-	ctx    context.Context
-	p      partition.ID
-	muts   []mutation
-	done   func(error)
-	left   atomic.Int32
-	failed atomic.Bool
+	s        *Service
+	ctx      context.Context
+	deadline time.Time
+	p        partition.ID
+	muts     []mutation
+	done     func(error)
+	left     atomic.Int32
+	failed   atomic.Bool
 }
 
 // acked is the completion of one target's backup call.
@@ -163,7 +217,18 @@ func (r *asyncReplication) acked(msg transport.Message, err error) {
 	// A target did not acknowledge: the retrying path takes over, off this goroutine (it may be
 	// a connection's reader). It sends to every current target again; replicas apply a
 	// mutation once.
-	if !r.s.spawn(func() { r.done(r.s.sendToReplicas(r.ctx, r.p, r.muts)) }) {
+	if !r.s.spawn(r.retry) {
 		r.done(ErrClosed)
 	}
+}
+
+// retry is the ordinary replication path, after an asynchronous attempt failed.
+func (r *asyncReplication) retry() {
+	ctx := r.ctx
+	if !r.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, r.deadline)
+		defer cancel()
+	}
+	r.done(r.s.sendToReplicas(ctx, r.p, r.muts))
 }

@@ -41,7 +41,10 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			err = errors.New("partition has no owner yet")
 		case owner == s.self:
 			req.Epoch = t.Epoch
-			resp = s.serveLocal(ctx, req, deadline, hasDeadline)
+			var ok bool
+			if resp, ok = s.tryServeLocal(ctx, req, deadline); !ok {
+				resp = s.serveLocal(ctx, req, deadline, hasDeadline)
+			}
 		default:
 			if !hasDeadline {
 				callTimeout = time.Until(deadline)

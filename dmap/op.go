@@ -62,6 +62,10 @@ type opRequest struct {
 	// after a lost answer returns the first result instead of running again.
 	ID    string `msgpack:"i,omitempty"`
 	Value []byte `msgpack:"-"`
+	// borrowed marks a Value that still belongs to the Map's caller: it may travel to a remote
+	// owner as it is (the transport does not keep small bodies after a call), but this member
+	// copies it before serving the operation itself, since records keep their values.
+	borrowed bool
 }
 
 // opResponse is the owner's answer. Get returns the value in the message body.
@@ -88,11 +92,10 @@ type opResponse struct {
 // execute runs a single-key operation against a partition's records. It is pure: it reads the
 // store and returns the response and, for a write that changes something, the mutation to apply
 // and replicate. The caller numbers and applies the mutation (writeBatch.emit).
-func execute(rs *recordStore, req *opRequest, now int64) (opResponse, *mutation) {
-	key := string(req.Key)
-	cur := rs.get(req.Map, key, now)
-	set := func() *mutation {
-		m := &mutation{Map: req.Map, Kind: mutSet, Key: req.Key, Value: req.Value}
+func execute(rs *recordStore, req *opRequest, now int64) (resp opResponse, mut mutation, changes bool) {
+	cur := rs.get(req.Map, string(req.Key), now)
+	set := func() mutation {
+		m := mutation{Map: req.Map, Kind: mutSet, Key: req.Key, Value: req.Value}
 		if req.TTL > 0 {
 			m.ExpireAt = now + req.TTL
 		}
@@ -101,34 +104,34 @@ func execute(rs *recordStore, req *opRequest, now int64) (opResponse, *mutation)
 	switch req.Kind {
 	case opGet:
 		if cur == nil {
-			return opResponse{Status: statusNotFound}, nil
+			return opResponse{Status: statusNotFound}, mutation{}, false
 		}
 		cur.access.Store(now) // atomic: readers hold only the partition's read lock
-		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, nil
+		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, mutation{}, false
 	case opContains:
-		return opResponse{Done: cur != nil}, nil
+		return opResponse{Done: cur != nil}, mutation{}, false
 	case opPut:
-		return opResponse{Done: true}, set()
+		return opResponse{Done: true}, set(), true
 	case opPutIfAbsent:
 		if cur != nil {
-			return opResponse{}, nil
+			return opResponse{}, mutation{}, false
 		}
-		return opResponse{Done: true}, set()
+		return opResponse{Done: true}, set(), true
 	case opReplace:
 		if cur == nil {
-			return opResponse{}, nil
+			return opResponse{}, mutation{}, false
 		}
-		return opResponse{Done: true}, set()
+		return opResponse{Done: true}, set(), true
 	case opReplaceIfSame:
 		if cur == nil || !bytes.Equal(cur.value, req.Expect) {
-			return opResponse{}, nil
+			return opResponse{}, mutation{}, false
 		}
-		return opResponse{Done: true}, set()
+		return opResponse{Done: true}, set(), true
 	case opDelete:
 		if cur == nil {
-			return opResponse{}, nil
+			return opResponse{}, mutation{}, false
 		}
-		return opResponse{Done: true}, &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
+		return opResponse{Done: true}, mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}, true
 	}
-	return opResponse{Status: statusBadRequest, Msg: "unknown operation"}, nil
+	return opResponse{Status: statusBadRequest, Msg: "unknown operation"}, mutation{}, false
 }

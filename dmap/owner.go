@@ -120,13 +120,13 @@ func (s *Service) decideKeyWrite(w *writeBatch, req *opRequest) opResponse {
 	if st := w.rs.lockedAgainst(req.Map, req.Key, req.Holder, w.now); st != statusOK {
 		return opResponse{Status: st}
 	}
-	resp, mut := execute(w.rs, req, w.now)
-	if mut == nil && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
+	resp, mut, changes := execute(w.rs, req, w.now)
+	if !changes && req.Kind == opDelete && s.persistenceOf(req.Map) != nil {
 		// The key may exist in the store only (not loaded, or evicted): delete it there too.
-		mut = &mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}
+		mut, changes = mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}, true
 	}
-	if mut != nil {
-		w.emit(*mut)
+	if changes {
+		w.emit(mut)
 	}
 	return resp
 }
@@ -227,7 +227,7 @@ func (s *Service) read(p *part, req *opRequest) opResponse {
 	case req.Kind.perPartition():
 		return readPartition(p.rs, req, s.now())
 	}
-	resp, _ := execute(p.rs, req, s.now())
+	resp, _, _ := execute(p.rs, req, s.now())
 	return resp
 }
 

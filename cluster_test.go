@@ -358,3 +358,39 @@ func TestCrashedMemberIsReplaced(t *testing.T) {
 	w.waitOps(t, 1500)
 	w.finish(t, getMap[string, int](t, members[0], "crash"))
 }
+
+// TestPutValueBufferReuse checks that a []byte value belongs to the caller again once Put
+// returns, whether the key's owner is the calling member (which keeps a copy) or another one
+// (the value travels without a copy on the caller's side).
+func TestPutValueBufferReuse(t *testing.T) {
+	members := startCluster(t, 3, nil)
+	ctx := context.Background()
+	mp := getMap[string, []byte](t, members[0], "reuse")
+	reader := getMap[string, []byte](t, members[1], "reuse")
+	buf := make([]byte, 512)
+	const n = 200
+	for i := range n {
+		copy(buf, fmt.Sprintf("value-%04d", i))
+		if err := mp.Put(ctx, fmt.Sprint("k", i), buf); err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, "overwritten") // the caller reuses its buffer at once
+	}
+	local := 0
+	for i := range n {
+		k := fmt.Sprint("k", i)
+		v, err := reader.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("value-%04d", i); string(v[:len(want)]) != want {
+			t.Fatalf("%s = %q..., want %q", k, v[:16], want)
+		}
+		if p, _ := mp.Partition(k); members[0].node.Table().Owner(p) == members[0].id {
+			local++
+		}
+	}
+	if local == 0 || local == n {
+		t.Fatalf("%d of %d keys owned by the writer: both cases must be covered", local, n)
+	}
+}

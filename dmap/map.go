@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -28,6 +29,9 @@ type Map[K comparable, V any] struct {
 	keys   Codec[K]
 	vals   Codec[V]
 	loaded atomic.Bool // the initial load ran (or the map has none)
+	// lendValues is set when V is []byte with the passthrough codec: a small value is then
+	// sent to a remote owner as it is, without a copy (see opRequest.borrowed).
+	lendValues bool
 }
 
 // Option configures a Map.
@@ -63,6 +67,7 @@ func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (
 	if m.keys == nil || m.vals == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidConfig)
 	}
+	_, m.lendValues = any(m.vals).(bytesCodec)
 	if ps := svc.persistenceOf(name); ps != nil && ps.cfg.InitialLoad == mapstore.LoadEager {
 		ctx, cancel := context.WithTimeout(svc.ctx, svc.cfg.OperationTimeout)
 		defer cancel()
@@ -126,6 +131,12 @@ func (m *Map[K, V]) encodeKey(key K) ([]byte, partition.ID, error) {
 
 // keyOp builds and runs a single-key operation.
 func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte, ttl time.Duration, expect []byte) (opResponse, error) {
+	return m.keyOpBorrowed(ctx, kind, key, value, false, ttl, expect)
+}
+
+// keyOpBorrowed is keyOp for a value that may still belong to the caller (borrowed): it is
+// copied only if this member serves the operation itself.
+func (m *Map[K, V]) keyOpBorrowed(ctx context.Context, kind opKind, key K, value []byte, borrowed bool, ttl time.Duration, expect []byte) (opResponse, error) {
 	if err := m.ensureLoaded(ctx); err != nil {
 		return opResponse{}, err
 	}
@@ -139,7 +150,7 @@ func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte,
 	if ttl < 0 {
 		return opResponse{}, fmt.Errorf("%w: negative TTL %v", ErrInvalidConfig, ttl)
 	}
-	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect, Holder: holderFrom(ctx)}
+	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect, Holder: holderFrom(ctx), borrowed: borrowed}
 	resp, err := m.svc.do(ctx, req)
 	if err != nil {
 		return resp, err
@@ -183,11 +194,17 @@ func (m *Map[K, V]) write(ctx context.Context, kind opKind, key K, value V, expe
 	for _, f := range opts {
 		f(&o)
 	}
-	vb, err := m.vals.Encode(value)
-	if err != nil {
-		return false, err
+	var vb []byte
+	borrowed := false
+	if b, ok := any(value).([]byte); ok && m.lendValues && len(b) < transport.BorrowLimit {
+		vb, borrowed = b, true
+	} else {
+		var err error
+		if vb, err = m.vals.Encode(value); err != nil {
+			return false, err
+		}
 	}
-	resp, err := m.keyOp(ctx, kind, key, vb, o.ttl, expect)
+	resp, err := m.keyOpBorrowed(ctx, kind, key, vb, borrowed, o.ttl, expect)
 	return resp.Done, err
 }
 

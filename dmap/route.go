@@ -1,6 +1,7 @@
 package dmap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		case owner == "":
 			err = errors.New("partition has no owner yet")
 		case owner == s.self:
+			if req.borrowed {
+				req.Value, req.borrowed = bytes.Clone(req.Value), false
+			}
 			req.Epoch = t.Epoch
 			var ok bool
 			if resp, ok = s.tryServeLocal(ctx, req, deadline); !ok {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// BorrowLimit is the request body size under which Call and CallTimeout never read the body
+// after they return (a queued small frame is copied), so that the caller may reuse it at once.
+// Larger bodies are written without copies and may still be read by the connection's writer
+// after a call returned early because its context ended.
+const BorrowLimit = 16 << 10
 
 // monitorInterval is how often a Client fails the calls whose timeout (CallTimeout, CallAsync)
 // has passed. Timeouts are meant for seconds-long bounds, so they may fire this much late.
@@ -153,8 +160,9 @@ var resultPool = sync.Pool{New: func() any { return make(chan result, 1) }}
 // may not have executed the request). If ctx ends first Call returns its
 // error at once and a late response is dropped.
 //
-// req's slices must not be modified after Call is invoked: the writer may
-// still read them after Call returned because ctx ended.
+// req's slices must not be modified while Call runs. Afterwards, a Body under BorrowLimit
+// bytes is free again; the Header and a larger Body may still be read by the connection's
+// writer after Call returned because ctx ended, so they must then stay unmodified.
 func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, error) {
 	return c.call(ctx, addr, req, 0)
 }
@@ -424,6 +432,9 @@ func (cc *clientConn) sendRequest(ctx context.Context, f Frame) error {
 			}
 			return err
 		}
+	}
+	if len(f.Body) < BorrowLimit {
+		f.Body = bytes.Clone(f.Body) // see BorrowLimit
 	}
 	return cc.enqueue(ctx, outFrame{f: f})
 }

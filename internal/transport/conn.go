@@ -19,7 +19,7 @@ const (
 	batchSize = 64 << 10
 	// largeBody is the body size from which a body is written with writev
 	// instead of being copied into the batch.
-	largeBody = 16 << 10
+	largeBody = BorrowLimit
 	// bulkFrame is the request frame size from which a Client sends the
 	// request on a peer's bulk lane (see peer).
 	bulkFrame = 64 << 10

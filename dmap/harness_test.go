@@ -68,7 +68,7 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 			err error
 		}
 		ch := make(chan answer, 1)
-		if oh.s.tryServeOp(ctx, req, func(m transport.Message, err error) { ch <- answer{m, err} }) {
+		if oh.s.tryServeOp(ctx, req, transport.ReplyFunc(func(m transport.Message, err error) { ch <- answer{m, err} })) {
 			select {
 			case a := <-ch:
 				resp, err = a.msg, a.err
@@ -97,7 +97,7 @@ func (c fakeCaller) CallTimeout(ctx context.Context, addr string, req transport.
 
 // CallAsync runs the call on a goroutine of its own; like the transport it declines (sends
 // nothing) when the peer is unreachable.
-func (c fakeCaller) CallAsync(addr string, req transport.Message, timeout time.Duration, done func(transport.Message, error)) bool {
+func (c fakeCaller) CallAsync(addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool {
 	c.net.mu.Lock()
 	down := c.net.down[addr] || c.net.down[c.from] || c.net.handlers[addr][req.Type] == nil
 	c.net.mu.Unlock()
@@ -105,7 +105,7 @@ func (c fakeCaller) CallAsync(addr string, req transport.Message, timeout time.D
 		return false
 	}
 	go func() {
-		done(c.CallTimeout(context.Background(), addr, req, timeout))
+		done.CallDone(c.CallTimeout(context.Background(), addr, req, timeout))
 	}()
 	return true
 }

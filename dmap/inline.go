@@ -40,12 +40,12 @@ func (h opHandler) ServeMsg(ctx context.Context, msg transport.Message) (transpo
 }
 
 func (h opHandler) TryServe(ctx context.Context, msg transport.Message, reply transport.Reply) bool {
-	return h.s.tryServeOp(ctx, msg, reply.Send)
+	return h.s.tryServeOp(ctx, msg, reply)
 }
 
 // tryServeOp serves an operation at once if it can do so without blocking, and reports whether
 // it took it; reply then receives the answer exactly once, maybe from another goroutine.
-func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply func(transport.Message, error)) bool {
+func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply transport.Reply) bool {
 	var req opRequest
 	if err := unmarshalHeader(msg.Header, &req); err != nil {
 		return false // the ordinary path reports it
@@ -66,13 +66,14 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply f
 		if st == statusOK {
 			resp = s.read(p, &req)
 		}
-		reply(encodeResponse(resp))
+		reply.Send(encodeResponse(resp))
 		return true
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
 		if s.cfg.AsyncBackups {
 			return false
 		}
-		return s.tryOwnerWrite(ctx, p, &req, time.Time{}, func(resp opResponse) { reply(encodeResponse(resp)) })
+		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: req, reply: reply}
+		return iw.start()
 	}
 	return false
 }
@@ -100,7 +101,8 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 			return opResponse{}, false
 		}
 		ch := localAnswers.Get().(chan opResponse)
-		if !s.tryOwnerWrite(ctx, p, req, deadline, func(resp opResponse) { ch <- resp }) {
+		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: *req, deadline: deadline, answer: ch}
+		if !iw.start() {
 			localAnswers.Put(ch)
 			return opResponse{}, false
 		}
@@ -118,86 +120,115 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 	return opResponse{}, false
 }
 
-// tryOwnerWrite is ownerWrite for a single-key write that does not wait: it declines when the
-// partition is being written (or handed off) or this member's table is older than the caller's.
-// The partition's write lock is held until the backups acknowledged, as in ownerWrite, and
-// released by the completion, which then calls reply. A non-zero deadline bounds the backups.
-func (s *Service) tryOwnerWrite(ctx context.Context, p *part, req *opRequest, deadline time.Time, reply func(opResponse)) bool {
+// inlineWrite is one single-key write served without blocking, from its decision to the last
+// backup acknowledgement: ownerWrite for a write that does not wait. All its state lives in
+// this one allocation, which is also the callback of its backup calls.
+type inlineWrite struct {
+	s   *Service
+	ctx context.Context
+	p   *part
+	req opRequest
+	// deadline bounds the backups (a local caller's operation deadline); zero: ctx and
+	// OperationTimeout per call (a remote caller's, as on the ordinary path).
+	deadline time.Time
+	// The answer goes to answer (a local caller waiting) or else to reply (a remote caller).
+	answer chan opResponse
+	reply  transport.Reply
+	resp   opResponse
+
+	w       writeBatch
+	mutBuf  [1]mutation
+	prevBuf [1]*record
+	left    atomic.Int32 // backup calls not answered yet
+	failed  atomic.Bool  // a backup call failed
+}
+
+// start runs the write up to sending its backups and reports whether it took it. It declines
+// when the partition is being written (or handed off) or this member's table is older than the
+// caller's. The partition's write lock is held until the backups acknowledged, as in
+// ownerWrite, and released by the completion, which then answers.
+func (iw *inlineWrite) start() bool {
+	s, p := iw.s, iw.p
 	if !p.writeMu.TryLock() {
 		return false
 	}
-	st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
+	st, ep, ok := s.checkOwnerNow(p.id, iw.req.Epoch)
 	if !ok {
 		p.writeMu.Unlock()
 		return false
 	}
 	if st != statusOK {
 		p.writeMu.Unlock()
-		reply(opResponse{Status: st, Epoch: ep})
+		iw.finish(opResponse{Status: st, Epoch: ep})
 		return true
 	}
-	muts, resp := s.applyWrite(ctx, p, func(w *writeBatch) opResponse { return s.decideKeyWrite(w, req) })
+	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0]}
+	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if len(muts) == 0 {
 		p.writeMu.Unlock()
-		reply(resp)
+		iw.finish(resp)
 		return true
 	}
-	s.replicateAsync(ctx, p.id, muts, deadline, func(err error) {
-		p.writeMu.Unlock()
-		if err != nil {
-			resp = opResponse{Status: statusOf(err), Msg: err.Error()}
-		}
-		reply(resp)
-	})
+	iw.resp = resp
+	iw.replicate(muts)
 	return true
 }
 
-// replicateAsync is sendToReplicas without blocking: done(err) runs once every replica target
+// decide implements decider: the write is a single-key data write.
+func (iw *inlineWrite) decide(w *writeBatch) opResponse { return iw.s.decideKeyWrite(w, &iw.req) }
+
+// finish answers the caller.
+func (iw *inlineWrite) finish(resp opResponse) {
+	if iw.answer != nil {
+		iw.answer <- resp
+		return
+	}
+	iw.reply.Send(encodeResponse(resp))
+}
+
+// complete ends the write once its backups acknowledged (err nil) or failed for good.
+func (iw *inlineWrite) complete(err error) {
+	iw.p.writeMu.Unlock()
+	resp := iw.resp
+	if err != nil {
+		resp = opResponse{Status: statusOf(err), Msg: err.Error()}
+	}
+	iw.finish(resp)
+}
+
+// replicate is sendToReplicas without blocking: complete runs once every replica target
 // acknowledged muts, on the goroutine delivering the last acknowledgement. When a target fails,
-// sendToReplicas takes over on a goroutine of its own and done gets its result. A non-zero
-// deadline bounds it all; otherwise ctx does, and each call OperationTimeout.
-func (s *Service) replicateAsync(ctx context.Context, p partition.ID, muts []mutation, deadline time.Time, done func(error)) {
+// sendToReplicas takes over on a goroutine of its own (retry).
+func (iw *inlineWrite) replicate(muts []mutation) {
+	s := iw.s
 	var buf [4]partition.MemberID
 	t := s.cluster.Table()
-	targets := appendReplicaTargets(buf[:0], t, p, s.self)
+	targets := appendReplicaTargets(buf[:0], t, iw.p.id, s.self)
 	if len(targets) == 0 {
-		done(nil)
+		iw.complete(nil)
 		return
 	}
-	header, body, err := encodeBatch(int32(p), t.Epoch, string(s.self), muts)
+	header, body, err := encodeBatch(int32(iw.p.id), t.Epoch, string(s.self), muts)
 	if err != nil {
-		done(err)
+		iw.complete(err)
 		return
 	}
-	r := &asyncReplication{s: s, ctx: ctx, deadline: deadline, p: p, muts: muts, done: done}
-	r.left.Store(int32(len(targets)))
+	iw.left.Store(int32(len(targets)))
 	msg := transport.Message{Type: msgBackup, Header: header, Body: body}
 	timeout := s.cfg.OperationTimeout
-	if !deadline.IsZero() {
-		timeout = max(time.Until(deadline), time.Millisecond)
+	if !iw.deadline.IsZero() {
+		timeout = max(time.Until(iw.deadline), time.Millisecond)
 	}
 	for _, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)
-		if !ok || !s.caller.CallAsync(addr, msg, timeout, r.acked) {
-			r.acked(transport.Message{}, errNotSent)
+		if !ok || !s.caller.CallAsync(addr, msg, timeout, iw) {
+			iw.CallDone(transport.Message{}, errNotSent)
 		}
 	}
 }
 
-// asyncReplication counts the acknowledgements of one replicateAsync.
-type asyncReplication struct {
-	s        *Service
-	ctx      context.Context
-	deadline time.Time
-	p        partition.ID
-	muts     []mutation
-	done     func(error)
-	left     atomic.Int32
-	failed   atomic.Bool
-}
-
-// acked is the completion of one target's backup call.
-func (r *asyncReplication) acked(msg transport.Message, err error) {
+// CallDone implements transport.Callback: the answer of one target's backup call.
+func (iw *inlineWrite) CallDone(msg transport.Message, err error) {
 	if err == nil {
 		var resp opResponse
 		if resp, err = decodeResponse(msg); err == nil {
@@ -205,30 +236,30 @@ func (r *asyncReplication) acked(msg transport.Message, err error) {
 		}
 	}
 	if err != nil {
-		r.failed.Store(true)
+		iw.failed.Store(true)
 	}
-	if r.left.Add(-1) != 0 {
+	if iw.left.Add(-1) != 0 {
 		return
 	}
-	if !r.failed.Load() {
-		r.done(nil)
+	if !iw.failed.Load() {
+		iw.complete(nil)
 		return
 	}
 	// A target did not acknowledge: the retrying path takes over, off this goroutine (it may be
 	// a connection's reader). It sends to every current target again; replicas apply a
 	// mutation once.
-	if !r.s.spawn(r.retry) {
-		r.done(ErrClosed)
+	if !iw.s.spawn(iw.retry) {
+		iw.complete(ErrClosed)
 	}
 }
 
 // retry is the ordinary replication path, after an asynchronous attempt failed.
-func (r *asyncReplication) retry() {
-	ctx := r.ctx
-	if !r.deadline.IsZero() {
+func (iw *inlineWrite) retry() {
+	ctx := iw.ctx
+	if !iw.deadline.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, r.deadline)
+		ctx, cancel = context.WithDeadline(ctx, iw.deadline)
 		defer cancel()
 	}
-	r.done(r.s.sendToReplicas(ctx, r.p, r.muts))
+	iw.complete(iw.s.sendToReplicas(ctx, iw.p.id, iw.w.muts))
 }

@@ -179,7 +179,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	if st, ep := s.checkOwner(ctx, p.id, epoch); st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
-	muts, resp := s.applyWrite(ctx, p, decide)
+	muts, resp := s.applyWrite(ctx, p, &writeBatch{}, decideFunc(decide))
 	if len(muts) == 0 {
 		return resp
 	}
@@ -189,19 +189,29 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	return resp
 }
 
+// decider decides the mutations of one write (see ownerWrite).
+type decider interface {
+	decide(w *writeBatch) opResponse
+}
+
+// decideFunc adapts a function to decider.
+type decideFunc func(w *writeBatch) opResponse
+
+func (f decideFunc) decide(w *writeBatch) opResponse { return f(w) }
+
 // applyWrite is the part of ownerWrite before replication: decide, store write-through, apply,
 // queue for write-behind and tell the observers. The caller holds p.writeMu and checked
-// ownership. It returns the mutations to replicate (none when the write changed nothing or
-// failed) and the answer for the caller.
-func (s *Service) applyWrite(ctx context.Context, p *part, decide func(w *writeBatch) opResponse) ([]mutation, opResponse) {
+// ownership; w is empty (its slices may have room for the mutations). It returns the mutations
+// to replicate (none when the write changed nothing or failed) and the answer for the caller.
+func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d decider) ([]mutation, opResponse) {
 	p.mu.RLock()
-	w := writeBatch{rs: p.rs, now: s.now()}
-	resp := decide(&w)
+	w.rs, w.now = p.rs, s.now()
+	resp := d.decide(w)
 	p.mu.RUnlock()
 	if len(w.muts) == 0 {
 		return nil, resp
 	}
-	if err := s.writeThrough(ctx, &w); err != nil {
+	if err := s.writeThrough(ctx, w); err != nil {
 		return nil, opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	p.mu.Lock()

@@ -36,13 +36,13 @@ func (r *relay) TryServe(ctx context.Context, req Message, reply Reply) bool {
 	}
 	r.inline.Add(1)
 	fwd := Message{Type: msgEcho, Body: req.Body}
-	if !r.c.CallAsync(r.next, fwd, time.Minute, func(m Message, err error) {
+	if !r.c.CallAsync(r.next, fwd, time.Minute, CallbackFunc(func(m Message, err error) {
 		if err != nil {
 			reply.Send(Message{}, &RemoteError{Code: 101, Message: err.Error()})
 			return
 		}
 		reply.Send(Message{Body: append([]byte("relayed:"), m.Body...)}, nil)
-	}) {
+	})) {
 		// No connection yet: answer from a goroutine of our own with a blocking call.
 		go func() {
 			m, err := r.c.Call(ctx, r.next, fwd)
@@ -102,21 +102,21 @@ func TestCallAsyncDeclines(t *testing.T) {
 	c := newClient(t, Config{})
 	called := false
 	// No connection to the peer yet: declined, done not called.
-	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, func(Message, error) { called = true }) {
+	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
 		t.Fatal("CallAsync took a call without a connection")
 	}
 	// Bulk-lane sizes are declined too.
 	if _, err := c.Call(context.Background(), s.addr, Message{Type: msgEcho}); err != nil {
 		t.Fatal(err)
 	}
-	if c.CallAsync(s.addr, Message{Type: msgEcho, Body: make([]byte, bulkFrame)}, time.Second, func(Message, error) { called = true }) {
+	if c.CallAsync(s.addr, Message{Type: msgEcho, Body: make([]byte, bulkFrame)}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
 		t.Fatal("CallAsync took a bulk request")
 	}
 	if called {
 		t.Fatal("done called for a declined call")
 	}
 	_ = c.Close()
-	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, func(Message, error) {}) {
+	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) {})) {
 		t.Fatal("CallAsync took a call after Close")
 	}
 }
@@ -129,7 +129,7 @@ func TestCallAsyncConnectionLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 0, func(_ Message, err error) { done <- err }) {
+	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 0, CallbackFunc(func(_ Message, err error) { done <- err })) {
 		t.Fatal("CallAsync declined with a live connection")
 	}
 	_ = s.Close()
@@ -159,7 +159,7 @@ func TestCallTimeouts(t *testing.T) {
 		t.Fatalf("timed out after %v, before the timeout", d)
 	}
 	done := make(chan error, 1)
-	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 100*time.Millisecond, func(_ Message, err error) { done <- err }) {
+	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 100*time.Millisecond, CallbackFunc(func(_ Message, err error) { done <- err })) {
 		t.Fatal("CallAsync declined with a live connection")
 	}
 	select {

@@ -81,7 +81,7 @@ type clientConn struct {
 // asynchronous one that done completes.
 type pendingCall struct {
 	ch   chan result
-	done func(Message, error)
+	done Callback
 	// deadline (Client.now) after which the monitor fails the call; 0 = none.
 	deadline int64
 }
@@ -92,7 +92,7 @@ func (pc pendingCall) complete(r result) {
 		pc.ch <- r // buffered, never blocks
 		return
 	}
-	pc.done(r.msg, r.err)
+	pc.done.CallDone(r.msg, r.err)
 }
 
 // NewClient returns a Client; it dials peers on first use.
@@ -227,7 +227,7 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 // true, done is called exactly once, possibly before CallAsync returns (when the connection
 // breaks while sending). A timeout > 0 fails the call with ErrCallTimeout once it passes (see
 // CallTimeout).
-func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done func(Message, error)) bool {
+func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done Callback) bool {
 	f := Frame{Kind: KindRequest, Type: req.Type, Header: req.Header, Body: req.Body}
 	if size := f.Length(); size >= bulkFrame || size > c.cfg.MaxFrameSize {
 		return false
@@ -264,6 +264,19 @@ func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done
 	}
 	return true // the connection died meanwhile and completed the call
 }
+
+// Callback receives the answer of a call started with CallAsync. An interface rather than a
+// function, so that the state an asynchronous caller keeps anyway can receive it without a
+// closure allocated per call.
+type Callback interface {
+	CallDone(resp Message, err error)
+}
+
+// CallbackFunc adapts a function to Callback.
+type CallbackFunc func(resp Message, err error)
+
+// CallDone calls f.
+func (f CallbackFunc) CallDone(resp Message, err error) { f(resp, err) }
 
 // Close closes every connection and stops every goroutine the Client
 // started; pending calls fail. Calls after Close fail with ErrClosed.

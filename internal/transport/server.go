@@ -52,12 +52,21 @@ type Reply struct {
 	sc *serverConn
 	t  MsgType
 	id uint64
+	fn func(Message, error) // set by ReplyFunc
 }
+
+// ReplyFunc returns a Reply that hands the answer to f, for serving an AsyncHandler outside a
+// Server (an in-memory network in tests, an adapter).
+func ReplyFunc(f func(resp Message, err error)) Reply { return Reply{fn: f} }
 
 // Send sends the response to the request, as a handler's return values would be sent. It may be
 // called from any goroutine, exactly once; it blocks only while the connection's outgoing queue
 // is full.
 func (r Reply) Send(resp Message, err error) {
+	if r.fn != nil {
+		r.fn(resp, err)
+		return
+	}
 	r.s.sendResponse(r.sc, r.t, r.id, resp, err)
 	<-r.sc.sem
 }

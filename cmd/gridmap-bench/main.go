@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -64,6 +65,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, opts runOptio
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.Trace != "" {
+		f, err := os.Create(cfg.Trace)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if opts.StartMember == nil {
 		opts.StartMember = startMember

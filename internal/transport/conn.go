@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,12 +322,6 @@ func (c *wconn) writeLoop(preamble []byte) {
 			}
 			// The queue is empty. Let runnable goroutines (callers, handlers)
 			// enqueue before paying for a system call: larger batches.
-			runtime.Gosched()
-			select {
-			case of = <-c.q:
-				continue
-			default:
-			}
 			break
 		}
 		if len(batch) > 0 {

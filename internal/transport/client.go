@@ -197,11 +197,15 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 			return Message{}, fmt.Errorf("%w: %s: %w", ErrConnClosed, addr, cc.err)
 		}
 		f.ID = id
-		if err := cc.sendRequest(ctx, f); err != nil {
+		var timeout time.Duration
+		if deadline != 0 {
+			timeout = max(time.Duration(deadline-c.now()), time.Microsecond)
+		}
+		if err := cc.sendRequest(ctx, f, timeout); err != nil {
 			if cc.unregister(id) {
 				resultPool.Put(ch)
 			}
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrCallTimeout) {
 				return Message{}, fmt.Errorf("transport: call %s: %w", addr, err)
 			}
 			return Message{}, fmt.Errorf("%w: %s: %w", ErrConnClosed, addr, err)
@@ -430,15 +434,24 @@ func (c *Client) start(nc net.Conn, addr string) *clientConn {
 }
 
 // sendRequest hands a request to the connection: written at once by the calling goroutine when
-// the writer is idle (see wconn.send), bounded by ctx's deadline, or queued for the writer. A
-// context that can end without a deadline always goes through the queue, so that Call returns
-// as soon as it ends.
-func (cc *clientConn) sendRequest(ctx context.Context, f Frame) error {
+// the writer is idle (see wconn.send), or queued for the writer. A direct write is bounded by
+// ctx's deadline or else by timeout (the call's own, when > 0), since it cannot be interrupted
+// when ctx ends: only a context that can end and has neither goes through the queue, so that
+// Call returns as soon as it ends.
+func (cc *clientConn) sendRequest(ctx context.Context, f Frame, timeout time.Duration) error {
 	deadline, ok := ctx.Deadline()
+	if !ok && timeout > 0 {
+		deadline, ok = time.Now().Add(timeout), true
+	}
 	if ok || ctx.Done() == nil {
 		if sent, err := cc.sendDirect(f, deadline); sent {
-			if err != nil && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
-				<-ctx.Done() // the write reached ctx's deadline: ctx is about to end
+			if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				if _, ctxBound := ctx.Deadline(); !ctxBound {
+					return fmt.Errorf("%w: writing the request", ErrCallTimeout)
+				}
+				if ctx.Err() == nil {
+					<-ctx.Done() // the write reached ctx's deadline: ctx is about to end
+				}
 			}
 			if err != nil && ctx.Err() != nil {
 				return ctx.Err()

@@ -34,7 +34,7 @@ type Caller interface {
 	CallTimeout(ctx context.Context, addr string, req transport.Message, timeout time.Duration) (transport.Message, error)
 	// CallAsync starts a call without blocking and reports whether it did; done then receives
 	// the answer exactly once and must not block (see transport.Client.CallAsync).
-	CallAsync(addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool
+	CallAsync(ctx context.Context, addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool
 }
 
 // Registrar installs message handlers (*transport.Server implements it).

@@ -97,7 +97,7 @@ func (c fakeCaller) CallTimeout(ctx context.Context, addr string, req transport.
 
 // CallAsync runs the call on a goroutine of its own; like the transport it declines (sends
 // nothing) when the peer is unreachable.
-func (c fakeCaller) CallAsync(addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool {
+func (c fakeCaller) CallAsync(_ context.Context, addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool {
 	c.net.mu.Lock()
 	down := c.net.down[addr] || c.net.down[c.from] || c.net.handlers[addr][req.Type] == nil
 	c.net.mu.Unlock()

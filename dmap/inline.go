@@ -221,7 +221,7 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	}
 	for _, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)
-		if !ok || !s.caller.CallAsync(addr, msg, timeout, iw) {
+		if !ok || !s.caller.CallAsync(iw.ctx, addr, msg, timeout, iw) {
 			iw.CallDone(transport.Message{}, errNotSent)
 		}
 	}

@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +39,7 @@ func (r *relay) TryServe(ctx context.Context, req Message, reply Reply) bool {
 	}
 	r.inline.Add(1)
 	fwd := Message{Type: msgEcho, Body: req.Body}
-	if !r.c.CallAsync(r.next, fwd, time.Minute, CallbackFunc(func(m Message, err error) {
+	if !r.c.CallAsync(ctx, r.next, fwd, time.Minute, CallbackFunc(func(m Message, err error) {
 		if err != nil {
 			reply.Send(Message{}, &RemoteError{Code: 101, Message: err.Error()})
 			return
@@ -102,21 +105,21 @@ func TestCallAsyncDeclines(t *testing.T) {
 	c := newClient(t, Config{})
 	called := false
 	// No connection to the peer yet: declined, done not called.
-	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
+	if c.CallAsync(context.Background(), s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
 		t.Fatal("CallAsync took a call without a connection")
 	}
 	// Bulk-lane sizes are declined too.
 	if _, err := c.Call(context.Background(), s.addr, Message{Type: msgEcho}); err != nil {
 		t.Fatal(err)
 	}
-	if c.CallAsync(s.addr, Message{Type: msgEcho, Body: make([]byte, bulkFrame)}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
+	if c.CallAsync(context.Background(), s.addr, Message{Type: msgEcho, Body: make([]byte, bulkFrame)}, time.Second, CallbackFunc(func(Message, error) { called = true })) {
 		t.Fatal("CallAsync took a bulk request")
 	}
 	if called {
 		t.Fatal("done called for a declined call")
 	}
 	_ = c.Close()
-	if c.CallAsync(s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) {})) {
+	if c.CallAsync(context.Background(), s.addr, Message{Type: msgEcho}, time.Second, CallbackFunc(func(Message, error) {})) {
 		t.Fatal("CallAsync took a call after Close")
 	}
 }
@@ -129,7 +132,7 @@ func TestCallAsyncConnectionLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 0, CallbackFunc(func(_ Message, err error) { done <- err })) {
+	if !c.CallAsync(context.Background(), s.addr, Message{Type: msgBlock}, 0, CallbackFunc(func(_ Message, err error) { done <- err })) {
 		t.Fatal("CallAsync declined with a live connection")
 	}
 	_ = s.Close()
@@ -159,7 +162,7 @@ func TestCallTimeouts(t *testing.T) {
 		t.Fatalf("timed out after %v, before the timeout", d)
 	}
 	done := make(chan error, 1)
-	if !c.CallAsync(s.addr, Message{Type: msgBlock}, 100*time.Millisecond, CallbackFunc(func(_ Message, err error) { done <- err })) {
+	if !c.CallAsync(context.Background(), s.addr, Message{Type: msgBlock}, 100*time.Millisecond, CallbackFunc(func(_ Message, err error) { done <- err })) {
 		t.Fatal("CallAsync declined with a live connection")
 	}
 	select {
@@ -173,5 +176,92 @@ func TestCallTimeouts(t *testing.T) {
 	// The connection survives timeouts.
 	if _, err := c.Call(ctx, s.addr, Message{Type: msgEcho, Body: []byte("ok")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gate answers "open:<id>" by forwarding it with CallAsync (held while the reader serves a
+// burst) and opening gate id when the forwarded call completes, and answers "wait:<id>" on a
+// worker once gate id is open: a worker waiting for a held request.
+type gate struct {
+	c     *Client
+	next  string
+	gates sync.Map // id -> chan struct{}
+}
+
+func (g *gate) ch(id string) chan struct{} {
+	ch, _ := g.gates.LoadOrStore(id, make(chan struct{}))
+	return ch.(chan struct{})
+}
+
+func (g *gate) ServeMsg(ctx context.Context, req Message) (Message, error) {
+	id := strings.TrimPrefix(string(req.Body), "wait:")
+	select {
+	case <-g.ch(id):
+		return Message{Body: req.Body}, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+func (g *gate) TryServe(ctx context.Context, req Message, reply Reply) bool {
+	id, ok := strings.CutPrefix(string(req.Body), "open:")
+	if !ok {
+		return false
+	}
+	if !g.c.CallAsync(ctx, g.next, Message{Type: msgEcho, Body: req.Body}, time.Minute, CallbackFunc(func(m Message, err error) {
+		close(g.ch(id))
+		reply.Send(m, err)
+	})) {
+		close(g.ch(id))
+		reply.Send(Message{Body: req.Body}, nil)
+	}
+	return true
+}
+
+// TestBurstSettlesBeforeBlocking sends bursts in which workers wait for requests the reader
+// holds, with room for only two workers: the reader must write what it holds before it waits
+// for a worker slot, or nothing moves.
+func TestBurstSettlesBeforeBlocking(t *testing.T) {
+	back := startServer(t, Config{})
+	front := startServer(t, Config{MaxInFlight: 2})
+	g := &gate{c: newClient(t, Config{}), next: back.addr}
+	front.Handle(msgSink, g)
+	// A connection to back exists before the bursts, so that CallAsync takes the requests.
+	if _, err := g.c.Call(context.Background(), back.addr, Message{Type: msgEcho}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", front.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	const rounds = 20
+	id := uint64(0)
+	for r := range rounds {
+		buf := []byte{}
+		if r == 0 {
+			buf = append(buf, 'G')
+		}
+		// open, then four workers waiting for it: the third wait finds no free worker slot.
+		key := fmt.Sprint(r)
+		for i, body := range []string{"open:" + key, "wait:" + key, "wait:" + key, "wait:" + key, "wait:" + key} {
+			id++
+			_ = i
+			buf = AppendFrame(buf, Frame{Kind: KindRequest, Type: msgSink, ID: id, Body: []byte(body)})
+		}
+		if _, err := nc.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(nc)
+		for range 5 {
+			f, err := ReadFrame(br, 1<<20)
+			if err != nil {
+				t.Fatalf("round %d: %v (the reader held requests while blocked?)", r, err)
+			}
+			if f.Kind != KindResponse {
+				t.Fatalf("round %d: frame kind %d: %s", r, f.Kind, f.Body)
+			}
+		}
 	}
 }

@@ -231,7 +231,11 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 // true, done is called exactly once, possibly before CallAsync returns (when the connection
 // breaks while sending). A timeout > 0 fails the call with ErrCallTimeout once it passes (see
 // CallTimeout).
-func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done Callback) bool {
+//
+// Called by a handler of this process's Server while its connection's reader serves a burst of
+// requests (ctx is the handler's), the request is held and written with the others the burst
+// starts, when the reader has served the burst.
+func (c *Client) CallAsync(ctx context.Context, addr string, req Message, timeout time.Duration, done Callback) bool {
 	f := Frame{Kind: KindRequest, Type: req.Type, Header: req.Header, Body: req.Body}
 	if size := f.Length(); size >= bulkFrame || size > c.cfg.MaxFrameSize {
 		return false
@@ -255,6 +259,9 @@ func (c *Client) CallAsync(addr string, req Message, timeout time.Duration, done
 		return false
 	}
 	f.ID = id
+	if b, _ := ctx.Value(burstKey{}).(*burst); b != nil && cc.started.Load() && b.add(cc, f) {
+		return true
+	}
 	if sent, _ := cc.sendDirect(f, time.Time{}); sent {
 		return true // a failed write shut the connection down, which completes the call
 	}

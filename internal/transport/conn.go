@@ -243,6 +243,21 @@ func (c *wconn) endFlush() bool {
 	return lost
 }
 
+// writeHeld writes frames held for the connection (see burst). A failed write shuts the
+// connection down, which fails the calls whose requests were in b.
+func (c *wconn) writeHeld(b []byte) {
+	c.wmu.Lock()
+	if c.closing || c.isDead() {
+		c.wmu.Unlock()
+		return
+	}
+	_, err := c.nc.Write(b)
+	c.wmu.Unlock()
+	if err != nil {
+		c.shutdown(err)
+	}
+}
+
 // write writes b to the connection under wmu.
 func (c *wconn) write(b []byte) error {
 	c.wmu.Lock()

@@ -102,6 +102,9 @@ type serverConn struct {
 	ctx    context.Context // handlers' context, canceled when the conn dies
 	cancel context.CancelFunc
 	sem    chan struct{}
+	// burst collects the requests that handlers send with Client.CallAsync while the reader
+	// serves a burst (see readLoop); ctx carries it.
+	burst burst
 }
 
 // NewServer returns a Server; register handlers with Handle, then call Serve.
@@ -247,7 +250,8 @@ func (s *Server) serveConn(nc net.Conn) {
 
 func (s *Server) serveFrames(nc net.Conn) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	sc := &serverConn{wconn: newWconn(nc, s.cfg.QueueSize), ctx: ctx, cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
+	sc := &serverConn{wconn: newWconn(nc, s.cfg.QueueSize), cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
+	sc.ctx = context.WithValue(ctx, burstKey{}, &sc.burst)
 	sc.onDead = cancel
 	s.mu.Lock()
 	if s.closed {
@@ -277,15 +281,20 @@ func (s *Server) serveFrames(nc net.Conn) {
 // has no complete request left to serve: one system call for the burst instead of one each.
 func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 	holding := false
-	defer func() {
-		if holding {
-			_ = sc.release()
+	// settle writes what the burst held; it runs before the reader may block, so that nothing
+	// it waits for can be stuck in a held frame.
+	settle := func() error {
+		if !holding {
+			return nil
 		}
-	}()
+		holding = false
+		sc.burst.end()
+		return sc.release()
+	}
+	defer func() { _ = settle() }()
 	for {
 		if holding && !nextFrameBuffered(br) {
-			holding = false
-			if err := sc.release(); err != nil {
+			if err := settle(); err != nil {
 				return err
 			}
 		}
@@ -293,8 +302,12 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 		if err == nil && !holding && nextFrameBuffered(br) {
 			holding = true
 			sc.hold()
+			sc.burst.begin()
 		}
 		if err != nil {
+			if serr := settle(); serr != nil {
+				return serr
+			}
 			var fe *FrameError
 			if !errors.As(err, &fe) || !fe.HasID {
 				if fe != nil {
@@ -317,6 +330,9 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 			continue
 		}
 		if f.Kind != KindRequest {
+			if err := settle(); err != nil {
+				return err
+			}
 			of := outFrame{f: errorFrame(f.Type, f.ID, CodeMalformed, fmt.Sprintf("transport: frame kind %d sent to server", f.Kind))}
 			if err := sc.enqueue(sc.ctx, of); err != nil {
 				return err
@@ -325,6 +341,9 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 		}
 		h := s.handlers.Load()[f.Type]
 		if h == nil {
+			if err := settle(); err != nil {
+				return err
+			}
 			of := outFrame{f: errorFrame(f.Type, f.ID, CodeUnknownType, fmt.Sprintf("transport: unknown message type %d", f.Type))}
 			if err := sc.enqueue(sc.ctx, of); err != nil {
 				return err
@@ -337,8 +356,15 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 		}
 		select {
 		case sc.sem <- struct{}{}:
-		case <-sc.dead:
-			return sc.err
+		default:
+			if err := settle(); err != nil {
+				return err
+			}
+			select {
+			case sc.sem <- struct{}{}:
+			case <-sc.dead:
+				return sc.err
+			}
 		}
 		if ah, ok := h.(AsyncHandler); ok && s.tryServe(sc, ah, f) {
 			continue

@@ -177,23 +177,27 @@ func (iw *inlineWrite) start() bool {
 // decide implements decider: the write is a single-key data write.
 func (iw *inlineWrite) decide(w *writeBatch) opResponse { return iw.s.decideKeyWrite(w, &iw.req) }
 
-// finish answers the caller.
-func (iw *inlineWrite) finish(resp opResponse) {
+// finish answers the caller; b is the burst of the reader completing the write, or nil.
+func (iw *inlineWrite) finish(resp opResponse) { iw.finishIn(nil, resp) }
+
+func (iw *inlineWrite) finishIn(b *transport.Burst, resp opResponse) {
 	if iw.answer != nil {
 		iw.answer <- resp
 		return
 	}
-	iw.reply.Send(encodeResponse(resp))
+	msg, err := encodeResponse(resp)
+	iw.reply.SendIn(b, msg, err)
 }
 
-// complete ends the write once its backups acknowledged (err nil) or failed for good.
-func (iw *inlineWrite) complete(err error) {
+// complete ends the write once its backups acknowledged (err nil) or failed for good; b is the
+// burst of the reader delivering the last acknowledgement, or nil.
+func (iw *inlineWrite) complete(b *transport.Burst, err error) {
 	iw.p.writeMu.Unlock()
 	resp := iw.resp
 	if err != nil {
 		resp = opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
-	iw.finish(resp)
+	iw.finishIn(b, resp)
 }
 
 // replicate is sendToReplicas without blocking: complete runs once every replica target
@@ -205,12 +209,12 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	t := s.cluster.Table()
 	targets := appendReplicaTargets(buf[:0], t, iw.p.id, s.self)
 	if len(targets) == 0 {
-		iw.complete(nil)
+		iw.complete(nil, nil)
 		return
 	}
 	header, body, err := encodeBatch(int32(iw.p.id), t.Epoch, string(s.self), muts)
 	if err != nil {
-		iw.complete(err)
+		iw.complete(nil, err)
 		return
 	}
 	iw.left.Store(int32(len(targets)))
@@ -228,7 +232,11 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 }
 
 // CallDone implements transport.Callback: the answer of one target's backup call.
-func (iw *inlineWrite) CallDone(msg transport.Message, err error) {
+func (iw *inlineWrite) CallDone(msg transport.Message, err error) { iw.CallDoneIn(nil, msg, err) }
+
+// CallDoneIn implements transport.BurstCallback: the answer goes out with the burst of the
+// reader that delivered the last acknowledgement.
+func (iw *inlineWrite) CallDoneIn(b *transport.Burst, msg transport.Message, err error) {
 	if err == nil {
 		var resp opResponse
 		if resp, err = decodeResponse(msg); err == nil {
@@ -242,14 +250,14 @@ func (iw *inlineWrite) CallDone(msg transport.Message, err error) {
 		return
 	}
 	if !iw.failed.Load() {
-		iw.complete(nil)
+		iw.complete(b, nil)
 		return
 	}
 	// A target did not acknowledge: the retrying path takes over, off this goroutine (it may be
 	// a connection's reader). It sends to every current target again; replicas apply a
 	// mutation once.
 	if !iw.s.spawn(iw.retry) {
-		iw.complete(ErrClosed)
+		iw.complete(nil, ErrClosed)
 	}
 }
 
@@ -261,5 +269,5 @@ func (iw *inlineWrite) retry() {
 		ctx, cancel = context.WithDeadline(ctx, iw.deadline)
 		defer cancel()
 	}
-	iw.complete(iw.s.sendToReplicas(ctx, iw.p.id, iw.w.muts))
+	iw.complete(nil, iw.s.sendToReplicas(ctx, iw.p.id, iw.w.muts))
 }

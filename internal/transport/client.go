@@ -75,6 +75,9 @@ type clientConn struct {
 	closed  bool
 	nextID  uint64
 	pending map[uint64]pendingCall
+
+	// burst holds the answers sent by completions while the reader serves a burst of responses.
+	burst Burst
 }
 
 // pendingCall is a request waiting for its response: a synchronous Call blocked on ch, or an
@@ -86,10 +89,15 @@ type pendingCall struct {
 	deadline int64
 }
 
-// complete hands r to whoever waits for the call.
-func (pc pendingCall) complete(r result) {
+// complete hands r to whoever waits for the call; b is the burst of the reader delivering it,
+// or nil.
+func (pc pendingCall) complete(r result, b *Burst) {
 	if pc.ch != nil {
 		pc.ch <- r // buffered, never blocks
+		return
+	}
+	if bc, ok := pc.done.(BurstCallback); ok && b != nil {
+		bc.CallDoneIn(b, r.msg, r.err)
 		return
 	}
 	pc.done.CallDone(r.msg, r.err)
@@ -259,7 +267,7 @@ func (c *Client) CallAsync(ctx context.Context, addr string, req Message, timeou
 		return false
 	}
 	f.ID = id
-	if b, _ := ctx.Value(burstKey{}).(*burst); b != nil && cc.started.Load() && b.add(cc, f) {
+	if b, _ := ctx.Value(burstKey{}).(*Burst); cc.started.Load() && b.add(&cc.wconn, f) {
 		return true
 	}
 	if sent, _ := cc.sendDirect(f, time.Time{}); sent {
@@ -281,6 +289,14 @@ func (c *Client) CallAsync(ctx context.Context, addr string, req Message, timeou
 // closure allocated per call.
 type Callback interface {
 	CallDone(resp Message, err error)
+}
+
+// BurstCallback is a Callback that can answer requests of its own within the burst of the
+// reader delivering the response (see Burst and Reply.SendIn).
+type BurstCallback interface {
+	Callback
+	// CallDoneIn is CallDone, called by a reader within its burst b.
+	CallDoneIn(b *Burst, resp Message, err error)
 }
 
 // CallbackFunc adapts a function to Callback.
@@ -501,7 +517,7 @@ func (cc *clientConn) expire(now int64) {
 	}
 	err := fmt.Errorf("transport: call %s: %w", cc.addr, ErrCallTimeout)
 	for _, pc := range late {
-		pc.complete(result{err: err})
+		pc.complete(result{err: err}, nil)
 	}
 }
 
@@ -524,9 +540,9 @@ func (cc *clientConn) take(id uint64) (pendingCall, bool) {
 	return pc, ok
 }
 
-func (cc *clientConn) deliver(id uint64, r result) {
+func (cc *clientConn) deliver(id uint64, r result, b *Burst) {
 	if pc, ok := cc.take(id); ok {
-		pc.complete(r)
+		pc.complete(r, b)
 	}
 }
 
@@ -545,21 +561,41 @@ func (cc *clientConn) failPending() {
 		err = fmt.Errorf("%w: %s: %w", ErrConnClosed, cc.addr, ErrClosed)
 	}
 	for _, pc := range pending {
-		pc.complete(result{err: err})
+		pc.complete(result{err: err}, nil)
 	}
 }
 
 // readLoop is the connection's reader goroutine: it matches responses to
 // pending calls until the connection fails.
 func (cc *clientConn) readLoop() {
+	// While further responses are already buffered, the answers completions send (Reply.SendIn)
+	// are held in a burst and written together when the reader runs out of responses.
+	holding := false
+	defer func() {
+		if holding {
+			cc.burst.end()
+		}
+	}()
 	for {
+		if holding && !nextFrameBuffered(cc.br) {
+			holding = false
+			cc.burst.end()
+		}
 		f, err := ReadFrame(cc.br, cc.max)
+		if err == nil && !holding && nextFrameBuffered(cc.br) {
+			holding = true
+			cc.burst.begin()
+		}
+		var b *Burst
+		if holding {
+			b = &cc.burst
+		}
 		if err != nil {
 			var fe *FrameError
 			r := result{err: fmt.Errorf("transport: response from %s: %w", cc.addr, err)}
 			if errors.As(err, &fe) && fe.HasID {
 				if fe.Resync {
-					cc.deliver(fe.ID, r)
+					cc.deliver(fe.ID, r, b)
 					continue
 				}
 				// Fail the connection before answering the call, so that a
@@ -567,7 +603,7 @@ func (cc *clientConn) readLoop() {
 				pc, ok := cc.take(fe.ID)
 				cc.shutdown(err)
 				if ok {
-					pc.complete(r)
+					pc.complete(r, nil)
 				}
 				return
 			}
@@ -576,9 +612,9 @@ func (cc *clientConn) readLoop() {
 		}
 		switch f.Kind {
 		case KindResponse:
-			cc.deliver(f.ID, result{msg: Message{Type: f.Type, Header: f.Header, Body: f.Body}})
+			cc.deliver(f.ID, result{msg: Message{Type: f.Type, Header: f.Header, Body: f.Body}}, b)
 		case KindError:
-			cc.deliver(f.ID, result{err: decodeError(f.Body)})
+			cc.deliver(f.ID, result{err: decodeError(f.Body)}, b)
 		default:
 			cc.shutdown(fmt.Errorf("%w: request frame received by client", ErrMalformedFrame))
 			return

@@ -55,6 +55,20 @@ type Reply struct {
 	fn func(Message, error) // set by ReplyFunc
 }
 
+// SendIn is Send from the completion of an asynchronous call (see BurstCallback): within a
+// burst of the reader delivering it, the response is held and written with the others.
+func (r Reply) SendIn(b *Burst, resp Message, err error) {
+	if r.fn != nil || b == nil {
+		r.Send(resp, err)
+		return
+	}
+	if b.add(&r.sc.wconn, r.s.responseFrame(r.t, r.id, resp, err)) {
+		<-r.sc.sem
+		return
+	}
+	r.Send(resp, err)
+}
+
 // ReplyFunc returns a Reply that hands the answer to f, for serving an AsyncHandler outside a
 // Server (an in-memory network in tests, an adapter).
 func ReplyFunc(f func(resp Message, err error)) Reply { return Reply{fn: f} }
@@ -104,7 +118,7 @@ type serverConn struct {
 	sem    chan struct{}
 	// burst collects the requests that handlers send with Client.CallAsync while the reader
 	// serves a burst (see readLoop); ctx carries it.
-	burst burst
+	burst Burst
 }
 
 // NewServer returns a Server; register handlers with Handle, then call Serve.
@@ -457,6 +471,11 @@ func (s *Server) respond(sc *serverConn, h Handler, f Frame) {
 
 // sendResponse sends a handler's answer to request id of type t.
 func (s *Server) sendResponse(sc *serverConn, t MsgType, id uint64, resp Message, err error) {
+	_ = sc.send(sc.ctx, s.responseFrame(t, id, resp, err))
+}
+
+// responseFrame encodes a handler's answer to request id of type t.
+func (s *Server) responseFrame(t MsgType, id uint64, resp Message, err error) Frame {
 	out := Frame{Kind: KindResponse, Type: t, ID: id, Header: resp.Header, Body: resp.Body}
 	if err == nil && out.Length() > s.cfg.MaxFrameSize {
 		err = &RemoteError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("transport: response of %d bytes exceeds limit %d", out.Length(), s.cfg.MaxFrameSize)}
@@ -465,7 +484,7 @@ func (s *Server) sendResponse(sc *serverConn, t MsgType, id uint64, resp Message
 		code, msg := s.errorCode(err)
 		out = errorFrame(t, id, code, msg)
 	}
-	_ = sc.send(sc.ctx, out)
+	return out
 }
 
 // call runs the handler, turning a panic into an error.

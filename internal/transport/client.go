@@ -48,6 +48,7 @@ type peer struct {
 	addr     string
 	next     atomic.Uint32
 	nextBulk atomic.Uint32
+	small    int    // connections in the small lane
 	slots    []slot // small lane first, then the bulk lane
 }
 
@@ -255,7 +256,7 @@ func (c *Client) CallAsync(ctx context.Context, addr string, req Message, timeou
 	if p == nil || closed {
 		return false
 	}
-	s := &p.slots[int(p.next.Add(1)-1)%(len(p.slots)/2)]
+	s := &p.slots[int(p.next.Add(1)-1)%p.small]
 	s.mu.Lock()
 	cc := s.cc
 	s.mu.Unlock()
@@ -340,10 +341,10 @@ func (c *Client) conn(ctx context.Context, addr string, bulk bool) (*clientConn,
 	if err != nil {
 		return nil, err
 	}
-	n := len(p.slots) / 2
+	n := p.small
 	var s *slot
 	if bulk {
-		s = &p.slots[n+int(p.nextBulk.Add(1)-1)%n]
+		s = &p.slots[n+int(p.nextBulk.Add(1)-1)%(len(p.slots)-n)]
 	} else {
 		s = &p.slots[int(p.next.Add(1)-1)%n]
 	}
@@ -398,7 +399,7 @@ func (c *Client) peer(addr string) (*peer, error) {
 		return nil, ErrClosed
 	}
 	if p, ok = c.peers[addr]; !ok {
-		p = &peer{addr: addr, slots: make([]slot, 2*c.cfg.ConnsPerPeer)}
+		p = &peer{addr: addr, small: c.cfg.ConnsPerPeer, slots: make([]slot, c.cfg.ConnsPerPeer+c.cfg.BulkConnsPerPeer)}
 		c.peers[addr] = p
 	}
 	return p, nil

@@ -18,7 +18,7 @@ func laneConns(c *Client, addr string) (small, bulk int) {
 	if p == nil {
 		return 0, 0
 	}
-	n := len(p.slots) / 2
+	n := p.small
 	for i := range p.slots {
 		s := &p.slots[i]
 		s.mu.Lock()
@@ -89,7 +89,7 @@ func TestMixedSizes(t *testing.T) {
 // one after that stays half-sent.
 func TestSmallNotBehindLarge(t *testing.T) {
 	s := startServer(t, Config{MaxInFlight: 1})
-	c := newClient(t, Config{ConnsPerPeer: 1})
+	c := newClient(t, Config{ConnsPerPeer: 1, BulkConnsPerPeer: 1})
 	mustEcho(t, c, s.addr, "warm", "up")
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)

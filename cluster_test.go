@@ -367,30 +367,32 @@ func TestPutValueBufferReuse(t *testing.T) {
 	ctx := context.Background()
 	mp := getMap[string, []byte](t, members[0], "reuse")
 	reader := getMap[string, []byte](t, members[1], "reuse")
-	buf := make([]byte, 512)
-	const n = 200
-	for i := range n {
-		copy(buf, fmt.Sprintf("value-%04d", i))
-		if err := mp.Put(ctx, fmt.Sprint("k", i), buf); err != nil {
-			t.Fatal(err)
+	for _, size := range []int{512, 100 << 10} { // a small frame, and one for the bulk lane
+		buf := make([]byte, size)
+		const n = 60
+		for i := range n {
+			copy(buf, fmt.Sprintf("value-%d-%04d", size, i))
+			if err := mp.Put(ctx, fmt.Sprint("k", size, "-", i), buf); err != nil {
+				t.Fatal(err)
+			}
+			copy(buf, "overwritten") // the caller reuses its buffer at once
 		}
-		copy(buf, "overwritten") // the caller reuses its buffer at once
-	}
-	local := 0
-	for i := range n {
-		k := fmt.Sprint("k", i)
-		v, err := reader.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
+		local := 0
+		for i := range n {
+			k := fmt.Sprint("k", size, "-", i)
+			v, err := reader.Get(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("value-%d-%04d", size, i); len(v) != size || string(v[:len(want)]) != want {
+				t.Fatalf("%s = %q... (%d bytes), want %q", k, v[:16], len(v), want)
+			}
+			if p, _ := mp.Partition(k); members[0].node.Table().Owner(p) == members[0].id {
+				local++
+			}
 		}
-		if want := fmt.Sprintf("value-%04d", i); string(v[:len(want)]) != want {
-			t.Fatalf("%s = %q..., want %q", k, v[:16], want)
+		if local == 0 || local == n {
+			t.Fatalf("%d of %d keys owned by the writer: both cases must be covered", local, n)
 		}
-		if p, _ := mp.Partition(k); members[0].node.Table().Owner(p) == members[0].id {
-			local++
-		}
-	}
-	if local == 0 || local == n {
-		t.Fatalf("%d of %d keys owned by the writer: both cases must be covered", local, n)
 	}
 }

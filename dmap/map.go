@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -29,8 +28,8 @@ type Map[K comparable, V any] struct {
 	keys   Codec[K]
 	vals   Codec[V]
 	loaded atomic.Bool // the initial load ran (or the map has none)
-	// lendValues is set when V is []byte with the passthrough codec: a small value is then
-	// sent to a remote owner as it is, without a copy (see opRequest.borrowed).
+	// lendValues is set when V is []byte with the passthrough codec: a value is then sent to a
+	// remote owner as it is, without a copy (see opRequest.borrowed).
 	lendValues bool
 }
 
@@ -196,7 +195,7 @@ func (m *Map[K, V]) write(ctx context.Context, kind opKind, key K, value V, expe
 	}
 	var vb []byte
 	borrowed := false
-	if b, ok := any(value).([]byte); ok && m.lendValues && len(b) < transport.BorrowLimit {
+	if b, ok := any(value).([]byte); ok && m.lendValues {
 		vb, borrowed = b, true
 	} else {
 		var err error

@@ -63,8 +63,8 @@ type opRequest struct {
 	ID    string `msgpack:"i,omitempty"`
 	Value []byte `msgpack:"-"`
 	// borrowed marks a Value that still belongs to the Map's caller: it may travel to a remote
-	// owner as it is (the transport does not keep small bodies after a call), but this member
-	// copies it before serving the operation itself, since records keep their values.
+	// owner as it is (the transport does not read a request after the call returned), but this
+	// member copies it before serving the operation itself, since records keep their values.
 	borrowed bool
 }
 

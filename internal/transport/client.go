@@ -13,12 +13,6 @@ import (
 	"time"
 )
 
-// BorrowLimit is the request body size under which Call and CallTimeout never read the body
-// after they return (a queued small frame is copied), so that the caller may reuse it at once.
-// Larger bodies are written without copies and may still be read by the connection's writer
-// after a call returned early because its context ended.
-const BorrowLimit = 16 << 10
-
 // monitorInterval is how often a Client fails the calls whose timeout (CallTimeout, CallAsync)
 // has passed. Timeouts are meant for seconds-long bounds, so they may fire this much late.
 const monitorInterval = 20 * time.Millisecond
@@ -169,9 +163,10 @@ var resultPool = sync.Pool{New: func() any { return make(chan result, 1) }}
 // may not have executed the request). If ctx ends first Call returns its
 // error at once and a late response is dropped.
 //
-// req's slices must not be modified while Call runs. Afterwards, a Body under BorrowLimit
-// bytes is free again; the Header and a larger Body may still be read by the connection's
-// writer after Call returned because ctx ended, so they must then stay unmodified.
+// req's slices must not be modified while Call runs, and are not read after it returned: the
+// caller may reuse them at once. (A small request waiting in the connection's queue is a copy;
+// a large body is written without one, so a Call ending early waits until the writer is done
+// with it or the connection is closed.)
 func (c *Client) Call(ctx context.Context, addr string, req Message) (Message, error) {
 	return c.call(ctx, addr, req, 0)
 }
@@ -210,7 +205,8 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 		if deadline != 0 {
 			timeout = max(time.Duration(deadline-c.now()), time.Microsecond)
 		}
-		if err := cc.sendRequest(ctx, f, timeout); err != nil {
+		written, err := cc.sendRequest(ctx, f, timeout)
+		if err != nil {
 			if cc.unregister(id) {
 				resultPool.Put(ch)
 			}
@@ -222,11 +218,13 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 		select {
 		case r := <-ch:
 			resultPool.Put(ch)
+			cc.release(written, r.err != nil)
 			return r.msg, r.err
 		case <-ctx.Done():
 			if cc.unregister(id) {
 				resultPool.Put(ch)
 			}
+			cc.release(written, true)
 			return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 		}
 	}
@@ -461,8 +459,9 @@ func (c *Client) start(nc net.Conn, addr string) *clientConn {
 // the writer is idle (see wconn.send), or queued for the writer. A direct write is bounded by
 // ctx's deadline or else by timeout (the call's own, when > 0), since it cannot be interrupted
 // when ctx ends: only a context that can end and has neither goes through the queue, so that
-// Call returns as soon as it ends.
-func (cc *clientConn) sendRequest(ctx context.Context, f Frame, timeout time.Duration) error {
+// Call returns as soon as it ends. A queued small request is copied; for a queued large one,
+// large tracks it until the writer is done with its body (see release).
+func (cc *clientConn) sendRequest(ctx context.Context, f Frame, timeout time.Duration) (large *largeSend, err error) {
 	deadline, ok := ctx.Deadline()
 	if !ok && timeout > 0 {
 		deadline, ok = time.Now().Add(timeout), true
@@ -471,22 +470,57 @@ func (cc *clientConn) sendRequest(ctx context.Context, f Frame, timeout time.Dur
 		if sent, err := cc.sendDirect(f, deadline); sent {
 			if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				if _, ctxBound := ctx.Deadline(); !ctxBound {
-					return fmt.Errorf("%w: writing the request", ErrCallTimeout)
+					return nil, fmt.Errorf("%w: writing the request", ErrCallTimeout)
 				}
 				if ctx.Err() == nil {
 					<-ctx.Done() // the write reached ctx's deadline: ctx is about to end
 				}
 			}
 			if err != nil && ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			return err
+			return nil, err
 		}
 	}
-	if len(f.Body) < BorrowLimit {
-		f.Body = bytes.Clone(f.Body) // see BorrowLimit
+	if len(f.Body) < largeBody {
+		f.Header, f.Body = bytes.Clone(f.Header), bytes.Clone(f.Body) // the caller may reuse them
+	} else {
+		large = &largeSend{written: make(chan struct{})}
 	}
-	return cc.enqueue(ctx, outFrame{f: f})
+	if err := cc.enqueue(ctx, outFrame{f: f, large: large}); err != nil {
+		// Not queued (ctx ended or the connection died first): the writer never saw it.
+		return nil, err
+	}
+	return large, nil
+}
+
+// release makes sure the writer no longer reads a queued large request (ls, if not nil) before
+// Call returns. A call ending early (abandon) takes the request back if it is still queued, or
+// else closes the connection (the peer is not reading fast enough, the likely reason the call
+// gave up) and waits for the writer to stop; a call answered waits for the writer to finish.
+func (cc *clientConn) release(ls *largeSend, abandon bool) {
+	if ls == nil {
+		return
+	}
+	if abandon {
+		if ls.state.CompareAndSwap(largeQueued, largeAbandoned) {
+			return
+		}
+		select {
+		case <-ls.written:
+			return
+		default:
+		}
+		cc.shutdown(fmt.Errorf("%w: a large request was abandoned while being written", ErrConnClosed))
+	}
+	select {
+	case <-ls.written:
+	case <-cc.dead:
+		if !abandon {
+			return
+		}
+		<-ls.written
+	}
 }
 
 // register allocates a request id for a call. It reports false if the connection is already

@@ -18,7 +18,7 @@ const (
 	batchSize = 64 << 10
 	// largeBody is the body size from which a body is written with writev
 	// instead of being copied into the batch.
-	largeBody = BorrowLimit
+	largeBody = 16 << 10
 	// bulkFrame is the request frame size from which a Client sends the
 	// request on a peer's bulk lane (see peer).
 	bulkFrame = 64 << 10
@@ -35,7 +35,22 @@ var zeroPrefix [PrefixSize]byte
 type outFrame struct {
 	f    Frame
 	last bool // shut the connection down after writing this frame
+	// large, for a request whose body is written without a copy, lets its caller give it up
+	// while it is still queued and learn when the writer is done with it.
+	large *largeSend
 }
+
+// largeSend tracks a queued request whose body the writer reads in place.
+type largeSend struct {
+	state   atomic.Int32  // largeQueued, largeWriting or largeAbandoned
+	written chan struct{} // closed once the writer is done with the body
+}
+
+const (
+	largeQueued int32 = iota
+	largeWriting
+	largeAbandoned
+)
 
 // wconn is the part of a connection shared by client and server: the net.Conn,
 // its bounded write queue drained by a writer goroutine, and shutdown.
@@ -292,6 +307,15 @@ func (c *wconn) writeLoop(preamble []byte) {
 		}
 		c.busy.Store(true)
 		for {
+			if of.large != nil && !of.large.state.CompareAndSwap(largeQueued, largeWriting) {
+				// Abandoned by its caller while queued: not a byte of it is written.
+				select {
+				case of = <-c.q:
+					continue
+				default:
+				}
+				break
+			}
 			f := &of.f
 			n := len(batch)
 			batch = append(batch, zeroPrefix[:]...)
@@ -311,6 +335,9 @@ func (c *wconn) writeLoop(preamble []byte) {
 					err = c.write(batch)
 					batch = batch[:0]
 				}
+			}
+			if of.large != nil {
+				close(of.large.written)
 			}
 			bufs[0], bufs[1] = nil, nil
 			if err != nil {

@@ -26,18 +26,28 @@
 //
 // # Concurrency
 //
-// A [Client] keeps two lanes of Config.ConnsPerPeer connections per peer
-// address and spreads calls over a lane's connections round-robin: requests
-// of at least 64 KiB go on the bulk lane (dialed on first use), the others on
-// the small lane, so that a small request and its response never wait behind
-// a large body (a connection carries one frame at a time). Each connection has one reader
-// goroutine, which matches responses to calls by request id, and one writer
-// goroutine, which drains a bounded queue of outgoing frames into a 64 KiB
-// batch buffer and writes the batch when the queue is empty (large bodies are
-// written with writev, without being copied). A [Server] has one reader and
-// one writer per connection and runs every request on its own goroutine, at
-// most Config.MaxInFlight at a time per connection; beyond that it stops
-// reading from the connection (back-pressure).
+// A [Client] keeps two lanes of connections per peer address and spreads calls over a lane's
+// connections round-robin: requests of at least 64 KiB go on the bulk lane
+// (Config.BulkConnsPerPeer connections, dialed on first use), the others on the small lane
+// (Config.ConnsPerPeer), so that a small request and its response never wait behind a large
+// body (a connection carries one frame at a time). Each connection has one reader goroutine,
+// which matches responses to calls by request id, and one writer goroutine, which drains a
+// bounded queue of outgoing frames into a 64 KiB batch buffer (large bodies are written with
+// writev, without being copied). A [Server] has one reader and one writer per connection and
+// runs requests on worker goroutines, at most Config.MaxInFlight at a time per connection;
+// beyond that it stops reading from the connection (back-pressure).
+//
+// # Fewer system calls and hand-offs
+//
+// Small frames usually skip the writer goroutine: the sending goroutine writes them itself, and
+// senders that arrive while one is writing append their frames for it to write next, so
+// concurrent senders share system calls. An [AsyncHandler] serves a request on the reader
+// goroutine and answers later through its [Reply], typically from the completion of a
+// [Client.CallAsync] it started (an owner waiting for its backups), which saves the hand-offs
+// to and from a worker. While a reader serves frames that arrived together (a burst), the
+// responses sent meanwhile, the requests its handlers start with CallAsync and the answers
+// completions send with [Reply.SendIn] are held per connection and written together when the
+// burst ends; a reader ends its burst before it may block.
 //
 // The frame codec ([ReadFrame], [AppendFrame], [WriteFrame]) is plain code
 // with no goroutines, so it can be tested and fuzzed on its own.

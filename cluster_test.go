@@ -4,33 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/freeport"
 	"github.com/gridmap/gridmap/partition"
 )
 
 // freeGossipAddr returns a loopback host:port free for both TCP and UDP right now.
 func freeGossipAddr(t testing.TB) string {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return addr
-		}
+	addr, err := freeport.Addr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return ""
+	return addr
 }
 
 func testConfig(gossip string, seeds []string, expect int) Config {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/freeport"
 )
 
 // memberSpec is how to start one member of the benchmark cluster.
@@ -42,25 +44,7 @@ var errNotReady = errors.New("gridmap-bench: member not ready")
 
 // freeGossipAddr returns a loopback host:port that is free for both TCP and UDP (memberlist uses
 // both on one port) at the time of the call.
-func freeGossipAddr() (string, error) {
-	var last error
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		ln.Close()
-		if err != nil {
-			last = err
-			continue
-		}
-		pc.Close()
-		return "127.0.0.1:" + strconv.Itoa(port), nil
-	}
-	return "", fmt.Errorf("gridmap-bench: no free gossip port: %w", last)
-}
+func freeGossipAddr() (string, error) { return freeport.Addr("127.0.0.1") }
 
 // waitListening polls until addr accepts TCP connections or ctx ends.
 func waitListening(ctx context.Context, addr string) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/internal/freeport"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -17,21 +18,11 @@ import (
 // freeGossipAddr returns a loopback host:port free for TCP and UDP right now.
 func freeGossipAddr(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return addr
-		}
+	addr, err := freeport.Addr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return ""
+	return addr
 }
 
 // TestStartStaticSeedsIncludingSelf starts members with fixed gossip ports

@@ -281,3 +281,87 @@ func TestBurstSettlesBeforeBlocking(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedLargeRequestNotSent gives up a large request while it waits in the queue behind
+// another one the peer is slow to read: the call returns at its deadline and not a byte of the
+// abandoned request reaches the peer, while the connection keeps serving the first request.
+func TestAbandonedLargeRequestNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	start := make(chan struct{})
+	seen := make(chan []uint64, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		<-start // stall until the second request has been given up
+		br := bufio.NewReader(nc)
+		var b [1]byte
+		if _, err := br.Read(b[:]); err != nil {
+			return
+		}
+		var ids []uint64
+		for {
+			_ = nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			f, err := ReadFrame(br, 64<<20)
+			if err != nil {
+				seen <- ids
+				return
+			}
+			ids = append(ids, f.ID)
+			if _, err := nc.Write(AppendFrame(nil, Frame{Kind: KindResponse, Type: f.Type, ID: f.ID})); err != nil {
+				seen <- ids
+				return
+			}
+		}
+	}()
+	c := newClient(t, Config{BulkConnsPerPeer: 1})
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, ln.Addr().String(), Message{Type: msgEcho, Body: make([]byte, 32<<20)})
+		first <- err
+	}()
+	// Wait until the first request occupies the writer, then queue a second and give it up.
+	waitFor(t, "the first request to be pending", func() bool {
+		c.mu.RLock()
+		p := c.peers[ln.Addr().String()]
+		c.mu.RUnlock()
+		if p == nil {
+			return false
+		}
+		s := &p.slots[p.small]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.cc == nil {
+			return false
+		}
+		s.cc.mu.Lock()
+		defer s.cc.mu.Unlock()
+		return len(s.cc.pending) == 1 && s.cc.busy.Load()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	began := time.Now()
+	_, err = c.Call(ctx, ln.Addr().String(), Message{Type: msgEcho, Body: make([]byte, 1<<20)})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("abandoned call: %v", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("abandoned call returned after %v", d)
+	}
+	close(start)
+	if err := <-first; err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	ids := <-seen
+	if len(ids) != 1 {
+		t.Fatalf("peer received requests %v, want only the first", ids)
+	}
+}

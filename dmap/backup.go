@@ -183,6 +183,13 @@ type asyncQueue struct {
 	drained chan struct{} // closed when the backlog shrinks; replaced after each wake-up
 }
 
+// hasRoom reports whether the backlog is below its bound, so that enqueueAsync would not wait.
+func (q *asyncQueue) hasRoom() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) < maxAsyncBacklog
+}
+
 // enqueueAsync queues mutations for the partition's backups and makes sure a sender runs. It
 // waits while the backlog is at its bound.
 func (s *Service) enqueueAsync(ctx context.Context, p *part, muts []mutation) error {

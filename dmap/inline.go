@@ -69,9 +69,6 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		reply.Send(encodeResponse(resp))
 		return true
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
-		if s.cfg.AsyncBackups {
-			return false
-		}
 		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: req, reply: reply}
 		return iw.start()
 	}
@@ -97,9 +94,6 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 		}
 		return s.read(p, req), true
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
-		if s.cfg.AsyncBackups {
-			return opResponse{}, false
-		}
 		ch := localAnswers.Get().(chan opResponse)
 		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: *req, deadline: deadline, answer: ch}
 		if !iw.start() {
@@ -162,6 +156,11 @@ func (iw *inlineWrite) start() bool {
 		iw.finish(opResponse{Status: st, Epoch: ep})
 		return true
 	}
+	if s.cfg.AsyncBackups && !p.async.hasRoom() {
+		// enqueueAsync would wait for the backlog to drain.
+		p.writeMu.Unlock()
+		return false
+	}
 	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0]}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if len(muts) == 0 {
@@ -170,6 +169,12 @@ func (iw *inlineWrite) start() bool {
 		return true
 	}
 	iw.resp = resp
+	if s.cfg.AsyncBackups {
+		// Room was checked under the partition's write lock, which every writer holds while it
+		// queues: the backlog can only have shrunk since, so this does not wait.
+		iw.complete(nil, s.enqueueAsync(iw.ctx, p, muts))
+		return true
+	}
 	iw.replicate(muts)
 	return true
 }

@@ -51,8 +51,7 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		return false // the ordinary path reports it
 	}
 	req.Value = msg.Body
-	if req.Part < 0 || int(req.Part) >= len(s.parts) || len(req.Key)+len(req.Value) > s.cfg.MaxValueSize ||
-		s.persistenceOf(req.Map) != nil {
+	if req.Part < 0 || int(req.Part) >= len(s.parts) || len(req.Key)+len(req.Value) > s.cfg.MaxValueSize {
 		return false
 	}
 	p := s.parts[req.Part]
@@ -65,10 +64,16 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		resp := opResponse{Status: st, Epoch: ep}
 		if st == statusOK {
 			resp = s.read(p, &req)
+			if s.mayReadThrough(&req, resp) {
+				return false
+			}
 		}
 		reply.Send(encodeResponse(resp))
 		return true
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
+		if !s.writesWithoutWaiting(req.Map) {
+			return false
+		}
 		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: req, reply: reply}
 		return iw.start()
 	}
@@ -79,9 +84,6 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 // waits for the answer; deadline bounds the operation. Compared with serveOp, it saves the
 // context with a deadline (and its timer) the ordinary path needs.
 func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline time.Time) (opResponse, bool) {
-	if s.persistenceOf(req.Map) != nil {
-		return opResponse{}, false
-	}
 	p := s.parts[req.Part]
 	switch req.Kind {
 	case opGet, opContains:
@@ -92,8 +94,15 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 		if st != statusOK {
 			return opResponse{Status: st, Epoch: ep}, true
 		}
-		return s.read(p, req), true
+		resp := s.read(p, req)
+		if s.mayReadThrough(req, resp) {
+			return opResponse{}, false
+		}
+		return resp, true
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
+		if !s.writesWithoutWaiting(req.Map) {
+			return opResponse{}, false
+		}
 		ch := localAnswers.Get().(chan opResponse)
 		iw := &inlineWrite{s: s, ctx: ctx, p: p, req: *req, deadline: deadline, answer: ch}
 		if !iw.start() {
@@ -112,6 +121,27 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 		}
 	}
 	return opResponse{}, false
+}
+
+// mayReadThrough reports whether a read that found resp must go to the map's store (serveOp's
+// read-through), which waits.
+func (s *Service) mayReadThrough(req *opRequest, resp opResponse) bool {
+	missed := resp.Status == statusNotFound || (req.Kind == opContains && !resp.Done)
+	return missed && s.persistenceOf(req.Map) != nil
+}
+
+// writesWithoutWaiting reports whether a single-key write to mapName can be decided, applied
+// and queued without waiting: always, except for a map stored write-through (a store call) and
+// a write-behind map at its dirty limit (admit waits for room).
+func (s *Service) writesWithoutWaiting(mapName string) bool {
+	ps := s.persistenceOf(mapName)
+	switch {
+	case ps == nil || ps.store == nil:
+		return true
+	case ps.writeBehind():
+		return !ps.budget.Full()
+	}
+	return false
 }
 
 // inlineWrite is one single-key write served without blocking, from its decision to the last

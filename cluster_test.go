@@ -386,3 +386,29 @@ func TestPutValueBufferReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestGetValueIsTheCallers checks that a []byte Get returns a value the caller may modify without
+// changing the stored entry, whichever member owns the key.
+func TestGetValueIsTheCallers(t *testing.T) {
+	members := startCluster(t, 3, nil)
+	ctx := context.Background()
+	mp := getMap[string, []byte](t, members[0], "owned")
+	const n = 60
+	for i := range n {
+		if err := mp.Put(ctx, fmt.Sprint("k", i), []byte(fmt.Sprintf("value-%04d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		for i := range n {
+			v, err := mp.Get(ctx, fmt.Sprint("k", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("value-%04d", i); string(v) != want {
+				t.Fatalf("k%d = %q, want %q", i, v, want)
+			}
+			copy(v, "scribbled!") // the caller owns what Get returned
+		}
+	}
+}

@@ -170,6 +170,12 @@ func (m *Map[K, V]) Get(ctx context.Context, key K) (V, error) {
 	if resp.Status == statusNotFound {
 		return zero, ErrNotFound
 	}
+	if m.lendValues && resp.owned && len(resp.Value) > 0 {
+		// A remote owner's answer is already the caller's copy: no second one.
+		if v, ok := any(resp.Value).(V); ok {
+			return v, nil
+		}
+	}
 	return m.vals.Decode(resp.Value)
 }
 

@@ -87,6 +87,9 @@ type opResponse struct {
 	Value []byte   `msgpack:"-"`
 	// Entries is the decoded or local form of a scan result.
 	Entries []kv `msgpack:"-"`
+	// owned marks a Value that belongs to the caller alone (it arrived in a message from a
+	// remote owner), rather than a record's, which must not be handed out.
+	owned bool
 }
 
 // execute runs a single-key operation against a partition's records. It is pure: it reads the

@@ -119,7 +119,9 @@ func (s *Service) callOwner(ctx context.Context, owner partition.MemberID, req *
 	if err != nil {
 		return opResponse{}, err
 	}
-	return decodeResponse(out)
+	resp, err := decodeResponse(out)
+	resp.owned = true // the transport hands received messages to the receiver
+	return resp, err
 }
 
 // finalTransportError returns the error to give the user when a call failed in a way that

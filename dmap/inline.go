@@ -12,17 +12,20 @@ import (
 	"github.com/gridmap/gridmap/partition"
 )
 
-// Serving operations on the connection's reader goroutine.
+// Serving operations without blocking.
 //
 // An operation from another member normally runs on a worker goroutine of the transport, which
 // blocks while the backups acknowledge a write. That costs two goroutine hand-offs per remote
 // write (reader to worker, and the backup's answer back to the worker) on top of the network
-// round trips. The common operations need no blocking at all: a read of a map without a
-// loader, and a single-key write of a map without a store whose partition nobody else is writing
-// at that moment. Those run on the reader; a write sends its backups with Client.CallAsync and
-// is answered by the completion of the last backup acknowledgement. Anything else (waiting for
-// a newer table, for the partition's write lock, for a store, a processor, a transaction, a
-// failed backup) takes the ordinary path, with the same semantics.
+// round trips. The common operations need no blocking at all: a read that finds its entry, and
+// a single-key write whose partition nobody else is writing at that moment, of a map that is not
+// stored write-through (a write-behind map below its dirty limit only queues bookkeeping). Those
+// run on the connection's reader; a write sends its backups with Client.CallAsync and is
+// answered by the completion of the last backup acknowledgement (with asynchronous backups, as
+// soon as they are queued). The member's own callers use the same path (tryServeLocal), which
+// spares them a context timer per operation. Anything else (waiting for a newer table, for the
+// partition's write lock, for a store, a read-through, a processor, a transaction, a failed
+// backup) takes the ordinary path, with the same semantics.
 
 // localAnswers recycles the channels on which a local caller waits for its write's answer; a
 // channel goes back only once its one answer has been received.

@@ -10,8 +10,9 @@ const maxBurstConns = 8
 
 // Burst holds the frames sent while a connection's reader serves frames that arrived together:
 // one buffer per connection written to, each written in one system call when the burst ends,
-// instead of one write per frame. On a server connection it holds the requests handlers start
-// with Client.CallAsync (an owner's backups, typically); on a client connection, the responses
+// instead of one write per frame. On a server connection it holds the responses sent on that
+// connection (inline or by handlers finishing meanwhile) and the requests handlers start with
+// Client.CallAsync (an owner's backups, typically); on a client connection, the responses
 // that completions of asynchronous calls send with Reply.SendIn (an owner answering once its
 // backups acknowledged). A reader ends its burst before it may block, so a frame never waits
 // for anything but the reader finishing the frames already in its buffer.

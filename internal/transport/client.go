@@ -46,6 +46,9 @@ type peer struct {
 	slots    []slot // small lane first, then the bulk lane
 }
 
+// smallSlot picks the next slot of the small lane, round-robin.
+func (p *peer) smallSlot() *slot { return &p.slots[int(p.next.Add(1)-1)%p.small] }
+
 // slot is one of a peer's connections, dialed lazily and replaced when broken.
 type slot struct {
 	mu      sync.Mutex
@@ -254,7 +257,7 @@ func (c *Client) CallAsync(ctx context.Context, addr string, req Message, timeou
 	if p == nil || closed {
 		return false
 	}
-	s := &p.slots[int(p.next.Add(1)-1)%p.small]
+	s := p.smallSlot()
 	s.mu.Lock()
 	cc := s.cc
 	s.mu.Unlock()
@@ -339,12 +342,11 @@ func (c *Client) conn(ctx context.Context, addr string, bulk bool) (*clientConn,
 	if err != nil {
 		return nil, err
 	}
-	n := p.small
 	var s *slot
 	if bulk {
-		s = &p.slots[n+int(p.nextBulk.Add(1)-1)%(len(p.slots)-n)]
+		s = &p.slots[p.small+int(p.nextBulk.Add(1)-1)%(len(p.slots)-p.small)]
 	} else {
-		s = &p.slots[int(p.next.Add(1)-1)%n]
+		s = p.smallSlot()
 	}
 	s.mu.Lock()
 	if cc := s.cc; cc != nil && !cc.isDead() {

@@ -80,34 +80,10 @@ type wconn struct {
 	cmu      sync.Mutex
 	flushing bool
 	pend     []byte
-	// holding is set while a server connection's reader serves a burst of requests that had
-	// already arrived together; sendDirect then collects frames in held (under wmu) instead of
-	// writing each, and the reader writes them at once when the burst ends (see hold/release).
-	holding atomic.Bool
-	held    []byte
-}
-
-// hold makes sendDirect collect frames until release.
-func (c *wconn) hold() { c.holding.Store(true) }
-
-// release stops holding frames and writes the ones collected in one system call.
-func (c *wconn) release() error {
-	c.wmu.Lock()
-	c.holding.Store(false)
-	var err error
-	if len(c.held) > 0 && !c.closing {
-		_, err = c.nc.Write(c.held)
-	}
-	if cap(c.held) > batchSize {
-		c.held = nil
-	} else {
-		c.held = c.held[:0]
-	}
-	c.wmu.Unlock()
-	if err != nil {
-		c.shutdown(err)
-	}
-	return err
+	// heldBy is set while a server connection's reader serves a burst of requests that had
+	// already arrived together: sendDirect then adds frames to that Burst instead of writing
+	// each, and the reader writes them at once when the burst ends.
+	heldBy atomic.Pointer[Burst]
 }
 
 func newWconn(nc net.Conn, queue int) wconn {
@@ -177,14 +153,8 @@ func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
 	if len(f.Body) >= largeBody {
 		return false, nil
 	}
-	if c.holding.Load() {
-		c.wmu.Lock()
-		if c.holding.Load() && !c.closing && !c.isDead() {
-			c.held = AppendFrame(c.held, f)
-			c.wmu.Unlock()
-			return true, nil
-		}
-		c.wmu.Unlock()
+	if b := c.heldBy.Load(); b != nil && b.add(c, f) {
+		return true, nil
 	}
 	c.cmu.Lock()
 	if c.flushing {

@@ -116,8 +116,8 @@ type serverConn struct {
 	ctx    context.Context // handlers' context, canceled when the conn dies
 	cancel context.CancelFunc
 	sem    chan struct{}
-	// burst collects the requests that handlers send with Client.CallAsync while the reader
-	// serves a burst (see readLoop); ctx carries it.
+	// burst collects, while the reader serves a burst (see readLoop), the responses sent on
+	// this connection and the requests handlers send with Client.CallAsync; ctx carries it.
 	burst Burst
 }
 
@@ -293,35 +293,31 @@ func (s *Server) serveFrames(nc net.Conn) {
 // When several requests arrive together, the responses sent while the reader serves them
 // (inline, or by handlers finishing meanwhile) are held and written together once the reader
 // has no complete request left to serve: one system call for the burst instead of one each.
-func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
+func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 	holding := false
-	// settle writes what the burst held; it runs before the reader may block, so that nothing
-	// it waits for can be stuck in a held frame.
-	settle := func() error {
-		if !holding {
-			return nil
+	// settle writes what the burst held (a failed write shuts the connection down, so the next
+	// read fails); it runs before the reader may block, so that nothing it waits for can be
+	// stuck in a held frame.
+	settle := func() {
+		if holding {
+			holding = false
+			sc.heldBy.Store(nil)
+			sc.burst.end()
 		}
-		holding = false
-		sc.burst.end()
-		return sc.release()
 	}
-	defer func() { _ = settle() }()
+	defer settle()
 	for {
 		if holding && !nextFrameBuffered(br) {
-			if err := settle(); err != nil {
-				return err
-			}
+			settle()
 		}
 		f, err := ReadFrame(br, s.cfg.MaxFrameSize)
 		if err == nil && !holding && nextFrameBuffered(br) {
 			holding = true
-			sc.hold()
 			sc.burst.begin()
+			sc.heldBy.Store(&sc.burst)
 		}
 		if err != nil {
-			if serr := settle(); serr != nil {
-				return serr
-			}
+			settle()
 			var fe *FrameError
 			if !errors.As(err, &fe) || !fe.HasID {
 				if fe != nil {
@@ -344,9 +340,7 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 			continue
 		}
 		if f.Kind != KindRequest {
-			if err := settle(); err != nil {
-				return err
-			}
+			settle()
 			of := outFrame{f: errorFrame(f.Type, f.ID, CodeMalformed, fmt.Sprintf("transport: frame kind %d sent to server", f.Kind))}
 			if err := sc.enqueue(sc.ctx, of); err != nil {
 				return err
@@ -355,9 +349,7 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 		}
 		h := s.handlers.Load()[f.Type]
 		if h == nil {
-			if err := settle(); err != nil {
-				return err
-			}
+			settle()
 			of := outFrame{f: errorFrame(f.Type, f.ID, CodeUnknownType, fmt.Sprintf("transport: unknown message type %d", f.Type))}
 			if err := sc.enqueue(sc.ctx, of); err != nil {
 				return err
@@ -371,9 +363,7 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) (err error) {
 		select {
 		case sc.sem <- struct{}{}:
 		default:
-			if err := settle(); err != nil {
-				return err
-			}
+			settle()
 			select {
 			case sc.sem <- struct{}{}:
 			case <-sc.dead:

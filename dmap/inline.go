@@ -60,19 +60,11 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 	p := s.parts[req.Part]
 	switch req.Kind {
 	case opGet, opContains:
-		st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
-		if !ok {
-			return false
+		resp, ok := s.tryRead(p, &req)
+		if ok {
+			reply.Send(encodeResponse(resp))
 		}
-		resp := opResponse{Status: st, Epoch: ep}
-		if st == statusOK {
-			resp = s.read(p, &req)
-			if s.mayReadThrough(&req, resp) {
-				return false
-			}
-		}
-		reply.Send(encodeResponse(resp))
-		return true
+		return ok
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
 		if !s.writesWithoutWaiting(req.Map) {
 			return false
@@ -90,18 +82,7 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 	p := s.parts[req.Part]
 	switch req.Kind {
 	case opGet, opContains:
-		st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
-		if !ok {
-			return opResponse{}, false
-		}
-		if st != statusOK {
-			return opResponse{Status: st, Epoch: ep}, true
-		}
-		resp := s.read(p, req)
-		if s.mayReadThrough(req, resp) {
-			return opResponse{}, false
-		}
-		return resp, true
+		return s.tryRead(p, req)
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
 		if !s.writesWithoutWaiting(req.Map) {
 			return opResponse{}, false
@@ -124,6 +105,24 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 		}
 	}
 	return opResponse{}, false
+}
+
+// tryRead serves a single-key read that needs no waiting and reports whether it did: it
+// declines when this member's table is older than the caller's or the entry must be read
+// through from the map's store.
+func (s *Service) tryRead(p *part, req *opRequest) (opResponse, bool) {
+	st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
+	if !ok {
+		return opResponse{}, false
+	}
+	if st != statusOK {
+		return opResponse{Status: st, Epoch: ep}, true
+	}
+	resp := s.read(p, req)
+	if s.mayReadThrough(req, resp) {
+		return opResponse{}, false
+	}
+	return resp, true
 }
 
 // mayReadThrough reports whether a read that found resp must go to the map's store (serveOp's

@@ -68,15 +68,8 @@ func (n *Node) setLeading(on bool) {
 // lease is confirmed again (see LeaseValid).
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := n.stopContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	pause := n.cfg.Timings.JoinRetryInterval
 	turn := 0
 	for {

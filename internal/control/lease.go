@@ -31,15 +31,8 @@ import (
 // leaseLoop runs the follower's lease confirmations until the node stops.
 func (n *Node) leaseLoop() {
 	defer n.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := n.stopContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	steady := n.cfg.LeaseDuration / 5
 	fast := min(steady, 2*n.cfg.Timings.RetryInterval)
 	for {

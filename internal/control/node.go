@@ -529,3 +529,17 @@ func (n *Node) cutOff() {
 	n.ml.Shutdown()
 	n.trans.Close()
 }
+
+// stopContext returns a context that ends when the node stops or cancel is called, for the
+// node's loops that call APIs taking a context. The goroutine linking the two ends with it.
+func (n *Node) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

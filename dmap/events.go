@@ -316,7 +316,7 @@ func (h *eventHub) publish(ev listener.Event) {
 }
 
 // ownerApplied implements observer: it turns the mutations an owner applied into events.
-func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []*record) {
+func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []record) {
 	for i := range muts {
 		m := &muts[i]
 		if len(m.Map) > 0 && m.Map[0] == 0 { // internal maps (transaction marks)
@@ -332,21 +332,21 @@ func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []*record
 			if m.Clean {
 				ev.Kind = listener.Loaded // read through or initially loaded from the store
 			}
-			if prevs[i] != nil {
+			if prevs[i].ok {
 				ev.Kind, ev.OldValue = listener.Updated, prevs[i].value
 			}
 		case mutDelete:
-			if prevs[i] == nil {
+			if !prevs[i].ok {
 				continue
 			}
 			ev.Kind, ev.OldValue = listener.Removed, prevs[i].value
 		case mutClear:
 			now := h.s.now()
-			for k, r := range m.cleared {
+			for _, r := range m.cleared {
 				if r.expired(now) {
 					continue
 				}
-				h.publish(listener.Event{Map: m.Map, Kind: listener.Removed, Key: []byte(k), Partition: p, Member: h.s.self, Seq: m.Seq, OldValue: r.value})
+				h.publish(listener.Event{Map: m.Map, Kind: listener.Removed, Key: []byte(r.key), Partition: p, Member: h.s.self, Seq: m.Seq, OldValue: r.value})
 			}
 			continue
 		default: // lock changes
@@ -385,15 +385,15 @@ func (s *Service) sweepExpired(now int64) {
 		p.mu.Lock()
 		var evs []listener.Event
 		seq := p.rs.seq
-		for name, entries := range p.rs.maps {
+		for name := range p.rs.maps {
 			listened := len(name) > 0 && name[0] != 0 && s.events.listening(name)
-			for k, r := range entries {
+			for r := range p.rs.all(name) {
 				if !r.expired(now) {
 					continue
 				}
-				p.rs.remove(entries, k, r)
+				p.rs.remove(name, r)
 				if listened {
-					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(k), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
+					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(r.key), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
 				}
 			}
 		}

@@ -58,10 +58,9 @@ func (s *Service) runEvictor() {
 }
 
 type evictCandidate struct {
-	p            *part
-	mapName, key string
-	r            *record
-	access       int64
+	p       *part
+	mapName string
+	r       record
 }
 
 // evict removes up to want bytes of clean, loadable entries, oldest access first, and returns
@@ -70,15 +69,15 @@ func (s *Service) evict(want int64) int64 {
 	var cands []evictCandidate
 	for _, p := range s.parts {
 		p.mu.RLock()
-		for name, entries := range p.rs.maps {
+		for name := range p.rs.maps {
 			ps := s.persistenceOf(name)
 			if ps == nil || ps.loader == nil {
 				continue
 			}
 			q := p.queues[name]
-			for k, r := range entries {
-				if pending, _ := pendingIn(q, []byte(k)); !pending {
-					cands = append(cands, evictCandidate{p: p, mapName: name, key: k, r: r, access: r.access.Load()})
+			for r := range p.rs.all(name) {
+				if pending, _ := pendingIn(q, []byte(r.key)); !pending {
+					cands = append(cands, evictCandidate{p: p, mapName: name, r: r})
 				}
 			}
 		}
@@ -86,9 +85,9 @@ func (s *Service) evict(want int64) int64 {
 	}
 	slices.SortFunc(cands, func(a, b evictCandidate) int {
 		switch {
-		case a.access < b.access:
+		case a.r.access < b.r.access:
 			return -1
-		case a.access > b.access:
+		case a.r.access > b.r.access:
 			return 1
 		}
 		return 0
@@ -106,20 +105,20 @@ func (s *Service) evict(want int64) int64 {
 			continue
 		}
 		c.p.mu.Lock()
-		entries := c.p.rs.maps[c.mapName]
 		evicted := false
-		// Evict only what was examined: not rewritten since, still not dirty.
-		if entries[c.key] == c.r {
-			if pending, _ := pendingIn(c.p.queues[c.mapName], []byte(c.key)); !pending {
-				c.p.rs.remove(entries, c.key, c.r)
-				freed += recordSize(c.key, c.r)
+		// Evict only what was examined: not rewritten since (a write has a new sequence
+		// number), still not dirty.
+		if cur := c.p.rs.lookup(c.mapName, c.r.key); cur.ok && cur.seq == c.r.seq {
+			if pending, _ := pendingIn(c.p.queues[c.mapName], []byte(c.r.key)); !pending {
+				c.p.rs.remove(c.mapName, cur)
+				freed += recordSize(cur)
 				evicted = true
 			}
 		}
 		c.p.mu.Unlock()
 		if owned {
 			if evicted {
-				s.events.publish(listener.Event{Map: c.mapName, Kind: listener.Evicted, Key: []byte(c.key),
+				s.events.publish(listener.Event{Map: c.mapName, Kind: listener.Evicted, Key: []byte(c.r.key),
 					Partition: c.p.id, Member: s.self, Seq: c.r.seq, OldValue: c.r.value})
 			}
 			c.p.writeMu.Unlock()

@@ -164,7 +164,7 @@ type inlineWrite struct {
 
 	w       writeBatch
 	mutBuf  [1]mutation
-	prevBuf [1]*record
+	prevBuf [1]record
 	left    atomic.Int32 // backup calls not answered yet
 	failed  atomic.Bool  // a backup call failed
 }

@@ -101,7 +101,7 @@ func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value
 	var out []byte
 	var found bool
 	resp := s.ownerWrite(ctx, p, req.Epoch, func(w *writeBatch) opResponse {
-		if r := w.rs.get(req.Map, string(req.Key), w.now); r != nil {
+		if r := w.rs.get(req.Map, string(req.Key), w.now); r.ok {
 			out, found = r.value, true
 			return opResponse{}
 		}
@@ -277,7 +277,7 @@ func (s *Service) loadOwned(ctx context.Context, ps *persistence, req loadReques
 		}
 		p := s.parts[id]
 		p.mu.RLock()
-		done := p.rs.get(loadMarkMap, ps.name, 0) != nil
+		done := p.rs.get(loadMarkMap, ps.name, 0).ok
 		p.mu.RUnlock()
 		if done {
 			continue
@@ -309,11 +309,11 @@ func (s *Service) loadPartition(ctx context.Context, ps *persistence, p *part, e
 				if pending, _ := pendingIn(q, e.Key); pending {
 					continue // written or deleted since: the store's value is older
 				}
-				if w.rs.get(ps.name, string(e.Key), w.now) == nil {
+				if !w.rs.get(ps.name, string(e.Key), w.now).ok {
 					w.emit(mutation{Map: ps.name, Kind: mutSet, Key: e.Key, Value: e.Value, Clean: true})
 				}
 			}
-			if last && w.rs.get(loadMarkMap, ps.name, w.now) == nil {
+			if last && !w.rs.get(loadMarkMap, ps.name, w.now).ok {
 				w.emit(mutation{Map: loadMarkMap, Kind: mutSet, Key: []byte(ps.name), Value: []byte{}})
 			}
 			return opResponse{}

@@ -181,7 +181,7 @@ func TestBackupsHoldEveryWrite(t *testing.T) {
 					pt.mu.RLock()
 					rec := pt.rs.get("b", string(kb), 0)
 					pt.mu.RUnlock()
-					if rec == nil {
+					if !rec.ok {
 						t.Fatalf("key %d missing on replica %s of partition %d", i, r, p)
 					}
 				}
@@ -337,7 +337,7 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 				pt.mu.RLock()
 				rec := pt.rs.get("async", string(kb), 0)
 				pt.mu.RUnlock()
-				if rec == nil || string(rec.value) != string(mustEncode(t, i+1)) {
+				if !rec.ok || string(rec.value) != string(mustEncode(t, i+1)) {
 					missing++
 				}
 			}

@@ -106,32 +106,32 @@ func execute(rs *recordStore, req *opRequest, now int64) (resp opResponse, mut m
 	}
 	switch req.Kind {
 	case opGet:
-		if cur == nil {
+		if !cur.ok {
 			return opResponse{Status: statusNotFound}, mutation{}, false
 		}
-		cur.access.Store(now) // atomic: readers hold only the partition's read lock
+		rs.touch(req.Map, cur, now) // atomic: readers hold only the partition's read lock
 		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, mutation{}, false
 	case opContains:
-		return opResponse{Done: cur != nil}, mutation{}, false
+		return opResponse{Done: cur.ok}, mutation{}, false
 	case opPut:
 		return opResponse{Done: true}, set(), true
 	case opPutIfAbsent:
-		if cur != nil {
+		if cur.ok {
 			return opResponse{}, mutation{}, false
 		}
 		return opResponse{Done: true}, set(), true
 	case opReplace:
-		if cur == nil {
+		if !cur.ok {
 			return opResponse{}, mutation{}, false
 		}
 		return opResponse{Done: true}, set(), true
 	case opReplaceIfSame:
-		if cur == nil || !bytes.Equal(cur.value, req.Expect) {
+		if !cur.ok || !bytes.Equal(cur.value, req.Expect) {
 			return opResponse{}, mutation{}, false
 		}
 		return opResponse{Done: true}, set(), true
 	case opDelete:
-		if cur == nil {
+		if !cur.ok {
 			return opResponse{}, mutation{}, false
 		}
 		return opResponse{Done: true}, mutation{Map: req.Map, Kind: mutDelete, Key: req.Key}, true

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
+	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -106,7 +106,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			return executeTx(w, req)
 		}
 		if req.Kind == opClear {
-			if len(w.rs.maps[req.Map]) > 0 {
+			if w.rs.count(req.Map) > 0 {
 				w.emit(mutation{Map: req.Map, Kind: mutClear})
 			}
 			return opResponse{}
@@ -140,7 +140,7 @@ type writeBatch struct {
 	muts []mutation
 	// prevs[i] is the live record muts[i] replaced or removed (nil if none, and for clears and
 	// lock changes), for events.
-	prevs []*record
+	prevs []record
 	// cleared[i] lists the keys a clear muts[i] removes (write-through and write-behind store
 	// them as deletes).
 	cleared map[int][]string
@@ -151,7 +151,7 @@ type writeBatch struct {
 // within one batch never touch the same key twice.
 func (w *writeBatch) emit(m mutation) {
 	m.Seq = w.rs.seq + uint64(len(w.muts)) + 1
-	var prev *record
+	var prev record
 	switch m.Kind {
 	case mutSet, mutDelete:
 		prev = w.rs.get(m.Map, string(m.Key), w.now)
@@ -161,7 +161,7 @@ func (w *writeBatch) emit(m mutation) {
 		}
 		w.cleared[len(w.muts)] = w.rs.keysBefore(m.Map, m.Seq)
 		// The records it removes (all are older than the clear, on the owner), for events.
-		m.cleared = maps.Clone(w.rs.maps[m.Map])
+		m.cleared = slices.Collect(w.rs.all(m.Map))
 	}
 	w.muts = append(w.muts, m)
 	w.prevs = append(w.prevs, prev)
@@ -271,13 +271,12 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 	case opSize:
 		return opResponse{Count: rs.size(req.Map, now)}
 	case opScanKeys, opScanEntries:
-		entries := rs.maps[req.Map]
-		out := make([]kv, 0, len(entries))
-		for k, r := range entries {
+		out := make([]kv, 0, rs.count(req.Map))
+		for r := range rs.all(req.Map) {
 			if r.expired(now) {
 				continue
 			}
-			e := kv{Key: []byte(k)}
+			e := kv{Key: []byte(r.key)}
 			if req.Kind == opScanEntries {
 				e.Value = r.value
 			}

@@ -73,7 +73,7 @@ func (s *Service) processor(name string) RawProcessor {
 // runProcessor applies p to one entry inside a write batch.
 func runProcessor(ctx context.Context, w *writeBatch, p RawProcessor, mapName string, key, arg []byte) ([]byte, error) {
 	e := &RawEntry{Map: mapName, Key: key}
-	if r := w.rs.get(mapName, string(key), w.now); r != nil {
+	if r := w.rs.get(mapName, string(key), w.now); r.ok {
 		e.Value, e.Exists = r.value, true
 	}
 	res, err := p(ctx, e, arg)
@@ -100,7 +100,7 @@ func (s *Service) executeProcessor(ctx context.Context, w *writeBatch, req *opRe
 	}
 	markKey := "x:" + req.ID
 	if req.ID != "" {
-		if mark := w.rs.get(txMarkMap, markKey, w.now); mark != nil {
+		if mark := w.rs.get(txMarkMap, markKey, w.now); mark.ok {
 			return opResponse{Done: true, Value: mark.value} // a retry: it already ran
 		}
 	}
@@ -128,14 +128,14 @@ func (s *Service) executeProcessorAll(ctx context.Context, w *writeBatch, req *o
 		return opResponse{Status: statusNoProcessor, Msg: req.Proc}
 	}
 	var keys []string
-	for k, r := range w.rs.maps[req.Map] {
+	for r := range w.rs.all(req.Map) {
 		if r.expired(w.now) {
 			continue
 		}
-		if st := w.rs.lockedAgainst(req.Map, []byte(k), req.Holder, w.now); st != statusOK {
+		if st := w.rs.lockedAgainst(req.Map, []byte(r.key), req.Holder, w.now); st != statusOK {
 			return opResponse{Status: st} // wait for the lock, then run on the whole partition
 		}
-		keys = append(keys, k)
+		keys = append(keys, r.key)
 	}
 	out := make([]kv, 0, len(keys))
 	for _, k := range keys {

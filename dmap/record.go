@@ -1,32 +1,30 @@
 package dmap
 
-import "sync/atomic"
+import (
+	"iter"
+	"strings"
+)
 
-// record is one entry's stored form. Records are immutable once stored: a write replaces the
-// pointer, so readers and migration snapshots can hold a *record without locks.
+// record is a view of one stored entry. Its key and value alias the table's memory, which is
+// never overwritten: a view stays valid after the lock it was taken under is released. The zero
+// record (ok false) stands for "no entry".
 type record struct {
-	// key is the string the record's map slot holds. A write that replaces the record reuses it
-	// rather than converting the mutation's key bytes again, which saves an allocation per
-	// overwrite on the owner and on every backup, for 16 bytes per record.
-	key   string
-	value []byte
-	// seq is the partition sequence number of the write that produced the record. Replicas apply
-	// a mutation only when it is newer than what they hold, which makes replication and migration
-	// copies idempotent and order-insensitive.
-	seq uint64
-	// expireAt is the owner's wall-clock expiry in Unix nanoseconds; 0 means never.
+	key      string
+	value    []byte
+	seq      uint64
 	expireAt int64
-	// access is when the record was last read or written (Unix ns, coarse), for LRU eviction.
-	access atomic.Int64
+	access   int64 // when the view was taken
+	slot     uint32
+	ok       bool
 }
 
-// recordOverhead approximates the memory of a record beyond its key and value bytes (the
-// struct, map slot and string header), for the memory budget.
-const recordOverhead = 96
+func (r record) expired(now int64) bool { return r.expireAt != 0 && now >= r.expireAt }
 
-func recordSize(key string, r *record) int64 { return int64(len(key) + len(r.value) + recordOverhead) }
+// recordOverhead approximates the memory of an entry beyond its key and value bytes (its slot,
+// index entry and record header), for the memory budget.
+const recordOverhead = 80
 
-func (r *record) expired(now int64) bool { return r.expireAt != 0 && now >= r.expireAt }
+func recordSize(r record) int64 { return int64(len(r.key) + len(r.value) + recordOverhead) }
 
 // mutKind says what a mutation does to its key.
 type mutKind uint8
@@ -60,13 +58,13 @@ type mutation struct {
 	Value []byte `msgpack:"-"`
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
 	// is not replicated.
-	cleared map[string]*record
+	cleared []record
 }
 
 // recordStore holds one partition's entries for every map. It is plain data with no locking:
 // the partition that owns it serialises access.
 type recordStore struct {
-	maps map[string]map[string]*record
+	maps map[string]*entryTable
 	// seq is the highest sequence number applied; an owner numbers its next write seq+1.
 	seq uint64
 	// While a copy is being received (syncing), deletes and clears leave tombstones so that an
@@ -111,16 +109,44 @@ func (rs *recordStore) lockedAgainst(mapName string, key []byte, holder string, 
 }
 
 func newRecordStore() *recordStore {
-	return &recordStore{maps: make(map[string]map[string]*record)}
+	return &recordStore{maps: make(map[string]*entryTable)}
 }
 
-// get returns the live record of key, or nil.
-func (rs *recordStore) get(mapName string, key string, now int64) *record {
-	r := rs.maps[mapName][key]
-	if r == nil || r.expired(now) {
-		return nil
+// get returns the live record of key, or the zero record.
+func (rs *recordStore) get(mapName string, key string, now int64) record {
+	r := rs.lookup(mapName, key)
+	if r.expired(now) {
+		return record{}
 	}
 	return r
+}
+
+// lookup returns the record of key, expired or not, or the zero record.
+func (rs *recordStore) lookup(mapName string, key string) record {
+	if t := rs.maps[mapName]; t != nil {
+		return t.lookup(key)
+	}
+	return record{}
+}
+
+// touch marks r, a record of mapName, as read at now. It may run under a read lock.
+func (rs *recordStore) touch(mapName string, r record, now int64) { rs.maps[mapName].touch(r, now) }
+
+// count counts the records of a map, expired ones included.
+func (rs *recordStore) count(mapName string) int {
+	if t := rs.maps[mapName]; t != nil {
+		return t.len()
+	}
+	return 0
+}
+
+// all yields the records of a map, expired ones included; the loop body may remove the record
+// it is given.
+func (rs *recordStore) all(mapName string) iter.Seq[record] {
+	if t := rs.maps[mapName]; t != nil {
+		return t.all()
+	}
+	return func(func(record) bool) {}
 }
 
 // apply applies a mutation if it is newer than what the store holds for that key. It reports
@@ -141,40 +167,38 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 	}
 	switch m.Kind {
 	case mutSet:
-		entries := rs.maps[m.Map]
-		old := entries[string(m.Key)]
-		if old != nil && old.seq >= m.Seq {
+		t := rs.maps[m.Map]
+		var old record
+		if t != nil {
+			old = t.lookup(string(m.Key))
+		}
+		if old.ok && old.seq >= m.Seq {
 			if old.seq == m.Seq && touch {
-				old.access.Store(now)
+				t.touch(old, now)
 			}
 			return false
 		}
 		if rs.syncing && rs.shadowedSync(m.Map, string(m.Key), m.Seq) {
 			return false
 		}
-		if entries == nil {
-			entries = make(map[string]*record)
-			rs.maps[m.Map] = entries
+		if t == nil {
+			t = newEntryTable()
+			rs.maps[m.Map] = t
 		}
-		var key string
-		if old != nil {
-			key = old.key
-			rs.bytes -= recordSize(key, old)
+		if old.ok {
+			rs.bytes -= recordSize(old)
 			if old.expireAt != 0 {
 				rs.ttls--
 			}
-		} else {
-			key = string(m.Key)
 		}
-		r := &record{key: key, value: m.Value, seq: m.Seq, expireAt: m.ExpireAt}
-		if r.expireAt != 0 {
+		if m.ExpireAt != 0 {
 			rs.ttls++
 		}
-		if touch {
-			r.access.Store(now)
+		if !touch {
+			now = 0
 		}
-		entries[key] = r
-		rs.bytes += recordSize(key, r)
+		t.set(old, string(m.Key), m.Value, m.Seq, m.ExpireAt, now)
+		rs.bytes += int64(len(m.Key) + len(m.Value) + recordOverhead)
 		return true
 	case mutDelete:
 		if rs.syncing {
@@ -188,9 +212,8 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 				t[key] = m.Seq
 			}
 		}
-		entries := rs.maps[m.Map]
-		if r := entries[string(m.Key)]; r != nil && r.seq < m.Seq {
-			rs.remove(entries, r.key, r)
+		if r := rs.lookup(m.Map, string(m.Key)); r.ok && r.seq < m.Seq {
+			rs.remove(m.Map, r)
 			return true
 		}
 		return false
@@ -226,10 +249,9 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 			rs.clearSeq[m.Map] = m.Seq
 		}
 		changed := false
-		entries := rs.maps[m.Map]
-		for k, r := range entries {
+		for r := range rs.all(m.Map) {
 			if r.seq < m.Seq {
-				rs.remove(entries, k, r)
+				rs.remove(m.Map, r)
 				changed = true
 			}
 		}
@@ -251,12 +273,13 @@ func (rs *recordStore) shadowedSync(mapName, key string, seq uint64) bool {
 }
 
 // keysBefore lists the keys of a map whose records are older than seq (what a clear numbered
-// seq removes).
+// seq removes). The keys are copies: write-behind queues keep them, and a key viewed in place
+// would keep its whole chunk alive.
 func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
 	var keys []string
-	for k, r := range rs.maps[mapName] {
+	for r := range rs.all(mapName) {
 		if r.seq < seq {
-			keys = append(keys, k)
+			keys = append(keys, strings.Clone(r.key))
 		}
 	}
 	return keys
@@ -264,7 +287,7 @@ func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
 
 // beginSync empties the store and starts keeping tombstones: a full copy follows.
 func (rs *recordStore) beginSync() {
-	rs.maps = make(map[string]map[string]*record)
+	rs.maps = make(map[string]*entryTable)
 	rs.bytes = 0
 	rs.ttls = 0
 	rs.locks = nil
@@ -283,8 +306,15 @@ func (rs *recordStore) endSync() {
 
 // size counts the live entries of one map.
 func (rs *recordStore) size(mapName string, now int64) int {
+	t := rs.maps[mapName]
+	if t == nil {
+		return 0
+	}
+	if rs.ttls == 0 {
+		return t.len()
+	}
 	n := 0
-	for _, r := range rs.maps[mapName] {
+	for r := range t.all() {
 		if !r.expired(now) {
 			n++
 		}
@@ -295,10 +325,10 @@ func (rs *recordStore) size(mapName string, now int64) int {
 // expire removes every expired record and returns how many it removed.
 func (rs *recordStore) expire(now int64) int {
 	n := 0
-	for _, entries := range rs.maps {
-		for k, r := range entries {
+	for name := range rs.maps {
+		for r := range rs.all(name) {
 			if r.expired(now) {
-				rs.remove(entries, k, r)
+				rs.remove(name, r)
 				n++
 			}
 		}
@@ -306,22 +336,22 @@ func (rs *recordStore) expire(now int64) int {
 	return n
 }
 
-// remove deletes record r of key from entries (one map's records).
-func (rs *recordStore) remove(entries map[string]*record, key string, r *record) {
-	delete(entries, key)
-	rs.bytes -= recordSize(key, r)
+// remove deletes r, a record of mapName.
+func (rs *recordStore) remove(mapName string, r record) {
+	rs.maps[mapName].remove(r)
+	rs.bytes -= recordSize(r)
 	if r.expireAt != 0 {
 		rs.ttls--
 	}
 }
 
 // snapshot returns every record as a mutation, for a copy to another member. Values are shared,
-// not copied: records are immutable.
+// not copied: stored bytes are never overwritten.
 func (rs *recordStore) snapshot() []mutation {
 	var out []mutation
-	for name, entries := range rs.maps {
-		for k, r := range entries {
-			out = append(out, mutation{Map: name, Kind: mutSet, Key: []byte(k), Value: r.value, ExpireAt: r.expireAt, Seq: r.seq})
+	for name := range rs.maps {
+		for r := range rs.all(name) {
+			out = append(out, mutation{Map: name, Kind: mutSet, Key: []byte(r.key), Value: r.value, ExpireAt: r.expireAt, Seq: r.seq})
 		}
 	}
 	for name, locks := range rs.locks {

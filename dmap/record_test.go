@@ -38,8 +38,8 @@ func TestCopyNeverResurrectsOrRegresses(t *testing.T) {
 			}
 			rs.endSync()
 			got := map[string]string{}
-			for k, r := range rs.maps["m"] {
-				got[k] = string(r.value)
+			for r := range rs.all("m") {
+				got[r.key] = string(r.value)
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)

@@ -67,7 +67,7 @@ type part struct {
 // block. prevs[i] is the live record muts[i] replaced or removed (nil if none). The slices and
 // records must not be modified; values may be kept (records are immutable).
 type observer interface {
-	ownerApplied(p partition.ID, muts []mutation, prevs []*record)
+	ownerApplied(p partition.ID, muts []mutation, prevs []record)
 }
 
 // NewService creates a member's map service and registers its handlers on reg. Close stops it.

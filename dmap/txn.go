@@ -227,12 +227,12 @@ func executeTx(w *writeBatch, req *opRequest) opResponse {
 	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
 		return opResponse{Status: statusBadRequest, Msg: "undecodable transaction"}
 	}
-	if w.rs.get(txMarkMap, c.ID, w.now) != nil {
+	if w.rs.get(txMarkMap, c.ID, w.now).ok {
 		return opResponse{Done: true} // a retried commit that already happened
 	}
 	for _, r := range c.Reads {
 		var cur uint64
-		if rec := w.rs.get(r.Map, string(r.Key), w.now); rec != nil {
+		if rec := w.rs.get(r.Map, string(r.Key), w.now); rec.ok {
 			cur = rec.seq
 		}
 		if cur != r.Version {
@@ -246,7 +246,7 @@ func executeTx(w *writeBatch, req *opRequest) opResponse {
 	}
 	for _, wr := range c.Writes {
 		if wr.Delete {
-			if w.rs.get(wr.Map, string(wr.Key), w.now) != nil {
+			if w.rs.get(wr.Map, string(wr.Key), w.now).ok {
 				w.emit(mutation{Map: wr.Map, Kind: mutDelete, Key: wr.Key})
 			}
 			continue

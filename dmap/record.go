@@ -248,16 +248,23 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 		if rs.syncing && m.Seq > rs.clearSeq[m.Map] {
 			rs.clearSeq[m.Map] = m.Seq
 		}
-		changed := false
-		for r := range rs.all(m.Map) {
-			if r.seq < m.Seq {
-				rs.remove(m.Map, r)
-				changed = true
-			}
-		}
-		return changed
+		return rs.removeBefore(m.Map, m.Seq)
 	}
 	return false
+}
+
+// removeBefore removes the records of a map older than seq (a clear numbered seq) and reports
+// whether there were any. It is apart from applyTouch because the loop body is a closure: its
+// captured variables would be allocated on every apply.
+func (rs *recordStore) removeBefore(mapName string, seq uint64) bool {
+	changed := false
+	for r := range rs.all(mapName) {
+		if r.seq < seq {
+			rs.remove(mapName, r)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // shadowedSync reports whether a set at seq is older than a delete or clear recorded while the

@@ -204,7 +204,6 @@ func (c *child) do(cmd string) string {
 	return c.read()
 }
 
-// kill sends SIGKILL: no hand-off, no flush, no goodbye.
 func (c *child) kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -249,13 +248,7 @@ func TestKillMemberProcess(t *testing.T) {
 				}
 				acked[k] = v
 			}
-			var kill *child
-			for _, c := range children {
-				if c.state().leader == (victim == "leader") {
-					kill = c
-					break
-				}
-			}
+			kill := findChild(t, children, victim == "leader")
 			kill.kill()
 			var alive []*child
 			for _, c := range children {
@@ -280,6 +273,24 @@ func TestKillMemberProcess(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// findChild returns a child that is the raft leader (leader true) or is not, waiting for a
+// leader to be elected if there is none at the moment.
+func findChild(t *testing.T, children []*child, leader bool) *child {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, c := range children {
+			if c.state().leader == leader {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no child with leader=%v after 60 s", leader)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

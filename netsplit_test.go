@@ -139,6 +139,7 @@ func TestNetworkPartitionStopsIsolatedOwner(t *testing.T) {
 	var acks []time.Time
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var writerErr error
 	wg.Go(func() {
 		for seq := 0; ; seq++ {
 			select {
@@ -146,7 +147,13 @@ func TestNetworkPartitionStopsIsolatedOwner(t *testing.T) {
 				return
 			default:
 			}
-			if x.do(fmt.Sprintf("put %s v%d", keys[seq%len(keys)], seq)) == "ok" {
+			got, ok := x.tryDo(fmt.Sprintf("put %s v%d", keys[seq%len(keys)], seq))
+			if !ok {
+				// t.Fatal is for the test's goroutine: reported after Wait.
+				writerErr = fmt.Errorf("child %s stopped answering", x.id)
+				return
+			}
+			if got == "ok" {
 				mu.Lock()
 				acks = append(acks, time.Now())
 				mu.Unlock()
@@ -186,6 +193,9 @@ func TestNetworkPartitionStopsIsolatedOwner(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	close(stop)
 	wg.Wait()
+	if writerErr != nil {
+		t.Fatal(writerErr)
+	}
 
 	mu.Lock()
 	var last time.Time

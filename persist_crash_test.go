@@ -102,11 +102,11 @@ func wput(t *testing.T, children []*child, acked map[string]string, n int, round
 	}
 }
 
-func pickChild(children []*child, leader bool) (victim *child, others []*child) {
+func pickChild(t *testing.T, children []*child, leader bool) (victim *child, others []*child) {
+	t.Helper()
+	victim = findChild(t, children, leader)
 	for _, c := range children {
-		if victim == nil && c.state().leader == leader {
-			victim = c
-		} else {
+		if c != victim {
 			others = append(others, c)
 		}
 	}
@@ -129,7 +129,7 @@ func TestWriteBehindStoreDownKillMember(t *testing.T) {
 			acked := map[string]string{}
 			wput(t, children, acked, 600, "a")
 			wput(t, children, acked, 200, "b") // overwrites: the last value must win
-			kill, alive := pickChild(children, victim == "leader")
+			kill, alive := pickChild(t, children, victim == "leader")
 			kill.kill()
 			wput(t, alive, acked, 300, "c") // during the failover
 			waitChildren(t, alive, func(s childState) bool { return s.pending == 0 && s.minReplicas == 2 && s.mem == 2 })
@@ -166,7 +166,7 @@ func TestWriteBehindStoreDownCloseMember(t *testing.T) {
 			acked := map[string]string{}
 			wput(t, children, acked, 600, "a")
 			wput(t, children, acked, 200, "b")
-			leaving, rest := pickChild(children, who == "leader")
+			leaving, rest := pickChild(t, children, who == "leader")
 			if got := leaving.do("close"); got != "closed" {
 				t.Fatalf("close: %s", got)
 			}

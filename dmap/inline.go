@@ -50,7 +50,7 @@ func (h opHandler) TryServe(ctx context.Context, msg transport.Message, reply tr
 // it took it; reply then receives the answer exactly once, maybe from another goroutine.
 func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply transport.Reply) bool {
 	var req opRequest
-	if err := unmarshalHeader(msg.Header, &req); err != nil {
+	if err := decodeOpRequest(msg.Header, &req); err != nil {
 		return false // the ordinary path reports it
 	}
 	req.Value = msg.Body

@@ -271,20 +271,27 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 	case opSize:
 		return opResponse{Count: rs.size(req.Map, now)}
 	case opScanKeys, opScanEntries:
-		out := make([]kv, 0, rs.count(req.Map))
-		for r := range rs.all(req.Map) {
-			if r.expired(now) {
-				continue
-			}
-			e := kv{Key: []byte(r.key)}
-			if req.Kind == opScanEntries {
-				e.Value = r.value
-			}
-			out = append(out, e)
-		}
-		return opResponse{Entries: out}
+		return opResponse{Entries: scan(rs, req.Map, req.Kind == opScanEntries, now)}
 	}
 	return opResponse{Status: statusBadRequest, Msg: "unknown partition operation"}
+}
+
+// scan lists the live entries of a map (keys copied, values shared). It is apart from
+// readPartition because the loop body is a closure, which would move the request it read to
+// the heap on every read.
+func scan(rs *recordStore, mapName string, values bool, now int64) []kv {
+	out := make([]kv, 0, rs.count(mapName))
+	for r := range rs.all(mapName) {
+		if r.expired(now) {
+			continue
+		}
+		e := kv{Key: []byte(r.key)}
+		if values {
+			e.Value = r.value
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // handleOp serves msgOp from another member.

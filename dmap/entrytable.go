@@ -71,7 +71,7 @@ const (
 	// A new chunk holds about an eighth of the table's live bytes, within these bounds: small
 	// tables (a partition holds a slice of every map) waste little on a half-filled chunk, large
 	// ones do not multiply chunks.
-	minChunk = 1 << 10
+	minChunk = 256
 	maxChunk = 256 << 10
 	// adoptMin is the value size from which a value keeps its own buffer instead of being
 	// copied into a chunk: copying large values would cost more than the one extra object they

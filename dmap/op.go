@@ -64,7 +64,8 @@ type opRequest struct {
 	Value []byte `msgpack:"-"`
 	// borrowed marks a Value that still belongs to the Map's caller: it may travel to a remote
 	// owner as it is (the transport does not read a request after the call returned), but this
-	// member copies it before serving the operation itself, since records keep their values.
+	// member copies it before serving the operation itself: large values are stored as they
+	// are, and events and backups keep the mutation's value.
 	borrowed bool
 }
 

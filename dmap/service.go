@@ -64,8 +64,8 @@ type part struct {
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
 // called after the mutations are applied and before they are replicated, on the writing
 // goroutine, with the partition's writes held back: in order per partition, and it must not
-// block. prevs[i] is the live record muts[i] replaced or removed (nil if none). The slices and
-// records must not be modified; values may be kept (records are immutable).
+// block. prevs[i] is the live record muts[i] replaced or removed (the zero record if none). The
+// slices and values must not be modified; values may be kept (stored bytes are never rewritten).
 type observer interface {
 	ownerApplied(p partition.ID, muts []mutation, prevs []record)
 }

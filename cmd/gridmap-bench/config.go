@@ -55,6 +55,7 @@ type config struct {
 	Verbose      bool          // member logs (slog, info level) on stderr
 	CPUProfile   string        // file for a CPU profile of the run ("" = none)
 	Trace        string        // file for a runtime execution trace of the run ("" = none)
+	MemProfile   string        // file for a heap profile taken at the end of the run ("" = none)
 
 	// Set only in a child process of -mode procs (internal flags).
 	Child   int    // member index of this child; -1 in the parent or in inproc mode
@@ -85,6 +86,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line on stdout; the human summary goes to stderr")
 	fs.BoolVar(&c.Verbose, "v", false, "log member events (info level) to stderr")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (inproc mode) to this file")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile (in-use and allocated space) at the end of the run (inproc mode) to this file")
 	fs.StringVar(&c.Trace, "trace", "", "write a runtime execution trace of the whole run (inproc mode) to this file (go tool trace)")
 	fs.IntVar(&c.Child, "child", -1, "internal (-mode procs): member index of this child process")
 	fs.StringVar(&c.Seed, "seed", "", "internal (-mode procs): gossip address of child 0")

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"sync"
@@ -141,11 +142,35 @@ func runInproc(ctx context.Context, cfg config, opts runOptions) (result, error)
 		}
 		preloadTime = time.Since(t)
 	}
+	gc := startGCWindow()
 	t := newWorkload(cfg, time.Now(), value).run(ctx, slots)
 	if err := ctx.Err(); err != nil {
 		return result{}, fmt.Errorf("gridmap-bench: interrupted: %w", err)
 	}
-	return newResult(cfg, t, startup, preloadTime), nil
+	r := newResult(cfg, t, startup, preloadTime)
+	r.GCCycles, r.GCPauseMaxUs = gc.end()
+	if cfg.MemProfile != "" {
+		// Written while the members still hold their data: in-use space shows what they keep,
+		// alloc_space what the run allocated.
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return result{}, err
+		}
+	}
+	return r, nil
+}
+
+// writeHeapProfile writes the heap profile as of a fresh GC to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // syncWriter serializes the writes of several goroutines to w.

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +75,30 @@ func TestRunBadFlags(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-op must be") {
 		t.Fatalf("stderr: %s", stderr.String())
+	}
+}
+
+// -memprofile writes a heap profile (gzipped protobuf) of the run.
+func TestRunMemProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heap.pprof")
+	r := runJSON(t, runOptions{StartMember: startFake}, "-members", "1", "-op", "put", "-keys", "100", "-duration", "200ms", "-memprofile", path)
+	checkResult(t, r, opPut, 1)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("heap profile is not gzipped (%d bytes)", len(b))
+	}
+}
+
+// The GC window counts the cycles run during it and their longest pause.
+func TestGCWindow(t *testing.T) {
+	w := startGCWindow()
+	runtime.GC()
+	runtime.GC()
+	cycles, pause := w.end()
+	if cycles < 2 || pause <= 0 {
+		t.Fatalf("%d cycles, longest pause %v us after two forced collections", cycles, pause)
 	}
 }

@@ -12,8 +12,8 @@ const version = "v0.1.0-dev"
 
 // result is one run's outcome, printed as one JSON line with -json. The field names are those of
 // the Olric anchor harness (../shared/bench/olric/main.go) so that the two tools' lines can be
-// compared directly; table_size, an Olric setting, is left out. async_backups, mode and target_ops
-// are gridmap additions.
+// compared directly; table_size, an Olric setting, is left out. async_backups, mode, target_ops
+// and the gc_ fields are gridmap additions.
 type result struct {
 	System       string  `json:"system"`
 	Version      string  `json:"version"`
@@ -40,6 +40,9 @@ type result struct {
 	FirstError   string  `json:"first_error,omitempty"`
 	StartupMs    int64   `json:"startup_ms"`
 	PreloadMs    int64   `json:"preload_ms"`
+	// GC activity in the measuring process during the run, warm-up included (inproc mode).
+	GCCycles     uint64  `json:"gc_cycles,omitempty"`
+	GCPauseMaxUs float64 `json:"gc_pause_max_us,omitempty"`
 }
 
 // tally is what the workers of one process measured.
@@ -112,6 +115,9 @@ func printSummary(w io.Writer, r result) {
 	fmt.Fprintf(w, "  latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		fmtUs(r.P50us), fmtUs(r.P90us), fmtUs(r.P99us), fmtUs(r.P999us), fmtUs(r.MaxUs))
 	fmt.Fprintf(w, "  startup     %d ms, preload %d ms\n", r.StartupMs, r.PreloadMs)
+	if r.GCCycles > 0 {
+		fmt.Fprintf(w, "  gc          %d cycles, longest stop-the-world pause %s\n", r.GCCycles, fmtUs(r.GCPauseMaxUs))
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error %s\n", r.FirstError)
 	}

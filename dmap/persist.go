@@ -35,6 +35,8 @@ type persistence struct {
 	loader mapstore.Loader
 	cfg    mapstore.Config
 	budget *mapstore.Budget
+	// breaker limits the write-behind calls to the store while it fails.
+	breaker *storeBreaker
 
 	storeCalls, storeErrors atomic.Uint64
 	lastError               atomic.Pointer[errorAt]
@@ -51,7 +53,7 @@ func newPersistence(name string, mc MapConfig) (*persistence, error) {
 		return nil, fmt.Errorf("%w: map %q: %w", ErrInvalidConfig, name, err)
 	}
 	ps := &persistence{name: name, store: mc.Store, loader: mc.Loader, cfg: cfg,
-		budget: mapstore.NewBudget(cfg.MaxDirtyBytes, cfg.MaxDirtyEntries)}
+		budget: mapstore.NewBudget(cfg.MaxDirtyBytes, cfg.MaxDirtyEntries), breaker: newStoreBreaker(cfg)}
 	if ps.loader == nil {
 		ps.loader, _ = mc.Store.(mapstore.Loader)
 	}
@@ -225,6 +227,7 @@ func (s *Service) flushOnce(p *part) bool {
 		ps    *persistence
 		q     *mapstore.Queue
 		batch []mapstore.Entry
+		probe bool // the call probes a failing store (storeBreaker)
 	}
 	var work []due
 	now := s.cfg.Now()
@@ -236,23 +239,44 @@ func (s *Service) flushOnce(p *part) bool {
 	}
 	p.mu.Lock()
 	for name, q := range p.queues {
+		ps := s.persistenceOf(name)
+		if up := ps.breaker.recoveredAt(); !up.IsZero() {
+			q.StoreRecovered(up)
+		}
+		ok, probe := ps.breaker.admit(now)
+		if !ok {
+			continue // the store is failing and another queue probes it
+		}
 		if b := q.Ready(now); len(b) > 0 {
-			work = append(work, due{ps: s.persistenceOf(name), q: q, batch: b})
+			work = append(work, due{ps: ps, q: q, batch: b, probe: probe})
+		} else {
+			ps.breaker.release(probe)
 		}
 	}
 	p.mu.Unlock()
 	stored := false
 	for _, d := range work {
 		err := s.storeBatch(d.ps, d.batch)
+		end := s.cfg.Now()
 		p.mu.Lock()
 		if err != nil {
-			d.q.Fail(d.batch, s.cfg.Now(), err)
+			d.q.Fail(d.batch, end, err)
 		} else {
 			d.q.Ack(d.batch)
 		}
 		p.mu.Unlock()
+		opened, closed, outage := d.ps.breaker.done(d.probe, end, err)
+		switch {
+		case opened:
+			s.log.Warn("write-behind store failing: dirty entries are kept and replicated; one call at a time probes the store",
+				"map", d.ps.name, "partition", p.id, "err", err)
+		case closed:
+			s.log.Info("write-behind store back: storing the dirty entries", "map", d.ps.name, "outage", outage)
+			s.kickFlushers() // every queue stores now, not at its own retry time
+		case err != nil:
+			s.log.Debug("write-behind store still failing", "map", d.ps.name, "partition", p.id, "err", err)
+		}
 		if err != nil {
-			s.log.Warn("write-behind store failed, will retry", "map", d.ps.name, "partition", p.id, "entries", len(d.batch), "err", err)
 			continue
 		}
 		stored = true

@@ -145,3 +145,13 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// RetryDelay is the wait before the next try after failures (>= 1) failed store calls in a row:
+// RetryInitial, doubling per further failure, at most RetryMax.
+func (c Config) RetryDelay(failures int) time.Duration {
+	d := c.RetryInitial
+	for i := 1; i < failures && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.RetryMax)
+}

@@ -291,14 +291,18 @@ func (q *Queue) Fail(batch []Entry, now time.Time, err error) {
 	q.stats.LastErrorAt = now
 }
 
-// backoff is the wait after the current run of failures.
-func (q *Queue) backoff() time.Duration {
-	d := q.cfg.RetryInitial
-	for i := 1; i < q.failures && d < q.cfg.RetryMax; i++ {
-		d *= 2
+// StoreRecovered tells the queue that the store was seen working at time at (another queue's call
+// succeeded): if the queue's own failures all came before, they were that outage, and its backoff
+// is cleared so that it stores at once instead of waiting out a wait meant for a broken store.
+func (q *Queue) StoreRecovered(at time.Time) {
+	if q.failures > 0 && q.batch == nil && q.stats.LastErrorAt.Before(at) {
+		q.failures = 0
+		q.retryAt = time.Time{}
 	}
-	return min(d, q.cfg.RetryMax)
 }
+
+// backoff is the wait after the current run of failures.
+func (q *Queue) backoff() time.Duration { return q.cfg.RetryDelay(q.failures) }
 
 // RequestFlush makes every entry written so far ready regardless of the write delay (backoff
 // still applies) and returns the sequence number to pass to Flushed.

@@ -19,6 +19,7 @@ import (
 //	                  "ready" alone: no batch)
 //	readyn N          the next batch has N entries
 //	ack / fail        acknowledge / fail the last batch
+//	recovered         StoreRecovered(now): the store was seen working now
 //	drain             ready+ack until no batch; collects what was stored
 //	stored K=V ...    what drain stored, in order ("stored N" checks the count only)
 //	len N             pending entries
@@ -84,6 +85,24 @@ var queueScenarios = []struct {
 		ready
 		ack
 		ready c=1`},
+	{"the store seen working clears a backoff from earlier failures, not from later ones", Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: time.Minute}, `
+		add a 1
+		wait 1s
+		ready a=1
+		fail store down
+		wait 1s
+		ready a=1
+		fail store down
+		stats failures=2
+		wait 1ms
+		ready
+		recovered
+		stats failures=0
+		ready a=1
+		fail store down again
+		recovered
+		ready
+		stats failures=1`},
 	{"failure keeps the entries and backs off exponentially up to the maximum", Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: 4 * time.Second}, `
 		add a 1
 		wait 1s
@@ -242,6 +261,8 @@ func (h *queueHarness) run(f []string) {
 		q.Ack(h.batch)
 	case "fail":
 		q.Fail(h.batch, h.now, errors.New(strings.Join(f[1:], " ")))
+	case "recovered":
+		q.StoreRecovered(h.now)
 	case "drain":
 		for b := q.Ready(h.now); b != nil; b = q.Ready(h.now) {
 			h.stored = append(h.stored, b...)

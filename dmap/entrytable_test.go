@@ -188,3 +188,34 @@ func BenchmarkGCWithRecords(b *testing.B) {
 	}
 	runtime.KeepAlive(stores)
 }
+
+// BenchmarkEntryTable measures the table's hot operations on 100,000 entries of 256 bytes:
+// lookup of a random present key, and an overwrite (lookup, append, release of the old record,
+// compaction as it comes).
+func BenchmarkEntryTable(b *testing.B) {
+	const n = 100_000
+	tb := newEntryTable()
+	keys := make([]string, n)
+	v := make([]byte, 256)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+		tb.set(record{}, keys[i], bytes.Clone(v), uint64(i+1), 0, 0)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.Run("lookup", func(b *testing.B) {
+		for b.Loop() {
+			if !tb.lookup(keys[rng.IntN(n)]).ok {
+				b.Fatal("missing key")
+			}
+		}
+	})
+	b.Run("overwrite", func(b *testing.B) {
+		seq := uint64(n)
+		b.ReportAllocs()
+		for b.Loop() {
+			k := keys[rng.IntN(n)]
+			seq++
+			tb.set(tb.lookup(k), k, v, seq, 0, 0)
+		}
+	})
+}

@@ -20,6 +20,16 @@ type fakeNet struct {
 	mu       sync.Mutex
 	handlers map[string]map[transport.MsgType]transport.Handler
 	down     map[string]bool
+	// drop, when set, fails the calls it returns true for (as an unreachable peer would):
+	// a targeted loss between two members, for one message type.
+	drop func(from, to string, t transport.MsgType) bool
+}
+
+// setDrop installs (or, with nil, removes) the targeted drop rule.
+func (n *fakeNet) setDrop(f func(from, to string, t transport.MsgType) bool) {
+	n.mu.Lock()
+	n.drop = f
+	n.mu.Unlock()
 }
 
 func newFakeNet() *fakeNet {
@@ -49,6 +59,9 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	c.net.mu.Lock()
 	h := c.net.handlers[addr][req.Type]
 	down := c.net.down[addr] || c.net.down[c.from]
+	if c.net.drop != nil && c.net.drop(c.from, addr, req.Type) {
+		down = true
+	}
 	c.net.mu.Unlock()
 	if down || h == nil {
 		return transport.Message{}, fmt.Errorf("fake: %s unreachable: %w", addr, transport.ErrConnClosed)
@@ -99,7 +112,8 @@ func (c fakeCaller) CallTimeout(ctx context.Context, addr string, req transport.
 // nothing) when the peer is unreachable.
 func (c fakeCaller) CallAsync(_ context.Context, addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool {
 	c.net.mu.Lock()
-	down := c.net.down[addr] || c.net.down[c.from] || c.net.handlers[addr][req.Type] == nil
+	down := c.net.down[addr] || c.net.down[c.from] || c.net.handlers[addr][req.Type] == nil ||
+		(c.net.drop != nil && c.net.drop(c.from, addr, req.Type))
 	c.net.mu.Unlock()
 	if down {
 		return false

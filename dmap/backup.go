@@ -140,12 +140,11 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
 		now := s.now()
 		for _, m := range h.Muts {
-			var cleared []string
-			if m.Kind == mutClear && s.persistenceOf(m.Map).writeBehind() {
-				cleared = p.rs.keysBefore(m.Map, m.Seq)
+			s.applyReplicated(p, m, now)
+			if p.shadow != nil {
+				// A full copy is being built beside the store: it must see the writes too.
+				s.applyReplicated(p.shadow, m, now)
 			}
-			p.rs.applyAt(m, now)
-			s.trackDirty(p, m, cleared, now)
 		}
 	}))
 }

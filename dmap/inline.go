@@ -188,6 +188,11 @@ func (iw *inlineWrite) start() bool {
 		iw.finish(opResponse{Status: st, Epoch: ep})
 		return true
 	}
+	if p.ownEpoch.Load() != ep {
+		// The partition must be taken over first (takeOver), which waits for the replicas.
+		p.writeMu.Unlock()
+		return false
+	}
 	if s.cfg.AsyncBackups && !p.async.hasRoom() {
 		// enqueueAsync would wait for the backlog to drain.
 		p.writeMu.Unlock()

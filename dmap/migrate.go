@@ -40,9 +40,11 @@ func (s *Service) runMigrations() {
 	for {
 		t, changed := s.cluster.Watch()
 		if prev == nil || t.Epoch != prev.Epoch {
+			s.extendOwnership(prev, t)
 			s.dropStale(prev, t)
 			prev = t
 		}
+		s.startTakeOvers(t)
 		for i, a := range t.Partitions {
 			if len(a.Replicas) == 0 || a.Replicas[0] != s.self {
 				continue
@@ -103,9 +105,14 @@ func (s *Service) dropStale(prev, t *partition.Table) {
 		if fresh {
 			decided = prev.Epoch
 		}
-		if (len(p.rs.maps) > 0 || len(p.queues) > 0) && p.seenEpoch <= decided {
+		if (len(p.rs.maps) > 0 || len(p.queues) > 0 || p.shadow != nil) && p.seenEpoch <= decided {
 			p.rs = newRecordStore()
 			p.dropQueues()
+			if p.shadow != nil {
+				p.shadow.dropQueues()
+				p.shadow = nil
+			}
+			p.unsure = false
 		}
 		p.mu.Unlock()
 	}
@@ -124,7 +131,12 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 		return nil
 	}
 	epoch := t.Epoch
-	if t.IsReplica(p, m) {
+	if t.IsReplica(p, m) && pt.needsResync(m) {
+		// m is a backup that may differ from this owner: it becomes the owner only once its
+		// resync (a full copy, see resync.go) is complete.
+		pt.writeMu.Unlock()
+		return fmt.Errorf("backup %s of partition %d is being resynced", m, p)
+	} else if t.IsReplica(p, m) {
 		// m is already an in-sync backup (a hand-off without a copy). Copying again would empty
 		// it first, and a backup must never be partial: it may be promoted at any moment.
 		pt.writeMu.Unlock()
@@ -164,7 +176,18 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, epoch uint64) error {
 	// Begin while writers wait: every write after this point is also replicated to m (it is
 	// pending in the table), and m keeps tombstones so the copy cannot resurrect what they delete.
-	err := s.sendBatch(ctx, m, msgSyncBegin, controlHeader(pt.id, epoch, s.self), nil)
+	// The begin carries the owner's sequence number, which the copy reaches (its last write may
+	// have been a delete, which leaves no entry), and tells a backup to keep serving meanwhile.
+	pt.mu.RLock()
+	mark := seqMark(pt.rs.seq, 0)
+	pt.mu.RUnlock()
+	if s.cluster.Table().IsReplica(pt.id, m) {
+		mark.Count = seqMarkKeep
+	}
+	header, _, err := encodeBatch(int32(pt.id), epoch, string(s.self), []mutation{mark})
+	if err == nil {
+		err = s.sendBatch(ctx, m, msgSyncBegin, header, nil)
+	}
 	if err != nil {
 		pt.writeMu.Unlock()
 		return fmt.Errorf("begin: %w", err)
@@ -261,7 +284,11 @@ func (s *Service) handleSyncQueue(ctx context.Context, msg transport.Message) (t
 	p := s.parts[c.Part]
 	p.mu.Lock()
 	p.seenEpoch = max(p.seenEpoch, c.Epoch)
-	s.queue(p, ps).Restore(c.Snap, s.cfg.Now())
+	target := p
+	if p.shadow != nil {
+		target = p.shadow
+	}
+	s.queue(target, ps).Restore(c.Snap, s.cfg.Now())
 	p.mu.Unlock()
 	return encodeResponse(opResponse{})
 }
@@ -282,19 +309,58 @@ func controlHeader(p partition.ID, epoch uint64, self partition.MemberID) []byte
 	return h
 }
 
-// handleSyncBegin empties a partition about to receive a full copy.
+// handleSyncBegin prepares a partition to receive a full copy: it empties it, or, when this
+// member is one of its replicas, starts a shadow to receive the copy while the partition keeps
+// serving from its store (a replica must never be partial: it may be promoted at any moment).
 func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
+		seq, flags, _ := readSeqMark(h.Muts)
+		if p.shadow != nil {
+			p.shadow.dropQueues()
+			p.shadow = nil
+		}
+		if flags&seqMarkKeep != 0 || s.cluster.Table().IsReplica(partition.ID(h.Part), s.self) {
+			p.shadow = &part{id: p.id, rs: newRecordStore()}
+			p.shadow.rs.beginSync()
+			p.shadow.rs.seq = seq
+			p.unsure = true // until the copy is complete
+			return
+		}
 		p.rs.beginSync()
+		p.rs.seq = seq
 		for _, q := range p.queues {
 			q.BeginSync()
 		}
 	}))
 }
 
-// handleSyncEnd marks a copy complete.
+// handleSyncChunk applies entries of a copy, to the shadow when there is one.
+func (s *Service) handleSyncChunk(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
+		target := p
+		if p.shadow != nil {
+			target = p.shadow
+		}
+		now := s.now()
+		for _, m := range h.Muts {
+			s.applyReplicated(target, m, now)
+		}
+	}))
+}
+
+// handleSyncEnd marks a copy complete; a shadow replaces the partition's store and queues.
 func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) {
+		p.unsure = false
+		if sh := p.shadow; sh != nil {
+			sh.rs.endSync()
+			for _, q := range sh.queues {
+				q.EndSync()
+			}
+			p.dropQueues()
+			p.rs, p.queues, p.shadow = sh.rs, sh.queues, nil
+			return
+		}
 		p.rs.endSync()
 		for _, q := range p.queues {
 			q.EndSync()

@@ -176,8 +176,14 @@ func (w *writeBatch) emit(m mutation) {
 func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	if st, ep := s.checkOwner(ctx, p.id, epoch); st != statusOK {
+	st, ep := s.checkOwner(ctx, p.id, epoch)
+	if st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
+	}
+	if p.ownEpoch.Load() != ep {
+		if resp, ok := s.takeOver(ctx, p); !ok {
+			return resp
+		}
 	}
 	muts, resp := s.applyWrite(ctx, p, &writeBatch{}, decideFunc(decide))
 	if len(muts) == 0 {

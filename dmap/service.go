@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
@@ -59,6 +60,21 @@ type part struct {
 	async asyncQueue
 	// queues are the write-behind queues of the maps with a store, by map name (guarded by mu).
 	queues map[string]*mapstore.Queue
+
+	// Failover resync (resync.go). ownEpoch is the table epoch at which this member, as owner,
+	// last took the partition over (or one it owned it through without interruption since); a
+	// write at another epoch takes it over again first.
+	ownEpoch atomic.Uint64
+	// takingOver: a background takeover (startTakeOvers) is running.
+	takingOver atomic.Bool
+	// unsure: this replica may differ from its owner; only a full copy clears it (guarded by mu).
+	unsure bool
+	// shadow receives a full copy while this member is a replica, which keeps serving (and
+	// stays promotable) from rs until the copy is complete, then swaps (guarded by mu).
+	shadow *part
+	// resync lists the backups this owner must send a full copy to, resyncing those a runner is
+	// copying to (guarded by mu).
+	resync, resyncing map[partition.MemberID]bool
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
@@ -120,7 +136,8 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	// on the connection's reader, without a hand-off to a worker goroutine.
 	reg.Handle(msgBackup, transport.Inline(transport.HandlerFunc(s.handleBackup)))
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
-	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleBackup)) // a copy's entries apply like backups
+	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleSyncChunk))
+	reg.Handle(msgResyncProbe, transport.HandlerFunc(s.handleResyncProbe))
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
 	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))

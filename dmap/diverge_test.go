@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/mapstore/memstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -219,5 +221,82 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// The resync also replaces a backup's write-behind queue: an orphan write queued on a backup
+// must not be written to the store by that backup once it owns the partition, while the map
+// itself holds another value.
+func TestResyncReplacesWriteBehindQueue(t *testing.T) {
+	st := memstore.New()
+	c := newCluster(t, 3, 2, func(cfg *Config) {
+		withStore("wb", st, mapstore.Config{WriteDelay: time.Hour})(cfg)
+		cfg.OperationTimeout = 2 * time.Second
+	})
+	ctx := context.Background()
+	probe := mustMap[string, string](t, c.svc(0), "wb")
+	key := "k"
+	_, p, _ := probe.encodeKey(key)
+	reps := c.coord.table.Partitions[p].Replicas
+	owner, heir, last := reps[0], reps[1], reps[2]
+	om := mustMap[string, string](t, c.svcs[owner], "wb")
+	if err := om.Put(ctx, key, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+		return from == string(owner) && to == string(heir) && mt == msgBackup
+	})
+	done := make(chan error, 1)
+	go func() { done <- om.Put(ctx, key, "orphan") }()
+	waitFor(t, func() bool { return replicaContents(c, last, p, "wb")[key] == "orphan" })
+	c.kill(owner)
+	c.net.setDrop(nil)
+	<-done
+	c.waitStable()
+	waitReplicasAgree(t, c, p, "wb")
+	queued := func(m partition.MemberID) string {
+		pt := c.svcs[m].parts[p]
+		pt.mu.RLock()
+		defer pt.mu.RUnlock()
+		q := pt.queues["wb"]
+		if q == nil {
+			return ""
+		}
+		out := ""
+		for _, e := range q.Snapshot(time.Now()).Entries {
+			out += fmt.Sprintf("%s=%s@%d ", e.Key, e.Value, e.Seq)
+		}
+		return out
+	}
+	waitFor(t, func() bool { return queued(heir) == queued(last) })
+	c.kill(heir)
+	c.waitStable()
+	lm := mustMap[string, string](t, c.svcs[last], "wb")
+	v, err := lm.Get(ctx, key)
+	if err != nil || v != "v1" {
+		t.Fatalf("Get = %q, %v; want v1", v, err)
+	}
+	if err := lm.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storeHas(t, st, map[string][]byte{key: []byte(v)})
+}
+
+// Under load, with two backups, owners die one after the other: every acknowledged write
+// survives and the replicas of every partition end up identical.
+func TestFailoversUnderLoadKeepReplicasIdentical(t *testing.T) {
+	c := newCluster(t, 5, 2, nil)
+	ctx := context.Background()
+	w, stop := runWriters(ctx, func(i int) *Map[string, int] { return mustMap[string, int](t, c.svc(2+i%3), "fl") }, 12)
+	waitWrites(t, w, 500)
+	c.kill(c.active[0])
+	waitWrites(t, w, 1500)
+	c.kill(c.active[0])
+	c.waitStable()
+	waitWrites(t, w, 2500)
+	stop()
+	w.verify(t, ctx, mustMap[string, int](t, c.svc(0), "fl"))
+	for p := range c.coord.table.Partitions {
+		waitReplicasAgree(t, c, partition.ID(p), "fl")
 	}
 }

@@ -53,4 +53,5 @@ const (
 
 	msgEvents       transport.MsgType = 20 // owner -> registrant: a batch of cluster-wide listener events
 	msgListenerRegs transport.MsgType = 21 // registrant -> every member: its cluster-wide listener registrations
+	msgSyncRegs     transport.MsgType = 22 // part of a copy: every member's registrations the sender knows
 )

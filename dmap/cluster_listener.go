@@ -25,7 +25,9 @@ import (
 // the whole list (msgListenerRegs) to every member its partition table names, again whenever
 // the list changes and to every member that appears later (a joining member is named as a
 // pending copy before it owns anything). A member replaces a registrant's list by a newer
-// version, and drops it when the registrant leaves or dies (it has no address any more).
+// version, and drops it when the registrant leaves or dies (it has no address any more). A
+// partition copy also carries every list its sender knows (msgSyncRegs) ahead of the hand-off:
+// a joining member may take partitions over before a registrant's push reaches it.
 //
 // On an owner, the observer runs each registration's key filter and predicate (compiled on that
 // member from the predicate's name and argument) on the publishing goroutine; accepted events go
@@ -269,6 +271,26 @@ func (c *clusterListeners) ownList(self partition.MemberID) regsMsg {
 		msg.Regs = append(msg.Regs, o.spec)
 	}
 	return msg
+}
+
+// knownLists returns every registration list this member knows: its own and the other members'.
+// A partition copy carries them (sendCopy), so that a member taking a partition over forwards
+// its events even when a registrant's own push has not reached it yet.
+func (c *clusterListeners) knownLists(self partition.MemberID) []regsMsg {
+	lists := []regsMsg{c.ownList(self)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for m, mr := range c.byMember {
+		if m == self {
+			continue
+		}
+		msg := regsMsg{From: string(m), Version: mr.version, Regs: make([]regSpec, 0, len(mr.regs))}
+		for _, r := range mr.regs {
+			msg.Regs = append(msg.Regs, r.spec)
+		}
+		lists = append(lists, msg)
+	}
+	return lists
 }
 
 // waitRegistered waits until every live member of the latest table confirmed version (or a

@@ -220,6 +220,9 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	if err := s.sendQueues(ctx, pt.id, m, epoch, queues); err != nil {
 		return fmt.Errorf("write-behind queues: %w", err)
 	}
+	if err := s.sendRegistrations(ctx, m); err != nil {
+		return fmt.Errorf("listener registrations: %w", err)
+	}
 	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(pt.id, epoch, s.self), nil); err != nil {
 		return fmt.Errorf("end: %w", err)
 	}
@@ -266,6 +269,24 @@ func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.Me
 				return err
 			}
 			entries = entries[n:]
+		}
+	}
+	return nil
+}
+
+// sendRegistrations sends m every cluster-wide listener registration list this member knows,
+// so that m forwards the events of a partition it takes over (see clusterListeners).
+func (s *Service) sendRegistrations(ctx context.Context, m partition.MemberID) error {
+	for _, list := range s.events.cw.knownLists(s.self) {
+		if list.Version == 0 || partition.MemberID(list.From) == m {
+			continue
+		}
+		header, err := msgpack.Marshal(&list)
+		if err != nil {
+			return err
+		}
+		if err := s.sendBatch(ctx, m, msgSyncRegs, header, nil); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -140,6 +140,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgResyncProbe, transport.HandlerFunc(s.handleResyncProbe))
 	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
+	reg.Handle(msgSyncRegs, transport.HandlerFunc(s.handleListenerRegs)) // forwarded lists apply like the registrants'
 	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
 	s.wg.Add(3)
 	go s.runEvictor()

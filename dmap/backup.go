@@ -102,37 +102,52 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 		if !failed {
 			return nil
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-changed:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("%w: waiting for backups of partition %d: %v", ErrTimeout, p, ctx.Err())
-		case <-s.ctx.Done():
-			timer.Stop()
-			return ErrClosed
+		if err := s.waitToRetry(ctx, changed, &wait); err != nil {
+			return fmt.Errorf("waiting for backups of partition %d: %w", p, err)
 		}
-		timer.Stop()
-		wait = min(wait*2, replicationBackoff)
 	}
+}
+
+// waitToRetry waits *wait, or until the table changes (changed), before a call to members is
+// retried, and doubles *wait up to replicationBackoff. It returns ErrTimeout (wrapping ctx's
+// error) or ErrClosed when the caller must give up.
+func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, wait *time.Duration) error {
+	timer := time.NewTimer(*wait)
+	defer timer.Stop()
+	select {
+	case <-changed:
+	case <-timer.C:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+	*wait = min(*wait*2, replicationBackoff)
+	return nil
 }
 
 // sendBatch sends one replication or copy message to member m and checks its answer.
 func (s *Service) sendBatch(ctx context.Context, m partition.MemberID, t transport.MsgType, header, body []byte) error {
+	_, err := s.callMember(ctx, m, transport.Message{Type: t, Header: header, Body: body})
+	return err
+}
+
+// callMember sends msg to member m and returns its answer, an error if the answer's status is
+// one.
+func (s *Service) callMember(ctx context.Context, m partition.MemberID, msg transport.Message) (opResponse, error) {
 	addr, ok := s.cluster.MemberAddr(m)
 	if !ok {
-		return fmt.Errorf("dmap: no address for member %s", m)
+		return opResponse{}, fmt.Errorf("dmap: no address for member %s", m)
 	}
-	msg, err := s.caller.Call(ctx, addr, transport.Message{Type: t, Header: header, Body: body})
+	answer, err := s.caller.Call(ctx, addr, msg)
 	if err != nil {
-		return err
+		return opResponse{}, err
 	}
-	resp, err := decodeResponse(msg)
+	resp, err := decodeResponse(answer)
 	if err != nil {
-		return err
+		return opResponse{}, err
 	}
-	return resp.Status.err(resp.Msg)
+	return resp, resp.Status.err(resp.Msg)
 }
 
 // handleBackup applies mutations sent by a partition's owner.

@@ -101,7 +101,9 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		errs := make([]error, len(todo))
 		var wg sync.WaitGroup
 		for i, m := range todo {
-			wg.Go(func() { answers[i], errs[i] = s.probe(ctx, m, header) })
+			wg.Go(func() {
+				answers[i], errs[i] = s.callMember(ctx, m, transport.Message{Type: msgResyncProbe, Header: header})
+			})
 		}
 		wg.Wait()
 		failed := false
@@ -116,20 +118,10 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		if !failed {
 			continue
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-changed:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			err := fmt.Errorf("%w: probing the replicas of partition %d: %v", ErrTimeout, p.id, ctx.Err())
+		if err := s.waitToRetry(ctx, changed, &wait); err != nil {
+			err = fmt.Errorf("probing the replicas of partition %d: %w", p.id, err)
 			return opResponse{Status: statusOf(err), Msg: err.Error()}, false
-		case <-s.ctx.Done():
-			timer.Stop()
-			return opResponse{Status: statusClosed}, false
 		}
-		timer.Stop()
-		wait = min(wait*2, replicationBackoff)
 		t, changed = s.cluster.Watch()
 	}
 
@@ -164,23 +156,6 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 	}
 	p.ownEpoch.Store(t.Epoch)
 	return opResponse{}, true
-}
-
-// probe sends a resync probe to m and returns its answer.
-func (s *Service) probe(ctx context.Context, m partition.MemberID, header []byte) (opResponse, error) {
-	addr, ok := s.cluster.MemberAddr(m)
-	if !ok {
-		return opResponse{}, fmt.Errorf("dmap: no address for member %s", m)
-	}
-	msg, err := s.caller.Call(ctx, addr, transport.Message{Type: msgResyncProbe, Header: header})
-	if err != nil {
-		return opResponse{}, err
-	}
-	resp, err := decodeResponse(msg)
-	if err != nil {
-		return opResponse{}, err
-	}
-	return resp, resp.Status.err(resp.Msg)
 }
 
 // handleResyncProbe answers an owner's probe: this replica's sequence number (Version) and

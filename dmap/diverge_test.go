@@ -108,7 +108,7 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 				pt.mu.RLock()
 				got := pt.rs.get(name, string(kb), 0)
 				pt.mu.RUnlock()
-				if got.ok && string(got.value) == string(mustEncodeString(t, "orphan")) {
+				if got.ok && string(got.value) == string(mustEncode(t, "orphan")) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -136,7 +136,7 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := waitReplicasAgree(t, c, p, name)
-			if got := after[string(kb)]; got != string(mustEncodeString(t, "v3")) {
+			if got := after[string(kb)]; got != string(mustEncode(t, "v3")) {
 				t.Fatalf("after a new write the replicas hold %q, want v3", got)
 			}
 			if v, err := nm.Get(ctx, key); err != nil || v != "v3" {
@@ -144,14 +144,6 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustEncodeString(t *testing.T, v string) []byte {
-	b, err := DefaultCodec[string]().Encode(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // A backup being resynced after a failover keeps serving from its own store and applies the new

@@ -359,8 +359,9 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 	}
 }
 
-func mustEncode(t *testing.T, v int) []byte {
-	b, err := DefaultCodec[int]().Encode(v)
+func mustEncode[V any](t *testing.T, v V) []byte {
+	t.Helper()
+	b, err := DefaultCodec[V]().Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}

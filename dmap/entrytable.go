@@ -41,7 +41,6 @@ type entryTable struct {
 	chunks     []chunk
 	freeChunks []uint32
 	cur        int
-	n          int // live entries
 	live       int // bytes of live records in chunks
 }
 
@@ -86,7 +85,7 @@ func newEntryTable() *entryTable {
 func (t *entryTable) hash(key string) uint64 { return maphash.String(t.seed, key) & t.mask }
 
 // len counts the entries, expired ones included.
-func (t *entryTable) len() int { return t.n }
+func (t *entryTable) len() int { return len(t.index) + len(t.spill) }
 
 // lookup returns the entry of key, expired or not.
 func (t *entryTable) lookup(key string) record {
@@ -146,7 +145,6 @@ func (t *entryTable) set(old record, key string, value []byte, seq uint64, expir
 		t.release(i)
 	} else {
 		i = t.newSlot(key)
-		t.n++
 	}
 	inline, valChunk := len(value), uint32(0)
 	if len(value) >= adoptMin {
@@ -193,7 +191,6 @@ func (t *entryTable) remove(r record) {
 	t.release(i)
 	t.slots[i] = slot{}
 	t.free = append(t.free, i)
-	t.n--
 }
 
 func (t *entryTable) indexed(h uint64, i uint32) bool {

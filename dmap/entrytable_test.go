@@ -35,8 +35,8 @@ func checkTable(t *testing.T, tb *entryTable) {
 			t.Fatalf("slot %d: value chunk %d is not a value chunk", i, s.valChunk-1)
 		}
 	}
-	if used != tb.n || len(tb.index)+len(tb.spill) != tb.n {
-		t.Fatalf("%d used slots, n=%d, %d indexed, %d spilled", used, tb.n, len(tb.index), len(tb.spill))
+	if used != tb.len() {
+		t.Fatalf("%d used slots, %d indexed, %d spilled", used, len(tb.index), len(tb.spill))
 	}
 	total := 0
 	for _, n := range live {

@@ -150,43 +150,61 @@ func (s *Service) callMember(ctx context.Context, m partition.MemberID, msg tran
 	return resp, resp.Status.err(resp.Msg)
 }
 
-// handleBackup applies mutations sent by a partition's owner.
+// handleBackup applies mutations sent by a partition's owner. It is applyBatch written out:
+// the batch header stays on this goroutine's stack, and so does a one-write batch's mutation.
 func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
-		now := s.now()
-		for _, m := range h.Muts {
-			s.applyReplicated(p, m, now)
-			if p.shadow != nil {
-				// A full copy is being built beside the store: it must see the writes too.
-				s.applyReplicated(p.shadow, m, now)
-			}
+	var one [1]mutation
+	h := batchHeader{Muts: one[:0]}
+	p, resp := s.acceptBatch(msg, &h)
+	if p == nil {
+		return encodeResponse(resp)
+	}
+	now := s.now()
+	for _, m := range h.Muts {
+		s.applyReplicated(p, m, now)
+		if p.shadow != nil {
+			// A full copy is being built beside the store: it must see the writes too.
+			s.applyReplicated(p.shadow, m, now)
 		}
-	}))
+	}
+	p.mu.Unlock()
+	return encodeResponse(opResponse{})
 }
 
 // applyBatch decodes a batch, refuses it when this member owns the partition at a newer epoch
 // than the sender (a deposed owner must not overwrite its successor), and runs fn under the
 // partition's lock.
 func (s *Service) applyBatch(msg transport.Message, fn func(p *part, h *batchHeader)) opResponse {
-	h, err := decodeBatch(msg.Header, msg.Body)
-	if err != nil {
-		return opResponse{Status: statusBadRequest, Msg: err.Error()}
+	var h batchHeader
+	p, resp := s.acceptBatch(msg, &h)
+	if p == nil {
+		return resp
+	}
+	fn(p, &h)
+	p.mu.Unlock()
+	return opResponse{}
+}
+
+// acceptBatch decodes a batch into h and returns its partition locked (p.mu), or nil and the
+// refusal: a malformed batch, a closed member, or a sender deposed by this member (see
+// applyBatch).
+func (s *Service) acceptBatch(msg transport.Message, h *batchHeader) (*part, opResponse) {
+	if err := h.decode(msg.Header, msg.Body); err != nil {
+		return nil, opResponse{Status: statusBadRequest, Msg: err.Error()}
 	}
 	if h.Part < 0 || int(h.Part) >= len(s.parts) {
-		return opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("partition %d out of range", h.Part)}
+		return nil, opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("partition %d out of range", h.Part)}
 	}
 	if s.closed() {
-		return opResponse{Status: statusClosed}
+		return nil, opResponse{Status: statusClosed}
 	}
 	if t := s.cluster.Table(); t.Owner(partition.ID(h.Part)) == s.self && t.Epoch > h.Epoch {
-		return opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "receiver owns the partition at a newer " + epochString(t.Epoch)}
+		return nil, opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "receiver owns the partition at a newer " + epochString(t.Epoch)}
 	}
 	p := s.parts[h.Part]
 	p.mu.Lock()
 	p.seenEpoch = max(p.seenEpoch, h.Epoch)
-	fn(p, &h)
-	p.mu.Unlock()
-	return opResponse{}
+	return p, opResponse{}
 }
 
 // asyncQueue holds a partition's mutations not yet sent to asynchronous backups.

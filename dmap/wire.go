@@ -39,10 +39,20 @@ func encodeBatch(part int32, epoch uint64, from string, muts []mutation) (header
 // decodeBatch parses a batch; the mutations' values alias body, and their keys alias header.
 func decodeBatch(header, body []byte) (batchHeader, error) {
 	var h batchHeader
+	err := h.decode(header, body)
+	return h, err
+}
+
+// decode parses a batch into h, as decodeBatch. The mutations go into h.Muts's array when it
+// has room for them, so that a caller can decode a one-mutation batch (a backup of one write)
+// without allocating.
+func (h *batchHeader) decode(header, body []byte) error {
 	if ok, err := h.decodeFast(header, body); ok {
-		return h, err
+		return err
 	}
-	return decodeBatchSlow(header, body)
+	slow, err := decodeBatchSlow(header, body)
+	*h = slow
+	return err
 }
 
 // decodeBatchSlow is decodeBatch with the msgpack decoder, for headers decodeFast does not
@@ -97,7 +107,10 @@ func (h *batchHeader) decodeFast(header, body []byte) (bool, error) {
 		return false, nil
 	}
 	h.Part, h.Epoch, h.From = int32(part), epoch, from
-	if n > 0 {
+	if cap(h.Muts) >= n {
+		h.Muts = h.Muts[:n]
+		clear(h.Muts)
+	} else {
 		h.Muts = make([]mutation, n)
 	}
 	for i := range h.Muts {

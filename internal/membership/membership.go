@@ -174,6 +174,9 @@ func New(cfg Config) (*List, error) {
 	mc.GossipInterval = t.GossipInterval
 	mc.PushPullInterval = t.PushPullInterval
 	mc.TCPTimeout = t.TCPTimeout
+	// Gossip messages are small: LZW saves them little and allocated 64 KiB per message sent,
+	// a GC cost every member paid all the time. Members still read compressed messages.
+	mc.EnableCompression = false
 	mc.Delegate = (*delegate)(l)
 	mc.Events = (*eventDelegate)(l)
 	mc.Logger = log.New(LogWriter(cfg.Logger, "memberlist", false), "", 0)

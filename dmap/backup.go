@@ -282,9 +282,6 @@ func (s *Service) drainAsync(p *part) {
 
 // encodeOpRequest is shared by the single-key and per-partition call paths.
 func encodeOpRequest(req *opRequest) (transport.Message, error) {
-	h, err := marshalHeader(req)
-	if err != nil {
-		return transport.Message{}, fmt.Errorf("%w: encode request: %v", ErrCodec, err)
-	}
+	h := req.appendTo(make([]byte, 0, req.encodedSize()))
 	return transport.Message{Type: msgOp, Header: h, Body: req.Value}, nil
 }

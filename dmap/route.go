@@ -47,7 +47,11 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			req.Epoch = t.Epoch
 			var ok bool
 			if resp, ok = s.tryServeLocal(ctx, req, deadline); !ok {
-				resp = s.serveLocal(ctx, req, deadline, hasDeadline)
+				// The ordinary path may keep the request beyond this call (it waits, queues,
+				// retries); it gets a copy, so that the caller's request need not live on the
+				// heap for the common case.
+				slow := *req
+				resp = s.serveLocal(ctx, &slow, deadline, hasDeadline)
 			}
 		default:
 			if !hasDeadline {

@@ -17,11 +17,12 @@ import (
 // maps without pointers: a GC cycle marks a table's few chunks, whatever it holds.
 //
 // Stored bytes are never written twice. A write appends the new version at the end of the
-// current chunk and the old one becomes dead; a chunk that is at least half dead has its live
-// records copied forward and is then dropped, never reused. So a key or value handed out (a
-// record view, an event, a response being written) stays valid and unchanged for as long as
-// anyone holds it, exactly like the immutable records it replaces, and the GC frees a dropped
-// chunk once the last such slice is gone.
+// current chunk and the old one becomes dead. Whenever a table's dead bytes exceed half its
+// live bytes, its deadest chunk has its live records copied forward and is then dropped, never
+// reused (a chunk with nothing live left is dropped at once). So a key or
+// value handed out (a record view, an event, a response being written) stays valid and
+// unchanged for as long as anyone holds it, exactly like the immutable records it replaces,
+// and the GC frees a dropped chunk once the last such slice is gone.
 //
 // An entryTable is plain data: the partition that owns it serialises writes; reads may run
 // concurrently with each other (touch is atomic).
@@ -42,6 +43,7 @@ type entryTable struct {
 	freeChunks []uint32
 	cur        int
 	live       int // bytes of live records in chunks
+	dead       int // bytes of removed or replaced records in chunks
 }
 
 // slot is one entry's metadata. It has no pointers, so neither has the slots slice.
@@ -212,30 +214,62 @@ func (t *entryTable) release(i uint32) {
 	n := recordHeader + int(binary.LittleEndian.Uint32(c.b[s.off+4:]))
 	c.dead += n
 	t.live -= n
-	if ci != t.cur && c.dead*2 >= len(c.b) {
+	t.dead += n
+	switch {
+	case ci != t.cur && c.dead == len(c.b):
+		t.dead -= c.dead
+		t.dropChunk(ci) // nothing to copy
+	default:
+		t.collect()
+	}
+}
+
+// collect keeps the table's dead bytes at most half its live bytes (plus minChunk, so that a
+// table of a few entries does not copy them at every write): while there are more, it
+// compacts the chunk with the largest dead fraction, the current one aside. Compacting the
+// deadest chunk once the whole table has that much garbage, rather than every chunk as soon
+// as it is half dead, copies less: under random overwrites the chunk chosen is mostly the
+// oldest and well over half dead. BenchmarkEntryTable/overwrite: 614 -> 465 bytes allocated
+// per overwrite of a 274-byte record, the chunks 1.58 -> 1.52 times the live bytes;
+// BenchmarkEntryTableFill (a table filled and overwritten, as the load tool's put run does):
+// 598 -> 528 KB, 1.57 -> 1.69 times the live bytes.
+func (t *entryTable) collect() {
+	for t.dead*2 > t.live+minChunk {
+		best := -1
+		for ci := range t.chunks {
+			c := &t.chunks[ci]
+			if ci == t.cur || c.whole || c.b == nil {
+				continue
+			}
+			// The deadest by fraction: the most bytes freed per byte copied.
+			if best < 0 || c.dead*len(t.chunks[best].b) > t.chunks[best].dead*len(c.b) {
+				best = ci
+			}
+		}
+		if best < 0 || t.chunks[best].dead == 0 {
+			return // the garbage is all in the current chunk
+		}
+		c := &t.chunks[best]
 		t.reserve(len(c.b) - c.dead)
-		t.compact(ci)
+		t.compact(best)
 	}
 }
 
 // reserve makes room for n more bytes in the current chunk, starting a new one when it is full.
-// A full chunk that is at least half dead is compacted into the new one, sized to hold both.
 func (t *entryTable) reserve(n int) {
 	if t.cur >= 0 {
 		if c := &t.chunks[t.cur]; cap(c.b)-len(c.b) >= n {
 			return
 		}
 	}
-	old, oldLive := -1, 0
-	if t.cur >= 0 {
-		if c := &t.chunks[t.cur]; c.dead*2 >= len(c.b) {
-			old, oldLive = t.cur, len(c.b)-c.dead
-		}
-	}
-	size := max(min(max(t.live/8, minChunk), maxChunk), n+oldLive)
+	size := max(min(max(t.live/8, minChunk), maxChunk), n)
+	old := t.cur
 	t.cur = t.newChunk(make([]byte, 0, size), false)
 	if old >= 0 {
-		t.compact(old)
+		if c := &t.chunks[old]; c.dead == len(c.b) {
+			t.dead -= c.dead
+			t.dropChunk(old) // nothing in it lives any more
+		}
 	}
 }
 
@@ -289,5 +323,6 @@ func (t *entryTable) compact(ci int) {
 		}
 		off += recordHeader + n
 	}
+	t.dead -= t.chunks[ci].dead
 	t.dropChunk(ci)
 }

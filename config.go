@@ -74,6 +74,13 @@ type Config struct {
 	// MemoryBudget bounds the memory of the entries this member holds, in bytes. Above it, clean
 	// entries of maps with a loader are evicted (least recently used first) and read through
 	// again when used; dirty entries are never evicted. 0 (the default): no budget.
+	//
+	// The budget counts each entry's key and value plus 80 bytes (its metadata and index
+	// entry). The tables that hold entries also keep the bytes of replaced and removed entries
+	// until they compact them, up to half the live bytes, so the memory they take is up to
+	// about 1.5-1.7 times the budget (BenchmarkEntryTable in package dmap reports it as
+	// mem/live), and the Go heap around it grows further before each garbage collection (GOGC,
+	// GOMEMLIMIT).
 	MemoryBudget int64
 	// Maps configures maps by name: a store for write-through or write-behind persistence, a
 	// loader for read-through. Maps not listed live in memory only. Every member of a cluster

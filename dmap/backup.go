@@ -160,15 +160,34 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 		return encodeResponse(resp)
 	}
 	now := s.now()
+	keeps := false // whether anything applying the batch keeps slices of msg
 	for _, m := range h.Muts {
 		s.applyReplicated(p, m, now)
 		if p.shadow != nil {
 			// A full copy is being built beside the store: it must see the writes too.
 			s.applyReplicated(p.shadow, m, now)
 		}
+		keeps = keeps || s.keepsMessageBytes(m)
 	}
 	p.mu.Unlock()
+	if !keeps {
+		msg.Recycle() // the next backup is read into the same buffer
+	}
 	return encodeResponse(opResponse{})
+}
+
+// keepsMessageBytes reports whether applying m on a replica may keep slices of the message it
+// came in: an entry table copies a set's key and a value under adoptMin (a larger value becomes
+// a chunk of its own), and a delete copies what it keeps; a write-behind queue keeps the key and
+// value it is given, a lock its holder.
+func (s *Service) keepsMessageBytes(m mutation) bool {
+	switch {
+	case m.Kind != mutSet && m.Kind != mutDelete:
+		return true
+	case len(m.Value) >= adoptMin:
+		return true
+	}
+	return s.persistenceOf(m.Map) != nil
 }
 
 // applyBatch decodes a batch, refuses it when this member owns the partition at a newer epoch

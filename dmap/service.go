@@ -134,7 +134,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgOp, opHandler{s})
 	// Applying a batch takes only the partition's lock (held briefly, never across I/O): run it
 	// on the connection's reader, without a hand-off to a worker goroutine.
-	reg.Handle(msgBackup, transport.Inline(transport.HandlerFunc(s.handleBackup)))
+	reg.Handle(msgBackup, transport.InlineRecycling(transport.HandlerFunc(s.handleBackup)))
 	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
 	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleSyncChunk))
 	reg.Handle(msgResyncProbe, transport.HandlerFunc(s.handleResyncProbe))

@@ -49,6 +49,11 @@
 // completions send with [Reply.SendIn] are held per connection and written together when the
 // burst ends; a reader ends its burst before it may block.
 //
+// A handler registered with [InlineRecycling] runs on the reader and gives back the requests it
+// keeps nothing of ([Message.Recycle]); the reader reads the next request for it into that
+// buffer, so a stream of such requests (backups of small writes) allocates nothing per request.
+// Test binaries overwrite a buffer as it is given back, so a byte used afterwards shows.
+//
 // The frame codec ([ReadFrame], [AppendFrame], [WriteFrame]) is plain code
 // with no goroutines, so it can be tested and fuzzed on its own.
 package transport

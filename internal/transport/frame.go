@@ -34,14 +34,30 @@ const (
 
 // Message is a request or a response as the application sees it.
 //
-// A received Message's slices belong to the receiver (they are never reused
-// by the transport). A sent Message's slices are read by the transport until
-// the frame is written, which may be after Call or the handler returned, so
-// they must not be modified after being handed over.
+// A received Message's slices belong to the receiver (the transport reuses them
+// only when the receiver gives them back, see Recycle). A sent Message's slices
+// are read by the transport until the frame is written, which may be after Call
+// or the handler returned, so they must not be modified after being handed over.
 type Message struct {
 	Type   MsgType
 	Header []byte
 	Body   []byte
+	// from is, on a request handed to an InlineRecycling handler, the connection
+	// whose reader read it and may read a later request into its buffer (Recycle).
+	from *serverConn
+}
+
+// Recycle gives the buffer holding the request m's Header and Body back to the
+// connection that read it, which reads a later request into it: a request
+// handled without keeping any of its bytes then costs no allocation. Only a
+// handler registered with InlineRecycling may call it, on the request it was
+// given, before it returns,
+// and only when nothing keeps a slice of the request (its response included):
+// after Recycle, the bytes change. On any other Message it does nothing.
+func (m Message) Recycle() {
+	if m.from != nil {
+		m.from.recycle(m)
+	}
 }
 
 // Frame is one decoded frame.
@@ -105,6 +121,12 @@ func WriteFrame(w io.Writer, f Frame) error {
 // Header and Body of the returned frame share one allocation that belongs to
 // the caller.
 func ReadFrame(r *bufio.Reader, maxSize int) (Frame, error) {
+	return readFrame(r, maxSize, nil)
+}
+
+// readFrame is ReadFrame with the buffer of the frame's header and body (rest
+// bytes, rest > 0) from alloc(type, rest), or a new one when alloc is nil.
+func readFrame(r *bufio.Reader, maxSize int, alloc func(MsgType, int) []byte) (Frame, error) {
 	var f Frame
 	p, err := r.Peek(4)
 	if err != nil {
@@ -149,7 +171,12 @@ func ReadFrame(r *bufio.Reader, maxSize int) (Frame, error) {
 		return f, &FrameError{Err: ErrMalformedFrame, Kind: f.Kind, Type: f.Type, ID: f.ID, HasID: true, Resync: true, Detail: detail}
 	}
 	if rest > 0 {
-		buf := make([]byte, rest)
+		var buf []byte
+		if alloc != nil {
+			buf = alloc(f.Type, int(rest))
+		} else {
+			buf = make([]byte, rest)
+		}
 		if _, err := io.ReadFull(r, buf); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -29,9 +30,17 @@ type Handler interface {
 // goroutines, only brief locks. The server runs an inline handler on the connection's reader
 // goroutine, which saves a goroutine hand-off per request but holds up the requests that
 // follow on the connection while it runs; its ctx is the connection's.
-func Inline(h Handler) Handler { return inlineHandler{h} }
+func Inline(h Handler) Handler { return inlineHandler{Handler: h} }
 
-type inlineHandler struct{ Handler }
+// InlineRecycling is Inline for a handler that usually keeps nothing of a request once it
+// returns and says so with Message.Recycle: the connection then reads a later request for it
+// into the buffer given back, and a request handled that way allocates nothing.
+func InlineRecycling(h Handler) Handler { return inlineHandler{Handler: h, recycles: true} }
+
+type inlineHandler struct {
+	Handler
+	recycles bool
+}
 
 // AsyncHandler is a Handler that can also take a request on the connection's reader goroutine
 // and answer it later from whichever goroutine completes it, typically the reader of another
@@ -119,6 +128,66 @@ type serverConn struct {
 	// burst collects, while the reader serves a burst (see readLoop), the responses sent on
 	// this connection and the requests handlers send with Client.CallAsync; ctx carries it.
 	burst Burst
+	// current is the buffer of the last request for an InlineRecycling handler the reader
+	// read, and spare one such buffer its handler gave back (Message.Recycle), which the reader
+	// reads the next such request into if it fits; gaveBack tells whether the last such
+	// request was given back. Only the reader uses them.
+	current, spare []byte
+	gaveBack       bool
+}
+
+// maxRecycled bounds the requests read into a recycled buffer, and so the memory a connection
+// keeps for it.
+const maxRecycled = largeBody
+
+// poisonRecycled makes Recycle overwrite the buffer it takes back, in test binaries, so that
+// bytes used after being given back read as garbage and fail the tests that use them.
+var poisonRecycled = testing.Testing()
+
+// allocFrame returns the buffer the reader reads a request for h (n bytes) into: for a
+// handler registered with InlineRecycling, the spare buffer when it fits and is not more than
+// twice as large (a request the handler keeps keeps the whole buffer).
+func (sc *serverConn) allocFrame(h Handler, n int) []byte {
+	if ih, ok := h.(inlineHandler); !ok || !ih.recycles || n > maxRecycled {
+		return make([]byte, n)
+	}
+	b := sc.spare
+	switch {
+	case cap(b) >= n && cap(b) <= 2*n:
+		sc.spare = nil
+	case sc.gaveBack:
+		// Requests come back: room for a somewhat larger one, so that the buffer serves the
+		// requests that follow, whose sizes vary.
+		b = make([]byte, n, (n+n/4+63)&^63)
+	default:
+		b = make([]byte, n)
+	}
+	sc.current = b[:n]
+	return sc.current
+}
+
+// recycle takes back the buffer of request m if it is the one being served (see
+// Message.Recycle).
+func (sc *serverConn) recycle(m Message) {
+	b := sc.current
+	if len(b) == 0 {
+		return
+	}
+	switch {
+	case len(m.Header) > 0 && &m.Header[0] == &b[0]:
+	case len(m.Header) == 0 && len(m.Body) > 0 && &m.Body[0] == &b[0]:
+	default:
+		return // not the buffer of the request being served
+	}
+	sc.current, sc.gaveBack = nil, true
+	if poisonRecycled {
+		for i := range b {
+			b[i] = 0xEE
+		}
+	}
+	if cap(b) > cap(sc.spare) {
+		sc.spare = b
+	}
 }
 
 // NewServer returns a Server; register handlers with Handle, then call Serve.
@@ -306,11 +375,12 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 		}
 	}
 	defer settle()
+	alloc := func(t MsgType, n int) []byte { return sc.allocFrame(s.handlers.Load()[t], n) }
 	for {
 		if holding && !nextFrameBuffered(br) {
 			settle()
 		}
-		f, err := ReadFrame(br, s.cfg.MaxFrameSize)
+		f, err := readFrame(br, s.cfg.MaxFrameSize, alloc)
 		if err == nil && !holding && nextFrameBuffered(br) {
 			holding = true
 			sc.burst.begin()
@@ -357,7 +427,14 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 			continue
 		}
 		if ih, ok := h.(inlineHandler); ok {
-			s.respond(sc, ih.Handler, f)
+			req := Message{Type: f.Type, Header: f.Header, Body: f.Body}
+			if ih.recycles {
+				req.from = sc
+			}
+			s.respond(sc, ih.Handler, req, f.ID)
+			if ih.recycles && sc.current != nil {
+				sc.current, sc.gaveBack = nil, false // kept
+			}
 			continue
 		}
 		select {
@@ -436,7 +513,7 @@ func (s *Server) worker(t task) {
 
 func (s *Server) serveRequest(sc *serverConn, h Handler, f Frame) {
 	defer func() { <-sc.sem }()
-	s.respond(sc, h, f)
+	s.respond(sc, h, Message{Type: f.Type, Header: f.Header, Body: f.Body}, f.ID)
 }
 
 // tryServe offers request f to an AsyncHandler and reports whether it took it. A panic closes
@@ -454,9 +531,9 @@ func (s *Server) tryServe(sc *serverConn, h AsyncHandler, f Frame) (taken bool) 
 }
 
 // respond runs the handler for request f and sends its response.
-func (s *Server) respond(sc *serverConn, h Handler, f Frame) {
-	resp, err := s.call(sc.ctx, h, Message{Type: f.Type, Header: f.Header, Body: f.Body})
-	s.sendResponse(sc, f.Type, f.ID, resp, err)
+func (s *Server) respond(sc *serverConn, h Handler, req Message, id uint64) {
+	resp, err := s.call(sc.ctx, h, req)
+	s.sendResponse(sc, req.Type, id, resp, err)
 }
 
 // sendResponse sends a handler's answer to request id of type t.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
@@ -421,7 +422,7 @@ func (s *Service) pruneRegistry() {
 // handleListenerRegs installs a registrant's list of registrations.
 func (s *Service) handleListenerRegs(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var rm regsMsg
-	if err := msgpack.Unmarshal(msg.Header, &rm); err != nil {
+	if err := msgpackcheck.Unmarshal(msg.Header, &rm); err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable listener registrations"})
 	}
 	from := partition.MemberID(rm.From)
@@ -568,7 +569,7 @@ func (s *Service) sendEvents(to partition.MemberID, batch []wireEvent) error {
 // handleEvents delivers a batch of events to this member's cluster-wide listeners.
 func (s *Service) handleEvents(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var em eventsMsg
-	if err := msgpack.Unmarshal(msg.Header, &em); err != nil {
+	if err := msgpackcheck.Unmarshal(msg.Header, &em); err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable events"})
 	}
 	c := &s.events.cw

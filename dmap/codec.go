@@ -3,6 +3,7 @@ package dmap
 import (
 	"fmt"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -43,7 +44,7 @@ func (MsgpackCodec[T]) Encode(v T) ([]byte, error) {
 // Decode implements Codec.
 func (MsgpackCodec[T]) Decode(b []byte) (T, error) {
 	var v T
-	if err := msgpack.Unmarshal(b, &v); err != nil {
+	if err := msgpackcheck.Unmarshal(b, &v); err != nil {
 		return v, fmt.Errorf("%w: decode %T: %v", ErrCodec, v, err)
 	}
 	return v, nil

@@ -2,6 +2,7 @@ package dmap
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -63,7 +64,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			return
 		}
 		for _, m := range bh.Muts {
-			if m.Kind != mutSet && m.Kind != mutDelete && m.Kind != mutClear {
+			if !m.Kind.valid() {
 				t.Fatalf("accepted kind %d", m.Kind)
 			}
 		}
@@ -101,4 +102,28 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header, body []byte) {
 		_, _ = decodeResponse(transport.Message{Header: header, Body: body})
 	})
+}
+
+// A header whose length prefix declares far more than it holds is refused without allocating
+// what it declares (the msgpack decoder used to allocate gigabytes for a 30-byte header).
+func TestDecodeRefusesOversizedLengths(t *testing.T) {
+	headers := [][]byte{
+		[]byte("\x9500\xa200\x91\x98\xa100\xc6\xff\xff\xff\x7f"),
+		{0x95, 0x01, 0x01, 0xa1, 'm', 0xdd, 0x7f, 0xff, 0xff, 0xff},
+	}
+	for _, h := range headers {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, errBatch := decodeBatch(h, []byte("x"))
+		var req opRequest
+		errReq := decodeOpRequest(h, &req)
+		_, errResp := decodeResponse(transport.Message{Header: h})
+		runtime.ReadMemStats(&after)
+		if errBatch == nil || errReq == nil || errResp == nil {
+			t.Errorf("% x accepted: batch %v, request %v, response %v", h, errBatch, errReq, errResp)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("% x: decoding allocated %d bytes", h, grew)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
@@ -252,7 +253,7 @@ func (s *Service) sendLoad(ctx context.Context, m partition.MemberID, req loadRe
 // handleLoad serves msgLoad.
 func (s *Service) handleLoad(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	var req loadRequest
-	if err := msgpack.Unmarshal(msg.Body, &req); err != nil {
+	if err := msgpackcheck.Unmarshal(msg.Body, &req); err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable load request"})
 	}
 	ps := s.persistenceOf(req.Map)

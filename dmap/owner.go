@@ -7,8 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -256,7 +255,7 @@ func (s *Service) admitAll(ctx context.Context, req *opRequest) error {
 		return s.admit(ctx, req.Map)
 	}
 	var c txCommit
-	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
+	if err := msgpackcheck.Unmarshal(req.Value, &c); err != nil {
 		return nil // executeTx reports it
 	}
 	seen := map[string]bool{}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -254,8 +255,12 @@ func marshalHeader(v any) ([]byte, error) {
 	return out, err
 }
 
-// unmarshalHeader is msgpack.Unmarshal with a pooled decoder.
+// unmarshalHeader is msgpack.Unmarshal with a pooled decoder, for headers msgpackcheck accepts
+// (a length prefix larger than the header would make the decoder allocate what it declares).
 func unmarshalHeader(data []byte, v any) error {
+	if err := msgpackcheck.Valid(data); err != nil {
+		return err
+	}
 	c := headerCodecs.Get().(*headerCodec)
 	c.rd.Reset(data)
 	c.dec.Reset(&c.rd)

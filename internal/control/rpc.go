@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -94,7 +95,7 @@ func (n *Node) register() {
 	for op, t := range opTypes {
 		n.deps.Server.Handle(t, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
 			var r rpcReq
-			if err := msgpack.Unmarshal(m.Header, &r); err != nil || r.Op != op {
+			if err := msgpackcheck.Unmarshal(m.Header, &r); err != nil || r.Op != op {
 				return transport.Message{}, &transport.RemoteError{Code: transport.CodeMalformed, Message: "control: malformed request"}
 			}
 			return respond(t, n.submit(ctx, r), 0)
@@ -102,7 +103,7 @@ func (n *Node) register() {
 	}
 	n.deps.Server.Handle(msgReadIndex, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
 		var r rpcReq
-		if err := msgpack.Unmarshal(m.Header, &r); err != nil || r.Op != reqRead {
+		if err := msgpackcheck.Unmarshal(m.Header, &r); err != nil || r.Op != reqRead {
 			return transport.Message{}, &transport.RemoteError{Code: transport.CodeMalformed, Message: "control: malformed request"}
 		}
 		idx, err := n.serveReadIndex(r.From, r.Index)
@@ -187,7 +188,7 @@ func (n *Node) callIndex(ctx context.Context, addr string, t transport.MsgType, 
 		return 0, err
 	}
 	var r rpcResp
-	if err := msgpack.Unmarshal(resp.Header, &r); err != nil {
+	if err := msgpackcheck.Unmarshal(resp.Header, &r); err != nil {
 		return 0, fmt.Errorf("control: malformed response from %s: %w", addr, err)
 	}
 	switch r.Status {

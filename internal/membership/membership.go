@@ -25,6 +25,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/discovery"
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 )
 
 // Meta is the metadata every member gossips about itself.
@@ -398,7 +399,7 @@ func (l *List) signal() {
 // node lock held: it must not call memberlist and must not block.
 func (l *List) record(kind EventKind, n *memberlist.Node) {
 	var meta Meta
-	if err := msgpack.Unmarshal(n.Meta, &meta); err != nil || meta.ID == "" {
+	if err := msgpackcheck.Unmarshal(n.Meta, &meta); err != nil || meta.ID == "" {
 		l.logger.Warn("membership: ignoring node with unreadable metadata", "node", n.Name, "err", err)
 		return
 	}

@@ -3,8 +3,9 @@ package dmap
 import (
 	"fmt"
 
-	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 )
 
 // Codec turns keys or values of type T into bytes and back. Implementations must be safe for

@@ -9,8 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 )
 
 // The headers on the hot path encode themselves as msgpack arrays of their fields, in order:

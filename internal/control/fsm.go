@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -97,7 +98,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil
 	}
 	var c command
-	err := msgpack.Unmarshal(l.Data, &c)
+	err := msgpackcheck.Unmarshal(l.Data, &c) // entries come from the leader, over the network
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.st.Applied = l.Index

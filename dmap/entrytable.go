@@ -19,10 +19,10 @@ import (
 // Stored bytes are never written twice. A write appends the new version at the end of the
 // current chunk and the old one becomes dead. Whenever a table's dead bytes exceed half its
 // live bytes, its deadest chunk has its live records copied forward and is then dropped, never
-// reused (a chunk with nothing live left is dropped at once). So a key or
-// value handed out (a record view, an event, a response being written) stays valid and
-// unchanged for as long as anyone holds it, exactly like the immutable records it replaces,
-// and the GC frees a dropped chunk once the last such slice is gone.
+// reused (a chunk with nothing live left is dropped at once). So a key or value handed out (a
+// record view, an event, a response being written) stays valid and unchanged for as long as
+// anyone holds it, exactly like the immutable records it replaces, and the GC frees a dropped
+// chunk once the last such slice is gone.
 //
 // An entryTable is plain data: the partition that owns it serialises writes; reads may run
 // concurrently with each other (touch is atomic).
@@ -215,13 +215,11 @@ func (t *entryTable) release(i uint32) {
 	c.dead += n
 	t.live -= n
 	t.dead += n
-	switch {
-	case ci != t.cur && c.dead == len(c.b):
-		t.dead -= c.dead
+	if ci != t.cur && c.dead == len(c.b) {
 		t.dropChunk(ci) // nothing to copy
-	default:
-		t.collect()
+		return
 	}
+	t.collect()
 }
 
 // collect keeps the table's dead bytes at most half its live bytes (plus minChunk, so that a
@@ -267,7 +265,6 @@ func (t *entryTable) reserve(n int) {
 	t.cur = t.newChunk(make([]byte, 0, size), false)
 	if old >= 0 {
 		if c := &t.chunks[old]; c.dead == len(c.b) {
-			t.dead -= c.dead
 			t.dropChunk(old) // nothing in it lives any more
 		}
 	}
@@ -285,8 +282,10 @@ func (t *entryTable) newChunk(b []byte, whole bool) int {
 	return len(t.chunks) - 1
 }
 
-// dropChunk forgets chunk ci. Its memory is not reused: views into it keep it alive.
+// dropChunk forgets chunk ci, and its dead bytes with it. Its memory is not reused: views into
+// it keep it alive.
 func (t *entryTable) dropChunk(ci int) {
+	t.dead -= t.chunks[ci].dead
 	t.chunks[ci] = chunk{}
 	t.freeChunks = append(t.freeChunks, uint32(ci))
 }
@@ -323,6 +322,5 @@ func (t *entryTable) compact(ci int) {
 		}
 		off += recordHeader + n
 	}
-	t.dead -= t.chunks[ci].dead
 	t.dropChunk(ci)
 }

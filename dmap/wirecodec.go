@@ -233,12 +233,9 @@ var headerCodecs = sync.Pool{New: func() any {
 // maxPooledHeader is the largest encoding buffer kept for reuse.
 const maxPooledHeader = 64 << 10
 
-// marshalHeader is msgpack.Marshal with a pooled encoder and buffer. An operation request is
-// encoded by its appender instead, into a single right-sized allocation.
+// marshalHeader is msgpack.Marshal with a pooled encoder and buffer. (Operation requests are
+// encoded by their appender, see encodeOpRequest.)
 func marshalHeader(v any) ([]byte, error) {
-	if r, ok := v.(*opRequest); ok {
-		return r.appendTo(make([]byte, 0, r.encodedSize())), nil
-	}
 	c := headerCodecs.Get().(*headerCodec)
 	c.buf.Reset()
 	c.enc.Reset(&c.buf)

@@ -46,7 +46,8 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := marshalHeader(&r)
+		enc, _ := encodeOpRequest(&r)
+		got := enc.Header
 		if !bytes.Equal(got, want) || len(got) != cap(got) {
 			t.Fatalf("request %+v: appender wrote %x (cap %d), msgpack %x", r, got, cap(got), want)
 		}
@@ -86,8 +87,8 @@ func equalBatches(a, b batchHeader) bool {
 // FuzzFastDecoders: whatever the fast decoders accept, the msgpack decoders accept with the same
 // result, so they only save work.
 func FuzzFastDecoders(f *testing.F) {
-	req, _ := marshalHeader(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: "i"})
-	f.Add(req, []byte(nil))
+	req, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: "i"})
+	f.Add(req.Header, []byte(nil))
 	h, body, _ := encodeBatch(3, 7, "m1", []mutation{{Map: "m", Kind: mutSet, Key: []byte("k"), Value: []byte("v"), Seq: 1},
 		{Map: "m", Kind: mutLock, Key: []byte{}, Holder: "x/1", Count: 2, ExpireAt: -1, Seq: 300}})
 	f.Add(h, body)

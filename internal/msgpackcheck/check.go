@@ -41,6 +41,9 @@ func Valid(data []byte) error {
 		b = b[1:]
 		pending--
 		var skip, elems uint64 // bytes to skip, values to read
+		// A length prefix of lenSize bytes, counting bytes (plus extra) or, with counts,
+		// elements (times per: 2 for a map's keys and values).
+		lenSize, counts, per, extra := 0, false, uint64(1), uint64(0)
 		switch {
 		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3: // fixint, nil, bool
 		case c >= 0x80 && c <= 0x8f: // fixmap
@@ -50,29 +53,13 @@ func Valid(data []byte) error {
 		case c >= 0xa0 && c <= 0xbf: // fixstr
 			skip = uint64(c & 0x1f)
 		case c == 0xc4, c == 0xd9: // bin8, str8
-			n, rest, ok := uintN(b, 1)
-			if !ok {
-				return truncated(data, b)
-			}
-			b, skip = rest, n
+			lenSize = 1
 		case c == 0xc5, c == 0xda: // bin16, str16
-			n, rest, ok := uintN(b, 2)
-			if !ok {
-				return truncated(data, b)
-			}
-			b, skip = rest, n
+			lenSize = 2
 		case c == 0xc6, c == 0xdb: // bin32, str32
-			n, rest, ok := uintN(b, 4)
-			if !ok {
-				return truncated(data, b)
-			}
-			b, skip = rest, n
+			lenSize = 4
 		case c == 0xc7, c == 0xc8, c == 0xc9: // ext8, ext16, ext32: length, type, data
-			n, rest, ok := uintN(b, 1<<(c-0xc7))
-			if !ok {
-				return truncated(data, b)
-			}
-			b, skip = rest, n+1
+			lenSize, extra = 1<<(c-0xc7), 1
 		case c == 0xca, c == 0xce, c == 0xd2: // float32, uint32, int32
 			skip = 4
 		case c == 0xcb, c == 0xcf, c == 0xd3: // float64, uint64, int64
@@ -83,26 +70,24 @@ func Valid(data []byte) error {
 			skip = 2
 		case c >= 0xd4 && c <= 0xd8: // fixext 1, 2, 4, 8, 16: type, data
 			skip = 1 + 1<<(c-0xd4)
-		case c == 0xdc, c == 0xde: // array16, map16
-			n, rest, ok := uintN(b, 2)
-			if !ok {
-				return truncated(data, b)
-			}
-			b, elems = rest, n
-			if c == 0xde {
-				elems *= 2
-			}
-		case c == 0xdd, c == 0xdf: // array32, map32
-			n, rest, ok := uintN(b, 4)
-			if !ok {
-				return truncated(data, b)
-			}
-			b, elems = rest, n
-			if c == 0xdf {
-				elems *= 2
-			}
+		case c == 0xdc, c == 0xdd: // array16, array32
+			lenSize, counts = 2<<(c-0xdc), true
+		case c == 0xde, c == 0xdf: // map16, map32
+			lenSize, counts, per = 2<<(c-0xde), true, 2
 		default: // 0xc1, never used
 			return fmt.Errorf("%w: byte 0x%02x at %d", ErrMalformed, c, len(data)-len(b)-1)
+		}
+		if lenSize > 0 {
+			n, rest, ok := uintN(b, lenSize)
+			if !ok {
+				return fmt.Errorf("%w: truncated length at byte %d", ErrMalformed, len(data)-len(b))
+			}
+			b = rest
+			if counts {
+				elems = n * per
+			} else {
+				skip = n + extra
+			}
 		}
 		if skip > uint64(len(b)) {
 			return fmt.Errorf("%w: %d bytes declared at byte %d, %d left", ErrMalformed, skip, len(data)-len(b), len(b))
@@ -129,8 +114,4 @@ func uintN(b []byte, n int) (uint64, []byte, bool) {
 	default:
 		return uint64(binary.BigEndian.Uint32(b)), b[4:], true
 	}
-}
-
-func truncated(data, rest []byte) error {
-	return fmt.Errorf("%w: truncated length at byte %d", ErrMalformed, len(data)-len(rest))
 }

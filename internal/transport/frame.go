@@ -51,9 +51,9 @@ type Message struct {
 // connection that read it, which reads a later request into it: a request
 // handled without keeping any of its bytes then costs no allocation. Only a
 // handler registered with InlineRecycling may call it, on the request it was
-// given, before it returns,
-// and only when nothing keeps a slice of the request (its response included):
-// after Recycle, the bytes change. On any other Message it does nothing.
+// given, before it returns, and only when nothing keeps a slice of the request
+// (its response included): after Recycle, the bytes change. On any other
+// Message it does nothing.
 func (m Message) Recycle() {
 	if m.from != nil {
 		m.from.recycle(m)

@@ -60,6 +60,7 @@ var errEpochMoved = errors.New("control: table epoch moved")
 // goroutine.
 type fsm struct {
 	mu    sync.RWMutex
+	count int // partitions, fixed for the cluster's life
 	st    state
 	watch chan struct{} // closed and replaced when a newer table is committed
 	// view and dir publish the table (with its watch channel) and an immutable copy of the
@@ -77,6 +78,7 @@ type tableView struct {
 
 func newFSM(count int) *fsm {
 	f := &fsm{
+		count: count,
 		st:    state{Table: partition.NewTable(count), Members: map[partition.MemberID]dirEntry{}},
 		watch: make(chan struct{}),
 	}
@@ -113,7 +115,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		delete(f.st.Members, c.ID)
 		f.publishDirLocked()
 	case opSetTable:
-		if c.Table == nil || c.Prev != f.st.Table.Epoch || c.Table.Epoch <= f.st.Table.Epoch {
+		if err := f.checkTable(c.Table); err != nil {
+			return fmt.Errorf("control: table at index %d: %w", l.Index, err)
+		}
+		if c.Prev != f.st.Table.Epoch || c.Table.Epoch <= f.st.Table.Epoch {
 			return errEpochMoved
 		}
 		f.setTableLocked(c.Table)
@@ -121,6 +126,24 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return fmt.Errorf("control: unknown command op %d at index %d", c.Op, l.Index)
 	}
 	return nil
+}
+
+// maxSnapshotSize bounds a snapshot Restore accepts. A snapshot is a table and a directory: 271
+// partitions with 7 replicas each and a hundred members encode to well under 1 MiB.
+const maxSnapshotSize = 64 << 20
+
+// checkTable refuses a table this member could not route with: missing, of another partition
+// count than the cluster's (which never changes), or breaking partition.Table's invariants.
+// The leader only commits tables its planner made, so this guards against corrupt input, not
+// against the planner.
+func (f *fsm) checkTable(t *partition.Table) error {
+	if t == nil {
+		return errors.New("no table")
+	}
+	if t.Count() != f.count {
+		return fmt.Errorf("table of %d partitions, the cluster has %d", t.Count(), f.count)
+	}
+	return t.Validate()
 }
 
 func (f *fsm) setTableLocked(t *partition.Table) {
@@ -180,12 +203,22 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with a snapshot's.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	// A snapshot may come from the leader over the network (InstallSnapshot): read at most
+	// maxSnapshotSize and check the encoding before decoding, so a corrupt one is refused
+	// instead of making this member allocate what its length prefixes claim.
+	b, err := io.ReadAll(io.LimitReader(rc, maxSnapshotSize+1))
+	if err != nil {
+		return fmt.Errorf("control: read snapshot: %w", err)
+	}
+	if len(b) > maxSnapshotSize {
+		return fmt.Errorf("control: snapshot larger than %d bytes", maxSnapshotSize)
+	}
 	var st state
-	if err := msgpack.NewDecoder(rc).Decode(&st); err != nil {
+	if err := msgpackcheck.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("control: decode snapshot: %w", err)
 	}
-	if st.Table == nil {
-		return errors.New("control: snapshot without table")
+	if err := f.checkTable(st.Table); err != nil {
+		return fmt.Errorf("control: snapshot: %w", err)
 	}
 	if st.Members == nil {
 		st.Members = map[partition.MemberID]dirEntry{}

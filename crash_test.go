@@ -242,7 +242,7 @@ func TestKillMemberProcess(t *testing.T) {
 			waitChildren(t, children, func(s childState) bool { return s.epoch > 0 && s.pending == 0 && s.minReplicas == 2 && s.mem == 3 })
 			acked := map[string]string{}
 			for i := range 600 {
-				k, v := fmt.Sprint("key", i), fmt.Sprint("v", i)
+				k, v := fmt.Sprint("key", i), crashValue("v", i)
 				if got := children[i%3].do("put " + k + " " + v); got != "ok" {
 					t.Fatalf("put %s: %s", k, got)
 				}
@@ -258,7 +258,7 @@ func TestKillMemberProcess(t *testing.T) {
 			}
 			// Writes go on during the failover; every one of them must be acknowledged.
 			for i := range 200 {
-				k, v := fmt.Sprint("key", i), fmt.Sprint("after", i)
+				k, v := fmt.Sprint("key", i), crashValue("after", i)
 				if got := alive[i%2].do("put " + k + " " + v); got != "ok" {
 					t.Fatalf("put %s after kill: %s", k, got)
 				}
@@ -274,6 +274,17 @@ func TestKillMemberProcess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crashValue is the value of key i written in a phase of TestKillMemberProcess: every fifth is
+// 20 KiB, large enough for a backup to take it from its own member's copy when that member wrote
+// it (dmap's stash), so that the promoted backups' copies of those are checked too.
+func crashValue(phase string, i int) string {
+	v := fmt.Sprint(phase, i)
+	if i%5 == 0 {
+		v = strings.Repeat(v+".", 20<<10/(len(v)+1))
+	}
+	return v
 }
 
 // findChild returns a child that is the raft leader (leader true) or is not, waiting for a

@@ -159,6 +159,10 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 	if p == nil {
 		return encodeResponse(resp)
 	}
+	if resp := s.takeStashed(h.Muts); resp.Status != statusOK {
+		p.mu.Unlock()
+		return encodeResponse(resp)
+	}
 	now := s.now()
 	keeps := false // whether anything applying the batch keeps slices of msg
 	for _, m := range h.Muts {
@@ -174,6 +178,27 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 		msg.Recycle() // the next backup is read into the same buffer
 	}
 	return encodeResponse(opResponse{})
+}
+
+// takeStashed gives the writes of a backup batch that name a copy of their value this member
+// holds (see stash.go) that copy. It refuses the batch when a copy is not held (any more), so
+// that the owner sends the value again, or when a write names a copy and carries a value too.
+func (s *Service) takeStashed(muts []mutation) opResponse {
+	for i := range muts {
+		m := &muts[i]
+		if m.Stash == 0 {
+			continue
+		}
+		if len(m.Value) != 0 || m.Kind != mutSet {
+			return opResponse{Status: statusBadRequest, Msg: "a backup write names a held value and carries one too"}
+		}
+		v, ok := s.stash.take(m.Stash, m.Key)
+		if !ok {
+			return opResponse{Status: statusFailed, Msg: "the value this backup write names is not held here; send it"}
+		}
+		m.Value = v
+	}
+	return opResponse{}
 }
 
 // keepsMessageBytes reports whether applying m on a replica may keep slices of the message it
@@ -198,6 +223,12 @@ func (s *Service) applyBatch(msg transport.Message, fn func(p *part, h *batchHea
 	p, resp := s.acceptBatch(msg, &h)
 	if p == nil {
 		return resp
+	}
+	for _, m := range h.Muts {
+		if m.Stash != 0 {
+			p.mu.Unlock()
+			return opResponse{Status: statusBadRequest, Msg: "only a backup write may name a held value"}
+		}
 	}
 	fn(p, &h)
 	p.mu.Unlock()

@@ -298,10 +298,32 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	}
 	for _, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)
-		if !ok || !s.caller.CallAsync(iw.ctx, addr, msg, timeout, iw) {
+		out := msg
+		if m == iw.req.StashAt {
+			out = iw.stashedBackup(t.Epoch, muts, msg)
+		}
+		if !ok || !s.caller.CallAsync(iw.ctx, addr, out, timeout, iw) {
 			iw.CallDone(transport.Message{}, errNotSent)
 		}
 	}
+}
+
+// stashedBackup returns the backup message for the member that holds a copy of the request's
+// value (StashAt, see stash.go): muts's one write naming that copy, without the value. It
+// returns msg, the backup with the value, when muts is anything else.
+func (iw *inlineWrite) stashedBackup(epoch uint64, muts []mutation, msg transport.Message) transport.Message {
+	v := iw.req.Value
+	if iw.req.Stash == 0 || len(muts) != 1 || muts[0].Kind != mutSet || len(v) == 0 ||
+		len(muts[0].Value) != len(v) || &muts[0].Value[0] != &v[0] {
+		return msg
+	}
+	ref := [1]mutation{muts[0]}
+	ref[0].Value, ref[0].Stash = nil, iw.req.Stash
+	header, _, err := encodeBatch(int32(iw.p.id), epoch, string(iw.s.self), ref[:])
+	if err != nil {
+		return msg
+	}
+	return transport.Message{Type: msgBackup, Header: header}
 }
 
 // CallDone implements transport.Callback: the answer of one target's backup call.

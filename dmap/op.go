@@ -1,6 +1,10 @@
 package dmap
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/gridmap/gridmap/partition"
+)
 
 // opKind names a single-key operation.
 type opKind uint8
@@ -60,8 +64,13 @@ type opRequest struct {
 	Proc string `msgpack:"r,omitempty"`
 	// ID identifies one invocation of a non-idempotent operation (opExecute), so that a retry
 	// after a lost answer returns the first result instead of running again.
-	ID    string `msgpack:"i,omitempty"`
-	Value []byte `msgpack:"-"`
+	ID string `msgpack:"i,omitempty"`
+	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
+	// partition's backups (see stash.go): the owner then sends that backup the write without
+	// its value. Zero: no copy.
+	StashAt partition.MemberID `msgpack:"sa,omitempty"`
+	Stash   uint64             `msgpack:"st,omitempty"`
+	Value   []byte             `msgpack:"-"`
 	// borrowed marks a Value that still belongs to the Map's caller: it may travel to a remote
 	// owner as it is (the transport does not read a request after the call returned), but this
 	// member copies it before serving the operation itself: large values are stored as they

@@ -54,6 +54,9 @@ type mutation struct {
 	Count  int    `msgpack:"c,omitempty"`
 	// Clean marks a set that is already in the store (loaded from it): nothing to write behind.
 	Clean bool `msgpack:"n,omitempty"`
+	// Stash, in a backup message only, names the copy of the value the receiving backup holds
+	// already (it sent the write to the owner; see stash.go): the value is not in the body.
+	Stash uint64 `msgpack:"a,omitempty"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it

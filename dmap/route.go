@@ -58,7 +58,9 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 				callTimeout = time.Until(deadline)
 			}
 			req.Epoch = t.Epoch
+			s.stashFor(t, req)
 			resp, err = s.callOwner(ctx, owner, req, callTimeout)
+			s.unstash(req)
 			if ferr := finalTransportError(err); ferr != nil {
 				return opResponse{}, ferr
 			}

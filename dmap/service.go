@@ -35,6 +35,9 @@ type Service struct {
 	loaded    sync.Map   // map name -> true once this member triggered its initial load
 	// events holds the entry, cluster-wide and partition listeners (events.go).
 	events *eventHub
+	// stash holds copies of values this member's callers write through remote owners while
+	// it is a backup of their partition (stash.go).
+	stash valueStash
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc

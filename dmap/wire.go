@@ -147,10 +147,10 @@ func (h *batchHeader) decodeFast(header, body []byte) (bool, error) {
 
 // decodeFast reads a mutation as mutation.appendTo wrote it.
 func (m *mutation) decodeFast(r *wireReader) bool {
-	if n, ok := r.arrayLen(); !ok || n != 8 {
+	if n, ok := r.arrayLen(); !ok || n != 9 {
 		return false
 	}
-	var ok [8]bool
+	var ok [9]bool
 	var kind uint64
 	var count int64
 	m.Map, ok[0] = r.name()
@@ -161,8 +161,9 @@ func (m *mutation) decodeFast(r *wireReader) bool {
 	m.Holder, ok[5] = r.str()
 	count, ok[6] = r.int()
 	m.Clean, ok[7] = r.bool()
+	m.Stash, ok[8] = r.uint()
 	m.Kind, m.Count = mutKind(kind), int(count)
-	return ok == [8]bool{true, true, true, true, true, true, true, true}
+	return ok == [9]bool{true, true, true, true, true, true, true, true, true}
 }
 
 // kv is one entry returned by a partition scan.

@@ -12,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/msgpackcheck"
+	"github.com/gridmap/gridmap/partition"
 )
 
 // The headers on the hot path encode themselves as msgpack arrays of their fields, in order:
@@ -30,7 +31,7 @@ var (
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
-	return encodeAll(e, 10,
+	return encodeAll(e, 12,
 		func() error { return e.EncodeString(r.Map) },
 		func() error { return e.EncodeUint(uint64(r.Kind)) },
 		func() error { return e.EncodeInt(int64(r.Part)) },
@@ -41,6 +42,8 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(r.Holder) },
 		func() error { return e.EncodeString(r.Proc) },
 		func() error { return e.EncodeString(r.ID) },
+		func() error { return e.EncodeString(string(r.StashAt)) },
+		func() error { return e.EncodeUint(r.Stash) },
 	)
 }
 
@@ -48,7 +51,8 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 	var kind uint64
 	var part int64
-	return decodeAll(d, 10,
+	var stashAt string
+	err := decodeAll(d, 12,
 		func() (err error) { r.Map, err = d.DecodeString(); return },
 		func() (err error) { kind, err = d.DecodeUint64(); r.Kind = opKind(kind); return },
 		func() (err error) { part, err = d.DecodeInt64(); r.Part = int32(part); return },
@@ -59,7 +63,11 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { r.Holder, err = d.DecodeString(); return },
 		func() (err error) { r.Proc, err = d.DecodeString(); return },
 		func() (err error) { r.ID, err = d.DecodeString(); return },
+		func() (err error) { stashAt, err = d.DecodeString(); return },
+		func() (err error) { r.Stash, err = d.DecodeUint64(); return },
 	)
+	r.StashAt = partition.MemberID(stashAt)
+	return err
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
@@ -100,7 +108,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(h.From) },
 		func() error {
 			return encodeSlice(e, h.Muts, func(m mutation) error {
-				return encodeAll(e, 8,
+				return encodeAll(e, 9,
 					func() error { return e.EncodeString(m.Map) },
 					func() error { return e.EncodeUint(uint64(m.Kind)) },
 					func() error { return e.EncodeBytes(m.Key) },
@@ -109,6 +117,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 					func() error { return e.EncodeString(m.Holder) },
 					func() error { return e.EncodeInt(int64(m.Count)) },
 					func() error { return e.EncodeBool(m.Clean) },
+					func() error { return e.EncodeUint(m.Stash) },
 				)
 			})
 		},
@@ -128,7 +137,7 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 				var m mutation
 				var kind uint64
 				var count int64
-				err := decodeAll(d, 8,
+				err := decodeAll(d, 9,
 					func() (err error) { m.Map, err = d.DecodeString(); return },
 					func() (err error) { kind, err = d.DecodeUint64(); m.Kind = mutKind(kind); return },
 					func() (err error) { m.Key, err = d.DecodeBytes(); return },
@@ -137,6 +146,7 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 					func() (err error) { m.Holder, err = d.DecodeString(); return },
 					func() (err error) { count, err = d.DecodeInt64(); m.Count = int(count); return },
 					func() (err error) { m.Clean, err = d.DecodeBool(); return },
+					func() (err error) { m.Stash, err = d.DecodeUint64(); return },
 				)
 				return m, err
 			})
@@ -452,14 +462,14 @@ func appendArrayLen(b []byte, l int) []byte {
 }
 
 func (r *opRequest) encodedSize() int {
-	return sizeArrayLen(10) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
+	return sizeArrayLen(12) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
 		sizeUint(r.Epoch) + sizeBin(r.Key) + sizeInt(r.TTL) + sizeBin(r.Expect) + sizeStr(r.Holder) +
-		sizeStr(r.Proc) + sizeStr(r.ID)
+		sizeStr(r.Proc) + sizeStr(r.ID) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash)
 }
 
 // appendTo appends the bytes EncodeMsgpack writes.
 func (r *opRequest) appendTo(b []byte) []byte {
-	b = appendArrayLen(b, 10)
+	b = appendArrayLen(b, 12)
 	b = appendStr(b, r.Map)
 	b = appendUint(b, uint64(r.Kind))
 	b = appendInt(b, int64(r.Part))
@@ -469,16 +479,18 @@ func (r *opRequest) appendTo(b []byte) []byte {
 	b = appendBin(b, r.Expect)
 	b = appendStr(b, r.Holder)
 	b = appendStr(b, r.Proc)
-	return appendStr(b, r.ID)
+	b = appendStr(b, r.ID)
+	b = appendStr(b, string(r.StashAt))
+	return appendUint(b, r.Stash)
 }
 
 func (m *mutation) encodedSize() int {
-	return sizeArrayLen(8) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
-		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1
+	return sizeArrayLen(9) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
+		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1 + sizeUint(m.Stash)
 }
 
 func (m *mutation) appendTo(b []byte) []byte {
-	b = appendArrayLen(b, 8)
+	b = appendArrayLen(b, 9)
 	b = appendStr(b, m.Map)
 	b = appendUint(b, uint64(m.Kind))
 	b = appendBin(b, m.Key)
@@ -486,7 +498,8 @@ func (m *mutation) appendTo(b []byte) []byte {
 	b = appendUint(b, m.Seq)
 	b = appendStr(b, m.Holder)
 	b = appendInt(b, int64(m.Count))
-	return appendBool(b, m.Clean)
+	b = appendBool(b, m.Clean)
+	return appendUint(b, m.Stash)
 }
 
 // marshalBatchHeader returns the bytes batchHeader.EncodeMsgpack writes for a batch of muts, in
@@ -648,12 +661,13 @@ func (r *wireReader) name() (string, bool) {
 // header is not in that exact form.
 func (req *opRequest) decodeFast(header []byte) bool {
 	r := wireReader{b: header}
-	var ok [10]bool
+	var ok [12]bool
 	var n int
 	var kind uint64
 	var part int64
+	var stashAt string
 	n, ok[0] = r.arrayLen()
-	if !ok[0] || n != 10 {
+	if !ok[0] || n != 12 {
 		return false
 	}
 	req.Map, ok[0] = r.name()
@@ -666,8 +680,10 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	req.Holder, ok[7] = r.str()
 	req.Proc, ok[8] = r.name()
 	req.ID, ok[9] = r.str()
-	req.Kind, req.Part = opKind(kind), int32(part)
-	return ok == [10]bool{true, true, true, true, true, true, true, true, true, true} && len(r.b) == 0
+	stashAt, ok[10] = r.name()
+	req.Stash, ok[11] = r.uint()
+	req.Kind, req.Part, req.StashAt = opKind(kind), int32(part), partition.MemberID(stashAt)
+	return ok == [12]bool{true, true, true, true, true, true, true, true, true, true, true, true} && len(r.b) == 0
 }
 
 // decodeOpRequest decodes an operation header into req.

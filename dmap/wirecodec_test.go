@@ -10,6 +10,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
 )
 
 // edgeInts are integers at the boundaries of msgpack's integer forms.
@@ -37,9 +38,10 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 		s := edgeStrings[i%len(edgeStrings)]
 		b := edgeBytes()[i%len(edgeBytes())]
 		reqs = append(reqs, opRequest{Map: s, Kind: opKind(n), Part: int32(n), Epoch: uint64(n), Key: b, TTL: n,
-			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: s})
+			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: s,
+			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n)})
 		muts = append(muts, mutation{Map: s, Kind: mutKind(n), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
-			Count: int(n), Clean: i%2 == 0, Value: edgeBytes()[(i+3)%len(edgeBytes())]})
+			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())]})
 	}
 	for _, r := range reqs {
 		want, err := msgpack.Marshal(&r)

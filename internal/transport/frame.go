@@ -42,18 +42,20 @@ type Message struct {
 	Type   MsgType
 	Header []byte
 	Body   []byte
-	// from is, on a request handed to an InlineRecycling handler, the connection
-	// whose reader read it and may read a later request into its buffer (Recycle).
+	// from is, on a request handed to an InlineRecycling handler (or to the TryServe
+	// of an AsyncRecycling one), the connection whose reader read it and may read a
+	// later request into its buffer (Recycle).
 	from *serverConn
 }
 
 // Recycle gives the buffer holding the request m's Header and Body back to the
 // connection that read it, which reads a later request into it: a request
 // handled without keeping any of its bytes then costs no allocation. Only a
-// handler registered with InlineRecycling may call it, on the request it was
-// given, before it returns, and only when nothing keeps a slice of the request
-// (its response included): after Recycle, the bytes change. On any other
-// Message it does nothing.
+// handler registered with InlineRecycling (or the TryServe of one registered
+// with AsyncRecycling) may call it, on the request it was given, before it
+// returns, and only when nothing keeps a slice of the request (its response
+// included): after Recycle, the bytes change. On any other Message it does
+// nothing.
 func (m Message) Recycle() {
 	if m.from != nil {
 		m.from.recycle(m)

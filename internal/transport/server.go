@@ -42,6 +42,25 @@ type inlineHandler struct {
 	recycles bool
 }
 
+// AsyncRecycling registers an AsyncHandler whose TryServe usually keeps nothing of a request it
+// takes once it returns (it answers later, from what it copied or stored) and says so with
+// Message.Recycle before returning: the connection then reads a later request for it into the
+// buffer given back. A request it declines, or serves through ServeMsg, keeps its buffer.
+func AsyncRecycling(h AsyncHandler) Handler { return asyncRecycling{h} }
+
+type asyncRecycling struct{ AsyncHandler }
+
+// recycling reports whether the requests of h may be read into a given-back buffer.
+func recycling(h Handler) bool {
+	switch h := h.(type) {
+	case inlineHandler:
+		return h.recycles
+	case asyncRecycling:
+		return true
+	}
+	return false
+}
+
 // AsyncHandler is a Handler that can also take a request on the connection's reader goroutine
 // and answer it later from whichever goroutine completes it, typically the reader of another
 // connection delivering a response it waited for (see Client.CallAsync). This saves the
@@ -145,15 +164,16 @@ const maxRecycled = largeBody
 var poisonRecycled = testing.Testing()
 
 // allocFrame returns the buffer the reader reads a request for h (n bytes) into: for a
-// handler registered with InlineRecycling, the spare buffer when it fits and is not more than
-// twice as large (a request the handler keeps keeps the whole buffer).
+// handler registered with InlineRecycling or AsyncRecycling, the spare buffer when it fits and
+// is not more than twice as large, give or take the 64 bytes a buffer is rounded to (a request
+// the handler keeps keeps the whole buffer).
 func (sc *serverConn) allocFrame(h Handler, n int) []byte {
-	if ih, ok := h.(inlineHandler); !ok || !ih.recycles || n > maxRecycled {
+	if !recycling(h) || n > maxRecycled {
 		return make([]byte, n)
 	}
 	b := sc.spare
 	switch {
-	case cap(b) >= n && cap(b) <= 2*n:
+	case cap(b) >= n && cap(b) <= 2*n+64:
 		sc.spare = nil
 	case sc.gaveBack:
 		// Requests come back: room for a somewhat larger one, so that the buffer serves the
@@ -185,9 +205,9 @@ func (sc *serverConn) recycle(m Message) {
 			b[i] = 0xEE
 		}
 	}
-	if cap(b) > cap(sc.spare) {
-		sc.spare = b
-	}
+	// The latest buffer given back is the one whose size fits the requests coming now (a
+	// connection may carry 300-byte writes for a while, then 60-byte reads).
+	sc.spare = b
 }
 
 // NewServer returns a Server; register handlers with Handle, then call Serve.
@@ -448,7 +468,13 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 			}
 		}
 		if ah, ok := h.(AsyncHandler); ok && s.tryServe(sc, ah, f) {
+			if sc.current != nil {
+				sc.current, sc.gaveBack = nil, false // kept
+			}
 			continue
+		}
+		if sc.current != nil {
+			sc.current, sc.gaveBack = nil, false // the worker's now
 		}
 		s.dispatch(task{sc: sc, h: h, f: f})
 	}
@@ -527,7 +553,11 @@ func (s *Server) tryServe(sc *serverConn, h AsyncHandler, f Frame) (taken bool) 
 			taken = true
 		}
 	}()
-	return h.TryServe(sc.ctx, Message{Type: f.Type, Header: f.Header, Body: f.Body}, Reply{s: s, sc: sc, t: f.Type, id: f.ID})
+	req := Message{Type: f.Type, Header: f.Header, Body: f.Body}
+	if _, ok := h.(asyncRecycling); ok {
+		req.from = sc
+	}
+	return h.TryServe(sc.ctx, req, Reply{s: s, sc: sc, t: f.Type, id: f.ID})
 }
 
 // respond runs the handler for request f and sends its response.

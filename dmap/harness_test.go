@@ -74,14 +74,14 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	req.Body = slices.Clone(req.Body)
 	var resp transport.Message
 	var err error
-	if oh, ok := h.(opHandler); ok {
+	if ah, ok := h.(transport.AsyncHandler); ok {
 		// As the transport does: the reader-goroutine path first.
 		type answer struct {
 			msg transport.Message
 			err error
 		}
 		ch := make(chan answer, 1)
-		if oh.s.tryServeOp(ctx, req, transport.ReplyFunc(func(m transport.Message, err error) { ch <- answer{m, err} })) {
+		if ah.TryServe(ctx, req, transport.ReplyFunc(func(m transport.Message, err error) { ch <- answer{m, err} })) {
 			select {
 			case a := <-ch:
 				resp, err = a.msg, a.err

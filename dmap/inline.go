@@ -82,7 +82,9 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 	case opGet, opContains:
 		resp, ok := s.tryRead(p, &req)
 		if ok {
+			// The answer holds the stored value and a new header: nothing of the request.
 			reply.Send(encodeResponse(resp))
+			msg.Recycle()
 		}
 		return ok
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete:
@@ -91,9 +93,18 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		}
 		iw := newInlineWrite(s, ctx, p, &req)
 		iw.reply = reply
+		// A value of adoptMin bytes or more is stored as it is, in the request's buffer;
+		// anything smaller is copied, and the write's mutation is then pointed at the copy
+		// (detach), so that nothing refers to the request once start returns.
+		detached := len(req.Value) < adoptMin
+		iw.detach = detached
 		if !iw.start() {
 			iw.recycle()
 			return false
+		}
+		// iw may be answered and recycled already: only the request is touched from here.
+		if detached {
+			msg.Recycle()
 		}
 		return true
 	}
@@ -190,6 +201,8 @@ type inlineWrite struct {
 	reply  transport.Reply
 	resp   opResponse
 
+	// detach: the request's buffer is given back once start returns (see tryServeOp).
+	detach  bool
 	w       writeBatch
 	mutBuf  [1]mutation
 	prevBuf [1]record
@@ -226,7 +239,7 @@ func (iw *inlineWrite) start() bool {
 		p.writeMu.Unlock()
 		return false
 	}
-	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0]}
+	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if len(muts) == 0 {
 		p.writeMu.Unlock()

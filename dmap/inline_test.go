@@ -1,14 +1,20 @@
 package dmap
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/mapstore/memstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -105,4 +111,105 @@ func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 			t.Errorf("replicas hold deleted %s = %q", k, v)
 		}
 	}
+}
+
+// An owner serving a request on the reader gives its buffer back to the transport as soon as
+// TryServe returns (the next request is read into it), unless the value is stored in that
+// buffer (adoptMin bytes or more). Here each request's buffer is overwritten right after
+// tryServeOp returns, as the transport does in test binaries; the answers, every replica and
+// the write-behind store must still hold exactly what was written.
+func TestServedRequestBuffersCanBeReused(t *testing.T) {
+	st := memstore.New()
+	c := newCluster(t, 3, 2, withStore("wb", st, mapstore.Config{WriteDelay: time.Millisecond}))
+	waitTakenOver(t, c)
+	ctx := context.Background()
+	tab := c.coord.table
+	inline, served := 0, 0
+	serve := func(req opRequest) opResponse {
+		t.Helper()
+		p := partition.ID(req.Part)
+		req.Epoch = tab.Epoch
+		msg, err := encodeOpRequest(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Header, msg.Body = slices.Clone(msg.Header), slices.Clone(msg.Body)
+		answers := make(chan transport.Message, 1)
+		s := c.svcs[tab.Owner(p)]
+		var out transport.Message
+		if s.tryServeOp(ctx, msg, transport.ReplyFunc(func(m transport.Message, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			answers <- m
+		})) {
+			inline++
+			if len(req.Value) < adoptMin {
+				for _, b := range [][]byte{msg.Header, msg.Body} {
+					for i := range b {
+						b[i] = 0xEE
+					}
+				}
+			}
+			out = <-answers
+		} else {
+			// The first write to a partition takes it over on the ordinary path.
+			if out, err = s.handleOp(ctx, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		served++
+		resp, err := decodeResponse(out)
+		if err != nil || resp.Status != statusOK {
+			t.Fatalf("%+v: %+v, %v", req, resp, err)
+		}
+		return resp
+	}
+	want := map[string][]byte{}
+	for _, name := range []string{"plain", "wb"} {
+		for i := range 40 {
+			k := fmt.Sprintf("%s-%02d", name, i)
+			key := []byte(k)
+			p := partition.Of(key, c.cfg.PartitionCount)
+			v1, v2 := []byte(k+"/one"), bytes.Repeat([]byte(k+"/two;"), 1+i*10) // up to ~4.5 KB: adopted or not
+			serve(opRequest{Map: name, Kind: opPut, Part: int32(p), Key: key, Value: v1})
+			if r := serve(opRequest{Map: name, Kind: opReplaceIfSame, Part: int32(p), Key: key, Expect: v1, Value: v2}); !r.Done {
+				t.Fatalf("ReplaceIfSame(%s) not done", k)
+			}
+			if r := serve(opRequest{Map: name, Kind: opGet, Part: int32(p), Key: key}); string(r.Value) != string(v2) {
+				t.Fatalf("Get(%s) = %q, want %q", k, r.Value, v2)
+			}
+			want[k] = v2
+			if i%4 == 0 {
+				if r := serve(opRequest{Map: name, Kind: opDelete, Part: int32(p), Key: key}); !r.Done {
+					t.Fatalf("Delete(%s) not done", k)
+				}
+				delete(want, k)
+			}
+		}
+	}
+	if inline < served*3/4 {
+		t.Fatalf("only %d of %d requests served inline", inline, served)
+	}
+	for _, name := range []string{"plain", "wb"} {
+		got := map[string]string{}
+		for p := range c.cfg.PartitionCount {
+			maps.Copy(got, waitReplicasAgree(t, c, partition.ID(p), name))
+		}
+		for k, v := range want {
+			if strings.HasPrefix(k, name+"-") && got[k] != string(v) {
+				t.Errorf("replicas hold %q for %s, want %q", got[k], k, v)
+			}
+		}
+	}
+	stored := map[string][]byte{}
+	for k, v := range want {
+		if strings.HasPrefix(k, "wb-") {
+			stored[k] = v
+		}
+	}
+	for i := 0; i < 40; i += 4 {
+		stored[fmt.Sprintf("wb-%02d", i)] = nil // deleted
+	}
+	storeHas(t, st, stored)
 }

@@ -143,6 +143,9 @@ type writeBatch struct {
 	// cleared[i] lists the keys a clear muts[i] removes (write-through and write-behind store
 	// them as deletes).
 	cleared map[int][]string
+	// detach: the mutations' keys and values alias a request buffer that will be reused once
+	// they are applied; applyWrite points them at the stored copies (recordStore.detach).
+	detach bool
 }
 
 // emit adds a mutation to the batch, numbered with the partition's next sequence number. It is
@@ -220,9 +223,12 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		return nil, opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	p.mu.Lock()
-	for i, m := range w.muts {
-		p.rs.applyAt(m, w.now)
-		s.trackDirty(p, m, w.cleared[i], w.now)
+	for i := range w.muts {
+		applied := p.rs.applyAt(w.muts[i], w.now)
+		if w.detach {
+			p.rs.detach(&w.muts[i], applied)
+		}
+		s.trackDirty(p, w.muts[i], w.cleared[i], w.now)
 	}
 	p.mu.Unlock()
 	// Still under writeMu: observers see the partition's writes in order.

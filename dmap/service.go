@@ -134,7 +134,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgEvents, transport.HandlerFunc(s.handleEvents))
 	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
 	s.events.start()
-	reg.Handle(msgOp, opHandler{s})
+	reg.Handle(msgOp, transport.AsyncRecycling(opHandler{s}))
 	// Applying a batch takes only the partition's lock (held briefly, never across I/O): run it
 	// on the connection's reader, without a hand-off to a worker goroutine.
 	reg.Handle(msgBackup, transport.InlineRecycling(transport.HandlerFunc(s.handleBackup)))

@@ -5,10 +5,28 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
+
+// waitTakenOver waits until every partition's owner has taken it over at the current epoch, so
+// that writes are served inline (a write arriving before the takeover goes the ordinary way,
+// which sends values itself).
+func waitTakenOver(t *testing.T, c *cluster) {
+	t.Helper()
+	tab := c.waitStable()
+	deadline := time.Now().Add(10 * time.Second)
+	for p := range tab.Partitions {
+		for c.svcs[tab.Partitions[p].Replicas[0]].parts[p].ownEpoch.Load() != tab.Epoch {
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d not taken over at epoch %d", p, tab.Epoch)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
 
 // stashKeys writes, from every member of c, large values of its own keys: put, PutIfAbsent,
 // Replace and ReplaceIfSame, each value distinct. It returns the final values and how many of
@@ -90,6 +108,7 @@ func checkReplicas(t *testing.T, c *cluster, name string, want map[string]string
 // written; no copy outlives its write.
 func TestBackupsFromTheCallersCopy(t *testing.T) {
 	c := newCluster(t, 3, 2, nil)
+	waitTakenOver(t, c)
 	want, fromBackup := stashKeys(t, c, "stash", stashMin+100)
 	if fromBackup == 0 {
 		t.Fatal("no write came from a backup: the test does not exercise the stash")

@@ -52,6 +52,8 @@
 // A handler registered with [InlineRecycling] runs on the reader and gives back the requests it
 // keeps nothing of ([Message.Recycle]); the reader reads the next request for it into that
 // buffer, so a stream of such requests (backups of small writes) allocates nothing per request.
+// [AsyncRecycling] does the same for the TryServe of an AsyncHandler that answers later from
+// what it copied or stored (an owner serving reads and small writes).
 // Test binaries overwrite a buffer as it is given back, so a byte used afterwards shows.
 //
 // The frame codec ([ReadFrame], [AppendFrame], [WriteFrame]) is plain code

@@ -166,12 +166,12 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 	now := s.now()
 	keeps := false // whether anything applying the batch keeps slices of msg
 	for _, m := range h.Muts {
-		s.applyReplicated(p, m, now)
+		s.applyReplicated(p, m, now, true)
 		if p.shadow != nil {
 			// A full copy is being built beside the store: it must see the writes too.
-			s.applyReplicated(p.shadow, m, now)
+			s.applyReplicated(p.shadow, m, now, true)
 		}
-		keeps = keeps || s.keepsMessageBytes(m)
+		keeps = keeps || keepsMessageBytes(m)
 	}
 	p.mu.Unlock()
 	if !keeps {
@@ -201,18 +201,13 @@ func (s *Service) takeStashed(muts []mutation) opResponse {
 	return opResponse{}
 }
 
-// keepsMessageBytes reports whether applying m on a replica may keep slices of the message it
-// came in: an entry table copies a set's key and a value under adoptMin (a larger value becomes
-// a chunk of its own), and a delete copies what it keeps; a write-behind queue keeps the key and
-// value it is given, a lock its holder.
-func (s *Service) keepsMessageBytes(m mutation) bool {
-	switch {
-	case m.Kind != mutSet && m.Kind != mutDelete:
-		return true
-	case len(m.Value) >= adoptMin:
-		return true
-	}
-	return s.persistenceOf(m.Map) != nil
+// keepsMessageBytes reports whether applying m on a replica (applyReplicated with detach) may
+// keep slices of the message it came in: an entry table copies a set's key and a value under
+// adoptMin (a larger value becomes a chunk of its own), a delete copies what it keeps, and a
+// write-behind queue gets the stored copies; anything else (a lock keeps its holder) may keep
+// them.
+func keepsMessageBytes(m mutation) bool {
+	return (m.Kind != mutSet && m.Kind != mutDelete) || len(m.Value) >= adoptMin
 }
 
 // applyBatch decodes a batch, refuses it when this member owns the partition at a newer epoch

@@ -364,7 +364,7 @@ func (s *Service) handleSyncChunk(ctx context.Context, msg transport.Message) (t
 		}
 		now := s.now()
 		for _, m := range h.Muts {
-			s.applyReplicated(target, m, now)
+			s.applyReplicated(target, m, now, false)
 		}
 	}))
 }

@@ -258,12 +258,18 @@ func (s *Service) startTakeOvers(t *partition.Table) {
 }
 
 // applyReplicated applies a mutation sent by the owner (a write or a copied entry) to p, which
-// is a partition or its shadow. The caller holds the partition's mu.
-func (s *Service) applyReplicated(p *part, m mutation, now int64) {
+// is a partition or its shadow. The caller holds the partition's mu. With detach, the message
+// m came in is reused afterwards: a write-behind queue, the only thing here that keeps a
+// write's key and value, gets the stored copies instead (recordStore.detach).
+func (s *Service) applyReplicated(p *part, m mutation, now int64, detach bool) {
+	wb := s.persistenceOf(m.Map).writeBehind()
 	var cleared []string
-	if m.Kind == mutClear && s.persistenceOf(m.Map).writeBehind() {
+	if m.Kind == mutClear && wb {
 		cleared = p.rs.keysBefore(m.Map, m.Seq)
 	}
-	p.rs.applyAt(m, now)
+	applied := p.rs.applyAt(m, now)
+	if detach && wb && (m.Kind == mutSet || m.Kind == mutDelete) {
+		p.rs.detach(&m, applied)
+	}
 	s.trackDirty(p, m, cleared, now)
 }

@@ -1,6 +1,7 @@
 package gridmap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -307,6 +308,64 @@ func (w *loadWriters) finish(t *testing.T, check *dmap.Map[string, int]) {
 	t.Logf("%d writes acknowledged, %d keys verified", w.ops, len(w.acked))
 }
 
+// largeWriters put 20 KiB values (large enough for a backup to take them from its own
+// member's copy, see dmap's stash) from several members and remember the last value
+// acknowledged per key, as loadWriters do with small ones.
+type largeWriters struct {
+	mu    sync.Mutex
+	acked map[string]int
+	errs  []error
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func largeValue(key string, seq int) []byte {
+	return bytes.Repeat(fmt.Appendf(nil, "%s=%d;", key, seq), 20<<10/len(fmt.Sprintf("%s=%d;", key, seq)))
+}
+
+func startLargeWriters(t *testing.T, n int, via []*Member, name string) *largeWriters {
+	w := &largeWriters{acked: map[string]int{}, stop: make(chan struct{})}
+	for i := range n {
+		mp := getMap[string, []byte](t, via[i%len(via)], name)
+		w.wg.Go(func() {
+			buf := []byte(nil)
+			for seq := 0; ; seq++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("L%d-%d", i, seq%16)
+				buf = append(buf[:0], largeValue(key, seq)...) // the writer reuses its buffer
+				err := mp.Put(context.Background(), key, buf)
+				w.mu.Lock()
+				if err != nil {
+					w.errs = append(w.errs, err)
+				} else {
+					w.acked[key] = seq
+				}
+				w.mu.Unlock()
+			}
+		})
+	}
+	return w
+}
+
+func (w *largeWriters) finish(t *testing.T, check *dmap.Map[string, []byte]) {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	if len(w.errs) > 0 {
+		t.Fatalf("%d large writes failed; first: %v", len(w.errs), w.errs[0])
+	}
+	for k, seq := range w.acked {
+		got, err := check.Get(context.Background(), k)
+		if err != nil || !bytes.Equal(got, largeValue(k, seq)) {
+			t.Fatalf("%s: %d bytes, %v; want the value of write %d", k, len(got), err, seq)
+		}
+	}
+}
+
 func TestMigrationUnderLoad(t *testing.T) {
 	members := startCluster(t, 3, nil)
 	// Bulk data makes every copy take a while, so that writes race the copies and hand-offs.
@@ -318,6 +377,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 		}
 	}
 	w := startWriters(t, 16, members[:2], "load")
+	large := startLargeWriters(t, 4, members[:2], "large")
 	w.waitOps(t, 500)
 	m3 := join(t, members[:1], nil)
 	m4 := join(t, members[:1], nil)
@@ -331,6 +391,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 	waitSettled(t, members[0], members[1], m3, m4)
 	w.waitOps(t, 3000)
 	w.finish(t, getMap[string, int](t, m4, "load"))
+	large.finish(t, getMap[string, []byte](t, m3, "large"))
 	if n, err := getMap[int, []byte](t, m3, "bulk").Size(context.Background()); err != nil || n != bulkN {
 		t.Fatalf("bulk map has %d entries after the moves, %v; want %d", n, err, bulkN)
 	}

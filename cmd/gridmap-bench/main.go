@@ -142,13 +142,14 @@ func runInproc(ctx context.Context, cfg config, opts runOptions) (result, error)
 		}
 		preloadTime = time.Since(t)
 	}
-	gc := startGCWindow()
+	gc, cpu := startGCWindow(), startCPUWindow()
 	t := newWorkload(cfg, time.Now(), value).run(ctx, slots)
 	if err := ctx.Err(); err != nil {
 		return result{}, fmt.Errorf("gridmap-bench: interrupted: %w", err)
 	}
 	r := newResult(cfg, t, startup, preloadTime)
 	r.GCCycles, r.GCPauseMaxUs = gc.end()
+	r.CPUBusyPct, r.CPUStealPct, _ = cpu.end()
 	if cfg.MemProfile != "" {
 		// Written while the members still hold their data: in-use space shows what they keep,
 		// alloc_space what the run allocated.

@@ -299,10 +299,12 @@ func runProcs(ctx context.Context, cfg config, stderr io.Writer) (result, error)
 	if err := pc.send("run " + strconv.FormatInt(begin.UnixNano(), 10)); err != nil {
 		return result{}, err
 	}
+	cpu := startCPUWindow()
 	dones, err := pc.wait(ctx, "done", all, time.Until(begin)+cfg.Warmup+cfg.Duration+startTimeout)
 	if err != nil {
 		return result{}, err
 	}
+	busy, steal, _ := cpu.end()
 	var t tally
 	for _, i := range all {
 		var d childDone
@@ -318,7 +320,9 @@ func runProcs(ctx context.Context, cfg config, stderr io.Writer) (result, error)
 		}
 		t.add(tally{Samples: s, Ops: d.Ops, Errors: d.Errors, FirstError: d.FirstError})
 	}
-	return newResult(cfg, t, startup, preloadTime), nil
+	r := newResult(cfg, t, startup, preloadTime)
+	r.CPUBusyPct, r.CPUStealPct = busy, steal
+	return r, nil
 }
 
 // runChild is the body of child cfg.Child: it starts a member, then obeys the parent's commands on

@@ -43,6 +43,10 @@ type result struct {
 	// GC activity in the measuring process during the run, warm-up included (inproc mode).
 	GCCycles     uint64  `json:"gc_cycles,omitempty"`
 	GCPauseMaxUs float64 `json:"gc_pause_max_us,omitempty"`
+	// The machine's CPU time during the run, warm-up included (Linux): percent busy, and
+	// percent stolen by the hypervisor (cpuWindow).
+	CPUBusyPct  float64 `json:"cpu_busy_pct,omitempty"`
+	CPUStealPct float64 `json:"cpu_steal_pct,omitempty"`
 }
 
 // tally is what the workers of one process measured.
@@ -117,6 +121,9 @@ func printSummary(w io.Writer, r result) {
 	fmt.Fprintf(w, "  startup     %d ms, preload %d ms\n", r.StartupMs, r.PreloadMs)
 	if r.GCCycles > 0 {
 		fmt.Fprintf(w, "  gc          %d cycles, longest stop-the-world pause %s\n", r.GCCycles, fmtUs(r.GCPauseMaxUs))
+	}
+	if r.CPUBusyPct > 0 {
+		fmt.Fprintf(w, "  cpu         %.1f%% busy, %.1f%% stolen by the hypervisor (whole machine)\n", r.CPUBusyPct, r.CPUStealPct)
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error %s\n", r.FirstError)

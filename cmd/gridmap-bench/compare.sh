@@ -35,23 +35,26 @@ summarize() {
       g = w SUBSEP sys; runs[g]++; errs[g] += field($0, "errors")
       split("ops_per_sec mb_per_sec p50_us p99_us", m, " ")
       for (k = 1; k <= 4; k++) { key = g SUBSEP m[k]; val[key, ++cnt[key]] = field($0, m[k]) + 0 }
+      st = field($0, "cpu_steal_pct")
+      if (st != "") { key = g SUBSEP "steal"; val[key, ++cnt[key]] = st + 0 }
     }
     END {
-      printf "%-16s %-8s %4s %12s %9s %12s %12s %7s\n", "workload", "system", "runs", "ops/s", "MB/s", "p50 us", "p99 us", "errors"
+      printf "%-16s %-8s %4s %12s %9s %12s %12s %7s %7s\n", "workload", "system", "runs", "ops/s", "MB/s", "p50 us", "p99 us", "errors", "steal%"
       for (i = 1; i <= nw; i++) {
         w = order[i]
         for (s = 1; s <= 2; s++) {
           sys = (s == 1) ? "olric" : "gridmap"; g = w SUBSEP sys
           if (!(g in runs)) continue
           med[sys, "ops"] = median(g SUBSEP "ops_per_sec"); med[sys, "p50"] = median(g SUBSEP "p50_us"); med[sys, "p99"] = median(g SUBSEP "p99_us")
-          printf "%-16s %-8s %4d %12.1f %9.1f %12.1f %12.1f %7d\n", w, sys, runs[g], med[sys, "ops"],
-            median(g SUBSEP "mb_per_sec"), med[sys, "p50"], med[sys, "p99"], errs[g]
+          steal = (cnt[g SUBSEP "steal"] > 0) ? sprintf("%.1f", median(g SUBSEP "steal")) : "-"
+          printf "%-16s %-8s %4d %12.1f %9.1f %12.1f %12.1f %7d %7s\n", w, sys, runs[g], med[sys, "ops"],
+            median(g SUBSEP "mb_per_sec"), med[sys, "p50"], med[sys, "p99"], errs[g], steal
         }
         if ((w SUBSEP "olric") in runs && (w SUBSEP "gridmap") in runs && med["olric", "ops"] > 0 && med["gridmap", "p50"] > 0 && med["gridmap", "p99"] > 0)
           printf "%-16s %-8s %4s %11.2fx %9s %11.2fx %11.2fx   (gridmap/olric throughput, olric/gridmap latency)\n", w, "ratio", "",
             med["gridmap", "ops"] / med["olric", "ops"], "", med["olric", "p50"] / med["gridmap", "p50"], med["olric", "p99"] / med["gridmap", "p99"]
       }
-      printf "medians over the runs; errors are summed\n"
+      printf "medians over the runs; errors are summed; steal%%: CPU time stolen by the hypervisor during gridmap runs\n"
     }' "$1"
 }
 

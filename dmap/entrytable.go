@@ -44,8 +44,6 @@ type entryTable struct {
 	cur        int
 	live       int // bytes of live records in chunks
 	dead       int // bytes of removed or replaced records in chunks
-	// lastSet is the slot the last set wrote (see recordStore.detach).
-	lastSet uint32
 }
 
 // slot is one entry's metadata. It has no pointers, so neither has the slots slice.
@@ -160,7 +158,6 @@ func (t *entryTable) set(old record, key string, value []byte, seq uint64, expir
 	s := &t.slots[i]
 	s.seq, s.expireAt, s.keyLen, s.valLen, s.valChunk, s.used = seq, expireAt, uint32(len(key)), uint32(len(value)), valChunk, true
 	s.access.Store(access)
-	t.lastSet = i
 }
 
 // newSlot takes a free slot for a new key and indexes it.

@@ -224,9 +224,9 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 	}
 	p.mu.Lock()
 	for i := range w.muts {
-		applied := p.rs.applyAt(w.muts[i], w.now)
+		p.rs.applyAt(w.muts[i], w.now)
 		if w.detach {
-			p.rs.detach(&w.muts[i], applied)
+			p.rs.detach(&w.muts[i])
 		}
 		s.trackDirty(p, w.muts[i], w.cleared[i], w.now)
 	}

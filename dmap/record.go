@@ -163,14 +163,14 @@ func (rs *recordStore) apply(m mutation) bool { return rs.applyTouch(m, 0, false
 // eviction, with a single lookup of the key.
 func (rs *recordStore) applyAt(m mutation, now int64) bool { return rs.applyTouch(m, now, true) }
 
-// detach points the key and value of m, just applied by applyAt (applied: what it returned), at
-// the copies the store keeps, or at copies of their own, so that m no longer refers to the
-// buffer it was decoded from, which can then be reused (an owner's request, see tryServeOp).
-// Stored bytes are never rewritten, so the stored copies stay valid for whoever keeps m.
-func (rs *recordStore) detach(m *mutation, applied bool) {
-	if t := rs.maps[m.Map]; applied && m.Kind == mutSet && t != nil {
-		r := t.view(t.lastSet)
-		if r.key == string(m.Key) && r.seq == m.Seq {
+// detach points the key and value of m, just applied by applyAt, at the copies the store keeps
+// (the entry it wrote, found again: the lookup hits the cache), or at copies of their own, so
+// that m no longer refers to the buffer it was decoded from, which can then be reused (an
+// owner's request, see tryServeOp). Stored bytes are never rewritten, so the stored copies stay
+// valid for whoever keeps m.
+func (rs *recordStore) detach(m *mutation) {
+	if t := rs.maps[m.Map]; m.Kind == mutSet && t != nil {
+		if r := t.lookup(string(m.Key)); r.ok && r.seq == m.Seq {
 			m.Key, m.Value = unsafe.Slice(unsafe.StringData(r.key), len(r.key)), r.value
 			return
 		}

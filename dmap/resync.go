@@ -267,9 +267,9 @@ func (s *Service) applyReplicated(p *part, m mutation, now int64, detach bool) {
 	if m.Kind == mutClear && wb {
 		cleared = p.rs.keysBefore(m.Map, m.Seq)
 	}
-	applied := p.rs.applyAt(m, now)
+	p.rs.applyAt(m, now)
 	if detach && wb && (m.Kind == mutSet || m.Kind == mutDelete) {
-		p.rs.detach(&m, applied)
+		p.rs.detach(&m)
 	}
 	s.trackDirty(p, m, cleared, now)
 }

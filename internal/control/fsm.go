@@ -60,7 +60,6 @@ var errEpochMoved = errors.New("control: table epoch moved")
 // goroutine.
 type fsm struct {
 	mu    sync.RWMutex
-	count int // partitions, fixed for the cluster's life
 	st    state
 	watch chan struct{} // closed and replaced when a newer table is committed
 	// view and dir publish the table (with its watch channel) and an immutable copy of the
@@ -78,7 +77,6 @@ type tableView struct {
 
 func newFSM(count int) *fsm {
 	f := &fsm{
-		count: count,
 		st:    state{Table: partition.NewTable(count), Members: map[partition.MemberID]dirEntry{}},
 		watch: make(chan struct{}),
 	}
@@ -140,8 +138,8 @@ func (f *fsm) checkTable(t *partition.Table) error {
 	if t == nil {
 		return errors.New("no table")
 	}
-	if t.Count() != f.count {
-		return fmt.Errorf("table of %d partitions, the cluster has %d", t.Count(), f.count)
+	if n := f.table().Count(); t.Count() != n {
+		return fmt.Errorf("table of %d partitions, the cluster has %d", t.Count(), n)
 	}
 	return t.Validate()
 }

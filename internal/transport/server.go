@@ -186,6 +186,15 @@ func (sc *serverConn) allocFrame(h Handler, n int) []byte {
 	return sc.current
 }
 
+// keptLast notes, before the reader reads the next frame, that the last request read into a
+// recyclable buffer was not given back (its handler, a worker or a reply keeps it): that buffer
+// is not the connection's any more.
+func (sc *serverConn) keptLast() {
+	if sc.current != nil {
+		sc.current, sc.gaveBack = nil, false
+	}
+}
+
 // recycle takes back the buffer of request m if it is the one being served (see
 // Message.Recycle).
 func (sc *serverConn) recycle(m Message) {
@@ -397,6 +406,7 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 	defer settle()
 	alloc := func(t MsgType, n int) []byte { return sc.allocFrame(s.handlers.Load()[t], n) }
 	for {
+		sc.keptLast()
 		if holding && !nextFrameBuffered(br) {
 			settle()
 		}
@@ -452,9 +462,6 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 				req.from = sc
 			}
 			s.respond(sc, ih.Handler, req, f.ID)
-			if ih.recycles && sc.current != nil {
-				sc.current, sc.gaveBack = nil, false // kept
-			}
 			continue
 		}
 		select {
@@ -468,13 +475,7 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 			}
 		}
 		if ah, ok := h.(AsyncHandler); ok && s.tryServe(sc, ah, f) {
-			if sc.current != nil {
-				sc.current, sc.gaveBack = nil, false // kept
-			}
 			continue
-		}
-		if sc.current != nil {
-			sc.current, sc.gaveBack = nil, false // the worker's now
 		}
 		s.dispatch(task{sc: sc, h: h, f: f})
 	}
@@ -554,7 +555,7 @@ func (s *Server) tryServe(sc *serverConn, h AsyncHandler, f Frame) (taken bool) 
 		}
 	}()
 	req := Message{Type: f.Type, Header: f.Header, Body: f.Body}
-	if _, ok := h.(asyncRecycling); ok {
+	if recycling(h) {
 		req.from = sc
 	}
 	return h.TryServe(sc.ctx, req, Reply{s: s, sc: sc, t: f.Type, id: f.ID})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -239,7 +240,8 @@ func TestBackupsOnDistinctMembers(t *testing.T) {
 
 // loadWriters runs n writers that put increasing values to their own keys through the given
 // members and remember the last value acknowledged per key.
-type loadWriters struct {
+type loadWriters[V any] struct {
+	value func(key string, seq int) V // the value of a key's write number seq
 	mu    sync.Mutex
 	acked map[string]int
 	ops   int
@@ -248,10 +250,21 @@ type loadWriters struct {
 	wg    sync.WaitGroup
 }
 
-func startWriters(t *testing.T, n int, via []*Member, name string) *loadWriters {
-	w := &loadWriters{acked: map[string]int{}, stop: make(chan struct{})}
+// startWriters starts writers of small values: a key's write number seq puts seq.
+func startWriters(t *testing.T, n int, via []*Member, name string) *loadWriters[int] {
+	return startWritersOf(t, n, via, name, func(_ string, seq int) int { return seq })
+}
+
+// largeValue is 20 KiB, large enough for a backup to take it from its own member's copy (see
+// dmap's stash) when that member wrote it.
+func largeValue(key string, seq int) []byte {
+	return bytes.Repeat(fmt.Appendf(nil, "%s=%d;", key, seq), 20<<10/len(fmt.Sprintf("%s=%d;", key, seq)))
+}
+
+func startWritersOf[V any](t *testing.T, n int, via []*Member, name string, value func(key string, seq int) V) *loadWriters[V] {
+	w := &loadWriters[V]{value: value, acked: map[string]int{}, stop: make(chan struct{})}
 	for i := range n {
-		mp := getMap[string, int](t, via[i%len(via)], name)
+		mp := getMap[string, V](t, via[i%len(via)], name)
 		w.wg.Go(func() {
 			for seq := 0; ; seq++ {
 				select {
@@ -260,7 +273,7 @@ func startWriters(t *testing.T, n int, via []*Member, name string) *loadWriters 
 				default:
 				}
 				key := fmt.Sprintf("w%d-%d", i, seq%64)
-				err := mp.Put(context.Background(), key, seq)
+				err := mp.Put(context.Background(), key, value(key, seq))
 				w.mu.Lock()
 				if err != nil {
 					w.errs = append(w.errs, err)
@@ -275,7 +288,7 @@ func startWriters(t *testing.T, n int, via []*Member, name string) *loadWriters 
 	return w
 }
 
-func (w *loadWriters) waitOps(t *testing.T, n int) {
+func (w *loadWriters[V]) waitOps(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -292,78 +305,20 @@ func (w *loadWriters) waitOps(t *testing.T, n int) {
 	}
 }
 
-func (w *loadWriters) finish(t *testing.T, check *dmap.Map[string, int]) {
+func (w *loadWriters[V]) finish(t *testing.T, check *dmap.Map[string, V]) {
 	t.Helper()
 	close(w.stop)
 	w.wg.Wait()
 	if len(w.errs) > 0 {
 		t.Fatalf("%d writes failed; first: %v", len(w.errs), w.errs[0])
 	}
-	for k, want := range w.acked {
+	for k, seq := range w.acked {
 		got, err := check.Get(context.Background(), k)
-		if err != nil || got != want {
-			t.Fatalf("%s = %d, %v; want %d", k, got, err, want)
+		if want := w.value(k, seq); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %.40v, %v; want the value of write %d, %.40v", k, got, err, seq, want)
 		}
 	}
 	t.Logf("%d writes acknowledged, %d keys verified", w.ops, len(w.acked))
-}
-
-// largeWriters put 20 KiB values (large enough for a backup to take them from its own
-// member's copy, see dmap's stash) from several members and remember the last value
-// acknowledged per key, as loadWriters do with small ones.
-type largeWriters struct {
-	mu    sync.Mutex
-	acked map[string]int
-	errs  []error
-	stop  chan struct{}
-	wg    sync.WaitGroup
-}
-
-func largeValue(key string, seq int) []byte {
-	return bytes.Repeat(fmt.Appendf(nil, "%s=%d;", key, seq), 20<<10/len(fmt.Sprintf("%s=%d;", key, seq)))
-}
-
-func startLargeWriters(t *testing.T, n int, via []*Member, name string) *largeWriters {
-	w := &largeWriters{acked: map[string]int{}, stop: make(chan struct{})}
-	for i := range n {
-		mp := getMap[string, []byte](t, via[i%len(via)], name)
-		w.wg.Go(func() {
-			buf := []byte(nil)
-			for seq := 0; ; seq++ {
-				select {
-				case <-w.stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("L%d-%d", i, seq%16)
-				buf = append(buf[:0], largeValue(key, seq)...) // the writer reuses its buffer
-				err := mp.Put(context.Background(), key, buf)
-				w.mu.Lock()
-				if err != nil {
-					w.errs = append(w.errs, err)
-				} else {
-					w.acked[key] = seq
-				}
-				w.mu.Unlock()
-			}
-		})
-	}
-	return w
-}
-
-func (w *largeWriters) finish(t *testing.T, check *dmap.Map[string, []byte]) {
-	t.Helper()
-	close(w.stop)
-	w.wg.Wait()
-	if len(w.errs) > 0 {
-		t.Fatalf("%d large writes failed; first: %v", len(w.errs), w.errs[0])
-	}
-	for k, seq := range w.acked {
-		got, err := check.Get(context.Background(), k)
-		if err != nil || !bytes.Equal(got, largeValue(k, seq)) {
-			t.Fatalf("%s: %d bytes, %v; want the value of write %d", k, len(got), err, seq)
-		}
-	}
 }
 
 func TestMigrationUnderLoad(t *testing.T) {
@@ -377,7 +332,7 @@ func TestMigrationUnderLoad(t *testing.T) {
 		}
 	}
 	w := startWriters(t, 16, members[:2], "load")
-	large := startLargeWriters(t, 4, members[:2], "large")
+	large := startWritersOf(t, 4, members[:2], "large", largeValue)
 	w.waitOps(t, 500)
 	m3 := join(t, members[:1], nil)
 	m4 := join(t, members[:1], nil)

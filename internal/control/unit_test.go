@@ -97,17 +97,9 @@ func TestFSMApplyWatchSnapshotRestore(t *testing.T) {
 		t.Fatal("watch did not fire on a new table")
 	}
 
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := snap.Persist(&sink{Buffer: &buf}); err != nil {
-		t.Fatal(err)
-	}
 	g := newFSM(4)
 	_, chg := g.watchTable()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshot(t, f)))); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -132,6 +124,20 @@ func TestFSMApplyWatchSnapshotRestore(t *testing.T) {
 	}
 }
 
+// snapshot returns what f's snapshot persists.
+func snapshot(t *testing.T, f *fsm) []byte {
+	t.Helper()
+	s, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := s.Persist(&sink{Buffer: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 type sink struct{ *bytes.Buffer }
 
 func (s *sink) ID() string    { return "test" }
@@ -151,18 +157,7 @@ func TestFSMRefusesCorruptState(t *testing.T) {
 	if r := applyCmd(t, good, 1, command{Op: opSetTable, Prev: 0, Table: tb}); r != nil {
 		t.Fatal(r)
 	}
-	snapshot := func(f *fsm) []byte {
-		s, err := f.Snapshot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := s.Persist(&sink{Buffer: &buf}); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
-	valid := snapshot(good)
+	valid := snapshot(t, good)
 
 	other := newFSM(8) // another partition count
 	big := partition.NewTable(8)
@@ -179,8 +174,8 @@ func TestFSMRefusesCorruptState(t *testing.T) {
 		"truncated":         valid[:len(valid)/2],
 		"garbage":           []byte{0xc1, 0xc1, 0xc1},
 		"oversized map":     {0x81, 0xa1, 'm', 0xdf, 0x7f, 0xff, 0xff, 0xff}, // "m": 2^31 members
-		"partition count":   snapshot(other),
-		"invalid table":     snapshot(twice),
+		"partition count":   snapshot(t, other),
+		"invalid table":     snapshot(t, twice),
 		"over the size cap": append(slices.Clone(valid), make([]byte, maxSnapshotSize)...),
 	}
 	for name, b := range cases {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
 	"github.com/gridmap/gridmap/partition"
@@ -165,6 +166,14 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 		}
 		return resp
 	}
+	// Listeners on the owners get events whose keys and values are those of the mutations.
+	recs := make([]*recorder[string, string], len(c.active))
+	for i := range recs {
+		recs[i] = &recorder[string, string]{}
+		if _, err := mustMap[string, string](t, c.svc(i), "plain").AddLocalEntryListener(recs[i].on, ListenerOptions[string]{IncludeValues: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	want := map[string][]byte{}
 	for _, name := range []string{"plain", "wb"} {
 		for i := range 40 {
@@ -190,6 +199,37 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	}
 	if inline < served*3/4 {
 		t.Fatalf("only %d of %d requests served inline", inline, served)
+	}
+	events := func() (all []EntryEvent[string, string]) {
+		for _, r := range recs {
+			evs, _ := r.snapshot()
+			all = append(all, evs...)
+		}
+		return all
+	}
+	const wantEvents = 40 + 40 + 10 // added, updated (ReplaceIfSame), removed
+	eventually(t, 10*time.Second, "the listeners' events", func() bool { return len(events()) >= wantEvents })
+	for _, e := range events() {
+		i := -1
+		if _, err := fmt.Sscanf(e.Key, "plain-%02d", &i); err != nil || i < 0 {
+			t.Fatalf("event for key %q", e.Key)
+		}
+		one, two := e.Key+"/one", strings.Repeat(e.Key+"/two;", 1+i*10)
+		ok := false
+		switch e.Kind {
+		case listener.Added:
+			ok = e.NewValue == one
+		case listener.Updated:
+			ok = e.OldValue == one && e.NewValue == two
+		case listener.Removed:
+			ok = e.OldValue == two
+		}
+		if !ok {
+			t.Fatalf("%v event for %s: old %.30q new %.30q", e.Kind, e.Key, e.OldValue, e.NewValue)
+		}
+	}
+	if n := len(events()); n != wantEvents {
+		t.Fatalf("%d events, want %d", n, wantEvents)
 	}
 	for _, name := range []string{"plain", "wb"} {
 		got := map[string]string{}

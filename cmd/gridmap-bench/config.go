@@ -55,6 +55,7 @@ type config struct {
 	Verbose      bool          // member logs (slog, info level) on stderr
 	CPUProfile   string        // file for a CPU profile of the run ("" = none)
 	Trace        string        // file for a runtime execution trace of the run ("" = none)
+	OpsOut       string        // CSV file listing every measured op ("" = none)
 	MemProfile   string        // file for a heap profile taken at the end of the run ("" = none)
 
 	// Set only in a child process of -mode procs (internal flags).
@@ -88,6 +89,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (inproc mode) to this file")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile (in-use and allocated space) at the end of the run (inproc mode) to this file")
 	fs.StringVar(&c.Trace, "trace", "", "write a runtime execution trace of the whole run (inproc mode) to this file (go tool trace)")
+	fs.StringVar(&c.OpsOut, "ops-out", "", "write every measured op to this CSV file, in start order: start (µs into the measurement), latency (µs), worker (inproc mode); shows when the slow ops happened")
 	fs.IntVar(&c.Child, "child", -1, "internal (-mode procs): member index of this child process")
 	fs.StringVar(&c.Seed, "seed", "", "internal (-mode procs): gossip address of child 0")
 	fs.StringVar(&c.Samples, "samples", "", "internal (-mode procs): file for this child's latency samples")
@@ -146,6 +148,9 @@ func (c config) validate() error {
 		bad("-backups must be within 0..%d, got %d", maxBackups, c.Backups)
 	} else if c.Members >= 1 && c.Backups > c.Members-1 {
 		bad("-backups %d needs at least %d members, got -members %d", c.Backups, c.Backups+1, c.Members)
+	}
+	if c.OpsOut != "" && c.Mode != modeInproc {
+		bad("-ops-out needs -mode %s", modeInproc)
 	}
 	if c.TargetOps < 0 {
 		bad("-target-ops must not be negative, got %v", c.TargetOps)

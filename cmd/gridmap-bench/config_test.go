@@ -61,6 +61,7 @@ func TestParseFlagsInvalid(t *testing.T) {
 		{[]string{"-child", "1"}, []string{"-mode procs", "-seed", "-samples"}},
 		{[]string{"-mode", "procs", "-child", "3", "-samples", "x"}, []string{"below -members"}},
 		{[]string{"extra"}, []string{"unexpected arguments"}},
+		{[]string{"-mode", "procs", "-ops-out", "ops.csv"}, []string{"-ops-out needs -mode inproc"}},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil {

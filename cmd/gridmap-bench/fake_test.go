@@ -33,11 +33,16 @@ type fakeStore struct {
 	puts    map[string]int
 	ShortBy int
 	FailPut error
+	// BeforePut, if set, runs at the start of every Put (a test stalls a put with it).
+	BeforePut func(key string)
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{m: map[string][]byte{}, puts: map[string]int{}} }
 
 func (s *fakeStore) Put(ctx context.Context, key string, value []byte) error {
+	if s.BeforePut != nil {
+		s.BeforePut(key)
+	}
 	if s.FailPut != nil {
 		return s.FailPut
 	}

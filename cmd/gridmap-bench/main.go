@@ -150,6 +150,11 @@ func runInproc(ctx context.Context, cfg config, opts runOptions) (result, error)
 	r := newResult(cfg, t, startup, preloadTime)
 	r.GCCycles, r.GCPauseMaxUs = gc.end()
 	r.CPUBusyPct, r.CPUStealPct, _ = cpu.end()
+	if cfg.OpsOut != "" {
+		if err := writeOpsFile(cfg.OpsOut, t.Records); err != nil {
+			return result{}, err
+		}
+	}
 	if cfg.MemProfile != "" {
 		// Written while the members still hold their data: in-use space shows what they keep,
 		// alloc_space what the run allocated.

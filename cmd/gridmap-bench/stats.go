@@ -55,11 +55,21 @@ type tally struct {
 	Ops        int64           // counted ops, errors included
 	Errors     int64
 	FirstError string // "" if no error
+	// Records lists the counted ops one by one when the workload records them (-ops-out).
+	Records []opRecord
+}
+
+// opRecord is one counted op: when it started (its scheduled start when it was issued late),
+// measured from the start of the measurement, how long it took, and which worker ran it.
+type opRecord struct {
+	Start, Latency time.Duration
+	Worker         int
 }
 
 // add merges o into t.
 func (t *tally) add(o tally) {
 	t.Samples = append(t.Samples, o.Samples...)
+	t.Records = append(t.Records, o.Records...)
 	t.Ops += o.Ops
 	t.Errors += o.Errors
 	if t.FirstError == "" {

@@ -79,6 +79,7 @@ type workload struct {
 	TargetOps  float64   // total ops/s over Workers workers; 0 = unpaced
 	Workers    int       // total workers of the run, over all processes (for pacing)
 	WarmupFrom time.Time // when the warm-up (or, without one, the measurement) begins: first op time
+	RecordOps  bool      // keep an opRecord of every counted op (tally.Records)
 }
 
 // newWorkload builds the workload of cfg measured from start+cfg.Warmup for cfg.Duration.
@@ -88,6 +89,7 @@ func newWorkload(cfg config, begin time.Time, value []byte) workload {
 		Op: cfg.Op, ReadPct: cfg.ReadPct, Keys: cfg.Keys, Value: value,
 		Start: start, Deadline: start.Add(cfg.Duration),
 		TargetOps: cfg.TargetOps, Workers: cfg.Concurrency, WarmupFrom: begin,
+		RecordOps: cfg.OpsOut != "",
 	}
 }
 
@@ -171,6 +173,9 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 			continue // warm-up op
 		}
 		t.Samples = append(t.Samples, now.Sub(began))
+		if wl.RecordOps {
+			t.Records = append(t.Records, opRecord{Start: began.Sub(wl.Start), Latency: now.Sub(began), Worker: s.ID})
+		}
 		t.Ops++
 		if err != nil {
 			t.Errors++

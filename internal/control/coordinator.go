@@ -212,7 +212,7 @@ func (n *Node) step(reqs []*request) {
 	}
 	if !n.co.leading {
 		// Apply everything earlier leaders committed before deciding.
-		if err := n.raft.Barrier(raftTimeout).Error(); err != nil {
+		if err := n.awaitRaft(n.raft.Barrier(raftTimeout)); err != nil {
 			reply(reqs, ErrNotLeader)
 			return
 		}
@@ -397,7 +397,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		if _, ok := alive[id]; ok {
 			continue
 		}
-		if err := n.raft.RemoveServer(s.ID, 0, raftTimeout).Error(); err != nil {
+		if err := n.awaitRaft(n.raft.RemoveServer(s.ID, 0, raftTimeout)); err != nil {
 			return servers, err
 		}
 		n.co.removedAt[id] = time.Now()
@@ -440,7 +440,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		} else {
 			f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
 		}
-		if err := f.Error(); err != nil {
+		if err := n.awaitRaft(f); err != nil {
 			return servers, err
 		}
 		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
@@ -468,7 +468,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		if s.Suffrage == raft.Voter || dir[partition.MemberID(s.ID)].Leaving || probation[partition.MemberID(s.ID)] {
 			continue
 		}
-		if err := n.raft.AddVoter(s.ID, s.Address, 0, raftTimeout).Error(); err != nil {
+		if err := n.awaitRaft(n.raft.AddVoter(s.ID, s.Address, 0, raftTimeout)); err != nil {
 			return servers, err
 		}
 		servers[i].Suffrage = raft.Voter
@@ -560,7 +560,7 @@ func (n *Node) removeDrained(id partition.MemberID, table *partition.Table, inRa
 		return ErrNotLeader
 	}
 	if inRaft[id] {
-		if err := n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout).Error(); err != nil {
+		if err := n.awaitRaft(n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout)); err != nil {
 			return err
 		}
 	}
@@ -634,7 +634,7 @@ func (n *Node) applyIndex(c command) (uint64, error) {
 		return 0, err
 	}
 	f := n.raft.Apply(b, raftTimeout)
-	if err := f.Error(); err != nil {
+	if err := n.awaitRaft(f); err != nil {
 		return 0, err
 	}
 	if err, ok := f.Response().(error); ok && err != nil {

@@ -15,20 +15,22 @@ import (
 // same latencies as the samples, and a stalled op charged to the ops its worker issued late.
 func TestWorkloadRecordsOps(t *testing.T) {
 	const (
-		workers  = 2
-		rate     = 200.0                                                // ops/s over both workers
-		interval = time.Duration(workers * float64(time.Second) / rate) // between two ops of a worker
-		stall    = 50 * time.Millisecond
+		workers   = 2
+		rate      = 200.0                                                // ops/s over both workers
+		interval  = time.Duration(workers * float64(time.Second) / rate) // between two ops of a worker
+		stall     = 50 * time.Millisecond
+		stalledOp = 9 // index among worker 0's ops
 	)
+	// Each worker has a store of its own, so the stalled op is known: worker 0's tenth.
 	var puts atomic.Int32
-	s := newFakeStore()
-	s.BeforePut = func(string) {
-		if puts.Add(1) == 10 {
+	s0, s1 := newFakeStore(), newFakeStore()
+	s0.BeforePut = func(string) {
+		if puts.Add(1) == stalledOp+1 {
 			time.Sleep(stall) // the stall being measured, not a wait for a condition
 		}
 	}
 	cfg := config{Op: opPut, Keys: 10, Concurrency: workers, Duration: 400 * time.Millisecond, TargetOps: rate, OpsOut: "x"}
-	tl := newWorkload(cfg, time.Now(), benchValue(8)).run(context.Background(), []slot{{0, s}, {1, s}})
+	tl := newWorkload(cfg, time.Now(), benchValue(8)).run(context.Background(), []slot{{0, s0}, {1, s1}})
 	if tl.Ops == 0 || int64(len(tl.Records)) != tl.Ops {
 		t.Fatalf("%d ops, %d records", tl.Ops, len(tl.Records))
 	}
@@ -76,24 +78,24 @@ func TestWorkloadRecordsOps(t *testing.T) {
 		rows = append(rows, row{st, la, w})
 	}
 
-	// The stalled op, if it was counted (it is the tenth put: warm-up-free, well inside the
-	// run), and the next op of its worker: scheduled one interval after it, issued when the
-	// stall ended, so measured from its scheduled start.
-	us := func(d time.Duration) float64 { return float64(d.Microseconds()) }
-	for i, r := range rows {
-		if r.latency < us(stall) {
-			continue
+	// The stalled op and the next op of its worker: scheduled one interval after it, issued when
+	// the stall ended, so measured from its scheduled start. Every op counts (no warm-up), so
+	// worker 0's rows are its ops in order.
+	var w0 []row
+	for _, r := range rows {
+		if r.worker == 0 {
+			w0 = append(w0, r)
 		}
-		for _, n := range rows[i+1:] {
-			if n.worker != r.worker {
-				continue
-			}
-			if n.start-r.start > us(interval)+1 || n.latency < us(stall-interval)-1 {
-				t.Fatalf("op after the stall: start %.1f (stalled op %.1f), latency %.1f µs; want scheduled start and the wait charged", n.start, r.start, n.latency)
-			}
-			return
-		}
-		t.Fatalf("no op of worker %d after the stalled one", r.worker)
 	}
-	t.Fatal("the stalled op is not among the records")
+	if len(w0) <= stalledOp+1 {
+		t.Fatalf("worker 0 has %d ops, want more than %d", len(w0), stalledOp+1)
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) }
+	st, n := w0[stalledOp], w0[stalledOp+1]
+	if st.latency < us(stall) {
+		t.Fatalf("stalled op took %.1f µs, want at least %v", st.latency, stall)
+	}
+	if n.start-st.start > us(interval)+1 || n.latency < us(stall-interval)-1 {
+		t.Fatalf("op after the stall: start %.1f (stalled op %.1f), latency %.1f µs; want scheduled start and the wait charged", n.start, st.start, n.latency)
+	}
 }

@@ -83,7 +83,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.DurationVar(&c.Warmup, "warmup", 0, "unmeasured run of the same workload before measuring")
 	fs.IntVar(&c.Backups, "backups", defaultBackups, "backups per partition (0..6; default capped at members-1)")
 	fs.BoolVar(&c.AsyncBackups, "async-backups", false, "write backups asynchronously (sync_backups is then 0)")
-	fs.Float64Var(&c.TargetOps, "target-ops", 0, "total ops/s over all workers (0 = unlimited); an op issued late because earlier ops were slow is measured from its scheduled start")
+	fs.Float64Var(&c.TargetOps, "target-ops", 0, "total ops/s over all workers (0 = unlimited); an op waiting behind a slow earlier op of its worker is charged the wait, the load tool's own timer lateness is not")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line on stdout; the human summary goes to stderr")
 	fs.BoolVar(&c.Verbose, "v", false, "log member events (info level) to stderr")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (inproc mode) to this file")

@@ -23,10 +23,29 @@ func newPacer(start time.Time, totalOps float64, workers, w int) *pacer {
 }
 
 // next returns the scheduled start of the next op. A worker that falls behind gets times in the past
-// and issues those ops at once: the rate is kept over the run, and the worker measures such an op
-// from its scheduled start, so the wait counts (no coordinated omission).
+// and issues those ops at once: the rate is kept over the run, and virtualIssuer charges the wait.
 func (p *pacer) next() time.Time {
 	t := p.first.Add(time.Duration(float64(p.n) * p.interval))
 	p.n++
 	return t
+}
+
+// virtualIssuer charges a paced worker's ops as an issuer that is never late would see them.
+// The worker's own timer may fire late (by milliseconds when the machine is busy: the cluster
+// under test shares its CPUs). That lateness is the load tool's, not the cluster's, yet it
+// delays the worker's next op too, so measuring a late-issued op from its scheduled start would
+// charge it to the cluster after all. Instead, each op's service time (issue to answer, which
+// is the cluster's) is replayed on the exact schedule: an op waits, virtually, only while the
+// worker's previous op would still be running there. Ops queued behind a slow answer are still
+// charged the wait (no coordinated omission); the timer's lateness never is.
+type virtualIssuer struct {
+	end time.Time // when the previous op ends on the exact schedule
+}
+
+// charge returns the latency of an op scheduled at sched, issued at issued and answered at
+// done: its wait behind the previous op on the exact schedule plus done-issued.
+func (v *virtualIssuer) charge(sched, issued, done time.Time) time.Duration {
+	lat := max(v.end.Sub(sched), 0) + done.Sub(issued)
+	v.end = sched.Add(lat)
+	return lat
 }

@@ -36,3 +36,28 @@ func TestPacerTotalRate(t *testing.T) {
 		}
 	}
 }
+
+func TestVirtualIssuer(t *testing.T) {
+	at := func(ms float64) time.Time {
+		return time.Unix(1000, 0).Add(time.Duration(ms * float64(time.Millisecond)))
+	}
+	var v virtualIssuer
+	for i, op := range []struct {
+		sched, issued, done float64 // ms
+		want                float64 // charged latency, ms
+	}{
+		{0, 3, 4, 1},       // the timer fired 3 ms late: not charged
+		{10, 10, 35, 25},   // a slow answer
+		{20, 35, 36, 16},   // issued late behind it: 15 ms of waiting charged
+		{30, 36, 37, 7},    // still behind: on the exact schedule it waits until 36
+		{40, 47, 48, 1},    // caught up; the timer was 7 ms late
+		{60, 70, 75, 5},    // the timer was 10 ms late
+		{70, 75, 76, 1},    // issued late only because of that timer: nothing to charge
+		{80, 80, 80.5, .5}, // on time
+	} {
+		got := v.charge(at(op.sched), at(op.issued), at(op.done))
+		if want := time.Duration(op.want * float64(time.Millisecond)); got != want {
+			t.Fatalf("op %d: charged %v, want %v", i, got, want)
+		}
+	}
+}

@@ -59,8 +59,8 @@ type tally struct {
 	Records []opRecord
 }
 
-// opRecord is one counted op: when it started (its scheduled start when it was issued late),
-// measured from the start of the measurement, how long it took, and which worker ran it.
+// opRecord is one counted op: when it started (its scheduled start when paced), measured from
+// the start of the measurement, how long it took, and which worker ran it.
 type opRecord struct {
 	Start, Latency time.Duration
 	Worker         int

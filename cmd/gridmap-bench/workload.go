@@ -80,6 +80,10 @@ type workload struct {
 	Workers    int       // total workers of the run, over all processes (for pacing)
 	WarmupFrom time.Time // when the warm-up (or, without one, the measurement) begins: first op time
 	RecordOps  bool      // keep an opRecord of every counted op (tally.Records)
+
+	// sleep, if set, replaces a paced worker's timer: it waits d (or longer) and reports false
+	// when ctx ended first. A test makes the load tool's own wait late with it.
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // newWorkload builds the workload of cfg measured from start+cfg.Warmup for cfg.Duration.
@@ -94,8 +98,8 @@ func newWorkload(cfg config, begin time.Time, value []byte) workload {
 }
 
 // run runs one goroutine per slot until the deadline (or until ctx ends) and returns what they
-// measured. Every op is recorded: its latency, and whether it failed. When paced, an op that is
-// issued late because earlier ops were slow is measured from its scheduled start. An op that ends after the deadline is dropped, as in the Olric harness.
+// measured. Every op is recorded: its latency, and whether it failed. When paced, an op that
+// waits behind a slow earlier op of its worker is charged the wait (virtualIssuer). An op that ends after the deadline is dropped, as in the Olric harness.
 func (wl workload) run(ctx context.Context, slots []slot) tally {
 	results := make([]tally, len(slots))
 	var wg sync.WaitGroup
@@ -117,6 +121,7 @@ func (wl workload) run(ctx context.Context, slots []slot) tally {
 func (wl workload) worker(ctx context.Context, s slot) tally {
 	rng := rand.New(rand.NewSource(int64(s.ID) + 42))
 	var p *pacer
+	var vi virtualIssuer
 	if wl.TargetOps > 0 {
 		p = newPacer(wl.WarmupFrom, wl.TargetOps, wl.Workers, s.ID)
 	}
@@ -130,31 +135,36 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 	for ctx.Err() == nil {
 		k := key(rng.Intn(wl.Keys))
 		isGet := wl.Op == opGet || (wl.Op == opMixed && rng.Intn(100) < wl.ReadPct)
-		var began time.Time
+		var sched time.Time // when the op is due: its scheduled start when paced, else its issue
 		if p != nil {
-			began = p.next()
-			if !began.Before(wl.Deadline) {
+			sched = p.next()
+			if !sched.Before(wl.Deadline) {
 				break
 			}
-			if d := time.Until(began); d > 0 {
-				if timer == nil {
-					timer = time.NewTimer(d)
+			if d := time.Until(sched); d > 0 {
+				if wl.sleep != nil {
+					if !wl.sleep(ctx, d) {
+						return t
+					}
 				} else {
-					timer.Reset(d)
+					if timer == nil {
+						timer = time.NewTimer(d)
+					} else {
+						timer.Reset(d)
+					}
+					select {
+					case <-timer.C:
+					case <-ctx.Done():
+						return t
+					}
 				}
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return t
-				}
-				// On time: measure from the real start, so the timer's own lateness (hundreds of
-				// µs on a busy VM) is not charged to the cluster.
-				began = time.Now()
 			}
-			// Otherwise the worker is behind because earlier ops were slow: measure from the
-			// scheduled start, so the queueing counts (no coordinated omission).
-		} else {
-			began = time.Now()
+			// Otherwise the worker is behind: the op is issued at once, and charged its wait
+			// (virtualIssuer).
+		}
+		issued := time.Now()
+		if p == nil {
+			sched = issued
 		}
 		var err error
 		if isGet {
@@ -169,12 +179,16 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 		if now.After(wl.Deadline) {
 			break // an op straddling the deadline is not counted
 		}
-		if began.Before(wl.Start) {
+		lat := now.Sub(issued)
+		if p != nil {
+			lat = vi.charge(sched, issued, now)
+		}
+		if sched.Before(wl.Start) {
 			continue // warm-up op
 		}
-		t.Samples = append(t.Samples, now.Sub(began))
+		t.Samples = append(t.Samples, lat)
 		if wl.RecordOps {
-			t.Records = append(t.Records, opRecord{Start: began.Sub(wl.Start), Latency: now.Sub(began), Worker: s.ID})
+			t.Records = append(t.Records, opRecord{Start: sched.Sub(wl.Start), Latency: lat, Worker: s.ID})
 		}
 		t.Ops++
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -90,5 +91,40 @@ func TestWorkloadCancel(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("workers did not stop when ctx ended")
+	}
+}
+
+// TestWorkloadTimerLatenessNotCharged makes one wait of a paced worker 100 ms late: the ops it
+// then issues behind schedule have fast answers and must not be charged the load tool's own
+// lateness (measuring them from their scheduled start charges the next one about 90 ms).
+func TestWorkloadTimerLatenessNotCharged(t *testing.T) {
+	const (
+		workers  = 2
+		rate     = 200.0 // ops/s over both workers: one op per worker every 10 ms
+		late     = 100 * time.Millisecond
+		lateWait = 10 // the run's eleventh wait oversleeps
+	)
+	var waits atomic.Int32
+	cfg := config{Op: opPut, Keys: 10, Concurrency: workers, Duration: 400 * time.Millisecond, TargetOps: rate, OpsOut: "x"}
+	wl := newWorkload(cfg, time.Now(), benchValue(8))
+	wl.sleep = func(ctx context.Context, d time.Duration) bool {
+		if waits.Add(1) == lateWait+1 {
+			d += late // the load tool's lateness being modelled, not a wait for a condition
+		}
+		select {
+		case <-time.After(d):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	tl := wl.run(context.Background(), []slot{{0, newFakeStore()}, {1, newFakeStore()}})
+	if tl.Ops < 20 {
+		t.Fatalf("%d ops", tl.Ops)
+	}
+	for _, r := range tl.Records {
+		if r.Latency >= late/2 {
+			t.Fatalf("op %+v charged %v: the worker's own lateness was charged", r, r.Latency)
+		}
 	}
 }

@@ -47,6 +47,9 @@ func (r fakeReg) Handle(t transport.MsgType, h transport.Handler) {
 	if r.net.handlers[r.addr] == nil {
 		r.net.handlers[r.addr] = map[transport.MsgType]transport.Handler{}
 	}
+	if r.net.handlers[r.addr][t] != nil {
+		panic(fmt.Sprintf("fake: message type %d registered twice on %s", t, r.addr)) // as transport.Server does
+	}
 	r.net.handlers[r.addr][t] = h
 }
 

@@ -237,9 +237,12 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handle registers h for message type t, replacing any previous handler.
-// Call it before Serve; registering later is safe but requests that arrive
-// before registration get CodeUnknownType. Type 0 is reserved and ignored.
+// Handle registers h for message type t. Call it before Serve; registering
+// later is safe but requests that arrive before registration get
+// CodeUnknownType. Type 0 is reserved and ignored. Registering a second
+// handler for a type panics: the services sharing a Server pick their types
+// independently, and a silent replacement would send one service's requests to
+// another's handler.
 func (s *Server) Handle(t MsgType, h Handler) {
 	if t == 0 {
 		return
@@ -247,6 +250,9 @@ func (s *Server) Handle(t MsgType, h Handler) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	hs := *s.handlers.Load()
+	if hs[t] != nil {
+		panic(fmt.Sprintf("transport: a handler for message type %d is already registered", t))
+	}
 	hs[t] = h
 	s.handlers.Store(&hs)
 }

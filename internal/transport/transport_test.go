@@ -82,3 +82,22 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHandleTwicePanics: a second handler for a message type is a programming error (two
+// services picked the same type), not a silent replacement.
+func TestHandleTwicePanics(t *testing.T) {
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := HandlerFunc(func(ctx context.Context, req Message) (Message, error) { return req, nil })
+	s.Handle(30, h)
+	s.Handle(31, h)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering type 30 twice did not panic")
+		}
+	}()
+	s.Handle(30, h)
+}

@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // pacer schedules the ops of one worker when the total rate is fixed (-target-ops). Every worker
 // gets an equal share of the rate; the workers' schedules are staggered evenly so the cluster sees a
@@ -48,4 +51,29 @@ func (v *virtualIssuer) charge(sched, issued, done time.Time) time.Duration {
 	lat := max(v.end.Sub(sched), 0) + done.Sub(issued)
 	v.end = sched.Add(lat)
 	return lat
+}
+
+// timerSleep is a paced worker's wait: one timer, reused for every op.
+type timerSleep struct{ t *time.Timer }
+
+// sleep waits d and reports true, or reports false when ctx ends first.
+func (ts *timerSleep) sleep(ctx context.Context, d time.Duration) bool {
+	if ts.t == nil {
+		ts.t = time.NewTimer(d)
+	} else {
+		ts.t.Reset(d)
+	}
+	select {
+	case <-ts.t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// stop releases the timer.
+func (ts *timerSleep) stop() {
+	if ts.t != nil {
+		ts.t.Stop()
+	}
 }

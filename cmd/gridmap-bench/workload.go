@@ -126,45 +126,27 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 		p = newPacer(wl.WarmupFrom, wl.TargetOps, wl.Workers, s.ID)
 	}
 	t := tally{Samples: make([]time.Duration, 0, 1<<14)}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	sleep := wl.sleep
+	if sleep == nil {
+		var ts timerSleep
+		defer ts.stop()
+		sleep = ts.sleep
+	}
 	for ctx.Err() == nil {
 		k := key(rng.Intn(wl.Keys))
 		isGet := wl.Op == opGet || (wl.Op == opMixed && rng.Intn(100) < wl.ReadPct)
-		var sched time.Time // when the op is due: its scheduled start when paced, else its issue
+		issued := time.Now()
+		sched := issued // when the op is due: its scheduled start when paced
 		if p != nil {
 			sched = p.next()
 			if !sched.Before(wl.Deadline) {
 				break
 			}
-			if d := time.Until(sched); d > 0 {
-				if wl.sleep != nil {
-					if !wl.sleep(ctx, d) {
-						return t
-					}
-				} else {
-					if timer == nil {
-						timer = time.NewTimer(d)
-					} else {
-						timer.Reset(d)
-					}
-					select {
-					case <-timer.C:
-					case <-ctx.Done():
-						return t
-					}
-				}
+			// A worker behind schedule issues the op at once; virtualIssuer charges its wait.
+			if d := time.Until(sched); d > 0 && !sleep(ctx, d) {
+				return t
 			}
-			// Otherwise the worker is behind: the op is issued at once, and charged its wait
-			// (virtualIssuer).
-		}
-		issued := time.Now()
-		if p == nil {
-			sched = issued
+			issued = time.Now()
 		}
 		var err error
 		if isGet {
@@ -179,10 +161,9 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 		if now.After(wl.Deadline) {
 			break // an op straddling the deadline is not counted
 		}
-		lat := now.Sub(issued)
-		if p != nil {
-			lat = vi.charge(sched, issued, now)
-		}
+		// Unpaced, sched is the issue and the previous op ended before it: the latency is
+		// now-issued.
+		lat := vi.charge(sched, issued, now)
 		if sched.Before(wl.Start) {
 			continue // warm-up op
 		}

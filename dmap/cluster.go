@@ -25,6 +25,12 @@ type Cluster interface {
 	// ReportSynced tells the coordinator that pending member m holds a full copy of partition p
 	// (copied by this member, its owner at table epoch epoch).
 	ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error
+	// ReportUnreachable tells the coordinator that member m did not acknowledge a backup or
+	// copy in time (Config.BackupAckTimeout), so that it can take m out of every partition's
+	// backups and pending copies at once instead of waiting for failure detection. It never
+	// blocks: the report is sent in the background, and repeated reports about one member
+	// coalesce. The coordinator decides; m's owned partitions are not reassigned by a report.
+	ReportUnreachable(m partition.MemberID)
 }
 
 // Caller sends a request to a member and returns its response (*transport.Client implements it).

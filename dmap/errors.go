@@ -47,6 +47,11 @@ var (
 	// writer's context ended while it waited; the write was not applied. It wraps
 	// mapstore.ErrDirtyLimit.
 	ErrDirtyLimit = fmt.Errorf("dmap: %w", mapstore.ErrDirtyLimit)
+	// ErrPartitionLost: every replica of the key's partition died before its data could be
+	// copied elsewhere, so its entries are gone. Operations on the partition fail with it until
+	// the application resets it (Member.ResetLostPartitions), unless the cluster is configured
+	// to re-create lost partitions empty. A PartitionLost event tells every member.
+	ErrPartitionLost = errors.New("dmap: partition lost")
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own
 	// the partition at the epoch the operation was routed with. Callers re-route; users never see it.
 	ErrWrongOwner = errors.New("dmap: member does not own the partition")

@@ -183,6 +183,8 @@ func (n *fakeNode) LeaseValid() bool {
 	defer n.coord.mu.Unlock()
 	return !n.coord.noLease[n.id]
 }
+func (n *fakeNode) ReportUnreachable(m partition.MemberID) {}
+
 func (n *fakeNode) ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error {
 	c := n.coord
 	c.mu.Lock()

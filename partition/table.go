@@ -31,6 +31,15 @@ type Assignment struct {
 	Replicas []MemberID `msgpack:"r"`
 	// Pending members are receiving a copy from the owner (migration / backup restoration).
 	Pending []Pending `msgpack:"p"`
+	// LostAt is the epoch of the latest table in which the partition had lost every replica
+	// (its data is gone) and was assigned afresh; 0 if that never happened. It only grows, so a
+	// member that skipped tables still sees that a loss happened (LostAt above the last value
+	// it saw).
+	LostAt uint64 `msgpack:"l,omitempty"`
+	// Lost: the partition lost its data (at LostAt) and is not served until the application
+	// resets it; operations on it fail with an error that says so. Plan leaves it false when
+	// PlanConfig.RecreateLost asks to re-create lost partitions empty.
+	Lost bool `msgpack:"x,omitempty"`
 }
 
 // Table is the partition table: owner, backups and pending copies of every
@@ -139,6 +148,8 @@ func (t *Table) Clone() *Table {
 		c.Partitions[p] = Assignment{
 			Replicas: slices.Clone(a.Replicas),
 			Pending:  slices.Clone(a.Pending),
+			LostAt:   a.LostAt,
+			Lost:     a.Lost,
 		}
 	}
 	return c
@@ -156,7 +167,7 @@ func sameAssignments(t, o *Table) bool {
 	}
 	for p := range t.Partitions {
 		a, b := &t.Partitions[p], &o.Partitions[p]
-		if !slices.Equal(a.Replicas, b.Replicas) || !slices.Equal(a.Pending, b.Pending) {
+		if !slices.Equal(a.Replicas, b.Replicas) || !slices.Equal(a.Pending, b.Pending) || a.LostAt != b.LostAt || a.Lost != b.Lost {
 			return false
 		}
 	}

@@ -407,6 +407,16 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 	return 0, false
 }
 
+// ReportUnreachable tells the coordinator that this member's calls to m
+// fail (see dmap.Cluster). Not implemented yet: the report is ignored.
+func (n *Node) ReportUnreachable(m partition.MemberID) {}
+
+// ResetLost clears the Lost mark of partitions so that they are served
+// again, empty (see partition.Assignment.Lost). Not implemented yet.
+func (n *Node) ResetLost(ctx context.Context, parts []partition.ID) error {
+	return errors.New("control: ResetLost not implemented")
+}
+
 // ReportSynced tells the coordinator that pending member m now holds a full
 // copy of partition p. The caller is p's owner; epoch is the table epoch at
 // which it started the copy (informational). The report is forwarded to the

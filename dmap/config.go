@@ -14,6 +14,7 @@ const (
 	DefaultMigrationChunkSize      = 4 << 20
 	DefaultMaxConcurrentMigrations = 4
 	DefaultExpiryInterval          = time.Second
+	DefaultBackupAckTimeout        = 500 * time.Millisecond
 )
 
 // Config configures a member's map service. Zero fields take the documented defaults.
@@ -27,6 +28,11 @@ type Config struct {
 	OperationTimeout time.Duration
 	// MaxValueSize is the largest encoded key plus value accepted, in bytes. Default 63 MiB.
 	MaxValueSize int
+	// BackupAckTimeout is how long an owner waits for one synchronous backup (or pending copy)
+	// to acknowledge a write before it reports the member unreachable to the coordinator, which
+	// can then take it out of the partition's backups; the write waits on for the remaining
+	// replicas (up to its deadline). Default 500ms. Not implemented yet.
+	BackupAckTimeout time.Duration
 	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
 	// Default 4 MiB.
 	MigrationChunkSize int
@@ -54,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.BackupAckTimeout == 0 {
+		c.BackupAckTimeout = DefaultBackupAckTimeout
 	}
 	if c.MigrationChunkSize == 0 {
 		c.MigrationChunkSize = DefaultMigrationChunkSize
@@ -85,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxValueSize < 0 {
 		errs = append(errs, fmt.Errorf("MaxValueSize must not be negative, got %d", c.MaxValueSize))
+	}
+	if c.BackupAckTimeout < 0 {
+		errs = append(errs, fmt.Errorf("BackupAckTimeout must not be negative, got %v", c.BackupAckTimeout))
 	}
 	if c.MigrationChunkSize < 0 {
 		errs = append(errs, fmt.Errorf("MigrationChunkSize must not be negative, got %d", c.MigrationChunkSize))

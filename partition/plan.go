@@ -25,6 +25,10 @@ type PlanConfig struct {
 	// MaxPendingPerMember bounds the concurrent incoming copies per member;
 	// 0 means unlimited. Promotion hand-offs (nothing to copy) do not count.
 	MaxPendingPerMember int
+	// RecreateLost: a partition that lost every replica is re-created empty
+	// and served at once (LostAt still records the loss). Default false: it
+	// is marked Lost and not served until reset. Not implemented yet.
+	RecreateLost bool
 }
 
 // Validate reports every problem of c in one error wrapping ErrInvalidConfig.

@@ -38,6 +38,12 @@ type Config struct {
 	// created at once with the same value, the number of members started
 	// together. Default 1 (found a cluster alone when nobody answers).
 	ExpectMembers int
+	// BootstrapWithoutSeeds lets this member found a new cluster when
+	// Discovery names seeds but none of them answers. Default false: a
+	// member with seeds keeps trying to join them and never founds a
+	// cluster of its own (a member without seeds still founds one).
+	// Not implemented yet.
+	BootstrapWithoutSeeds bool
 	// MaxVoters is the number of raft voters kept (the rest are
 	// non-voters, promoted when a voter dies): 3 or 5. Default 3.
 	MaxVoters int

@@ -411,6 +411,14 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 // fail (see dmap.Cluster). Not implemented yet: the report is ignored.
 func (n *Node) ReportUnreachable(m partition.MemberID) {}
 
+// RecoverQuorum is the operator's way out when raft lost its voter
+// majority for good (the voters died before the leader could replace
+// them): it makes this member's raft configuration the live members only.
+// Not implemented yet.
+func (n *Node) RecoverQuorum(ctx context.Context) error {
+	return errors.New("control: RecoverQuorum not implemented")
+}
+
 // ResetLost clears the Lost mark of partitions so that they are served
 // again, empty (see partition.Assignment.Lost). Not implemented yet.
 func (n *Node) ResetLost(ctx context.Context, parts []partition.ID) error {

@@ -10,11 +10,22 @@ import (
 const MaxBackups = 6
 
 // Members is the cluster membership the planner works with. Order and
-// duplicates do not matter. A member listed in both lists counts as leaving.
-// Any member the table names that is in neither list is dead.
+// duplicates do not matter. A member listed in Active and Leaving counts as
+// leaving; a member listed in Suspect is suspect, whatever the other lists
+// say (and leaving too if Leaving lists it). Any member the table names
+// that is in none of the lists is dead.
 type Members struct {
 	Active  []MemberID // alive and eligible to hold partitions
 	Leaving []MemberID // alive, leaving gracefully: must end up holding nothing, may still serve as source
+	// Suspect members are alive but failed to acknowledge writes in time
+	// (see control's ReportUnreachable): a suspect keeps owning what it
+	// owns, since its owner lease may still be valid and only a death (or a
+	// hand-off) may end that, but it holds no backups and receives no
+	// copies, and it is not made a new owner, except that it is promoted
+	// when it holds the only live copy of a partition (a partition never
+	// loses its last replica to a suspicion). Once it is listed as Active
+	// again the planner gives it copies as usual.
+	Suspect []MemberID
 }
 
 // PlanConfig tunes the planner.
@@ -27,7 +38,7 @@ type PlanConfig struct {
 	MaxPendingPerMember int
 	// RecreateLost: a partition that lost every replica is re-created empty
 	// and served at once (LostAt still records the loss). Default false: it
-	// is marked Lost and not served until reset. Not implemented yet.
+	// is marked Lost and not served until reset (see ResetLost).
 	RecreateLost bool
 }
 
@@ -50,14 +61,18 @@ func (c PlanConfig) backups() int {
 // Plan returns the next table (cur.Epoch+1) or (cur, nil, false) when nothing
 // changes. cur is not modified. In order:
 //  1. dead members are removed from Replicas and Pending; if an owner died the
-//     first live backup (active or leaving) is promoted; a partition left with
-//     no live replica is reported in lost (ascending) and assigned afresh;
+//     first live backup (active or leaving, a suspect only when no other is
+//     left) is promoted; a partition left with no live replica (a pending
+//     member is not one: its copy is incomplete) is reported in lost
+//     (ascending), marked in the table (LostAt = next.Epoch, Lost unless
+//     cfg.RecreateLost) and assigned afresh; suspects are removed from the
+//     backups and Pending of every partition (they keep what they own);
 //  2. an empty table (first assignment) and lost partitions are assigned
 //     directly into Replicas (nothing to copy); with no active member they
 //     stay unassigned until one exists;
 //  3. toward a balanced target (owners per active member within one of each
 //     other, replicas on distinct members, few moves, deterministic for the
-//     same inputs), members that should hold a partition but do not are added
+//     same inputs; a suspect stays the target owner of what it owns), members that should hold a partition but do not are added
 //     to Pending (AsOwner when they should become its owner), at most
 //     MaxPendingPerMember incoming copies per member. Pending entries the
 //     target no longer wants are cancelled. A live owner is never replaced
@@ -67,27 +82,41 @@ func (c PlanConfig) backups() int {
 //
 // Pending entries survive an owner change caused by a death: the new owner
 // (re)starts their copies. Leaving members end up holding nothing once every
-// Complete the plans ask for has been applied.
+// Complete the plans ask for has been applied. The Lost and LostAt marks of
+// partitions that are not lost in this plan are kept as they are (only
+// ResetLost clears Lost).
 func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, changed bool) {
 	ro := newRoster(members)
 	b := cfg.backups()
 	next = cur.Clone()
 
-	// 1. Forget the dead.
+	// 1. Forget the dead, demote the suspects.
 	for p := range next.Partitions {
 		a := &next.Partitions[p]
 		had := len(a.Replicas) > 0
+		ownerAlive := had && ro.alive(a.Replicas[0])
 		a.Replicas = slices.DeleteFunc(a.Replicas, func(m MemberID) bool { return !ro.alive(m) })
-		a.Pending = slices.DeleteFunc(a.Pending, func(pe Pending) bool { return !ro.alive(pe.Member) })
+		a.Pending = slices.DeleteFunc(a.Pending, func(pe Pending) bool { return !ro.alive(pe.Member) || ro.suspect[pe.Member] })
 		if len(a.Replicas) == 0 {
 			a.Replicas, a.Pending = nil, nil
 			if had {
 				lost = append(lost, ID(p))
+				a.LostAt, a.Lost = cur.Epoch+1, !cfg.RecreateLost
+			}
+			continue
+		}
+		if !ownerAlive {
+			// Promote the first backup that is not suspect, if any.
+			if i := slices.IndexFunc(a.Replicas, func(m MemberID) bool { return !ro.suspect[m] }); i > 0 {
+				m := a.Replicas[i]
+				copy(a.Replicas[1:i+1], a.Replicas[:i])
+				a.Replicas[0] = m
 			}
 		}
+		a.Replicas = append(a.Replicas[:1], slices.DeleteFunc(a.Replicas[1:], func(m MemberID) bool { return ro.suspect[m] })...)
 	}
 
-	tg := computeTarget(next, ro, b)
+	tg := target(next, ro, b)
 
 	// 2. Assign unassigned partitions directly.
 	for p := range next.Partitions {
@@ -148,7 +177,8 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 // the target are trimmed as in Plan, and the epoch increments. cur is not
 // modified; next shares the assignments of the other partitions with it, so
 // neither may be modified afterwards (use Clone for a private copy). changed is false, and cur is returned, when m is not pending for
-// p in cur (a stale report) or m is no longer alive according to members.
+// p in cur (a stale report), or m is no longer alive according to members, or
+// m is suspect (the next Plan cancels its copies).
 func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (next *Table, changed bool) {
 	a := cur.at(p)
 	if a == nil {
@@ -156,7 +186,7 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 	}
 	i := pendingIndex(a.Pending, m)
 	ro := newRoster(members)
-	if i < 0 || !ro.alive(m) {
+	if i < 0 || !ro.alive(m) || ro.suspect[m] {
 		return cur, false
 	}
 	// Only p changes: the other assignments are shared with cur (tables are
@@ -179,7 +209,7 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 		a.Replicas = slices.Insert(a.Replicas, min(1, len(a.Replicas)), m)
 	}
 	b := cfg.backups()
-	tg := computeTarget(next, ro, b)
+	tg := target(next, ro, b)
 	order(a, tg[p])
 	trim(a, tg[p], b)
 	next.Epoch = cur.Epoch + 1
@@ -188,20 +218,26 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 
 // roster is the normalised membership.
 type roster struct {
-	active  []MemberID       // sorted, distinct, not leaving
+	active  []MemberID       // sorted, distinct, not leaving, not suspect
 	index   map[MemberID]int // position in active
 	leaving map[MemberID]bool
+	suspect map[MemberID]bool
 }
 
 func newRoster(ms Members) roster {
-	r := roster{index: make(map[MemberID]int), leaving: make(map[MemberID]bool)}
+	r := roster{index: make(map[MemberID]int), leaving: make(map[MemberID]bool), suspect: make(map[MemberID]bool)}
 	for _, m := range ms.Leaving {
 		if m != "" {
 			r.leaving[m] = true
 		}
 	}
+	for _, m := range ms.Suspect {
+		if m != "" {
+			r.suspect[m] = true
+		}
+	}
 	for _, m := range ms.Active {
-		if m != "" && !r.leaving[m] {
+		if m != "" && !r.leaving[m] && !r.suspect[m] {
 			r.active = append(r.active, m)
 		}
 	}
@@ -215,7 +251,44 @@ func newRoster(ms Members) roster {
 
 func (r roster) alive(m MemberID) bool {
 	_, ok := r.index[m]
-	return ok || r.leaving[m]
+	return ok || r.leaving[m] || r.suspect[m]
+}
+
+// target is computeTarget with the partitions of suspects pinned: a suspect
+// that is not leaving stays the target owner of every partition it owns,
+// with backups taken from the computed target (members that already hold
+// the partition first), so that its partitions get their backups elsewhere
+// without a hand-off. Partitions without a computed target (no active
+// member) get none.
+func target(t *Table, ro roster, backups int) [][]MemberID {
+	tg := computeTarget(t, ro, backups)
+	if len(ro.suspect) == 0 {
+		return tg
+	}
+	for p := range t.Partitions {
+		a := &t.Partitions[p]
+		if len(a.Replicas) == 0 || len(tg[p]) == 0 {
+			continue
+		}
+		s := a.Replicas[0]
+		if !ro.suspect[s] || ro.leaving[s] {
+			continue
+		}
+		pinned := make([]MemberID, 1, 1+backups)
+		pinned[0] = s
+		for pass := range 2 { // holders first, then the others
+			for _, m := range tg[p] {
+				if len(pinned) > backups {
+					break
+				}
+				if holds(a, m) == (pass == 0) && !slices.Contains(pinned, m) {
+					pinned = append(pinned, m)
+				}
+			}
+		}
+		tg[p] = pinned
+	}
+	return tg
 }
 
 // wantedPending lists, in target order, the pending entries that bring a

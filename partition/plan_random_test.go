@@ -8,7 +8,7 @@ import (
 )
 
 // TestPlanRandomSequences drives the planner through random joins, graceful
-// leaves and deaths, often in the middle of a migration, completing a random
+// leaves, deaths and suspicions (see Members.Suspect), often in the middle of a migration, completing a random
 // share of the pending copies between events, and checks the invariants
 // after every step and the balance at the end.
 func TestPlanRandomSequences(t *testing.T) {
@@ -82,7 +82,17 @@ func runRandomSequence(t *testing.T, name string, rng *rand.Rand, count int, cfg
 	plan()
 	for range 4 + rng.IntN(6) {
 		live := len(ms.Active)
-		switch ev := rng.IntN(10); {
+		switch ev := rng.IntN(12); {
+		case ev >= 10 && len(ms.Suspect) > 0:
+			m := ms.Suspect[rng.IntN(len(ms.Suspect))]
+			ms.Suspect = without(ms.Suspect, m)
+			ms.Active = append(ms.Active, m)
+			log = append(log, "readmit "+string(m))
+		case ev >= 10 && live > 1:
+			m := ms.Active[rng.IntN(live)]
+			ms.Active = without(ms.Active, m)
+			ms.Suspect = append(ms.Suspect, m)
+			log = append(log, "suspect "+string(m))
 		case ev < 4 || live <= 1:
 			m := newMember()
 			ms.Active = append(ms.Active, m)
@@ -114,7 +124,11 @@ func runRandomSequence(t *testing.T, name string, rng *rand.Rand, count int, cfg
 			completeSome(rng.Float64())
 		}
 	}
-	// Leavers whose hand-offs finish go away; converge and check the outcome.
+	// Suspects are re-admitted; leavers whose hand-offs finish go away;
+	// converge and check the outcome.
+	ms.Active = append(ms.Active, ms.Suspect...)
+	ms.Suspect = nil
+	log = append(log, "readmit all")
 	var converged *Table
 	for range 2000 {
 		plan()
@@ -164,6 +178,19 @@ func checkInvariants(t *testing.T, prev, next *Table, ms Members, cfg PlanConfig
 					fail("partition %d: dead %s still a replica", p, m)
 				}
 			}
+			for _, m := range a.Replicas[min(1, len(a.Replicas)):] {
+				if ro.suspect[m] {
+					fail("partition %d: suspect %s still a backup", p, m)
+				}
+			}
+			for _, pe := range a.Pending {
+				if ro.suspect[pe.Member] {
+					fail("partition %d: suspect %s still pending", p, pe.Member)
+				}
+			}
+		}
+		if len(a.Replicas) == 0 && slices.ContainsFunc(old.Replicas, ro.alive) {
+			fail("partition %d lost its replicas %v though one is alive", p, old.Replicas)
 		}
 		for _, pe := range a.Pending {
 			if !isPromotion(a, pe) && !slices.Contains(old.Pending, pe) {

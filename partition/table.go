@@ -182,7 +182,8 @@ func sameAssignments(t, o *Table) bool {
 //   - pending members are distinct and not replicas, except one AsOwner entry
 //     that may name a backup (a promotion hand-off), never the owner;
 //   - at most one pending entry per partition is AsOwner;
-//   - a partition with pending members has an owner (the source of the copy).
+//   - a partition with pending members has an owner (the source of the copy);
+//   - a Lost partition has a LostAt epoch.
 func (t *Table) Validate() error {
 	var errs []error
 	bad := func(p int, format string, args ...any) {
@@ -222,6 +223,9 @@ func (t *Table) Validate() error {
 		if len(a.Pending) > 0 && len(a.Replicas) == 0 {
 			bad(p, "pending members but no owner to copy from")
 		}
+		if a.Lost && a.LostAt == 0 {
+			bad(p, "lost without a LostAt epoch")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -233,4 +237,48 @@ func pendingIndex(ps []Pending, m MemberID) int {
 		}
 	}
 	return -1
+}
+
+// Lost lists, in ascending order, the partitions marked Lost.
+func (t *Table) Lost() []ID {
+	var ids []ID
+	for p, a := range t.Partitions {
+		if a.Lost {
+			ids = append(ids, ID(p))
+		}
+	}
+	return ids
+}
+
+// ResetLost clears the Lost mark of the partitions in parts (of every
+// partition when parts is empty), so that they are served again, empty;
+// their LostAt stays, so members still see that a loss happened. Partitions
+// out of range and partitions not marked Lost are ignored. next is
+// cur.Epoch+1; cur is not modified and next shares the assignments of the
+// other partitions with it (tables are immutable once returned). It returns
+// (cur, false) when no partition was marked.
+func ResetLost(cur *Table, parts []ID) (next *Table, changed bool) {
+	reset := func(p ID) {
+		a := cur.at(p)
+		if a == nil || !a.Lost {
+			return
+		}
+		if next == nil {
+			next = &Table{Epoch: cur.Epoch + 1, Partitions: slices.Clone(cur.Partitions)}
+		}
+		next.Partitions[p].Lost = false
+	}
+	if len(parts) == 0 {
+		for p := range cur.Partitions {
+			reset(ID(p))
+		}
+	} else {
+		for _, p := range parts {
+			reset(p)
+		}
+	}
+	if next == nil {
+		return cur, false
+	}
+	return next, true
 }

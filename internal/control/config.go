@@ -110,6 +110,14 @@ type Timings struct {
 	// its partitions are reassigned after DeadWait, as for a dead member; it
 	// is re-admitted, on probation, after a backoff. Default 5s.
 	RaftContactTimeout time.Duration
+	// SuspectBackoff is how long a member reported unreachable (see
+	// Node.ReportUnreachable) is kept out of backups and copies at its first
+	// demotion; each new demotion doubles it, up to 16 times this value (a
+	// member not demoted for that long starts again here). Shorter
+	// re-admits a member that recovered sooner; a member that stays
+	// unreachable then makes writes wait for it again (for the map
+	// service's backup timeout) at every re-admission. Default 2s.
+	SuspectBackoff time.Duration
 }
 
 // DefaultTimings are the production timings: memberlist's LAN timings
@@ -127,6 +135,7 @@ func DefaultTimings() Timings {
 		BootstrapSettle:        time.Second,
 		RetryInterval:          50 * time.Millisecond,
 		RaftContactTimeout:     5 * time.Second,
+		SuspectBackoff:         2 * time.Second,
 	}
 }
 
@@ -148,6 +157,7 @@ func LocalTimings() Timings {
 		BootstrapSettle:        200 * time.Millisecond,
 		RetryInterval:          20 * time.Millisecond,
 		RaftContactTimeout:     1500 * time.Millisecond,
+		SuspectBackoff:         time.Second,
 	}
 }
 
@@ -223,7 +233,7 @@ func (c Config) Validate() error {
 		{"ReconcileInterval", t.ReconcileInterval}, {"JoinRetryInterval", t.JoinRetryInterval},
 		{"BootstrapSettle", t.BootstrapSettle}, {"RetryInterval", t.RetryInterval},
 		{"LeaseDuration", c.LeaseDuration}, {"LeaseMargin", c.LeaseMargin},
-		{"RaftContactTimeout", t.RaftContactTimeout},
+		{"RaftContactTimeout", t.RaftContactTimeout}, {"SuspectBackoff", t.SuspectBackoff},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %v must be positive", d.name, d.v))
@@ -270,6 +280,7 @@ func (t Timings) withDefaults() Timings {
 		{&t.LeaseDuration, &d.LeaseDuration}, {&t.ReconcileInterval, &d.ReconcileInterval},
 		{&t.JoinRetryInterval, &d.JoinRetryInterval}, {&t.BootstrapSettle, &d.BootstrapSettle},
 		{&t.RetryInterval, &d.RetryInterval}, {&t.RaftContactTimeout, &d.RaftContactTimeout},
+		{&t.SuspectBackoff, &d.SuspectBackoff},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.d

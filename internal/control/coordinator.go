@@ -27,8 +27,14 @@ type coordinator struct {
 	// quarantine holds members this leader removed from raft because its
 	// heartbeats to them failed for RaftContactTimeout while memberlist
 	// still reported them alive; they are re-admitted, on probation, after
-	// until (the backoff doubles at each new failure).
-	quarantine map[partition.MemberID]quarantined
+	// the penalty (the backoff doubles at each new failure).
+	quarantine penalties
+	// suspects holds members reported unreachable (see ReportUnreachable):
+	// while the penalty runs the planner keeps them out of backups and
+	// copies (partition.Members.Suspect). demoted are those the last plan
+	// listed as suspect, to log their re-admission once.
+	suspects penalties
+	demoted  map[partition.MemberID]bool
 
 	bootView  string // bootstrap candidate view and since when it holds
 	bootSince time.Time
@@ -37,12 +43,37 @@ type coordinator struct {
 func (c *coordinator) init() {
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
-	c.quarantine = map[partition.MemberID]quarantined{}
+	c.quarantine = penalties{}
+	c.suspects = penalties{}
+	c.demoted = map[partition.MemberID]bool{}
 }
 
-type quarantined struct {
+// penalty is a member's exclusion, until a time, under a backoff that
+// doubles at each new penalty.
+type penalty struct {
 	until   time.Time
 	backoff time.Duration
+}
+
+// penalties are the penalties of members, keyed by member (the leader's
+// quarantine and suspects). An entry outlives its penalty, so that the next
+// one lasts twice as long, until it is deleted.
+type penalties map[partition.MemberID]penalty
+
+// impose starts a penalty of id at now, twice as long as the last one, at
+// least base and at most limit, and returns its length.
+func (ps penalties) impose(id partition.MemberID, now time.Time, base, limit time.Duration) time.Duration {
+	q := ps[id]
+	q.backoff = min(max(2*q.backoff, base), limit)
+	q.until = now.Add(q.backoff)
+	ps[id] = q
+	return q.backoff
+}
+
+// holds reports whether id's penalty runs at now.
+func (ps penalties) holds(id partition.MemberID, now time.Time) bool {
+	q, ok := ps[id]
+	return ok && now.Before(q.until)
 }
 
 // maxQuarantine bounds the quarantine backoff, in DeadWaits.
@@ -219,6 +250,8 @@ func (n *Node) step(reqs []*request) {
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
 		clear(n.co.quarantine)
+		clear(n.co.suspects)
+		clear(n.co.demoted)
 		n.health.reset()
 		n.adm.reset()
 		n.setLeading(true)
@@ -275,26 +308,42 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 		}
 	}
 
-	// Requests that change the directory first, then the table.
-	var syncs []*request
+	// Requests that change the directory or the suspects first, then the
+	// table.
+	var syncs, resets []*request
 	for _, r := range reqs {
 		switch r.Op {
 		case reqSync:
 			syncs = append(syncs, r)
+		case reqResetLost:
+			resets = append(resets, r)
 		case reqLeave:
 			r.reply <- n.markLeaving(r.From, dir, alive)
 		case reqRemove:
 			r.reply <- n.removeDrained(r.From, table, inRaft)
+		case reqSuspect:
+			r.reply <- n.suspect(r.From, r.Members, table, alive, inRaft, now)
 		default:
 			r.reply <- ErrRemote
 		}
 	}
 	answered = true
 	table, dir = n.fsm.snapshot()
-	members := n.planMembers(table, dir, alive, inRaft, now)
+	members := n.planMembers(table, dir, alive, inRaft, n.suspected(alive, now), now)
 
 	next := table
 	var applied []*request
+	for _, r := range resets {
+		parts := make([]partition.ID, len(r.Parts))
+		for i, p := range r.Parts {
+			parts[i] = partition.ID(p)
+		}
+		if t, changed := partition.ResetLost(next, parts); changed {
+			next = t
+			n.log.Warn("control: lost partitions reset; they are served again, empty", "by", r.From, "partitions", parts)
+		}
+		applied = append(applied, r)
+	}
 	for _, r := range syncs {
 		p := partition.ID(r.P)
 		if r.P < 0 || int(r.P) >= next.Count() || next.Owner(p) != r.From || !next.IsPending(p, r.M) {
@@ -309,10 +358,17 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 		next = t
 		applied = append(applied, r)
 	}
-	if len(members.Active) > 0 {
+	if next != table {
+		// Each step above made a table one epoch after the one it started
+		// from; the commit is one epoch after table, and the LostAt marks
+		// Plan sets must name that epoch.
+		next.Epoch = table.Epoch
+	}
+	if len(members.Active)+len(members.Suspect) > 0 {
 		if t, lost, changed := partition.Plan(next, members, n.cfg.Plan); changed {
 			if len(lost) > 0 {
-				n.log.Error("control: partitions lost every replica; assigned afresh", "count", len(lost), "partitions", lost)
+				n.log.Error("control: partitions lost every replica; assigned afresh", "count", len(lost), "partitions", lost,
+					"epoch", t.Epoch, "served_empty", n.cfg.Plan.RecreateLost)
 			}
 			next = t
 		}
@@ -350,17 +406,14 @@ func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]
 		if id == n.cfg.ID || !inConf[id] {
 			continue
 		}
-		q := n.co.quarantine[id]
-		q.backoff = min(max(2*q.backoff, n.cfg.DeadWait()), maxQuarantine*n.cfg.DeadWait())
-		q.until = now.Add(q.backoff)
-		n.co.quarantine[id] = q
+		backoff := n.co.quarantine.impose(id, now, n.cfg.DeadWait(), maxQuarantine*n.cfg.DeadWait())
 		n.adm.drop(id)
 		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
-			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", q.backoff)
+			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", backoff)
 	}
 	out := make(map[partition.MemberID]membership.Member, len(alive))
 	for id, m := range alive {
-		if q, ok := n.co.quarantine[id]; ok && now.Before(q.until) {
+		if n.co.quarantine.holds(id, now) {
 			continue
 		}
 		out[id] = m
@@ -481,8 +534,12 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 // alive and in raft (so it receives the tables). A member in the table that
 // is not present stays in the plan (as if alive) until DeadWait has passed
 // since it was first seen absent and it is out of raft: see LeaseValid.
+//
+// Suspects (see suspected) are listed in Suspect instead of Active, and
+// also in Leaving when they leave.
 func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]dirEntry,
-	alive map[partition.MemberID]membership.Member, inRaft map[partition.MemberID]bool, now time.Time) partition.Members {
+	alive map[partition.MemberID]membership.Member, inRaft map[partition.MemberID]bool,
+	suspects map[partition.MemberID]bool, now time.Time) partition.Members {
 	inTable := map[partition.MemberID]bool{}
 	for _, id := range table.Members() {
 		inTable[id] = true
@@ -498,14 +555,21 @@ func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]di
 				continue
 			}
 		}
-		if e.Leaving {
+		switch {
+		case suspects[id]:
+			ms.Suspect = append(ms.Suspect, id)
+			if e.Leaving {
+				ms.Leaving = append(ms.Leaving, id)
+			}
+		case e.Leaving:
 			ms.Leaving = append(ms.Leaving, id)
-		} else {
+		default:
 			ms.Active = append(ms.Active, id)
 		}
 	}
 	slices.Sort(ms.Active)
 	slices.Sort(ms.Leaving)
+	slices.Sort(ms.Suspect)
 	return ms
 }
 

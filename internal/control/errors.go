@@ -9,7 +9,9 @@ var (
 	ErrClosed = errors.New("control: node closed")
 	// ErrStale is returned by ReportSynced when the report no longer applies:
 	// the member is not pending for the partition in the committed table, or
-	// the reporter is not the partition's owner any more.
+	// the reporter is not the partition's owner any more; and to an
+	// unreachable report (see ReportUnreachable) that names a member the
+	// table does not name, or the reporter itself.
 	ErrStale = errors.New("control: stale sync report")
 	// ErrNotLeader is returned (internally, and by handlers to callers that
 	// then retry) when a request reaches a member that is not the raft
@@ -19,9 +21,13 @@ var (
 	// while the table still assigns it partitions.
 	ErrNotDrained = errors.New("control: member still holds partitions")
 	// ErrNotMember is returned to a member that asks the leader to confirm
-	// its lease while it is not (or not yet fully) back in the raft
-	// configuration.
+	// its lease, or reports another member unreachable, while it is not (or
+	// not yet fully) back in the raft configuration, or (a report) while it
+	// is itself suspect.
 	ErrNotMember = errors.New("control: not a raft member")
+	// ErrNoPartition is returned by ResetLost when it names a partition
+	// out of range.
+	ErrNoPartition = errors.New("control: no such partition")
 	// ErrRemote wraps an unexpected error reported by the leader.
 	ErrRemote = errors.New("control: remote error")
 )

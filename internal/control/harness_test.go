@@ -25,6 +25,7 @@ type testCluster struct {
 	partCnt int
 	backups int
 	voters  int
+	tune    func(*Config) // if set, adjusts every member's config before Open
 
 	mu    sync.Mutex
 	seeds []string
@@ -86,7 +87,7 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 	c.seq++
 	id := partition.MemberID(fmt.Sprintf("m%02d-%04x", c.seq, rand.IntN(1<<16)))
 	c.mu.Unlock()
-	n, err := Open(Config{
+	cfg := Config{
 		ID:             id,
 		TransportAddr:  ln.Addr().String(),
 		Discovery:      c.discovery(),
@@ -96,7 +97,11 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 		Plan:           partition.PlanConfig{Backups: c.backups},
 		Timings:        LocalTimings(),
 		Logger:         testLogger(c.t),
-	}, Deps{Server: srv, Client: cli})
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	n, err := Open(cfg, Deps{Server: srv, Client: cli})
 	if err != nil {
 		srv.Close()
 		cli.Close()

@@ -86,6 +86,7 @@ type Node struct {
 	netTimeout  time.Duration
 	adm         admission  // leader: members on probation
 	health      raftHealth // leader: followers whose heartbeats fail
+	rep         reporter   // ReportUnreachable's queue, sent by reportLoop
 	obs         *raft.Observer
 
 	closeOnce sync.Once
@@ -148,6 +149,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 	n.co.init()
 	n.adm.init()
 	n.health.init()
+	n.rep.init()
 
 	var err error
 	n.ml, err = membership.New(membership.Config{
@@ -175,11 +177,12 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		return false
 	})
 	n.raft.RegisterObserver(n.obs)
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.run()
 	go n.joinLoop()
 	go n.leaseLoop()
 	go n.observeLoop(obsCh)
+	go n.reportLoop()
 	return n, nil
 }
 
@@ -407,10 +410,6 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 	return 0, false
 }
 
-// ReportUnreachable tells the coordinator that this member's calls to m
-// fail (see dmap.Cluster). Not implemented yet: the report is ignored.
-func (n *Node) ReportUnreachable(m partition.MemberID) {}
-
 // RecoverQuorum is the operator's way out when raft lost its voter
 // majority for good (the voters died before the leader could replace
 // them): it makes this member's raft configuration the live members only.
@@ -419,10 +418,26 @@ func (n *Node) RecoverQuorum(ctx context.Context) error {
 	return errors.New("control: RecoverQuorum not implemented")
 }
 
-// ResetLost clears the Lost mark of partitions so that they are served
-// again, empty (see partition.Assignment.Lost). Not implemented yet.
+// ResetLost clears the Lost mark of the partitions in parts (of every lost
+// partition when parts is empty), so that they are served again, empty
+// (see partition.Assignment.Lost and partition.ResetLost); their LostAt
+// stays. The request is forwarded to the raft leader, retried across leader
+// changes until ctx ends, and ResetLost returns once the table without the
+// marks is committed (at once when none of them is marked). It returns
+// ErrNoPartition, and resets nothing, when parts names a partition out of
+// range.
 func (n *Node) ResetLost(ctx context.Context, parts []partition.ID) error {
-	return errors.New("control: ResetLost not implemented")
+	ps := make([]int32, len(parts))
+	for i, p := range parts {
+		if p < 0 || int(p) >= n.cfg.PartitionCount {
+			return fmt.Errorf("%w: %d (%d partitions)", ErrNoPartition, p, n.cfg.PartitionCount)
+		}
+		ps[i] = int32(p)
+	}
+	if err := n.toLeader(ctx, rpcReq{Op: reqResetLost, From: n.cfg.ID, Parts: ps}); err != nil {
+		return fmt.Errorf("control: reset lost partitions: %w", err)
+	}
+	return nil
 }
 
 // ReportSynced tells the coordinator that pending member m now holds a full

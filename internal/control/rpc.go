@@ -20,14 +20,18 @@ const (
 	msgLeave        transport.MsgType = 41 // member -> leader: I am leaving
 	msgRemove       transport.MsgType = 42 // drained member -> leader: remove me from raft
 	msgReadIndex    transport.MsgType = 43 // follower -> leader: confirm my lease (see lease.go)
+	msgResetLost    transport.MsgType = 44 // member -> leader: clear the Lost mark of partitions
+	msgUnreachable  transport.MsgType = 45 // member -> leader: these members do not answer (suspect.go)
 )
 
 // Request operations (the coordinator's request kinds).
 const (
-	reqSync   uint8 = 1
-	reqLeave  uint8 = 2
-	reqRemove uint8 = 3
-	reqRead   uint8 = 4 // read index: answered by the handler, not the coordinator
+	reqSync      uint8 = 1
+	reqLeave     uint8 = 2
+	reqRemove    uint8 = 3
+	reqRead      uint8 = 4 // read index: answered by the handler, not the coordinator
+	reqResetLost uint8 = 5
+	reqSuspect   uint8 = 6
 )
 
 // rpcReq is the header of a control request.
@@ -39,6 +43,11 @@ type rpcReq struct {
 	Epoch uint64             `msgpack:"e,omitempty"`
 	// Index is, in a read-index request, the sender's applied index.
 	Index uint64 `msgpack:"x,omitempty"`
+	// Parts are, in a reset request, the partitions to reset (empty: every
+	// lost partition).
+	Parts []int32 `msgpack:"ps,omitempty"`
+	// Members are, in an unreachable report, the members that do not answer.
+	Members []partition.MemberID `msgpack:"ms,omitempty"`
 }
 
 // Response statuses. Outcomes travel in the response header rather than as
@@ -83,7 +92,10 @@ func respond(t transport.MsgType, err error, index uint64) (transport.Message, e
 	return transport.Message{Type: t, Header: h}, nil
 }
 
-var opTypes = map[uint8]transport.MsgType{reqSync: msgReportSynced, reqLeave: msgLeave, reqRemove: msgRemove}
+var opTypes = map[uint8]transport.MsgType{
+	reqSync: msgReportSynced, reqLeave: msgLeave, reqRemove: msgRemove,
+	reqResetLost: msgResetLost, reqSuspect: msgUnreachable,
+}
 
 // request is a control request queued to the coordinator goroutine.
 type request struct {
@@ -155,7 +167,8 @@ func (n *Node) toLeader(ctx context.Context, r rpcReq) error {
 		} else {
 			err = ErrNotLeader
 		}
-		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrNotDrained) || errors.Is(err, ErrRemote) || errors.Is(err, ErrClosed) {
+		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrNotDrained) || errors.Is(err, ErrNotMember) ||
+			errors.Is(err, ErrRemote) || errors.Is(err, ErrClosed) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -140,20 +140,21 @@ func (n *Node) suspect(from partition.MemberID, ms []partition.MemberID, table *
 	return err
 }
 
-// suspected returns the members whose suspicion runs at now. It forgets
-// members that are no longer alive (the dead path applies) and those whose
-// penalty ended maxSuspect SuspectBackoffs ago (their next one starts at
-// SuspectBackoff again), and logs the re-admission of members demoted in the
-// previous round.
+// suspected returns the members whose suspicion runs at now (a member
+// memberlist declared dead stays suspect until its penalty ends, so that it
+// gets no copies while DeadWait runs). It forgets members that are not
+// alive once their penalty ended, and those whose penalty ended maxSuspect
+// SuspectBackoffs ago (their next one starts at SuspectBackoff again), and
+// logs the re-admission of live members demoted in the previous round.
 func (n *Node) suspected(alive map[partition.MemberID]membership.Member, now time.Time) map[partition.MemberID]bool {
 	out := map[partition.MemberID]bool{}
 	for id, q := range n.co.suspects {
 		_, isAlive := alive[id]
 		switch {
-		case !isAlive || now.Sub(q.until) >= maxSuspect*n.cfg.Timings.SuspectBackoff:
-			delete(n.co.suspects, id)
 		case now.Before(q.until):
 			out[id] = true
+		case !isAlive || now.Sub(q.until) >= maxSuspect*n.cfg.Timings.SuspectBackoff:
+			delete(n.co.suspects, id)
 		}
 	}
 	for id := range n.co.demoted {

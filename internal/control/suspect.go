@@ -22,7 +22,9 @@ import (
 // its lease may still be valid (see LeaseValid), so only a death, after
 // DeadWait, or a hand-off takes a partition from it. When its penalty ends
 // and it is still alive it is listed as active again and gets copies as
-// usual; when memberlist declares it dead the dead path applies.
+// usual; when memberlist declares it dead the dead path applies. Suspicion
+// is the leader's memory, not replicated: a new leader starts with none, and
+// members that still time out are reported again.
 
 // maxSuspect bounds the suspicion backoff, in SuspectBackoffs. A member
 // not demoted for that long starts again at SuspectBackoff.

@@ -107,13 +107,13 @@ func LANTimings() Timings {
 // LocalTimings are fast timings for members on one machine (tests, demos, a single host),
 // stable on a loaded 2-core machine under the race detector. A crashed member is declared dead
 // within about 1 to 3 seconds and its owned partitions are served again about 1.55 seconds
-// later; writes to partitions it backed up wait at most 200ms for it. A member that pauses for
+// later; writes to partitions it backed up wait at most 250ms for it. A member that pauses for
 // more than about a second loses its lease and its partitions, so do not use them across a
 // real network.
 func LocalTimings() Timings {
 	t := fromControl(control.LocalTimings())
 	t.SuspectBackoff = 2 * time.Second
-	t.BackupAckTimeout = 200 * time.Millisecond
+	t.BackupAckTimeout = 250 * time.Millisecond
 	return t
 }
 

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -145,6 +147,13 @@ func TestClusterSafeAfterKill(t *testing.T) {
 	if !c.Safe() {
 		t.Fatal("not safe before the kill")
 	}
+	var migrations atomic.Int64 // partition events on members[0], through the cluster view
+	remove := c.AddPartitionListener(func(ev dmap.PartitionEvent) {
+		if ev.Kind == dmap.MigrationFinished {
+			migrations.Add(1)
+		}
+	})
+	defer remove()
 	dead := members[2]
 	dead.kill()
 	if err := dead.Cluster().WaitSafe(context.Background()); !errors.Is(err, ErrClosed) {
@@ -186,6 +195,14 @@ func TestClusterSafeAfterKill(t *testing.T) {
 		if mi.ID == dead.ID() && mi.Alive {
 			t.Fatalf("killed member still alive in the view: %+v", mi)
 		}
+	}
+	// members[0] restores some of the backups the dead member held, or receives them.
+	deadline = time.Now().Add(30 * time.Second)
+	for migrations.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no MigrationFinished event on a survivor")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	w.waitOps(t, 600)
 	w.finish(t, getMap[string, int](t, members[0], "safe-kill"))

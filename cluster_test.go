@@ -31,13 +31,22 @@ func testConfig(gossip string, seeds []string, expect int) Config {
 		Seeds:          seeds,
 		ExpectMembers:  expect,
 		PartitionCount: 71,
-		fast:           true,
+		Timings:        LocalTimings(),
 	}
 }
 
 // startCluster starts n members at the same moment and waits until they agree on a settled
 // table. Members are killed (not closed) at the end of the test.
 func startCluster(t testing.TB, n int, mod func(*Config)) []*Member {
+	t.Helper()
+	members := startMembers(t, n, mod)
+	waitSettled(t, members...)
+	return members
+}
+
+// startMembers starts n members at the same moment and returns once Start returned for each.
+// Members are killed (not closed) at the end of the test.
+func startMembers(t testing.TB, n int, mod func(*Config)) []*Member {
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
@@ -71,7 +80,6 @@ func startCluster(t testing.TB, n int, mod func(*Config)) []*Member {
 			t.Fatalf("member %d: %v", i, err)
 		}
 	}
-	waitSettled(t, members...)
 	return members
 }
 

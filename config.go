@@ -9,6 +9,7 @@ import (
 
 	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/control"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -67,10 +68,22 @@ type Config struct {
 	// MaxFrameSize is the largest message between members, in bytes; values must fit in it with
 	// room for headers. Default 64 MiB.
 	MaxFrameSize int
-	// LeaseDuration is how long an owner keeps serving after it last heard from the raft
-	// majority. The coordinator waits longer than this before reassigning a failed member's
-	// partitions. Default 3s.
-	LeaseDuration time.Duration
+	// Timings are the failure-detection, raft and repair timings: how fast a crashed member is
+	// declared dead and its partitions served again, against how much delay the cluster
+	// tolerates before it suspects a healthy member. Default (the zero value): LANTimings();
+	// zero fields take their LANTimings value. See Timings for the presets.
+	Timings Timings
+	// BootstrapWithoutSeeds lets a member whose seeds (Seeds or Discovery) all fail to answer
+	// found a new cluster of its own. Default false: a member given seeds keeps trying to join
+	// them, so that a member started while the cluster is unreachable never creates a second
+	// cluster beside it. A member given no seeds always founds a cluster.
+	BootstrapWithoutSeeds bool
+	// RecreateLostPartitions makes a partition that lost every replica (more members crashed
+	// at once than it had backups, or faster than repair) come back empty at once, reported by
+	// a dmap.PartitionLost event. Default false: the partition is marked lost, its operations
+	// fail with dmap.ErrPartitionLost until the application calls
+	// Cluster.ResetLostPartitions, so that no reader mistakes the loss for absent keys.
+	RecreateLostPartitions bool
 	// MemoryBudget bounds the memory of the entries this member holds, in bytes. Above it, clean
 	// entries of maps with a loader are evicted (least recently used first) and read through
 	// again when used; dirty entries are never evicted. 0 (the default): no budget.
@@ -88,9 +101,6 @@ type Config struct {
 	Maps map[string]dmap.MapConfig
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
-
-	// fast selects test timings for failure detection and raft (set by tests in this module).
-	fast bool
 }
 
 // BackupCountNone requests no backups (BackupCount's zero value means the default of 1).
@@ -130,6 +140,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Timings = c.Timings.withDefaults()
 	return c
 }
 
@@ -171,11 +182,60 @@ func (c Config) Validate() error {
 	if c.MaxFrameSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 1 MiB, got %d", c.MaxFrameSize))
 	}
-	if c.LeaseDuration < 0 {
-		errs = append(errs, fmt.Errorf("LeaseDuration must not be negative, got %v", c.LeaseDuration))
-	}
+	errs = append(errs, c.validateTimings()...)
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}
+
+// validateTimings checks Timings with the rules of the packages that use them, so that the rules
+// live in one place: the control plane's (raft, gossip, leases) and the map service's.
+func (c Config) validateTimings() []error {
+	var errs []error
+	probe := control.Config{ID: "validate", TransportAddr: "127.0.0.1:1"}
+	c.applyControl(&probe)
+	for _, err := range problems(probe.Validate(), control.ErrConfig) {
+		errs = append(errs, fmt.Errorf("Timings: %w", err))
+	}
+	for _, err := range problems((dmap.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), dmap.ErrInvalidConfig) {
+		errs = append(errs, fmt.Errorf("Timings: %w", err))
+	}
+	if c.Timings.SuspectBackoff < 0 {
+		errs = append(errs, fmt.Errorf("Timings: SuspectBackoff must not be negative, got %v", c.Timings.SuspectBackoff))
+	}
+	return errs
+}
+
+// applyControl sets the control plane settings that come from c (after defaults).
+func (c Config) applyControl(cc *control.Config) {
+	cc.Timings = c.Timings.control()
+	cc.LeaseDuration = c.Timings.LeaseDuration
+	cc.BootstrapWithoutSeeds = c.BootstrapWithoutSeeds
+	cc.Plan.RecreateLost = c.RecreateLostPartitions
+}
+
+// problems splits an error of the form fmt.Errorf("%w: %w", sentinel, errors.Join(...)) (what
+// the Validate methods of this module return) into the problems it joins, so that they read as
+// this package's own.
+func problems(err, sentinel error) []error {
+	if err == nil {
+		return nil
+	}
+	multi, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range multi.Unwrap() {
+		if e == sentinel {
+			continue
+		}
+		if joined, ok := e.(interface{ Unwrap() []error }); ok {
+			out = append(out, joined.Unwrap()...)
+		} else {
+			out = append(out, e)
+		}
+	}
+	return out
 }

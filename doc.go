@@ -30,6 +30,22 @@
 // backup, and the backup count is then restored by copying. An owner that loses contact with the
 // raft majority stops serving before the coordinator may reassign its partitions (owner leases).
 //
+// # Failure timings and the cluster view
+//
+// Config.Timings decides how fast a crash is repaired against how much delay a healthy member
+// may show before it is suspected. Pick a preset and change single fields if needed:
+// LANTimings (the default) for one data center; LocalTimings for members on one machine (tests,
+// demos), which repairs a crash within a few seconds but takes a member that pauses for a
+// second for dead; WANTimings across data centers or lossy links, which tolerates pauses of
+// seconds and repairs a crash in about a minute. Each preset's doc states what a crash costs.
+//
+// Member.Cluster shows the members, the raft leader and voters, and where each partition (and
+// so each key: PartitionOfKey) lives. Cluster.WaitSafe waits until every partition has its
+// backups and nothing is moving: wait for it between the steps of a rolling restart. A
+// partition whose every copy died is marked lost, reported to partition listeners
+// (dmap.PartitionLost) and refused until Cluster.ResetLostPartitions, unless
+// Config.RecreateLostPartitions re-creates it empty at once.
+//
 // # Processing next to the data
 //
 // A local entry listener (dmap.Map.AddLocalEntryListener) runs on the member that owns each

@@ -31,6 +31,7 @@ type Member struct {
 	maps   *dmap.Service
 
 	serveDone chan struct{}
+	closed    chan struct{} // closed when the member stops
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,7 +73,8 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		ln.Close()
 		return nil, err
 	}
-	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client, serveDone: make(chan struct{})}
+	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client,
+		serveDone: make(chan struct{}), closed: make(chan struct{})}
 	go func() {
 		defer close(m.serveDone)
 		if err := server.Serve(ln); err != nil && !errors.Is(err, transport.ErrClosed) {
@@ -90,12 +92,9 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		MaxVoters:           cfg.MaxVoters,
 		PartitionCount:      cfg.PartitionCount,
 		Plan:                partition.PlanConfig{Backups: cfg.BackupCount},
-		LeaseDuration:       cfg.LeaseDuration,
 		Logger:              log.With("component", "control"),
 	}
-	if cfg.fast {
-		ccfg.Timings = control.LocalTimings()
-	}
+	cfg.applyControl(&ccfg)
 	// Open the control plane, install the map service's handlers, and only then wait to be part
 	// of the cluster: the coordinator may send this member copies as soon as it knows it.
 	m.node, err = control.Open(ccfg, control.Deps{Server: server, Client: client})
@@ -107,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		PartitionCount:   cfg.PartitionCount,
 		AsyncBackups:     cfg.AsyncBackups,
 		OperationTimeout: cfg.OperationTimeout,
+		BackupAckTimeout: cfg.Timings.BackupAckTimeout,
 		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
 		Maps:             cfg.Maps,
 		MemoryBudget:     cfg.MemoryBudget,
@@ -164,6 +164,7 @@ func (m *Member) kill() {
 }
 
 func (m *Member) stop() {
+	close(m.closed)
 	m.maps.Close()
 	m.node.Close()
 	m.stopTransport()

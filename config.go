@@ -201,9 +201,6 @@ func (c Config) validateTimings() []error {
 	for _, err := range problems((dmap.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), dmap.ErrInvalidConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
-	if c.Timings.SuspectBackoff < 0 {
-		errs = append(errs, fmt.Errorf("Timings: SuspectBackoff must not be negative, got %v", c.Timings.SuspectBackoff))
-	}
 	return errs
 }
 

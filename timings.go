@@ -82,8 +82,9 @@ type Timings struct {
 	// (doubling up to ten times that). LAN default 50ms.
 	RetryInterval time.Duration
 	// SuspectBackoff is how long a member that an owner reported unreachable (its backup
-	// acknowledgement took longer than BackupAckTimeout) is kept out of new backup
-	// assignments and copies before the coordinator trusts it again. LAN default 10s.
+	// acknowledgement took longer than BackupAckTimeout) is kept out of every partition's
+	// backups and copies before the coordinator trusts it again; it doubles at each new report,
+	// up to 16 times this. The member keeps the partitions it owns. LAN default 2s.
 	SuspectBackoff time.Duration
 	// BackupAckTimeout is how long an owner waits for one synchronous backup to acknowledge a
 	// write before it reports the backup unreachable, so that the coordinator can take it out
@@ -99,7 +100,6 @@ type Timings struct {
 // A member may pause (GC, a stalled VM) for about 3 seconds without losing its partitions.
 func LANTimings() Timings {
 	t := fromControl(control.DefaultTimings())
-	t.SuspectBackoff = 10 * time.Second
 	t.BackupAckTimeout = dmap.DefaultBackupAckTimeout
 	return t
 }
@@ -112,7 +112,6 @@ func LANTimings() Timings {
 // real network.
 func LocalTimings() Timings {
 	t := fromControl(control.LocalTimings())
-	t.SuspectBackoff = 2 * time.Second
 	t.BackupAckTimeout = 250 * time.Millisecond
 	return t
 }
@@ -176,8 +175,7 @@ func (t Timings) withDefaults() Timings {
 	return t
 }
 
-// fromControl copies the control plane's timings (SuspectBackoff and BackupAckTimeout are not
-// among them).
+// fromControl copies the control plane's timings (BackupAckTimeout is the map service's).
 func fromControl(c control.Timings) Timings {
 	return Timings{
 		ProbeInterval:           c.Gossip.ProbeInterval,
@@ -198,11 +196,11 @@ func fromControl(c control.Timings) Timings {
 		JoinRetryInterval:       c.JoinRetryInterval,
 		BootstrapSettle:         c.BootstrapSettle,
 		RetryInterval:           c.RetryInterval,
+		SuspectBackoff:          c.SuspectBackoff,
 	}
 }
 
-// control returns the control plane's share of t (after defaults). SuspectBackoff is not
-// passed on yet: the control plane has no such setting.
+// control returns the control plane's share of t (after defaults).
 func (t Timings) control() control.Timings {
 	var c control.Timings
 	c.Gossip.ProbeInterval = t.ProbeInterval
@@ -223,5 +221,6 @@ func (t Timings) control() control.Timings {
 	c.JoinRetryInterval = t.JoinRetryInterval
 	c.BootstrapSettle = t.BootstrapSettle
 	c.RetryInterval = t.RetryInterval
+	c.SuspectBackoff = t.SuspectBackoff
 	return c
 }

@@ -112,8 +112,20 @@ type Timings struct {
 	RaftContactTimeout time.Duration
 }
 
-// DefaultTimings are the production timings: memberlist's LAN timings
-// (dead within about 5 to 10 seconds) and hashicorp/raft's defaults.
+// DefaultTimings are the production timings for members on one LAN:
+// memberlist's LAN timings and hashicorp/raft's defaults. What they cost when
+// a member crashes:
+//   - declared failed: about 5 to 6 seconds after the crash by memberlist in
+//     clusters of fewer than 4 members, 5 to 12 in larger ones (see
+//     membership.LANTimings); the raft leader also treats a member whose
+//     heartbeats fail for RaftContactTimeout (5s) as failed, whichever comes
+//     first. A dead raft voter is replaced by a live non-voter at that moment.
+//   - DeadWait: 4.25s (lease 3s + leader lease 500ms + margin 750ms).
+//   - partitions reassigned (backups promoted, new copies started): about 9.5
+//     to 10.5 seconds after the crash in small clusters; a dead raft leader
+//     adds an election of 1 to 2 seconds before that clock starts.
+//   - false suspicions: rare (a member must miss probes for 500ms and not
+//     refute for 4s); a member falsely declared dead is re-admitted.
 func DefaultTimings() Timings {
 	return Timings{
 		Gossip:                 membership.LANTimings(),
@@ -131,10 +143,16 @@ func DefaultTimings() Timings {
 }
 
 // LocalTimings are fast timings for clusters on one machine (tests, demos),
-// still stable on a loaded 2-core machine under the race detector: a crashed
-// member is declared dead within about 1 to 3 seconds and its partitions are
-// reassigned about 1.5 seconds later (lease 1s + leader lease 300ms + margin
-// 250ms).
+// still stable on a loaded 2-core machine under the race detector. What they
+// cost when a member crashes:
+//   - declared failed: about 1 to 3 seconds after the crash by memberlist
+//     (membership.LocalTimings), or after RaftContactTimeout (1.5s) of failing
+//     raft heartbeats; a dead raft voter is replaced at that moment.
+//   - DeadWait: 1.55s (lease 1s + leader lease 300ms + margin 250ms).
+//   - partitions reassigned: about 2.5 to 4.5 seconds after the crash.
+//   - false suspicions: a process stalled for more than about 200ms (probe
+//     timeout) is suspected, for more than about a second declared dead; fine
+//     on one machine, not across a network.
 func LocalTimings() Timings {
 	return Timings{
 		Gossip:                 membership.LocalTimings(),
@@ -148,6 +166,35 @@ func LocalTimings() Timings {
 		BootstrapSettle:        200 * time.Millisecond,
 		RetryInterval:          20 * time.Millisecond,
 		RaftContactTimeout:     1500 * time.Millisecond,
+	}
+}
+
+// WANTimings are timings for members far apart (round trips around 100ms,
+// occasional loss): memberlist's WAN timings and raft timings about twice
+// hashicorp/raft's defaults. What they cost when a member crashes:
+//   - declared failed: about 35 to 40 seconds after the crash by memberlist
+//     (membership.WANTimings), but the raft leader treats a member whose
+//     heartbeats fail for RaftContactTimeout (10s) as failed first, so a
+//     crashed member (which refuses or drops raft connections) is treated as
+//     failed after about 10 seconds; a dead raft voter is replaced then.
+//   - DeadWait: 7.25s (lease 5s + leader lease 1s + margin 1.25s).
+//   - partitions reassigned: about 17 to 20 seconds after the crash; a dead
+//     raft leader adds an election of 2 to 4 seconds.
+//   - false suspicions: very rare (missed probes for 3s, then 30s without
+//     refutation; raft heartbeats failing for 10s).
+func WANTimings() Timings {
+	return Timings{
+		Gossip:                 membership.WANTimings(),
+		RaftHeartbeatTimeout:   2 * time.Second,
+		RaftElectionTimeout:    2 * time.Second,
+		RaftLeaderLeaseTimeout: time.Second,
+		RaftCommitTimeout:      50 * time.Millisecond,
+		LeaseDuration:          5 * time.Second,
+		ReconcileInterval:      time.Second,
+		JoinRetryInterval:      2 * time.Second,
+		BootstrapSettle:        3 * time.Second,
+		RetryInterval:          100 * time.Millisecond,
+		RaftContactTimeout:     10 * time.Second,
 	}
 }
 

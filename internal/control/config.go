@@ -38,11 +38,14 @@ type Config struct {
 	// created at once with the same value, the number of members started
 	// together. Default 1 (found a cluster alone when nobody answers).
 	ExpectMembers int
-	// BootstrapWithoutSeeds lets this member found a new cluster when
+	// BootstrapWithoutSeeds lets this member found a new cluster alone when
 	// Discovery names seeds but none of them answers. Default false: a
-	// member with seeds keeps trying to join them and never founds a
-	// cluster of its own (a member without seeds still founds one).
-	// Not implemented yet.
+	// member whose seeds do not answer keeps trying to join them (WaitReady
+	// waits until its context ends) and never founds a cluster of its own,
+	// so that a member started while its cluster is unreachable does not
+	// split from it. A member whose Discovery names nobody but itself (nil,
+	// empty, or only its own address) founds a cluster either way, and
+	// members that reach each other bootstrap together per ExpectMembers.
 	BootstrapWithoutSeeds bool
 	// MaxVoters is the number of raft voters kept (the rest are
 	// non-voters, promoted when a voter dies): 3 or 5. Default 3.

@@ -76,9 +76,11 @@ func (n *Node) joinLoop() {
 		if !n.inRaft.Load() {
 			alive := n.ml.NumAlive()
 			if alive < n.cfg.ExpectMembers || alive == 1 {
-				if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
+				_, err := n.ml.TryJoin(ctx, n.cfg.Discovery)
+				if err != nil {
 					n.log.Debug("control: join", "err", err)
 				}
+				n.seedless.Store(errors.Is(err, membership.ErrNoSeeds))
 			}
 			// The initial join phase is over once we tried, or others
 			// joined us first (then there was nothing to try).
@@ -657,7 +659,7 @@ func (n *Node) maybeBootstrap() {
 			return
 		}
 	}
-	if len(alive) < n.cfg.ExpectMembers || alive[0].ID != string(n.cfg.ID) {
+	if len(alive) < n.cfg.ExpectMembers || alive[0].ID != string(n.cfg.ID) || (len(alive) == 1 && !n.mayFoundAlone()) {
 		reset()
 		return
 	}

@@ -16,7 +16,11 @@
 // A cluster is born once: a member bootstraps raft only when it sees
 // ExpectMembers members (itself included) in memberlist, none of which is in
 // a raft cluster yet, its view has stayed the same for
-// Timings.BootstrapSettle, and it has the lowest ID of them. It bootstraps
+// Timings.BootstrapSettle, and it has the lowest ID of them. A member that
+// sees only itself bootstraps only when Discovery names no member but itself
+// (the first member of a new cluster) or Config.BootstrapWithoutSeeds is set:
+// a member whose seeds do not answer keeps trying to join them (WaitReady
+// keeps waiting) rather than founding a second cluster of its own. It bootstraps
 // with the lowest MaxVoters of them as voters; the others are added by the
 // leader. A member that sees a member in a raft cluster never bootstraps.
 // When every member of a new cluster is started with ExpectMembers equal to
@@ -78,6 +82,8 @@ type Node struct {
 
 	inRaft        atomic.Bool // this member has a raft configuration (meta InRaft gossiped)
 	joinAttempted atomic.Bool // the first attempt to join the seeds is done
+	seedless      atomic.Bool // the latest discovery answer named no member but this one
+	seedsWarned   atomic.Bool // mayFoundAlone logged that it waits for the seeds
 
 	born        time.Time    // origin of mono
 	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none

@@ -72,8 +72,7 @@ type Node struct {
 	deps   Deps
 	log    *slog.Logger
 	ml     *membership.List
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	raft   *raftRef // the current raft instance (RecoverQuorum replaces it)
 	fsm    *fsm
 	reqs   chan *request
 	stop   chan struct{}
@@ -190,10 +189,29 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 }
 
 func (n *Node) startRaft() error {
+	// Members get a fresh ID at every start, so nothing needs to survive a
+	// restart: in-memory stores. They are kept with the instance for
+	// RecoverQuorum.
+	n.netTimeout = min(max(5*n.cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
+	store := raft.NewInmemStore()
+	in, err := n.newRaftInst(store, raft.NewInmemSnapshotStore(), nil)
+	if err != nil {
+		return err
+	}
+	n.raft = newRaftRef()
+	n.raft.setLocked(in)
+	return nil
+}
+
+// newRaftInst starts a raft instance on the given stores with a new
+// transport over deps.Server's raft layer. When recoverTo is non-nil it first
+// rewrites the stores with raft.RecoverCluster to recoverTo (see
+// RecoverQuorum).
+func (n *Node) newRaftInst(logs *raft.InmemStore, snaps *raft.InmemSnapshotStore, recoverTo *raft.Configuration) (*raftInst, error) {
 	cfg := n.cfg
 	addr, err := net.ResolveTCPAddr("tcp", cfg.TransportAddr)
 	if err != nil {
-		return fmt.Errorf("%w: TransportAddr %q: %w", ErrConfig, cfg.TransportAddr, err)
+		return nil, fmt.Errorf("%w: TransportAddr %q: %w", ErrConfig, cfg.TransportAddr, err)
 	}
 	level := hclog.Warn
 	if n.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -205,9 +223,8 @@ func (n *Node) startRaft() error {
 		Output:      membership.LogWriter(cfg.Logger, "raft", true),
 		DisableTime: true,
 	})
-	timeout := min(max(5*cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
-	n.netTimeout = timeout
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	timeout := n.netTimeout
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.deps.Server.RaftLayer(addr),
 		MaxPool: 3,
 		Timeout: timeout,
@@ -225,18 +242,25 @@ func (n *Node) startRaft() error {
 	rc.TrailingLogs = 1024
 	rc.Logger = hl
 	if err := raft.ValidateConfig(rc); err != nil {
-		n.trans.Close()
-		return fmt.Errorf("%w: raft: %w", ErrConfig, err)
+		trans.Close()
+		return nil, fmt.Errorf("%w: raft: %w", ErrConfig, err)
 	}
-	// Members get a fresh ID at every start, so nothing needs to survive a
-	// restart: in-memory stores.
-	store := raft.NewInmemStore()
-	n.raft, err = raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), n.trans)
+	var recoverErr error
+	if recoverTo != nil {
+		// The scratch FSM only replays the log into the snapshot that
+		// RecoverCluster writes; NewRaft restores n.fsm from it.
+		recoverErr = raft.RecoverCluster(rc, newFSM(cfg.PartitionCount), logs, logs, snaps, trans, *recoverTo)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, trans)
 	if err != nil {
-		n.trans.Close()
-		return fmt.Errorf("control: start raft: %w", err)
+		trans.Close()
+		return nil, errors.Join(recoverErr, fmt.Errorf("control: start raft: %w", err))
 	}
-	return nil
+	in := &raftInst{r: r, trans: trans, logs: logs, snaps: snaps}
+	if recoverErr != nil {
+		return in, fmt.Errorf("control: recover raft configuration: %w", recoverErr)
+	}
+	return in, nil
 }
 
 // WaitReady blocks until this member is in a raft configuration, has a
@@ -417,12 +441,17 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 // fail (see dmap.Cluster). Not implemented yet: the report is ignored.
 func (n *Node) ReportUnreachable(m partition.MemberID) {}
 
-// RecoverQuorum is the operator's way out when raft lost its voter
-// majority for good (the voters died before the leader could replace
-// them): it makes this member's raft configuration the live members only.
-// Not implemented yet.
+// RecoverQuorum is the operator's way out when raft lost its voter majority
+// for good (a majority of the voters died before the leader could replace
+// them): no leader can be elected, so no table is committed and no member
+// holds its lease. It rewrites this member's raft configuration to the live
+// members and restarts raft; see recover.go for the procedure and its
+// rules. Call it on every surviving member. It returns ErrQuorumIntact, and
+// changes nothing, while this member knows a leader or a majority of the
+// voters is alive, ErrNotMember on a member that was never in a raft
+// cluster, ErrClosed after Close.
 func (n *Node) RecoverQuorum(ctx context.Context) error {
-	return errors.New("control: RecoverQuorum not implemented")
+	return n.recoverQuorum(ctx)
 }
 
 // ResetLost clears the Lost mark of partitions so that they are served
@@ -529,7 +558,7 @@ func (n *Node) Close() error {
 		close(n.stop)
 		n.raft.DeregisterObserver(n.obs)
 		err := n.raft.Shutdown().Error()
-		if terr := n.trans.Close(); err == nil {
+		if terr := n.raft.transport().Close(); err == nil {
 			err = terr
 		}
 		if merr := n.ml.Shutdown(); err == nil && merr != nil && !errors.Is(merr, membership.ErrClosed) {
@@ -544,14 +573,14 @@ func (n *Node) Close() error {
 // cutRaft simulates an asymmetric partition (tests): this member stops
 // exchanging raft traffic while it keeps gossiping and serving control
 // requests.
-func (n *Node) cutRaft() { n.trans.Close() }
+func (n *Node) cutRaft() { n.raft.transport().Close() }
 
 // cutOff simulates a network partition isolating this member (tests): it
 // stops gossiping and exchanging raft traffic without telling anyone, while
 // the node keeps answering LeaseValid, Table and Watch.
 func (n *Node) cutOff() {
 	n.ml.Shutdown()
-	n.trans.Close()
+	n.raft.transport().Close()
 }
 
 // stopContext returns a context that ends when the node stops or cancel is called, for the

@@ -255,6 +255,9 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 	if servers, err = n.syncRaft(servers, n.raftEligible(servers, alive, now)); err != nil {
 		return err
 	}
+	if servers, err = n.replaceFailingVoters(servers, alive, now); err != nil {
+		return err
+	}
 	// A member on probation is in raft but not yet trusted to receive the
 	// tables: it counts as out of raft for the plan.
 	probation := n.adm.onProbation()

@@ -25,6 +25,7 @@ type testCluster struct {
 	partCnt int
 	backups int
 	voters  int
+	timings Timings // zero: LocalTimings
 
 	mu    sync.Mutex
 	seeds []string
@@ -86,6 +87,10 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 	c.seq++
 	id := partition.MemberID(fmt.Sprintf("m%02d-%04x", c.seq, rand.IntN(1<<16)))
 	c.mu.Unlock()
+	timings := c.timings
+	if timings == (Timings{}) {
+		timings = LocalTimings()
+	}
 	n, err := Open(Config{
 		ID:             id,
 		TransportAddr:  ln.Addr().String(),
@@ -94,7 +99,7 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 		MaxVoters:      c.voters,
 		PartitionCount: c.partCnt,
 		Plan:           partition.PlanConfig{Backups: c.backups},
-		Timings:        LocalTimings(),
+		Timings:        timings,
 		Logger:         testLogger(c.t),
 	}, Deps{Server: srv, Client: cli})
 	if err != nil {

@@ -36,7 +36,12 @@
 // (gossip gets through, raft does not); either way its partitions are
 // reassigned only after Config.DeadWait. A member failed by raft is
 // re-admitted after a backoff, as a non-voter on probation, and takes part
-// again once it proved that raft reaches it. After a network partition
+// again once it proved that raft reaches it. A raft voter is swapped for a
+// healthy non-voter sooner, once the leader's heartbeats to it have failed
+// for two heartbeat timeouts (voters.go), so that voters dying one after
+// another leave raft its majority. When a majority of the voters dies before
+// that anyway, the operator calls RecoverQuorum on the survivors
+// (recover.go). After a network partition
 // heals, members reconnect to the ones they lost (see joinLoop) and the
 // returning member rejoins raft under its own ID.
 //

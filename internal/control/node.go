@@ -451,10 +451,13 @@ func (n *Node) ReportUnreachable(m partition.MemberID) {}
 // them): no leader can be elected, so no table is committed and no member
 // holds its lease. It rewrites this member's raft configuration to the live
 // members and restarts raft; see recover.go for the procedure and its
-// rules. Call it on every surviving member. It returns ErrQuorumIntact, and
-// changes nothing, while this member knows a leader or a majority of the
-// voters is alive, ErrNotMember on a member that was never in a raft
-// cluster, ErrClosed after Close.
+// rules. Call it on every surviving member, once failure detection on each
+// reports the dead members dead. It returns as soon as the new raft instance
+// runs, without waiting for the election (WaitReady waits for the cluster);
+// ctx is consulted only before the restart, which is not interruptible. It
+// returns ErrQuorumIntact, and changes nothing, while this member knows a
+// leader or a majority of the voters is alive; ErrNotMember on a member that
+// was never in a raft cluster; ErrClosed after Close.
 func (n *Node) RecoverQuorum(ctx context.Context) error {
 	return n.recoverQuorum(ctx)
 }

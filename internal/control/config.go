@@ -30,13 +30,17 @@ type Config struct {
 	// bind address (with the picked port).
 	GossipAdvertiseAddr string
 	// Discovery yields the seeds to join. nil means none: this member
-	// founds the cluster (or waits to be joined).
+	// founds the cluster. A member whose seeds do not answer waits for them
+	// (see BootstrapWithoutSeeds).
 	Discovery discovery.Discovery
 	// ExpectMembers is how many members (this one included) must see each
 	// other, none of them in a raft cluster yet, before the one with the
 	// lowest ID bootstraps raft. Start every member of a cluster that is
 	// created at once with the same value, the number of members started
-	// together. Default 1 (found a cluster alone when nobody answers).
+	// together. Default 1: a member founds a cluster alone when Discovery
+	// names nobody else (see BootstrapWithoutSeeds for seeds that do not
+	// answer), and any two fresh members that reach each other found one
+	// together.
 	ExpectMembers int
 	// BootstrapWithoutSeeds lets this member found a new cluster alone when
 	// Discovery names seeds but none of them answers. Default false: a

@@ -116,32 +116,15 @@ func LocalTimings() Timings {
 	return t
 }
 
-// WANTimings are slow timings for members spread over data centers or a lossy network:
-// memberlist's WAN timings and a raft five to ten times as patient as on a LAN. A crashed
-// member is declared dead within about 35 to 40 seconds (longer in clusters of more than five
-// members until others confirm it), and its owned partitions are served again about 14.5
-// seconds later; writes to partitions it backed up wait at most 2 seconds for it. A member
-// may pause for about 10 seconds without losing its partitions.
+// WANTimings are slow timings for members spread over data centers or a lossy network (round
+// trips around 100ms): memberlist's WAN timings and raft about twice as patient as on a LAN. A
+// crashed member is treated as failed after about 10 seconds (the raft leader's heartbeats to
+// it fail for RaftContactTimeout; gossip alone takes 35 to 40), and its owned partitions are
+// served again about 18 to 23 seconds after the crash; writes to partitions it backed up wait
+// at most 2 seconds for it. A member may pause for about 5 seconds without losing its
+// partitions.
 func WANTimings() Timings {
-	t := LANTimings()
-	// memberlist's DefaultWANConfig.
-	t.ProbeInterval = 5 * time.Second
-	t.ProbeTimeout = 3 * time.Second
-	t.SuspicionMult = 6
-	t.GossipInterval = 500 * time.Millisecond
-	t.PushPullInterval = 60 * time.Second
-	t.GossipTCPTimeout = 30 * time.Second
-
-	t.RaftHeartbeatTimeout = 4 * time.Second
-	t.RaftElectionTimeout = 4 * time.Second
-	t.RaftLeaderLeaseTimeout = 2 * time.Second
-	t.RaftContactTimeout = 20 * time.Second
-	t.LeaseDuration = 10 * time.Second
-	t.ReconcileInterval = 2 * time.Second
-	t.JoinRetryInterval = 2 * time.Second
-	t.BootstrapSettle = 3 * time.Second
-	t.RetryInterval = 100 * time.Millisecond
-	t.SuspectBackoff = 30 * time.Second
+	t := fromControl(control.WANTimings())
 	t.BackupAckTimeout = 2 * time.Second
 	return t
 }

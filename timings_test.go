@@ -18,6 +18,9 @@ func TestTimingsPresetsMatchControl(t *testing.T) {
 	if got, want := LocalTimings().control(), control.LocalTimings(); got != want {
 		t.Errorf("LocalTimings: %+v, want %+v", got, want)
 	}
+	if got, want := WANTimings().control(), control.WANTimings(); got != want {
+		t.Errorf("WANTimings: %+v, want %+v", got, want)
+	}
 	if got := (Config{}).withDefaults().Timings; got != LANTimings() {
 		t.Errorf("zero Timings: %+v, want LANTimings %+v", got, LANTimings())
 	}

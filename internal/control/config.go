@@ -30,19 +30,26 @@ type Config struct {
 	// bind address (with the picked port).
 	GossipAdvertiseAddr string
 	// Discovery yields the seeds to join. nil means none: this member
-	// founds the cluster (or waits to be joined).
+	// founds the cluster. A member whose seeds do not answer waits for them
+	// (see BootstrapWithoutSeeds).
 	Discovery discovery.Discovery
 	// ExpectMembers is how many members (this one included) must see each
 	// other, none of them in a raft cluster yet, before the one with the
 	// lowest ID bootstraps raft. Start every member of a cluster that is
 	// created at once with the same value, the number of members started
-	// together. Default 1 (found a cluster alone when nobody answers).
+	// together. Default 1: a member founds a cluster alone when Discovery
+	// names nobody else (see BootstrapWithoutSeeds for seeds that do not
+	// answer), and any two fresh members that reach each other found one
+	// together.
 	ExpectMembers int
-	// BootstrapWithoutSeeds lets this member found a new cluster when
+	// BootstrapWithoutSeeds lets this member found a new cluster alone when
 	// Discovery names seeds but none of them answers. Default false: a
-	// member with seeds keeps trying to join them and never founds a
-	// cluster of its own (a member without seeds still founds one).
-	// Not implemented yet.
+	// member whose seeds do not answer keeps trying to join them (WaitReady
+	// waits until its context ends) and never founds a cluster of its own,
+	// so that a member started while its cluster is unreachable does not
+	// split from it. A member whose Discovery names nobody but itself (nil,
+	// empty, or only its own address) founds a cluster either way, and
+	// members that reach each other bootstrap together per ExpectMembers.
 	BootstrapWithoutSeeds bool
 	// MaxVoters is the number of raft voters kept (the rest are
 	// non-voters, promoted when a voter dies): 3 or 5. Default 3.
@@ -76,7 +83,8 @@ type Timings struct {
 	Gossip membership.Timings
 	// RaftHeartbeatTimeout is how long a follower waits without contact
 	// before it starts an election; the leader sends heartbeats ten times
-	// per timeout. Default 1s.
+	// per timeout, and swaps a voter whose heartbeats have failed for twice
+	// this for a healthy non-voter. Default 1s.
 	RaftHeartbeatTimeout time.Duration
 	// RaftElectionTimeout is how long a candidate waits for votes. Default 1s.
 	RaftElectionTimeout time.Duration
@@ -120,8 +128,24 @@ type Timings struct {
 	SuspectBackoff time.Duration
 }
 
-// DefaultTimings are the production timings: memberlist's LAN timings
-// (dead within about 5 to 10 seconds) and hashicorp/raft's defaults.
+// DefaultTimings are the production timings for members on one LAN:
+// memberlist's LAN timings and hashicorp/raft's defaults. What they cost when
+// a member crashes:
+//   - declared failed: about 5 to 6 seconds after the crash by memberlist in
+//     clusters of fewer than 4 members, 5 to 12 in larger ones (see
+//     membership.LANTimings); the raft leader also treats a member whose
+//     heartbeats fail for RaftContactTimeout (5s) as failed, whichever comes
+//     first.
+//   - a dead raft voter is swapped for a live non-voter once the leader's
+//     heartbeats to it have failed for 2s (see voters.go): measured 2.4 to
+//     2.7 seconds after the crash of a follower, 3.6 to 5.6 after the crash
+//     of the leader (the election comes first).
+//   - DeadWait: 4.25s (lease 3s + leader lease 500ms + margin 750ms).
+//   - partitions reassigned (backups promoted, new copies started): about 10
+//     to 11 seconds after the crash in small clusters (measured 10.5 to 12.7
+//     with 5 members on loopback, the leader's crash at the high end).
+//   - false suspicions: rare (a member must miss probes for 500ms and not
+//     refute for 4s); a member falsely declared dead is re-admitted.
 func DefaultTimings() Timings {
 	return Timings{
 		Gossip:                 membership.LANTimings(),
@@ -140,10 +164,20 @@ func DefaultTimings() Timings {
 }
 
 // LocalTimings are fast timings for clusters on one machine (tests, demos),
-// still stable on a loaded 2-core machine under the race detector: a crashed
-// member is declared dead within about 1 to 3 seconds and its partitions are
-// reassigned about 1.5 seconds later (lease 1s + leader lease 300ms + margin
-// 250ms).
+// still stable on a loaded 2-core machine under the race detector. What they
+// cost when a member crashes:
+//   - declared failed: about 1 to 3 seconds after the crash by memberlist
+//     (membership.LocalTimings), or after RaftContactTimeout (1.5s) of failing
+//     raft heartbeats.
+//   - a dead raft voter is swapped for a live non-voter after 1s of failing
+//     heartbeats or when declared failed: measured 1.2 to 1.8 seconds after
+//     the crash.
+//   - DeadWait: 1.55s (lease 1s + leader lease 300ms + margin 250ms).
+//   - partitions reassigned: about 2.5 to 4.5 seconds after the crash
+//     (measured 2.9 to 3.5 with 5 members).
+//   - false suspicions: a process stalled for more than about 200ms (probe
+//     timeout) is suspected, for more than about a second declared dead; fine
+//     on one machine, not across a network.
 func LocalTimings() Timings {
 	return Timings{
 		Gossip:                 membership.LocalTimings(),
@@ -158,6 +192,39 @@ func LocalTimings() Timings {
 		RetryInterval:          20 * time.Millisecond,
 		RaftContactTimeout:     1500 * time.Millisecond,
 		SuspectBackoff:         time.Second,
+	}
+}
+
+// WANTimings are timings for members far apart (round trips around 100ms,
+// occasional loss): memberlist's WAN timings and raft timings about twice
+// hashicorp/raft's defaults. What they cost when a member crashes:
+//   - declared failed: about 35 to 40 seconds after the crash by memberlist
+//     (membership.WANTimings), but the raft leader treats a member whose
+//     heartbeats fail for RaftContactTimeout (10s) as failed first, so a
+//     crashed member (which refuses or drops raft connections) is treated as
+//     failed after about 10 seconds.
+//   - a dead raft voter is swapped for a live non-voter once the leader's
+//     heartbeats to it have failed for 4s: measured 4.3 seconds after the
+//     crash of a follower, 8.9 after the crash of the leader.
+//   - DeadWait: 7.25s (lease 5s + leader lease 1s + margin 1.25s).
+//   - partitions reassigned: about 18 to 23 seconds after the crash (the
+//     leader's crash at the high end).
+//   - false suspicions: very rare (missed probes for 3s, then 30s without
+//     refutation; raft heartbeats failing for 10s).
+func WANTimings() Timings {
+	return Timings{
+		Gossip:                 membership.WANTimings(),
+		RaftHeartbeatTimeout:   2 * time.Second,
+		RaftElectionTimeout:    2 * time.Second,
+		RaftLeaderLeaseTimeout: time.Second,
+		RaftCommitTimeout:      50 * time.Millisecond,
+		LeaseDuration:          5 * time.Second,
+		ReconcileInterval:      time.Second,
+		JoinRetryInterval:      2 * time.Second,
+		BootstrapSettle:        3 * time.Second,
+		RetryInterval:          100 * time.Millisecond,
+		RaftContactTimeout:     10 * time.Second,
+		SuspectBackoff:         5 * time.Second,
 	}
 }
 

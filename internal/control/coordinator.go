@@ -107,9 +107,11 @@ func (n *Node) joinLoop() {
 		if !n.inRaft.Load() {
 			alive := n.ml.NumAlive()
 			if alive < n.cfg.ExpectMembers || alive == 1 {
-				if _, err := n.ml.TryJoin(ctx, n.cfg.Discovery); err != nil {
+				_, err := n.ml.TryJoin(ctx, n.cfg.Discovery)
+				if err != nil {
 					n.log.Debug("control: join", "err", err)
 				}
+				n.seedless.Store(errors.Is(err, membership.ErrNoSeeds))
 			}
 			// The initial join phase is over once we tried, or others
 			// joined us first (then there was nothing to try).
@@ -284,6 +286,9 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 		alive[partition.MemberID(m.ID)] = m
 	}
 	if servers, err = n.syncRaft(servers, n.raftEligible(servers, alive, now)); err != nil {
+		return err
+	}
+	if servers, err = n.replaceFailingVoters(servers, alive, now); err != nil {
 		return err
 	}
 	// A member on probation is in raft but not yet trusted to receive the
@@ -721,7 +726,7 @@ func (n *Node) maybeBootstrap() {
 			return
 		}
 	}
-	if len(alive) < n.cfg.ExpectMembers || alive[0].ID != string(n.cfg.ID) {
+	if len(alive) < n.cfg.ExpectMembers || alive[0].ID != string(n.cfg.ID) || (len(alive) == 1 && !n.mayFoundAlone()) {
 		reset()
 		return
 	}

@@ -30,4 +30,8 @@ var (
 	ErrNoPartition = errors.New("control: no such partition")
 	// ErrRemote wraps an unexpected error reported by the leader.
 	ErrRemote = errors.New("control: remote error")
+	// ErrQuorumIntact is returned by RecoverQuorum when raft does not need
+	// recovering: this member knows a raft leader, or a majority of the raft
+	// voters is alive according to failure detection.
+	ErrQuorumIntact = errors.New("control: raft quorum is intact; recovery refused")
 )

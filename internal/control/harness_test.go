@@ -26,6 +26,7 @@ type testCluster struct {
 	backups int
 	voters  int
 	tune    func(*Config) // if set, adjusts every member's config before Open
+	timings Timings       // zero: LocalTimings
 
 	mu    sync.Mutex
 	seeds []string
@@ -87,6 +88,10 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 	c.seq++
 	id := partition.MemberID(fmt.Sprintf("m%02d-%04x", c.seq, rand.IntN(1<<16)))
 	c.mu.Unlock()
+	timings := c.timings
+	if timings == (Timings{}) {
+		timings = LocalTimings()
+	}
 	cfg := Config{
 		ID:             id,
 		TransportAddr:  ln.Addr().String(),
@@ -95,7 +100,7 @@ func (c *testCluster) open(expect int) (*testNode, error) {
 		MaxVoters:      c.voters,
 		PartitionCount: c.partCnt,
 		Plan:           partition.PlanConfig{Backups: c.backups},
-		Timings:        LocalTimings(),
+		Timings:        timings,
 		Logger:         testLogger(c.t),
 	}
 	if c.tune != nil {

@@ -16,7 +16,11 @@
 // A cluster is born once: a member bootstraps raft only when it sees
 // ExpectMembers members (itself included) in memberlist, none of which is in
 // a raft cluster yet, its view has stayed the same for
-// Timings.BootstrapSettle, and it has the lowest ID of them. It bootstraps
+// Timings.BootstrapSettle, and it has the lowest ID of them. A member that
+// sees only itself bootstraps only when Discovery names no member but itself
+// (the first member of a new cluster) or Config.BootstrapWithoutSeeds is set:
+// a member whose seeds do not answer keeps trying to join them (WaitReady
+// keeps waiting) rather than founding a second cluster of its own. It bootstraps
 // with the lowest MaxVoters of them as voters; the others are added by the
 // leader. A member that sees a member in a raft cluster never bootstraps.
 // When every member of a new cluster is started with ExpectMembers equal to
@@ -32,7 +36,12 @@
 // (gossip gets through, raft does not); either way its partitions are
 // reassigned only after Config.DeadWait. A member failed by raft is
 // re-admitted after a backoff, as a non-voter on probation, and takes part
-// again once it proved that raft reaches it. After a network partition
+// again once it proved that raft reaches it. A raft voter is swapped for a
+// healthy non-voter sooner, once the leader's heartbeats to it have failed
+// for two heartbeat timeouts (voters.go), so that voters dying one after
+// another leave raft its majority. When a majority of the voters dies before
+// that anyway, the operator calls RecoverQuorum on the survivors
+// (recover.go). After a network partition
 // heals, members reconnect to the ones they lost (see joinLoop) and the
 // returning member rejoins raft under its own ID.
 //
@@ -68,8 +77,7 @@ type Node struct {
 	deps   Deps
 	log    *slog.Logger
 	ml     *membership.List
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	raft   *raftRef // the current raft instance (RecoverQuorum replaces it)
 	fsm    *fsm
 	reqs   chan *request
 	stop   chan struct{}
@@ -78,6 +86,8 @@ type Node struct {
 
 	inRaft        atomic.Bool // this member has a raft configuration (meta InRaft gossiped)
 	joinAttempted atomic.Bool // the first attempt to join the seeds is done
+	seedless      atomic.Bool // the latest discovery answer named no member but this one
+	seedsWarned   atomic.Bool // mayFoundAlone logged that it waits for the seeds
 
 	born        time.Time    // origin of mono
 	confirmed   atomic.Int64 // mono time the last lease confirmation was requested; 0 none
@@ -187,10 +197,29 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 }
 
 func (n *Node) startRaft() error {
+	// Members get a fresh ID at every start, so nothing needs to survive a
+	// restart: in-memory stores. They are kept with the instance for
+	// RecoverQuorum.
+	n.netTimeout = min(max(5*n.cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
+	store := raft.NewInmemStore()
+	in, err := n.newRaftInst(store, raft.NewInmemSnapshotStore(), nil)
+	if err != nil {
+		return err
+	}
+	n.raft = newRaftRef()
+	n.raft.setLocked(in)
+	return nil
+}
+
+// newRaftInst starts a raft instance on the given stores with a new
+// transport over deps.Server's raft layer. When recoverTo is non-nil it first
+// rewrites the stores with raft.RecoverCluster to recoverTo (see
+// RecoverQuorum).
+func (n *Node) newRaftInst(logs *raft.InmemStore, snaps *raft.InmemSnapshotStore, recoverTo *raft.Configuration) (*raftInst, error) {
 	cfg := n.cfg
 	addr, err := net.ResolveTCPAddr("tcp", cfg.TransportAddr)
 	if err != nil {
-		return fmt.Errorf("%w: TransportAddr %q: %w", ErrConfig, cfg.TransportAddr, err)
+		return nil, fmt.Errorf("%w: TransportAddr %q: %w", ErrConfig, cfg.TransportAddr, err)
 	}
 	level := hclog.Warn
 	if n.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -202,9 +231,8 @@ func (n *Node) startRaft() error {
 		Output:      membership.LogWriter(cfg.Logger, "raft", true),
 		DisableTime: true,
 	})
-	timeout := min(max(5*cfg.Timings.RaftHeartbeatTimeout, time.Second), 10*time.Second)
-	n.netTimeout = timeout
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	timeout := n.netTimeout
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.deps.Server.RaftLayer(addr),
 		MaxPool: 3,
 		Timeout: timeout,
@@ -222,18 +250,25 @@ func (n *Node) startRaft() error {
 	rc.TrailingLogs = 1024
 	rc.Logger = hl
 	if err := raft.ValidateConfig(rc); err != nil {
-		n.trans.Close()
-		return fmt.Errorf("%w: raft: %w", ErrConfig, err)
+		trans.Close()
+		return nil, fmt.Errorf("%w: raft: %w", ErrConfig, err)
 	}
-	// Members get a fresh ID at every start, so nothing needs to survive a
-	// restart: in-memory stores.
-	store := raft.NewInmemStore()
-	n.raft, err = raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), n.trans)
+	var recoverErr error
+	if recoverTo != nil {
+		// The scratch FSM only replays the log into the snapshot that
+		// RecoverCluster writes; NewRaft restores n.fsm from it.
+		recoverErr = raft.RecoverCluster(rc, newFSM(cfg.PartitionCount), logs, logs, snaps, trans, *recoverTo)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, trans)
 	if err != nil {
-		n.trans.Close()
-		return fmt.Errorf("control: start raft: %w", err)
+		trans.Close()
+		return nil, errors.Join(recoverErr, fmt.Errorf("control: start raft: %w", err))
 	}
-	return nil
+	in := &raftInst{r: r, trans: trans, logs: logs, snaps: snaps}
+	if recoverErr != nil {
+		return in, fmt.Errorf("control: recover raft configuration: %w", recoverErr)
+	}
+	return in, nil
 }
 
 // WaitReady blocks until this member is in a raft configuration, has a
@@ -410,12 +445,20 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 	return 0, false
 }
 
-// RecoverQuorum is the operator's way out when raft lost its voter
-// majority for good (the voters died before the leader could replace
-// them): it makes this member's raft configuration the live members only.
-// Not implemented yet.
+// RecoverQuorum is the operator's way out when raft lost its voter majority
+// for good (a majority of the voters died before the leader could replace
+// them): no leader can be elected, so no table is committed and no member
+// holds its lease. It rewrites this member's raft configuration to the live
+// members and restarts raft; see recover.go for the procedure and its
+// rules. Call it on every surviving member, once failure detection on each
+// reports the dead members dead. It returns as soon as the new raft instance
+// runs, without waiting for the election (WaitReady waits for the cluster);
+// ctx is consulted only before the restart, which is not interruptible. It
+// returns ErrQuorumIntact, and changes nothing, while this member knows a
+// leader or a majority of the voters is alive; ErrNotMember on a member that
+// was never in a raft cluster; ErrClosed after Close.
 func (n *Node) RecoverQuorum(ctx context.Context) error {
-	return errors.New("control: RecoverQuorum not implemented")
+	return n.recoverQuorum(ctx)
 }
 
 // ResetLost clears the Lost mark of the partitions in parts (of every lost
@@ -538,7 +581,7 @@ func (n *Node) Close() error {
 		close(n.stop)
 		n.raft.DeregisterObserver(n.obs)
 		err := n.raft.Shutdown().Error()
-		if terr := n.trans.Close(); err == nil {
+		if terr := n.raft.transport().Close(); err == nil {
 			err = terr
 		}
 		if merr := n.ml.Shutdown(); err == nil && merr != nil && !errors.Is(merr, membership.ErrClosed) {
@@ -553,14 +596,14 @@ func (n *Node) Close() error {
 // cutRaft simulates an asymmetric partition (tests): this member stops
 // exchanging raft traffic while it keeps gossiping and serving control
 // requests.
-func (n *Node) cutRaft() { n.trans.Close() }
+func (n *Node) cutRaft() { n.raft.transport().Close() }
 
 // cutOff simulates a network partition isolating this member (tests): it
 // stops gossiping and exchanging raft traffic without telling anyone, while
 // the node keeps answering LeaseValid, Table and Watch.
 func (n *Node) cutOff() {
 	n.ml.Shutdown()
-	n.trans.Close()
+	n.raft.transport().Close()
 }
 
 // stopContext returns a context that ends when the node stops or cancel is called, for the

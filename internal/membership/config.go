@@ -39,7 +39,17 @@ type Timings struct {
 	TCPTimeout time.Duration
 }
 
-// LANTimings are memberlist's LAN defaults: the production default.
+// LANTimings are memberlist's LAN defaults: the production default. A
+// crashed member is suspected within about 1 to 2 seconds (a member is probed
+// about once per ProbeInterval of 1s, with a 500ms timeout) and declared dead
+// after the suspicion timeout: 4s (SuspicionMult probe intervals, times
+// log10(n) beyond 10 members) in clusters of fewer than 4 members; in larger
+// ones it starts at up to 6 times that and shrinks to 4s as other members
+// confirm the suspicion, which takes a few seconds when several probe the
+// dead member. So about 5 to 6 seconds after the crash in small clusters, 5
+// to 12 in larger ones. A false suspicion needs a member to miss a direct and
+// 3 indirect probes for 500ms and then not refute it for seconds: rare on a
+// LAN, though a long GC or scheduling pause can cause one.
 func LANTimings() Timings {
 	return Timings{
 		ProbeInterval:           time.Second,
@@ -50,6 +60,29 @@ func LANTimings() Timings {
 		GossipInterval:          200 * time.Millisecond,
 		PushPullInterval:        30 * time.Second,
 		TCPTimeout:              10 * time.Second,
+	}
+}
+
+// WANTimings are memberlist's WAN defaults (DefaultWANConfig), for members
+// far apart (round trips of about 100ms and more, occasional loss): probes
+// every 5s with a 3s timeout and a suspicion timeout of 6 probe intervals.
+// A crashed member is suspected within about 5 to 10 seconds and declared
+// dead 30 seconds later in clusters of fewer than 6 members (longer while
+// unconfirmed in larger ones, see LANTimings), so about 35 to 40 seconds after
+// the crash; a false suspicion needs a member to miss its probes for 3
+// seconds and then stay unheard for 30: very rare.
+// memberlist's GossipNodes (4 in its WAN defaults) is not part of Timings and
+// keeps the LAN value 3.
+func WANTimings() Timings {
+	return Timings{
+		ProbeInterval:           5 * time.Second,
+		ProbeTimeout:            3 * time.Second,
+		IndirectChecks:          3,
+		SuspicionMult:           6,
+		SuspicionMaxTimeoutMult: 6,
+		GossipInterval:          500 * time.Millisecond,
+		PushPullInterval:        60 * time.Second,
+		TCPTimeout:              30 * time.Second,
 	}
 }
 

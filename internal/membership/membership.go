@@ -249,7 +249,7 @@ func (l *List) encodeMetaLocked() error {
 }
 
 // TryJoin asks d for seeds and contacts each, except this member's own
-// address, once. It returns how many seeds answered. It returns ErrNoSeeds
+// address (see isSelf) and empty strings, once. It returns how many seeds answered. It returns ErrNoSeeds
 // when there is nobody else to ask, and an error wrapping ErrJoin when
 // nobody answered. memberlist's join is not cancellable: a call may outlive
 // ctx by up to Timings.TCPTimeout per seed.
@@ -264,7 +264,7 @@ func (l *List) TryJoin(ctx context.Context, d discovery.Discovery) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	seeds = slices.DeleteFunc(seeds, func(s string) bool { return s == l.gossipHP || s == l.cfg.BindAddr })
+	seeds = slices.DeleteFunc(seeds, func(s string) bool { return l.isSelf(ctx, s) })
 	if len(seeds) == 0 {
 		return 0, ErrNoSeeds
 	}
@@ -276,6 +276,59 @@ func (l *List) TryJoin(ctx context.Context, d discovery.Discovery) (int, error) 
 		return 0, fmt.Errorf("%w: %w", ErrJoin, err)
 	}
 	return n, nil
+}
+
+// isSelf reports whether seed is this member's own gossip address, as a
+// discovery source that lists every member (a DNS name of all pods, a static
+// list shared by all members) yields it: empty, its advertised or bind
+// address, or its gossip port on its advertised or bind IP, or, when it binds
+// every address, on a loopback address or an address of one of this
+// machine's interfaces. A host name counts by the addresses it resolves to; a
+// seed that does not resolve is not this member.
+func (l *List) isSelf(ctx context.Context, seed string) bool {
+	if seed == "" || seed == l.gossipHP || seed == l.cfg.BindAddr {
+		return true
+	}
+	host, port, err := splitHostPort(seed)
+	if err != nil {
+		return false
+	}
+	_, self, _ := splitHostPort(l.gossipHP)
+	if port != self {
+		return false
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else if addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host); err == nil {
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	adv, _, _ := splitHostPort(l.gossipHP)
+	bh, _, _ := splitHostPort(l.cfg.BindAddr)
+	bindIP := net.ParseIP(bh)
+	wildcard := bh == "" || (bindIP != nil && bindIP.IsUnspecified())
+	var local []net.Addr
+	if wildcard {
+		local, _ = net.InterfaceAddrs()
+	}
+	for _, ip := range ips {
+		switch {
+		case ip.Equal(net.ParseIP(adv)), bindIP != nil && ip.Equal(bindIP):
+			return true
+		case !wildcard:
+			continue
+		case ip.IsLoopback(), ip.IsUnspecified():
+			return true
+		}
+		for _, a := range local {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Join calls TryJoin every interval until this member sees at least one

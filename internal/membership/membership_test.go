@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,5 +169,33 @@ func TestLogWriter(t *testing.T) {
 		if strings.Contains(out, not) {
 			t.Errorf("%q should be below Info:\n%s", not, out)
 		}
+	}
+}
+
+func TestIsSelf(t *testing.T) {
+	l := newList(t, "m1") // binds 127.0.0.1:0
+	_, port, _ := splitHostPort(l.GossipAddr())
+	other := "127.0.0.1:" + strconv.Itoa(port+1)
+	if port == 65535 {
+		other = "127.0.0.1:1"
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		seed string
+		self bool
+	}{
+		{"", true},
+		{l.GossipAddr(), true},
+		{"localhost:" + strconv.Itoa(port), true},
+		{other, false},
+		{"127.0.0.2:" + strconv.Itoa(port), false}, // another loopback address: another process may bind it
+		{"not a seed", false},
+	} {
+		if got := l.isSelf(ctx, c.seed); got != c.self {
+			t.Errorf("isSelf(%q) = %v, want %v", c.seed, got, c.self)
+		}
+	}
+	if _, err := l.TryJoin(ctx, discovery.Static{"", l.GossipAddr(), "localhost:" + strconv.Itoa(port)}); !errors.Is(err, ErrNoSeeds) {
+		t.Fatalf("TryJoin with only its own addresses = %v, want ErrNoSeeds", err)
 	}
 }

@@ -43,7 +43,10 @@ type Config struct {
 	// GossipAdvertiseAddr is the memberlist address other members use. Default: the bound one.
 	GossipAdvertiseAddr string
 	// Seeds are gossip addresses of members to join. Ignored when Discovery is set. Empty (and
-	// no Discovery): this member starts a new cluster.
+	// no Discovery), or naming only this member: this member starts a new cluster. When the
+	// seeds name other members and none of them answers, the member keeps trying to join them
+	// (Start waits, up to its context) and never founds a cluster of its own, unless
+	// BootstrapWithoutSeeds is set.
 	Seeds []string
 	// Discovery finds seeds at start, for example discovery.DNS for a Kubernetes headless
 	// service. Default: discovery.Static(Seeds).

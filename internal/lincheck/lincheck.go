@@ -233,31 +233,35 @@ func (r KeyResult) Visualize(path string) error {
 	return porcupine.VisualizePath(Model(), r.info, path)
 }
 
-// Gaps returns, per key, the longest stretch of time within [from, to] during which no
-// operation on the key completed successfully (an operation that returned an error does not
-// count; a CAS that did not swap does). Only operations of the given kinds count; none given
-// means every kind. A key with no successful operation in the window has the whole window. Keys
-// with no operation at all in ops are absent.
-func Gaps(ops []Op, from, to time.Duration, kinds ...Kind) map[string]time.Duration {
-	done := map[string][]time.Duration{}
+// Waits returns, per key, the longest time an operation called within [from, to] waited for the
+// key to be served: from its call to the first successful return, at or after that call, of an
+// operation on the same key (its own or another client's; a CAS that did not swap is a success,
+// an error is not), or to `to` if none came. Only operations of the given kinds count, as
+// callers and as successes; none given means every kind. Keys no operation was called on in
+// the window are absent. Unlike the gaps between successes, a wait measures the key, not the
+// clients: a key nobody asked for is not counted as unavailable.
+func Waits(ops []Op, from, to time.Duration, kinds ...Kind) map[string]time.Duration {
+	counts := func(o Op) bool { return len(kinds) == 0 || slices.Contains(kinds, o.Kind) }
+	served := map[string][]time.Duration{}
 	for _, o := range ops {
-		if _, ok := done[o.Key]; !ok {
-			done[o.Key] = nil
+		if !o.Err && counts(o) {
+			served[o.Key] = append(served[o.Key], o.Return)
 		}
-		if o.Err || o.Return < from || o.Return > to || (len(kinds) > 0 && !slices.Contains(kinds, o.Kind)) {
+	}
+	for _, s := range served {
+		slices.Sort(s)
+	}
+	waits := map[string]time.Duration{}
+	for _, o := range ops {
+		if o.Call < from || o.Call > to || !counts(o) {
 			continue
 		}
-		done[o.Key] = append(done[o.Key], o.Return)
-	}
-	gaps := make(map[string]time.Duration, len(done))
-	for key, times := range done {
-		slices.Sort(times)
-		last, longest := from, time.Duration(0)
-		for _, t := range times {
-			longest = max(longest, t-last)
-			last = t
+		end := to
+		s := served[o.Key]
+		if i, _ := slices.BinarySearch(s, o.Call); i < len(s) {
+			end = s[i]
 		}
-		gaps[key] = max(longest, to-last)
+		waits[o.Key] = max(waits[o.Key], end-o.Call)
 	}
-	return gaps
+	return waits
 }

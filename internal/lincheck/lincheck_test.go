@@ -168,26 +168,26 @@ func TestCheckPerKey(t *testing.T) {
 	}
 }
 
-func TestGaps(t *testing.T) {
+func TestWaits(t *testing.T) {
 	ops := []Op{
 		put(0, 0, 10, "a"),
-		failed(put(0, 20, 30, "b")),
-		get(0, 40, 50, "a"),
-		get(0, 90, 100, "a"),
+		failed(put(0, 20, 30, "b")), // waits from 20 until the get returns at 50
+		get(1, 25, 50, "a"),
+		failed(put(0, 60, 70, "c")), // nothing after it: waits until the end of the window
 		{Client: 0, Key: "idle", Kind: Get, Err: true, Call: ms(0), Return: ms(10)},
 	}
-	want := map[string]time.Duration{"k": ms(50), "idle": ms(110)}
-	if got := Gaps(ops, 0, ms(110)); !maps.Equal(got, want) {
+	want := map[string]time.Duration{"k": ms(60), "idle": ms(120)}
+	if got := Waits(ops, 0, ms(120)); !maps.Equal(got, want) {
 		t.Fatalf("all kinds: %v, want %v", got, want)
 	}
-	// Writes only: the put at 10 ms is the last successful write.
-	want = map[string]time.Duration{"k": ms(100), "idle": ms(110)}
-	if got := Gaps(ops, 0, ms(110), Put, CAS, Delete); !maps.Equal(got, want) {
+	// Writes only: no write succeeded after the one at 10 ms.
+	want = map[string]time.Duration{"k": ms(100)}
+	if got := Waits(ops, 0, ms(120), Put, CAS, Delete); !maps.Equal(got, want) {
 		t.Fatalf("writes: %v, want %v", got, want)
 	}
-	// A window that starts later.
-	want = map[string]time.Duration{"k": ms(50), "idle": ms(60)}
-	if got := Gaps(ops, ms(50), ms(110)); !maps.Equal(got, want) {
+	// A window that starts later: the put called at 20 is outside it.
+	want = map[string]time.Duration{"k": ms(60)}
+	if got := Waits(ops, ms(50), ms(120)); !maps.Equal(got, want) {
 		t.Fatalf("window: %v, want %v", got, want)
 	}
 }

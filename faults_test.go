@@ -53,48 +53,57 @@ func faultKeys(n int) []string {
 // members) 2 s later, and waits until the cluster is settled (full backups, no copy in flight,
 // voters all alive) before the next kill. Every history must be linearizable (an operation that
 // returned an error has an unknown outcome) and the final reads agree on every member, so every
-// acknowledged write is visible or superseded. The longest time per key without a successful
-// operation after each kill is logged: the unavailability figure of issue 13.
+// acknowledged write is visible or superseded. How long operations on a key waited for the key
+// to serve after each kill is logged: the unavailability figure of issue 13. The long variant
+// kills more often and adds 5 members with 2 backups.
 func TestFaultsKillWithRepair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts member processes")
 	}
-	kills, nkeys, clients := 2, 12, 6
+	type scenario struct {
+		name                                   string
+		members, backups, kills, keys, clients int
+	}
+	scenarios := []scenario{{"3 members 1 backup", 3, 1, 2, 12, 6}}
 	if faultsMode("long") {
-		kills, nkeys, clients = 8, 20, 9
+		scenarios = []scenario{{"3 members 1 backup", 3, 1, 8, 20, 9}, {"5 members 2 backups", 5, 2, 6, 20, 12}}
 	}
-	seed := faultSeed()
-	r := newFaultRun(t, 1, seed)
-	r.startCluster(3)
-	keys := faultKeys(nkeys)
-	stop := sync.OnceFunc(r.runClients(clients, keys, seed))
-	t.Cleanup(stop)
-	pause(2 * time.Second)
-	for range kills {
-		leader := r.rng.IntN(2) == 0
-		r.kill(leader, r.pickVictim(leader))
-		pause(2 * time.Second)
-		r.startFresh()
-		r.waitSettled()
-		pause(time.Second)
-	}
-	end := r.now()
-	stop()
-	r.unavailability(end)
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			seed := faultSeed()
+			r := newFaultRun(t, sc.backups, seed)
+			r.startCluster(sc.members)
+			keys := faultKeys(sc.keys)
+			stop := sync.OnceFunc(r.runClients(sc.clients, keys, seed))
+			t.Cleanup(stop)
+			pause(2 * time.Second)
+			for range sc.kills {
+				leader := r.rng.IntN(2) == 0
+				r.kill(leader, r.pickVictim(leader))
+				pause(2 * time.Second)
+				r.startFresh()
+				r.waitSettled()
+				pause(time.Second)
+			}
+			end := r.now()
+			stop()
+			r.unavailability(end)
 
-	reads := r.finalReads(keys)
-	for _, k := range keys {
-		got := reads[k]
-		ok := strings.HasPrefix(got[0], "value ") || got[0] == "not found"
-		for _, g := range got {
-			ok = ok && g == got[0]
-		}
-		if !ok {
-			t.Errorf("key %s: final reads through the %d members disagree or fail: %q", k, len(got), got)
-		}
-	}
-	if illegal := r.check(); len(illegal) > 0 {
-		t.Errorf("histories of keys %v are not linearizable", illegal)
+			reads := r.finalReads(keys)
+			for _, k := range keys {
+				got := reads[k]
+				ok := strings.HasPrefix(got[0], "value ") || got[0] == "not found"
+				for _, g := range got {
+					ok = ok && g == got[0]
+				}
+				if !ok {
+					t.Errorf("key %s: final reads through the %d members disagree or fail: %q", k, len(got), got)
+				}
+			}
+			if illegal := r.check(); len(illegal) > 0 {
+				t.Errorf("histories of keys %v are not linearizable", illegal)
+			}
+		})
 	}
 }
 

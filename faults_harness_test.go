@@ -213,7 +213,7 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		}
 	case "settled":
 		// Poll until the cluster is settled or the request's time is up.
-		for !faultSettled(m) {
+		for !faultClusterView(m).settled(cmpOrInt(cfg.BackupCount, DefaultBackupCount), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
 			select {
 			case <-ctx.Done():
 				return rep
@@ -233,6 +233,13 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 	return rep
 }
 
+func cmpOrInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
 func cmpOr(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
@@ -240,59 +247,94 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return def
 }
 
-// faultMemberView, faultPlacement and faultSettled read the member's control plane directly:
-// the public cluster view of issue 13 (Member.Cluster(): members, raft leader and voters, a
-// key's partition and owner, Safe/WaitSafe; helper H3) is not on this branch yet. At merge they
-// become thin wrappers over it; nothing else in the fault suite reads internals.
+// faultSnapshot is what the fault suite reads of a member's view of the cluster: the members
+// with their raft roles and liveness, and where each partition lives.
+type faultSnapshot struct {
+	self    string
+	members []faultSnapMember
+	parts   []faultSnapPartition // by partition ID
+}
+
+type faultSnapMember struct {
+	id                            string
+	voter, leader, alive, leaving bool
+}
+
+type faultSnapPartition struct {
+	replicas  []string // owner first, then the backups
+	migrating int      // members receiving a copy
+	lost      bool
+}
+
+// faultClusterView is the one function of the fault suite that reads a member's internals. The
+// public cluster view of issue 13 (Member.Cluster: Members, Partitions; helper H3) is not on
+// this branch yet. At merge its body becomes a copy of m.Cluster().Members() (ID, Voter,
+// Leader, Alive, Leaving) and m.Cluster().Partitions() (Owner, Backups, len(Migrating), Lost).
+func faultClusterView(m *Member) faultSnapshot {
+	s := faultSnapshot{self: m.ID()}
+	for _, mi := range m.node.Members() {
+		s.members = append(s.members, faultSnapMember{id: string(mi.ID), voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
+	}
+	for _, a := range m.node.Table().Partitions {
+		p := faultSnapPartition{migrating: len(a.Pending), lost: a.Lost}
+		for _, r := range a.Replicas {
+			p.replicas = append(p.replicas, string(r))
+		}
+		s.parts = append(s.parts, p)
+	}
+	return s
+}
 
 func faultMemberView(m *Member) faultView {
-	v := faultView{ID: m.ID(), Gossip: m.GossipAddr(), Leader: m.node.IsLeader()}
-	for _, mi := range m.node.Members() {
-		v.Members = append(v.Members, faultViewMember{ID: string(mi.ID), Voter: mi.Voter, Leader: mi.Leader, Alive: mi.Alive})
+	s := faultClusterView(m)
+	v := faultView{ID: m.ID(), Gossip: m.GossipAddr()}
+	for _, mi := range s.members {
+		v.Members = append(v.Members, faultViewMember{ID: mi.id, Voter: mi.voter, Leader: mi.leader, Alive: mi.alive})
+		v.Leader = v.Leader || (mi.leader && mi.id == s.self)
 	}
 	return v
 }
 
 func faultPlacement(m *Member, key string, p partition.ID) faultPlace {
-	t := m.node.Table()
-	a := t.Partitions[p]
-	pl := faultPlace{Key: key, Partition: int(p), Lost: a.Lost}
-	for _, r := range a.Replicas {
-		pl.Replicas = append(pl.Replicas, string(r))
-	}
-	return pl
+	a := faultClusterView(m).parts[p]
+	return faultPlace{Key: key, Partition: int(p), Replicas: a.replicas, Lost: a.lost}
 }
 
-// faultSettled reports whether the cluster is safe to lose another member: every partition has
-// its full backup count with no copy in flight (WaitSafe of issue 13), every member in the
-// directory is alive and in the table, and the raft voters are all alive and as many as there
-// can be (so losing one more keeps the voter majority).
-func faultSettled(m *Member) bool {
-	t := m.node.Table()
-	members := m.node.Members()
-	inTable := t.Members()
-	if t.Epoch == 0 || len(inTable) != len(members) {
-		return false
-	}
+// settled reports whether the cluster, as s shows it, can lose one more member without losing
+// data or the raft majority: every member is alive, not leaving and holds partitions; every
+// partition has backups+1 replicas (or one per member when there are fewer), all of them
+// members, with no copy in flight; and the raft voters are as many as maxVoters allows. Unlike
+// Cluster.Safe (issue 13) a partition marked lost does not count against it: once every copy
+// is gone, repair is over for that partition until the application resets it.
+func (s faultSnapshot) settled(backups, maxVoters int) bool {
+	members := map[string]bool{}
 	voters := 0
-	for _, mi := range members {
-		if !mi.Alive || mi.Leaving || !slices.Contains(inTable, mi.ID) {
+	for _, mi := range s.members {
+		if !mi.alive || mi.leaving {
 			return false
 		}
-		if mi.Voter {
+		members[mi.id] = true
+		if mi.voter {
 			voters++
 		}
 	}
-	if voters != min(len(members), m.cfg.MaxVoters) {
+	if len(members) == 0 || voters != min(len(members), maxVoters) {
 		return false
 	}
-	want := min(m.cfg.BackupCount+1, len(inTable))
-	for _, a := range t.Partitions {
-		if len(a.Pending) > 0 || len(a.Replicas) != want {
+	holding := map[string]bool{}
+	want := min(backups+1, len(members))
+	for _, p := range s.parts {
+		if p.migrating > 0 || len(p.replicas) != want {
 			return false
 		}
+		for _, r := range p.replicas {
+			if !members[r] {
+				return false
+			}
+			holding[r] = true
+		}
 	}
-	return true
+	return len(holding) == len(members)
 }
 
 // errFaultNotSent: the request never reached the member (it was dead already), so it had no
@@ -609,7 +651,7 @@ func (r *faultRun) leader() *faultMember {
 	return nil
 }
 
-// waitSettled waits until every live member finds the cluster settled (faultSettled).
+// waitSettled waits until every live member finds the cluster settled (faultSnapshot.settled).
 func (r *faultRun) waitSettled() {
 	r.t.Helper()
 	start := time.Now()

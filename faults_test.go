@@ -308,3 +308,38 @@ func (r *faultRun) pickMajoritySafe() (*faultMember, bool) {
 	c := cands[r.rng.IntN(len(cands))]
 	return c.m, c.leader
 }
+
+// The nemesis' test for "safe to kill again", on hand-made views.
+func TestFaultSnapshotSettled(t *testing.T) {
+	member := func(id string, voter bool) faultSnapMember {
+		return faultSnapMember{id: id, voter: voter, alive: true}
+	}
+	healthy := func() faultSnapshot {
+		return faultSnapshot{
+			members: []faultSnapMember{member("a", true), member("b", true), member("c", true)},
+			parts:   []faultSnapPartition{{replicas: []string{"a", "b"}}, {replicas: []string{"b", "c"}}, {replicas: []string{"c", "a"}}},
+		}
+	}
+	cases := []struct {
+		name string
+		mod  func(*faultSnapshot)
+		want bool
+	}{
+		{"healthy", func(*faultSnapshot) {}, true},
+		{"a member is dead", func(s *faultSnapshot) { s.members[2].alive = false }, false},
+		{"a member is leaving", func(s *faultSnapshot) { s.members[2].leaving = true }, false},
+		{"a copy is in flight", func(s *faultSnapshot) { s.parts[0].migrating = 1 }, false},
+		{"a partition lacks its backup", func(s *faultSnapshot) { s.parts[0].replicas = []string{"a"} }, false},
+		{"a replica is not a member", func(s *faultSnapshot) { s.parts[0].replicas = []string{"a", "x"} }, false},
+		{"a member holds nothing yet", func(s *faultSnapshot) { s.members = append(s.members, member("d", false)) }, false},
+		{"a voter short", func(s *faultSnapshot) { s.members[2].voter = false }, false},
+		{"a lost partition with its replicas", func(s *faultSnapshot) { s.parts[1].lost = true }, true},
+	}
+	for _, tc := range cases {
+		s := healthy()
+		tc.mod(&s)
+		if got := s.settled(1, 3); got != tc.want {
+			t.Errorf("%s: settled = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -513,6 +513,52 @@ type faultKill struct {
 	At     time.Duration
 	IDs    []string // the members killed (8 first characters of their IDs)
 	Leader bool     // the raft leader was among them
+	// Roles says, per key, what the victims were to its partition just before the kill:
+	// roleOwner, roleBackup, or roleNone.
+	Roles map[string]string
+}
+
+// The roles of killed members for a key's partition, in the unavailability report.
+const (
+	roleOwner  = "owner killed"
+	roleBackup = "backup killed"
+	roleNone   = "untouched"
+)
+
+// roles returns what the members about to be killed are to each key's partition, as a member
+// that survives sees it (nil, logged, if none answers).
+func (r *faultRun) roles(victims []*faultMember) map[string]string {
+	r.mu.Lock()
+	keys := r.keys
+	r.mu.Unlock()
+	ids := map[string]bool{}
+	for _, m := range victims {
+		ids[m.id] = true
+	}
+	for _, m := range r.live() {
+		if ids[m.id] {
+			continue
+		}
+		places, err := m.places(keys)
+		if err != nil {
+			continue
+		}
+		roles := map[string]string{}
+		for _, pl := range places {
+			roles[pl.Key] = roleNone
+			for i, rep := range pl.Replicas {
+				switch {
+				case ids[rep] && i == 0:
+					roles[pl.Key] = roleOwner
+				case ids[rep] && roles[pl.Key] == roleNone:
+					roles[pl.Key] = roleBackup
+				}
+			}
+		}
+		return roles
+	}
+	r.t.Logf("no survivor told where the keys live before the kill")
+	return nil
 }
 
 // faultRun is one fault experiment: the members, the clients' history and the nemesis' kills.
@@ -526,6 +572,7 @@ type faultRun struct {
 	// nclients is the number of clients: in the history, clients are 0..nclients-1, the
 	// nemesis' own writes nclients, and the final reads through live member i nclients+1+i.
 	nclients int
+	keys     []string // the clients' keys
 
 	mu      sync.Mutex
 	slots   []*faultMember // clients are pinned to slots; a killed member's slot takes the next fresh one
@@ -609,8 +656,9 @@ func (r *faultRun) kill(leader bool, ms ...*faultMember) {
 	for _, m := range ms {
 		ids = append(ids, m.id[:8])
 	}
+	roles := r.roles(ms)
 	r.mu.Lock()
-	r.kills = append(r.kills, faultKill{At: r.now(), IDs: ids, Leader: leader})
+	r.kills = append(r.kills, faultKill{At: r.now(), IDs: ids, Leader: leader, Roles: roles})
 	for i, s := range r.slots {
 		if slices.Contains(ms, s) {
 			r.slots[i] = nil
@@ -726,7 +774,9 @@ func (r *faultRun) doReply(m *faultMember, client int, op lincheck.Op) (lincheck
 // and delete on keys, each pinned to a member slot, paced so that a loaded 2-core machine keeps
 // up. The returned function stops them and waits for them.
 func (r *faultRun) runClients(n int, keys []string, seed uint64) (stop func()) {
-	r.nclients = n
+	r.mu.Lock()
+	r.nclients, r.keys = n, keys
+	r.mu.Unlock()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for c := range n {
@@ -874,15 +924,20 @@ func (r *faultRun) check() (illegal []string) {
 	return illegal
 }
 
-// unavailability logs, for each kill, the longest time an operation on a key called after the
-// kill (until the next kill, or end) waited for the key to serve any operation successfully,
-// and a write for a successful write (lincheck.Waits), and returns the worst of each over all
-// kills.
-func (r *faultRun) unavailability(end time.Duration) (worstAny, worstWrite time.Duration) {
+// unavailability logs, for each kill, how long operations called after the kill (until the next
+// kill, or end) waited for their key to serve (lincheck.Waits): a write for a successful write,
+// any operation for any success. Keys are grouped by what the victims were to their partition
+// (its owner, a backup, neither), since a dead owner costs failure detection and reassignment
+// while a dead backup should cost a write only the backup acknowledgement timeout. Keys that
+// failed with ErrPartitionLost are lost, not unavailable, and left out.
+func (r *faultRun) unavailability(end time.Duration) {
 	r.t.Helper()
 	r.mu.Lock()
 	ops, kills := slices.Clone(r.ops), slices.Clone(r.kills)
+	lost := maps.Clone(r.lostOps)
 	r.mu.Unlock()
+	classes := []string{roleOwner, roleBackup, roleNone}
+	worstWrite, worstAny := map[string]time.Duration{}, map[string]time.Duration{}
 	for i, k := range kills {
 		to := end
 		if i+1 < len(kills) {
@@ -890,32 +945,42 @@ func (r *faultRun) unavailability(end time.Duration) (worstAny, worstWrite time.
 		}
 		anyWaits := lincheck.Waits(ops, k.At, to)
 		writeWaits := lincheck.Waits(ops, k.At, to, lincheck.Put, lincheck.CAS, lincheck.Delete)
-		keyA, a := worstGap(anyWaits)
-		keyW, w := worstGap(writeWaits)
-		over := 0
-		for _, g := range writeWaits {
-			if g > time.Second {
-				over++
+		var parts []string
+		for _, class := range classes {
+			inClass := func(key string) bool { return lost[key] == 0 && k.Roles[key] == class }
+			keyW, w, n := worstWait(writeWaits, inClass)
+			keyA, a, _ := worstWait(anyWaits, inClass)
+			if n == 0 {
+				continue
 			}
+			worstWrite[class], worstAny[class] = max(worstWrite[class], w), max(worstAny[class], a)
+			parts = append(parts, fmt.Sprintf("%s (%d keys): write %v (%s), any op %v (%s)",
+				class, n, w.Round(time.Millisecond), keyW, a.Round(time.Millisecond), keyA))
 		}
-		r.t.Logf("kill %d %v (leader %v) at %v, window %v: longest wait for a key to serve %v (key %s), for a write %v (key %s); %d of %d keys had writes wait over 1 s",
-			i+1, k.IDs, k.Leader, k.At.Round(time.Millisecond), (to - k.At).Round(time.Millisecond),
-			a.Round(time.Millisecond), keyA, w.Round(time.Millisecond), keyW, over, len(writeWaits))
-		worstAny, worstWrite = max(worstAny, a), max(worstWrite, w)
+		r.t.Logf("kill %d %v (leader %v) at %v, window %v: longest wait for the key to serve: %s",
+			i+1, k.IDs, k.Leader, k.At.Round(time.Millisecond), (to - k.At).Round(time.Millisecond), strings.Join(parts, "; "))
 	}
-	r.t.Logf("UNAVAILABILITY worst over %d kills: any op %v, writes %v (timings %q)", len(kills),
-		worstAny.Round(time.Millisecond), worstWrite.Round(time.Millisecond), cmpOrString(os.Getenv(faultTimingsEnv), "local"))
-	return worstAny, worstWrite
+	var parts []string
+	for _, class := range classes {
+		if w, ok := worstWrite[class]; ok {
+			parts = append(parts, fmt.Sprintf("%s: write %v, any op %v", class, w.Round(time.Millisecond), worstAny[class].Round(time.Millisecond)))
+		}
+	}
+	r.t.Logf("UNAVAILABILITY (timings %q) worst over %d kills: %s", cmpOrString(os.Getenv(faultTimingsEnv), "local"), len(kills), strings.Join(parts, "; "))
 }
 
-func worstGap(gaps map[string]time.Duration) (string, time.Duration) {
-	key, worst := "", time.Duration(-1)
-	for k, g := range gaps {
-		if g > worst || (g == worst && k < key) {
-			key, worst = k, g
+// worstWait returns the longest of the waits of the keys in, its key, and how many keys are in.
+func worstWait(waits map[string]time.Duration, in func(string) bool) (key string, worst time.Duration, n int) {
+	for k, w := range waits {
+		if !in(k) {
+			continue
+		}
+		n++
+		if w > worst || (w == worst && k < key) || key == "" {
+			key, worst = k, w
 		}
 	}
-	return key, worst
+	return key, worst, n
 }
 
 // pause waits d as part of the scenario (the nemesis' rhythm), not for a condition.

@@ -131,12 +131,13 @@ func (r *faultRun) pickVictim(leader bool) *faultMember {
 // kills the non-voter and one voter at the same moment, having chosen two of the keys so that
 // both their replicas are on exactly these two members (and written each of them just before),
 // starts two fresh members, and kills again every 3 s without waiting for repair. Then, once
-// the cluster has settled, it kills the two replicas of another key one second apart, before
-// the first death can even be detected. It never kills a voter while another voter is down, so
+// the cluster has settled, it kills the two replicas of another key a moment apart, before the
+// first death can even be detected. It never kills a voter while another voter is down, so
 // the raft majority survives (losing it is another part of issue 13). Every loss must be
 // reported and none served: the members that outlive such a kill all report PartitionLost for
 // the doomed keys' partitions, those keys then fail with dmap.ErrPartitionLost instead of
-// reading as absent (nobody resets them), every history stays linearizable (a lost partition
+// reading as absent (nobody resets them; after the staggered kill a partition may also have
+// been saved by a quick copy, and then its data must be intact), every history stays linearizable (a lost partition
 // is never served, so no read contradicts an acknowledged write), and any key that failed with
 // ErrPartitionLost belongs to a partition reported lost.
 func TestFaultsKillFasterThanRepair(t *testing.T) {
@@ -188,6 +189,7 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 	type loss struct {
 		keys      []string
 		witnesses []*faultMember
+		certain   bool // both died at once: nothing could be copied in between
 	}
 	var losses []loss
 	killPair := func(pair []string, keys []string, apart time.Duration) {
@@ -203,7 +205,7 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 			r.putAcknowledged(others[0], k)
 		}
 		t.Logf("%v: killing %s and %s, %v apart: keys %v live only there", r.now().Round(time.Millisecond), pair[0][:8], pair[1][:8], apart, keys)
-		losses = append(losses, loss{keys, others})
+		losses = append(losses, loss{keys, others, apart == 0})
 		if apart == 0 {
 			r.kill(r.isLeader(victims...), victims...)
 			return
@@ -230,7 +232,9 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 		r.startFresh()
 	}
 
-	// Two members one second apart: the second dies before the first is declared dead.
+	// Two members a moment apart (0.2 to 1.2 s): the second dies before the first is declared
+	// dead, but perhaps after the coordinator heard that the first stopped answering and had its
+	// partitions copied elsewhere, so their loss is possible, not certain.
 	r.waitSettled()
 	nonVoter, _ = r.voters()
 	places, err = r.live()[0].places(keys)
@@ -252,7 +256,7 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 		t.Logf("no key lives on the non-voter: no staggered kill") // 1 in 2^10
 	} else {
 		r.rng.Shuffle(2, func(i, j int) { pair[i], pair[j] = pair[j], pair[i] })
-		killPair(pair, doomed2, time.Second)
+		killPair(pair, doomed2, time.Duration(200+r.rng.IntN(1000))*time.Millisecond)
 		pause(1500 * time.Millisecond)
 		r.startFresh()
 	}
@@ -273,9 +277,13 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 	for _, l := range losses {
 		for _, k := range l.keys {
 			p := partOf[k]
+			if !l.certain && !slices.Contains(reads[k], "lost") {
+				t.Logf("key %s: partition %d survived (copied before its second replica died); the history check vouches for its data", k, p)
+				continue
+			}
 			for _, m := range l.witnesses {
 				if _, ok := m.lostPartitions()[p]; !ok && m.alive() {
-					t.Errorf("key %s: both replicas of partition %d were killed, but member %s (alive throughout) never reported PartitionLost", k, p, m.id[:8])
+					t.Errorf("key %s: partition %d lost every replica, but member %s (alive throughout) never reported PartitionLost", k, p, m.id[:8])
 				}
 			}
 			for _, got := range reads[k] {

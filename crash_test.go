@@ -31,6 +31,9 @@ import (
 const childEnv = "GRIDMAP_TEST_CHILD"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(faultMemberEnv) != "" {
+		os.Exit(runFaultMember()) // faults_harness_test.go
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}

@@ -50,15 +50,13 @@ func faultsMode(sw string) bool {
 	return slices.Contains(strings.Split(os.Getenv(faultsEnv), ","), sw)
 }
 
-// faultTimings applies the timing preset named by GRIDMAP_FAULTS_TIMINGS to a member's config.
-//
-// This is the one line that picks timings. The public presets of issue 13 (Config.Timings,
-// gridmap.LocalTimings and LANTimings, helper H3) are not on this branch yet; until they are, the
-// local preset is the unexported test switch, which selects the same control.LocalTimings.
-// At merge: "lan" -> cfg.Timings = LANTimings(), otherwise cfg.Timings = LocalTimings().
+// faultTimings applies the timing preset named by GRIDMAP_FAULTS_TIMINGS to a member's config:
+// the public presets, LANTimings for "lan", LocalTimings otherwise.
 func faultTimings(cfg *Config, preset string) {
-	if preset != "lan" {
-		cfg.fast = true
+	if preset == "lan" {
+		cfg.Timings = LANTimings()
+	} else {
+		cfg.Timings = LocalTimings()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ type fakeNet struct {
 	// peer that stopped, or a network that drops packets), and end only with their timeout
 	// or context.
 	hang func(from, to string, t transport.MsgType) bool
+	// serving counts the requests whose handler is running.
+	serving atomic.Int64
 }
 
 // setHang installs (or, with nil, removes) the rule of calls never answered.
@@ -99,7 +102,9 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 		err error
 	}
 	done := make(chan answer, 1)
+	c.net.serving.Add(1)
 	go func() {
+		defer c.net.serving.Add(-1)
 		msg, err := c.serve(context.WithoutCancel(ctx), h, req)
 		done <- answer{msg, err}
 	}()

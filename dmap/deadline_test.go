@@ -110,7 +110,7 @@ func TestRemoteWriteHonoursDeadline(t *testing.T) {
 // and the writers, who counted on it, complete without it.
 func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name string
 		fail func(c *cluster, owner, backup partition.MemberID)
 	}{
 		{"never answers", hangBackups},

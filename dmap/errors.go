@@ -15,7 +15,10 @@ var (
 	// ErrClosed: the member's map service has been closed.
 	ErrClosed = errors.New("dmap: closed")
 	// ErrTimeout: the operation did not complete before its deadline (the caller's context or
-	// Config.OperationTimeout). A write that times out may or may not have been applied.
+	// Config.OperationTimeout), which travels with it to the partition's owner: the owner stops
+	// waiting (for its table, its store, its backups) when it passes, and a write still queued
+	// for its partition then is not applied. A write that times out may or may not have been
+	// applied.
 	ErrTimeout = errors.New("dmap: operation timed out")
 	// ErrValueTooLarge: a key or value is larger than Config.MaxValueSize.
 	ErrValueTooLarge = errors.New("dmap: value too large")

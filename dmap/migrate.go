@@ -219,7 +219,13 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	}
 	header, _, err := encodeBatch(int32(pt.id), epoch, string(s.self), []mutation{mark})
 	if err == nil {
-		err = s.sendBatch(ctx, m, msgSyncBegin, header, nil)
+		// Writers wait for the begin: a target that does not answer within BackupAckTimeout is
+		// reported, as in sendToReplicas, and the copy is retried later.
+		var gone bool
+		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, s.cfg.BackupAckTimeout, true, true)
+		if gone {
+			s.cluster.ReportUnreachable(m)
+		}
 	}
 	if err != nil {
 		pt.writeMu.Unlock()

@@ -19,7 +19,10 @@ const maxRouteBackoff = 50 * time.Millisecond
 //
 // Without a deadline on ctx, OperationTimeout bounds the operation. Remote attempts carry it as
 // a call timeout rather than as a context of their own, which would cost a timer per operation;
-// only attempts served on this member get a context with the deadline.
+// only attempts served on this member get a context with the deadline. Every remote attempt
+// also sends the time left (opRequest.Timeout, a little less: answerMargin), so that the owner
+// stops its work for the operation when the caller stops waiting for it. A partition this
+// member's table marks lost fails at once with ErrPartitionLost.
 func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	var callTimeout time.Duration // 0: ctx's own deadline bounds remote calls

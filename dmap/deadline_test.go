@@ -22,7 +22,8 @@ func keyOn[V any](t *testing.T, c *cluster, m *Map[string, V], owner, backup par
 		if err != nil {
 			t.Fatal(err)
 		}
-		reps := c.coord.table.Partitions[p].Replicas
+		tab, _ := c.coord.watch()
+		reps := tab.Partitions[p].Replicas
 		if len(reps) == 2 && reps[0] == owner && reps[1] == backup {
 			return k, p
 		}
@@ -163,7 +164,7 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 			if c.coord.reportsOf(backup) == 0 {
 				t.Fatal("the unanswering backup was never reported")
 			}
-			if c.coord.table.IsReplica(p, backup) {
+			if tab, _ := c.coord.watch(); tab.IsReplica(p, backup) {
 				t.Fatalf("%s still a replica of partition %d", backup, p)
 			}
 			if v, err := maps[0].Get(context.Background(), key); err != nil || v == "" {

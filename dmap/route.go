@@ -61,6 +61,12 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			}
 		default:
 			remaining := time.Until(deadline)
+			if remaining <= 0 {
+				if last == nil {
+					last = context.DeadlineExceeded
+				}
+				return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
+			}
 			if !hasDeadline {
 				callTimeout = remaining
 			}

@@ -80,7 +80,7 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 	p.mu.RUnlock()
 	replies := map[partition.MemberID]opResponse{}
 	wait := 5 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	for {
 		if t.Owner(p.id) != s.self {
 			return opResponse{Status: statusWrongOwner, Epoch: t.Epoch}, false
 		}

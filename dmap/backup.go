@@ -2,6 +2,7 @@ package dmap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -43,23 +44,36 @@ func appendReplicaTargets(dst []partition.MemberID, t *partition.Table, p partit
 }
 
 // replicate sends mutations the owner has applied to the partition's other replicas. With
-// synchronous backups it returns once every backup acknowledged them. The caller holds
-// p.writeMu, which keeps the partition's replication in order.
-func (s *Service) replicate(ctx context.Context, p *part, muts []mutation) error {
+// synchronous backups it returns once every backup acknowledged them, or with ErrTimeout when
+// dl (zero: none) or ctx ends first. The caller holds p.writeMu, which keeps the partition's
+// replication in order.
+func (s *Service) replicate(ctx context.Context, p *part, muts []mutation, dl time.Time) error {
 	if s.cfg.AsyncBackups {
 		return s.enqueueAsync(ctx, p, muts)
 	}
-	return s.sendToReplicas(ctx, p.id, muts)
+	return s.sendToReplicas(ctx, p.id, muts, dl)
 }
 
 // sendToReplicas delivers mutations to every current backup and pending member, retrying a
-// member that fails until it acknowledges or the coordinator drops it from the table.
-func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mutation) error {
+// member that fails until it acknowledges or the coordinator drops it from the table, or until
+// dl (zero: none) or ctx ends.
+//
+// Each attempt to reach a member is bounded by Config.BackupAckTimeout (and the deadline): a
+// member that does not answer in time, or whose connection fails, is reported to the
+// coordinator (Cluster.ReportUnreachable), which can take it out of the partition's replicas;
+// the table change ends the wait, and the write then counts the remaining replicas. So a dead
+// member holds the partition's writers for about BackupAckTimeout plus one table commit. When
+// the deadline passes first, the members that did not acknowledge may lack the write: they are
+// brought back in line (missedWrite).
+func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mutation, dl time.Time) error {
+	if d, ok := ctx.Deadline(); ok && (dl.IsZero() || d.Before(dl)) {
+		dl = d
+	}
 	var targetBuf, ackedBuf [4]partition.MemberID
 	acked := ackedBuf[:0]
 	var header, body []byte
 	wait := 5 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		t, changed := s.cluster.Watch()
 		todo := appendReplicaTargets(targetBuf[:0], t, p, s.self)
 		if len(acked) > 0 {
@@ -68,51 +82,138 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 		if len(todo) == 0 {
 			return nil
 		}
+		timeout, full := s.ackTimeout(dl)
+		if timeout <= 0 {
+			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %v", p, ErrTimeout, context.DeadlineExceeded))
+		}
 		if header == nil {
 			var err error
 			if header, body, err = encodeBatch(int32(p), t.Epoch, string(s.self), muts); err != nil {
 				return err
 			}
 		}
-		failed := false
+		failed, reported := false, false
 		if len(todo) == 1 {
-			if err := s.sendBatch(ctx, todo[0], msgBackup, header, body); err != nil {
-				failed = true
-				s.log.Debug("backup failed, retrying", "partition", p, "member", todo[0], "err", err)
-			} else {
+			// The common case, without goroutines or allocations.
+			gone, err := s.sendBackup(ctx, todo[0], header, body, timeout, full, attempt > 0)
+			if err == nil {
 				acked = append(acked, todo[0])
+			} else {
+				failed = true
+				reported = s.backupFailed(p, todo[0], gone, err)
 			}
 		} else {
-			errs := make([]error, len(todo))
-			h, b := header, body // copies: the closures do not pin the loop's variables to the heap
+			type result struct {
+				gone bool
+				err  error
+			}
+			res := make([]result, len(todo))
+			h, b, retry := header, body, attempt > 0 // copies: the closures do not pin the loop's variables to the heap
 			var wg sync.WaitGroup
 			for i, m := range todo {
-				wg.Go(func() { errs[i] = s.sendBatch(ctx, m, msgBackup, h, b) })
+				wg.Go(func() { res[i].gone, res[i].err = s.sendBackup(ctx, m, h, b, timeout, full, retry) })
 			}
 			wg.Wait()
-			for i, err := range errs {
-				if err == nil {
+			for i, r := range res {
+				if r.err == nil {
 					acked = append(acked, todo[i])
 				} else {
 					failed = true
-					s.log.Debug("backup failed, retrying", "partition", p, "member", todo[i], "err", err)
+					reported = s.backupFailed(p, todo[i], r.gone, r.err) || reported
 				}
 			}
 		}
 		if !failed {
 			return nil
 		}
-		if err := s.waitToRetry(ctx, changed, &wait); err != nil {
-			return fmt.Errorf("waiting for backups of partition %d: %w", p, err)
+		pause := wait
+		wait = min(wait*2, replicationBackoff)
+		if reported {
+			// Give the coordinator time to drop the member: its table change ends the pause.
+			pause = max(pause, s.cfg.BackupAckTimeout)
+		}
+		if err := s.waitToRetry(ctx, changed, pause, dl); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			todo = appendReplicaTargets(targetBuf[:0], s.cluster.Table(), p, s.self)
+			todo = slices.DeleteFunc(todo, func(m partition.MemberID) bool { return slices.Contains(acked, m) })
+			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w", p, err))
 		}
 	}
 }
 
-// waitToRetry waits *wait, or until the table changes (changed), before a call to members is
-// retried, and doubles *wait up to replicationBackoff. It returns ErrTimeout (wrapping ctx's
-// error) or ErrClosed when the caller must give up.
-func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, wait *time.Duration) error {
-	timer := time.NewTimer(*wait)
+// ackTimeout is the bound of one attempt to reach a replica: BackupAckTimeout, or what is left
+// until dl (zero: none) when that is less; full reports the former.
+func (s *Service) ackTimeout(dl time.Time) (timeout time.Duration, full bool) {
+	timeout = s.cfg.BackupAckTimeout
+	if dl.IsZero() {
+		return timeout, true
+	}
+	if left := time.Until(dl); left < timeout {
+		return left, false
+	}
+	return timeout, true
+}
+
+// backupFailed logs a failed attempt to reach member m and reports m to the coordinator when it
+// did not answer (gone); it returns whether it did.
+func (s *Service) backupFailed(p partition.ID, m partition.MemberID, gone bool, err error) bool {
+	s.log.Debug("backup failed, retrying", "partition", p, "member", m, "unreachable", gone, "err", err)
+	if gone {
+		s.cluster.ReportUnreachable(m)
+	}
+	return gone
+}
+
+// gaveUp ends a replication that did not complete: err (an ErrTimeout or ErrClosed) is returned,
+// and the members of missing, which may lack the write, are brought back in line (missedWrite).
+func (s *Service) gaveUp(p partition.ID, missing []partition.MemberID, err error) error {
+	if len(missing) > 0 {
+		s.missedWrite(s.parts[p], missing)
+	}
+	return err
+}
+
+// missedWrite handles replica targets of partition p that may lack a write the owner stopped
+// waiting for: nothing would send it to them again, and a replica with a gap would serve it
+// once promoted. A backup gets a full copy (a resync, see resync.go); a copy to a pending
+// member is started again, since its end would not include the write (copyPartition), and so is
+// a resync that began before. The caller holds p.writeMu.
+func (s *Service) missedWrite(p *part, members []partition.MemberID) {
+	t := s.cluster.Table()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range members {
+		if !t.IsReplica(p.id, m) && !t.IsPending(p.id, m) {
+			continue
+		}
+		if p.missed == nil {
+			p.missed = make(map[partition.MemberID]bool)
+		}
+		p.missed[m] = true
+		if t.IsReplica(p.id, m) {
+			if p.resync == nil {
+				p.resync = make(map[partition.MemberID]bool)
+			}
+			p.resync[m] = true
+		}
+	}
+	s.startResyncs(p)
+}
+
+// waitToRetry waits pause, or until the table changes (changed), before a call to members is
+// retried. It returns ErrTimeout (wrapping ctx's error, or context.DeadlineExceeded when dl
+// passed; dl zero: none) or ErrClosed when the caller must give up.
+func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, pause time.Duration, dl time.Time) error {
+	if !dl.IsZero() {
+		left := time.Until(dl)
+		if left <= 0 {
+			return fmt.Errorf("%w: %v", ErrTimeout, context.DeadlineExceeded)
+		}
+		pause = min(pause, left)
+	}
+	timer := time.NewTimer(pause)
 	defer timer.Stop()
 	select {
 	case <-changed:
@@ -122,8 +223,57 @@ func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, wait
 	case <-s.ctx.Done():
 		return ErrClosed
 	}
-	*wait = min(*wait*2, replicationBackoff)
 	return nil
+}
+
+// sendBackup sends one replication batch to member m and checks its answer; see callReplica.
+func (s *Service) sendBackup(ctx context.Context, m partition.MemberID, header, body []byte, timeout time.Duration, full, retry bool) (gone bool, err error) {
+	gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgBackup, Header: header, Body: body}, timeout, full, retry)
+	return gone, err
+}
+
+// callReplica sends msg to member m, a replica target of a partition this member owns, bounded
+// by timeout, and returns its answer, an error if the answer's status is one. gone reports
+// that m did not answer: the call timed out after the full BackupAckTimeout (full), or the
+// connection failed. A retry is bounded, unlike a first attempt, by a context of its own, which
+// also bounds dialing a new connection; the first attempt costs no timer.
+func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg transport.Message, timeout time.Duration, full, retry bool) (gone bool, resp opResponse, err error) {
+	addr, ok := s.cluster.MemberAddr(m)
+	if !ok {
+		return false, opResponse{}, fmt.Errorf("dmap: no address for member %s", m)
+	}
+	var answer transport.Message
+	if retry {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		answer, err = s.caller.Call(actx, addr, msg)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			err = fmt.Errorf("%w: %w", transport.ErrCallTimeout, err)
+		}
+		cancel()
+	} else {
+		answer, err = s.caller.CallTimeout(ctx, addr, msg, timeout)
+	}
+	if err != nil {
+		return unanswered(ctx, err, full), opResponse{}, err
+	}
+	if resp, err = decodeResponse(answer); err != nil {
+		return false, opResponse{}, err
+	}
+	return false, resp, resp.Status.err(resp.Msg)
+}
+
+// unanswered reports whether a failed call's error says that the member did not answer: its
+// connection failed, or the call timed out after a full BackupAckTimeout (full). An error
+// answer, this member closing, or the caller's own context ending are not the member's fault.
+func unanswered(ctx context.Context, err error, full bool) bool {
+	var re *transport.RemoteError
+	switch {
+	case errors.As(err, &re), errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrFrameTooLarge), ctx.Err() != nil:
+		return false
+	case errors.Is(err, transport.ErrCallTimeout):
+		return full
+	}
+	return true
 }
 
 // sendBatch sends one replication or copy message to member m and checks its answer.
@@ -319,7 +469,7 @@ func (s *Service) drainAsync(p *part) {
 			return
 		}
 		q.mu.Unlock()
-		if err := s.sendToReplicas(s.ctx, p.id, items); err != nil {
+		if err := s.sendToReplicas(s.ctx, p.id, items, time.Time{}); err != nil {
 			s.log.Warn("asynchronous backup stopped", "partition", p.id, "err", err)
 		}
 	}

@@ -29,9 +29,12 @@ type Config struct {
 	// MaxValueSize is the largest encoded key plus value accepted, in bytes. Default 63 MiB.
 	MaxValueSize int
 	// BackupAckTimeout is how long an owner waits for one synchronous backup (or pending copy)
-	// to acknowledge a write before it reports the member unreachable to the coordinator, which
-	// can then take it out of the partition's backups; the write waits on for the remaining
-	// replicas (up to its deadline). Default 500ms. Not implemented yet.
+	// to acknowledge a write (or a copy's start) before it reports the member unreachable to
+	// the coordinator, which can then take it out of the partition's backups; the write waits
+	// on for the remaining replicas (up to its deadline). It bounds how long a dead member
+	// holds a partition's writers: about BackupAckTimeout plus one table commit. Too short, and
+	// a slow but live backup (a long GC pause, a large value on a slow link) is demoted and
+	// copied again. Default 500ms.
 	BackupAckTimeout time.Duration
 	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
 	// Default 4 MiB.

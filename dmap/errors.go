@@ -15,7 +15,10 @@ var (
 	// ErrClosed: the member's map service has been closed.
 	ErrClosed = errors.New("dmap: closed")
 	// ErrTimeout: the operation did not complete before its deadline (the caller's context or
-	// Config.OperationTimeout). A write that times out may or may not have been applied.
+	// Config.OperationTimeout), which travels with it to the partition's owner: the owner stops
+	// waiting (for its table, its store, its backups) when it passes, and a write still queued
+	// for its partition then is not applied. A write that times out may or may not have been
+	// applied.
 	ErrTimeout = errors.New("dmap: operation timed out")
 	// ErrValueTooLarge: a key or value is larger than Config.MaxValueSize.
 	ErrValueTooLarge = errors.New("dmap: value too large")
@@ -80,39 +83,50 @@ const (
 	statusProcessor
 	statusStore
 	statusDirtyLimit
+	// Appended: the numbers above travel between members and must not change.
+	statusTimeout
+	statusPartitionLost
+	statusCodec
+	statusInvalidConfig
+	statusCrossPartition
+	statusTxDone
+	statusNoPredicate
 )
+
+// statusErrs maps each status that stands for one of the package's sentinel errors to it, both
+// ways (statusOf, status.err): a remote owner's error is one the caller can check with
+// errors.Is.
+var statusErrs = [...]error{
+	statusNotFound:       ErrNotFound,
+	statusWrongOwner:     ErrWrongOwner,
+	statusNoLease:        ErrNoLease,
+	statusTooLarge:       ErrValueTooLarge,
+	statusBadRequest:     ErrBadRequest,
+	statusClosed:         ErrClosed,
+	statusNotLockOwner:   ErrNotLockOwner,
+	statusConflict:       ErrConflict,
+	statusNoProcessor:    ErrNoProcessor,
+	statusProcessor:      ErrProcessor,
+	statusStore:          ErrStore,
+	statusDirtyLimit:     ErrDirtyLimit,
+	statusTimeout:        ErrTimeout,
+	statusPartitionLost:  ErrPartitionLost,
+	statusCodec:          ErrCodec,
+	statusInvalidConfig:  ErrInvalidConfig,
+	statusCrossPartition: ErrCrossPartition,
+	statusTxDone:         ErrTxDone,
+	statusNoPredicate:    ErrNoPredicate,
+}
 
 func (s status) err(msg string) error {
 	var base error
-	switch s {
-	case statusOK:
+	switch {
+	case s == statusOK:
 		return nil
-	case statusNotFound:
-		base = ErrNotFound
-	case statusWrongOwner:
-		base = ErrWrongOwner
-	case statusNoLease:
-		base = ErrNoLease
-	case statusTooLarge:
-		base = ErrValueTooLarge
-	case statusBadRequest:
-		base = ErrBadRequest
-	case statusClosed:
-		base = ErrClosed
-	case statusNotLockOwner:
-		base = ErrNotLockOwner
-	case statusConflict:
-		base = ErrConflict
-	case statusNoProcessor:
-		base = ErrNoProcessor
-	case statusProcessor:
-		base = ErrProcessor
-	case statusStore:
-		base = ErrStore
-	case statusDirtyLimit:
-		base = ErrDirtyLimit
-	case statusLocked:
+	case s == statusLocked:
 		return errors.New("dmap: key locked by another holder")
+	case int(s) < len(statusErrs) && statusErrs[s] != nil:
+		base = statusErrs[s]
 	default:
 		return errors.New("dmap: remote failure: " + msg)
 	}
@@ -122,33 +136,19 @@ func (s status) err(msg string) error {
 	return &remoteErr{base: base, msg: msg}
 }
 
+// statusOf is the status that carries err to a remote caller. An error that wraps several
+// sentinels gets the first of statusErrs's order (ErrDirtyLimit before ErrTimeout, for one
+// that also wraps a deadline).
 func statusOf(err error) status {
-	switch {
-	case err == nil:
+	if err == nil {
 		return statusOK
-	case errors.Is(err, ErrNotFound):
-		return statusNotFound
-	case errors.Is(err, ErrWrongOwner):
-		return statusWrongOwner
-	case errors.Is(err, ErrNoLease):
-		return statusNoLease
-	case errors.Is(err, ErrValueTooLarge):
-		return statusTooLarge
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrCodec):
-		return statusBadRequest
-	case errors.Is(err, ErrClosed):
-		return statusClosed
-	case errors.Is(err, ErrNotLockOwner):
-		return statusNotLockOwner
-	case errors.Is(err, ErrConflict):
-		return statusConflict
-	case errors.Is(err, ErrNoProcessor):
-		return statusNoProcessor
-	case errors.Is(err, ErrProcessor):
-		return statusProcessor
-	case errors.Is(err, ErrStore):
-		return statusStore
-	case errors.Is(err, mapstore.ErrDirtyLimit):
+	}
+	for st, base := range statusErrs {
+		if base != nil && errors.Is(err, base) {
+			return status(st)
+		}
+	}
+	if errors.Is(err, mapstore.ErrDirtyLimit) {
 		return statusDirtyLimit
 	}
 	return statusFailed

@@ -537,7 +537,7 @@ func TestPartitionEvents(t *testing.T) {
 	lost := tab.Owned(victim)
 	c.kill(victim)
 	c.waitStable()
-	for _, r := range []*rec{r1, r2} {
+	for i, r := range []*rec{r1, r2} {
 		eventually(t, 5*time.Second, "partition lost events", func() bool {
 			n, _ := count(r, PartitionLost)
 			return n == len(lost)
@@ -546,6 +546,9 @@ func TestPartitionEvents(t *testing.T) {
 		slices.Sort(parts)
 		if !slices.Equal(parts, lost) {
 			t.Fatalf("lost %v, want %v", parts, lost)
+		}
+		if n := []*Service{c.svc(0), s2}[i].PartitionsLost(); n != uint64(len(lost)) {
+			t.Fatalf("PartitionsLost() = %d, want %d", n, len(lost))
 		}
 	}
 }
@@ -557,8 +560,12 @@ func TestPartitionChangesIsPlainLogic(t *testing.T) {
 	a := func(pending []partition.Pending, replicas ...partition.MemberID) partition.Assignment {
 		return partition.Assignment{Replicas: replicas, Pending: pending}
 	}
+	lostAt := func(epoch uint64, as partition.Assignment) partition.Assignment {
+		as.LostAt, as.Lost = epoch, true
+		return as
+	}
 	prev := mk(1, a(nil, "x", "y"), a(nil, "w"), a(nil, "x"), a(nil, "y"))
-	cur := mk(2, a([]partition.Pending{{Member: "z", AsOwner: true}}, "x", "y"), a(nil, "y"), a(nil, "x"), a(nil, "x"))
+	cur := mk(2, a([]partition.Pending{{Member: "z", AsOwner: true}}, "x", "y"), lostAt(2, a(nil, "y")), a(nil, "x"), a(nil, "x"))
 	got := partitionChanges(prev, cur, "x")
 	want := []PartitionEvent{
 		{Kind: MigrationStarted, Partition: 0, Epoch: 2, Owner: "x", PreviousOwner: "x"}, // x sends a copy to z
@@ -570,7 +577,78 @@ func TestPartitionChangesIsPlainLogic(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	if got := partitionChanges(cur, mk(3, a(nil, "z", "x"), a(nil, "y"), a(nil, "x"), a(nil, "x")), "x"); len(got) != 1 || got[0].Kind != MigrationFinished || got[0].Owner != "z" {
+	if got := partitionChanges(cur, mk(3, a(nil, "z", "x"), lostAt(2, a(nil, "y")), a(nil, "x"), a(nil, "x")), "x"); len(got) != 1 || got[0].Kind != MigrationFinished || got[0].Owner != "z" {
 		t.Fatalf("finish: %+v", got)
+	}
+
+	// Losses, as every member sees them: only LostAt growing reports one, once.
+	for _, tc := range []struct {
+		name      string
+		prev, cur *partition.Table
+		lost      bool
+	}{
+		{
+			// The only replica died while z was receiving a copy: a pending copy is not a
+			// replica, so the data is lost even though z, alive, is given the partition.
+			name: "pending-only survivor",
+			prev: mk(4, a([]partition.Pending{{Member: "z"}}, "w")),
+			cur:  mk(5, lostAt(5, a(nil, "z"))),
+			lost: true,
+		},
+		{
+			name: "pending-only survivor, re-created empty",
+			prev: mk(4, a([]partition.Pending{{Member: "z"}}, "w")),
+			cur:  mk(5, partition.Assignment{Replicas: []partition.MemberID{"z"}, LostAt: 5}),
+			lost: true,
+		},
+		{
+			// This member skipped the table of the loss (and the reset after it).
+			name: "loss in a skipped table",
+			prev: mk(4, a(nil, "w", "y")),
+			cur:  mk(9, partition.Assignment{Replicas: []partition.MemberID{"z"}, LostAt: 7}),
+			lost: true,
+		},
+		{
+			name: "the same loss seen again",
+			prev: mk(5, lostAt(5, a(nil, "z"))),
+			cur:  mk(6, a(nil, "z", "y")),
+			lost: false,
+		},
+		{
+			name: "the same loss, reset",
+			prev: mk(5, lostAt(5, a(nil, "z"))),
+			cur:  mk(6, partition.Assignment{Replicas: []partition.MemberID{"z"}, LostAt: 5}),
+			lost: false,
+		},
+		{
+			// A backup survived: its promotion is no loss, whatever this member saw of it.
+			name: "backup promoted",
+			prev: mk(4, a(nil, "w", "y")),
+			cur:  mk(5, a(nil, "y")),
+			lost: false,
+		},
+		{
+			name: "a second loss",
+			prev: mk(6, partition.Assignment{Replicas: []partition.MemberID{"z"}, LostAt: 5}),
+			cur:  mk(8, lostAt(8, a(nil, "y"))),
+			lost: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, self := range []partition.MemberID{"w", "x", "y", "z"} {
+				n := 0
+				for _, ev := range partitionChanges(tc.prev, tc.cur, self) {
+					if ev.Kind == PartitionLost {
+						n++
+						if ev.Epoch != tc.cur.Epoch || ev.Owner != tc.cur.Owner(0) {
+							t.Fatalf("member %s: %+v", self, ev)
+						}
+					}
+				}
+				if want := map[bool]int{true: 1}[tc.lost]; n != want {
+					t.Fatalf("member %s saw %d PartitionLost events, want %d", self, n, want)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,19 @@ type fakeNet struct {
 	// drop, when set, fails the calls it returns true for (as an unreachable peer would):
 	// a targeted loss between two members, for one message type.
 	drop func(from, to string, t transport.MsgType) bool
+	// hang, when set, swallows the calls it returns true for: they are never answered (a
+	// peer that stopped, or a network that drops packets), and end only with their timeout
+	// or context.
+	hang func(from, to string, t transport.MsgType) bool
+	// serving counts the requests whose handler is running.
+	serving atomic.Int64
+}
+
+// setHang installs (or, with nil, removes) the rule of calls never answered.
+func (n *fakeNet) setHang(f func(from, to string, t transport.MsgType) bool) {
+	n.mu.Lock()
+	n.hang = f
+	n.mu.Unlock()
 }
 
 // setDrop installs (or, with nil, removes) the targeted drop rule.
@@ -65,6 +79,7 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	if c.net.drop != nil && c.net.drop(c.from, addr, req.Type) {
 		down = true
 	}
+	hang := c.net.hang != nil && c.net.hang(c.from, addr, req.Type)
 	c.net.mu.Unlock()
 	if down || h == nil {
 		return transport.Message{}, fmt.Errorf("fake: %s unreachable: %w", addr, transport.ErrConnClosed)
@@ -72,9 +87,37 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	if err := ctx.Err(); err != nil {
 		return transport.Message{}, err
 	}
+	if hang {
+		<-ctx.Done()
+		return transport.Message{}, fmt.Errorf("fake: call %s: %w", addr, ctx.Err())
+	}
 	// Copy as the wire would: the receiver owns its buffers.
 	req.Header = slices.Clone(req.Header)
 	req.Body = slices.Clone(req.Body)
+	// The receiver serves the request under a context of its own, as the transport's server
+	// does: the caller's deadline reaches it only through the request. The caller stops
+	// waiting when its context ends.
+	type answer struct {
+		msg transport.Message
+		err error
+	}
+	done := make(chan answer, 1)
+	c.net.serving.Add(1)
+	go func() {
+		defer c.net.serving.Add(-1)
+		msg, err := c.serve(context.WithoutCancel(ctx), h, req)
+		done <- answer{msg, err}
+	}()
+	select {
+	case a := <-done:
+		return a.msg, a.err
+	case <-ctx.Done():
+		return transport.Message{}, fmt.Errorf("fake: call %s: %w", addr, ctx.Err())
+	}
+}
+
+// serve runs a request through the receiver's handler, as the transport's server would.
+func (c fakeCaller) serve(ctx context.Context, h transport.Handler, req transport.Message) (transport.Message, error) {
 	var resp transport.Message
 	var err error
 	if ah, ok := h.(transport.AsyncHandler); ok {
@@ -106,9 +149,13 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 }
 
 func (c fakeCaller) CallTimeout(ctx context.Context, addr string, req transport.Message, timeout time.Duration) (transport.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return c.Call(ctx, addr, req)
+	resp, err := c.Call(tctx, addr, req)
+	if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+		return resp, fmt.Errorf("fake: call %s: %w", addr, transport.ErrCallTimeout) // as the transport's timeout
+	}
+	return resp, err
 }
 
 // CallAsync runs the call on a goroutine of its own; like the transport it declines (sends
@@ -136,6 +183,30 @@ type fakeCoord struct {
 	cfg     partition.PlanConfig
 	noLease map[partition.MemberID]bool
 	gone    map[partition.MemberID]bool // removed from the directory
+	// reports counts ReportUnreachable calls per reported member; with demote set, a report
+	// takes the member out of every partition's backups and pending copies at once (a table
+	// commit), as the coordinator does.
+	reports map[partition.MemberID]int
+	demote  bool
+}
+
+// reportsOf returns how many times m was reported unreachable.
+func (c *fakeCoord) reportsOf(m partition.MemberID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reports[m]
+}
+
+// commit commits a table derived from the current one by edit (which gets a copy), at the next
+// epoch.
+func (c *fakeCoord) commit(edit func(t *partition.Table)) *partition.Table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.table.Clone()
+	next.Epoch++
+	edit(next)
+	c.commitLocked(next)
+	return next
 }
 
 func (c *fakeCoord) watch() (*partition.Table, <-chan struct{}) {
@@ -158,7 +229,14 @@ func (c *fakeCoord) plan(members partition.Members) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.members = members
-	if next, _, changed := partition.Plan(c.table, members, c.cfg); changed {
+	if next, lost, changed := partition.Plan(c.table, members, c.cfg); changed {
+		// As the coordinator's planner does: a partition that lost every replica is assigned
+		// afresh with its loss recorded, and is not served until reset unless RecreateLost.
+		for _, p := range lost {
+			a := &next.Partitions[p]
+			a.LostAt = next.Epoch
+			a.Lost = !c.cfg.RecreateLost
+		}
 		c.commitLocked(next)
 	}
 }
@@ -183,7 +261,38 @@ func (n *fakeNode) LeaseValid() bool {
 	defer n.coord.mu.Unlock()
 	return !n.coord.noLease[n.id]
 }
-func (n *fakeNode) ReportUnreachable(m partition.MemberID) {}
+func (n *fakeNode) ReportUnreachable(m partition.MemberID) {
+	c := n.coord
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reports == nil {
+		c.reports = make(map[partition.MemberID]int)
+	}
+	c.reports[m]++
+	if !c.demote {
+		return
+	}
+	next := c.table.Clone()
+	changed := false
+	for i := range next.Partitions {
+		a := &next.Partitions[i]
+		if len(a.Replicas) > 1 && slices.Contains(a.Replicas[1:], m) {
+			a.Replicas = append(a.Replicas[:1:1], slices.DeleteFunc(slices.Clone(a.Replicas[1:]), func(r partition.MemberID) bool { return r == m })...)
+			changed = true
+		}
+		if slices.ContainsFunc(a.Pending, func(pe partition.Pending) bool { return pe.Member == m }) {
+			a.Pending = slices.DeleteFunc(a.Pending, func(pe partition.Pending) bool { return pe.Member == m })
+			if len(a.Pending) == 0 {
+				a.Pending = nil
+			}
+			changed = true
+		}
+	}
+	if changed {
+		next.Epoch++
+		c.commitLocked(next)
+	}
+}
 
 func (n *fakeNode) ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error {
 	c := n.coord
@@ -218,7 +327,7 @@ func newCluster(t *testing.T, n, backups int, mod func(*Config)) *cluster {
 	c := &cluster{
 		t:     t,
 		net:   newFakeNet(),
-		coord: &fakeCoord{table: partition.NewTable(cfg.PartitionCount), changed: make(chan struct{}), cfg: partition.PlanConfig{Backups: backups}, noLease: map[partition.MemberID]bool{}, gone: map[partition.MemberID]bool{}},
+		coord: &fakeCoord{table: partition.NewTable(cfg.PartitionCount), changed: make(chan struct{}), cfg: partition.PlanConfig{Backups: backups, RecreateLost: true}, noLease: map[partition.MemberID]bool{}, gone: map[partition.MemberID]bool{}},
 		svcs:  map[partition.MemberID]*Service{},
 		cfg:   cfg,
 	}

@@ -91,8 +91,9 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		if !s.writesWithoutWaiting(req.Map) {
 			return false
 		}
+		req.setDeadline(time.Now())
 		iw := newInlineWrite(s, ctx, p, &req)
-		iw.reply = reply
+		iw.deadline, iw.reply = req.deadline, reply
 		// A value of adoptMin bytes or more is stored as it is, in the request's buffer;
 		// anything smaller is copied, and the write's mutation is then pointed at the copy
 		// (detach), so that nothing refers to the request once start returns.
@@ -193,9 +194,11 @@ type inlineWrite struct {
 	ctx context.Context
 	p   *part
 	req opRequest
-	// deadline bounds the backups (a local caller's operation deadline); zero: ctx and
-	// OperationTimeout per call (a remote caller's, as on the ordinary path).
+	// deadline bounds the backups (the operation's deadline; zero: none, from a peer that sends
+	// none).
 	deadline time.Time
+	// changed is closed when the table the backups were sent with is replaced.
+	changed <-chan struct{}
 	// The answer goes to answer (a local caller waiting) or else to reply (a remote caller).
 	answer chan opResponse
 	reply  transport.Reply
@@ -208,6 +211,32 @@ type inlineWrite struct {
 	prevBuf [1]record
 	left    atomic.Int32 // backup calls not answered yet
 	failed  atomic.Bool  // a backup call failed
+	// reported: a target did not answer and was reported to the coordinator.
+	reported atomic.Bool
+	// calls are the callbacks of the first backup calls, which know their target (see
+	// backupCall); targets beyond them answer to the write itself, unreported.
+	calls [4]backupCall
+}
+
+// backupCall is the callback of one backup call of an inline write: it reports its target to
+// the coordinator when it did not answer, then hands the answer to the write.
+type backupCall struct {
+	iw   *inlineWrite
+	m    partition.MemberID
+	full bool // the call was bounded by the whole BackupAckTimeout
+}
+
+// CallDone implements transport.Callback.
+func (c *backupCall) CallDone(msg transport.Message, err error) { c.CallDoneIn(nil, msg, err) }
+
+// CallDoneIn implements transport.BurstCallback.
+func (c *backupCall) CallDoneIn(b *transport.Burst, msg transport.Message, err error) {
+	iw := c.iw
+	if err != nil && unanswered(iw.ctx, err, c.full) {
+		iw.s.backupFailed(iw.p.id, c.m, true, err)
+		iw.reported.Store(true)
+	}
+	iw.CallDoneIn(b, msg, err) // the write may be recycled from here on, c with it
 }
 
 // start runs the write up to sending its backups and reports whether it took it. It declines
@@ -292,7 +321,8 @@ func (iw *inlineWrite) complete(b *transport.Burst, err error) {
 func (iw *inlineWrite) replicate(muts []mutation) {
 	s := iw.s
 	var buf [4]partition.MemberID
-	t := s.cluster.Table()
+	t, changed := s.cluster.Watch()
+	iw.changed = changed
 	targets := appendReplicaTargets(buf[:0], t, iw.p.id, s.self)
 	if len(targets) == 0 {
 		iw.complete(nil, nil)
@@ -305,17 +335,20 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	}
 	iw.left.Store(int32(len(targets)))
 	msg := transport.Message{Type: msgBackup, Header: header, Body: body}
-	timeout := s.cfg.OperationTimeout
-	if !iw.deadline.IsZero() {
-		timeout = max(time.Until(iw.deadline), time.Millisecond)
-	}
-	for _, m := range targets {
+	timeout, full := s.ackTimeout(iw.deadline)
+	timeout = max(timeout, time.Millisecond)
+	for i, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)
 		out := msg
 		if m == iw.req.StashAt {
 			out = iw.stashedBackup(t.Epoch, muts, msg)
 		}
-		if !ok || !s.caller.CallAsync(iw.ctx, addr, out, timeout, iw) {
+		var done transport.Callback = iw
+		if i < len(iw.calls) {
+			iw.calls[i] = backupCall{iw: iw, m: m, full: full}
+			done = &iw.calls[i]
+		}
+		if !ok || !s.caller.CallAsync(iw.ctx, addr, out, timeout, done) {
 			iw.CallDone(transport.Message{}, errNotSent)
 		}
 	}
@@ -369,13 +402,14 @@ func (iw *inlineWrite) CallDoneIn(b *transport.Burst, msg transport.Message, err
 	}
 }
 
-// retry is the ordinary replication path, after an asynchronous attempt failed.
+// retry is the ordinary replication path, after an asynchronous attempt failed. When a target
+// was reported unreachable, it first gives the coordinator BackupAckTimeout to drop it (a table
+// change ends the pause), as sendToReplicas does between its attempts.
 func (iw *inlineWrite) retry() {
-	ctx := iw.ctx
-	if !iw.deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, iw.deadline)
-		defer cancel()
+	s := iw.s
+	if iw.reported.Load() {
+		// An error (the deadline passed, the service closing) is sendToReplicas's to report.
+		_ = s.waitToRetry(iw.ctx, iw.changed, s.cfg.BackupAckTimeout, iw.deadline)
 	}
-	iw.complete(nil, iw.s.sendToReplicas(ctx, iw.p.id, iw.w.muts))
+	iw.complete(nil, s.sendToReplicas(iw.ctx, iw.p.id, iw.w.muts, iw.deadline))
 }

@@ -83,8 +83,10 @@ func (s *Service) runMigrations() {
 
 // dropStale frees the data of partitions this member neither replicates nor receives, and
 // empties a partition that this member now replicates without having received it (a lost
-// partition assigned afresh): whatever it still held from an earlier assignment is stale. prev
-// is the table the driver saw before t (nil at first).
+// partition assigned afresh): whatever it still held from an earlier assignment is stale. A
+// partition lost since prev (its LostAt grew) keeps only what an owner of its new incarnation
+// sent (enterIncarnation): a copy this member was receiving when it was lost is stale too.
+// prev is the table the driver saw before t (nil at first).
 func (s *Service) dropStale(prev, t *partition.Table) {
 	if t.Epoch == 0 {
 		return
@@ -93,6 +95,10 @@ func (s *Service) dropStale(prev, t *partition.Table) {
 		id := partition.ID(i)
 		p := s.parts[i]
 		holds := t.IsReplica(id, s.self) || t.IsPending(id, s.self)
+		if holds && prev != nil && len(prev.Partitions) == len(t.Partitions) && a.LostAt > prev.Partitions[i].LostAt {
+			p.enterIncarnation(a.LostAt)
+			continue
+		}
 		fresh := prev != nil && prev.Epoch > 0 && t.IsReplica(id, s.self) &&
 			!prev.IsReplica(id, s.self) && !prev.IsPending(id, s.self)
 		if (holds && !fresh) || len(a.Replicas) == 0 {
@@ -106,13 +112,7 @@ func (s *Service) dropStale(prev, t *partition.Table) {
 			decided = prev.Epoch
 		}
 		if (len(p.rs.maps) > 0 || len(p.queues) > 0 || p.shadow != nil) && p.seenEpoch <= decided {
-			p.rs = newRecordStore()
-			p.dropQueues()
-			if p.shadow != nil {
-				p.shadow.dropQueues()
-				p.shadow = nil
-			}
-			p.unsure = false
+			p.forget()
 		}
 		p.mu.Unlock()
 	}
@@ -140,11 +140,34 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 		// m is already an in-sync backup (a hand-off without a copy). Copying again would empty
 		// it first, and a backup must never be partial: it may be promoted at any moment.
 		pt.writeMu.Unlock()
-	} else if err := s.sendCopy(ctx, pt, m, epoch); err != nil {
-		return err
+	} else {
+		pt.mu.Lock()
+		delete(pt.missed, m) // the copy begins under writeMu: it will hold every earlier write
+		pt.mu.Unlock()
+		if err := s.sendCopy(ctx, pt, m, epoch); err != nil {
+			return err
+		}
 	}
 	if !asOwner {
-		return s.cluster.ReportSynced(ctx, p, m, epoch)
+		if pt.missedBy(m) {
+			return fmt.Errorf("%s missed a write of partition %d during the copy; copying again", m, p)
+		}
+		if err := s.cluster.ReportSynced(ctx, p, m, epoch); err != nil {
+			return err
+		}
+		if pt.missedBy(m) {
+			// A write gave up on m while the report was being committed: m, a backup now,
+			// gets a full copy again.
+			pt.mu.Lock()
+			if pt.resync == nil {
+				pt.resync = make(map[partition.MemberID]bool)
+			}
+			pt.resync[m] = true
+			delete(pt.missed, m)
+			s.startResyncs(pt)
+			pt.mu.Unlock()
+		}
+		return nil
 	}
 
 	// Hand-off: pause writers, tell the coordinator, and keep them paused until the table names
@@ -154,6 +177,9 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 	t, changed := s.cluster.Watch()
 	if _, still := pendingRole(t, p, m); t.Owner(p) != s.self || !still {
 		return nil
+	}
+	if pt.missedBy(m) {
+		return fmt.Errorf("%s missed a write of partition %d during the copy; copying again", m, p)
 	}
 	wait, cancel := context.WithTimeout(ctx, handOffWait)
 	defer cancel()
@@ -171,6 +197,13 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 	return nil
 }
 
+// missedBy reports whether pending member m may lack a write (see missedWrite).
+func (p *part) missedBy(m partition.MemberID) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.missed[m]
+}
+
 // sendCopy sends a full copy of the partition to m. The caller holds pt.writeMu; sendCopy
 // releases it once the copy has begun.
 func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, epoch uint64) error {
@@ -186,7 +219,13 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	}
 	header, _, err := encodeBatch(int32(pt.id), epoch, string(s.self), []mutation{mark})
 	if err == nil {
-		err = s.sendBatch(ctx, m, msgSyncBegin, header, nil)
+		// Writers wait for the begin: a target that does not answer within BackupAckTimeout is
+		// reported, as in sendToReplicas, and the copy is retried later.
+		var gone bool
+		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, s.cfg.BackupAckTimeout, true, true)
+		if gone {
+			s.cluster.ReportUnreachable(m)
+		}
 	}
 	if err != nil {
 		pt.writeMu.Unlock()

@@ -2,6 +2,7 @@ package dmap
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/gridmap/gridmap/partition"
 )
@@ -70,7 +71,15 @@ type opRequest struct {
 	// its value. Zero: no copy.
 	StashAt partition.MemberID `msgpack:"sa,omitempty"`
 	Stash   uint64             `msgpack:"st,omitempty"`
-	Value   []byte             `msgpack:"-"`
+	// Timeout is the time the caller had left for the operation when it sent it, in
+	// microseconds (0: none). It is relative because members' clocks differ: the owner turns it
+	// into deadline, on its own monotonic clock, when the request arrives.
+	Timeout uint64 `msgpack:"to,omitempty"`
+	Value   []byte `msgpack:"-"`
+	// deadline bounds the owner's work for the operation (zero: none): the catch-up wait, the
+	// write lock's queue, back-pressure, stores and the backups' acknowledgements. It is set
+	// where the request enters the owner (handleOp, tryServeOp, do for its own member).
+	deadline time.Time
 	// borrowed marks a Value that still belongs to the Map's caller: it may travel to a remote
 	// owner as it is (the transport does not read a request after the call returned), but this
 	// member copies it before serving the operation itself: large values are stored as they

@@ -18,20 +18,27 @@ const catchUpWait = 2 * time.Second
 
 // checkOwner decides whether this member may serve an operation on partition p routed with
 // epoch. A member answers for a partition only while it owns it in its latest table, that table
-// is at least as new as the caller's, and its lease is valid.
-func (s *Service) checkOwner(ctx context.Context, p partition.ID, epoch uint64) (status, uint64) {
+// is at least as new as the caller's, its lease is valid and the partition is not lost. It waits
+// for its table to catch up with the caller's for up to catchUpWait, ctx and dl (zero: none).
+func (s *Service) checkOwner(ctx context.Context, p partition.ID, epoch uint64, dl time.Time) (status, uint64) {
 	if s.closed() {
 		return statusClosed, 0
 	}
 	t, changed := s.cluster.Watch()
 	if t.Epoch < epoch {
-		wait, cancel := context.WithTimeout(ctx, catchUpWait)
-		defer cancel()
+		wait := catchUpWait
+		if !dl.IsZero() {
+			wait = min(wait, time.Until(dl))
+		}
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
 		for t.Epoch < epoch {
 			select {
 			case <-changed:
 				t, changed = s.cluster.Watch()
-			case <-wait.Done():
+			case <-timer.C:
+				return statusWrongOwner, t.Epoch
+			case <-ctx.Done():
 				return statusWrongOwner, t.Epoch
 			}
 		}
@@ -53,7 +60,9 @@ func (s *Service) checkOwnerNow(p partition.ID, epoch uint64) (st status, tableE
 	return st, tableEpoch, true
 }
 
-// ownerStatus says whether this member may serve partition p according to table t.
+// ownerStatus says whether this member may serve partition p according to table t. Before it
+// serves a partition assigned afresh after a loss, it forgets whatever it holds of an earlier
+// incarnation (see part.enterIncarnation).
 func (s *Service) ownerStatus(t *partition.Table, p partition.ID) (status, uint64) {
 	if t.Owner(p) != s.self {
 		return statusWrongOwner, t.Epoch
@@ -61,10 +70,45 @@ func (s *Service) ownerStatus(t *partition.Table, p partition.ID) (status, uint6
 	if !s.cluster.LeaseValid() {
 		return statusNoLease, t.Epoch
 	}
+	a := &t.Partitions[p]
+	if a.Lost {
+		return statusPartitionLost, t.Epoch
+	}
+	if pt := s.parts[p]; a.LostAt > pt.lostAt.Load() {
+		pt.enterIncarnation(a.LostAt)
+	}
 	return statusOK, t.Epoch
 }
 
-// serveOp executes an operation on this member as the partition's owner.
+// enterIncarnation makes the partition's data on this member that of the incarnation that began
+// when it was lost and assigned afresh at epoch lostAt: data received from an owner at that
+// epoch or later (seenEpoch) is of it; anything else (a copy left unfinished by the loss, or
+// entries kept from before it) is stale and dropped, so that the partition is served empty.
+func (p *part) enterIncarnation(lostAt uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lostAt.Load() >= lostAt {
+		return
+	}
+	if p.seenEpoch < lostAt {
+		p.forget()
+	}
+	p.lostAt.Store(lostAt)
+}
+
+// forget empties the partition on this member: its entries, write-behind queues and any copy
+// being received. The caller holds p.mu.
+func (p *part) forget() {
+	p.rs = newRecordStore()
+	p.dropQueues()
+	if p.shadow != nil {
+		p.shadow.dropQueues()
+		p.shadow = nil
+	}
+	p.unsure = false
+}
+
+// serveOp executes an operation on this member as the partition's owner, within req.deadline.
 func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 	if req.Part < 0 || int(req.Part) >= len(s.parts) {
 		return opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("partition %d out of range", req.Part)}
@@ -73,6 +117,16 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		return opResponse{Status: statusTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(req.Key)+len(req.Value), s.cfg.MaxValueSize)}
 	}
 	p := s.parts[req.Part]
+	dl := req.deadline
+	if !dl.IsZero() && s.waitsOnContext(req) {
+		// Stores, loaders, processors and flushes take a context: give them the deadline. The
+		// in-memory path bounds its own waits with dl and spares the context's timer.
+		if cur, ok := ctx.Deadline(); !ok || dl.Before(cur) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl)
+			defer cancel()
+		}
+	}
 	if req.Kind == opFlush {
 		return s.flushPartition(ctx, p, req)
 	}
@@ -82,7 +136,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		}
 	}
 	if !req.Kind.writes() {
-		if st, ep := s.checkOwner(ctx, p.id, req.Epoch); st != statusOK {
+		if st, ep := s.checkOwner(ctx, p.id, req.Epoch, dl); st != statusOK {
 			return opResponse{Status: st, Epoch: ep}
 		}
 		resp := s.read(p, req)
@@ -93,7 +147,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		return resp
 	}
 
-	return s.ownerWrite(ctx, p, req.Epoch, func(w *writeBatch) opResponse {
+	return s.ownerWrite(ctx, p, req.Epoch, dl, func(w *writeBatch) opResponse {
 		switch req.Kind {
 		case opLock, opUnlock:
 			return executeLock(w, req)
@@ -112,6 +166,17 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		}
 		return s.decideKeyWrite(w, req)
 	})
+}
+
+// waitsOnContext reports whether serving req may call something that takes a context (a store,
+// a loader, an entry processor) or wait for write-behind: those get a context with the
+// request's deadline.
+func (s *Service) waitsOnContext(req *opRequest) bool {
+	switch req.Kind {
+	case opFlush, opExecute, opExecuteAll, opTxCommit:
+		return true
+	}
+	return s.persistenceOf(req.Map) != nil
 }
 
 // decideKeyWrite decides a single-key data write (put, put-if-absent, replace, delete...).
@@ -175,15 +240,28 @@ func (w *writeBatch) emit(m mutation) {
 // applied), applies them all under the partition's lock (readers see all of them or none),
 // queues them for write-behind, and replicates them to the backups as one batch, which they
 // also apply atomically. Writes of one partition are serialised from decision to replication.
-func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide func(w *writeBatch) opResponse) opResponse {
+//
+// dl (zero: none) bounds the write besides ctx: a write whose deadline passed while it waited for
+// the partition's lock fails with ErrTimeout without being applied, and the wait for the backups
+// ends with ErrTimeout when it passes (see sendToReplicas).
+func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time.Time, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	st, ep := s.checkOwner(ctx, p.id, epoch)
+	if !dl.IsZero() && !time.Now().Before(dl) {
+		return opResponse{Status: statusTimeout, Msg: fmt.Sprintf("partition %d: deadline passed before the write started", p.id)}
+	}
+	st, ep := s.checkOwner(ctx, p.id, epoch, dl)
 	if st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
 	if p.ownEpoch.Load() != ep {
-		if resp, ok := s.takeOver(ctx, p); !ok {
+		tctx := ctx
+		if !dl.IsZero() {
+			var cancel context.CancelFunc
+			tctx, cancel = context.WithDeadline(ctx, dl)
+			defer cancel()
+		}
+		if resp, ok := s.takeOver(tctx, p); !ok {
 			return resp
 		}
 	}
@@ -191,7 +269,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, decide 
 	if len(muts) == 0 {
 		return resp
 	}
-	if err := s.replicate(ctx, p, muts); err != nil {
+	if err := s.replicate(ctx, p, muts, dl); err != nil {
 		return opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	return resp
@@ -312,6 +390,7 @@ func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transpor
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable operation header"})
 	}
 	req.Value = msg.Body
+	req.setDeadline(time.Now())
 	return encodeResponse(s.serveOp(ctx, &req))
 }
 

@@ -20,13 +20,13 @@ const (
 	// hand-off to or from this member began and ended between two tables this member saw,
 	// both MigrationStarted and MigrationFinished are reported when it sees the second one.
 	MigrationFinished
-	// PartitionLost: no live copy of the partition is left: none of the members that held a
-	// complete copy in the previous table this member saw (replicas, and pending members, which
-	// are promoted only with a complete copy) is in the new table any more. Every member
-	// reports it. Tables are watched, not logged: if a hand-off and the death of its source
-	// both happen between two tables this member sees, the loss reported is a false alarm
-	// (the application resyncs needlessly); a real loss is never missed. Its entries are gone (an application may resync them
-	// from its source of truth). Every member reports it.
+	// PartitionLost: every replica of the partition died before its data could be copied
+	// elsewhere (a member still receiving a copy is not a replica), so its entries are gone;
+	// operations on it fail with ErrPartitionLost until it is reset (unless the cluster
+	// re-creates lost partitions empty). It is derived from the partition's LostAt epoch
+	// growing, which every member sees even when it skipped the table of the loss: every member
+	// reports each loss exactly once. An application may resync the entries from its source of
+	// truth.
 	PartitionLost
 )
 
@@ -62,7 +62,14 @@ type partitionListeners struct {
 	fns  map[int]func(PartitionEvent)
 	// epoch is the epoch of the latest table whose events were delivered.
 	epoch atomic.Uint64
+	// lost counts the PartitionLost events derived (PartitionsLost).
+	lost atomic.Uint64
 }
+
+// PartitionsLost returns how many partition losses this member has seen (the PartitionLost
+// events, whether or not a listener was registered): the count for metrics. Each loss is seen
+// once by every member.
+func (s *Service) PartitionsLost() uint64 { return s.events.parts.lost.Load() }
 
 // AddPartitionListener registers fn for the partition events of this member. fn is called on
 // one goroutine of the service, never concurrently, in the order the tables were committed; it
@@ -99,6 +106,11 @@ func (s *Service) runPartitionEvents(prev *partition.Table, changed <-chan struc
 		t, changed = s.cluster.Watch()
 		evs := partitionChanges(prev, t, s.self)
 		prev = t
+		for _, ev := range evs {
+			if ev.Kind == PartitionLost {
+				s.events.parts.lost.Add(1)
+			}
+		}
 		if len(evs) == 0 {
 			s.events.parts.epoch.Store(t.Epoch)
 			continue
@@ -131,25 +143,10 @@ func partitionChanges(prev, cur *partition.Table, self partition.MemberID) []Par
 		return nil
 	}
 	var out []PartitionEvent
-	alive := make(map[partition.MemberID]bool)
-	for _, m := range cur.Members() {
-		alive[m] = true
-	}
 	for i := range cur.Partitions {
 		p := partition.ID(i)
 		ev := PartitionEvent{Partition: p, Epoch: cur.Epoch, Owner: cur.Owner(p), PreviousOwner: prev.Owner(p)}
-		// Members that held a complete copy: the replicas, and pending members (a pending
-		// member is only promoted once its copy is complete).
-		before := slices.Clone(prev.Partitions[i].Replicas)
-		for _, pm := range prev.Partitions[i].Pending {
-			before = append(before, pm.Member)
-		}
-		// A holder still in the table is alive: the planner never drops a live copy without a
-		// hand-off, which this member may merely have missed (tables seen are not every table
-		// committed). Lost means no holder is a replica any more and none is alive.
-		lost := len(prev.Partitions[i].Replicas) > 0 && !slices.ContainsFunc(before, func(m partition.MemberID) bool {
-			return alive[m]
-		})
+		lost := cur.Partitions[i].LostAt > prev.Partitions[i].LostAt
 		was, is := migrating(prev, p, self), migrating(cur, p, self)
 		switch {
 		case !was && is:

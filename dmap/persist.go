@@ -355,7 +355,7 @@ func (s *Service) replicateStored(p partition.ID, mapName string, batch []mapsto
 // call; it returns once they are stored, when ownership moves (ErrWrongOwner: the caller
 // retries at the new owner, where the entries went), or when ctx ends.
 func (s *Service) flushPartition(ctx context.Context, p *part, req *opRequest) opResponse {
-	if st, ep := s.checkOwner(ctx, p.id, req.Epoch); st != statusOK {
+	if st, ep := s.checkOwner(ctx, p.id, req.Epoch, req.deadline); st != statusOK {
 		return opResponse{Status: st, Epoch: ep}
 	}
 	p.mu.Lock()

@@ -97,20 +97,29 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		if err != nil {
 			return opResponse{Status: statusOf(err), Msg: err.Error()}, false
 		}
+		// Each probe is bounded by BackupAckTimeout, and a replica that does not answer is
+		// reported, as in sendToReplicas: the partition's writers wait behind the takeover.
+		dl, _ := ctx.Deadline()
+		timeout, full := s.ackTimeout(dl)
 		answers := make([]opResponse, len(todo))
 		errs := make([]error, len(todo))
+		gone := make([]bool, len(todo))
 		var wg sync.WaitGroup
 		for i, m := range todo {
 			wg.Go(func() {
-				answers[i], errs[i] = s.callMember(ctx, m, transport.Message{Type: msgResyncProbe, Header: header})
+				gone[i], answers[i], errs[i] = s.callReplica(ctx, m, transport.Message{Type: msgResyncProbe, Header: header}, timeout, full, true)
 			})
 		}
 		wg.Wait()
-		failed := false
+		failed, reported := false, false
 		for i, m := range todo {
 			if errs[i] != nil {
 				failed = true
-				s.log.Debug("resync probe failed, retrying", "partition", p.id, "member", m, "err", errs[i])
+				s.log.Debug("resync probe failed, retrying", "partition", p.id, "member", m, "unreachable", gone[i], "err", errs[i])
+				if gone[i] {
+					s.cluster.ReportUnreachable(m)
+					reported = true
+				}
 				continue
 			}
 			replies[m] = answers[i]
@@ -118,7 +127,12 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		if !failed {
 			continue
 		}
-		if err := s.waitToRetry(ctx, changed, &wait); err != nil {
+		pause := wait
+		wait = min(wait*2, replicationBackoff)
+		if reported {
+			pause = max(pause, s.cfg.BackupAckTimeout)
+		}
+		if err := s.waitToRetry(ctx, changed, pause, time.Time{}); err != nil {
 			err = fmt.Errorf("probing the replicas of partition %d: %w", p.id, err)
 			return opResponse{Status: statusOf(err), Msg: err.Error()}, false
 		}
@@ -142,6 +156,14 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		p.shadow = nil
 	}
 	p.unsure = false
+	s.startResyncs(p)
+	p.ownEpoch.Store(t.Epoch)
+	return opResponse{}, true
+}
+
+// startResyncs starts a runner for each backup in p.resync that has none. The caller holds
+// p.mu.
+func (s *Service) startResyncs(p *part) {
 	for m := range p.resync {
 		if p.resyncing[m] {
 			continue
@@ -154,8 +176,6 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 			delete(p.resyncing, m)
 		}
 	}
-	p.ownEpoch.Store(t.Epoch)
-	return opResponse{}, true
 }
 
 // handleResyncProbe answers an owner's probe: this replica's sequence number (Version) and
@@ -190,10 +210,16 @@ func (s *Service) runResync(p *part, m partition.MemberID) {
 			p.writeMu.Unlock()
 			return
 		}
+		delete(p.missed, m) // the copy begins under writeMu: it will hold every earlier write
 		p.mu.Unlock()
 		err := s.sendCopy(s.ctx, p, m, t.Epoch) // releases writeMu
 		if err == nil {
 			p.mu.Lock()
+			if p.missed[m] {
+				// A write gave up on m during the copy, which may lack it: copy again.
+				p.mu.Unlock()
+				continue
+			}
 			delete(p.resync, m)
 			delete(p.resyncing, m)
 			p.mu.Unlock()

@@ -19,7 +19,10 @@ const maxRouteBackoff = 50 * time.Millisecond
 //
 // Without a deadline on ctx, OperationTimeout bounds the operation. Remote attempts carry it as
 // a call timeout rather than as a context of their own, which would cost a timer per operation;
-// only attempts served on this member get a context with the deadline.
+// only attempts served on this member get a context with the deadline. Every remote attempt
+// also sends the time left (opRequest.Timeout, a little less: answerMargin), so that the owner
+// stops its work for the operation when the caller stops waiting for it. A partition this
+// member's table marks lost fails at once with ErrPartitionLost.
 func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	var callTimeout time.Duration // 0: ctx's own deadline bounds remote calls
@@ -34,6 +37,9 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			return opResponse{}, ErrClosed
 		}
 		t, changed := s.cluster.Watch()
+		if lostIn(t, p) {
+			return opResponse{}, fmt.Errorf("%w: partition %d (%s)", ErrPartitionLost, p, epochString(t.Partitions[p].LostAt))
+		}
 		owner := t.Owner(p)
 		var resp opResponse
 		var err error
@@ -44,7 +50,7 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 			if req.borrowed {
 				req.Value, req.borrowed = bytes.Clone(req.Value), false
 			}
-			req.Epoch = t.Epoch
+			req.Epoch, req.deadline = t.Epoch, deadline
 			var ok bool
 			if resp, ok = s.tryServeLocal(ctx, req, deadline); !ok {
 				// The ordinary path may keep the request beyond this call (it waits, queues,
@@ -54,10 +60,17 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 				resp = s.serveLocal(ctx, &slow, deadline, hasDeadline)
 			}
 		default:
-			if !hasDeadline {
-				callTimeout = time.Until(deadline)
+			remaining := time.Until(deadline)
+			if remaining <= 0 {
+				if last == nil {
+					last = context.DeadlineExceeded
+				}
+				return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
 			}
-			req.Epoch = t.Epoch
+			if !hasDeadline {
+				callTimeout = remaining
+			}
+			req.Epoch, req.Timeout = t.Epoch, wireTimeout(remaining-answerMargin(remaining))
 			s.stashFor(t, req)
 			resp, err = s.callOwner(ctx, owner, req, callTimeout)
 			s.unstash(req)
@@ -96,7 +109,8 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 	}
 }
 
-// serveLocal serves an operation this member owns, under ctx bounded by deadline.
+// serveLocal serves an operation this member owns, under ctx bounded by deadline (which is
+// req.deadline).
 func (s *Service) serveLocal(ctx context.Context, req *opRequest, deadline time.Time, hasDeadline bool) opResponse {
 	if !hasDeadline {
 		var cancel context.CancelFunc
@@ -104,6 +118,41 @@ func (s *Service) serveLocal(ctx context.Context, req *opRequest, deadline time.
 		defer cancel()
 	}
 	return s.serveOp(ctx, req)
+}
+
+// wireTimeout is an operation's remaining time d as opRequest.Timeout: microseconds, at least
+// one (0 would mean no deadline) even when d has passed.
+func wireTimeout(d time.Duration) uint64 {
+	return uint64(max(d/time.Microsecond, 1))
+}
+
+// answerMargin is how much earlier than its caller a remote owner gives up on an operation with
+// remaining time d, so that its answer, which says why (back-pressure, backups not answering),
+// arrives before the caller's own deadline would replace it with a bare timeout: a tenth of d,
+// at most maxAnswerMargin.
+func answerMargin(d time.Duration) time.Duration {
+	return min(d/10, maxAnswerMargin)
+}
+
+// maxAnswerMargin bounds answerMargin: the time an answer needs to come back.
+const maxAnswerMargin = 50 * time.Millisecond
+
+// maxWireTimeout bounds the time a received request may take, so that a corrupt Timeout cannot
+// overflow a deadline.
+const maxWireTimeout = 24 * time.Hour
+
+// setDeadline sets the deadline of a request received at now from its Timeout.
+func (r *opRequest) setDeadline(now time.Time) {
+	if r.Timeout == 0 {
+		return
+	}
+	r.deadline = now.Add(time.Duration(min(r.Timeout, uint64(maxWireTimeout/time.Microsecond))) * time.Microsecond)
+}
+
+// lostIn reports whether table t marks partition p lost: its data is gone and it is not served
+// until the application resets it.
+func lostIn(t *partition.Table, p partition.ID) bool {
+	return p >= 0 && int(p) < len(t.Partitions) && t.Partitions[p].Lost
 }
 
 // callOwner sends an operation to a remote owner; timeout > 0 bounds the call.

@@ -59,6 +59,11 @@ type part struct {
 	// seenEpoch is the newest table epoch stamped on a backup or copy message received for the
 	// partition (guarded by mu).
 	seenEpoch uint64
+	// lostAt is the LostAt (see partition.Assignment) of the partition's incarnation this
+	// member's data belongs to: when the table's is newer, the data is of an earlier
+	// incarnation, lost, and is dropped before the partition is served (enterIncarnation).
+	// Written under mu.
+	lostAt atomic.Uint64
 	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
 	async asyncQueue
 	// queues are the write-behind queues of the maps with a store, by map name (guarded by mu).
@@ -78,6 +83,10 @@ type part struct {
 	// resync lists the backups this owner must send a full copy to, resyncing those a runner is
 	// copying to (guarded by mu).
 	resync, resyncing map[partition.MemberID]bool
+	// missed lists the replica targets that may lack a write this owner stopped waiting for
+	// (missedWrite): a copy to one of them that began before (a migration or a resync) must
+	// not count as complete (guarded by mu).
+	missed map[partition.MemberID]bool
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is

@@ -31,7 +31,7 @@ var (
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
-	return encodeAll(e, 12,
+	return encodeAll(e, 13,
 		func() error { return e.EncodeString(r.Map) },
 		func() error { return e.EncodeUint(uint64(r.Kind)) },
 		func() error { return e.EncodeInt(int64(r.Part)) },
@@ -44,6 +44,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(r.ID) },
 		func() error { return e.EncodeString(string(r.StashAt)) },
 		func() error { return e.EncodeUint(r.Stash) },
+		func() error { return e.EncodeUint(r.Timeout) },
 	)
 }
 
@@ -52,6 +53,7 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 	var kind uint64
 	var part int64
 	var stashAt string
+	// A peer from before Timeout sends 12 fields.
 	err := decodeAll(d, 12,
 		func() (err error) { r.Map, err = d.DecodeString(); return },
 		func() (err error) { kind, err = d.DecodeUint64(); r.Kind = opKind(kind); return },
@@ -65,6 +67,7 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { r.ID, err = d.DecodeString(); return },
 		func() (err error) { stashAt, err = d.DecodeString(); return },
 		func() (err error) { r.Stash, err = d.DecodeUint64(); return },
+		func() (err error) { r.Timeout, err = d.DecodeUint64(); return },
 	)
 	r.StashAt = partition.MemberID(stashAt)
 	return err
@@ -168,7 +171,9 @@ func encodeAll(e *msgpack.Encoder, n int, fields ...func() error) error {
 	return nil
 }
 
-// decodeAll reads an array of at least n fields; extra trailing fields are skipped.
+// decodeAll reads an array of at least n fields with fields, whose first n are required and
+// the others (fields added later) decoded only when present; extra trailing fields are
+// skipped.
 func decodeAll(d *msgpack.Decoder, n int, fields ...func() error) error {
 	l, err := d.DecodeArrayLen()
 	if err != nil {
@@ -177,12 +182,12 @@ func decodeAll(d *msgpack.Decoder, n int, fields ...func() error) error {
 	if l < n {
 		return fmt.Errorf("header has %d fields, want %d", l, n)
 	}
-	for _, f := range fields {
+	for _, f := range fields[:min(l, len(fields))] {
 		if err := f(); err != nil {
 			return err
 		}
 	}
-	for range l - n {
+	for range l - min(l, len(fields)) {
 		if err := d.Skip(); err != nil {
 			return err
 		}
@@ -462,14 +467,14 @@ func appendArrayLen(b []byte, l int) []byte {
 }
 
 func (r *opRequest) encodedSize() int {
-	return sizeArrayLen(12) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
+	return sizeArrayLen(13) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
 		sizeUint(r.Epoch) + sizeBin(r.Key) + sizeInt(r.TTL) + sizeBin(r.Expect) + sizeStr(r.Holder) +
-		sizeStr(r.Proc) + sizeStr(r.ID) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash)
+		sizeStr(r.Proc) + sizeStr(r.ID) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash) + sizeUint(r.Timeout)
 }
 
 // appendTo appends the bytes EncodeMsgpack writes.
 func (r *opRequest) appendTo(b []byte) []byte {
-	b = appendArrayLen(b, 12)
+	b = appendArrayLen(b, 13)
 	b = appendStr(b, r.Map)
 	b = appendUint(b, uint64(r.Kind))
 	b = appendInt(b, int64(r.Part))
@@ -481,7 +486,8 @@ func (r *opRequest) appendTo(b []byte) []byte {
 	b = appendStr(b, r.Proc)
 	b = appendStr(b, r.ID)
 	b = appendStr(b, string(r.StashAt))
-	return appendUint(b, r.Stash)
+	b = appendUint(b, r.Stash)
+	return appendUint(b, r.Timeout)
 }
 
 func (m *mutation) encodedSize() int {
@@ -661,13 +667,13 @@ func (r *wireReader) name() (string, bool) {
 // header is not in that exact form.
 func (req *opRequest) decodeFast(header []byte) bool {
 	r := wireReader{b: header}
-	var ok [12]bool
+	var ok [13]bool
 	var n int
 	var kind uint64
 	var part int64
 	var stashAt string
 	n, ok[0] = r.arrayLen()
-	if !ok[0] || n != 12 {
+	if !ok[0] || (n != 13 && n != 12) { // 12: a peer from before Timeout
 		return false
 	}
 	req.Map, ok[0] = r.name()
@@ -682,8 +688,12 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	req.ID, ok[9] = r.str()
 	stashAt, ok[10] = r.name()
 	req.Stash, ok[11] = r.uint()
+	req.Timeout, ok[12] = 0, true
+	if n == 13 {
+		req.Timeout, ok[12] = r.uint()
+	}
 	req.Kind, req.Part, req.StashAt = opKind(kind), int32(part), partition.MemberID(stashAt)
-	return ok == [12]bool{true, true, true, true, true, true, true, true, true, true, true, true} && len(r.b) == 0
+	return ok == [13]bool{true, true, true, true, true, true, true, true, true, true, true, true, true} && len(r.b) == 0
 }
 
 // decodeOpRequest decodes an operation header into req.

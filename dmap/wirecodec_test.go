@@ -39,7 +39,7 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 		b := edgeBytes()[i%len(edgeBytes())]
 		reqs = append(reqs, opRequest{Map: s, Kind: opKind(n), Part: int32(n), Epoch: uint64(n), Key: b, TTL: n,
 			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: s,
-			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n)})
+			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n), Timeout: uint64(n) >> (i % 64)})
 		muts = append(muts, mutation{Map: s, Kind: mutKind(n), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
 			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())]})
 	}
@@ -81,6 +81,29 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 	}
 }
 
+// oldOpHeader turns an operation header as appendTo writes it into the 12-field form of a peer
+// from before opRequest.Timeout (whose encoding is the last byte when it is below 128).
+func oldOpHeader(h []byte) []byte {
+	old := append([]byte{mpFixedArrayLow | 12}, h[1:len(h)-1]...)
+	return old
+}
+
+// TestOpRequestFromOlderPeer: a request without the Timeout field (a peer from before it)
+// decodes, by either decoder, with no timeout.
+func TestOpRequestFromOlderPeer(t *testing.T) {
+	want := opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), Holder: "h", Timeout: 5}
+	enc, _ := encodeOpRequest(&want)
+	old := oldOpHeader(enc.Header)
+	want.Timeout = 0
+	var fast, slow opRequest
+	if !fast.decodeFast(old) || !reflect.DeepEqual(fast, want) {
+		t.Fatalf("fast decoder: %+v, want %+v", fast, want)
+	}
+	if err := decodeOpRequestSlow(old, &slow); err != nil || !reflect.DeepEqual(slow, want) {
+		t.Fatalf("msgpack decoder: %+v, %v, want %+v", slow, err, want)
+	}
+}
+
 func equalBatches(a, b batchHeader) bool {
 	a.VLen, b.VLen = nil, nil
 	return reflect.DeepEqual(a, b)
@@ -91,6 +114,9 @@ func equalBatches(a, b batchHeader) bool {
 func FuzzFastDecoders(f *testing.F) {
 	req, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: "i"})
 	f.Add(req.Header, []byte(nil))
+	req, _ = encodeOpRequest(&opRequest{Map: "m", Kind: opGet, Part: 1, Key: []byte("k"), Timeout: 300_000})
+	f.Add(req.Header, []byte(nil))
+	f.Add(oldOpHeader(req.Header), []byte(nil))
 	h, body, _ := encodeBatch(3, 7, "m1", []mutation{{Map: "m", Kind: mutSet, Key: []byte("k"), Value: []byte("v"), Seq: 1},
 		{Map: "m", Kind: mutLock, Key: []byte{}, Holder: "x/1", Count: 2, ExpireAt: -1, Seq: 300}})
 	f.Add(h, body)

@@ -195,6 +195,29 @@ func TestCallTimeouts(t *testing.T) {
 	}
 }
 
+// A CallTimeout is bounded while the peer is being dialed, too: a peer whose host does not
+// answer SYNs would otherwise hold the call for DialTimeout.
+func TestCallTimeoutBoundsDial(t *testing.T) {
+	c := newClient(t, Config{DialTimeout: time.Minute})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c.dialHook = func(ctx context.Context, addr string) (net.Conn, error) {
+		select { // a dial that hangs, as to an unreachable host
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("unreachable")
+	}
+	start := time.Now()
+	_, err := c.CallTimeout(context.Background(), "192.0.2.1:7000", Message{Type: msgEcho}, 100*time.Millisecond)
+	if !errors.Is(err, ErrCallTimeout) {
+		t.Fatalf("got %v, want ErrCallTimeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("timed out after %v, want about 100ms", d)
+	}
+}
+
 // gate answers "open:<id>" by forwarding it with CallAsync (held while the reader serves a
 // burst) and opening gate id when the forwarded call completes, and answers "wait:<id>" on a
 // worker once gate id is open: a worker waiting for a held request.

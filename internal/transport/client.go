@@ -31,6 +31,9 @@ type Client struct {
 	mu     sync.RWMutex
 	closed bool
 	peers  map[string]*peer
+
+	// dialHook, when set by a test, dials instead of a net.Dialer.
+	dialHook func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // peer holds the connections to one address in two lanes of
@@ -189,7 +192,7 @@ func (c *Client) call(ctx context.Context, addr string, req Message, deadline in
 	}
 	bulk := f.Length() >= bulkFrame
 	for attempt := 0; ; attempt++ {
-		cc, err := c.conn(ctx, addr, bulk)
+		cc, err := c.conn(ctx, addr, bulk, deadline)
 		if err != nil {
 			return Message{}, err
 		}
@@ -336,8 +339,11 @@ func (c *Client) Close() error {
 }
 
 // conn returns a live connection to addr in the small or the bulk lane,
-// dialing one if needed.
-func (c *Client) conn(ctx context.Context, addr string, bulk bool) (*clientConn, error) {
+// dialing one if needed. A deadline (c.now() units, 0 none) bounds the wait
+// for a dial as ctx does, so that CallTimeout is bounded even when the peer's
+// host is unreachable and the dial itself would take DialTimeout; the timer
+// it costs is paid only on this slow path.
+func (c *Client) conn(ctx context.Context, addr string, bulk bool, deadline int64) (*clientConn, error) {
 	p, err := c.peer(addr)
 	if err != nil {
 		return nil, err
@@ -368,10 +374,18 @@ func (c *Client) conn(ctx context.Context, addr string, bulk bool) (*clientConn,
 		go c.dial(addr, s, ch)
 	}
 	s.mu.Unlock()
+	var expired <-chan time.Time
+	if deadline != 0 {
+		t := time.NewTimer(max(time.Duration(deadline-c.now()), 0))
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-ch:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+	case <-expired:
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, ErrCallTimeout)
 	}
 	s.mu.Lock()
 	cc, err := s.cc, s.err
@@ -409,7 +423,11 @@ func (c *Client) peer(addr string) (*peer, error) {
 func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	defer c.wg.Done()
 	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(c.ctx, "tcp", addr)
+	dial := d.DialContext
+	if c.dialHook != nil {
+		dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return c.dialHook(ctx, addr) }
+	}
+	nc, err := dial(c.ctx, "tcp", addr)
 	if err == nil {
 		setUserTimeout(nc, c.cfg.UserTimeout)
 	}

@@ -60,7 +60,7 @@ func TestExpiredDeadlineKeepsConnection(t *testing.T) {
 	s := startServer(t, Config{})
 	c := newClient(t, Config{ConnsPerPeer: 1})
 	mustEcho(t, c, s.addr, "h", "b")
-	cc, err := c.conn(context.Background(), s.addr, false)
+	cc, err := c.conn(context.Background(), s.addr, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,7 @@ const (
 	// measures the default timings.
 	faultTimingsEnv = "GRIDMAP_FAULTS_TIMINGS"
 	// faultsEnv is a comma-separated list of switches: "long" runs the long variants (more
-	// kills, more keys and clients); "lost" runs the tests that need the loss marking of issue
-	// 13 even where lossMarkingLanded says it is not there, to see them fail.
+	// kills, more keys and clients).
 	faultsEnv = "GRIDMAP_FAULTS"
 )
 

@@ -21,14 +21,6 @@ import (
 //
 //	GRIDMAP_FAULTS_TIMINGS=lan go test -race -run TestFaultsKillWithRepair -v .
 
-// lossMarkingLanded says whether this branch has the loss marking of issue 13: a partition that
-// lost every replica is marked Lost in the table (helper H1), operations on it fail with
-// dmap.ErrPartitionLost and every member reports PartitionLost from LostAt (helper H2a).
-// TestFaultsKillFasterThanRepair fails without it: that is the bug it guards against. The lead
-// deletes this switch (and its use) when merging H1 and H2a. GRIDMAP_FAULTS=lost runs the test
-// anyway.
-const lossMarkingLanded = false
-
 // faultSeed returns GRIDMAP_FAULTS_SEED, or a fresh seed; the run logs it, so a run can be
 // replayed with the same choices (the timing of the processes still differs).
 func faultSeed() uint64 {
@@ -143,9 +135,6 @@ func (r *faultRun) pickVictim(leader bool) *faultMember {
 func TestFaultsKillFasterThanRepair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts member processes")
-	}
-	if !lossMarkingLanded && !faultsMode("lost") {
-		t.Skip("needs the loss marking of issue 13 (H1, H2a), see lossMarkingLanded; GRIDMAP_FAULTS=lost runs it anyway")
 	}
 	extraKills, nkeys, clients := 2, 12, 6
 	if faultsMode("long") {

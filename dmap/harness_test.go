@@ -23,6 +23,26 @@ type fakeNet struct {
 	// drop, when set, fails the calls it returns true for (as an unreachable peer would):
 	// a targeted loss between two members, for one message type.
 	drop func(from, to string, t transport.MsgType) bool
+	// answered, when set, runs once the receiver has served a call, before the answer goes
+	// back; it may block (an acknowledgement held back) or return true to lose the answer (the
+	// caller sees a lost connection, the receiver has done the work).
+	answered func(from, to string, t transport.MsgType) (lose bool)
+}
+
+// setAnswered installs (or, with nil, removes) the answered hook.
+func (n *fakeNet) setAnswered(f func(from, to string, t transport.MsgType) bool) {
+	n.mu.Lock()
+	n.answered = f
+	n.mu.Unlock()
+}
+
+// loseAnswer reports, calling the answered hook if any, whether the answer of a served call
+// from->to of type t is lost.
+func (n *fakeNet) loseAnswer(from, to string, t transport.MsgType) bool {
+	n.mu.Lock()
+	f := n.answered
+	n.mu.Unlock()
+	return f != nil && f(from, to, t)
 }
 
 // setDrop installs (or, with nil, removes) the targeted drop rule.
@@ -96,6 +116,9 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 		}
 	} else {
 		resp, err = h.ServeMsg(ctx, req)
+	}
+	if c.net.loseAnswer(c.from, addr, req.Type) {
+		return transport.Message{}, fmt.Errorf("fake: answer from %s lost: %w", addr, transport.ErrConnClosed)
 	}
 	if err != nil {
 		return transport.Message{}, &transport.RemoteError{Code: transport.CodeInternal, Message: err.Error()}

@@ -27,6 +27,11 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		deadline = time.Now().Add(s.cfg.OperationTimeout)
 	}
 	p := partition.ID(req.Part)
+	if req.ID.zero() && req.Kind.writes() && req.Kind != opExecuteAll {
+		// Every attempt carries the same ID: an owner that applied an earlier one answers as it
+		// did then (answers.go).
+		req.ID = s.newOpID()
+	}
 	wait := time.Millisecond
 	var last error
 	for {

@@ -1,0 +1,256 @@
+package dmap
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+)
+
+// Exactly-once writes across retries.
+//
+// The router (Service.do) retries an operation after a lost connection or a retryable answer,
+// and the owner, or a new owner after a failover, may already have applied it. So every write
+// gets an ID once (opID, reused by every attempt), and the mutations it applies carry that ID
+// and the answer the owner gave (mutation.Op and Ans, or a mutAnswer for a processor's result).
+// Applying such a mutation, on the owner, on a backup or from a partition copy, remembers the
+// answer in the partition's answerTable, which lives in the record store: it travels with the
+// mutations to the backups and with copies (snapshot), and is reset with the store when a full
+// copy replaces it. An owner that finds a write's ID in the table answers with the remembered
+// answer instead of deciding the write again (applyWrite).
+//
+// A write that changes nothing is not remembered: running it again is its first visible effect.
+// The owner remembers the answer of the last maxAnswers writes of each partition; the oldest
+// is forgotten first. A retry that arrives after maxAnswers later writes of its partition (the
+// router retries within milliseconds, or right after the table that names the new owner, while
+// the partition had no owner to write to) is applied again: at least once, not exactly once.
+// ExecuteOnEntries (a processor on a whole partition) is not covered: its answer is a result
+// per entry, too large to remember.
+
+// maxAnswers bounds the remembered answers of one partition (see above). An entry costs about
+// 60 bytes with its index slot; the table is allocated at the partition's first write.
+const maxAnswers = 256
+
+// opID identifies one write operation across its attempts: a random prefix chosen once per
+// Service and a counter. The zero opID means "none".
+type opID struct{ hi, lo uint64 }
+
+func (id opID) zero() bool { return id == opID{} }
+
+// opIDLen is the size of an opID on the wire (a msgpack bin: big-endian hi, then lo).
+const opIDLen = 16
+
+// appendOpID appends id's wire form: nil for none, else a bin of opIDLen bytes.
+func appendOpID(b []byte, id opID) []byte {
+	if id.zero() {
+		return append(b, mpNil)
+	}
+	b = append(b, mpBin8, opIDLen)
+	b = binary.BigEndian.AppendUint64(b, id.hi)
+	return binary.BigEndian.AppendUint64(b, id.lo)
+}
+
+func sizeOpID(id opID) int {
+	if id.zero() {
+		return 1
+	}
+	return 2 + opIDLen
+}
+
+// parseOpID reads an opID from its bin value (nil or empty: none).
+func parseOpID(b []byte) (opID, bool) {
+	switch len(b) {
+	case 0:
+		return opID{}, true
+	case opIDLen:
+		return opID{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}, true
+	}
+	return opID{}, false
+}
+
+func (id opID) bytes() []byte {
+	if id.zero() {
+		return nil
+	}
+	var b [opIDLen]byte
+	binary.BigEndian.PutUint64(b[:], id.hi)
+	binary.BigEndian.PutUint64(b[8:], id.lo)
+	return b[:]
+}
+
+// newOpIDPrefix draws a Service's random opID prefix (never 0, so no opID is zero).
+func newOpIDPrefix() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("dmap: operation id prefix: %w", err)
+		}
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v, nil
+		}
+	}
+}
+
+// newOpID returns a fresh operation ID: no allocation, one atomic add.
+func (s *Service) newOpID() opID { return opID{s.opPrefix, s.opCounter.Add(1)} }
+
+// answer is a remembered write's answer as it travels in a mutation (mutation.Ans): its status
+// shifted left by 1, and Done in bit 0.
+type answer uint8
+
+func answerOf(resp opResponse) answer {
+	a := answer(resp.Status) << 1
+	if resp.Done {
+		a |= 1
+	}
+	return a
+}
+
+// answerEntry is one remembered answer.
+type answerEntry struct {
+	id  opID
+	ans answer
+	// failed: this member, as the owner, applied the write but its backups did not all
+	// acknowledge it (its outcome is unknown to the writer).
+	failed bool
+	// result is an entry processor's result (a copy).
+	result []byte
+}
+
+// response rebuilds the answer the owner first gave.
+func (e *answerEntry) response() opResponse {
+	if e.failed {
+		return opResponse{Status: statusFailed, Msg: "an earlier attempt of this write was applied by the owner but not acknowledged by every backup: its outcome is unknown"}
+	}
+	return opResponse{Status: status(e.ans >> 1), Done: e.ans&1 == 1, Value: e.result}
+}
+
+// answerTable is a partition's remembered answers: a ring of the last maxAnswers, indexed by an
+// open-addressing hash table (linear probing), so that remembering and looking up cost a few
+// nanoseconds and no allocation once the ring is full. Plain data: the partition's mu guards it.
+type answerTable struct {
+	ring []answerEntry // grows to maxAnswers, then is overwritten from next
+	next int
+	// index holds ring positions + 1 (0: empty slot); its size is a power of two, at least
+	// twice maxAnswers, so that probe sequences stay short.
+	index []uint16
+}
+
+const answerIndexSize = 2 * maxAnswers
+
+func (t *answerTable) slot(id opID) int {
+	h := (id.hi ^ id.lo*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9
+	return int(h >> 32 & (answerIndexSize - 1))
+}
+
+// find returns the ring position of id and its index slot, or -1 and the empty slot where it
+// would go.
+func (t *answerTable) find(id opID) (pos, slot int) {
+	if t.index == nil {
+		return -1, -1
+	}
+	for i := t.slot(id); ; i = (i + 1) & (answerIndexSize - 1) {
+		v := t.index[i]
+		if v == 0 {
+			return -1, i
+		}
+		if t.ring[v-1].id == id {
+			return int(v - 1), i
+		}
+	}
+}
+
+// lookup returns the remembered answer of id.
+func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
+	if id.zero() {
+		return nil, false
+	}
+	pos, _ := t.find(id)
+	if pos < 0 {
+		return nil, false
+	}
+	return &t.ring[pos], true
+}
+
+// remember records id's answer, forgetting the oldest one when the table is full. A result is
+// copied.
+func (t *answerTable) remember(id opID, ans answer, result []byte, failed bool) {
+	if id.zero() {
+		return
+	}
+	if t.index == nil {
+		t.index = make([]uint16, answerIndexSize)
+	}
+	if pos, _ := t.find(id); pos >= 0 {
+		return // the same write again (a copy of what this member holds)
+	}
+	e := answerEntry{id: id, ans: ans, failed: failed}
+	if len(result) > 0 {
+		e.result = bytes.Clone(result)
+	}
+	var pos int
+	if len(t.ring) < maxAnswers {
+		pos = len(t.ring)
+		t.ring = append(t.ring, e)
+	} else {
+		pos = t.next
+		t.next = (t.next + 1) % maxAnswers
+		t.unindex(t.ring[pos].id)
+		t.ring[pos] = e
+	}
+	_, slot := t.find(id)
+	t.index[slot] = uint16(pos + 1)
+}
+
+// unindex removes id from the index, shifting later entries of its probe sequence back so
+// that lookups need no tombstones.
+func (t *answerTable) unindex(id opID) {
+	_, i := t.find(id)
+	if t.index[i] == 0 {
+		return
+	}
+	const mask = answerIndexSize - 1
+	for {
+		t.index[i] = 0
+		j := i
+		for {
+			j = (j + 1) & mask
+			v := t.index[j]
+			if v == 0 {
+				return
+			}
+			// The entry at j may move to i unless its home slot lies cyclically in (i, j].
+			home := t.slot(t.ring[v-1].id)
+			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+				t.index[i] = v
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// fail marks id's answer as failed (see answerEntry).
+func (t *answerTable) fail(id opID) {
+	if e, ok := t.lookup(id); ok {
+		e.failed = true
+	}
+}
+
+// len reports how many answers are remembered.
+func (t *answerTable) len() int { return len(t.ring) }
+
+// appendSnapshot appends the remembered answers, oldest first, as mutAnswer mutations (for a
+// copy of the partition).
+func (t *answerTable) appendSnapshot(out []mutation) []mutation {
+	n := len(t.ring)
+	for i := range n {
+		e := &t.ring[(t.next+i)%n]
+		ans := e.ans
+		if e.failed {
+			ans = answerOf(e.response())
+		}
+		out = append(out, mutation{Kind: mutAnswer, Op: e.id, Ans: ans, Value: e.result})
+	}
+	return out
+}

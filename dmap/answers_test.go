@@ -1,0 +1,268 @@
+package dmap
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// keysOwnedBy returns n keys whose partitions member owner owns in the current table (same: all
+// in one partition).
+func keysOwnedBy(t *testing.T, c *cluster, m *Map[string, string], owner partition.MemberID, n int, same bool) []string {
+	t.Helper()
+	tab := c.coord.table
+	var keys []string
+	var first partition.ID = -1
+	for i := 0; len(keys) < n && i < 100000; i++ {
+		k := fmt.Sprintf("k%d", i)
+		p, _ := m.Partition(k)
+		if tab.Owner(p) != owner || (same && first >= 0 && p != first) {
+			continue
+		}
+		first = p
+		keys = append(keys, k)
+	}
+	if len(keys) < n {
+		t.Fatalf("no %d keys owned by %s", n, owner)
+	}
+	return keys
+}
+
+// loseFirstAnswer makes the answer of the first operation from member from lost (after the
+// owner served it), running then (if not nil) before the caller learns of the loss.
+func loseFirstAnswer(c *cluster, from partition.MemberID, then func()) *atomic.Int32 {
+	var lost atomic.Int32
+	c.net.setAnswered(func(f, to string, typ transport.MsgType) bool {
+		if f != string(from) || typ != msgOp || !lost.CompareAndSwap(0, 1) {
+			return false
+		}
+		if then != nil {
+			then()
+		}
+		return true
+	})
+	return &lost
+}
+
+// TestRetriedWriteIsAppliedOnce: a write whose answer is lost on the way back is retried by the
+// router, and the owner answers the retry with its first answer instead of applying it again.
+func TestRetriedWriteIsAppliedOnce(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	ctx := context.Background()
+	owner, client := c.svc(0), c.svc(1)
+	om, cm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, client, "m")
+	key := keysOwnedBy(t, c, om, owner.self, 1, false)[0]
+	if err := cm.Put(ctx, key, "v0"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A compare-and-set applied by the owner whose answer is lost: the retry says it happened.
+	lost := loseFirstAnswer(c, client.self, nil)
+	if ok, err := cm.ReplaceIfSame(ctx, key, "v0", "v1"); err != nil || !ok {
+		t.Fatalf("retried ReplaceIfSame = %v, %v; want true (it took effect)", ok, err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost: the test did not test a retry")
+	}
+	if v, err := om.Get(ctx, key); err != nil || v != "v1" {
+		t.Fatalf("value = %q, %v; want v1", v, err)
+	}
+
+	// A put whose answer is lost while another writer's put comes in before the retry: the
+	// retry must not overwrite the later write.
+	lost = loseFirstAnswer(c, client.self, func() {
+		if err := om.Put(ctx, key, "other"); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cm.Put(ctx, key, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost")
+	}
+	if v, err := cm.Get(ctx, key); err != nil || v != "other" {
+		t.Fatalf("value = %q, %v; want the later writer's (the retried put was applied twice)", v, err)
+	}
+	c.net.setAnswered(nil)
+}
+
+// TestRetryAfterFailoverGetsFirstAnswer: the owner applies a write, its backup acknowledges,
+// and the owner dies before its answer reaches the caller; the retry on the promoted backup is
+// answered with the first answer.
+func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	ctx := context.Background()
+	probe := mustMap[string, string](t, c.svc(0), "m")
+	ownerID := c.svc(0).self
+	key := keysOwnedBy(t, c, probe, ownerID, 1, false)[0]
+	p, _ := probe.Partition(key)
+	var client *Service
+	for _, id := range c.active {
+		if !c.coord.table.IsReplica(p, id) {
+			client = c.svcs[id]
+		}
+	}
+	if client == nil {
+		t.Fatal("every member is a replica")
+	}
+	cm := mustMap[string, string](t, client, "m")
+	if err := cm.Put(ctx, key, "v0"); err != nil {
+		t.Fatal(err)
+	}
+	lost := loseFirstAnswer(c, client.self, func() { c.kill(ownerID) })
+	if ok, err := cm.ReplaceIfSame(ctx, key, "v0", "v1"); err != nil || !ok {
+		t.Fatalf("ReplaceIfSame retried on the new owner = %v, %v; want true (it took effect)", ok, err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost")
+	}
+	if c.coord.table.Owner(p) == ownerID {
+		t.Fatal("the owner did not change")
+	}
+	if v, err := cm.Get(ctx, key); err != nil || v != "v1" {
+		t.Fatalf("value = %q, %v; want v1", v, err)
+	}
+	c.net.setAnswered(nil)
+}
+
+// TestAnswerTableBound: the remembered answers of a partition stay at maxAnswers, the newest
+// ones, whatever the number of writes.
+func TestAnswerTableBound(t *testing.T) {
+	var tab answerTable
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []opID
+	for i := range 20 * maxAnswers {
+		id := opID{r.Uint64() | 1, r.Uint64()}
+		if i%7 == 0 {
+			id.lo = uint64(i) // neighbours share probe sequences more often
+		}
+		ids = append(ids, id)
+		tab.remember(id, answer(i%4), nil, false)
+		if tab.len() > maxAnswers {
+			t.Fatalf("%d answers remembered after %d writes", tab.len(), i+1)
+		}
+		if i%97 == 0 || i > 19*maxAnswers {
+			for j := max(0, i-maxAnswers+1); j <= i; j++ {
+				if e, ok := tab.lookup(ids[j]); !ok || e.ans != answer(j%4) {
+					t.Fatalf("after %d writes, write %d is forgotten or wrong", i+1, j)
+				}
+			}
+			if i >= maxAnswers {
+				if _, ok := tab.lookup(ids[i-maxAnswers]); ok {
+					t.Fatalf("after %d writes, write %d is still remembered", i+1, i-maxAnswers)
+				}
+			}
+		}
+	}
+	used := 0
+	for _, v := range tab.index {
+		if v != 0 {
+			used++
+		}
+	}
+	if used != maxAnswers {
+		t.Fatalf("index holds %d entries, want %d", used, maxAnswers)
+	}
+
+	// In a cluster: owner and backup hold the same bounded memory.
+	c := newCluster(t, 2, 1, nil)
+	ctx := context.Background()
+	m := mustMap[string, string](t, c.svc(1), "m")
+	key := keysOwnedBy(t, c, m, c.svc(0).self, 1, false)[0]
+	p, _ := m.Partition(key)
+	for i := range 3 * maxAnswers {
+		if err := m.Put(ctx, key, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range c.svcs {
+		pt := s.parts[p]
+		pt.mu.RLock()
+		n := pt.rs.answers.len()
+		pt.mu.RUnlock()
+		if n != maxAnswers {
+			t.Fatalf("%s remembers %d answers of partition %d, want %d", s.self, n, p, maxAnswers)
+		}
+	}
+}
+
+// TestReadsNeverSeeUnacknowledgedWrites: while a backup holds back its acknowledgement of a
+// write, reads of that key on the owner return the previous value; reads of other keys of the
+// same partition proceed; once acknowledged, the write is seen.
+func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	owner, other := c.svc(0), c.svc(1)
+	om, rm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, other, "m")
+	keys := keysOwnedBy(t, c, om, owner.self, 3, true)
+	written, untouched, fresh := keys[0], keys[1], keys[2]
+	for _, k := range keys[:2] {
+		if err := om.Put(ctx, k, "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, step := range []struct {
+		name string
+		key  string
+		want string // "" = absent
+	}{{"replace", written, "old"}, {"create", fresh, ""}} {
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		c.net.setAnswered(func(from, to string, typ transport.MsgType) bool {
+			if from == string(owner.self) && typ == msgBackup {
+				once.Do(func() { close(entered) })
+				<-release
+			}
+			return false
+		})
+		done := make(chan error, 1)
+		go func() { done <- om.Put(ctx, step.key, "new") }()
+		select {
+		case <-entered:
+		case err := <-done:
+			t.Fatalf("%s: put returned before its backup acknowledged: %v", step.name, err)
+		case <-ctx.Done():
+			t.Fatalf("%s: backup never reached", step.name)
+		}
+		for _, m := range []*Map[string, string]{om, rm} {
+			v, err := m.Get(ctx, step.key)
+			if step.want == "" {
+				if err == nil {
+					t.Fatalf("%s: Get = %q before the backup acknowledged; want absent", step.name, v)
+				}
+			} else if err != nil || v != step.want {
+				t.Fatalf("%s: Get = %q, %v before the backup acknowledged; want %q", step.name, v, err, step.want)
+			}
+			if ok, err := m.ContainsKey(ctx, step.key); err != nil || ok != (step.want != "") {
+				t.Fatalf("%s: ContainsKey = %v, %v before the backup acknowledged", step.name, ok, err)
+			}
+			// Another key of the same partition is read without waiting for the write.
+			if v, err := m.Get(ctx, untouched); err != nil || v != "old" {
+				t.Fatalf("%s: Get of another key = %q, %v", step.name, v, err)
+			}
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		c.net.setAnswered(nil)
+		for _, m := range []*Map[string, string]{om, rm} {
+			if v, err := m.Get(ctx, step.key); err != nil || v != "new" {
+				t.Fatalf("%s: Get after the acknowledgement = %q, %v", step.name, v, err)
+			}
+		}
+	}
+	if n, err := om.Size(ctx); err != nil || n != 3 {
+		t.Fatalf("Size = %d, %v; want 3", n, err)
+	}
+}

@@ -2,9 +2,10 @@ package dmap
 
 import (
 	"bytes"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 )
 
 // Exactly-once writes across retries.
@@ -32,7 +33,9 @@ import (
 const maxAnswers = 256
 
 // opID identifies one write operation across its attempts: a random prefix chosen once per
-// Service and a counter. The zero opID means "none".
+// Service, and 64 bits from the runtime's per-thread random generator (cheaper than a shared
+// counter, whose cache line writers on every core would contend for; two writes of one member
+// share an ID with probability 2^-64 per pair). The zero opID means "none".
 type opID struct{ hi, lo uint64 }
 
 func (id opID) zero() bool { return id == opID{} }
@@ -82,7 +85,7 @@ func (id opID) bytes() []byte {
 func newOpIDPrefix() (uint64, error) {
 	var b [8]byte
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := crand.Read(b[:]); err != nil {
 			return 0, fmt.Errorf("dmap: operation id prefix: %w", err)
 		}
 		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
@@ -91,8 +94,8 @@ func newOpIDPrefix() (uint64, error) {
 	}
 }
 
-// newOpID returns a fresh operation ID: no allocation, one atomic add.
-func (s *Service) newOpID() opID { return opID{s.opPrefix, s.opCounter.Add(1)} }
+// newOpID returns a fresh operation ID, without allocating or sharing state between writers.
+func (s *Service) newOpID() opID { return opID{s.opPrefix, rand.Uint64()} }
 
 // answer is a remembered write's answer as it travels in a mutation (mutation.Ans): its status
 // shifted left by 1, and Done in bit 0.
@@ -173,16 +176,19 @@ func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
 }
 
 // remember records id's answer, forgetting the oldest one when the table is full. A result is
-// copied.
-func (t *answerTable) remember(id opID, ans answer, result []byte, failed bool) {
+// copied. mayRepeat: id may be remembered already (a write applied again, a copy), which costs
+// a lookup.
+func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRepeat bool) {
 	if id.zero() {
 		return
 	}
 	if t.index == nil {
 		t.index = make([]uint16, answerIndexSize)
 	}
-	if pos, _ := t.find(id); pos >= 0 {
-		return // the same write again (a copy of what this member holds)
+	if mayRepeat {
+		if pos, _ := t.find(id); pos >= 0 {
+			return
+		}
 	}
 	e := answerEntry{id: id, ans: ans, failed: failed}
 	if len(result) > 0 {

@@ -3,6 +3,7 @@ package dmap
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -145,7 +146,7 @@ func TestAnswerTableBound(t *testing.T) {
 			id.lo = uint64(i) // neighbours share probe sequences more often
 		}
 		ids = append(ids, id)
-		tab.remember(id, answer(i%4), nil, false)
+		tab.remember(id, answer(i%4), nil, false, i%2 == 0)
 		if tab.len() > maxAnswers {
 			t.Fatalf("%d answers remembered after %d writes", tab.len(), i+1)
 		}
@@ -162,6 +163,11 @@ func TestAnswerTableBound(t *testing.T) {
 			}
 		}
 	}
+	// Remembering an answer again (a write applied twice, a copy) forgets nothing.
+	tab.remember(ids[len(ids)-1], 0, nil, false, true)
+	if _, ok := tab.lookup(ids[len(ids)-maxAnswers]); !ok {
+		t.Fatal("remembering an answer again forgot the oldest")
+	}
 	used := 0
 	for _, v := range tab.index {
 		if v != 0 {
@@ -172,8 +178,9 @@ func TestAnswerTableBound(t *testing.T) {
 		t.Fatalf("index holds %d entries, want %d", used, maxAnswers)
 	}
 
-	// In a cluster: owner and backup hold the same bounded memory.
-	c := newCluster(t, 2, 1, nil)
+	// In a cluster: owner and backup hold the same bounded memory, and a copy to a new backup
+	// carries it.
+	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
 	m := mustMap[string, string](t, c.svc(1), "m")
 	key := keysOwnedBy(t, c, m, c.svc(0).self, 1, false)[0]
@@ -183,14 +190,30 @@ func TestAnswerTableBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range c.svcs {
+	remembered := func(s *Service) map[opID]answer {
 		pt := s.parts[p]
 		pt.mu.RLock()
-		n := pt.rs.answers.len()
-		pt.mu.RUnlock()
-		if n != maxAnswers {
-			t.Fatalf("%s remembers %d answers of partition %d, want %d", s.self, n, p, maxAnswers)
+		defer pt.mu.RUnlock()
+		out := map[opID]answer{}
+		for _, e := range pt.rs.answers.ring {
+			if _, ok := pt.rs.answers.lookup(e.id); ok {
+				out[e.id] = e.ans
+			}
 		}
+		return out
+	}
+	want := remembered(c.svc(0))
+	if len(want) != maxAnswers {
+		t.Fatalf("the owner remembers %d answers of partition %d, want %d", len(want), p, maxAnswers)
+	}
+	backup := c.coord.table.Partitions[p].Replicas[1]
+	if got := remembered(c.svcs[backup]); !maps.Equal(got, want) {
+		t.Fatalf("the backup remembers %d answers, not the owner's %d", len(got), len(want))
+	}
+	c.kill(backup)
+	next := c.waitStable().Partitions[p].Replicas[1]
+	if got := remembered(c.svcs[next]); !maps.Equal(got, want) {
+		t.Fatalf("the new backup %s got %d answers in its copy, not the owner's %d", next, len(got), len(want))
 	}
 }
 

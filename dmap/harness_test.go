@@ -224,7 +224,7 @@ func (n *fakeNode) ReportSynced(ctx context.Context, p partition.ID, m partition
 }
 
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	net    *fakeNet
 	coord  *fakeCoord
 	svcs   map[partition.MemberID]*Service
@@ -232,7 +232,7 @@ type cluster struct {
 	cfg    Config
 }
 
-func newCluster(t *testing.T, n, backups int, mod func(*Config)) *cluster {
+func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 	t.Helper()
 	cfg := Config{PartitionCount: 31, ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
 	if mod != nil {

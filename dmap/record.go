@@ -190,7 +190,8 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 	if m.Kind == mutStored {
 		return false // write-behind bookkeeping only; its Seq is an older write's
 	}
-	if m.Seq > rs.seq {
+	fresh := m.Seq > rs.seq
+	if fresh {
 		rs.seq = m.Seq
 	}
 	if !m.Op.zero() {
@@ -198,7 +199,8 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 		if m.Kind == mutAnswer {
 			result = m.Value
 		}
-		rs.answers.remember(m.Op, m.Ans, result, false)
+		// A mutation newer than any applied is new here: its answer cannot be remembered yet.
+		rs.answers.remember(m.Op, m.Ans, result, false, !fresh)
 	}
 	switch m.Kind {
 	case mutSet:

@@ -38,9 +38,8 @@ type Service struct {
 	// stash holds copies of values this member's callers write through remote owners while
 	// it is a backup of their partition (stash.go).
 	stash valueStash
-	// opPrefix and opCounter make the IDs of this member's writes (answers.go).
-	opPrefix  uint64
-	opCounter atomic.Uint64
+	// opPrefix starts the IDs of this member's writes (answers.go).
+	opPrefix uint64
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc

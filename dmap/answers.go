@@ -28,8 +28,10 @@ import (
 // ExecuteOnEntries (a processor on a whole partition) is not covered: its answer is a result
 // per entry, too large to remember.
 
-// maxAnswers bounds the remembered answers of one partition (see above). An entry costs about
-// 60 bytes with its index slot; the table is allocated at the partition's first write.
+// maxAnswers bounds the remembered answers of one partition (see above). An answer costs 32
+// bytes with its index slots, plus an entry processor's result if it has one: at most 8 KiB
+// per partition replica (about 2 MiB for a member holding 271 partitions), allocated as the
+// partition is written.
 const maxAnswers = 256
 
 // opID identifies one write operation across its attempts: a random prefix chosen once per
@@ -116,63 +118,61 @@ type answerEntry struct {
 	// failed: this member, as the owner, applied the write but its backups did not all
 	// acknowledge it (its outcome is unknown to the writer).
 	failed bool
-	// result is an entry processor's result (a copy).
-	result []byte
+	// result: the answer carries an entry processor's result (answerTable.results). Entries
+	// hold no pointers, so that remembering one costs no write barrier and the ring no GC scan.
+	result bool
 }
 
 // response rebuilds the answer the owner first gave.
-func (e *answerEntry) response() opResponse {
+func (t *answerTable) response(e *answerEntry) opResponse {
 	if e.failed {
 		return opResponse{Status: statusFailed, Msg: "an earlier attempt of this write was applied by the owner but not acknowledged by every backup: its outcome is unknown"}
 	}
-	return opResponse{Status: status(e.ans >> 1), Done: e.ans&1 == 1, Value: e.result}
+	resp := opResponse{Status: status(e.ans >> 1), Done: e.ans&1 == 1}
+	if e.result {
+		resp.Value = t.results[e.id]
+	}
+	return resp
 }
 
 // answerTable is a partition's remembered answers: a ring of the last maxAnswers, indexed by an
 // open-addressing hash table (linear probing), so that remembering and looking up cost a few
-// nanoseconds and no allocation once the ring is full. Plain data: the partition's mu guards it.
+// nanoseconds and no allocation once the ring is full. A forgotten answer's index slot is not
+// cleared (lookups compare IDs, so it only lengthens probes); instead the index is rebuilt from
+// the ring every maxAnswers answers, which keeps it at most half full. Plain data: the
+// partition's mu guards it.
 type answerTable struct {
 	ring []answerEntry // grows to maxAnswers, then is overwritten from next
 	next int
-	// index holds ring positions + 1 (0: empty slot); its size is a power of two, at least
-	// twice maxAnswers, so that probe sequences stay short.
+	// results holds the processor results of the remembered answers that have one (copies).
+	results map[opID][]byte
+	// index holds ring positions + 1 (0: empty slot); added counts the slots taken since it
+	// was last rebuilt.
 	index []uint16
+	added int
 }
 
-const answerIndexSize = 2 * maxAnswers
+const answerIndexSize = 4 * maxAnswers // a power of two
 
 func (t *answerTable) slot(id opID) int {
 	h := (id.hi ^ id.lo*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9
 	return int(h >> 32 & (answerIndexSize - 1))
 }
 
-// find returns the ring position of id and its index slot, or -1 and the empty slot where it
-// would go.
-func (t *answerTable) find(id opID) (pos, slot int) {
-	if t.index == nil {
-		return -1, -1
+// lookup returns the remembered answer of id.
+func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
+	if id.zero() || t.index == nil {
+		return nil, false
 	}
 	for i := t.slot(id); ; i = (i + 1) & (answerIndexSize - 1) {
 		v := t.index[i]
 		if v == 0 {
-			return -1, i
+			return nil, false
 		}
-		if t.ring[v-1].id == id {
-			return int(v - 1), i
+		if e := &t.ring[v-1]; e.id == id {
+			return e, true
 		}
 	}
-}
-
-// lookup returns the remembered answer of id.
-func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
-	if id.zero() {
-		return nil, false
-	}
-	pos, _ := t.find(id)
-	if pos < 0 {
-		return nil, false
-	}
-	return &t.ring[pos], true
 }
 
 // remember records id's answer, forgetting the oldest one when the table is full. A result is
@@ -182,17 +182,20 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 	if id.zero() {
 		return
 	}
-	if t.index == nil {
-		t.index = make([]uint16, answerIndexSize)
-	}
 	if mayRepeat {
-		if pos, _ := t.find(id); pos >= 0 {
+		if _, ok := t.lookup(id); ok {
 			return
 		}
 	}
-	e := answerEntry{id: id, ans: ans, failed: failed}
-	if len(result) > 0 {
-		e.result = bytes.Clone(result)
+	if t.index == nil {
+		t.index = make([]uint16, answerIndexSize)
+	}
+	e := answerEntry{id: id, ans: ans, failed: failed, result: len(result) > 0}
+	if e.result {
+		if t.results == nil {
+			t.results = make(map[opID][]byte)
+		}
+		t.results[id] = bytes.Clone(result)
 	}
 	var pos int
 	if len(t.ring) < maxAnswers {
@@ -201,39 +204,29 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 	} else {
 		pos = t.next
 		t.next = (t.next + 1) % maxAnswers
-		t.unindex(t.ring[pos].id)
+		if t.ring[pos].result {
+			delete(t.results, t.ring[pos].id)
+		}
 		t.ring[pos] = e
 	}
-	_, slot := t.find(id)
-	t.index[slot] = uint16(pos + 1)
-}
-
-// unindex removes id from the index, shifting later entries of its probe sequence back so
-// that lookups need no tombstones.
-func (t *answerTable) unindex(id opID) {
-	_, i := t.find(id)
-	if t.index[i] == 0 {
+	if t.added++; t.added <= maxAnswers {
+		t.insert(id, pos)
 		return
 	}
-	const mask = answerIndexSize - 1
-	for {
-		t.index[i] = 0
-		j := i
-		for {
-			j = (j + 1) & mask
-			v := t.index[j]
-			if v == 0 {
-				return
-			}
-			// The entry at j may move to i unless its home slot lies cyclically in (i, j].
-			home := t.slot(t.ring[v-1].id)
-			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-				t.index[i] = v
-				i = j
-				break
-			}
-		}
+	clear(t.index)
+	for i := range t.ring {
+		t.insert(t.ring[i].id, i)
 	}
+	t.added = 0
+}
+
+// insert indexes ring position pos under id.
+func (t *answerTable) insert(id opID, pos int) {
+	i := t.slot(id)
+	for t.index[i] != 0 {
+		i = (i + 1) & (answerIndexSize - 1)
+	}
+	t.index[i] = uint16(pos + 1)
 }
 
 // fail marks id's answer as failed (see answerEntry).
@@ -254,9 +247,9 @@ func (t *answerTable) appendSnapshot(out []mutation) []mutation {
 		e := &t.ring[(t.next+i)%n]
 		ans := e.ans
 		if e.failed {
-			ans = answerOf(e.response())
+			ans = answerOf(t.response(e))
 		}
-		out = append(out, mutation{Kind: mutAnswer, Op: e.id, Ans: ans, Value: e.result})
+		out = append(out, mutation{Kind: mutAnswer, Op: e.id, Ans: ans, Value: t.results[e.id]})
 	}
 	return out
 }

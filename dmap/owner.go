@@ -272,7 +272,7 @@ func (f decideFunc) decide(w *writeBatch) opResponse { return f(w) }
 func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d decider) ([]mutation, opResponse) {
 	p.mu.RLock()
 	if e, ok := p.rs.answers.lookup(w.op); ok {
-		resp := e.response()
+		resp := p.rs.answers.response(e)
 		p.mu.RUnlock()
 		return nil, resp
 	}

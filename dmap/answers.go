@@ -137,26 +137,35 @@ func (t *answerTable) response(e *answerEntry) opResponse {
 
 // answerTable is a partition's remembered answers: a ring of the last maxAnswers, indexed by an
 // open-addressing hash table (linear probing), so that remembering and looking up cost a few
-// nanoseconds and no allocation once the ring is full. A forgotten answer's index slot is not
-// cleared (lookups compare IDs, so it only lengthens probes); instead the index is rebuilt from
-// the ring every maxAnswers answers, which keeps it at most half full. Plain data: the
+// nanoseconds and no allocation once the ring is full. An index slot holds a ring position and
+// a 7-bit tag of the ID's hash, so that a lookup of an ID not remembered (every first attempt)
+// reads one cache line of the index and none of the ring. A forgotten answer's index slot is
+// not cleared (lookups compare IDs, so it only lengthens probes); instead the index is rebuilt
+// from the ring every maxAnswers answers, which keeps it at most half full. Plain data: the
 // partition's mu guards it.
 type answerTable struct {
 	ring []answerEntry // grows to maxAnswers, then is overwritten from next
 	next int
 	// results holds the processor results of the remembered answers that have one (copies).
 	results map[opID][]byte
-	// index holds ring positions + 1 (0: empty slot); added counts the slots taken since it
-	// was last rebuilt.
+	// index holds slotUsed | tag<<8 | ring position (0: empty slot); added counts the slots
+	// taken since it was last rebuilt.
 	index []uint16
 	added int
 }
 
-const answerIndexSize = 4 * maxAnswers // a power of two
+const (
+	answerIndexSize = 4 * maxAnswers // a power of two
+	slotUsed        = 0x8000
+)
 
-func (t *answerTable) slot(id opID) int {
+// A ring position must fit the low 8 bits of an index slot.
+var _ [256 - maxAnswers]struct{}
+
+// hash returns id's home slot in the index and its tag (slotUsed | tag<<8).
+func (t *answerTable) hash(id opID) (slot int, tag uint16) {
 	h := (id.hi ^ id.lo*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9
-	return int(h >> 32 & (answerIndexSize - 1))
+	return int(h >> 32 & (answerIndexSize - 1)), slotUsed | uint16(h>>56&0x7f)<<8
 }
 
 // lookup returns the remembered answer of id.
@@ -164,13 +173,16 @@ func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
 	if id.zero() || t.index == nil {
 		return nil, false
 	}
-	for i := t.slot(id); ; i = (i + 1) & (answerIndexSize - 1) {
+	i, tag := t.hash(id)
+	for ; ; i = (i + 1) & (answerIndexSize - 1) {
 		v := t.index[i]
 		if v == 0 {
 			return nil, false
 		}
-		if e := &t.ring[v-1]; e.id == id {
-			return e, true
+		if v&0xff00 == tag {
+			if e := &t.ring[v&0xff]; e.id == id {
+				return e, true
+			}
 		}
 	}
 }
@@ -222,11 +234,11 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 
 // insert indexes ring position pos under id.
 func (t *answerTable) insert(id opID, pos int) {
-	i := t.slot(id)
+	i, tag := t.hash(id)
 	for t.index[i] != 0 {
 		i = (i + 1) & (answerIndexSize - 1)
 	}
-	t.index[i] = uint16(pos + 1)
+	t.index[i] = tag | uint16(pos)
 }
 
 // fail marks id's answer as failed (see answerEntry).

@@ -20,6 +20,13 @@ import (
 // copy replaces it. An owner that finds a write's ID in the table answers with the remembered
 // answer instead of deciding the write again (applyWrite).
 //
+// Only a retry can find its ID (the router marks every attempt after the first, opRequest.Retry),
+// so first attempts do not look: they only remember, which costs one write into the ring. One
+// case is left: a first attempt still on its way through the owner (queued for the partition's
+// write lock, say) when the caller, having lost the connection, sent the retry, which the owner
+// served first. So the owner keeps the IDs of the last maxRetried retries it applied afresh in
+// the partition (part.retried), and a first attempt is looked up when it is among them.
+//
 // A write that changes nothing is not remembered: running it again is its first visible effect.
 // The owner remembers the answer of the last maxAnswers writes of each partition; the oldest
 // is forgotten first. A retry that arrives after maxAnswers later writes of its partition (the
@@ -28,10 +35,12 @@ import (
 // ExecuteOnEntries (a processor on a whole partition) is not covered: its answer is a result
 // per entry, too large to remember.
 
-// maxAnswers bounds the remembered answers of one partition (see above). An answer costs 32
-// bytes with its index slots, plus an entry processor's result if it has one: at most 8 KiB
-// per partition replica (about 2 MiB for a member holding 271 partitions), allocated as the
-// partition is written.
+// maxRetried bounds part.retried, the IDs of the last retries an owner applied afresh.
+const maxRetried = 16
+
+// maxAnswers bounds the remembered answers of one partition (see above). An answer costs 24
+// bytes, plus an entry processor's result if it has one: at most 6 KiB per partition replica
+// (about 1.6 MiB for a member holding 271 partitions), allocated as the partition is written.
 const maxAnswers = 256
 
 // opID identifies one write operation across its attempts: a random prefix chosen once per
@@ -42,45 +51,65 @@ type opID struct{ hi, lo uint64 }
 
 func (id opID) zero() bool { return id == opID{} }
 
-// opIDLen is the size of an opID on the wire (a msgpack bin: big-endian hi, then lo).
+// opIDLen is the size of an opID on the wire: a msgpack bin of big-endian hi, then lo, and in
+// a request, one more byte, 1, when the attempt is a retry (opRequest.Retry).
 const opIDLen = 16
 
-// appendOpID appends id's wire form: nil for none, else a bin of opIDLen bytes.
-func appendOpID(b []byte, id opID) []byte {
+// appendOpID appends id's wire form: nil for none, else a bin of opIDLen bytes (one more with
+// retry).
+func appendOpID(b []byte, id opID, retry bool) []byte {
 	if id.zero() {
 		return append(b, mpNil)
 	}
-	b = append(b, mpBin8, opIDLen)
+	if !retry {
+		b = append(b, mpBin8, opIDLen)
+	} else {
+		b = append(b, mpBin8, opIDLen+1)
+	}
 	b = binary.BigEndian.AppendUint64(b, id.hi)
-	return binary.BigEndian.AppendUint64(b, id.lo)
+	b = binary.BigEndian.AppendUint64(b, id.lo)
+	if retry {
+		b = append(b, 1)
+	}
+	return b
 }
 
-func sizeOpID(id opID) int {
-	if id.zero() {
+func sizeOpID(id opID, retry bool) int {
+	switch {
+	case id.zero():
 		return 1
+	case retry:
+		return 3 + opIDLen
 	}
 	return 2 + opIDLen
 }
 
-// parseOpID reads an opID from its bin value (nil or empty: none).
-func parseOpID(b []byte) (opID, bool) {
-	switch len(b) {
-	case 0:
-		return opID{}, true
-	case opIDLen:
-		return opID{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}, true
+// parseOpID reads an opID and the retry mark from its bin value (nil or empty: none).
+func parseOpID(b []byte) (id opID, retry, ok bool) {
+	switch {
+	case len(b) == 0:
+		return opID{}, false, true
+	case len(b) == opIDLen+1 && b[opIDLen] != 1:
+		return opID{}, false, false
+	case len(b) == opIDLen || len(b) == opIDLen+1:
+		id = opID{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}
+		return id, len(b) > opIDLen, !id.zero()
 	}
-	return opID{}, false
+	return opID{}, false, false
 }
 
-func (id opID) bytes() []byte {
+// bytes returns what appendOpID writes in the bin.
+func (id opID) bytes(retry bool) []byte {
 	if id.zero() {
 		return nil
 	}
-	var b [opIDLen]byte
-	binary.BigEndian.PutUint64(b[:], id.hi)
+	b := make([]byte, opIDLen, opIDLen+1)
+	binary.BigEndian.PutUint64(b, id.hi)
 	binary.BigEndian.PutUint64(b[8:], id.lo)
-	return b[:]
+	if retry {
+		b = append(b, 1)
+	}
+	return b
 }
 
 // newOpIDPrefix draws a Service's random opID prefix (never 0, so no opID is zero).
@@ -135,56 +164,30 @@ func (t *answerTable) response(e *answerEntry) opResponse {
 	return resp
 }
 
-// answerTable is a partition's remembered answers: a ring of the last maxAnswers, indexed by an
-// open-addressing hash table (linear probing), so that remembering and looking up cost a few
-// nanoseconds and no allocation once the ring is full. An index slot holds a ring position and
-// a 7-bit tag of the ID's hash, so that a lookup of an ID not remembered (every first attempt)
-// reads one cache line of the index and none of the ring. A forgotten answer's index slot is
-// not cleared (lookups compare IDs, so it only lengthens probes); instead the index is rebuilt
-// from the ring every maxAnswers answers, which keeps it at most half full. Plain data: the
-// partition's mu guards it.
+// answerTable is a partition's remembered answers: a ring of the last maxAnswers. Remembering
+// writes the next entry of the ring (24 bytes, no pointers: consecutive writes share cache
+// lines, and the GC does not scan it), which is all a write pays on the owner and on each
+// backup. Looking an ID up scans the ring (a few hundred nanoseconds), which only retries do
+// (see part.retried). Plain data: the partition's mu guards it.
 type answerTable struct {
 	ring []answerEntry // grows to maxAnswers, then is overwritten from next
 	next int
 	// results holds the processor results of the remembered answers that have one (copies).
 	results map[opID][]byte
-	// index holds slotUsed | tag<<8 | ring position (0: empty slot); added counts the slots
-	// taken since it was last rebuilt.
-	index []uint16
-	added int
 }
 
-const (
-	answerIndexSize = 4 * maxAnswers // a power of two
-	slotUsed        = 0x8000
-)
-
-// A ring position must fit the low 8 bits of an index slot.
-var _ [256 - maxAnswers]struct{}
-
-// hash returns id's home slot in the index and its tag (slotUsed | tag<<8).
-func (t *answerTable) hash(id opID) (slot int, tag uint16) {
-	h := (id.hi ^ id.lo*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9
-	return int(h >> 32 & (answerIndexSize - 1)), slotUsed | uint16(h>>56&0x7f)<<8
-}
-
-// lookup returns the remembered answer of id.
+// lookup returns the remembered answer of id, scanning from the newest.
 func (t *answerTable) lookup(id opID) (*answerEntry, bool) {
-	if id.zero() || t.index == nil {
+	if id.zero() {
 		return nil, false
 	}
-	i, tag := t.hash(id)
-	for ; ; i = (i + 1) & (answerIndexSize - 1) {
-		v := t.index[i]
-		if v == 0 {
-			return nil, false
-		}
-		if v&0xff00 == tag {
-			if e := &t.ring[v&0xff]; e.id == id {
-				return e, true
-			}
+	n := len(t.ring)
+	for i := range n {
+		if e := &t.ring[(t.next+n-1-i)%n]; e.id == id {
+			return e, true
 		}
 	}
+	return nil, false
 }
 
 // remember records id's answer, forgetting the oldest one when the table is full. A result is
@@ -199,9 +202,6 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 			return
 		}
 	}
-	if t.index == nil {
-		t.index = make([]uint16, answerIndexSize)
-	}
 	e := answerEntry{id: id, ans: ans, failed: failed, result: len(result) > 0}
 	if e.result {
 		if t.results == nil {
@@ -209,36 +209,15 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 		}
 		t.results[id] = bytes.Clone(result)
 	}
-	var pos int
 	if len(t.ring) < maxAnswers {
-		pos = len(t.ring)
 		t.ring = append(t.ring, e)
-	} else {
-		pos = t.next
-		t.next = (t.next + 1) % maxAnswers
-		if t.ring[pos].result {
-			delete(t.results, t.ring[pos].id)
-		}
-		t.ring[pos] = e
-	}
-	if t.added++; t.added <= maxAnswers {
-		t.insert(id, pos)
 		return
 	}
-	clear(t.index)
-	for i := range t.ring {
-		t.insert(t.ring[i].id, i)
+	if old := &t.ring[t.next]; old.result {
+		delete(t.results, old.id)
 	}
-	t.added = 0
-}
-
-// insert indexes ring position pos under id.
-func (t *answerTable) insert(id opID, pos int) {
-	i, tag := t.hash(id)
-	for t.index[i] != 0 {
-		i = (i + 1) & (answerIndexSize - 1)
-	}
-	t.index[i] = tag | uint16(pos)
+	t.ring[t.next] = e
+	t.next = (t.next + 1) % maxAnswers
 }
 
 // fail marks id's answer as failed (see answerEntry).

@@ -239,7 +239,7 @@ func (iw *inlineWrite) start() bool {
 		p.writeMu.Unlock()
 		return false
 	}
-	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID}
+	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if len(muts) == 0 {
 		p.writeMu.Unlock()

@@ -66,6 +66,9 @@ type opRequest struct {
 	// that already applied it answers a retry with its first answer (answers.go). Zero: none
 	// (reads).
 	ID opID `msgpack:"-"`
+	// Retry marks an attempt after the first of the same operation (ID): only a retry may have
+	// been applied already, so only a retry makes the owner look its ID up (answers.go).
+	Retry bool `msgpack:"-"`
 	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
 	// partition's backups (see stash.go): the owner then sends that backup the write without
 	// its value. Zero: no copy.

@@ -96,7 +96,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		return resp
 	}
 
-	return s.ownerWrite(ctx, p, req.Epoch, req.ID, func(w *writeBatch) opResponse {
+	return s.ownerWrite(ctx, p, req.Epoch, req, func(w *writeBatch) opResponse {
 		switch req.Kind {
 		case opLock, opUnlock:
 			return executeLock(w, req)
@@ -151,7 +151,9 @@ type writeBatch struct {
 	detach bool
 	// op is the write's ID (zero: none); applyWrite answers a retry of a write the partition
 	// remembers, and marks the batch's last mutation with the ID and the answer (answers.go).
-	op opID
+	// retry: the write is a retry (opRequest.Retry).
+	op    opID
+	retry bool
 }
 
 // before returns, for a read of key in mapName, the record the key had before the batch (the
@@ -207,8 +209,9 @@ func (w *writeBatch) emit(m mutation) {
 // applied), applies them all under the partition's lock (readers see all of them or none),
 // queues them for write-behind, and replicates them to the backups as one batch, which they
 // also apply atomically. Writes of one partition are serialised from decision to replication.
-// op is the write's ID (zero: none), see answers.go.
-func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, op opID, decide func(w *writeBatch) opResponse) opResponse {
+// req is the user's operation (nil for a write of the member's own), whose ID makes the write
+// exactly-once across retries (answers.go).
+func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, req *opRequest, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	st, ep := s.checkOwner(ctx, p.id, epoch)
@@ -220,7 +223,10 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, op opID
 			return resp
 		}
 	}
-	w := &writeBatch{op: op}
+	w := &writeBatch{}
+	if req != nil {
+		w.op, w.retry = req.ID, req.Retry
+	}
 	muts, resp := s.applyWrite(ctx, p, w, decideFunc(decide))
 	if len(muts) == 0 {
 		return resp
@@ -251,6 +257,18 @@ func (s *Service) settle(p *part, w *writeBatch, err error) {
 	p.mu.Unlock()
 }
 
+// noteRetried adds the ID of a retry this owner served afresh to p.retried (answers.go). The
+// caller holds p.mu.
+func (p *part) noteRetried(id opID) {
+	if slices.Contains(p.retried, id) {
+		return
+	}
+	if len(p.retried) == maxRetried {
+		p.retried = append(p.retried[:0], p.retried[1:]...)
+	}
+	p.retried = append(p.retried, id)
+}
+
 // decider decides the mutations of one write (see ownerWrite).
 type decider interface {
 	decide(w *writeBatch) opResponse
@@ -271,15 +289,28 @@ func (f decideFunc) decide(w *writeBatch) opResponse { return f(w) }
 // write becomes p.pending until the caller settles it, once the backups acknowledged.
 func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d decider) ([]mutation, opResponse) {
 	p.mu.RLock()
-	if e, ok := p.rs.answers.lookup(w.op); ok {
-		resp := p.rs.answers.response(e)
-		p.mu.RUnlock()
-		return nil, resp
+	if w.retry || (len(p.retried) > 0 && !w.op.zero() && slices.Contains(p.retried, w.op)) {
+		if e, ok := p.rs.answers.lookup(w.op); ok {
+			resp := p.rs.answers.response(e)
+			p.mu.RUnlock()
+			return nil, resp
+		}
+		if !w.retry {
+			// A first attempt that comes after its retry, which changed nothing: the caller
+			// has its answer (or gave up); applying now would contradict it.
+			p.mu.RUnlock()
+			return nil, opResponse{Status: statusFailed, Msg: "a retry of this write was served first"}
+		}
 	}
 	w.rs, w.now = p.rs, s.now()
 	resp := d.decide(w)
 	p.mu.RUnlock()
 	if len(w.muts) == 0 {
+		if w.retry && !w.op.zero() {
+			p.mu.Lock()
+			p.noteRetried(w.op)
+			p.mu.Unlock()
+		}
 		return nil, resp
 	}
 	if !w.op.zero() {
@@ -299,6 +330,9 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 	}
 	if !s.cfg.AsyncBackups {
 		p.pending = w
+	}
+	if w.retry && !w.op.zero() {
+		p.noteRetried(w.op)
 	}
 	p.mu.Unlock()
 	// Still under writeMu: observers see the partition's writes in order.

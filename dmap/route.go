@@ -98,6 +98,7 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		}
 		timer.Stop()
 		wait = min(wait*2, maxRouteBackoff)
+		req.Retry = !req.ID.zero() // the attempt that failed may have been applied
 	}
 }
 

@@ -165,7 +165,9 @@ func (m *mutation) decodeFast(r *wireReader) bool {
 	m.Stash, ok[8] = r.uint()
 	id, ok[9] = r.bytes()
 	if ok[9] {
-		m.Op, ok[9] = parseOpID(id)
+		var retry bool
+		m.Op, retry, ok[9] = parseOpID(id)
+		ok[9] = ok[9] && !retry
 	}
 	ans, ok[10] = r.uint()
 	m.Kind, m.Count, m.Ans = mutKind(kind), int(count), answer(ans)

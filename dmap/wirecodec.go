@@ -41,7 +41,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeBytes(r.Expect) },
 		func() error { return e.EncodeString(r.Holder) },
 		func() error { return e.EncodeString(r.Proc) },
-		func() error { return e.EncodeBytes(r.ID.bytes()) },
+		func() error { return e.EncodeBytes(r.ID.bytes(r.Retry)) },
 		func() error { return e.EncodeString(string(r.StashAt)) },
 		func() error { return e.EncodeUint(r.Stash) },
 	)
@@ -68,8 +68,8 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 				return err
 			}
 			var ok bool
-			if r.ID, ok = parseOpID(b); !ok {
-				return fmt.Errorf("operation id of %d bytes", len(b))
+			if r.ID, r.Retry, ok = parseOpID(b); !ok {
+				return fmt.Errorf("malformed operation id (%d bytes)", len(b))
 			}
 			return nil
 		},
@@ -128,7 +128,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 					func() error { return e.EncodeInt(int64(m.Count)) },
 					func() error { return e.EncodeBool(m.Clean) },
 					func() error { return e.EncodeUint(m.Stash) },
-					func() error { return e.EncodeBytes(m.Op.bytes()) },
+					func() error { return e.EncodeBytes(m.Op.bytes(false)) },
 					func() error { return e.EncodeUint(uint64(m.Ans)) },
 				)
 			})
@@ -165,9 +165,9 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 						if err != nil {
 							return err
 						}
-						var ok bool
-						if m.Op, ok = parseOpID(b); !ok {
-							return fmt.Errorf("operation id of %d bytes", len(b))
+						var ok, retry bool
+						if m.Op, retry, ok = parseOpID(b); !ok || retry {
+							return fmt.Errorf("malformed operation id (%d bytes)", len(b))
 						}
 						return nil
 					},
@@ -492,7 +492,7 @@ func appendArrayLen(b []byte, l int) []byte {
 func (r *opRequest) encodedSize() int {
 	return sizeArrayLen(12) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
 		sizeUint(r.Epoch) + sizeBin(r.Key) + sizeInt(r.TTL) + sizeBin(r.Expect) + sizeStr(r.Holder) +
-		sizeStr(r.Proc) + sizeOpID(r.ID) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash)
+		sizeStr(r.Proc) + sizeOpID(r.ID, r.Retry) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash)
 }
 
 // appendTo appends the bytes EncodeMsgpack writes.
@@ -507,7 +507,7 @@ func (r *opRequest) appendTo(b []byte) []byte {
 	b = appendBin(b, r.Expect)
 	b = appendStr(b, r.Holder)
 	b = appendStr(b, r.Proc)
-	b = appendOpID(b, r.ID)
+	b = appendOpID(b, r.ID, r.Retry)
 	b = appendStr(b, string(r.StashAt))
 	return appendUint(b, r.Stash)
 }
@@ -515,7 +515,7 @@ func (r *opRequest) appendTo(b []byte) []byte {
 func (m *mutation) encodedSize() int {
 	return sizeArrayLen(11) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
 		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1 + sizeUint(m.Stash) +
-		sizeOpID(m.Op) + sizeUint(uint64(m.Ans))
+		sizeOpID(m.Op, false) + sizeUint(uint64(m.Ans))
 }
 
 func (m *mutation) appendTo(b []byte) []byte {
@@ -529,7 +529,7 @@ func (m *mutation) appendTo(b []byte) []byte {
 	b = appendInt(b, int64(m.Count))
 	b = appendBool(b, m.Clean)
 	b = appendUint(b, m.Stash)
-	b = appendOpID(b, m.Op)
+	b = appendOpID(b, m.Op, false)
 	return appendUint(b, uint64(m.Ans))
 }
 
@@ -713,7 +713,7 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	req.Proc, ok[8] = r.name()
 	id, ok[9] = r.bytes()
 	if ok[9] {
-		req.ID, ok[9] = parseOpID(id)
+		req.ID, req.Retry, ok[9] = parseOpID(id)
 	}
 	stashAt, ok[10] = r.name()
 	req.Stash, ok[11] = r.uint()

@@ -24,10 +24,14 @@ import (
 // so first attempts do not look: they only remember, which costs one write into the ring. One
 // case is left: a first attempt still on its way through the owner (queued for the partition's
 // write lock, say) when the caller, having lost the connection, sent the retry, which the owner
-// served first. So the owner keeps the IDs of the last maxRetried retries it applied afresh in
-// the partition (part.retried), and a first attempt is looked up when it is among them.
+// served first. So the owner keeps the IDs of the last maxRetried retries it decided afresh in
+// the partition (part.retried): a first attempt among them gets the remembered answer, or is
+// refused when its retry changed nothing (its caller was told so already).
 //
 // A write that changes nothing is not remembered: running it again is its first visible effect.
+// A write the owner applied but whose backups did not all acknowledge it is remembered as
+// failed: a retry is told that its outcome is unknown (as the first attempt was), never that it
+// succeeded.
 // The owner remembers the answer of the last maxAnswers writes of each partition; the oldest
 // is forgotten first. A retry that arrives after maxAnswers later writes of its partition (the
 // router retries within milliseconds, or right after the table that names the new owner, while
@@ -35,7 +39,7 @@ import (
 // ExecuteOnEntries (a processor on a whole partition) is not covered: its answer is a result
 // per entry, too large to remember.
 
-// maxRetried bounds part.retried, the IDs of the last retries an owner applied afresh.
+// maxRetried bounds part.retried, the IDs of the last retries an owner decided afresh.
 const maxRetried = 16
 
 // maxAnswers bounds the remembered answers of one partition (see above). An answer costs 24

@@ -86,7 +86,7 @@ type part struct {
 	// that could still die with this member. Writes of a partition are serialised until their
 	// backups acknowledged, so there is at most one.
 	pending *writeBatch
-	// retried holds the IDs of the last maxRetried retries this member, as owner, applied
+	// retried holds the IDs of the last maxRetried retries this member, as owner, decided
 	// afresh, oldest first (guarded by mu; see answers.go).
 	retried []opID
 }

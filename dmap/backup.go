@@ -354,10 +354,10 @@ func (s *Service) takeStashed(muts []mutation) opResponse {
 // keepsMessageBytes reports whether applying m on a replica (applyReplicated with detach) may
 // keep slices of the message it came in: an entry table copies a set's key and a value under
 // adoptMin (a larger value becomes a chunk of its own), a delete copies what it keeps, and a
-// write-behind queue gets the stored copies; anything else (a lock keeps its holder) may keep
-// them.
+// write-behind queue gets the stored copies, a remembered answer copies its result; anything
+// else (a lock keeps its holder) may keep them.
 func keepsMessageBytes(m mutation) bool {
-	return (m.Kind != mutSet && m.Kind != mutDelete) || len(m.Value) >= adoptMin
+	return (m.Kind != mutSet && m.Kind != mutDelete && m.Kind != mutAnswer) || len(m.Value) >= adoptMin
 }
 
 // applyBatch decodes a batch, refuses it when this member owns the partition at a newer epoch

@@ -72,7 +72,7 @@ func FuzzDecodeBatch(f *testing.F) {
 // FuzzDecodeOpRequest feeds arbitrary headers to the operation decoder used for every request
 // from another member: it must refuse garbage without panicking, and round-trip what it accepts.
 func FuzzDecodeOpRequest(f *testing.F) {
-	good, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: 5, Holder: "h", Proc: "p", ID: "i"})
+	good, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: 5, Holder: "h", Proc: "p", ID: opID{1, 2}})
 	f.Add(good.Header)
 	f.Add([]byte{0x9a})
 	f.Add([]byte{0xc1})

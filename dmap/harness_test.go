@@ -30,6 +30,10 @@ type fakeNet struct {
 	hang func(from, to string, t transport.MsgType) bool
 	// serving counts the requests whose handler is running.
 	serving atomic.Int64
+	// answered, when set, runs once the receiver has served a call, before the answer goes
+	// back; it may block (an acknowledgement held back) or return true to lose the answer (the
+	// caller sees a lost connection, the receiver has done the work).
+	answered func(from, to string, t transport.MsgType) (lose bool)
 }
 
 // setHang installs (or, with nil, removes) the rule of calls never answered.
@@ -37,6 +41,22 @@ func (n *fakeNet) setHang(f func(from, to string, t transport.MsgType) bool) {
 	n.mu.Lock()
 	n.hang = f
 	n.mu.Unlock()
+}
+
+// setAnswered installs (or, with nil, removes) the answered hook.
+func (n *fakeNet) setAnswered(f func(from, to string, t transport.MsgType) bool) {
+	n.mu.Lock()
+	n.answered = f
+	n.mu.Unlock()
+}
+
+// loseAnswer reports, calling the answered hook if any, whether the answer of a served call
+// from->to of type t is lost.
+func (n *fakeNet) loseAnswer(from, to string, t transport.MsgType) bool {
+	n.mu.Lock()
+	f := n.answered
+	n.mu.Unlock()
+	return f != nil && f(from, to, t)
 }
 
 // setDrop installs (or, with nil, removes) the targeted drop rule.
@@ -105,7 +125,7 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 	c.net.serving.Add(1)
 	go func() {
 		defer c.net.serving.Add(-1)
-		msg, err := c.serve(context.WithoutCancel(ctx), h, req)
+		msg, err := c.serve(context.WithoutCancel(ctx), addr, h, req)
 		done <- answer{msg, err}
 	}()
 	select {
@@ -117,7 +137,7 @@ func (c fakeCaller) Call(ctx context.Context, addr string, req transport.Message
 }
 
 // serve runs a request through the receiver's handler, as the transport's server would.
-func (c fakeCaller) serve(ctx context.Context, h transport.Handler, req transport.Message) (transport.Message, error) {
+func (c fakeCaller) serve(ctx context.Context, addr string, h transport.Handler, req transport.Message) (transport.Message, error) {
 	var resp transport.Message
 	var err error
 	if ah, ok := h.(transport.AsyncHandler); ok {
@@ -139,6 +159,9 @@ func (c fakeCaller) serve(ctx context.Context, h transport.Handler, req transpor
 		}
 	} else {
 		resp, err = h.ServeMsg(ctx, req)
+	}
+	if c.net.loseAnswer(c.from, addr, req.Type) {
+		return transport.Message{}, fmt.Errorf("fake: answer from %s lost: %w", addr, transport.ErrConnClosed)
 	}
 	if err != nil {
 		return transport.Message{}, &transport.RemoteError{Code: transport.CodeInternal, Message: err.Error()}
@@ -310,7 +333,7 @@ func (n *fakeNode) ReportSynced(ctx context.Context, p partition.ID, m partition
 }
 
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	net    *fakeNet
 	coord  *fakeCoord
 	svcs   map[partition.MemberID]*Service
@@ -318,7 +341,7 @@ type cluster struct {
 	cfg    Config
 }
 
-func newCluster(t *testing.T, n, backups int, mod func(*Config)) *cluster {
+func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 	t.Helper()
 	cfg := Config{PartitionCount: 31, ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
 	if mod != nil {

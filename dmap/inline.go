@@ -268,7 +268,7 @@ func (iw *inlineWrite) start() bool {
 		p.writeMu.Unlock()
 		return false
 	}
-	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach}
+	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if len(muts) == 0 {
 		p.writeMu.Unlock()
@@ -307,6 +307,7 @@ func (iw *inlineWrite) finishIn(b *transport.Burst, resp opResponse) {
 // complete ends the write once its backups acknowledged (err nil) or failed for good; b is the
 // burst of the reader delivering the last acknowledgement, or nil.
 func (iw *inlineWrite) complete(b *transport.Burst, err error) {
+	iw.s.settle(iw.p, &iw.w, err)
 	iw.p.writeMu.Unlock()
 	resp := iw.resp
 	if err != nil {

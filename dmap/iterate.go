@@ -54,7 +54,8 @@ func (m *Map[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
 
 // LocalEntries iterates over the entries of the partitions this member owns, read from its own
 // memory without network calls. It is how an application finishes lingering work on the data it
-// owns (for example after a failover).
+// owns (for example after a failover). Unlike Get and the cluster-wide scans, it may yield a
+// write whose backups have not acknowledged it yet.
 func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
 	return func(yield func(Entry[K, V], error) bool) {
 		for _, p := range m.svc.localPartitions() {

@@ -101,7 +101,7 @@ func (s *Service) readThrough(ctx context.Context, p *part, req *opRequest, miss
 func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value []byte) ([]byte, bool, error) {
 	var out []byte
 	var found bool
-	resp := s.ownerWrite(ctx, p, req.Epoch, req.deadline, func(w *writeBatch) opResponse {
+	resp := s.ownerWrite(ctx, p, req.Epoch, req.deadline, nil, func(w *writeBatch) opResponse {
 		if r := w.rs.get(req.Map, string(req.Key), w.now); r.ok {
 			out, found = r.value, true
 			return opResponse{}
@@ -304,7 +304,7 @@ func (s *Service) loadPartition(ctx context.Context, ps *persistence, p *part, e
 			}
 		}
 		last := len(keys) == 0
-		resp := s.ownerWrite(ctx, p, epoch, time.Time{}, func(w *writeBatch) opResponse {
+		resp := s.ownerWrite(ctx, p, epoch, time.Time{}, nil, func(w *writeBatch) opResponse {
 			q := p.queues[ps.name]
 			for _, e := range kvs {
 				if pending, _ := pendingIn(q, e.Key); pending {

@@ -166,7 +166,7 @@ func (s *Service) releaseOrphanLocks() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
-		s.ownerWrite(ctx, p, t.Epoch, time.Time{}, func(w *writeBatch) opResponse {
+		s.ownerWrite(ctx, p, t.Epoch, time.Time{}, nil, func(w *writeBatch) opResponse {
 			for _, o := range orphans {
 				// Release only if the same holder still has it (it may have been unlocked and
 				// taken again meanwhile).

@@ -303,7 +303,9 @@ func (m *Map[K, V]) forEachPartition(ctx context.Context, fn func(ctx context.Co
 }
 
 // Size returns the number of live entries in the map, summed over every partition's owner.
-// Concurrent writes may or may not be counted.
+// Concurrent writes may or may not be counted. Each partition is counted between two of its
+// writes: a write whose backups have not acknowledged it yet is waited for, never counted
+// before (the same holds for Entries and Keys).
 func (m *Map[K, V]) Size(ctx context.Context) (int, error) {
 	counts := make([]int, len(m.svc.parts))
 	err := m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {

@@ -63,9 +63,13 @@ type opRequest struct {
 	Holder string `msgpack:"h,omitempty"`
 	// Proc names the entry processor of opExecute; its argument travels in Value.
 	Proc string `msgpack:"r,omitempty"`
-	// ID identifies one invocation of a non-idempotent operation (opExecute), so that a retry
-	// after a lost answer returns the first result instead of running again.
-	ID string `msgpack:"i,omitempty"`
+	// ID identifies one write across its attempts (Service.do gives it once), so that an owner
+	// that already applied it answers a retry with its first answer (answers.go). Zero: none
+	// (reads).
+	ID opID `msgpack:"-"`
+	// Retry marks an attempt after the first of the same operation (ID): only a retry may have
+	// been applied already, so only a retry makes the owner look its ID up (answers.go).
+	Retry bool `msgpack:"-"`
 	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
 	// partition's backups (see stash.go): the owner then sends that backup the write without
 	// its value. Zero: no copy.

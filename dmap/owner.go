@@ -139,6 +139,9 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		if st, ep := s.checkOwner(ctx, p.id, req.Epoch, dl); st != statusOK {
 			return opResponse{Status: st, Epoch: ep}
 		}
+		if req.Kind.perPartition() {
+			return s.readPartitionSettled(p, req)
+		}
 		resp := s.read(p, req)
 		missed := resp.Status == statusNotFound || (req.Kind == opContains && !resp.Done)
 		if missed && s.persistenceOf(req.Map) != nil {
@@ -147,7 +150,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		return resp
 	}
 
-	return s.ownerWrite(ctx, p, req.Epoch, dl, func(w *writeBatch) opResponse {
+	return s.ownerWrite(ctx, p, req.Epoch, dl, req, func(w *writeBatch) opResponse {
 		switch req.Kind {
 		case opLock, opUnlock:
 			return executeLock(w, req)
@@ -211,6 +214,37 @@ type writeBatch struct {
 	// detach: the mutations' keys and values alias a request buffer that will be reused once
 	// they are applied; applyWrite points them at the stored copies (recordStore.detach).
 	detach bool
+	// op is the write's ID (zero: none); applyWrite answers a retry of a write the partition
+	// remembers, and marks the batch's last mutation with the ID and the answer (answers.go).
+	// retry: the write is a retry (opRequest.Retry).
+	op    opID
+	retry bool
+}
+
+// before returns, for a read of key in mapName, the record the key had before the batch (the
+// zero record if none), and whether the batch writes the key at all. Lock changes are not
+// considered.
+func (w *writeBatch) before(mapName string, key []byte) (record, bool) {
+	for i := range w.muts {
+		m := &w.muts[i]
+		if m.Map != mapName {
+			continue
+		}
+		switch m.Kind {
+		case mutSet, mutDelete:
+			if string(m.Key) == string(key) {
+				return w.prevs[i], true
+			}
+		case mutClear:
+			for _, r := range m.cleared {
+				if r.key == string(key) {
+					return r, true
+				}
+			}
+			return record{}, true
+		}
+	}
+	return record{}, false
 }
 
 // emit adds a mutation to the batch, numbered with the partition's next sequence number. It is
@@ -243,8 +277,9 @@ func (w *writeBatch) emit(m mutation) {
 //
 // dl (zero: none) bounds the write besides ctx: a write whose deadline passed while it waited for
 // the partition's lock fails with ErrTimeout without being applied, and the wait for the backups
-// ends with ErrTimeout when it passes (see sendToReplicas).
-func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time.Time, decide func(w *writeBatch) opResponse) opResponse {
+// ends with ErrTimeout when it passes (see sendToReplicas). req is the user's operation (nil for a
+// write of the member's own), whose ID makes the write exactly-once across retries (answers.go).
+func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time.Time, req *opRequest, decide func(w *writeBatch) opResponse) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	if !dl.IsZero() && !time.Now().Before(dl) {
@@ -265,14 +300,50 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time
 			return resp
 		}
 	}
-	muts, resp := s.applyWrite(ctx, p, &writeBatch{}, decideFunc(decide))
+	w := &writeBatch{}
+	if req != nil {
+		w.op, w.retry = req.ID, req.Retry
+	}
+	muts, resp := s.applyWrite(ctx, p, w, decideFunc(decide))
 	if len(muts) == 0 {
 		return resp
 	}
-	if err := s.replicate(ctx, p, muts, dl); err != nil {
+	err := s.replicate(ctx, p, muts, dl)
+	s.settle(p, w, err)
+	if err != nil {
 		return opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	return resp
+}
+
+// settle ends the wait of w, applied by applyWrite, for its synchronous backups: from now on
+// reads see it (it is p.pending until then), also when replication failed (err), since the
+// owner keeps the write; a retry of a failed write is then told that its outcome is unknown
+// rather than that it succeeded. The caller holds p.writeMu and calls it before answering.
+func (s *Service) settle(p *part, w *writeBatch, err error) {
+	if s.cfg.AsyncBackups {
+		return // applyWrite did not make it pending
+	}
+	p.mu.Lock()
+	if p.pending == w {
+		p.pending = nil
+	}
+	if err != nil {
+		p.rs.answers.fail(w.op)
+	}
+	p.mu.Unlock()
+}
+
+// noteRetried adds the ID of a retry this owner served afresh to p.retried (answers.go). The
+// caller holds p.mu.
+func (p *part) noteRetried(id opID) {
+	if slices.Contains(p.retried, id) {
+		return
+	}
+	if len(p.retried) == maxRetried {
+		p.retried = append(p.retried[:0], p.retried[1:]...)
+	}
+	p.retried = append(p.retried, id)
 }
 
 // decider decides the mutations of one write (see ownerWrite).
@@ -289,13 +360,39 @@ func (f decideFunc) decide(w *writeBatch) opResponse { return f(w) }
 // queue for write-behind and tell the observers. The caller holds p.writeMu and checked
 // ownership; w is empty (its slices may have room for the mutations). It returns the mutations
 // to replicate (none when the write changed nothing or failed) and the answer for the caller.
+//
+// A write the partition remembers (a retry of one applied already, see answers.go) is answered
+// as it was the first time, without deciding it again. With synchronous backups, the applied
+// write becomes p.pending until the caller settles it, once the backups acknowledged.
 func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d decider) ([]mutation, opResponse) {
 	p.mu.RLock()
+	if w.retry || (len(p.retried) > 0 && !w.op.zero() && slices.Contains(p.retried, w.op)) {
+		if e, ok := p.rs.answers.lookup(w.op); ok {
+			resp := p.rs.answers.response(e)
+			p.mu.RUnlock()
+			return nil, resp
+		}
+		if !w.retry {
+			// A first attempt that comes after its retry, which changed nothing: the caller
+			// has its answer (or gave up); applying now would contradict it.
+			p.mu.RUnlock()
+			return nil, opResponse{Status: statusFailed, Msg: "a retry of this write was served first"}
+		}
+	}
 	w.rs, w.now = p.rs, s.now()
 	resp := d.decide(w)
 	p.mu.RUnlock()
 	if len(w.muts) == 0 {
+		if w.retry && !w.op.zero() {
+			p.mu.Lock()
+			p.noteRetried(w.op)
+			p.mu.Unlock()
+		}
 		return nil, resp
+	}
+	if !w.op.zero() {
+		last := &w.muts[len(w.muts)-1]
+		last.Op, last.Ans = w.op, answerOf(resp)
 	}
 	if err := s.writeThrough(ctx, w); err != nil {
 		return nil, opResponse{Status: statusOf(err), Msg: err.Error()}
@@ -308,6 +405,12 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		}
 		s.trackDirty(p, w.muts[i], w.cleared[i], w.now)
 	}
+	if !s.cfg.AsyncBackups {
+		p.pending = w
+	}
+	if w.retry && !w.op.zero() {
+		p.noteRetried(w.op)
+	}
 	p.mu.Unlock()
 	// Still under writeMu: observers see the partition's writes in order.
 	for _, o := range s.observers {
@@ -316,7 +419,9 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 	return w.muts, resp
 }
 
-// read serves a read operation from the partition's records.
+// read serves a read operation from the partition's records. A key the pending write (see
+// part.pending) changes is read as it was before that write: the write is not acknowledged
+// yet, and could die with this member. (Lock state, opIsLocked, is read as it is.)
 func (s *Service) read(p *part, req *opRequest) opResponse {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -326,8 +431,42 @@ func (s *Service) read(p *part, req *opRequest) opResponse {
 	case req.Kind.perPartition():
 		return readPartition(p.rs, req, s.now())
 	}
+	if w := p.pending; w != nil {
+		if r, ok := w.before(req.Map, req.Key); ok {
+			return readRecord(req.Kind, r, s.now())
+		}
+	}
 	resp, _, _ := execute(p.rs, req, s.now())
 	return resp
+}
+
+// readRecord answers a single-key read (opGet, opContains) from r, a record as it was before
+// the pending write.
+func readRecord(kind opKind, r record, now int64) opResponse {
+	live := r.ok && !r.expired(now)
+	if kind == opContains {
+		return opResponse{Done: live}
+	}
+	if !live {
+		return opResponse{Status: statusNotFound}
+	}
+	return opResponse{Done: true, Value: r.value, Version: r.seq}
+}
+
+// readPartitionSettled serves a per-partition read (size, scans) with the partition's writes
+// held back, so that it sees no write its backups have not acknowledged: it waits for the
+// write in progress, if any (at most one backup round trip, bounded like that write). It
+// refuses with statusWrongOwner when the partition changed hands while it waited.
+func (s *Service) readPartitionSettled(p *part, req *opRequest) opResponse {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	if st, ep, ok := s.checkOwnerNow(p.id, req.Epoch); !ok || st != statusOK {
+		if ok {
+			return opResponse{Status: st, Epoch: ep}
+		}
+		return opResponse{Status: statusWrongOwner, Epoch: ep}
+	}
+	return s.read(p, req)
 }
 
 // admitAll applies write-behind back-pressure for every map a write touches.

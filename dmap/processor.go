@@ -1,13 +1,11 @@
 package dmap
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"iter"
 	"sync"
-	"time"
 
 	"github.com/gridmap/gridmap/partition"
 )
@@ -98,27 +96,19 @@ func (s *Service) executeProcessor(ctx context.Context, w *writeBatch, req *opRe
 	if st := w.rs.lockedAgainst(req.Map, req.Key, req.Holder, w.now); st != statusOK {
 		return opResponse{Status: st}
 	}
-	markKey := "x:" + req.ID
-	if req.ID != "" {
-		if mark := w.rs.get(txMarkMap, markKey, w.now); mark.ok {
-			return opResponse{Done: true, Value: mark.value} // a retry: it already ran
-		}
-	}
 	res, err := runProcessor(ctx, w, p, req.Map, req.Key, req.Value)
 	if err != nil {
 		return opResponse{Status: statusProcessor, Msg: err.Error()}
 	}
-	if req.ID != "" && len(w.muts) > 0 {
+	resp := opResponse{Done: true, Value: res}
+	if !req.ID.zero() && len(w.muts) > 0 && len(res) > 0 {
 		// Remember the result with the change, atomically: a caller that lost the answer (the
-		// owner died after replicating) gets it from the new owner instead of a second run.
-		w.emit(mutation{Map: txMarkMap, Kind: mutSet, Key: []byte(markKey), Value: append([]byte{}, res...), ExpireAt: w.now + int64(invocationMarkTTL)})
+		// owner died after replicating) gets it from the new owner instead of a second run
+		// (answers.go; applyWrite marks a batch's last mutation with the answer).
+		w.emit(mutation{Kind: mutAnswer, Value: bytes.Clone(res)})
 	}
-	return opResponse{Done: true, Value: res}
+	return resp
 }
-
-// invocationMarkTTL is how long an owner remembers a processor invocation's result for retries;
-// longer than any caller keeps retrying.
-const invocationMarkTTL = 2 * time.Minute
 
 // executeProcessorAll serves opExecuteAll: the processor runs on every live entry of the map in
 // the partition, all in one atomic batch.
@@ -217,11 +207,7 @@ func Execute[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V
 	if err != nil {
 		return zero, err
 	}
-	id, err := invocationID()
-	if err != nil {
-		return zero, err
-	}
-	resp, err := m.svc.do(ctx, &opRequest{Map: m.name, Kind: opExecute, Part: int32(p), Key: kb, Value: ab, Proc: name, Holder: holderFrom(ctx), ID: id})
+	resp, err := m.svc.do(ctx, &opRequest{Map: m.name, Kind: opExecute, Part: int32(p), Key: kb, Value: ab, Proc: name, Holder: holderFrom(ctx)})
 	if err == nil && resp.Status != statusOK {
 		err = resp.Status.err(resp.Msg)
 	}
@@ -229,14 +215,6 @@ func Execute[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V
 		return zero, err
 	}
 	return DefaultCodec[R]().Decode(resp.Value)
-}
-
-func invocationID() (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("dmap: invocation id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
 }
 
 // Result is one key's result of ExecuteOnKeys or ExecuteOnEntries.

@@ -38,10 +38,11 @@ const (
 	mutLock                      // set Key's lock to (Holder, Count, ExpireAt)
 	mutUnlock                    // release Key's lock
 	mutStored                    // the owner stored Key's writes up to Seq (write-behind ack)
+	mutAnswer                    // remember Op's answer Ans and result Value (answers.go); no entry changes
 )
 
 // valid reports whether k is a kind this version knows.
-func (k mutKind) valid() bool { return k >= mutSet && k <= mutStored }
+func (k mutKind) valid() bool { return k >= mutSet && k <= mutAnswer }
 
 // mutation is the unit of replication: what an owner applied, sent to every backup and to members
 // receiving a copy. It is also what a write-behind queue and listeners will observe.
@@ -59,6 +60,11 @@ type mutation struct {
 	// Stash, in a backup message only, names the copy of the value the receiving backup holds
 	// already (it sent the write to the owner; see stash.go): the value is not in the body.
 	Stash uint64 `msgpack:"a,omitempty"`
+	// Op, when not zero, is the ID of the write this mutation ends, and Ans the answer its owner
+	// gave: whoever applies the mutation remembers it (answers.go). One mutation of a write's
+	// batch carries it.
+	Op  opID   `msgpack:"-"`
+	Ans answer `msgpack:"-"`
 	// Value travels in the message body, not the msgpack header.
 	Value []byte `msgpack:"-"`
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
@@ -84,6 +90,8 @@ type recordStore struct {
 	// ttls counts the records with an expiry, so that the expiry sweep skips partitions
 	// without any.
 	ttls int
+	// answers remembers the answers of the partition's last writes, for retries (answers.go).
+	answers answerTable
 }
 
 // lockState is a held lock. A lock belongs to a holder: a member and a token naming one Lock
@@ -182,8 +190,17 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 	if m.Kind == mutStored {
 		return false // write-behind bookkeeping only; its Seq is an older write's
 	}
-	if m.Seq > rs.seq {
+	fresh := m.Seq > rs.seq
+	if fresh {
 		rs.seq = m.Seq
+	}
+	if !m.Op.zero() {
+		var result []byte
+		if m.Kind == mutAnswer {
+			result = m.Value
+		}
+		// A mutation newer than any applied is new here: its answer cannot be remembered yet.
+		rs.answers.remember(m.Op, m.Ans, result, false, !fresh)
 	}
 	switch m.Kind {
 	case mutSet:
@@ -319,6 +336,7 @@ func (rs *recordStore) beginSync() {
 	rs.ttls = 0
 	rs.locks = nil
 	rs.seq = 0
+	rs.answers = answerTable{} // the copy brings the owner's
 	rs.syncing = true
 	rs.tombs = make(map[string]map[string]uint64)
 	rs.clearSeq = make(map[string]uint64)
@@ -372,7 +390,8 @@ func (rs *recordStore) remove(mapName string, r record) {
 	}
 }
 
-// snapshot returns every record as a mutation, for a copy to another member. Values are shared,
+// snapshot returns every record and remembered answer as a mutation, for a copy to another
+// member. Values are shared,
 // not copied: stored bytes are never overwritten.
 func (rs *recordStore) snapshot() []mutation {
 	var out []mutation
@@ -386,5 +405,5 @@ func (rs *recordStore) snapshot() []mutation {
 			out = append(out, mutation{Map: name, Kind: mutLock, Key: []byte(k), Holder: l.holder, Count: l.count, ExpireAt: l.expire, Seq: l.seq})
 		}
 	}
-	return out
+	return rs.answers.appendSnapshot(out)
 }

@@ -30,6 +30,11 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		deadline = time.Now().Add(s.cfg.OperationTimeout)
 	}
 	p := partition.ID(req.Part)
+	if req.ID.zero() && req.Kind.writes() && req.Kind != opExecuteAll {
+		// Every attempt carries the same ID: an owner that applied an earlier one answers as it
+		// did then (answers.go).
+		req.ID = s.newOpID()
+	}
 	wait := time.Millisecond
 	var last error
 	for {
@@ -106,6 +111,7 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		}
 		timer.Stop()
 		wait = min(wait*2, maxRouteBackoff)
+		req.Retry = !req.ID.zero() // the attempt that failed may have been applied
 	}
 }
 

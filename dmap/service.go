@@ -38,6 +38,8 @@ type Service struct {
 	// stash holds copies of values this member's callers write through remote owners while
 	// it is a backup of their partition (stash.go).
 	stash valueStash
+	// opPrefix starts the IDs of this member's writes (answers.go).
+	opPrefix uint64
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -87,6 +89,15 @@ type part struct {
 	// (missedWrite): a copy to one of them that began before (a migration or a resync) must
 	// not count as complete (guarded by mu).
 	missed map[partition.MemberID]bool
+	// pending is the write this member, as owner, applied and is replicating to synchronous
+	// backups that have not all acknowledged it yet (guarded by mu; nil: none). Reads of its
+	// keys answer with what they held before it (see read), so that no read returns a write
+	// that could still die with this member. Writes of a partition are serialised until their
+	// backups acknowledged, so there is at most one.
+	pending *writeBatch
+	// retried holds the IDs of the last maxRetried retries this member, as owner, decided
+	// afresh, oldest first (guarded by mu; see answers.go).
+	retried []opID
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
@@ -107,16 +118,21 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	if cluster == nil || caller == nil || reg == nil {
 		return nil, fmt.Errorf("%w: cluster, caller and registrar are required", ErrInvalidConfig)
 	}
+	prefix, err := newOpIDPrefix()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		cfg:     cfg,
-		cluster: cluster,
-		caller:  caller,
-		self:    cluster.LocalID(),
-		log:     cfg.Logger,
-		parts:   make([]*part, cfg.PartitionCount),
-		ctx:     ctx,
-		cancel:  cancel,
+		opPrefix: prefix,
+		cfg:      cfg,
+		cluster:  cluster,
+		caller:   caller,
+		self:     cluster.LocalID(),
+		log:      cfg.Logger,
+		parts:    make([]*part, cfg.PartitionCount),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
@@ -134,7 +150,6 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		}
 		s.stores[name] = ps
 	}
-	var err error
 	if s.events, err = newEventHub(s); err != nil {
 		cancel()
 		return nil, err

@@ -2,12 +2,9 @@ package dmap
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -16,14 +13,6 @@ import (
 
 // opTxCommit commits a transaction on its partition's owner.
 const opTxCommit opKind = 60
-
-// txMarkMap is the internal map recording committed transaction ids per partition, so that a
-// commit retried after a lost answer is recognised instead of failing as a conflict. Its entries
-// expire after txMarkTTL and travel with backups and migrations like any entry. User map names
-// cannot start with a NUL byte.
-const txMarkMap = "\x00tx"
-
-const txMarkTTL = 10 * time.Minute
 
 // Tx is a transaction over one or more maps whose keys share a partition ("co-keyed" keys, see
 // PartitionAware). Reads see the transaction's own writes; nothing is visible to others until
@@ -34,7 +23,9 @@ const txMarkTTL = 10 * time.Minute
 // safe for concurrent use but meant for one goroutine.
 type Tx struct {
 	svc *Service
-	id  string
+	// id is the commit's operation ID: a commit retried after a lost answer is answered as the
+	// first attempt was (answers.go) instead of failing as a conflict.
+	id opID
 
 	mu     sync.Mutex
 	part   partition.ID
@@ -64,18 +55,13 @@ type txWrite struct {
 }
 
 type txCommit struct {
-	ID     string    `msgpack:"i"`
 	Reads  []txRead  `msgpack:"r"`
 	Writes []txWrite `msgpack:"w"`
 }
 
 // Begin starts a transaction on this member.
 func (s *Service) Begin() (*Tx, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("dmap: transaction id: %w", err)
-	}
-	return &Tx{svc: s, id: hex.EncodeToString(b[:]), seen: map[txKey]uint64{}, writes: map[txKey]int{}}, nil
+	return &Tx{svc: s, id: s.newOpID(), seen: map[txKey]uint64{}, writes: map[txKey]int{}}, nil
 }
 
 // bind checks that key's partition is the transaction's (the first key chooses it).
@@ -206,7 +192,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if len(tx.order) == 0 && len(tx.seen) == 0 {
 		return nil
 	}
-	c := txCommit{ID: tx.id, Writes: tx.order}
+	c := txCommit{Writes: tx.order}
 	for k, v := range tx.seen {
 		c.Reads = append(c.Reads, txRead{Map: k.mapName, Key: []byte(k.key), Version: v})
 	}
@@ -214,7 +200,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: transaction: %v", ErrCodec, err)
 	}
-	resp, err := tx.svc.do(ctx, &opRequest{Kind: opTxCommit, Part: int32(tx.part), Value: body, Holder: holderFrom(ctx)})
+	resp, err := tx.svc.do(ctx, &opRequest{Kind: opTxCommit, Part: int32(tx.part), Value: body, Holder: holderFrom(ctx), ID: tx.id})
 	if err == nil && resp.Status != statusOK {
 		err = resp.Status.err(resp.Msg)
 	}
@@ -226,9 +212,6 @@ func executeTx(w *writeBatch, req *opRequest) opResponse {
 	var c txCommit
 	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
 		return opResponse{Status: statusBadRequest, Msg: "undecodable transaction"}
-	}
-	if w.rs.get(txMarkMap, c.ID, w.now).ok {
-		return opResponse{Done: true} // a retried commit that already happened
 	}
 	for _, r := range c.Reads {
 		var cur uint64
@@ -256,9 +239,6 @@ func executeTx(w *writeBatch, req *opRequest) opResponse {
 			m.ExpireAt = w.now + wr.TTL
 		}
 		w.emit(m)
-	}
-	if len(c.Writes) > 0 {
-		w.emit(mutation{Map: txMarkMap, Kind: mutSet, Key: []byte(c.ID), Value: []byte{}, ExpireAt: w.now + int64(txMarkTTL)})
 	}
 	return opResponse{Done: true}
 }

@@ -102,8 +102,8 @@ func (h *batchHeader) decodeFast(header, body []byte) (bool, error) {
 	epoch, ok2 := r.uint()
 	from, ok3 := r.name()
 	n, ok4 := r.arrayLen()
-	// Every mutation takes at least 9 bytes: a corrupt count cannot make this allocate much.
-	if !ok1 || !ok2 || !ok3 || !ok4 || n > len(r.b)/9 {
+	// Every mutation takes at least 11 bytes: a corrupt count cannot make this allocate much.
+	if !ok1 || !ok2 || !ok3 || !ok4 || n > len(r.b)/11 {
 		return false, nil
 	}
 	h.Part, h.Epoch, h.From = int32(part), epoch, from
@@ -147,12 +147,13 @@ func (h *batchHeader) decodeFast(header, body []byte) (bool, error) {
 
 // decodeFast reads a mutation as mutation.appendTo wrote it.
 func (m *mutation) decodeFast(r *wireReader) bool {
-	if n, ok := r.arrayLen(); !ok || n != 9 {
+	if n, ok := r.arrayLen(); !ok || n != 11 {
 		return false
 	}
-	var ok [9]bool
-	var kind uint64
+	var ok [11]bool
+	var kind, ans uint64
 	var count int64
+	var id []byte
 	m.Map, ok[0] = r.name()
 	kind, ok[1] = r.uint()
 	m.Key, ok[2] = r.bytes()
@@ -162,8 +163,15 @@ func (m *mutation) decodeFast(r *wireReader) bool {
 	count, ok[6] = r.int()
 	m.Clean, ok[7] = r.bool()
 	m.Stash, ok[8] = r.uint()
-	m.Kind, m.Count = mutKind(kind), int(count)
-	return ok == [9]bool{true, true, true, true, true, true, true, true, true}
+	id, ok[9] = r.bytes()
+	if ok[9] {
+		var retry bool
+		m.Op, retry, ok[9] = parseOpID(id)
+		ok[9] = ok[9] && !retry
+	}
+	ans, ok[10] = r.uint()
+	m.Kind, m.Count, m.Ans = mutKind(kind), int(count), answer(ans)
+	return ok == [11]bool{true, true, true, true, true, true, true, true, true, true, true} && ans <= 0xff
 }
 
 // kv is one entry returned by a partition scan.

@@ -41,7 +41,7 @@ func (r *opRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeBytes(r.Expect) },
 		func() error { return e.EncodeString(r.Holder) },
 		func() error { return e.EncodeString(r.Proc) },
-		func() error { return e.EncodeString(r.ID) },
+		func() error { return e.EncodeBytes(r.ID.bytes(r.Retry)) },
 		func() error { return e.EncodeString(string(r.StashAt)) },
 		func() error { return e.EncodeUint(r.Stash) },
 		func() error { return e.EncodeUint(r.Timeout) },
@@ -64,7 +64,17 @@ func (r *opRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		func() (err error) { r.Expect, err = d.DecodeBytes(); return },
 		func() (err error) { r.Holder, err = d.DecodeString(); return },
 		func() (err error) { r.Proc, err = d.DecodeString(); return },
-		func() (err error) { r.ID, err = d.DecodeString(); return },
+		func() error {
+			b, err := d.DecodeBytes()
+			if err != nil {
+				return err
+			}
+			var ok bool
+			if r.ID, r.Retry, ok = parseOpID(b); !ok {
+				return fmt.Errorf("malformed operation id (%d bytes)", len(b))
+			}
+			return nil
+		},
 		func() (err error) { stashAt, err = d.DecodeString(); return },
 		func() (err error) { r.Stash, err = d.DecodeUint64(); return },
 		func() (err error) { r.Timeout, err = d.DecodeUint64(); return },
@@ -111,7 +121,7 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 		func() error { return e.EncodeString(h.From) },
 		func() error {
 			return encodeSlice(e, h.Muts, func(m mutation) error {
-				return encodeAll(e, 9,
+				return encodeAll(e, 11,
 					func() error { return e.EncodeString(m.Map) },
 					func() error { return e.EncodeUint(uint64(m.Kind)) },
 					func() error { return e.EncodeBytes(m.Key) },
@@ -121,6 +131,8 @@ func (h *batchHeader) EncodeMsgpack(e *msgpack.Encoder) error {
 					func() error { return e.EncodeInt(int64(m.Count)) },
 					func() error { return e.EncodeBool(m.Clean) },
 					func() error { return e.EncodeUint(m.Stash) },
+					func() error { return e.EncodeBytes(m.Op.bytes(false)) },
+					func() error { return e.EncodeUint(uint64(m.Ans)) },
 				)
 			})
 		},
@@ -140,7 +152,8 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 				var m mutation
 				var kind uint64
 				var count int64
-				err := decodeAll(d, 9,
+				var ans uint64
+				err := decodeAll(d, 11,
 					func() (err error) { m.Map, err = d.DecodeString(); return },
 					func() (err error) { kind, err = d.DecodeUint64(); m.Kind = mutKind(kind); return },
 					func() (err error) { m.Key, err = d.DecodeBytes(); return },
@@ -150,7 +163,22 @@ func (h *batchHeader) DecodeMsgpack(d *msgpack.Decoder) error {
 					func() (err error) { count, err = d.DecodeInt64(); m.Count = int(count); return },
 					func() (err error) { m.Clean, err = d.DecodeBool(); return },
 					func() (err error) { m.Stash, err = d.DecodeUint64(); return },
+					func() error {
+						b, err := d.DecodeBytes()
+						if err != nil {
+							return err
+						}
+						var ok, retry bool
+						if m.Op, retry, ok = parseOpID(b); !ok || retry {
+							return fmt.Errorf("malformed operation id (%d bytes)", len(b))
+						}
+						return nil
+					},
+					func() (err error) { ans, err = d.DecodeUint64(); m.Ans = answer(ans); return },
 				)
+				if ans > 0xff {
+					return m, fmt.Errorf("answer %d out of range", ans)
+				}
 				return m, err
 			})
 			return
@@ -469,7 +497,7 @@ func appendArrayLen(b []byte, l int) []byte {
 func (r *opRequest) encodedSize() int {
 	return sizeArrayLen(13) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
 		sizeUint(r.Epoch) + sizeBin(r.Key) + sizeInt(r.TTL) + sizeBin(r.Expect) + sizeStr(r.Holder) +
-		sizeStr(r.Proc) + sizeStr(r.ID) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash) + sizeUint(r.Timeout)
+		sizeStr(r.Proc) + sizeOpID(r.ID, r.Retry) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash) + sizeUint(r.Timeout)
 }
 
 // appendTo appends the bytes EncodeMsgpack writes.
@@ -484,19 +512,20 @@ func (r *opRequest) appendTo(b []byte) []byte {
 	b = appendBin(b, r.Expect)
 	b = appendStr(b, r.Holder)
 	b = appendStr(b, r.Proc)
-	b = appendStr(b, r.ID)
+	b = appendOpID(b, r.ID, r.Retry)
 	b = appendStr(b, string(r.StashAt))
 	b = appendUint(b, r.Stash)
 	return appendUint(b, r.Timeout)
 }
 
 func (m *mutation) encodedSize() int {
-	return sizeArrayLen(9) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
-		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1 + sizeUint(m.Stash)
+	return sizeArrayLen(11) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
+		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1 + sizeUint(m.Stash) +
+		sizeOpID(m.Op, false) + sizeUint(uint64(m.Ans))
 }
 
 func (m *mutation) appendTo(b []byte) []byte {
-	b = appendArrayLen(b, 9)
+	b = appendArrayLen(b, 11)
 	b = appendStr(b, m.Map)
 	b = appendUint(b, uint64(m.Kind))
 	b = appendBin(b, m.Key)
@@ -505,7 +534,9 @@ func (m *mutation) appendTo(b []byte) []byte {
 	b = appendStr(b, m.Holder)
 	b = appendInt(b, int64(m.Count))
 	b = appendBool(b, m.Clean)
-	return appendUint(b, m.Stash)
+	b = appendUint(b, m.Stash)
+	b = appendOpID(b, m.Op, false)
+	return appendUint(b, uint64(m.Ans))
 }
 
 // marshalBatchHeader returns the bytes batchHeader.EncodeMsgpack writes for a batch of muts, in
@@ -672,6 +703,7 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	var kind uint64
 	var part int64
 	var stashAt string
+	var id []byte
 	n, ok[0] = r.arrayLen()
 	if !ok[0] || (n != 13 && n != 12) { // 12: a peer from before Timeout
 		return false
@@ -685,7 +717,10 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	req.Expect, ok[6] = r.bytes()
 	req.Holder, ok[7] = r.str()
 	req.Proc, ok[8] = r.name()
-	req.ID, ok[9] = r.str()
+	id, ok[9] = r.bytes()
+	if ok[9] {
+		req.ID, req.Retry, ok[9] = parseOpID(id)
+	}
 	stashAt, ok[10] = r.name()
 	req.Stash, ok[11] = r.uint()
 	req.Timeout, ok[12] = 0, true

@@ -38,10 +38,11 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 		s := edgeStrings[i%len(edgeStrings)]
 		b := edgeBytes()[i%len(edgeBytes())]
 		reqs = append(reqs, opRequest{Map: s, Kind: opKind(n), Part: int32(n), Epoch: uint64(n), Key: b, TTL: n,
-			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: s,
+			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: opID{uint64(n), uint64(i)}, Retry: i%2 == 1 && (n != 0 || i != 0),
 			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n), Timeout: uint64(n) >> (i % 64)})
 		muts = append(muts, mutation{Map: s, Kind: mutKind(n), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
-			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())]})
+			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())],
+			Op: opID{uint64(i), uint64(n)}, Ans: answer(n)})
 	}
 	for _, r := range reqs {
 		want, err := msgpack.Marshal(&r)
@@ -112,12 +113,12 @@ func equalBatches(a, b batchHeader) bool {
 // FuzzFastDecoders: whatever the fast decoders accept, the msgpack decoders accept with the same
 // result, so they only save work.
 func FuzzFastDecoders(f *testing.F) {
-	req, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: "i"})
+	req, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: opID{1, 2}, Retry: true})
 	f.Add(req.Header, []byte(nil))
 	req, _ = encodeOpRequest(&opRequest{Map: "m", Kind: opGet, Part: 1, Key: []byte("k"), Timeout: 300_000})
 	f.Add(req.Header, []byte(nil))
 	f.Add(oldOpHeader(req.Header), []byte(nil))
-	h, body, _ := encodeBatch(3, 7, "m1", []mutation{{Map: "m", Kind: mutSet, Key: []byte("k"), Value: []byte("v"), Seq: 1},
+	h, body, _ := encodeBatch(3, 7, "m1", []mutation{{Map: "m", Kind: mutSet, Key: []byte("k"), Value: []byte("v"), Seq: 1, Op: opID{3, 4}, Ans: 1},
 		{Map: "m", Kind: mutLock, Key: []byte{}, Holder: "x/1", Count: 2, ExpireAt: -1, Seq: 300}})
 	f.Add(h, body)
 	f.Fuzz(func(t *testing.T, header, body []byte) {

@@ -150,7 +150,8 @@ func partitionOf(t *partition.Table, id partition.ID) Partition {
 // member holds a current partition table (it is in contact with the raft majority), and every
 // partition has an owner and as many backups as Config.BackupCount asks, or one per other live
 // member when there are fewer, all of them live members not leaving, with no copy in flight and
-// no partition lost. A member that crashed a moment ago counts as live until it is declared
+// no partition lost; and raft has as many live voters as Config.MaxVoters allows, so that it
+// too survives the loss of one more member. A member that crashed a moment ago counts as live until it is declared
 // dead (see Timings): right after a crash Safe may still hold.
 func (c *Cluster) Safe() bool {
 	return c.safe(c.m.node.Table())
@@ -166,10 +167,18 @@ func (c *Cluster) safe(t *partition.Table) bool {
 		return false
 	}
 	live := map[partition.MemberID]bool{}
+	voters := 0
 	for _, mi := range c.m.node.Members() {
 		if mi.Alive && !mi.Leaving {
 			live[mi.ID] = true
+			if mi.Voter {
+				voters++
+			}
 		}
+	}
+	// Raft must be able to lose a voter too: as many live voters as MaxVoters allows.
+	if voters < min(len(live), c.m.cfg.MaxVoters) {
+		return false
 	}
 	want := min(c.m.cfg.BackupCount+1, len(live))
 	for _, a := range t.Partitions {
@@ -245,12 +254,20 @@ func (c *Cluster) ResetLostPartitions(ctx context.Context, parts ...partition.ID
 // RecoverQuorum is the way out for a cluster that lost its raft majority for good (more
 // voters died at once than a majority tolerates, before the coordinator could replace them):
 // no table can be committed, so nothing is repaired and owners lose their leases. Call it on
-// one surviving member: it makes the live members the raft configuration, so that they elect a
-// leader again. Only use it when the dead voters will not come back: voters that were merely
-// cut off and return would make a second majority.
+// every surviving member, once each of them reports the dead members dead (Members shows
+// Alive false): each makes the live members the raft configuration (the lowest IDs as voters,
+// so that all compute the same one), and they elect a leader again; WaitSafe then waits for
+// the repair. The dead members' partitions are reassigned as after any failure, and those
+// whose every copy died are marked lost. It refuses, changing nothing, while this member still
+// knows a leader or a majority of the voters is alive. Only use it when the dead voters will
+// not come back: voters that were merely cut off and return would make a second majority.
 func (c *Cluster) RecoverQuorum(ctx context.Context) error {
 	return c.m.node.RecoverQuorum(ctx)
 }
+
+// PartitionsLostSeen is how many partition losses this member has reported (PartitionLost
+// events) since it started: the counter to export as a metric.
+func (c *Cluster) PartitionsLostSeen() uint64 { return c.m.maps.PartitionsLost() }
 
 // AddPartitionListener registers fn for the partition events this member sees: migrations
 // involving it and lost partitions (dmap.PartitionLost). It is dmap.Service.AddPartitionListener

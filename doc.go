@@ -37,7 +37,8 @@
 // LANTimings (the default) for one data center; LocalTimings for members on one machine (tests,
 // demos), which repairs a crash within a few seconds but takes a member that pauses for a
 // second for dead; WANTimings across data centers or lossy links, which tolerates pauses of
-// seconds and repairs a crash in about a minute. Each preset's doc states what a crash costs.
+// seconds and serves a crashed member's partitions again after about 20 seconds. Each preset's
+// doc states what a crash costs; docs/failover.md has the measurements.
 //
 // Member.Cluster shows the members, the raft leader and voters, and where each partition (and
 // so each key: PartitionOfKey) lives. Cluster.WaitSafe waits until every partition has its

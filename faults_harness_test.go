@@ -62,7 +62,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"` // get, put, cas, del, info, place, settled
+	Op      string        `json:"op"` // get, put, cas, del, info, place, safe, settled
 	Key     string        `json:"key,omitempty"`
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -208,8 +208,14 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 			}
 			rep.Places = append(rep.Places, faultPlacement(m, k, p))
 		}
+	case "safe":
+		// The public test between faults: every partition fully backed up, nothing moving.
+		if err = m.Cluster().WaitSafe(ctx); err == nil {
+			rep.OK = true
+		}
 	case "settled":
-		// Poll until the cluster is settled or the request's time is up.
+		// As "safe", but partitions marked lost do not count (their repair is over until the
+		// application resets them). Poll until settled or the request's time is up.
 		for !faultClusterView(m).settled(cmpOrInt(cfg.BackupCount, DefaultBackupCount), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
 			select {
 			case <-ctx.Done():
@@ -263,21 +269,20 @@ type faultSnapPartition struct {
 	lost      bool
 }
 
-// faultClusterView is the one function of the fault suite that reads a member's internals. The
-// public cluster view of issue 13 (Member.Cluster: Members, Partitions; helper H3) is not on
-// this branch yet. At merge its body becomes a copy of m.Cluster().Members() (ID, Voter,
-// Leader, Alive, Leaving) and m.Cluster().Partitions() (Owner, Backups, len(Migrating), Lost).
+// faultClusterView is what a member's public cluster view (Member.Cluster) shows of the
+// members and the partitions.
 func faultClusterView(m *Member) faultSnapshot {
+	c := m.Cluster()
 	s := faultSnapshot{self: m.ID()}
-	for _, mi := range m.node.Members() {
-		s.members = append(s.members, faultSnapMember{id: string(mi.ID), voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
+	for _, mi := range c.Members() {
+		s.members = append(s.members, faultSnapMember{id: mi.ID, voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
 	}
-	for _, a := range m.node.Table().Partitions {
-		p := faultSnapPartition{migrating: len(a.Pending), lost: a.Lost}
-		for _, r := range a.Replicas {
-			p.replicas = append(p.replicas, string(r))
+	for _, p := range c.Partitions() {
+		fp := faultSnapPartition{migrating: len(p.Migrating), lost: p.Lost}
+		if p.Owner != "" {
+			fp.replicas = append([]string{p.Owner}, p.Backups...)
 		}
-		s.parts = append(s.parts, p)
+		s.parts = append(s.parts, fp)
 	}
 	return s
 }
@@ -565,7 +570,10 @@ type faultRun struct {
 	backups   int
 	opTimeout time.Duration
 	settle    time.Duration // how long the cluster may take to settle after a change
-	rng       *rand.Rand    // the nemesis' choices (its goroutine only)
+	// lossy: the scenario loses partitions on purpose, so waitSettled cannot wait for
+	// Cluster.WaitSafe (a lost partition is not safe) and waits for "settled" instead.
+	lossy bool
+	rng   *rand.Rand // the nemesis' choices (its goroutine only)
 	// nclients is the number of clients: in the history, clients are 0..nclients-1, the
 	// nemesis' own writes nclients, and the final reads through live member i nclients+1+i.
 	nclients int
@@ -696,14 +704,19 @@ func (r *faultRun) leader() *faultMember {
 	return nil
 }
 
-// waitSettled waits until every live member finds the cluster settled (faultSnapshot.settled).
+// waitSettled waits until every live member finds the cluster safe (Cluster.WaitSafe), or, in
+// a lossy run, settled (faultSnapshot.settled).
 func (r *faultRun) waitSettled() {
 	r.t.Helper()
 	start := time.Now()
 	deadline := start.Add(r.settle)
+	op := "safe"
+	if r.lossy {
+		op = "settled"
+	}
 	for _, m := range r.live() {
 		left := time.Until(deadline)
-		rep, err := m.call(faultRequest{Op: "settled", Timeout: left}, left+10*time.Second)
+		rep, err := m.call(faultRequest{Op: op, Timeout: left}, left+10*time.Second)
 		if err != nil || !rep.OK {
 			r.t.Fatalf("member %s: cluster not settled after %v (%v %s)", m.id[:8], r.settle, err, rep.Err)
 		}

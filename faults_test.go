@@ -142,6 +142,7 @@ func TestFaultsKillFasterThanRepair(t *testing.T) {
 	}
 	seed := faultSeed()
 	r := newFaultRun(t, 1, seed)
+	r.lossy = true
 	r.startCluster(4)
 
 	// The keys: two of them live on exactly the non-voter and one voter.

@@ -84,7 +84,7 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 		}
 		timeout, full := s.ackTimeout(dl)
 		if timeout <= 0 {
-			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %v", p, ErrTimeout, context.DeadlineExceeded))
+			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %w", p, ErrTimeout, context.DeadlineExceeded))
 		}
 		if header == nil {
 			var err error
@@ -209,7 +209,7 @@ func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, paus
 	if !dl.IsZero() {
 		left := time.Until(dl)
 		if left <= 0 {
-			return fmt.Errorf("%w: %v", ErrTimeout, context.DeadlineExceeded)
+			return fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
 		}
 		pause = min(pause, left)
 	}
@@ -219,7 +219,7 @@ func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, paus
 	case <-changed:
 	case <-timer.C:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 	case <-s.ctx.Done():
 		return ErrClosed
 	}
@@ -434,7 +434,7 @@ func (s *Service) enqueueAsync(ctx context.Context, p *part, muts []mutation) er
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: asynchronous backup backlog of partition %d is full", ErrTimeout, p.id)
+			return fmt.Errorf("%w: asynchronous backup backlog of partition %d is full: %w", ErrTimeout, p.id, ctx.Err())
 		case <-s.ctx.Done():
 			return ErrClosed
 		}

@@ -319,7 +319,7 @@ func (s *Service) waitRegistered(ctx context.Context, version uint64) error {
 		case <-progress:
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: registering the listener with every member: %v", ErrTimeout, ctx.Err())
+			return fmt.Errorf("%w: registering the listener with every member: %w", ErrTimeout, ctx.Err())
 		case <-s.ctx.Done():
 			return ErrClosed
 		}

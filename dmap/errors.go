@@ -1,6 +1,7 @@
 package dmap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,7 +19,10 @@ var (
 	// Config.OperationTimeout), which travels with it to the partition's owner: the owner stops
 	// waiting (for its table, its store, its backups) when it passes, and a write still queued
 	// for its partition then is not applied. A write that times out may or may not have been
-	// applied.
+	// applied. The error also wraps the context's error, so errors.Is matches it with
+	// context.Canceled when the caller's context was cancelled and with
+	// context.DeadlineExceeded when a deadline passed (the context's, OperationTimeout, or the
+	// owner's copy of the deadline).
 	ErrTimeout = errors.New("dmap: operation timed out")
 	// ErrValueTooLarge: a key or value is larger than Config.MaxValueSize.
 	ErrValueTooLarge = errors.New("dmap: value too large")
@@ -30,6 +34,10 @@ var (
 	ErrBadRequest = errors.New("dmap: bad request")
 	// ErrNotLockOwner: Unlock by someone who does not hold the lock.
 	ErrNotLockOwner = errors.New("dmap: lock not held by the caller")
+	// ErrLocked: the key is locked by another holder. TryLock returns it (wrapping ErrTimeout
+	// and context.DeadlineExceeded) when its timeout passes before the lock is acquired; writes
+	// to a locked key wait for the lock instead, and end with ErrTimeout.
+	ErrLocked = errors.New("dmap: key locked by another holder")
 	// ErrConflict: a transaction read an entry that another write changed before the commit;
 	// nothing of the transaction was applied. Retry the transaction.
 	ErrConflict = errors.New("dmap: transaction conflict")
@@ -98,6 +106,7 @@ const (
 // errors.Is.
 var statusErrs = [...]error{
 	statusNotFound:       ErrNotFound,
+	statusLocked:         ErrLocked,
 	statusWrongOwner:     ErrWrongOwner,
 	statusNoLease:        ErrNoLease,
 	statusTooLarge:       ErrValueTooLarge,
@@ -123,12 +132,15 @@ func (s status) err(msg string) error {
 	switch {
 	case s == statusOK:
 		return nil
-	case s == statusLocked:
-		return errors.New("dmap: key locked by another holder")
 	case int(s) < len(statusErrs) && statusErrs[s] != nil:
 		base = statusErrs[s]
 	default:
 		return errors.New("dmap: remote failure: " + msg)
+	}
+	if s == statusTimeout {
+		// Only a deadline travels to the owner, never a cancellation: an owner's timeout is a
+		// deadline that passed.
+		return &remoteErr{base: base, msg: msg, cause: context.DeadlineExceeded}
 	}
 	if msg == "" {
 		return base
@@ -160,12 +172,26 @@ func (s status) retryable() bool {
 	return s == statusWrongOwner || s == statusNoLease || s == statusClosed || s == statusLocked
 }
 
+// remoteErr is an error a remote owner answered with: base is the status's sentinel, msg the
+// owner's message, cause (if not nil) a further error the status implies.
 type remoteErr struct {
-	base error
-	msg  string
+	base  error
+	msg   string
+	cause error
 }
 
-func (e *remoteErr) Error() string { return e.base.Error() + ": " + e.msg }
-func (e *remoteErr) Unwrap() error { return e.base }
+func (e *remoteErr) Error() string {
+	if e.msg == "" {
+		return e.base.Error()
+	}
+	return e.base.Error() + ": " + e.msg
+}
+
+func (e *remoteErr) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.base}
+	}
+	return []error{e.base, e.cause}
+}
 
 func epochString(e uint64) string { return "epoch " + strconv.FormatUint(e, 10) }

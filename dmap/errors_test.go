@@ -1,6 +1,7 @@
 package dmap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -21,7 +22,7 @@ var sentinels = map[string]error{
 	"ErrCrossPartition": ErrCrossPartition, "ErrTxDone": ErrTxDone, "ErrNoProcessor": ErrNoProcessor,
 	"ErrNoPredicate": ErrNoPredicate, "ErrProcessor": ErrProcessor, "ErrStore": ErrStore,
 	"ErrDirtyLimit": ErrDirtyLimit, "ErrPartitionLost": ErrPartitionLost, "ErrWrongOwner": ErrWrongOwner,
-	"ErrNoLease": ErrNoLease,
+	"ErrNoLease": ErrNoLease, "ErrLocked": ErrLocked,
 }
 
 // TestSentinelsListed: sentinels names every exported error errors.go declares.
@@ -82,6 +83,12 @@ func TestSentinelErrorsRoundTrip(t *testing.T) {
 			t.Errorf("%s and %s share status %d", name, other, st)
 		}
 		seen[st] = name
+	}
+	// An owner's timeout is a deadline that passed: it matches context.DeadlineExceeded too.
+	for _, msg := range []string{"", "partition 3: deadline passed"} {
+		if got := statusOf(fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)).err(msg); !errors.Is(got, ErrTimeout) || !errors.Is(got, context.DeadlineExceeded) {
+			t.Errorf("an owner's timeout with message %q arrives as %v", msg, got)
+		}
 	}
 	if got := statusOf(fmt.Errorf("queue: %w", mapstore.ErrDirtyLimit)).err(""); !errors.Is(got, ErrDirtyLimit) {
 		t.Errorf("mapstore.ErrDirtyLimit arrives as %v", got)

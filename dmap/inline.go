@@ -139,8 +139,8 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 		case <-ctx.Done():
 			// The write goes on (its backups are bounded by deadline); the caller learns that it
 			// gave up, as from the ordinary path.
-			err := fmt.Errorf("%w: waiting for backups of partition %d: %v", ErrTimeout, p.id, ctx.Err())
-			return opResponse{Status: statusOf(err), Msg: err.Error()}, true
+			// do turns it into ErrTimeout wrapping ctx's error.
+			return opResponse{Status: statusTimeout, Msg: fmt.Sprintf("waiting for backups of partition %d: %v", p.id, ctx.Err())}, true
 		}
 	}
 	return opResponse{}, false

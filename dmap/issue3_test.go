@@ -158,8 +158,8 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write by another holder while locked = %v, want ErrTimeout", err)
 	}
-	if l2, err := other.TryLock(ctx, "doc", 0, 200*time.Millisecond); l2 != nil || err != nil {
-		t.Fatalf("TryLock on a held lock = %v, %v", l2, err)
+	if l2, err := other.TryLock(ctx, "doc", 0, 200*time.Millisecond); l2 != nil || !errors.Is(err, ErrLocked) || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("TryLock on a held lock = %v, %v; want ErrLocked wrapping ErrTimeout and context.DeadlineExceeded", l2, err)
 	}
 	// The lock is backed up: kill the owner of its partition (not the holder's member).
 	c.kill(owner)

@@ -69,7 +69,7 @@ func (s *Service) readThrough(ctx context.Context, p *part, req *opRequest, miss
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return opResponse{Status: statusFailed, Msg: "read-through: " + ctx.Err().Error()}
+			return opResponse{Status: statusTimeout, Msg: "read-through: " + ctx.Err().Error()}
 		}
 	} else {
 		f.value, f.found, f.err = ps.loader.Load(ctx, req.Key)

@@ -70,13 +70,16 @@ func (m *Map[K, V]) Lock(ctx context.Context, key K, lease time.Duration) (*KeyL
 	return &KeyLock[K, V]{m: m, key: key, holder: holder}, nil
 }
 
-// TryLock is Lock that gives up after timeout and then returns (nil, nil).
+// TryLock is Lock that gives up after timeout: it then returns ErrLocked, which also wraps the
+// ErrTimeout (and context.DeadlineExceeded) that ended the wait. The lock was then not acquired,
+// most often because another holder has it (a partition owner that cannot be reached within
+// timeout ends the same way). When ctx itself ends first, TryLock returns Lock's ErrTimeout.
 func (m *Map[K, V]) TryLock(ctx context.Context, key K, lease, timeout time.Duration) (*KeyLock[K, V], error) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	l, err := m.Lock(tctx, key, lease)
 	if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
-		return nil, nil
+		return nil, fmt.Errorf("%w: not acquired within %v: %w", ErrLocked, timeout, err)
 	}
 	return l, err
 }

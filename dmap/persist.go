@@ -387,7 +387,7 @@ func (s *Service) flushPartition(ctx context.Context, p *part, req *opRequest) o
 		}
 		select {
 		case <-ctx.Done():
-			return opResponse{Status: statusFailed, Msg: fmt.Sprintf("flush of partition %d: %v", p.id, ctx.Err())}
+			return opResponse{Status: statusTimeout, Msg: fmt.Sprintf("flush of partition %d: %v", p.id, ctx.Err())}
 		case <-s.ctx.Done():
 			return opResponse{Status: statusClosed}
 		case <-poll.C:

@@ -234,6 +234,18 @@ func ExecuteOnKeys[K comparable, V any, A any, R any](ctx context.Context, m *Ma
 
 // ExecuteOnEntries runs the processor on every entry of the map, each partition atomically on
 // its owner, partitions in parallel, and yields the results as they arrive.
+//
+// Each partition's run happens at least once, not exactly once as with Execute: the run
+// carries no operation ID, because its answer (a result per entry) is too large for the owner
+// to remember (see answers.go). When the call to a partition's owner fails after the owner may
+// have applied the run (the connection or the reply is lost, or the owner dies after its
+// backups received the run's changes), the call is sent again, to the same or the new owner,
+// and the processor runs a second time on every entry of that partition, on the values the
+// first run left; the results yielded for that partition are those of the last run. A
+// partition whose run was answered is never run again by this call, and a run the owner
+// refused (it did not own the partition, had lost its lease, or a key was locked by another
+// holder) was not applied. When a repeat matters, make the processor idempotent (set values
+// rather than add to them) or use ExecuteOnKeys, whose Execute calls are exactly once.
 func ExecuteOnEntries[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V], name string, arg A) iter.Seq2[Result[K, R], error] {
 	return parallelStream(ctx, len(m.svc.parts), func(ctx context.Context, i int) ([]Result[K, R], error) {
 		ab, err := DefaultCodec[A]().Encode(arg)

@@ -30,6 +30,11 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		deadline = time.Now().Add(s.cfg.OperationTimeout)
 	}
 	p := partition.ID(req.Part)
+	if err := ctx.Err(); err != nil {
+		// A context that already ended starts nothing (a local read or write would otherwise
+		// be served without looking at it).
+		return opResponse{}, fmt.Errorf("%w: partition %d: %w", ErrTimeout, p, err)
+	}
 	if req.ID.zero() && req.Kind.writes() && req.Kind != opExecuteAll {
 		// Every attempt carries the same ID: an owner that applied an earlier one answers as it
 		// did then (answers.go).
@@ -64,13 +69,19 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 				slow := *req
 				resp = s.serveLocal(ctx, &slow, deadline, hasDeadline)
 			}
+			if resp.Status == statusTimeout {
+				if cerr := ctx.Err(); cerr != nil {
+					// Served here under the caller's own context: say which way it ended.
+					return opResponse{}, fmt.Errorf("%w: partition %d: %s: %w", ErrTimeout, p, resp.Msg, cerr)
+				}
+			}
 		default:
 			remaining := time.Until(deadline)
 			if remaining <= 0 {
 				if last == nil {
 					last = context.DeadlineExceeded
 				}
-				return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
+				return opResponse{}, fmt.Errorf("%w: partition %d: %w (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
 			}
 			if !hasDeadline {
 				callTimeout = remaining
@@ -96,7 +107,7 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		last = err
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
-			return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
+			return opResponse{}, fmt.Errorf("%w: partition %d: %w (last attempt: %v)", ErrTimeout, p, context.DeadlineExceeded, last)
 		}
 		timer := time.NewTimer(min(wait, remaining))
 		select {
@@ -104,7 +115,7 @@ func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			return opResponse{}, fmt.Errorf("%w: partition %d: %v (last attempt: %v)", ErrTimeout, p, ctx.Err(), last)
+			return opResponse{}, fmt.Errorf("%w: partition %d: %w (last attempt: %v)", ErrTimeout, p, ctx.Err(), last)
 		case <-s.ctx.Done():
 			timer.Stop()
 			return opResponse{}, ErrClosed

@@ -9,7 +9,10 @@ import (
 
 	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/configerr"
 	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -100,7 +103,7 @@ type Config struct {
 	MemoryBudget int64
 	// Maps configures maps by name: a store for write-through or write-behind persistence, a
 	// loader for read-through. Maps not listed live in memory only. Every member of a cluster
-	// must have the same Maps.
+	// must have the same Maps. Validate checks each with dmap.MapConfig.Validate.
 	Maps map[string]dmap.MapConfig
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
@@ -148,7 +151,9 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every problem of the configuration (after defaults are applied) in one
-// error wrapping ErrInvalidConfig.
+// error wrapping ErrInvalidConfig: the member's own settings, the timings (with the rules of
+// the control plane and the map service) and each map of Maps (dmap.MapConfig.Validate,
+// named Maps["name"]). Start calls it first, and starts nothing when it fails.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
@@ -186,10 +191,24 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 1 MiB, got %d", c.MaxFrameSize))
 	}
 	errs = append(errs, c.validateTimings()...)
-	if len(errs) == 0 {
-		return nil
+	// Each map's configuration, with the map service's own rules (dmap.MapConfig.Validate, its
+	// persistence with mapstore's): the problems come back named Maps["name"].Field.
+	errs = append(errs, configerr.Problems((dmap.Config{PartitionCount: 1, Maps: c.Maps}).Validate(), dmap.ErrInvalidConfig)...)
+	return configerr.Join(ErrInvalidConfig, errs)
+}
+
+// configError wraps in ErrInvalidConfig a configuration error of a package Start configures
+// (which Validate should have caught), so that Start reports every configuration error alike.
+func configError(err error) error {
+	if err == nil || errors.Is(err, ErrInvalidConfig) {
+		return err
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	for _, sentinel := range []error{control.ErrConfig, dmap.ErrInvalidConfig, mapstore.ErrInvalidConfig, transport.ErrInvalidConfig} {
+		if errors.Is(err, sentinel) {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return err
 }
 
 // validateTimings checks Timings with the rules of the packages that use them, so that the rules
@@ -198,10 +217,10 @@ func (c Config) validateTimings() []error {
 	var errs []error
 	probe := control.Config{ID: "validate", TransportAddr: "127.0.0.1:1"}
 	c.applyControl(&probe)
-	for _, err := range problems(probe.Validate(), control.ErrConfig) {
+	for _, err := range configerr.Problems(probe.Validate(), control.ErrConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
-	for _, err := range problems((dmap.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), dmap.ErrInvalidConfig) {
+	for _, err := range configerr.Problems((dmap.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), dmap.ErrInvalidConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
 	return errs
@@ -213,29 +232,4 @@ func (c Config) applyControl(cc *control.Config) {
 	cc.LeaseDuration = c.Timings.LeaseDuration
 	cc.BootstrapWithoutSeeds = c.BootstrapWithoutSeeds
 	cc.Plan.RecreateLost = c.RecreateLostPartitions
-}
-
-// problems splits an error of the form fmt.Errorf("%w: %w", sentinel, errors.Join(...)) (what
-// the Validate methods of this module return) into the problems it joins, so that they read as
-// this package's own.
-func problems(err, sentinel error) []error {
-	if err == nil {
-		return nil
-	}
-	multi, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range multi.Unwrap() {
-		if e == sentinel {
-			continue
-		}
-		if joined, ok := e.(interface{ Unwrap() []error }); ok {
-			out = append(out, joined.Unwrap()...)
-		} else {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -38,7 +38,9 @@ type Member struct {
 
 // Start creates a member, joins (or, with no seeds, founds) the cluster and returns once the
 // member is part of it. The member gets a fresh identity at every start, so a restarted process
-// joins as a new member. ctx bounds the start only.
+// joins as a new member. ctx bounds the start only. Every configuration error, whichever part
+// of the member finds it, wraps ErrInvalidConfig; Start checks cfg with Config.Validate before
+// it starts anything.
 func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,12 +68,12 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	server, err := transport.NewServer(tcfg)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, configError(err)
 	}
 	client, err := transport.NewClient(tcfg)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, configError(err)
 	}
 	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client,
 		serveDone: make(chan struct{}), closed: make(chan struct{})}
@@ -100,7 +102,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	m.node, err = control.Open(ccfg, control.Deps{Server: server, Client: client})
 	if err != nil {
 		m.stopTransport()
-		return nil, err
+		return nil, configError(err)
 	}
 	m.maps, err = dmap.NewService(dmap.Config{
 		PartitionCount:   cfg.PartitionCount,
@@ -115,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err != nil {
 		m.node.Close()
 		m.stopTransport()
-		return nil, err
+		return nil, configError(err)
 	}
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()

@@ -1,10 +1,13 @@
 package dmap
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/configerr"
 )
 
 // Defaults for Config fields left at their zero value.
@@ -91,8 +94,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of a Config (after defaults) in one error wrapping
-// ErrInvalidConfig.
+// Validate reports every problem of a Config (after defaults), each map's (MapConfig.Validate)
+// included under its name, in one error wrapping ErrInvalidConfig.
 func (c Config) Validate() error {
 	var errs []error
 	if c.PartitionCount <= 0 {
@@ -116,8 +119,15 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentMigrations < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentMigrations must not be negative, got %d", c.MaxConcurrentMigrations))
 	}
-	if len(errs) == 0 {
-		return nil
+	for _, name := range slices.Sorted(maps.Keys(c.Maps)) {
+		prefix := fmt.Sprintf("Maps[%q]: ", name)
+		switch {
+		case name == "":
+			errs = append(errs, fmt.Errorf("%smap names must not be empty", prefix))
+		case name[0] == 0:
+			errs = append(errs, fmt.Errorf("%s%w", prefix, errReservedName))
+		}
+		errs = append(errs, configerr.Prefix(prefix, c.Maps[name].problems())...)
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	return configerr.Join(ErrInvalidConfig, errs)
 }

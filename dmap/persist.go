@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/configerr"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -25,6 +26,18 @@ type MapConfig struct {
 	// Persistence is the write-through or write-behind configuration (mapstore.Config: WriteDelay
 	// 0 means write-through).
 	Persistence mapstore.Config
+}
+
+// Validate reports every problem of c in one error wrapping ErrInvalidConfig, or nil. Zero
+// fields of Persistence take mapstore's defaults first, as the service does. Config.Validate
+// (and so NewService, and gridmap.Config.Validate) checks every map with it.
+func (c MapConfig) Validate() error {
+	return configerr.Join(ErrInvalidConfig, c.problems())
+}
+
+// problems lists c's problems, each naming its field.
+func (c MapConfig) problems() []error {
+	return configerr.Prefix("Persistence.", configerr.Problems(c.Persistence.WithDefaults().Validate(), mapstore.ErrInvalidConfig))
 }
 
 // persistence is the runtime state of one map's store on this member.
@@ -47,18 +60,16 @@ type errorAt struct {
 	at  time.Time
 }
 
-func newPersistence(name string, mc MapConfig) (*persistence, error) {
+// newPersistence returns the state of a map's store; Config.Validate has checked mc.
+func newPersistence(name string, mc MapConfig) *persistence {
 	cfg := mc.Persistence.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: map %q: %w", ErrInvalidConfig, name, err)
-	}
 	ps := &persistence{name: name, store: mc.Store, loader: mc.Loader, cfg: cfg,
 		budget: mapstore.NewBudget(cfg.MaxDirtyBytes, cfg.MaxDirtyEntries), breaker: newStoreBreaker(cfg)}
 	if ps.loader == nil {
 		ps.loader, _ = mc.Store.(mapstore.Loader)
 	}
 	ps.batch, _ = mc.Store.(mapstore.BatchStore)
-	return ps, nil
+	return ps
 }
 
 func (ps *persistence) writeBehind() bool {

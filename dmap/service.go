@@ -143,12 +143,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		if mc.Store == nil && mc.Loader == nil {
 			continue
 		}
-		ps, err := newPersistence(name, mc)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		s.stores[name] = ps
+		s.stores[name] = newPersistence(name, mc)
 	}
 	if s.events, err = newEventHub(s); err != nil {
 		cancel()

@@ -1,9 +1,10 @@
 package mapstore
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/configerr"
 )
 
 // Defaults filled in by Config.WithDefaults.
@@ -39,9 +40,11 @@ const (
 	LoadEager
 )
 
-// Config is the store configuration of one map. The zero value is valid and means
-// write-through with the defaults below. Fill the defaults with WithDefaults, then check with
-// Validate (constructors do both).
+// Config is the store configuration of one map. Zero fields take their defaults, so the zero
+// value means write-through with the defaults below. As everywhere in this module, defaults
+// come first and Validate checks the result: Validate checks c as it is (a zero BatchSize is
+// an error there), so call c.WithDefaults().Validate(); the constructors that take a Config
+// (NewQueue, and the map service for dmap.MapConfig.Persistence) do both.
 type Config struct {
 	// WriteDelay is how long a written entry stays dirty before it is stored. 0 (the default)
 	// means write-through: a write calls the store before it is acknowledged and fails if the
@@ -106,12 +109,12 @@ func (c Config) WithDefaults() Config {
 // WriteThrough reports whether writes call the store before they are acknowledged.
 func (c Config) WriteThrough() bool { return c.WriteDelay == 0 }
 
-// Validate reports every problem of c (after WithDefaults) in one error wrapping
+// Validate reports every problem of c (meant after WithDefaults) in one error wrapping
 // ErrInvalidConfig, or nil.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+		errs = append(errs, fmt.Errorf(format, args...))
 	}
 	if c.WriteDelay < 0 {
 		bad("WriteDelay %v is negative", c.WriteDelay)
@@ -143,7 +146,7 @@ func (c Config) Validate() error {
 	if c.MaxDirtyBytes > 0 && c.BatchBytes > c.MaxDirtyBytes {
 		bad("BatchBytes %d exceeds MaxDirtyBytes %d", c.BatchBytes, c.MaxDirtyBytes)
 	}
-	return errors.Join(errs...)
+	return configerr.Join(ErrInvalidConfig, errs)
 }
 
 // RetryDelay is the wait before the next try after failures (>= 1) failed store calls in a row:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -18,18 +20,23 @@ const opTxCommit opKind = 60
 // PartitionAware). Reads see the transaction's own writes; nothing is visible to others until
 // Commit, which applies every write atomically on the partition's owner: readers, backups and
 // listeners see all of it or none of it. Commit fails with ErrConflict, applying nothing, if an
-// entry the transaction read or wrote was changed by someone else since the transaction first
-// touched it (optimistic concurrency: of two conflicting transactions, one commits). A Tx is
-// safe for concurrent use but meant for one goroutine.
+// entry the transaction read (Get) was changed by someone else since the transaction first read
+// it (optimistic concurrency: of two conflicting transactions, one commits). Put and Delete of
+// an entry the transaction has not read are blind writes: they cost no round trip and commit
+// whatever the entry holds by then, as a plain Put or Delete would; Get the entry first to make
+// the commit depend on it. RunTx retries a transaction that conflicts. A Tx is safe for
+// concurrent use but meant for one goroutine.
 type Tx struct {
 	svc *Service
 	// id is the commit's operation ID: a commit retried after a lost answer is answered as the
 	// first attempt was (answers.go) instead of failing as a conflict.
 	id opID
 
-	mu     sync.Mutex
-	part   partition.ID
-	bound  bool // part is set by the first key
+	mu    sync.Mutex
+	part  partition.ID
+	bound bool // part is set by the first key
+	// seen holds the version of each key the transaction read (Get), which the commit
+	// validates; keys only written are not in it (blind writes).
 	seen   map[txKey]uint64
 	writes map[txKey]int // index into order
 	order  []txWrite
@@ -88,31 +95,39 @@ type TxMap[K comparable, V any] struct {
 // InTx returns m as seen by tx.
 func InTx[K comparable, V any](tx *Tx, m *Map[K, V]) *TxMap[K, V] { return &TxMap[K, V]{tx: tx, m: m} }
 
-// touch makes sure the transaction knows the key's committed version and value; the caller
-// holds tx.mu.
-func (t *TxMap[K, V]) touch(ctx context.Context, key K) (txKey, []byte, bool, error) {
+// key encodes key and binds the transaction to its partition; the caller holds tx.mu.
+func (t *TxMap[K, V]) key(key K) (txKey, error) {
 	kb, p, err := t.m.encodeKey(key)
 	if err != nil {
-		return txKey{}, nil, false, err
+		return txKey{}, err
 	}
 	if err := t.tx.bind(p); err != nil {
-		return txKey{}, nil, false, err
+		return txKey{}, err
 	}
-	k := txKey{t.m.name, string(kb)}
+	return txKey{t.m.name, string(kb)}, nil
+}
+
+// touch returns the key's value as the transaction sees it: its own write if any, otherwise
+// the committed value, whose version the commit then validates; the caller holds tx.mu.
+func (t *TxMap[K, V]) touch(ctx context.Context, key K) ([]byte, bool, error) {
+	k, err := t.key(key)
+	if err != nil {
+		return nil, false, err
+	}
 	if i, ok := t.tx.writes[k]; ok {
 		w := t.tx.order[i]
-		return k, w.Value, !w.Delete, nil
+		return w.Value, !w.Delete, nil
 	}
 	resp, err := t.m.keyOp(ctx, opGet, key, nil, 0, nil)
 	if err != nil {
-		return k, nil, false, err
+		return nil, false, err
 	}
 	if _, ok := t.tx.seen[k]; !ok {
 		t.tx.seen[k] = resp.Version
 	} else if t.tx.seen[k] != resp.Version {
-		return k, nil, false, fmt.Errorf("%w: %s changed during the transaction", ErrConflict, t.m.name)
+		return nil, false, fmt.Errorf("%w: %s changed during the transaction", ErrConflict, t.m.name)
 	}
-	return k, resp.Value, resp.Status == statusOK, nil
+	return resp.Value, resp.Status == statusOK, nil
 }
 
 // Get returns the value of key as the transaction sees it, or ErrNotFound.
@@ -120,7 +135,7 @@ func (t *TxMap[K, V]) Get(ctx context.Context, key K) (V, error) {
 	t.tx.mu.Lock()
 	defer t.tx.mu.Unlock()
 	var zero V
-	_, v, ok, err := t.touch(ctx, key)
+	v, ok, err := t.touch(ctx, key)
 	if err != nil {
 		return zero, err
 	}
@@ -130,7 +145,9 @@ func (t *TxMap[K, V]) Get(ctx context.Context, key K) (V, error) {
 	return t.m.vals.Decode(v)
 }
 
-// Put stores value under key when the transaction commits.
+// Put stores value under key when the transaction commits. It does not read the entry: unless
+// the transaction read it before (Get), the commit overwrites whatever it holds then. ctx is
+// not used (no round trip); it is kept for symmetry with Map.Put.
 func (t *TxMap[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption) error {
 	var o putOptions
 	for _, f := range opts {
@@ -142,7 +159,7 @@ func (t *TxMap[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption
 	}
 	t.tx.mu.Lock()
 	defer t.tx.mu.Unlock()
-	k, _, _, err := t.touch(ctx, key)
+	k, err := t.key(key)
 	if err != nil {
 		return err
 	}
@@ -150,17 +167,19 @@ func (t *TxMap[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption
 	return nil
 }
 
-// Delete removes key when the transaction commits, and reports whether it exists now (as the
-// transaction sees it).
-func (t *TxMap[K, V]) Delete(ctx context.Context, key K) (bool, error) {
+// Delete removes key when the transaction commits; deleting an absent entry does nothing. Like
+// Put it does not read the entry, so it cannot say whether the entry exists: Get it first in
+// the transaction to learn that, which also makes the commit fail with ErrConflict if the entry
+// changes before it. ctx is not used (no round trip).
+func (t *TxMap[K, V]) Delete(ctx context.Context, key K) error {
 	t.tx.mu.Lock()
 	defer t.tx.mu.Unlock()
-	k, _, existed, err := t.touch(ctx, key)
+	k, err := t.key(key)
 	if err != nil {
-		return false, err
+		return err
 	}
 	t.tx.record(k, txWrite{Map: t.m.name, Key: []byte(k.key), Delete: true})
-	return existed, nil
+	return nil
 }
 
 func (tx *Tx) record(k txKey, w txWrite) {
@@ -179,7 +198,8 @@ func (tx *Tx) Rollback() {
 	tx.mu.Unlock()
 }
 
-// Commit applies the transaction's writes atomically, or none of them (ErrConflict). A
+// Commit applies the transaction's writes atomically, or none of them (ErrConflict: an entry
+// the transaction read changed). A
 // transaction that only read validates that everything it read is still current, so a nil
 // error means its reads were a consistent snapshot.
 func (tx *Tx) Commit(ctx context.Context) error {
@@ -205,6 +225,46 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		err = resp.Status.err(resp.Msg)
 	}
 	return err
+}
+
+// RunTx runs fn in a new transaction and commits it. When fn or the commit fails with
+// ErrConflict (an entry the transaction read changed), it runs fn again in a fresh transaction
+// after a short, growing, randomized pause, until the commit succeeds or ctx ends; then it
+// returns the last conflict, wrapped with ctx's error. Any other error from fn or Commit ends
+// it: the transaction is rolled back (nothing of it applied, unless Commit's error is ErrTimeout,
+// after which the commit may or may not have been applied) and the error returned. fn may run
+// several times, so it must not have effects outside the transaction; it should use ctx for
+// the transaction's reads.
+func (s *Service) RunTx(ctx context.Context, fn func(tx *Tx) error) error {
+	const minPause, maxPause = time.Millisecond, 100 * time.Millisecond
+	pause := minPause
+	for {
+		err := s.runTxOnce(ctx, fn)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		t := time.NewTimer(pause/2 + rand.N(pause))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w; gave up retrying: %w", err, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, maxPause)
+	}
+}
+
+// runTxOnce runs fn in one transaction and commits it, rolling it back if fn fails or panics.
+func (s *Service) runTxOnce(ctx context.Context, fn func(tx *Tx) error) error {
+	tx, err := s.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // executeTx validates and applies a transaction on the owner, in one write batch.

@@ -57,8 +57,9 @@
 // with predicates registered by name on every member. Entry processors (dmap.Execute) run on the
 // owner atomically with respect to the key, exactly once across retries. Key locks
 // (dmap.Map.Lock) hold other writers back and die with their holder's member. Transactions
-// (Service.Begin, dmap.InTx) over co-keyed entries of several maps commit atomically on their
-// owner.
+// (Service.Begin or Service.RunTx, which retries conflicts; dmap.InTx) over co-keyed entries of
+// several maps commit atomically on their owner; only the entries a transaction read are
+// checked for conflicts, and writes need no round trip before the commit.
 //
 // # Persistence
 //

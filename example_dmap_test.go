@@ -79,6 +79,8 @@ type reportTask struct{ Report, Task string }
 func (k reportTask) PartitionKey() string { return k.Report }
 
 // A transaction over co-keyed entries of several maps commits atomically on their owner.
+// RunTx runs the function again when an entry it read changed before the commit; writes of
+// entries it did not read need no round trip until the commit.
 func Example_transaction() {
 	ctx := context.Background()
 	member, err := gridmap.Start(ctx, gridmap.Config{})
@@ -90,10 +92,13 @@ func Example_transaction() {
 	raw, _ := gridmap.GetMap[string, string](member, "raw")
 	todo, _ := gridmap.GetMap[reportTask, bool](member, "process")
 
-	tx, _ := member.Maps().Begin()
-	dmap.InTx(tx, raw).Put(ctx, "bp-1", `{"product":"Firefox"}`)
-	dmap.InTx(tx, todo).Put(ctx, reportTask{"bp-1", "symbolicate"}, true)
-	fmt.Println(tx.Commit(ctx))
+	err = member.Maps().RunTx(ctx, func(tx *dmap.Tx) error {
+		if err := dmap.InTx(tx, raw).Put(ctx, "bp-1", `{"product":"Firefox"}`); err != nil {
+			return err
+		}
+		return dmap.InTx(tx, todo).Put(ctx, reportTask{"bp-1", "symbolicate"}, true)
+	})
+	fmt.Println(err)
 
 	_, err = todo.Get(ctx, reportTask{"bp-1", "symbolicate"})
 	fmt.Println(err)

@@ -331,7 +331,7 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 }
 
 // takeStashed gives the writes of a backup batch that name a copy of their value this member
-// holds (see stash.go) that copy. It refuses the batch when a copy is not held (any more), so
+// holds (see callercopy.go) that copy. It refuses the batch when a copy is not held (any more), so
 // that the owner sends the value again, or when a write names a copy and carries a value too.
 func (s *Service) takeStashed(muts []mutation) opResponse {
 	for i := range muts {

@@ -71,7 +71,7 @@ type opRequest struct {
 	// been applied already, so only a retry makes the owner look its ID up (answers.go).
 	Retry bool `msgpack:"-"`
 	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
-	// partition's backups (see stash.go): the owner then sends that backup the write without
+	// partition's backups (see callercopy.go): the owner then sends that backup the write without
 	// its value. Zero: no copy.
 	StashAt partition.MemberID `msgpack:"sa,omitempty"`
 	Stash   uint64             `msgpack:"st,omitempty"`

@@ -58,7 +58,7 @@ type mutation struct {
 	// Clean marks a set that is already in the store (loaded from it): nothing to write behind.
 	Clean bool `msgpack:"n,omitempty"`
 	// Stash, in a backup message only, names the copy of the value the receiving backup holds
-	// already (it sent the write to the owner; see stash.go): the value is not in the body.
+	// already (it sent the write to the owner; see callercopy.go): the value is not in the body.
 	Stash uint64 `msgpack:"a,omitempty"`
 	// Op, when not zero, is the ID of the write this mutation ends, and Ans the answer its owner
 	// gave: whoever applies the mutation remembers it (answers.go). One mutation of a write's

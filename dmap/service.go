@@ -36,7 +36,7 @@ type Service struct {
 	// events holds the entry, cluster-wide and partition listeners (events.go).
 	events *eventHub
 	// stash holds copies of values this member's callers write through remote owners while
-	// it is a backup of their partition (stash.go).
+	// it is a backup of their partition (callercopy.go).
 	stash valueStash
 	// opPrefix starts the IDs of this member's writes (answers.go).
 	opPrefix uint64

@@ -356,7 +356,7 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 }
 
 // stashedBackup returns the backup message for the member that holds a copy of the request's
-// value (StashAt, see stash.go): muts's one write naming that copy, without the value. It
+// value (StashAt, see callercopy.go): muts's one write naming that copy, without the value. It
 // returns msg, the backup with the value, when muts is anything else.
 func (iw *inlineWrite) stashedBackup(epoch uint64, muts []mutation, msg transport.Message) transport.Message {
 	v := iw.req.Value

@@ -32,9 +32,9 @@ func Example_entryProcessor() {
 	}
 	crashes, _ := gridmap.GetMap[string, int](member, "crash-counts")
 	for range 3 {
-		dmap.Execute[string, int, int, int](ctx, crashes, "add", "Firefox", 1)
+		dmap.Execute[int](ctx, crashes, "add", "Firefox", 1)
 	}
-	total, err := dmap.Execute[string, int, int, int](ctx, crashes, "add", "Firefox", 10)
+	total, err := dmap.Execute[int](ctx, crashes, "add", "Firefox", 10)
 	fmt.Println(total, err)
 	// Output: 13 <nil>
 }

@@ -292,7 +292,7 @@ func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
 	cm := mustMap[string, int](t, client, "counters")
 	for want := 1; want <= 3; want++ {
 		lost := loseFirstAnswer(c, client.self, nil)
-		if r, err := Execute[string, int, int, int](ctx, cm, "incr", key, 1); err != nil || r != want {
+		if r, err := Execute[int](ctx, cm, "incr", key, 1); err != nil || r != want {
 			t.Fatalf("retried increment returned %d, %v; want %d", r, err, want)
 		}
 		if lost.Load() != 1 {

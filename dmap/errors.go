@@ -50,6 +50,11 @@ var (
 	ErrNoProcessor = errors.New("dmap: no such entry processor")
 	// ErrNoPredicate: no event predicate is registered under that name on this member.
 	ErrNoPredicate = errors.New("dmap: no such event predicate")
+	// ErrAlreadyRegistered: an entry processor or event predicate is already registered under
+	// that name on this member (RegisterProcessor, RegisterPredicate); the first stays.
+	// Registration is local, so no remote owner answers with it, but it has a wire status like
+	// every sentinel.
+	ErrAlreadyRegistered = errors.New("dmap: name already registered")
 	// ErrProcessor: an entry processor returned an error; the message carries it.
 	ErrProcessor = errors.New("dmap: entry processor failed")
 	// ErrStore: a write-through map's store failed; the write was not applied.
@@ -99,6 +104,7 @@ const (
 	statusCrossPartition
 	statusTxDone
 	statusNoPredicate
+	statusDuplicateName
 )
 
 // statusErrs maps each status that stands for one of the package's sentinel errors to it, both
@@ -125,6 +131,7 @@ var statusErrs = [...]error{
 	statusCrossPartition: ErrCrossPartition,
 	statusTxDone:         ErrTxDone,
 	statusNoPredicate:    ErrNoPredicate,
+	statusDuplicateName:  ErrAlreadyRegistered,
 }
 
 func (s status) err(msg string) error {

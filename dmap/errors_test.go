@@ -22,7 +22,7 @@ var sentinels = map[string]error{
 	"ErrCrossPartition": ErrCrossPartition, "ErrTxDone": ErrTxDone, "ErrNoProcessor": ErrNoProcessor,
 	"ErrNoPredicate": ErrNoPredicate, "ErrProcessor": ErrProcessor, "ErrStore": ErrStore,
 	"ErrDirtyLimit": ErrDirtyLimit, "ErrPartitionLost": ErrPartitionLost, "ErrWrongOwner": ErrWrongOwner,
-	"ErrNoLease": ErrNoLease, "ErrLocked": ErrLocked,
+	"ErrNoLease": ErrNoLease, "ErrLocked": ErrLocked, "ErrAlreadyRegistered": ErrAlreadyRegistered,
 }
 
 // TestSentinelsListed: sentinels names every exported error errors.go declares.

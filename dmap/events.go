@@ -107,8 +107,9 @@ type predicates struct {
 }
 
 // RegisterPredicate installs an event predicate under name on this member. Register the same
-// predicates on every member (owners run them); registering a name again replaces it for
-// listeners registered afterwards.
+// predicates on every member (owners run them). A name already taken on this member is refused
+// with ErrAlreadyRegistered rather than replaced: listeners registered before and after a
+// replacement would filter the same name differently.
 func (s *Service) RegisterPredicate(name string, p RawPredicate) error {
 	if name == "" || p == nil {
 		return fmt.Errorf("%w: predicate needs a name and a function", ErrInvalidConfig)
@@ -117,6 +118,9 @@ func (s *Service) RegisterPredicate(name string, p RawPredicate) error {
 	defer s.events.preds.mu.Unlock()
 	if s.events.preds.byName == nil {
 		s.events.preds.byName = make(map[string]RawPredicate)
+	}
+	if _, taken := s.events.preds.byName[name]; taken {
+		return fmt.Errorf("%w: predicate %q", ErrAlreadyRegistered, name)
 	}
 	s.events.preds.byName[name] = p
 	return nil
@@ -144,7 +148,8 @@ func (s *Service) compilePredicate(name string, arg []byte) (func(listener.Event
 // receives each event of a map with keys K and values V (both values decoded, whatever the
 // listener's IncludeValues says) and the listener's argument decoded as A with DefaultCodec, and
 // returns whether to deliver the event. See RawPredicate for where it runs. An event whose key
-// or values do not decode is rejected. Register it on every member.
+// or values do not decode is rejected. Register it on every member. A name already taken on
+// this member is refused with ErrAlreadyRegistered.
 func RegisterPredicate[K comparable, V any, A any](svc *Service, name string, fn func(e EntryEvent[K, V], arg A) bool) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil predicate", ErrInvalidConfig)

@@ -37,11 +37,17 @@ type Map[K comparable, V any] struct {
 type Option[K comparable, V any] func(*Map[K, V])
 
 // WithKeyCodec sets the codec for keys. Default: DefaultCodec[K]().
-func WithKeyCodec[K comparable, V any](c Codec[K]) Option[K, V] {
+//
+// The value type V comes first because a call cannot infer it (K comes from c), so a call
+// names V alone: WithKeyCodec[int](c) for a map of int values.
+func WithKeyCodec[V any, K comparable](c Codec[K]) Option[K, V] {
 	return func(m *Map[K, V]) { m.keys = c }
 }
 
 // WithValueCodec sets the codec for values. Default: DefaultCodec[V]().
+//
+// The key type K comes first because a call cannot infer it (V comes from c), so a call names
+// K alone: WithValueCodec[string](c) for a map with string keys.
 func WithValueCodec[K comparable, V any](c Codec[V]) Option[K, V] {
 	return func(m *Map[K, V]) { m.vals = c }
 }

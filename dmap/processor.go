@@ -48,7 +48,9 @@ type processors struct {
 }
 
 // RegisterProcessor installs an entry processor under name on this member. Register the same
-// processors on every member (the owner of a key runs it); registering a name again replaces it.
+// processors on every member (the owner of a key runs it). A name already taken on this member
+// is refused with ErrAlreadyRegistered: silently replacing it would let two parts of a program
+// run different code under one name, and members that replaced it at different times disagree.
 func (s *Service) RegisterProcessor(name string, p RawProcessor) error {
 	if name == "" || p == nil {
 		return fmt.Errorf("%w: processor needs a name and a function", ErrInvalidConfig)
@@ -57,6 +59,9 @@ func (s *Service) RegisterProcessor(name string, p RawProcessor) error {
 	defer s.procs.mu.Unlock()
 	if s.procs.byKey == nil {
 		s.procs.byKey = make(map[string]RawProcessor)
+	}
+	if _, taken := s.procs.byKey[name]; taken {
+		return fmt.Errorf("%w: processor %q", ErrAlreadyRegistered, name)
 	}
 	s.procs.byKey[name] = p
 	return nil
@@ -167,7 +172,8 @@ func (e *MutableEntry[K, V]) Delete() { e.raw.Delete() }
 type Processor[K comparable, V any, A any, R any] func(ctx context.Context, e *MutableEntry[K, V], arg A) (R, error)
 
 // RegisterProcessor installs a typed processor under name on the member of svc, using the
-// default codecs for keys, values, arguments and results. Register it on every member.
+// default codecs for keys, values, arguments and results. Register it on every member. A name
+// already taken on this member is refused with ErrAlreadyRegistered.
 func RegisterProcessor[K comparable, V any, A any, R any](svc *Service, name string, fn Processor[K, V, A, R]) error {
 	keys, vals, args, results := DefaultCodec[K](), DefaultCodec[V](), DefaultCodec[A](), DefaultCodec[R]()
 	return svc.RegisterProcessor(name, func(ctx context.Context, raw *RawEntry, argb []byte) ([]byte, error) {
@@ -197,7 +203,11 @@ func RegisterProcessor[K comparable, V any, A any, R any](svc *Service, name str
 }
 
 // Execute runs the processor registered as name on key's owner and returns its result.
-func Execute[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V], name string, key K, arg A) (R, error) {
+//
+// The result type R comes first among the type parameters because it is the only one the
+// arguments do not tell: K and V come from m, A from arg, so a call names R alone, as in
+// Execute[int](ctx, m, "incr", key, 5).
+func Execute[R any, K comparable, V any, A any](ctx context.Context, m *Map[K, V], name string, key K, arg A) (R, error) {
 	var zero R
 	ab, err := DefaultCodec[A]().Encode(arg)
 	if err != nil {
@@ -225,9 +235,11 @@ type Result[K comparable, R any] struct {
 
 // ExecuteOnKeys runs the processor on every key, in parallel across the owners, and yields the
 // results as they arrive (in no particular order). On failure it yields one error and stops.
-func ExecuteOnKeys[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V], name string, keys []K, arg A) iter.Seq2[Result[K, R], error] {
+//
+// As with Execute, a call names the result type alone: ExecuteOnKeys[int](ctx, m, name, keys, arg).
+func ExecuteOnKeys[R any, K comparable, V any, A any](ctx context.Context, m *Map[K, V], name string, keys []K, arg A) iter.Seq2[Result[K, R], error] {
 	return parallelStream(ctx, len(keys), func(ctx context.Context, i int) ([]Result[K, R], error) {
-		r, err := Execute[K, V, A, R](ctx, m, name, keys[i], arg)
+		r, err := Execute[R](ctx, m, name, keys[i], arg)
 		return []Result[K, R]{{Key: keys[i], Value: r}}, err
 	})
 }
@@ -246,7 +258,9 @@ func ExecuteOnKeys[K comparable, V any, A any, R any](ctx context.Context, m *Ma
 // refused (it did not own the partition, had lost its lease, or a key was locked by another
 // holder) was not applied. When a repeat matters, make the processor idempotent (set values
 // rather than add to them) or use ExecuteOnKeys, whose Execute calls are exactly once.
-func ExecuteOnEntries[K comparable, V any, A any, R any](ctx context.Context, m *Map[K, V], name string, arg A) iter.Seq2[Result[K, R], error] {
+//
+// As with Execute, a call names the result type alone: ExecuteOnEntries[int](ctx, m, name, arg).
+func ExecuteOnEntries[R any, K comparable, V any, A any](ctx context.Context, m *Map[K, V], name string, arg A) iter.Seq2[Result[K, R], error] {
 	return parallelStream(ctx, len(m.svc.parts), func(ctx context.Context, i int) ([]Result[K, R], error) {
 		ab, err := DefaultCodec[A]().Encode(arg)
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/listener"
 )
 
 func registerIncr(t *testing.T, c *cluster) {
@@ -33,7 +35,7 @@ func TestEntryProcessorLosesNoIncrement(t *testing.T) {
 		m := mustMap[string, int](t, c.svc(i%3), "counters")
 		wg.Go(func() {
 			for range each {
-				if _, err := Execute[string, int, int, int](ctx, m, "incr", "hits", 1); err != nil {
+				if _, err := Execute[int](ctx, m, "incr", "hits", 1); err != nil {
 					t.Error(err)
 					return
 				}
@@ -52,7 +54,7 @@ func TestEntryProcessorLosesNoIncrement(t *testing.T) {
 	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
 		t.Fatalf("counter after failover = %d, %v", v, err)
 	}
-	if _, err := Execute[string, int, int, int](ctx, m, "nope", "hits", 1); !errors.Is(err, ErrNoProcessor) {
+	if _, err := Execute[int](ctx, m, "nope", "hits", 1); !errors.Is(err, ErrNoProcessor) {
 		t.Fatalf("unknown processor = %v", err)
 	}
 }
@@ -71,7 +73,7 @@ func TestExecuteOnKeysAndEntries(t *testing.T) {
 		}
 	}
 	got := map[string]int{}
-	for r, err := range ExecuteOnKeys[string, int, int, int](ctx, m, "incr", keys[:50], 1000) {
+	for r, err := range ExecuteOnKeys[int](ctx, m, "incr", keys[:50], 1000) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +83,7 @@ func TestExecuteOnKeysAndEntries(t *testing.T) {
 		t.Fatalf("ExecuteOnKeys results: %d, k7=%d", len(got), got["k7"])
 	}
 	n := 0
-	for r, err := range ExecuteOnEntries[string, int, int, int](ctx, m, "incr", 1) {
+	for r, err := range ExecuteOnEntries[int](ctx, m, "incr", 1) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +94,83 @@ func TestExecuteOnKeysAndEntries(t *testing.T) {
 	}
 	if n != 100 {
 		t.Fatalf("ExecuteOnEntries saw %d entries", n)
+	}
+}
+
+// TestRegisterNameTwice: a processor or predicate name already registered on a member is
+// refused with ErrAlreadyRegistered, and the first registration keeps running.
+func TestRegisterNameTwice(t *testing.T) {
+	c := newCluster(t, 1, 0, nil)
+	s := c.svc(0)
+	ctx := context.Background()
+	registerIncr(t, c)
+	err := RegisterProcessor(s, "incr", func(ctx context.Context, e *MutableEntry[string, int], by int) (int, error) {
+		return -1, nil
+	})
+	if !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second RegisterProcessor(incr) = %v, want ErrAlreadyRegistered", err)
+	}
+	if err := s.RegisterProcessor("incr", func(context.Context, *RawEntry, []byte) ([]byte, error) { return nil, nil }); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second Service.RegisterProcessor(incr) = %v, want ErrAlreadyRegistered", err)
+	}
+	m := mustMap[string, int](t, s, "counters")
+	if r, err := Execute[int](ctx, m, "incr", "hits", 2); err != nil || r != 2 {
+		t.Fatalf("incr after the refused registration = %d, %v; want the first processor's 2", r, err)
+	}
+
+	registerDivisible(t, s)
+	err = RegisterPredicate(s, "divisible", func(e EntryEvent[int, int], by int) bool { return true })
+	if !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second RegisterPredicate(divisible) = %v, want ErrAlreadyRegistered", err)
+	}
+	if err := s.RegisterPredicate("divisible", func([]byte) (func(listener.Event) bool, error) { return nil, nil }); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second Service.RegisterPredicate(divisible) = %v, want ErrAlreadyRegistered", err)
+	}
+	// Other names are still free.
+	if err := RegisterPredicate(s, "any", func(EntryEvent[int, int], struct{}) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShortTypeArguments: the calls name only the type parameters their arguments do not tell
+// (the result of a processor, the other side of a codec option); this test fails to compile
+// when that breaks.
+func TestShortTypeArguments(t *testing.T) {
+	c := newCluster(t, 1, 0, nil)
+	s := c.svc(0)
+	ctx := context.Background()
+	err := RegisterProcessor(s, "len", func(ctx context.Context, e *MutableEntry[string, int], suffix string) (int, error) {
+		return len(e.Key + suffix), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The codecs are the defaults (typed processors decode with those), given as concrete
+	// types: K and V are inferred from their methods.
+	m, err := New(s, "short", WithKeyCodec[int](stringCodec{}), WithValueCodec[string](MsgpackCodec[int]{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Put(ctx, "abc", 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Execute[int](ctx, m, "len", "abc", "de"); err != nil || n != 5 {
+		t.Fatalf("Execute[int] = %d, %v; want 5", n, err)
+	}
+	for r, err := range ExecuteOnKeys[int](ctx, m, "len", []string{"xy"}, "") {
+		if err != nil || r.Key != "xy" || r.Value != 2 {
+			t.Fatalf("ExecuteOnKeys[int] = %+v, %v", r, err)
+		}
+	}
+	n := 0
+	for r, err := range ExecuteOnEntries[int](ctx, m, "len", "!") {
+		if err != nil || r.Key != "abc" || r.Value != 4 {
+			t.Fatalf("ExecuteOnEntries[int] = %+v, %v", r, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("ExecuteOnEntries[int] yielded %d results, want 1", n)
 	}
 }
 
@@ -353,7 +432,7 @@ func TestEntryProcessorIncrementsAcrossFailover(t *testing.T) {
 		m := mustMap[string, int](t, callers[i%len(callers)], "counters")
 		wg.Go(func() {
 			for range each {
-				if _, err := Execute[string, int, int, int](ctx, m, "incr", "hits", 1); err != nil {
+				if _, err := Execute[int](ctx, m, "incr", "hits", 1); err != nil {
 					t.Error(err)
 					return
 				}

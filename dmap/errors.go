@@ -51,9 +51,9 @@ var (
 	// ErrNoPredicate: no event predicate is registered under that name on this member.
 	ErrNoPredicate = errors.New("dmap: no such event predicate")
 	// ErrAlreadyRegistered: an entry processor or event predicate is already registered under
-	// that name on this member (RegisterProcessor, RegisterPredicate); the first stays.
-	// Registration is local, so no remote owner answers with it, but it has a wire status like
-	// every sentinel.
+	// that name on this member (RegisterProcessor, RegisterPredicate and their Map and Service
+	// forms); the first stays. Registration is local, so no remote owner answers with it, but
+	// it has a wire status like every sentinel.
 	ErrAlreadyRegistered = errors.New("dmap: name already registered")
 	// ErrProcessor: an entry processor returned an error; the message carries it.
 	ErrProcessor = errors.New("dmap: entry processor failed")

@@ -59,10 +59,11 @@ type ListenerOptions[K comparable] struct {
 	// Key, when not nil, restricts the listener to the events of that one key. The filter runs
 	// on the entry's owner.
 	Key *K
-	// Predicate, when not empty, names a predicate registered with RegisterPredicate (or
-	// Service.RegisterPredicate) on every member; only events it accepts are delivered. It
-	// runs on the entry's owner, before the event is queued, so a rejected event costs nothing
-	// downstream (for a cluster-wide listener: it never crosses the network).
+	// Predicate, when not empty, names a predicate registered with RegisterPredicate,
+	// RegisterMapPredicate (for a map with its own codecs) or Service.RegisterPredicate on
+	// every member; only events it accepts are delivered. It runs on the entry's owner, before
+	// the event is queued, so a rejected event costs nothing downstream (for a cluster-wide
+	// listener: it never crosses the network).
 	Predicate string
 	// PredicateArg is the predicate's argument: []byte and string are passed as they are,
 	// anything else is encoded with msgpack (so it decodes with DefaultCodec of the
@@ -150,11 +151,32 @@ func (s *Service) compilePredicate(name string, arg []byte) (func(listener.Event
 // returns whether to deliver the event. See RawPredicate for where it runs. An event whose key
 // or values do not decode is rejected. Register it on every member. A name already taken on
 // this member is refused with ErrAlreadyRegistered.
+//
+// Keys and values are decoded with DefaultCodec whatever codecs the map was opened with, so
+// for a map opened with WithKeyCodec or WithValueCodec the predicate would see wrong keys or
+// values (or reject every event): use RegisterMapPredicate for such a map.
 func RegisterPredicate[K comparable, V any, A any](svc *Service, name string, fn func(e EntryEvent[K, V], arg A) bool) error {
+	return registerPredicate(svc, name, DefaultCodec[K](), DefaultCodec[V](), fn)
+}
+
+// RegisterMapPredicate installs a typed event predicate under name on the member of m, decoding
+// the events' keys and values with m's key and value codecs (those given to New with
+// WithKeyCodec and WithValueCodec); the listener's argument is decoded with DefaultCodec, as
+// for RegisterPredicate, which it otherwise matches. Register it on every member, each with its
+// own member's Map. Predicates are registered per member, not per map: use it in listeners of
+// m's map, or of maps with the same codecs. A name already taken on this member is refused
+// with ErrAlreadyRegistered.
+func RegisterMapPredicate[K comparable, V any, A any](m *Map[K, V], name string, fn func(e EntryEvent[K, V], arg A) bool) error {
+	return registerPredicate(m.svc, name, m.keys, m.vals, fn)
+}
+
+// registerPredicate wraps a typed predicate in a RawPredicate that decodes events with keys and
+// vals, and the argument with DefaultCodec.
+func registerPredicate[K comparable, V any, A any](svc *Service, name string, keys Codec[K], vals Codec[V], fn func(e EntryEvent[K, V], arg A) bool) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil predicate", ErrInvalidConfig)
 	}
-	keys, vals, args := DefaultCodec[K](), DefaultCodec[V](), DefaultCodec[A]()
+	args := DefaultCodec[A]()
 	return svc.RegisterPredicate(name, func(argb []byte) (func(listener.Event) bool, error) {
 		arg, err := args.Decode(argb)
 		if err != nil {

@@ -174,8 +174,31 @@ type Processor[K comparable, V any, A any, R any] func(ctx context.Context, e *M
 // RegisterProcessor installs a typed processor under name on the member of svc, using the
 // default codecs for keys, values, arguments and results. Register it on every member. A name
 // already taken on this member is refused with ErrAlreadyRegistered.
+//
+// Keys and values are decoded with DefaultCodec whatever codecs the map was opened with, so
+// for a map opened with WithKeyCodec or WithValueCodec the processor would see wrong keys or
+// values and write values the map cannot read: use RegisterMapProcessor for such a map.
 func RegisterProcessor[K comparable, V any, A any, R any](svc *Service, name string, fn Processor[K, V, A, R]) error {
-	keys, vals, args, results := DefaultCodec[K](), DefaultCodec[V](), DefaultCodec[A](), DefaultCodec[R]()
+	return registerProcessor(svc, name, DefaultCodec[K](), DefaultCodec[V](), fn)
+}
+
+// RegisterMapProcessor installs a typed processor under name on the member of m, decoding keys
+// and values and encoding the values it sets with m's key and value codecs (those given to New
+// with WithKeyCodec and WithValueCodec); arguments and results use DefaultCodec, as Execute
+// does. Register it on every member, each with its own member's Map. Processors are
+// registered per member, not per map: run it on m's map, or on maps with the same codecs. A
+// name already taken on this member is refused with ErrAlreadyRegistered.
+func RegisterMapProcessor[K comparable, V any, A any, R any](m *Map[K, V], name string, fn Processor[K, V, A, R]) error {
+	return registerProcessor(m.svc, name, m.keys, m.vals, fn)
+}
+
+// registerProcessor wraps a typed processor in a RawProcessor that decodes keys and values
+// with keys and vals, and arguments and results with DefaultCodec.
+func registerProcessor[K comparable, V any, A any, R any](svc *Service, name string, keys Codec[K], vals Codec[V], fn Processor[K, V, A, R]) error {
+	if fn == nil {
+		return fmt.Errorf("%w: nil processor", ErrInvalidConfig)
+	}
+	args, results := DefaultCodec[A](), DefaultCodec[R]()
 	return svc.RegisterProcessor(name, func(ctx context.Context, raw *RawEntry, argb []byte) ([]byte, error) {
 		k, err := keys.Decode(raw.Key)
 		if err != nil {

@@ -73,7 +73,7 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 	acked := ackedBuf[:0]
 	var header, body []byte
 	wait := 5 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	for {
 		t, changed := s.cluster.Watch()
 		todo := appendReplicaTargets(targetBuf[:0], t, p, s.self)
 		if len(acked) > 0 {
@@ -95,7 +95,7 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 		failed, reported := false, false
 		if len(todo) == 1 {
 			// The common case, without goroutines or allocations.
-			gone, err := s.sendBackup(ctx, todo[0], header, body, timeout, full, attempt > 0)
+			gone, err := s.sendBackup(ctx, todo[0], header, body, timeout, full)
 			if err == nil {
 				acked = append(acked, todo[0])
 			} else {
@@ -108,10 +108,10 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 				err  error
 			}
 			res := make([]result, len(todo))
-			h, b, retry := header, body, attempt > 0 // copies: the closures do not pin the loop's variables to the heap
+			h, b := header, body // copies: the closures do not pin the loop's variables to the heap
 			var wg sync.WaitGroup
 			for i, m := range todo {
-				wg.Go(func() { res[i].gone, res[i].err = s.sendBackup(ctx, m, h, b, timeout, full, retry) })
+				wg.Go(func() { res[i].gone, res[i].err = s.sendBackup(ctx, m, h, b, timeout, full) })
 			}
 			wg.Wait()
 			for i, r := range res {
@@ -227,32 +227,22 @@ func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, paus
 }
 
 // sendBackup sends one replication batch to member m and checks its answer; see callReplica.
-func (s *Service) sendBackup(ctx context.Context, m partition.MemberID, header, body []byte, timeout time.Duration, full, retry bool) (gone bool, err error) {
-	gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgBackup, Header: header, Body: body}, timeout, full, retry)
+func (s *Service) sendBackup(ctx context.Context, m partition.MemberID, header, body []byte, timeout time.Duration, full bool) (gone bool, err error) {
+	gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgBackup, Header: header, Body: body}, timeout, full)
 	return gone, err
 }
 
 // callReplica sends msg to member m, a replica target of a partition this member owns, bounded
-// by timeout, and returns its answer, an error if the answer's status is one. gone reports
-// that m did not answer: the call timed out after the full BackupAckTimeout (full), or the
-// connection failed. A retry is bounded, unlike a first attempt, by a context of its own, which
-// also bounds dialing a new connection; the first attempt costs no timer.
-func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg transport.Message, timeout time.Duration, full, retry bool) (gone bool, resp opResponse, err error) {
+// by timeout (a transport call timeout, which also bounds dialing a new connection and costs no
+// timer), and returns its answer, an error if the answer's status is one. gone reports that m
+// did not answer: the call timed out after the full BackupAckTimeout (full), or the connection
+// failed.
+func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg transport.Message, timeout time.Duration, full bool) (gone bool, resp opResponse, err error) {
 	addr, ok := s.cluster.MemberAddr(m)
 	if !ok {
 		return false, opResponse{}, fmt.Errorf("dmap: no address for member %s", m)
 	}
-	var answer transport.Message
-	if retry {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		answer, err = s.caller.Call(actx, addr, msg)
-		if err != nil && ctx.Err() == nil && actx.Err() != nil {
-			err = fmt.Errorf("%w: %w", transport.ErrCallTimeout, err)
-		}
-		cancel()
-	} else {
-		answer, err = s.caller.CallTimeout(ctx, addr, msg, timeout)
-	}
+	answer, err := s.caller.CallTimeout(ctx, addr, msg, timeout)
 	if err != nil {
 		return unanswered(ctx, err, full), opResponse{}, err
 	}

@@ -222,7 +222,7 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 		// Writers wait for the begin: a target that does not answer within BackupAckTimeout is
 		// reported, as in sendToReplicas, and the copy is retried later.
 		var gone bool
-		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, s.cfg.BackupAckTimeout, true, true)
+		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, s.cfg.BackupAckTimeout, true)
 		if gone {
 			s.cluster.ReportUnreachable(m)
 		}

@@ -107,7 +107,7 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		var wg sync.WaitGroup
 		for i, m := range todo {
 			wg.Go(func() {
-				gone[i], answers[i], errs[i] = s.callReplica(ctx, m, transport.Message{Type: msgResyncProbe, Header: header}, timeout, full, true)
+				gone[i], answers[i], errs[i] = s.callReplica(ctx, m, transport.Message{Type: msgResyncProbe, Header: header}, timeout, full)
 			})
 		}
 		wg.Wait()

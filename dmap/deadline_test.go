@@ -318,3 +318,29 @@ func TestPendingCopyOfLostPartitionServedEmpty(t *testing.T) {
 		t.Fatalf("Get = %q, %v; want new", v, err)
 	}
 }
+
+// A write is acknowledged only once every backup the committed table lists has it: reporting a
+// backup that does not answer is not enough (promise 3, durable acknowledgement). While the
+// coordinator keeps the member a backup, the write times out instead of succeeding with fewer
+// replicas than the table promises.
+func TestReportedBackupStillInTableHoldsTheWrite(t *testing.T) {
+	const ackTimeout = 100 * time.Millisecond
+	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = ackTimeout })
+	caller, owner, backup := c.active[0], c.active[1], c.active[2]
+	m := mustMap[string, string](t, c.svcs[caller], "held")
+	key, p := keyOn(t, c, m, owner, backup)
+	hangBackups(c, owner, backup) // and the fake coordinator does not demote
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*ackTimeout)
+	defer cancel()
+	err := m.Put(ctx, key, "v")
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Put with its backup listed but not answering = %v, want ErrTimeout", err)
+	}
+	if c.coord.reportsOf(backup) == 0 {
+		t.Fatal("the unanswering backup was never reported")
+	}
+	if tab, _ := c.coord.watch(); !tab.IsReplica(p, backup) {
+		t.Fatalf("the fake coordinator dropped %s, which this test needs listed", backup)
+	}
+}

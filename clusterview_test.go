@@ -92,7 +92,7 @@ func TestClusterKeyOwner(t *testing.T) {
 	members := startCluster(t, 3, nil)
 	ctx := context.Background()
 	mp := getMap[string, string](t, members[0], "owners")
-	byID := map[string]*Member{}
+	byID := map[partition.MemberID]*Member{}
 	for _, m := range members {
 		byID[m.ID()] = m
 	}
@@ -102,7 +102,7 @@ func TestClusterKeyOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	local := map[string]map[string]bool{} // member ID -> keys it owns locally
+	local := map[partition.MemberID]map[string]bool{} // member ID -> keys it owns locally
 	for _, m := range members {
 		local[m.ID()] = map[string]bool{}
 		for k, err := range getMap[string, string](t, m, "owners").LocalKeys() {
@@ -112,7 +112,7 @@ func TestClusterKeyOwner(t *testing.T) {
 			local[m.ID()][k] = true
 		}
 	}
-	owners := map[string]bool{}
+	owners := map[partition.MemberID]bool{}
 	for i := range n {
 		k := fmt.Sprintf("k%d", i)
 		p, err := PartitionOfKey(members[1].Cluster(), mp, k)

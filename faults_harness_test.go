@@ -273,14 +273,17 @@ type faultSnapPartition struct {
 // members and the partitions.
 func faultClusterView(m *Member) faultSnapshot {
 	c := m.Cluster()
-	s := faultSnapshot{self: m.ID()}
+	s := faultSnapshot{self: string(m.ID())}
 	for _, mi := range c.Members() {
-		s.members = append(s.members, faultSnapMember{id: mi.ID, voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
+		s.members = append(s.members, faultSnapMember{id: string(mi.ID), voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
 	}
 	for _, p := range c.Partitions() {
 		fp := faultSnapPartition{migrating: len(p.Migrating), lost: p.Lost}
 		if p.Owner != "" {
-			fp.replicas = append([]string{p.Owner}, p.Backups...)
+			fp.replicas = []string{string(p.Owner)}
+			for _, b := range p.Backups {
+				fp.replicas = append(fp.replicas, string(b))
+			}
 		}
 		s.parts = append(s.parts, fp)
 	}
@@ -289,7 +292,7 @@ func faultClusterView(m *Member) faultSnapshot {
 
 func faultMemberView(m *Member) faultView {
 	s := faultClusterView(m)
-	v := faultView{ID: m.ID(), Gossip: m.GossipAddr()}
+	v := faultView{ID: string(m.ID()), Gossip: m.GossipAddr()}
 	for _, mi := range s.members {
 		v.Members = append(v.Members, faultViewMember{ID: mi.id, Voter: mi.voter, Leader: mi.leader, Alive: mi.alive})
 		v.Leader = v.Leader || (mi.leader && mi.id == s.self)

@@ -271,8 +271,8 @@ func (c *Cluster) PartitionsLostSeen() uint64 { return c.m.maps.PartitionsLost()
 
 // AddPartitionListener registers fn for the partition events this member sees: migrations
 // involving it and lost partitions (dmap.PartitionLost). It is dmap.Service.AddPartitionListener
-// of the member's maps; see there for the calling goroutine and ordering. The returned function
-// removes the listener.
-func (c *Cluster) AddPartitionListener(fn func(dmap.PartitionEvent)) (remove func()) {
-	return c.m.maps.AddPartitionListener(fn)
+// of the member's maps; see there for the calling goroutine and ordering. Remove on the returned
+// handle ends it, as for the entry listeners.
+func (c *Cluster) AddPartitionListener(ctx context.Context, fn func(dmap.PartitionEvent)) (*dmap.ListenerHandle, error) {
+	return c.m.maps.AddPartitionListener(ctx, fn)
 }

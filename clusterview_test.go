@@ -148,12 +148,15 @@ func TestClusterSafeAfterKill(t *testing.T) {
 		t.Fatal("not safe before the kill")
 	}
 	var migrations atomic.Int64 // partition events on members[0], through the cluster view
-	remove := c.AddPartitionListener(func(ev dmap.PartitionEvent) {
+	h, err := c.AddPartitionListener(t.Context(), func(ev dmap.PartitionEvent) {
 		if ev.Kind == dmap.MigrationFinished {
 			migrations.Add(1)
 		}
 	})
-	defer remove()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
 	dead := members[2]
 	dead.kill()
 	if err := dead.Cluster().WaitSafe(context.Background()); !errors.Is(err, ErrClosed) {

@@ -155,12 +155,16 @@ func runFaultMember() int {
 		defer wmu.Unlock()
 		_ = enc.Encode(r)
 	}
-	remove := m.Maps().AddPartitionListener(func(ev dmap.PartitionEvent) {
+	h, err := m.Maps().AddPartitionListener(context.Background(), func(ev dmap.PartitionEvent) {
 		if ev.Kind == dmap.PartitionLost {
 			send(faultReply{Event: &faultEvent{Partition: int(ev.Partition), Epoch: ev.Epoch}})
 		}
 	})
-	defer remove()
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	defer h.Remove()
 
 	var wg sync.WaitGroup
 	dec := json.NewDecoder(os.Stdin)

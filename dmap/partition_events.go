@@ -88,7 +88,6 @@ type partitionListener struct {
 // returned handle ends it: fn is not called after Remove returns, except by a call already in
 // progress (Remove may be called from within fn).
 //
-//
 // Every listener registration of gridmap has this shape, (ctx, fn, ...) (*ListenerHandle,
 // error): registering here blocks on nothing, so ctx only refuses a context that has already
 // ended (ErrTimeout wrapping ctx.Err(), nothing registered), as AddEntryListener does when

@@ -175,7 +175,7 @@ func TestListenerEventKinds(t *testing.T) {
 	l, err := m.Lock(ctx, "b", 0) // locks: no event
 	must(err)
 	must(l.Unlock(ctx))
-	tx, err := s.Begin()
+	tx, err := s.Begin(ctx)
 	must(err)
 	must(InTx(tx, m).Put(ctx, "t", "x")) // the transaction's mark: no event
 	must(tx.Commit(ctx))

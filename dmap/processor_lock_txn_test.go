@@ -307,7 +307,7 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprint("report-", (v*7+w)%n)
-				tx, _ := s.Begin()
+				tx, _ := s.Begin(ctx)
 				cur, err := InTx(tx, rm).Get(ctx, id)
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					t.Error(err)
@@ -328,7 +328,7 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 	checks, consistent := 0, 0
 	for time.Now().Before(deadline) {
 		id := fmt.Sprint("report-", checks%n)
-		tx, _ := c.svc(1).Begin()
+		tx, _ := c.svc(1).Begin(ctx)
 		a, errA := InTx(tx, raw).Get(ctx, id)
 		b, errB := InTx(tx, proc).Get(ctx, coKey{Report: id, Kind: "todo"})
 		checks++
@@ -367,8 +367,8 @@ func TestConflictingTransactionsNeverBothCommit(t *testing.T) {
 	ctx := context.Background()
 	m := mustMap[string, int](t, c.svc(0), "acct")
 	m.Put(ctx, "a", 100)
-	tx1, _ := c.svc(0).Begin()
-	tx2, _ := c.svc(1).Begin()
+	tx1, _ := c.svc(0).Begin(ctx)
+	tx2, _ := c.svc(1).Begin(ctx)
 	m2 := mustMap[string, int](t, c.svc(1), "acct")
 	v1, _ := InTx(tx1, m).Get(ctx, "a")
 	v2, _ := InTx(tx2, m2).Get(ctx, "a")
@@ -391,7 +391,7 @@ func TestCrossPartitionTransactionFails(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
 	m := mustMap[string, int](t, c.svc(0), "x")
-	tx, _ := c.svc(0).Begin()
+	tx, _ := c.svc(0).Begin(ctx)
 	if err := InTx(tx, m).Put(ctx, "a", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,9 @@ func TestCrossPartitionTransactionFails(t *testing.T) {
 	if err := InTx(tx, m).Put(ctx, other, 2); !errors.Is(err, ErrCrossPartition) {
 		t.Fatalf("cross-partition put = %v", err)
 	}
-	tx.Rollback()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("rolled-back write visible: %v", err)
 	}

@@ -180,7 +180,7 @@ func (c *Cluster) safe(t *partition.Table) bool {
 	if voters < min(len(live), c.m.cfg.MaxVoters) {
 		return false
 	}
-	want := min(c.m.cfg.BackupCount+1, len(live))
+	want := min(c.m.cfg.backups()+1, len(live))
 	for _, a := range t.Partitions {
 		if a.Lost || len(a.Pending) > 0 || len(a.Replicas) != want {
 			return false

@@ -31,7 +31,7 @@ func checkSafeTable(t *testing.T, m *Member, live []*Member) {
 	for _, l := range live {
 		ids[l.id] = true
 	}
-	want := min(m.cfg.BackupCount+1, len(live))
+	want := min(m.cfg.backups()+1, len(live))
 	tab := m.node.Table()
 	for p, a := range tab.Partitions {
 		if len(a.Replicas) != want || len(a.Pending) > 0 || a.Lost {

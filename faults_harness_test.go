@@ -126,7 +126,9 @@ func runFaultMember() int {
 		}
 	}
 	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
-	cfg.BackupCount, _ = strconv.Atoi(os.Getenv(faultBackupsEnv))
+	if n, err := strconv.Atoi(os.Getenv(faultBackupsEnv)); err == nil {
+		cfg.BackupCount = new(n)
+	}
 	if d, err := time.ParseDuration(os.Getenv(faultOpTimeoutEnv)); err == nil {
 		cfg.OperationTimeout = d
 	}
@@ -220,7 +222,7 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 	case "settled":
 		// As "safe", but partitions marked lost do not count (their repair is over until the
 		// application resets them). Poll until settled or the request's time is up.
-		for !faultClusterView(m).settled(cmpOrInt(cfg.BackupCount, DefaultBackupCount), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
+		for !faultClusterView(m).settled(cfg.backups(), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
 			select {
 			case <-ctx.Done():
 				return rep

@@ -93,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		ExpectMembers:       cfg.ExpectMembers,
 		MaxVoters:           cfg.MaxVoters,
 		PartitionCount:      cfg.PartitionCount,
-		Plan:                partition.PlanConfig{Backups: cfg.BackupCount},
+		Plan:                partition.PlanConfig{Backups: cfg.backups()},
 		Logger:              log.With("component", "control"),
 	}
 	cfg.applyControl(&ccfg)

@@ -2,6 +2,7 @@ package gridmap_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,6 +106,36 @@ func Example_transaction() {
 	// Output:
 	// <nil>
 	// <nil>
+}
+
+// A transaction by hand: Begin, Commit and Rollback take a context, and a Rollback deferred
+// right after Begin ends the transaction on every path (after Commit it only reports
+// dmap.ErrTxDone). RunTx does the same and retries conflicts.
+func Example_transactionByHand() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	raw, _ := gridmap.GetMap[string, string](member, "raw")
+
+	tx, err := member.Maps().Begin(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tx.Rollback(ctx)
+	if err := dmap.InTx(tx, raw).Put(ctx, "bp-2", `{"product":"Thunderbird"}`); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tx.Commit(ctx))
+	fmt.Println(errors.Is(tx.Rollback(ctx), dmap.ErrTxDone))
+	// Output:
+	// <nil>
+	// true
 }
 
 // A map with a store writes behind: writes are acknowledged at once and stored in batches

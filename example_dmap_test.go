@@ -40,7 +40,8 @@ func Example_entryProcessor() {
 	// Output: 13 <nil>
 }
 
-// A key lock keeps other writers of the key waiting; the holder writes through its context.
+// A key lock keeps other writers of the key waiting, as long as their context allows; the
+// holder writes through its context. TryLock does not wait.
 func Example_lock() {
 	ctx := context.Background()
 	member, err := gridmap.Start(ctx, gridmap.Config{})
@@ -62,12 +63,15 @@ func Example_lock() {
 	defer cancel()
 	err = reports.Put(short, "crash-1", "someone else") // waits for the lock, then gives up
 	fmt.Println(err != nil)
+	_, err = reports.TryLock(ctx, "crash-1", time.Minute) // does not wait
+	fmt.Println(errors.Is(err, dmap.ErrLocked))
 
 	fmt.Println(l.Unlock(ctx))
 	locked, _ := reports.IsLocked(ctx, "crash-1")
 	fmt.Println(locked)
 	// Output:
 	// <nil>
+	// true
 	// true
 	// <nil>
 	// false

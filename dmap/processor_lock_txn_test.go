@@ -237,8 +237,16 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write by another holder while locked = %v, want ErrTimeout", err)
 	}
-	if l2, err := other.TryLock(ctx, "doc", 0, 200*time.Millisecond); l2 != nil || !errors.Is(err, ErrLocked) || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("TryLock on a held lock = %v, %v; want ErrLocked wrapping ErrTimeout and context.DeadlineExceeded", l2, err)
+	// TryLock does not wait: ErrLocked at once, even under a context without deadline.
+	if l2, err := other.TryLock(ctx, "doc", 0); l2 != nil || !errors.Is(err, ErrLocked) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("TryLock on a held lock = %v, %v; want ErrLocked, no timeout", l2, err)
+	}
+	// Lock waits as long as its context allows.
+	short, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+	l2, err := other.Lock(short, "doc", 0)
+	cancel()
+	if l2 != nil || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock of a held lock under a 200ms context = %v, %v; want ErrTimeout and context.DeadlineExceeded", l2, err)
 	}
 	// The lock is backed up: kill the owner of its partition (not the holder's member).
 	c.kill(owner)
@@ -256,6 +264,20 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	}
 	if v, _ := m.Get(ctx, "doc"); v != "by other" {
 		t.Fatalf("value = %q", v)
+	}
+	// Released: TryLock acquires it, and then refuses everyone else, the same Map included.
+	l3, err := other.TryLock(ctx, "doc", 0)
+	if err != nil || l3 == nil {
+		t.Fatalf("TryLock of a free lock = %v, %v", l3, err)
+	}
+	if l4, err := m.TryLock(ctx, "doc", 0); l4 != nil || !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock of a lock held by a TryLock = %v, %v; want ErrLocked", l4, err)
+	}
+	if err := l3.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if locked, err := m.IsLocked(ctx, "doc"); err != nil || locked {
+		t.Fatalf("after Unlock IsLocked = %v, %v", locked, err)
 	}
 }
 

@@ -40,6 +40,44 @@ func Example_entryProcessor() {
 	// Output: 13 <nil>
 }
 
+// errOverQuota is an error value the "take" processor returns; registered on every member, it
+// reaches callers as itself, whichever member ran the processor.
+var errOverQuota = errors.New("over quota")
+
+// A processor's error is checked with errors.Is once its value is registered: a caller on any
+// member tells "over quota" from other failures.
+func Example_processorError() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	// Every member registers the processor and its error values under the same names.
+	err = errors.Join(
+		dmap.RegisterProcessor(member.Maps(), "take", func(ctx context.Context, e *dmap.MutableEntry[string, int], n int) (int, error) {
+			if e.Value < n {
+				return e.Value, fmt.Errorf("%w: %d left, %d asked", errOverQuota, e.Value, n)
+			}
+			e.SetValue(e.Value - n)
+			return e.Value - n, nil
+		}),
+		member.Maps().RegisterProcessorError("over-quota", errOverQuota))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	quotas, _ := gridmap.GetMap[string, int](member, "quotas")
+	quotas.Put(ctx, "symbolication", 5)
+	_, err = dmap.Execute[int](ctx, quotas, "take", "symbolication", 8)
+	fmt.Println(errors.Is(err, errOverQuota), errors.Is(err, dmap.ErrProcessor))
+	fmt.Println(err)
+	// Output:
+	// true true
+	// dmap: entry processor failed: over quota: 5 left, 8 asked
+}
+
 // A key lock keeps other writers of the key waiting, as long as their context allows; the
 // holder writes through its context. TryLock does not wait.
 func Example_lock() {

@@ -85,8 +85,8 @@ type partitionListener struct {
 // one goroutine of the service, never concurrently, in the order the tables were committed; it
 // must not block for long (a listener that does may see several table changes merged into
 // one, so no event is queued or dropped: Stats().Missed and Queued stay 0). Remove on the
-// returned handle ends it: fn is not called after Remove returns, except by a call already in
-// progress (Remove may be called from within fn).
+// returned handle ends it: after Remove returns, fn is called at most once more, for a
+// delivery already under way (Remove may be called from within fn).
 //
 // Every listener registration of gridmap has this shape, (ctx, fn, ...) (*ListenerHandle,
 // error): registering here blocks on nothing, so ctx only refuses a context that has already

@@ -169,6 +169,9 @@ func (r *Rules) Java(trace string) (string, []string) {
 		sig = joinNonEmpty(": ", class, method)
 		notes = append(notes, "signature: Java exception description dropped for length")
 	}
+	if sig == "" {
+		return sigJavaBadFormat, append(notes, "signature: JavaStackTrace names no exception and no frame")
+	}
 	return sig, notes
 }
 

@@ -46,6 +46,7 @@ func TestJavaSignature(t *testing.T) {
 		{"java.lang.RuntimeException: boom", "java.lang.RuntimeException: boom"},
 		{"java.lang.RuntimeException: " + strings.Repeat("x", 300) + "\n\tat a.B.c(B.java:1)", "java.lang.RuntimeException: at a.B.c(B.java)"},
 		{"   \n", sigJavaBadFormat},
+		{":", sigJavaBadFormat}, // found by FuzzProcess
 	} {
 		if sig, _ := r.Java(tc.trace); sig != tc.want {
 			t.Errorf("%.40q: %q, want %q", tc.trace, sig, tc.want)

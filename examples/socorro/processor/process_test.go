@@ -17,11 +17,15 @@ var (
 
 func readDump(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "minidump", "testdata", name))
+	b, err := readDumpFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func readDumpFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("..", "minidump", "testdata", name))
 }
 
 func firefox(dumps map[string][]byte) *Raw {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +59,7 @@ func newServer(t *testing.T, store Store, rules []Rule) *httptest.Server {
 		Rules:  rules,
 		Now:    func() time.Time { return submitTime },
 		Sample: mrand.New(mrand.NewPCG(1, 2)),
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -189,22 +191,35 @@ func TestSubmitMalformed(t *testing.T) {
 	}
 }
 
+// Past the limit the handler answers 413 and stores nothing; the limit counts decompressed bytes.
+// (The default limit is 25 MiB, TestDefaultLimit; a small one keeps this test fast.)
 func TestSubmitTooLarge(t *testing.T) {
 	store := &memStore{}
-	srv := newServer(t, store, nil)
-	big := body(t, field("ProductName", "Firefox"), dump("upload_file_minidump", make([]byte, DefaultMaxBytes)))
+	h, err := NewHandler(Config{Store: store, MaxBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	big := body(t, field("ProductName", "Firefox"), dump("upload_file_minidump", make([]byte, 256<<10)))
 	for _, gz := range []bool{false, true} {
 		b, enc := big, ""
 		if gz {
 			b, enc = gzipped(t, big), "gzip"
 		}
 		status, resp := post(t, srv.URL+"/submit", b, formType, enc)
-		if status != http.StatusRequestEntityTooLarge {
+		if status != http.StatusRequestEntityTooLarge || resp != "Discarded=too_large\n" {
 			t.Errorf("gzip=%v: %d %q, want 413", gz, status, resp)
 		}
 	}
 	if len(store.crashes) != 0 {
 		t.Errorf("%d crashes stored", len(store.crashes))
+	}
+}
+
+func TestDefaultLimit(t *testing.T) {
+	if got := (Config{}).WithDefaults().MaxBytes; got != 25<<20 || DefaultMaxBytes != 25*1024*1024 {
+		t.Errorf("default MaxBytes %d, DefaultMaxBytes %d: want 25 MiB", got, DefaultMaxBytes)
 	}
 }
 

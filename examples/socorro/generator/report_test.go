@@ -21,7 +21,7 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for i, sizes := range [][2]int64{{256, 200 * kb}, {1 * kb, 500 * kb}, {20 * kb, 3 * mb}, {10, 10}} {
+	for i, sizes := range [][2]int64{{256, 200 * kb}, {1 * kb, 300 * kb}, {20 * kb, 600 * kb}, {10, 10}} {
 		rep, err := NewReport(r, base, sizes[0], sizes[1])
 		if err != nil {
 			t.Fatal(err)

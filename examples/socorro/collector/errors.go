@@ -24,7 +24,7 @@ const (
 	NoContentType           Reason = "no_content_type"           // no Content-Type header
 	WrongContentType        Reason = "wrong_content_type"        // not multipart/form-data
 	NoBoundary              Reason = "no_boundary"               // multipart without a boundary
-	NoContentLength         Reason = "no_content_length"         // no or zero Content-Length
+	NoContentLength         Reason = "no_content_length"         // Content-Length 0: no body (a chunked body is fine)
 	BadGzip                 Reason = "bad_gzip"                  // Content-Encoding gzip, body is not
 	InvalidJSON             Reason = "invalid_json"              // the JSON annotations part does not parse
 	InvalidJSONValue        Reason = "invalid_json_value"        // the JSON annotations are not an object

@@ -158,6 +158,35 @@ func TestSubmitRealDumps(t *testing.T) {
 	}
 }
 
+// A client that does not know its body's length (Crashpad's libcurl transport gzipping on the
+// fly) sends it chunked; the collector takes it.
+func TestSubmitChunked(t *testing.T) {
+	store := &memStore{}
+	srv := newServer(t, store, nil)
+	d := realDumps(t)["linux-mini.dmp"]
+	b := gzipped(t, body(t, field("ProductName", "Firefox"), dump("upload_file_minidump", d)))
+	// A reader that is not a *bytes.Reader: the client cannot know the length and chunks.
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/submit", io.MultiReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", formType)
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id, ok := strings.CutPrefix(strings.TrimSpace(string(answer)), "CrashID=bp-")
+	if resp.StatusCode != http.StatusOK || !ok || req.ContentLength != 0 {
+		t.Fatalf("%d %q (request length %d)", resp.StatusCode, answer, req.ContentLength)
+	}
+	if c := store.crashes[id]; c == nil || !bytes.Equal(c.Dumps["upload_file_minidump"], d) || c.Metadata.PayloadSize != int64(len(b)) {
+		t.Errorf("stored %+v", c)
+	}
+}
+
 // Every malformed reason reaches the client as 400 "Discarded=malformed_<reason>", and nothing
 // reaches the store.
 func TestSubmitMalformed(t *testing.T) {

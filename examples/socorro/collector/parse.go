@@ -43,16 +43,19 @@ type Submission struct {
 	Payload string
 	// Compressed is true when the body was gzipped.
 	Compressed bool
-	// PayloadSize is the body's size as sent (its Content-Length).
+	// PayloadSize is the body's size as sent: its Content-Length, or the bytes read for a
+	// chunked body.
 	PayloadSize int64
 	// Notes lists what the parser fixed or dropped, for the processed crash's notes.
 	Notes []string
 }
 
-// Parse reads a crash submission: the request's headers, its Content-Length and its body. It reads
-// at most maxBytes of (decompressed) body and returns ErrTooLarge beyond that, so a small gzip
-// body cannot expand without bound. It returns a *MalformedError, naming the Reason, for a
-// submission that breaks the protocol.
+// Parse reads a crash submission: the request's headers, its Content-Length (-1 when unknown: a
+// chunked body, as Crashpad's libcurl transport sends a gzipped report) and its body. A length of
+// 0 is an empty body (NoContentLength). It reads at most maxBytes of body, compressed and after
+// decompression, and returns ErrTooLarge beyond that, so a small gzip body cannot expand without
+// bound. It returns a *MalformedError, naming the Reason, for a submission that breaks the
+// protocol.
 func Parse(h http.Header, contentLength int64, body io.Reader, maxBytes int64) (*Submission, error) {
 	boundary, err := checkHeaders(h, contentLength)
 	if err != nil {
@@ -112,6 +115,9 @@ func Parse(h http.Header, contentLength int64, body io.Reader, maxBytes int64) (
 	if !closing.seen {
 		return nil, malformed(InvalidPayloadStructure, errors.New("the body ends before the closing boundary"))
 	}
+	if contentLength < 0 {
+		s.PayloadSize = maxBytes - raw.n // the chunked body's size as read
+	}
 	if len(s.Annotations) == 0 {
 		return nil, malformed(NoAnnotations, nil)
 	}
@@ -133,7 +139,7 @@ func checkHeaders(h http.Header, contentLength int64) (string, error) {
 	if boundary == "" {
 		return "", malformed(NoBoundary, err)
 	}
-	if contentLength <= 0 {
+	if contentLength == 0 {
 		return "", malformed(NoContentLength, nil)
 	}
 	return boundary, nil

@@ -7,23 +7,26 @@ import (
 
 // Stream types the reader knows (MINIDUMP_STREAM_TYPE, and the Breakpad and Crashpad ones).
 const (
-	StreamThreadList        uint32 = 3
-	StreamModuleList        uint32 = 4
-	StreamMemoryList        uint32 = 5
-	StreamException         uint32 = 6
-	StreamSystemInfo        uint32 = 7
-	StreamMiscInfo          uint32 = 15
-	StreamBreakpadInfo      uint32 = 0x47670001
-	StreamLinuxCPUInfo      uint32 = 0x47670003
-	StreamLinuxProcStatus   uint32 = 0x47670004
-	StreamLinuxLSBRelease   uint32 = 0x47670005
-	StreamCrashpadInfo      uint32 = 0x43500001
-	headerSize                     = 32
-	directoryEntrySize             = 12
-	signature               uint32 = 0x504d444d // "MDMP" read as a little-endian 32-bit word
-	formatVersion           uint32 = 0xa793     // low 16 bits of Version
-	maxStreams                     = 4096       // a dump has a dozen or two; a bound on a corrupt count
-	streamEntryUnusedStream uint32 = 0
+	StreamThreadList      uint32 = 3
+	StreamModuleList      uint32 = 4
+	StreamMemoryList      uint32 = 5
+	StreamException       uint32 = 6
+	StreamSystemInfo      uint32 = 7
+	StreamMiscInfo        uint32 = 15
+	StreamBreakpadInfo    uint32 = 0x47670001
+	StreamLinuxCPUInfo    uint32 = 0x47670003
+	StreamLinuxProcStatus uint32 = 0x47670004
+	StreamLinuxLSBRelease uint32 = 0x47670005
+	StreamCrashpadInfo    uint32 = 0x43500001
+)
+
+const (
+	headerSize                = 32
+	directoryEntrySize        = 12
+	signature          uint32 = 0x504d444d // "MDMP" read as a little-endian 32-bit word
+	formatVersion      uint32 = 0xa793     // low 16 bits of Version
+	maxStreams                = 4096       // a dump has a dozen or two; a bound on a corrupt count
+	unusedStream       uint32 = 0          // UnusedStream: a directory slot the writer left empty
 )
 
 // Header is the MINIDUMP_HEADER.
@@ -108,7 +111,7 @@ func Parse(data []byte) (*Dump, error) {
 // readable one wins, as in other readers.
 func (d *Dump) readStreams() {
 	for _, s := range d.Directory {
-		if s.Type == streamEntryUnusedStream {
+		if s.Type == unusedStream {
 			continue
 		}
 		b, err := location{Size: s.Size, RVA: s.RVA}.bytes(d.data)

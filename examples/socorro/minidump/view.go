@@ -29,7 +29,7 @@ func at(data []byte, off, n uint64) ([]byte, error) {
 	return data[off : off+n], nil
 }
 
-// stream returns the bytes a location descriptor names.
+// bytes returns the bytes of data a location descriptor names.
 func (l location) bytes(data []byte) ([]byte, error) {
 	return at(data, uint64(l.RVA), uint64(l.Size))
 }

@@ -18,7 +18,13 @@ func readDump(t testing.TB, name string) []byte {
 	return b
 }
 
-// realDump is what each real dump in testdata must give. Where the values come from:
+// realDump is what each real dump in testdata must give. Every value below was also checked
+// against a second, independent reader: rust-minidump's minidump-stackwalk 0.27.0 (the
+// stackwalker Socorro runs), whose JSON output agrees on OS, OS version, CPU, CPU count, process
+// ID, crash reason, crash address, crashing thread, module count, thread count, the first
+// module's debug ID and debug file, and the crashing frame's module and offset, for all five
+// readable dumps, except simple-crashpad's reason: it prints the raw "0x00000000 / 0x00000000"
+// where this reader unwraps Crashpad's EXC_CRASH (see below). Where the values come from:
 //   - the raw fields (codes, flags, addresses, thread IDs, process IDs, versions, CPU counts,
 //     module bases, module and thread counts) were read with an independent parser, the Python
 //     "minidump" package, and for linux-mini's process ID from the text of its /proc status
@@ -69,9 +75,9 @@ var realDumps = []realDump{
 	},
 	{
 		file: "linux-mini.dmp", os: "Linux",
-		osVersion: "0.0.0 Linux 4.9.60-linuxkit-aufs #1 SMP Mon Nov 6 16:00:12 UTC 2017 x86_64",
+		osVersion: "4.9.60-linuxkit-aufs #1 SMP Mon Nov 6 16:00:12 UTC 2017",
 		arch:      "amd64", cpus: 4, pid: 1304, threads: 1, modules: 8,
-		reason: "SIGSEGV / SI_USER", address: 0x45, threadID: 0x518,
+		reason: "SIGSEGV", address: 0x45, threadID: 0x518,
 		ip: 0x401d72, module: "crash", offset: 0x1d72,
 		firstModule: "/work/linux/build/crash", debugID: "C0BCC3F19827FE653058404B2831D9E60", debugFile: "crash",
 		time: time.Unix(1522061032, 0).UTC(),

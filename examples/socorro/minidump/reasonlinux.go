@@ -29,13 +29,14 @@ var linuxSigCodes = map[uint32]map[int32]string{
 
 // si_code values any signal can carry: who sent it.
 var linuxSenderCodes = map[int32]string{
-	0: "SI_USER", 0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER", -3: "SI_MESGQ",
+	0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER", -3: "SI_MESGQ",
 	-4: "SI_ASYNCIO", -5: "SI_SIGIO", -6: "SI_TKILL",
 }
 
 // linuxReason names a Linux (or Android) crash: the signal, then its si_code ("SIGSEGV /
-// SEGV_MAPERR"). The crash address is the signal's si_addr, which the writers store as the
-// exception address.
+// SEGV_MAPERR"). An si_code of 0 (SI_USER, which is also what a writer that did not record the
+// code leaves) gives the signal alone, as Socorro's stackwalker reports it. The crash address is
+// the signal's si_addr, which the writers store as the exception address.
 func linuxReason(e *Exception) (string, uint64) {
 	if e.Code == linuxDumpRequested {
 		return "DUMP_REQUESTED", e.Address
@@ -45,6 +46,9 @@ func linuxReason(e *Exception) (string, uint64) {
 		return fmt.Sprintf("signal %d", e.Code), e.Address
 	}
 	code := int32(e.Flags)
+	if code == 0 {
+		return name, e.Address
+	}
 	if n, ok := linuxSigCodes[e.Code][code]; ok {
 		return name + " / " + n, e.Address
 	}

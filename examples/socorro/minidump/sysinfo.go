@@ -126,9 +126,19 @@ func (s *SystemInfo) OS() string {
 	return fmt.Sprintf("unknown platform %#x", s.PlatformID)
 }
 
-// OSVersion is "major.minor.build" followed by the CSD version when there is one, as Breakpad's
-// stackwalker prints it ("5.1.2600 Service Pack 2", "10.15.7 19H114").
+// OSVersion is "major.minor.build" followed by the CSD version when there is one ("5.1.2600
+// Service Pack 2", "10.15.7 19H114"). On Linux and Android, whose writers leave the numbers 0 and
+// put uname's "Linux <release> <version> <machine>" in the CSD version, it is release and
+// version ("4.9.60-linuxkit-aufs #1 SMP Mon Nov 6 16:00:12 UTC 2017"), as Socorro shows it.
 func (s *SystemInfo) OSVersion() string {
+	if s.PlatformID == PlatformLinux || s.PlatformID == PlatformAndroid {
+		if rest, ok := strings.CutPrefix(s.CSDVersion, "Linux "); ok {
+			if i := strings.LastIndexByte(rest, ' '); i > 0 {
+				return rest[:i]
+			}
+			return rest
+		}
+	}
 	v := fmt.Sprintf("%d.%d.%d", s.Major, s.Minor, s.Build)
 	if s.CSDVersion != "" {
 		v += " " + s.CSDVersion

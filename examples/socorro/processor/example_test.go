@@ -26,6 +26,6 @@ func ExampleProcess() {
 	fmt.Println(c.Signature, c.MinidumpStatus)
 	// Output:
 	// Firefox 128.0 Linux amd64
-	// SIGSEGV / SI_USER 0x45
+	// SIGSEGV 0x45
 	// crash@0x1d72 OK
 }

@@ -287,17 +287,21 @@ func TestParseGzipBomb(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	dumps := realDumps(f)
-	f.Add(body(f, field("ProductName", "Firefox"), dump("upload_file_minidump", dumps["test.dmp"])), false)
-	f.Add(gzipped(f, body(f, extra(`{"ProductName":"Firefox","Version":"1"}`), dump("upload_file_minidump", dumps["linux-mini.dmp"]))), true)
-	f.Add(body(f, extra(`{"a":[1,{"b":null}]}`), field("x", "y"), dump("upload_file_minidump_content", []byte("z"))), false)
-	f.Add([]byte("--"+boundary+"\r\n\r\n--"+boundary+"--"), false)
-	f.Fuzz(func(t *testing.T, b []byte, gz bool) {
+	f.Add(body(f, field("ProductName", "Firefox"), dump("upload_file_minidump", dumps["test.dmp"])), false, false)
+	f.Add(gzipped(f, body(f, extra(`{"ProductName":"Firefox","Version":"1"}`), dump("upload_file_minidump", dumps["linux-mini.dmp"]))), true, true)
+	f.Add(body(f, extra(`{"a":[1,{"b":null}]}`), field("x", "y"), dump("upload_file_minidump_content", []byte("z"))), false, true)
+	f.Add([]byte("--"+boundary+"\r\n\r\n--"+boundary+"--"), false, false)
+	f.Fuzz(func(t *testing.T, b []byte, gz, chunked bool) {
 		enc := ""
 		if gz {
 			enc = "gzip"
 		}
+		length := int64(len(b)) + 1 // any known length; net/http holds the body to it
+		if chunked {
+			length = -1
+		}
 		const limit = 1 << 20
-		s, err := Parse(headers(formType, enc), int64(len(b))+1, bytes.NewReader(b), limit)
+		s, err := Parse(headers(formType, enc), length, bytes.NewReader(b), limit)
 		if err != nil {
 			var m *MalformedError
 			if !errors.As(err, &m) && !errors.Is(err, ErrTooLarge) {

@@ -430,6 +430,14 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	nc, err := dial(c.ctx, "tcp", addr)
 	if err == nil {
 		setUserTimeout(nc, c.cfg.UserTimeout)
+		if c.cfg.TLS != nil {
+			var tc net.Conn
+			if tc, err = c.cfg.TLS.client(nc, addr, c.cfg.DialTimeout); err != nil {
+				_ = nc.Close()
+			} else {
+				nc = tc
+			}
+		}
 	}
 	var cc *clientConn
 	if err != nil {

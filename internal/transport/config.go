@@ -57,6 +57,10 @@ type Config struct {
 	// *RemoteError returned by a handler keeps its own code. Nil: every other
 	// error is sent as CodeInternal.
 	ErrorCode func(error) uint16
+	// TLS, when set, makes every connection (gridmap frames and raft, dialed and accepted)
+	// mutual TLS 1.3; a peer without a certificate signed by the cluster's CA gets no byte of
+	// an answer. Nil (the default): plain TCP.
+	TLS *TLS
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
 }

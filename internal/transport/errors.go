@@ -22,6 +22,10 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	// ErrMalformedFrame is returned for a frame that violates the frame format.
 	ErrMalformedFrame = errors.New("transport: malformed frame")
+	// ErrTLSHandshake wraps the cause when a TLS handshake fails: the peer's certificate is not
+	// signed by the cluster's CA, does not name the address dialed, has expired, or the peer
+	// refused this member's certificate or does not speak TLS.
+	ErrTLSHandshake = errors.New("transport: TLS handshake failed")
 	// ErrInvalidConfig wraps every problem Config.Validate finds.
 	ErrInvalidConfig = errors.New("transport: invalid config")
 )

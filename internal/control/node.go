@@ -103,6 +103,8 @@ type Node struct {
 	closeErr  error
 
 	co coordinator // owned by the run goroutine
+
+	refusal atomic.Pointer[error] // why the cluster refused this member (see WaitReady)
 }
 
 // MemberInfo describes one member of the directory.
@@ -169,6 +171,8 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		AdvertiseAddr: cfg.GossipAdvertiseAddr,
 		Timings:       cfg.Timings.Gossip,
 		Logger:        cfg.Logger,
+		Admission:     cfg.Admission,
+		GossipKeys:    cfg.GossipKeys,
 	})
 	if err != nil {
 		return nil, err
@@ -273,15 +277,23 @@ func (n *Node) newRaftInst(logs *raft.InmemStore, snaps *raft.InmemSnapshotStore
 
 // WaitReady blocks until this member is in a raft configuration, has a
 // table of epoch >= 1 and holds its lease (LeaseValid), or ctx ends, or the
-// node is closed.
+// node is closed, or the cluster refused this member (ErrJoinRefused).
 func (n *Node) WaitReady(ctx context.Context) error {
 	poll := time.NewTicker(n.cfg.Timings.RetryInterval)
 	defer poll.Stop()
+	var lastProbe time.Time
 	for {
 		t, ch := n.fsm.watchTable()
 		if t.Epoch > 0 && n.inRaft.Load() && n.LeaseValid() {
 			n.log.Info("control: ready", "id", n.cfg.ID, "epoch", t.Epoch, "gossip", n.GossipAddr())
 			return nil
+		}
+		probe := time.Since(lastProbe) >= time.Second
+		if probe {
+			lastProbe = time.Now()
+		}
+		if err := n.refused(ctx, probe); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strconv"
 
 	"github.com/gridmap/gridmap"
@@ -19,6 +20,15 @@ func startMember(ctx context.Context, spec memberSpec) (member, error) {
 	if backups == 0 {
 		backups = gridmap.BackupCountNone // BackupCount 0 means the default (1)
 	}
+	var sec gridmap.Security
+	if spec.TLSDir != "" {
+		n := strconv.Itoa(spec.Index + 1)
+		sec.TLS = gridmap.TLSConfig{
+			CertFile: filepath.Join(spec.TLSDir, "member-"+n+".pem"),
+			KeyFile:  filepath.Join(spec.TLSDir, "member-"+n+"-key.pem"),
+			CAFile:   filepath.Join(spec.TLSDir, "ca.pem"),
+		}
+	}
 	m, err := gridmap.Start(ctx, gridmap.Config{
 		Name:           "bench-" + strconv.Itoa(spec.Index),
 		GossipBindAddr: spec.GossipBind,
@@ -27,6 +37,7 @@ func startMember(ctx context.Context, spec memberSpec) (member, error) {
 		BackupCount:    backups,
 		AsyncBackups:   spec.AsyncBackups,
 		Logger:         spec.Logger,
+		Security:       sec,
 	})
 	if err != nil {
 		return nil, err

@@ -116,8 +116,11 @@ func (n *Node) joinLoop() {
 				if err != nil {
 					n.log.Debug("control: join", "err", err)
 				}
-				if errors.Is(err, membership.ErrRefused) {
+				switch {
+				case errors.Is(err, membership.ErrRefused):
 					n.noteRefusal(err)
+				case err != nil && !errors.Is(err, membership.ErrNoSeeds):
+					n.lastJoin.Store(&err)
 				}
 				n.seedless.Store(errors.Is(err, membership.ErrNoSeeds))
 			}
@@ -750,6 +753,16 @@ func (n *Node) maybeBootstrap() {
 	}
 	if now.Sub(n.co.bootSince) < n.cfg.Timings.BootstrapSettle {
 		return
+	}
+	if n.cfg.VerifyTransport {
+		// The founders are admitted like any joiner: a member whose transport fails the probe
+		// (a foreign certificate) would be a voter nobody can reach.
+		for _, m := range alive[1:] {
+			if !n.admitTransport(m) {
+				reset()
+				return
+			}
+		}
 	}
 	var conf raft.Configuration
 	for _, m := range alive[:min(len(alive), n.cfg.MaxVoters)] {

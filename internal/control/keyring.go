@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -39,6 +40,10 @@ type keyResp struct {
 	IDs []string `msgpack:"i,omitempty"`
 	Err string   `msgpack:"e,omitempty"`
 }
+
+// keyOpTimeout bounds a key operation on one member, so that a member that died but is still
+// listed alive fails the call instead of holding it until ctx ends.
+const keyOpTimeout = 10 * time.Second
 
 // ErrKeyRotation wraps the failures of a cluster-wide key operation on some members.
 var ErrKeyRotation = errors.New("control: gossip key operation failed on some members")
@@ -119,7 +124,7 @@ func (n *Node) KeyOpAll(ctx context.Context, op KeyOp, key []byte) (map[partitio
 			continue
 		}
 		wg.Go(func() {
-			resp, err := n.deps.Client.Call(ctx, m.TransportAddr, transport.Message{Type: msgKeyring, Header: hdr})
+			resp, err := n.deps.Client.CallTimeout(ctx, m.TransportAddr, transport.Message{Type: msgKeyring, Header: hdr}, keyOpTimeout)
 			if err != nil {
 				record(id, nil, err)
 				return

@@ -104,7 +104,8 @@ type Node struct {
 
 	co coordinator // owned by the run goroutine
 
-	refusal atomic.Pointer[error] // why the cluster refused this member (see WaitReady)
+	refusal  atomic.Pointer[error] // why the cluster refused this member (see WaitReady)
+	lastJoin atomic.Pointer[error] // the last failed attempt to join the seeds, for WaitReady's error
 }
 
 // MemberInfo describes one member of the directory.
@@ -297,6 +298,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if p := n.lastJoin.Load(); p != nil && !n.inRaft.Load() {
+				return fmt.Errorf("control: waiting for the cluster: %w (last attempt to join: %v)", ctx.Err(), *p)
+			}
 			return fmt.Errorf("control: waiting for the cluster: %w", ctx.Err())
 		case <-n.stop:
 			return ErrClosed

@@ -187,3 +187,24 @@ func TestConfigValidateSecurity(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// TestJoinWithWrongKeyIsRefused: a member whose gossip keys the cluster does not use, or that
+// encrypts while the cluster does not, learns it was refused.
+func TestJoinWithWrongKeyIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a := newSecured(t, "m1", nil, [][]byte{k1}, nil)
+	b := newSecured(t, "m2", nil, [][]byte{k2}, nil)
+	if _, err := b.TryJoin(ctx, discovery.Static{a.GossipAddr()}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("wrong key: %v, want ErrRefused", err)
+	}
+	plain := newList(t, "m3")
+	c := newSecured(t, "m4", nil, [][]byte{k1}, nil)
+	if _, err := c.TryJoin(ctx, discovery.Static{plain.GossipAddr()}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("key against a plaintext cluster: %v, want ErrRefused", err)
+	}
+	if a.NumAlive() != 1 || plain.NumAlive() != 1 {
+		t.Fatalf("a refused member got in: %d, %d alive", a.NumAlive(), plain.NumAlive())
+	}
+}

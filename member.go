@@ -65,7 +65,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 	}
 	tcfg := transport.Config{MaxFrameSize: cfg.MaxFrameSize, Logger: log.With("component", "transport")}
-	if tcfg.TLS, err = cfg.Security.TLS.transport(); err != nil {
+	if err := cfg.Security.applyTransport(&tcfg); err != nil {
 		ln.Close()
 		return nil, configError(err)
 	}

@@ -2,6 +2,8 @@ package gridmap
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -38,7 +40,11 @@ type Security struct {
 	// another secret refuse each other (compared in constant time; at least 16 bytes). The
 	// refusing member logs the refused address; the refused member's Start fails with
 	// ErrJoinRefused. The proof gossiped is bound to the member's transport address; with
-	// GossipKeys it is also encrypted.
+	// GossipKeys it is also encrypted. Every connection on the member port also starts with a
+	// challenge that proves both ends know the secret (and the cluster name), so a process
+	// without it can neither read nor write maps, even without TLS; it only ever receives the
+	// challenge (a random nonce). The secret authenticates, it does not encrypt: use TLS too
+	// on a network others can listen to.
 	JoinSecret string
 }
 
@@ -108,6 +114,22 @@ func (s Security) validate() []error {
 		errs = append(errs, fmt.Errorf("Security.JoinSecret is %d bytes: at least %d", len(s.JoinSecret), MinJoinSecret))
 	}
 	return errs
+}
+
+// applyTransport sets the transport settings that come from s: TLS, and the secret every
+// connection proves it knows (derived from the join secret and the cluster name).
+func (s Security) applyTransport(tc *transport.Config) error {
+	t, err := s.TLS.transport()
+	if err != nil {
+		return err
+	}
+	tc.TLS = t
+	if s.JoinSecret != "" {
+		mac := hmac.New(sha256.New, []byte(s.JoinSecret))
+		mac.Write([]byte("gridmap-transport-v1\x00" + s.ClusterName))
+		tc.Secret = mac.Sum(nil)
+	}
+	return nil
 }
 
 // applyControl sets the control plane settings that come from s.

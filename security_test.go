@@ -295,3 +295,63 @@ func TestSecurityValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinSecretWithoutTLS: with only a cluster name and a join secret, a process that does not
+// know the secret gets nothing but the challenge on the member port, a transport client with
+// another secret is refused, and a member with another secret does not get in; the members log
+// the refused addresses and keep serving.
+func TestJoinSecretWithoutTLS(t *testing.T) {
+	var logs logSink
+	members := startCluster(t, 2, func(c *Config) {
+		c.Security = Security{ClusterName: "prod", JoinSecret: testSecret}
+		c.Logger = logs.logger()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mp, err := GetMap[string, string](members[0], "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mp.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := net.Dial("tcp", members[1].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(20 * time.Second))
+	frame := transport.AppendFrame([]byte{'G'}, transport.Frame{Kind: transport.KindRequest, Type: 10, ID: 1, Body: []byte("get k")})
+	if _, err := raw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(raw)
+	if len(got) != 32 {
+		t.Fatalf("a raw client got %d bytes, want only the 32-byte challenge", len(got))
+	}
+
+	c, err := transport.NewClient(transport.Config{Secret: []byte("a transport secret of the wrong kind")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Call(ctx, members[1].addr, transport.Message{Type: 10, Header: []byte{0x80}}); !errors.Is(err, transport.ErrUnauthorized) {
+		t.Fatalf("transport client with another secret: %v, want ErrUnauthorized", err)
+	}
+	if err := startRefused(t, members, 20*time.Second, func(c *Config) {
+		c.Security = Security{ClusterName: "prod", JoinSecret: "not the secret of this cluster"}
+	}); !errors.Is(err, ErrJoinRefused) {
+		t.Fatalf("Start with another secret: %v, want ErrJoinRefused", err)
+	}
+	waitFor(t, func() bool {
+		s := logs.String()
+		return strings.Contains(s, "secret handshake failed") && strings.Contains(s, "remote="+raw.LocalAddr().String()) &&
+			strings.Contains(s, "refused member: cluster name or join secret")
+	})
+	if v, err := GetMap[string, string](members[1], "m"); err != nil {
+		t.Fatal(err)
+	} else if got, err := v.Get(ctx, "k"); err != nil || got != "v" {
+		t.Fatalf("Get: %q %v", got, err)
+	}
+}

@@ -105,6 +105,13 @@ func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 		}
 		nc = tc
 	}
+	if secret := l.s.cfg.Secret; secret != nil {
+		if err := authClient(nc, secret, 'R', time.Until(deadline)); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
+		}
+		return nc, nil
+	}
 	_ = nc.SetWriteDeadline(deadline)
 	if _, err := nc.Write([]byte{'R'}); err != nil {
 		_ = nc.Close()

@@ -347,7 +347,8 @@ func (s *Server) forget(nc net.Conn) {
 // serveConn reads the protocol byte and serves the connection accordingly.
 // With TLS, the handshake comes first: a peer that does not complete it (no certificate signed
 // by the cluster's CA, or plain TCP) is logged with its address and closed without a byte of
-// gridmap or raft protocol.
+// gridmap or raft protocol. With a Secret, the secret handshake then replaces the protocol
+// byte (it carries it); a peer that fails it is logged and closed likewise.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.wg.Done()
 	conn := nc
@@ -364,7 +365,18 @@ func (s *Server) serveConn(nc net.Conn) {
 		conn = tc
 	}
 	var b [1]byte
-	if _, err := conn.Read(b[:]); err != nil {
+	if s.cfg.Secret != nil {
+		proto, err := authServer(conn, s.cfg.Secret, s.cfg.DialTimeout)
+		if err != nil {
+			s.forget(nc)
+			_ = conn.Close()
+			if s.ctx.Err() == nil {
+				s.cfg.Logger.Warn("transport: refused connection: secret handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		b[0] = proto
+	} else if _, err := conn.Read(b[:]); err != nil {
 		s.forget(nc)
 		_ = conn.Close()
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/gridmap/gridmap/internal/control"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
 )
 
 // MinJoinSecret is the shortest accepted Security.JoinSecret, in bytes.
@@ -31,7 +32,9 @@ type Security struct {
 	// AES-GCM: the first key encrypts, every key decrypts. Each is 16, 24 or 32 bytes
 	// (AES-128, -192, -256). A member without one of the keys can neither read the gossip nor
 	// join. Rotate keys without downtime with Cluster.InstallGossipKey, UseGossipKey and
-	// RemoveGossipKey. Empty: plaintext gossip.
+	// RemoveGossipKey. Empty: plaintext gossip. A cluster cannot mix encrypting and plaintext
+	// members: turning encryption on or off means starting every member with the new setting
+	// (a rolling restart splits the cluster while it runs).
 	GossipKeys [][]byte
 	// ClusterName names the cluster; members of clusters with other names refuse each other,
 	// so that two clusters on one network never merge by mistake (at most 64 bytes).
@@ -184,14 +187,10 @@ func (c *Cluster) RemoveGossipKey(ctx context.Context, key []byte) error {
 }
 
 // GossipKeys returns, by member ID, the IDs of each alive member's gossip keys (see
-// GossipKeyID), the key in use first.
-func (c *Cluster) GossipKeys(ctx context.Context) (map[string][]string, error) {
-	got, err := c.m.node.KeyOpAll(ctx, control.KeyList, nil)
-	out := make(map[string][]string, len(got))
-	for id, ids := range got {
-		out[string(id)] = ids
-	}
-	return out, err
+// GossipKeyID), the key in use first. When some members fail to answer, it returns the others'
+// and an error naming those.
+func (c *Cluster) GossipKeys(ctx context.Context) (map[partition.MemberID][]string, error) {
+	return c.m.node.KeyOpAll(ctx, control.KeyList, nil)
 }
 
 // GossipKeyID names a gossip key without revealing it (a prefix of its SHA-256, in hex), as

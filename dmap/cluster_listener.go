@@ -187,17 +187,14 @@ type clusterListener struct {
 // it, and it is dropped everywhere when this member leaves or dies. A named predicate must be
 // registered on every member; an owner that lacks it counts the events as missed.
 func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
-	if fn == nil {
-		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
+	if err := registerable(ctx, m.svc, fn == nil); err != nil {
+		return nil, err
 	}
 	lo, arg, err := m.rawListenerOptions(opts)
 	if err != nil {
 		return nil, err
 	}
 	s := m.svc
-	if s.closed() {
-		return nil, ErrClosed
-	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("dmap: listener id: %w", err)

@@ -39,7 +39,7 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	ops := countOps(c, string(client.self))
 	defer c.net.setAnswered(nil)
 
-	tx, _ := client.Begin()
+	tx, _ := client.Begin(ctx)
 	if err := InTx(tx, cm).Put(ctx, keys[0], "new"); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	}
 
 	// A blind Delete of an existing and of an absent entry: one round trip, both gone.
-	tx, _ = client.Begin()
+	tx, _ = client.Begin(ctx)
 	InTx(tx, cm).Delete(ctx, keys[0])
 	InTx(tx, cm).Delete(ctx, keys[1]+"-absent")
 	if err := tx.Commit(ctx); err != nil {
@@ -82,9 +82,11 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	}
 
 	// A read is a round trip.
-	tx, _ = client.Begin()
+	tx, _ = client.Begin(ctx)
 	InTx(tx, cm).Get(ctx, keys[1])
-	tx.Rollback()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n := ops.Load(); n != 3 {
 		t.Fatalf("%d round trips, want 3 (the read)", n)
 	}
@@ -99,9 +101,9 @@ func TestBlindWriteIgnoresConcurrentChange(t *testing.T) {
 	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.svc(0), "keys"), c.svc(0).self, 2, true)
 	a.Put(ctx, keys[0], 1)
 
-	blind, _ := c.svc(1).Begin()
+	blind, _ := c.svc(1).Begin(ctx)
 	InTx(blind, b).Put(ctx, keys[0], 10)
-	read, _ := c.svc(1).Begin()
+	read, _ := c.svc(1).Begin(ctx)
 	if v, err := InTx(read, b).Get(ctx, keys[0]); err != nil || v != 1 {
 		t.Fatalf("Get = %d, %v", v, err)
 	}

@@ -66,8 +66,17 @@ type txCommit struct {
 	Writes []txWrite `msgpack:"w"`
 }
 
-// Begin starts a transaction on this member.
-func (s *Service) Begin() (*Tx, error) {
+// Begin starts a transaction on this member. Begin, Commit and Rollback all take a context, as
+// every call of a transaction's life does. Begin itself contacts no other member (the
+// transaction binds to a partition with its first key), so ctx only refuses a context that has
+// already ended (ErrTimeout wrapping ctx.Err()); a closed service refuses with ErrClosed.
+func (s *Service) Begin(ctx context.Context) (*Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: beginning a transaction: %w", ErrTimeout, err)
+	}
+	if s.closed() {
+		return nil, ErrClosed
+	}
 	return &Tx{svc: s, id: s.newOpID(), seen: map[txKey]uint64{}, writes: map[txKey]int{}}, nil
 }
 
@@ -191,11 +200,20 @@ func (tx *Tx) record(k txKey, w txWrite) {
 	tx.order = append(tx.order, w)
 }
 
-// Rollback abandons the transaction; nothing of it is applied.
-func (tx *Tx) Rollback() {
+// Rollback abandons the transaction; nothing of it is applied. It returns ErrTxDone if the
+// transaction was already committed or rolled back, and nil otherwise, so
+// `defer tx.Rollback(ctx)` right after Begin is the way to make sure an abandoned transaction
+// ends (its error after a Commit is that ErrTxDone, to be ignored). Nothing of a transaction
+// reaches another member before Commit, so Rollback is local and takes effect whatever ctx's
+// state: ctx gives it the shape of Begin and Commit.
+func (tx *Tx) Rollback(ctx context.Context) error {
 	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return ErrTxDone
+	}
 	tx.done = true
-	tx.mu.Unlock()
+	return nil
 }
 
 // Commit applies the transaction's writes atomically, or none of them (ErrConflict: an entry
@@ -256,11 +274,11 @@ func (s *Service) RunTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // runTxOnce runs fn in one transaction and commits it, rolling it back if fn fails or panics.
 func (s *Service) runTxOnce(ctx context.Context, fn func(tx *Tx) error) error {
-	tx, err := s.Begin()
+	tx, err := s.Begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() // after Commit, a no-op
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, ErrTxDone and nothing else
 	if err := fn(tx); err != nil {
 		return err
 	}

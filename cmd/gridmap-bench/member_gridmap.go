@@ -16,10 +16,6 @@ type gridmapMember struct {
 }
 
 func startMember(ctx context.Context, spec memberSpec) (member, error) {
-	backups := spec.Backups
-	if backups == 0 {
-		backups = gridmap.BackupCountNone // BackupCount 0 means the default (1)
-	}
 	var sec gridmap.Security
 	if spec.TLSDir != "" {
 		n := strconv.Itoa(spec.Index + 1)
@@ -34,7 +30,7 @@ func startMember(ctx context.Context, spec memberSpec) (member, error) {
 		GossipBindAddr: spec.GossipBind,
 		Seeds:          spec.Seeds,
 		ExpectMembers:  spec.Members,
-		BackupCount:    backups,
+		BackupCount:    new(spec.Backups),
 		AsyncBackups:   spec.AsyncBackups,
 		Logger:         spec.Logger,
 		Security:       sec,

@@ -188,8 +188,8 @@ func TestConfigValidateSecurity(t *testing.T) {
 	}
 }
 
-// TestJoinWithWrongKeyIsRefused: a member whose gossip keys the cluster does not use, or that
-// encrypts while the cluster does not, learns it was refused.
+// TestJoinWithWrongKeyIsRefused: a member whose gossip keys the cluster does not use, that
+// encrypts while the cluster does not, or the reverse, learns it was refused.
 func TestJoinWithWrongKeyIsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -203,6 +203,9 @@ func TestJoinWithWrongKeyIsRefused(t *testing.T) {
 	c := newSecured(t, "m4", nil, [][]byte{k1}, nil)
 	if _, err := c.TryJoin(ctx, discovery.Static{plain.GossipAddr()}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("key against a plaintext cluster: %v, want ErrRefused", err)
+	}
+	if _, err := plain.TryJoin(ctx, discovery.Static{a.GossipAddr()}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("no key against an encrypted cluster: %v, want ErrRefused", err)
 	}
 	if a.NumAlive() != 1 || plain.NumAlive() != 1 {
 		t.Fatalf("a refused member got in: %d, %d alive", a.NumAlive(), plain.NumAlive())

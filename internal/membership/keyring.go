@@ -68,12 +68,14 @@ func KeyID(key []byte) string {
 }
 
 // keyMismatch reports whether a join failed because the seeds' gossip is encrypted with keys
-// this member does not have, or not encrypted at all (memberlist's errors carry no type: these
-// are its messages, pinned by TestJoinWithWrongKeyIsRefused).
+// this member does not have, or only one side encrypts (memberlist's errors carry no type:
+// these are its messages, pinned by TestJoinWithWrongKeyIsRefused).
 func keyMismatch(err error) bool {
 	if err == nil {
 		return false
 	}
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "no installed keys could decrypt") || strings.Contains(s, "remote state is not encrypted")
+	return strings.Contains(s, "no installed keys could decrypt") || // keys differ
+		strings.Contains(s, "remote state is not encrypted") || // this member encrypts, the seeds do not
+		strings.Contains(s, "remote state is encrypted and encryption is not configured") // the reverse
 }

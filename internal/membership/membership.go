@@ -303,7 +303,7 @@ func (l *List) TryJoin(ctx context.Context, d discovery.Discovery) (int, error) 
 		if r := l.refused.take(); r != nil {
 			return 0, fmt.Errorf("%w: %w", ErrRefused, r)
 		}
-		if l.keyring != nil && keyMismatch(err) {
+		if keyMismatch(err) {
 			return 0, fmt.Errorf("%w: gossip keys do not match: %w", ErrRefused, err)
 		}
 		return 0, fmt.Errorf("%w: %w", ErrJoin, err)

@@ -3,10 +3,15 @@ package gridmap
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -352,5 +357,132 @@ func TestJoinSecretWithoutTLS(t *testing.T) {
 		t.Fatal(err)
 	} else if got, err := v.Get(ctx, "k"); err != nil || got != "v" {
 		t.Fatalf("Get: %q %v", got, err)
+	}
+}
+
+// TestTLSCertificateRotation renews the members' certificates on disk, and then rotates the CA
+// through a bundle of both CAs, while the cluster runs: members present the new certificates
+// at their next handshakes, a member started with a certificate of the new CA joins, and the
+// maps keep working throughout.
+func TestTLSCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, err := certgen.NewCA("old CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCA, err := certgen.NewCA("new CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// writeAtomically replaces a file as rotation tools do: write aside, then rename.
+	writeAtomically := func(path string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := func(i int) TLSConfig {
+		return TLSConfig{
+			CertFile: filepath.Join(dir, fmt.Sprintf("m%d.pem", i)),
+			KeyFile:  filepath.Join(dir, fmt.Sprintf("m%d-key.pem", i)),
+			CAFile:   filepath.Join(dir, fmt.Sprintf("m%d-ca.pem", i)),
+		}
+	}
+	issue := func(i int, ca *certgen.CA, bundle ...*certgen.CA) {
+		t.Helper()
+		p, err := ca.Member(fmt.Sprintf("m%d", i), []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := files(i)
+		var cas []byte
+		for _, c := range bundle {
+			cas = append(cas, c.CertPEM...)
+		}
+		writeAtomically(f.CAFile, cas)
+		writeAtomically(f.KeyFile, p.KeyPEM)
+		writeAtomically(f.CertFile, p.CertPEM)
+	}
+	for i := range 3 {
+		issue(i, oldCA, oldCA)
+	}
+	members := startCluster(t, 2, func(c *Config) {
+		c.Security.TLS = files(int(c.Name[1] - '0'))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mp, err := GetMap[string, int](members[0], "rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k string) {
+		t.Helper()
+		if err := mp.Put(ctx, k, len(k)); err != nil {
+			t.Fatalf("Put %s: %v", k, err)
+		}
+	}
+	put("before")
+	// servedBy returns the issuer of the certificate member 0 presents now.
+	servedBy := func(roots ...*certgen.CA) string {
+		t.Helper()
+		pool := x509.NewCertPool()
+		for _, r := range roots {
+			pool.AddCert(r.Cert)
+		}
+		cert, err := tls.LoadX509KeyPair(files(2).CertFile, files(2).KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := tls.Dial("tcp", members[0].addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatalf("handshake with member 0: %v", err)
+		}
+		defer nc.Close()
+		return nc.ConnectionState().PeerCertificates[0].Issuer.CommonName
+	}
+
+	// Step 1: every member trusts both CAs (the old certificates stay valid).
+	for i := range 3 {
+		issue(i, oldCA, oldCA, newCA)
+	}
+	// Step 2: every member gets a certificate of the new CA.
+	for i := range 2 {
+		issue(i, newCA, oldCA, newCA)
+	}
+	if got := servedBy(oldCA, newCA); got != "new CA" {
+		t.Fatalf("member 0 presents a certificate of %q after renewal, want the new CA", got)
+	}
+	put("renewed")
+	// Step 3: the old CA goes; a member with a certificate of the new CA joins.
+	for i := range 3 {
+		issue(i, newCA, newCA)
+	}
+	third := join(t, members, func(c *Config) { c.Security.TLS = files(2) })
+	members = append(members, third)
+	waitSettled(t, members...)
+	put("after")
+	m3, err := GetMap[string, int](third, "rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"before", "renewed", "after"} {
+		if v, err := m3.Get(ctx, k); err != nil || v != len(k) {
+			t.Fatalf("Get %s on the new member: %d, %v", k, v, err)
+		}
+	}
+	// A member still holding a certificate of the retired CA is refused.
+	stale, err := oldCA.Member("stale", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := TLSConfig{CertFile: filepath.Join(dir, "stale.pem"), KeyFile: filepath.Join(dir, "stale-key.pem"), CAFile: filepath.Join(dir, "stale-ca.pem")}
+	writeAtomically(sf.CertFile, stale.CertPEM)
+	writeAtomically(sf.KeyFile, stale.KeyPEM)
+	writeAtomically(sf.CAFile, append(append([]byte{}, oldCA.CertPEM...), newCA.CertPEM...))
+	if err := startRefused(t, members, 20*time.Second, func(c *Config) { c.Security.TLS = sf }); !errors.Is(err, ErrJoinRefused) {
+		t.Fatalf("Start with a certificate of the retired CA: %v, want ErrJoinRefused", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -115,6 +116,13 @@ func (t *TLS) clientConfig(addr string) (*tls.Config, error) {
 	return c, nil
 }
 
+// tlsAccepted is the byte a server sends once its handshake succeeded. In TLS 1.3 the client's
+// handshake completes before the server has verified the client's certificate, so without it a
+// dialer whose certificate the server refused would learn it only at its first read, as a
+// broken connection; with it, the dial itself fails with ErrTLSHandshake and the server's
+// reason ("unknown certificate authority", ...).
+const tlsAccepted = 'T'
+
 // server runs the server side of a handshake on nc, bounded by timeout.
 func (t *TLS) server(nc net.Conn, timeout time.Duration) (net.Conn, error) {
 	c, err := t.serverConfig()
@@ -122,26 +130,38 @@ func (t *TLS) server(nc net.Conn, timeout time.Duration) (net.Conn, error) {
 		return nil, err
 	}
 	tc := tls.Server(nc, c)
-	return tc, handshake(tc, timeout)
+	_ = tc.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTLSHandshake, err)
+	}
+	if _, err := tc.Write([]byte{tlsAccepted}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTLSHandshake, err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
-// client runs the client side of a handshake with addr on nc, bounded by timeout.
+// client runs the client side of a handshake with addr on nc, bounded by timeout, and waits
+// for the server to accept this member's certificate.
 func (t *TLS) client(nc net.Conn, addr string, timeout time.Duration) (net.Conn, error) {
 	c, err := t.clientConfig(addr)
 	if err != nil {
 		return nil, err
 	}
 	tc := tls.Client(nc, c)
-	return tc, handshake(tc, timeout)
-}
-
-func handshake(tc *tls.Conn, timeout time.Duration) error {
 	_ = tc.SetDeadline(time.Now().Add(timeout))
 	if err := tc.Handshake(); err != nil {
-		return fmt.Errorf("%w: %w", ErrTLSHandshake, err)
+		return nil, fmt.Errorf("%w: %w", ErrTLSHandshake, err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(tc, b[:]); err != nil {
+		return nil, fmt.Errorf("%w: the server refused this member's certificate: %w", ErrTLSHandshake, err)
+	}
+	if b[0] != tlsAccepted {
+		return nil, fmt.Errorf("%w: unexpected byte %#x after the handshake", ErrTLSHandshake, b[0])
 	}
 	_ = tc.SetDeadline(time.Time{})
-	return nil
+	return tc, nil
 }
 
 // current returns the certificate and CA pool, reloading the files when one changed.

@@ -326,3 +326,32 @@ func BenchmarkCall1MiBTLS(b *testing.B) {
 	b.SetParallelism(2)
 	benchCallConfig(b, 1<<20, Config{TLS: tlsFromFiles(b, f, 0)}, Config{TLS: tlsFromFiles(b, f, 1)})
 }
+
+// TestTLSServerRefusesClientCertificate: a dialer that trusts the server but whose own
+// certificate the server does not, learns it at the dial (TLS 1.3 completes the client's
+// handshake before the server verified the client), with the server's reason.
+func TestTLSServerRefusesClientCertificate(t *testing.T) {
+	f := certDir(t, 1)
+	other := certDir(t, 1)
+	s := startServer(t, Config{TLS: tlsFromFiles(t, f, 0)})
+	_, serverPool, err := LoadTLSFiles(f.Certs[0], f.Keys[0], f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, foreignPool, err := LoadTLSFiles(other.Certs[0], other.Keys[0], other.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := NewTLSFromConfig(&tls.Config{Certificates: []tls.Certificate{*foreign}, RootCAs: serverPool, ClientCAs: foreignPool}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, Config{TLS: tl})
+	_, err = c.Call(ctxT(t), s.addr, Message{Type: msgEcho})
+	if !errors.Is(err, ErrTLSHandshake) || !strings.Contains(err.Error(), "refused this member's certificate") {
+		t.Fatalf("Call: %v, want ErrTLSHandshake saying the server refused the certificate", err)
+	}
+	if _, err := startServer(t, Config{TLS: tl}).RaftLayer(nil).Dial(raft.ServerAddress(s.addr), 5*time.Second); !errors.Is(err, ErrTLSHandshake) {
+		t.Fatalf("raft Dial: %v, want ErrTLSHandshake", err)
+	}
+}

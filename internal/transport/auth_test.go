@@ -115,3 +115,31 @@ func TestSecretInsideTLS(t *testing.T) {
 		t.Fatalf("right certificate, other secret: %v, want ErrUnauthorized", err)
 	}
 }
+
+// FuzzAuthServer feeds the server side of the secret handshake arbitrary answers: it must never
+// accept one that is not the MAC of its own fresh challenge, and never panic.
+func FuzzAuthServer(f *testing.F) {
+	f.Add([]byte{'G'})
+	f.Add(append([]byte{'G'}, make([]byte, authNonce+authMAC)...))
+	f.Add(append([]byte{'R'}, make([]byte, authNonce+authMAC+10)...))
+	f.Add(mustFrame(f))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		srv, cli := net.Pipe()
+		defer srv.Close()
+		defer cli.Close()
+		go func() {
+			// Read the challenge, send the fuzzed answer and hang up, so that a short answer
+			// fails at once rather than at the deadline.
+			var nonce [authNonce]byte
+			if _, err := io.ReadFull(cli, nonce[:]); err != nil {
+				return
+			}
+			_, _ = cli.Write(answer)
+			_ = cli.Close()
+		}()
+		_, err := authServer(srv, goodSecret, 200*time.Millisecond)
+		if err == nil {
+			t.Fatalf("the server accepted a forged answer %x", answer)
+		}
+	})
+}

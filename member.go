@@ -45,7 +45,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	id, err := newMemberID()
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 			return nil, fmt.Errorf("%w: BindAddr %s is a wildcard address: set AdvertiseAddr", ErrInvalidConfig, cfg.BindAddr)
 		}
 	}
-	tcfg := transport.Config{MaxFrameSize: cfg.MaxFrameSize, Logger: log.With("component", "transport")}
+	tcfg := cfg.transportConfig(log.With("component", "transport"))
 	server, err := transport.NewServer(tcfg)
 	if err != nil {
 		ln.Close()

@@ -104,7 +104,8 @@ func LocalTimings() Timings {
 	}
 }
 
-// Config configures a List.
+// Config configures a List. Zero fields take the documented defaults
+// (WithDefaults); Validate checks the result; New does both.
 type Config struct {
 	// ID names this member: the memberlist node name, unique per process
 	// start. Required.
@@ -134,7 +135,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (Timings
+// as a whole when it is zero).
+func (c Config) WithDefaults() Config {
 	if c.BindAddr == "" {
 		c.BindAddr = "127.0.0.1:0"
 	}
@@ -150,9 +153,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of c (after defaults are filled in) in one
-// error wrapping ErrConfig.
+// Validate reports every problem of c.WithDefaults() in one error wrapping
+// ErrConfig. ID and TransportAddr are required.
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
 	if c.ID == "" {
 		errs = append(errs, errors.New("ID is empty"))

@@ -128,7 +128,7 @@ type List struct {
 // New starts memberlist listening on cfg.BindAddr. The member knows only
 // itself until Join (or another member joining it).
 func New(cfg Config) (*List, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

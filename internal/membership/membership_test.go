@@ -148,7 +148,7 @@ func TestValidateReportsEverything(t *testing.T) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
 	}
-	if err := (Config{ID: "x", TransportAddr: "127.0.0.1:1"}).withDefaults().Validate(); err != nil {
+	if err := (Config{ID: "x", TransportAddr: "127.0.0.1:1"}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 }

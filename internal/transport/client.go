@@ -110,7 +110,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{cfg: cfg.withDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), born: time.Now()}
+	c := &Client{cfg: cfg.WithDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), born: time.Now()}
 	c.wg.Add(1)
 	go c.monitor()
 	return c, nil

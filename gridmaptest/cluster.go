@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 type Cluster struct {
 	t    testing.TB
 	opts options
+	nets *memberhook.Networks // nil: sockets
 
 	mu      sync.Mutex
 	members []*gridmap.Member // by index, in start order; stopped ones stay
@@ -37,25 +39,25 @@ const pollInterval = 20 * time.Millisecond
 // its write-behind stored, calls Leave or the maps' Flush itself. NewCluster fails the test if
 // the cluster is not ready within the timeout (WithTimeout).
 //
-// Members talk over loopback: TCP for map operations and raft, TCP and UDP for gossip, on free
-// ports. A cluster without sockets would need memberlist, raft and gridmap's transport all
-// behind in-memory networks selected by an unexported hook; gridmap's transport offers an
-// in-memory Caller for unit tests of single handlers only, so whole members use loopback.
+// The members of a cluster talk through in-memory networks of their own, which open no port:
+// the member-to-member protocol, raft and gossip are the real ones, only their bytes go
+// through socket pairs and in-process queues instead of TCP and UDP (so clusters of parallel
+// tests never compete for ports). A killed member's addresses refuse connections and drop
+// gossip, as a stopped process's ports do. WithSockets uses loopback instead.
 func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("gridmaptest: a cluster needs at least one member, got %d", n)
 	}
 	c := &Cluster{t: t, opts: newOptions(opts)}
+	if !c.opts.sockets {
+		c.nets = memberhook.NewNetworks()
+	}
 	t.Cleanup(c.killAll)
 
 	gossip := make([]string, n)
 	for i := range gossip {
-		addr, err := freeport.Addr("127.0.0.1")
-		if err != nil {
-			t.Fatalf("gridmaptest: %v", err)
-		}
-		gossip[i] = addr
+		gossip[i] = c.gossipAddr(i)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.timeout)
 	defer cancel()
@@ -63,7 +65,7 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { members[i], errs[i] = gridmap.Start(ctx, c.opts.config(i, gossip[i], gossip, n)) })
+		wg.Go(func() { members[i], errs[i] = c.start(ctx, c.opts.config(i, gossip[i], gossip, n)) })
 	}
 	wg.Wait()
 	c.mu.Lock()
@@ -81,6 +83,31 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	c.WaitSafe()
 	return c
+}
+
+// gossipAddr returns the gossip address of member i: a free loopback port with sockets, an
+// address of its own in the cluster's gossip network otherwise.
+func (c *Cluster) gossipAddr(i int) string {
+	if c.nets != nil {
+		return "127.0.0.1:" + strconv.Itoa(7000+i)
+	}
+	addr, err := freeport.Addr("127.0.0.1")
+	if err != nil {
+		c.t.Fatalf("gridmaptest: %v", err)
+	}
+	return addr
+}
+
+// start starts a member with cfg on the cluster's networks.
+func (c *Cluster) start(ctx context.Context, cfg gridmap.Config) (*gridmap.Member, error) {
+	if c.nets == nil {
+		return gridmap.Start(ctx, cfg)
+	}
+	m, err := memberhook.Start(ctx, cfg, c.nets)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*gridmap.Member), nil
 }
 
 // Member returns member i, in start order (members added by Join come after the first n). A
@@ -148,13 +175,9 @@ func (c *Cluster) Join() int {
 	c.mu.Lock()
 	i := len(c.members)
 	c.mu.Unlock()
-	gossip, err := freeport.Addr("127.0.0.1")
-	if err != nil {
-		c.t.Fatalf("gridmaptest: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.timeout)
 	defer cancel()
-	m, err := gridmap.Start(ctx, c.opts.config(i, gossip, seeds, 1))
+	m, err := c.start(ctx, c.opts.config(i, c.gossipAddr(i), seeds, 1))
 	if err != nil {
 		c.t.Fatalf("gridmaptest: member %d could not join: %v", i, err)
 	}

@@ -24,7 +24,12 @@ func testContext(t *testing.T) context.Context {
 // A ready cluster: every partition owned and backed up on distinct members, and a value put
 // through one member is read through every other.
 func TestNewClusterPutOnOneReadOnAnother(t *testing.T) {
-	c := gridmaptest.NewCluster(t, 3)
+	t.Run("memory", func(t *testing.T) { testPutOnOneReadOnAnother(t) })
+	t.Run("sockets", func(t *testing.T) { testPutOnOneReadOnAnother(t, gridmaptest.WithSockets()) })
+}
+
+func testPutOnOneReadOnAnother(t *testing.T, opts ...gridmaptest.Option) {
+	c := gridmaptest.NewCluster(t, 3, opts...)
 	ctx := testContext(t)
 	if got := len(c.Members()); got != 3 {
 		t.Fatalf("%d members", got)
@@ -179,5 +184,35 @@ func TestCleanupStopsMembers(t *testing.T) {
 	}
 	if !errors.Is(err, gridmap.ErrClosed) && !errors.Is(err, dmap.ErrClosed) {
 		t.Fatalf("a member of a finished test still works: %v", err)
+	}
+}
+
+// In-memory clusters open no port: two of them, with the very same member addresses, run side
+// by side without meeting (each has networks of its own).
+func TestInMemoryClustersAreIsolated(t *testing.T) {
+	a := gridmaptest.NewCluster(t, 2)
+	b := gridmaptest.NewCluster(t, 2)
+	if a.Member(0).GossipAddr() != b.Member(0).GossipAddr() {
+		t.Fatalf("gossip addresses %s and %s: expected the same in-memory address", a.Member(0).GossipAddr(), b.Member(0).GossipAddr())
+	}
+	for _, c := range []*gridmaptest.Cluster{a, b} {
+		if got := len(c.Member(0).Cluster().Members()); got != 2 {
+			t.Fatalf("a cluster sees %d members, want its own 2", got)
+		}
+	}
+	ctx := testContext(t)
+	ma, err := gridmap.GetMap[string, string](a.Member(0), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.Put(ctx, "k", "a"); err != nil {
+		t.Fatal(err)
+	}
+	mb, err := gridmap.GetMap[string, string](b.Member(1), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mb.Get(ctx, "k"); !errors.Is(err, dmap.ErrNotFound) {
+		t.Fatalf("cluster b sees cluster a's entry: %v", err)
 	}
 }

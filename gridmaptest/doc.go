@@ -12,5 +12,6 @@
 //
 // A cluster is ready when NewCluster returns (every partition owned and backed up, every member
 // agreeing on the table), uses fast failure detection (gridmap.LocalTimings) and is stopped by
-// t.Cleanup. Members talk over loopback TCP and UDP on free ports; see NewCluster for why.
+// t.Cleanup. Its members talk through in-memory networks of their own and open no port, so
+// tests may run many clusters side by side; WithSockets puts them on loopback instead.
 package gridmaptest

@@ -28,6 +28,7 @@ type options struct {
 	maps       map[string]dmap.MapConfig
 	configure  []func(i int, cfg *gridmap.Config)
 	timeout    time.Duration
+	sockets    bool
 }
 
 func newOptions(opts []Option) options {
@@ -72,6 +73,13 @@ func WithConfig(f func(i int, cfg *gridmap.Config)) Option {
 // DefaultTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
+}
+
+// WithSockets runs the members over loopback sockets (TCP, and UDP for gossip, on free ports)
+// instead of in-memory networks: for a test that needs real addresses, for example to start a
+// process of its own that joins the cluster. Default: in memory.
+func WithSockets() Option {
+	return func(o *options) { o.sockets = true }
 }
 
 // config is member i's configuration.

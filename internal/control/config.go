@@ -238,6 +238,10 @@ func WANTimings() Timings {
 type Deps struct {
 	Server *transport.Server
 	Client *transport.Client
+	// Gossip, when not nil, carries memberlist's traffic in memory (members
+	// of one process, in tests; see membership.Config.Network). Nil: UDP and
+	// TCP sockets on GossipBindAddr.
+	Gossip *membership.MemNetwork
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -168,6 +168,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		BindAddr:      cfg.GossipBindAddr,
 		AdvertiseAddr: cfg.GossipAdvertiseAddr,
 		Timings:       cfg.Timings.Gossip,
+		Network:       deps.Gossip,
 		Logger:        cfg.Logger,
 	})
 	if err != nil {

@@ -133,6 +133,11 @@ type Config struct {
 	// Logger receives memberlist's log at Warn and above (Debug too when
 	// the logger enables it). nil discards.
 	Logger *slog.Logger
+	// Network, when not nil, carries the gossip in memory instead of UDP
+	// and TCP sockets (members of one process, in tests); BindAddr's host
+	// must then be an IP, and port 0 picks one unused in Network. Nil:
+	// sockets.
+	Network *MemNetwork
 }
 
 // WithDefaults returns c with every zero field set to its default (Timings

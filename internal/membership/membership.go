@@ -182,8 +182,18 @@ func New(cfg Config) (*List, error) {
 	mc.Events = (*eventDelegate)(l)
 	mc.Logger = log.New(LogWriter(cfg.Logger, "memberlist", false), "", 0)
 
+	if cfg.Network != nil {
+		t, err := cfg.Network.bind(mc.BindAddr, port)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = t
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			mc.Transport.Shutdown()
+		}
 		return nil, fmt.Errorf("membership: start memberlist: %w", err)
 	}
 	l.ml = ml

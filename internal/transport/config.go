@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -60,6 +62,10 @@ type Config struct {
 	ErrorCode func(error) uint16
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
+	// Dial, when not nil, connects to a peer's address instead of a TCP dial: the Client's
+	// connections and the raft layer's (see Server.RaftLayer) both use it. MemNetwork.Dial
+	// runs members of one process without sockets on a network. Nil: TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // WithDefaults returns c with every zero field set to its default.

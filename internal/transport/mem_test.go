@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestMemNetwork(t *testing.T) {
@@ -41,5 +44,58 @@ func TestMemNetwork(t *testing.T) {
 	n.Unregister("m1")
 	if _, err := c.Call(ctx, "m1", Message{Type: msgEcho}); !errors.Is(err, ErrConnClosed) {
 		t.Fatalf("unregistered: %v", err)
+	}
+}
+
+// As a stream network, MemNetwork carries the real protocol without sockets on a network:
+// gridmap calls (small and bulk lanes) and raft connections reach a Server listening on it,
+// ports are assigned like the kernel's, and a closed listener's address refuses dials.
+func TestMemNetworkStreams(t *testing.T) {
+	n := NewMemNetwork()
+	ln, err := n.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Listen(ln.Addr().String()); err == nil {
+		t.Fatal("two listeners at one address")
+	}
+	other, err := n.Listen("127.0.0.1:0")
+	if err != nil || other.Addr().String() == ln.Addr().String() {
+		t.Fatalf("second port: %v %v", other.Addr(), err)
+	}
+	other.Close()
+	if _, err := n.Listen("localhost:1"); err == nil {
+		t.Fatal("a host name accepted: addresses must be IPs")
+	}
+
+	cfg := Config{Dial: n.Dial}
+	s := startServerOn(t, cfg, ln)
+	c := newClient(t, cfg)
+	mustEcho(t, c, s.addr, "small", "lane")
+	mustEcho(t, c, s.addr, "bulk", string(make([]byte, 1<<20)))
+
+	layer := s.RaftLayer(ln.Addr())
+	accepted := make(chan error, 1)
+	go func() {
+		nc, err := layer.Accept()
+		if err == nil {
+			nc.Close()
+		}
+		accepted <- err
+	}()
+	rc, err := layer.Dial(raft.ServerAddress(s.addr), 5*time.Second)
+	if err != nil {
+		t.Fatalf("raft dial: %v", err)
+	}
+	rc.Close()
+	if err := <-accepted; err != nil {
+		t.Fatalf("raft accept: %v", err)
+	}
+
+	if _, err := n.Dial(context.Background(), other.Addr().String()); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("dial to a closed listener: %v", err)
+	}
+	if _, err := layer.Dial(raft.ServerAddress(other.Addr().String()), time.Second); err == nil {
+		t.Fatal("raft dial to a closed listener succeeded")
 	}
 }

@@ -79,7 +79,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 	tcfg := cfg.transportConfig(log.With("component", "transport"))
 	deps := control.Deps{}
 	if nets != nil {
-		tcfg.Dial = nets.Transport.Dial
+		tcfg.Dial = nets.Transport.DialFrom(advertise)
 		deps.Gossip = nets.Gossip
 	}
 	server, err := transport.NewServer(tcfg)

@@ -189,6 +189,59 @@ func (c *Cluster) Join() int {
 	return i
 }
 
+// Partition splits the network: each group of member indexes is cut off from every member
+// outside it (members named in no group stay connected to each other), as a network partition
+// would: messages and gossip between them are lost and their connections break, while each
+// side keeps running. The side with a majority of the raft voters reassigns the partitions of
+// the members it lost; the other side's owners stop serving once their lease ends (see
+// gridmap.Timings.LeaseDuration). Heal ends it. Partition needs the in-memory networks (it
+// fails the test with WithSockets) and replaces any earlier partition.
+func (c *Cluster) Partition(groups ...[]int) {
+	c.t.Helper()
+	if c.nets == nil {
+		c.t.Fatal("gridmaptest: Partition needs the in-memory networks (the cluster uses WithSockets)")
+	}
+	group := map[int]int{}
+	for g, members := range groups {
+		for _, i := range members {
+			c.Member(i) // fails the test for an unknown index
+			group[i] = g + 1
+		}
+	}
+	c.Heal()
+	type addrs struct{ transport, gossip string }
+	c.mu.Lock()
+	all := make([]addrs, len(c.members))
+	for i, m := range c.members {
+		if c.stopped[i] {
+			continue
+		}
+		for _, mi := range m.Cluster().Members() {
+			if mi.Local {
+				all[i] = addrs{mi.Addr, mi.GossipAddr}
+			}
+		}
+	}
+	c.mu.Unlock()
+	for i := range all {
+		for j := i + 1; j < len(all); j++ {
+			if group[i] != group[j] {
+				c.nets.Transport.Cut(all[i].transport, all[j].transport)
+				c.nets.Gossip.Cut(all[i].gossip, all[j].gossip)
+			}
+		}
+	}
+}
+
+// Heal ends a Partition: every member can reach every other again, and the cluster merges
+// back (WaitSafe waits for it).
+func (c *Cluster) Heal() {
+	if c.nets != nil {
+		c.nets.Transport.MendAll()
+		c.nets.Gossip.MendAll()
+	}
+}
+
 // WaitSafe waits until the cluster is safe again: every live member holds the same partition
 // table and finds it safe (gridmap.Cluster.Safe: every partition owned and backed up by live
 // members, nothing moving), and no live member still counts a killed or departed member as

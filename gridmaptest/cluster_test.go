@@ -216,3 +216,81 @@ func TestInMemoryClustersAreIsolated(t *testing.T) {
 		t.Fatalf("cluster b sees cluster a's entry: %v", err)
 	}
 }
+
+// A partition isolating one member of three: the isolated owner stops accepting writes (its
+// lease ends), the majority takes its partitions over with every acknowledged write, and once
+// healed the member is back in a safe cluster that serves it all.
+func TestPartitionAndHeal(t *testing.T) {
+	c := gridmaptest.NewCluster(t, 3)
+	ctx := testContext(t)
+	m0, err := gridmap.GetMap[string, int](c.Member(0), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if err := m0.Put(ctx, fmt.Sprint("k", i), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isolated := c.Member(2)
+	var owned string // a key the isolated member owns
+	for i := range n {
+		p, err := gridmap.PartitionOfKey(isolated.Cluster(), m0, fmt.Sprint("k", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Owner == isolated.ID() {
+			owned = fmt.Sprint("k", i)
+			break
+		}
+	}
+	if owned == "" {
+		t.Fatal("the member to isolate owns none of the keys: the test would prove nothing")
+	}
+
+	c.Partition([]int{2})
+	m2, err := gridmap.GetMap[string, int](isolated, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The minority stops accepting writes: within the lease (LocalTimings: 1s) and the
+	// operation's own deadline, a write through it fails instead of forking the data.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = m2.Put(wctx, owned, -1)
+	cancel()
+	if err == nil {
+		t.Fatal("the isolated member accepted a write")
+	}
+	// The majority reassigns the isolated member's partitions and serves every write.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		moved := true
+		for _, p := range c.Member(0).Cluster().Partitions() {
+			if p.Owner == isolated.ID() {
+				moved = false
+				break
+			}
+		}
+		if moved {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the majority never took the isolated member's partitions")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range n {
+		if v, err := m0.Get(ctx, fmt.Sprint("k", i)); err != nil || v != i {
+			t.Fatalf("k%d on the majority: %d, %v", i, v, err)
+		}
+	}
+
+	c.Heal()
+	c.WaitSafe()
+	for i := range n {
+		if v, err := m2.Get(ctx, fmt.Sprint("k", i)); err != nil || v != i {
+			t.Fatalf("k%d through the healed member: %d, %v", i, v, err)
+		}
+	}
+}

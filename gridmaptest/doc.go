@@ -13,5 +13,6 @@
 // A cluster is ready when NewCluster returns (every partition owned and backed up, every member
 // agreeing on the table), uses fast failure detection (gridmap.LocalTimings) and is stopped by
 // t.Cleanup. Its members talk through in-memory networks of their own and open no port, so
-// tests may run many clusters side by side; WithSockets puts them on loopback instead.
+// tests may run many clusters side by side, and Partition can split those networks (a
+// split-brain test) until Heal; WithSockets puts the members on loopback instead.
 package gridmaptest

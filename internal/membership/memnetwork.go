@@ -23,6 +23,10 @@ const packetQueue = 1024
 // package memnet). A List that shuts down leaves the network, so the others' probes of it fail
 // as they would for a stopped process. Safe for concurrent use.
 type MemNetwork struct {
+	// Links partitions gossip addresses (Cut): packets between them are dropped, streams
+	// refused, open streams closed.
+	memnet.Links
+
 	mu       sync.RWMutex
 	nodes    map[string]*memTransport // by host:port
 	lastPort int
@@ -101,7 +105,7 @@ func (t *memTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, err
 func (t *memTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	now := time.Now()
 	dest := t.net.lookup(addr)
-	if dest == nil {
+	if dest == nil || t.net.Blocked(t.addr, dest.addr) {
 		return now, nil
 	}
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: &net.UDPAddr{IP: t.ip, Port: t.port}, Timestamp: now}
@@ -120,9 +124,19 @@ func (t *memTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	if dest == nil {
 		return nil, fmt.Errorf("membership: dial %s: connection refused", addr)
 	}
+	if t.net.Blocked(t.addr, dest.addr) {
+		return nil, fmt.Errorf("membership: dial %s: network partitioned", addr)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dest.streams.Dial(ctx)
+	c, err := dest.streams.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tc := t.net.Track(t.addr, dest.addr, c); tc != nil {
+		return tc, nil
+	}
+	return nil, fmt.Errorf("membership: dial %s: network partitioned", addr)
 }
 
 // StreamCh returns the streams dialed to this member. The first call starts the goroutine that

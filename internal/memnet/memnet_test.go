@@ -119,3 +119,69 @@ func TestListenerBacklogFull(t *testing.T) {
 		t.Fatalf("dial on a full backlog: %v", err)
 	}
 }
+
+// Cut blocks a pair both ways and closes its tracked connections, and only its own; Mend and
+// MendAll restore reachability; a connection closed by its owner is forgotten.
+func TestLinks(t *testing.T) {
+	var l Links
+	if l.Blocked("a", "b") {
+		t.Fatal("zero Links blocks")
+	}
+	a, b, err := Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ab := l.Track("a", "b", a)
+	x, y, err := Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	ac := l.Track("a", "c", x)
+	defer ac.Close()
+
+	l.Cut("b", "a")
+	if !l.Blocked("a", "b") || !l.Blocked("b", "a") || l.Blocked("a", "c") {
+		t.Fatal("Cut is not both ways, or cut another pair")
+	}
+	buf := make([]byte, 1)
+	if err := b.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Read(buf); err != io.EOF {
+		t.Fatalf("the cut connection's peer reads %v, want EOF", err)
+	}
+	if _, err := ac.Write([]byte("x")); err != nil {
+		t.Fatalf("the other pair's connection broke: %v", err)
+	}
+	if _, err := ab.Write([]byte("x")); err == nil {
+		t.Fatal("the cut connection still writes")
+	}
+	p, q, err := Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if l.Track("a", "b", p) != nil {
+		t.Fatal("a connection tracked across a cut")
+	}
+	l.Mend("a", "b")
+	if l.Blocked("a", "b") {
+		t.Fatal("Mend did not restore the pair")
+	}
+	l.Cut("a", "c")
+	l.MendAll()
+	if l.Blocked("a", "c") {
+		t.Fatal("MendAll did not restore every pair")
+	}
+	if err := ac.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	left := len(l.conns[pair("a", "c")])
+	l.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d closed connections still tracked", left)
+	}
+}

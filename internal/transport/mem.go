@@ -57,10 +57,14 @@ func (s *Server) Dispatch(ctx context.Context, req Message) (Message, error) {
 // Servers) connects to it through a socket pair (see package memnet), so the
 // frames, lanes, raft connections and back-pressure are the real ones.
 // Closing a listener makes its address refuse dials, as a stopped process's
-// port does.
+// port does. Cut (of the embedded Links) partitions two addresses: dials
+// through DialFrom between them fail, and the connections they had are
+// closed.
 //
 // It is safe for concurrent use.
 type MemNetwork struct {
+	memnet.Links
+
 	mu        sync.RWMutex
 	servers   map[string]*Server
 	listeners map[string]*memnet.Listener
@@ -104,6 +108,25 @@ func (n *MemNetwork) Listen(addr string) (net.Listener, error) {
 	})
 	n.listeners[key] = l
 	return l, nil
+}
+
+// DialFrom returns a Config.Dial for the member at address from: Dial, except
+// that it fails while from and the target are cut off from each other (see
+// Links.Cut), and that its connections close when they are.
+func (n *MemNetwork) DialFrom(from string) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		if n.Blocked(from, addr) {
+			return nil, fmt.Errorf("%w: dial %s from %s: network partitioned", ErrConnClosed, addr, from)
+		}
+		c, err := n.Dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc := n.Track(from, addr, c); tc != nil {
+			return tc, nil
+		}
+		return nil, fmt.Errorf("%w: dial %s from %s: network partitioned", ErrConnClosed, addr, from)
+	}
 }
 
 // Dial connects to the listener at addr; it fails with an error wrapping

@@ -99,3 +99,40 @@ func TestMemNetworkStreams(t *testing.T) {
 		t.Fatal("raft dial to a closed listener succeeded")
 	}
 }
+
+// DialFrom dials as one member: a Cut between it and the target refuses new connections and
+// breaks the open ones (calls fail instead of hanging), and Mend lets calls through again.
+func TestMemNetworkCut(t *testing.T) {
+	n := NewMemNetwork()
+	ln, err := n.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServerOn(t, Config{}, ln)
+	c := newClient(t, Config{Dial: n.DialFrom("127.0.0.1:9")})
+	mustEcho(t, c, s.addr, "before", "cut")
+	n.Cut(s.addr, "127.0.0.1:9")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Call(ctx, s.addr, Message{Type: msgEcho}); err == nil {
+		t.Fatal("a call crossed the cut")
+	}
+	if _, err := n.DialFrom("127.0.0.1:9")(ctx, s.addr); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("dial across the cut: %v", err)
+	}
+	if _, err := n.DialFrom("127.0.0.1:8")(ctx, s.addr); err != nil {
+		t.Fatalf("another member's dial: %v", err)
+	}
+	n.Mend(s.addr, "127.0.0.1:9")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Call(ctx, s.addr, Message{Type: msgEcho})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call through after Mend: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // the client may hold the failed dial briefly
+	}
+}

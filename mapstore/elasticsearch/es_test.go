@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/storetest"
+	"github.com/gridmap/gridmap/mapstore"
 )
 
 // The tests in this package that need a server read its address from GRIDMAP_ES_URL (set by
@@ -83,17 +86,24 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-func TestSmoke(t *testing.T) {
-	s, _ := newStore(t, nil)
-	ctx := ctxT(t, time.Minute)
-	if err := s.Store(ctx, []byte("a"), []byte(`{"x":1}`)); err != nil {
-		t.Fatal(err)
-	}
-	v, ok, err := s.Load(ctx, []byte("a"))
-	t.Logf("%s %v %v", v, ok, err)
-	n := 0
-	if err := s.LoadAllKeys(ctx, func(k []byte) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(n)
+// TestContract runs the mapstore contract suite on the real server: JSON documents under their
+// keys, and any bytes under any key (IDBase64 with WrapBinary).
+func TestContract(t *testing.T) {
+	serverURL(t)
+	t.Run("JSON", func(t *testing.T) {
+		storetest.RunContract(t, storetest.Contract{
+			Value: func(i, r int) []byte {
+				return fmt.Appendf(nil, `{"n":%d,"round":%d,"text":"caf\u00e9 \"q\"","nested":{"a":[1,2,null]}}`, i, r)
+			},
+			New: func(t *testing.T) mapstore.Store { s, _ := newStore(t, nil); return s },
+		})
+	})
+	t.Run("Binary", func(t *testing.T) {
+		storetest.RunContract(t, storetest.Contract{AnyKey: true, New: func(t *testing.T) mapstore.Store {
+			s, _ := newStore(t, func(c *Config) {
+				c.IDs, c.Document, c.Value, c.Mappings = IDBase64, WrapBinary, UnwrapBinary, []byte(BinaryMappings)
+			})
+			return s
+		}})
+	})
 }

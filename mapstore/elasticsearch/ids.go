@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,8 +15,8 @@ const (
 	// (a crash ID). The key must then be valid UTF-8 of 1 to 512 bytes: other keys are refused
 	// for good (mapstore.ErrRejected).
 	IDRaw IDEncoding = iota
-	// IDBase64 uses the unpadded URL-safe base64 of the key, so any key of up to 384 bytes
-	// (empty and binary keys included) can be stored.
+	// IDBase64 uses "k" and the unpadded URL-safe base64 of the key (an _id cannot be empty),
+	// so any key of up to 383 bytes, empty and binary keys included, can be stored.
 	IDBase64
 )
 
@@ -25,7 +26,7 @@ const maxIDBytes = 512
 // id returns the _id of key.
 func (e IDEncoding) id(key []byte) (string, error) {
 	if e == IDBase64 {
-		id := base64.RawURLEncoding.EncodeToString(key)
+		id := "k" + base64.RawURLEncoding.EncodeToString(key)
 		if len(id) > maxIDBytes {
 			return "", fmt.Errorf("key of %d bytes: its base64 _id is longer than %d bytes", len(key), maxIDBytes)
 		}
@@ -45,8 +46,9 @@ func (e IDEncoding) id(key []byte) (string, error) {
 // key returns the key of an _id.
 func (e IDEncoding) key(id string) ([]byte, error) {
 	if e == IDBase64 {
-		k, err := base64.RawURLEncoding.DecodeString(id)
-		if err != nil {
+		b64, ok := strings.CutPrefix(id, "k")
+		k, err := base64.RawURLEncoding.DecodeString(b64)
+		if !ok || err != nil {
 			return nil, fmt.Errorf("%w: _id %q is not base64: %v", ErrBadResponse, id, err)
 		}
 		return k, nil

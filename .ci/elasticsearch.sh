@@ -4,13 +4,14 @@
 #   .ci/elasticsearch.sh start    download (once), unzip (once), start, wait until it answers
 #   .ci/elasticsearch.sh stop     stop the instance started on this port (by its PID)
 #   .ci/elasticsearch.sh status   exit 0 if the instance answers _cluster/health, else 1
+#   .ci/elasticsearch.sh wipe     stop it and remove its folder (data included)
 #
 # The server is Elasticsearch's integration-test distribution (core modules only, no
 # analysis-common, no ingest pipelines) from Maven Central, fetched with Maven into ~/.m2 and
 # unzipped under $GRIDMAP_ES_ROOT. It runs single-node, security off, heap 512 MiB, on Java 17,
 # as a non-root user (Elasticsearch refuses root: as root the script creates the system user
-# gridmap-es). Its config, data, logs and PID file live under $GRIDMAP_ES_ROOT/<port>, wiped at
-# each start.
+# gridmap-es). Its config, data, logs and PID file live under $GRIDMAP_ES_ROOT/<port>; a start
+# after a stop keeps the data (a restart), wipe removes it.
 #
 # Environment (all optional):
 #   GRIDMAP_ES_PORT      HTTP port (default 9200); one instance per port
@@ -119,7 +120,7 @@ start() {
 	fetch
 	unpack
 	stop_quiet
-	rm -rf "$inst"
+	rm -rf "$inst/config"
 	mkdir -p "$inst/data" "$inst/logs"
 	cp -r "$dist/config" "$inst/config"
 	local run=()
@@ -193,6 +194,11 @@ stop)
 	stop_quiet
 	log "stopped the instance on port $port"
 	;;
+wipe)
+	stop_quiet
+	rm -rf "$inst"
+	log "removed $inst"
+	;;
 status)
 	if healthy; then
 		echo "answering at $url (PID $(pid_of || echo unknown))"
@@ -202,7 +208,7 @@ status)
 	fi
 	;;
 *)
-	echo "usage: $0 start|stop|status   (env GRIDMAP_ES_PORT, GRIDMAP_ES_ROOT, GRIDMAP_ES_VERSION)" >&2
+	echo "usage: $0 start|stop|status|wipe   (env GRIDMAP_ES_PORT, GRIDMAP_ES_ROOT, GRIDMAP_ES_VERSION)" >&2
 	exit 2
 	;;
 esac

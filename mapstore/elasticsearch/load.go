@@ -110,17 +110,12 @@ func (s *Store) mget(ctx context.Context, keys [][]byte, fn func(key, value []by
 // however many documents there are. The point in time is closed at the end.
 func (s *Store) LoadAllKeys(ctx context.Context, fn func(key []byte) error) error {
 	// A point in time sees what was refreshed: refresh first, so every stored key is listed.
-	rpath := "/" + s.index.wildcard() + "/_refresh?ignore_unavailable=true&allow_no_indices=true"
-	status, out, err := s.do(ctx, http.MethodPost, rpath, nil)
-	if err != nil {
+	if err := s.Refresh(ctx); err != nil {
 		return err
-	}
-	if status != http.StatusOK && status != http.StatusNotFound {
-		return statusError(http.MethodPost, rpath, status, out)
 	}
 	keepAlive := fmt.Sprintf("%dms", s.cfg.KeepAlive.Milliseconds())
 	path := "/" + s.index.wildcard() + "/_pit?keep_alive=" + keepAlive
-	status, out, err = s.do(ctx, http.MethodPost, path, nil)
+	status, out, err := s.do(ctx, http.MethodPost, path, nil)
 	if err != nil {
 		return err
 	}

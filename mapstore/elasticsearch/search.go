@@ -168,3 +168,17 @@ func cmpOr(v, d int) int {
 	}
 	return d
 }
+
+// Refresh makes every document stored so far visible to Find and Count (which otherwise see
+// them within the indices' refresh interval). Load, LoadAll and LoadAllKeys need no refresh.
+func (s *Store) Refresh(ctx context.Context) error {
+	path := "/" + s.index.wildcard() + "/_refresh?ignore_unavailable=true&allow_no_indices=true"
+	status, out, err := s.do(ctx, http.MethodPost, path, nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK && status != http.StatusNotFound {
+		return statusError(http.MethodPost, path, status, out)
+	}
+	return nil
+}

@@ -92,6 +92,7 @@ unpack() {
 	mkdir -p "$root"
 	rm -rf "$dist.part"
 	mkdir -p "$dist.part"
+	command -v unzip >/dev/null || command -v python3 >/dev/null || apt_install unzip
 	if command -v unzip >/dev/null; then
 		unzip -q "$zip" -d "$dist.part"
 	else

@@ -200,7 +200,7 @@ func (s *Store) indexOp(key, value []byte) (op, error) {
 	doc := value
 	if s.cfg.Document != nil {
 		if doc, err = s.cfg.Document(key, value); err != nil {
-			return op{}, fmt.Errorf("Document: %w", err)
+			return op{}, fmt.Errorf("the Document hook: %w", err)
 		}
 	}
 	line := make([]byte, 0, len(doc)+len(index)+len(id)+48)

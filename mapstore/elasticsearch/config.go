@@ -12,16 +12,17 @@ import (
 
 // Defaults filled in by Config.WithDefaults.
 const (
-	DefaultAddress        = "http://127.0.0.1:9200"
-	DefaultBulkBytes      = 5 << 20 // 5 MiB: Elastic's advice for a bulk request
-	DefaultBulkWorkers    = 4
-	DefaultBulkTries      = 8
-	DefaultRetryInitial   = 100 * time.Millisecond
-	DefaultRetryMax       = 5 * time.Second
-	DefaultRequestTimeout = 60 * time.Second
-	DefaultPageSize       = 5000
-	DefaultMgetSize       = 1000
-	DefaultKeepAlive      = 2 * time.Minute
+	DefaultAddress          = "http://127.0.0.1:9200"
+	DefaultBulkBytes        = 5 << 20 // 5 MiB: Elastic's advice for a bulk request
+	DefaultBulkWorkers      = 4
+	DefaultBulkTries        = 8
+	DefaultRetryInitial     = 100 * time.Millisecond
+	DefaultRetryMax         = 5 * time.Second
+	DefaultRequestTimeout   = 60 * time.Second
+	DefaultPageSize         = 5000
+	DefaultMgetSize         = 1000
+	DefaultKeepAlive        = 2 * time.Minute
+	DefaultTemplatePriority = 200
 )
 
 // Config configures a Store. Zero fields take the defaults above; New fills them in and
@@ -48,6 +49,10 @@ type Config struct {
 	// first write) so that every index it creates gets Settings and Mappings. Default "gridmap-"
 	// and the literal part of Index. Indices created before the template keep their mapping.
 	Template string
+	// TemplatePriority is the priority of the index template. Elasticsearch refuses two templates
+	// of the same priority whose patterns overlap ("socorro*" and "socorro_raw"): give each an
+	// own priority then. Default 200.
+	TemplatePriority int
 	// Settings are the index settings of the template (JSON object), for example
 	// {"number_of_shards":1,"number_of_replicas":0,"refresh_interval":"5s"}. nil: the server's
 	// defaults.
@@ -123,6 +128,7 @@ func (c Config) WithDefaults() Config {
 			*p = d
 		}
 	}
+	set(&c.TemplatePriority, DefaultTemplatePriority)
 	set(&c.BulkBytes, DefaultBulkBytes)
 	set(&c.BulkWorkers, DefaultBulkWorkers)
 	set(&c.BulkTries, DefaultBulkTries)

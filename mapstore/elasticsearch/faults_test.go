@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -271,5 +272,34 @@ func TestAppendDoc(t *testing.T) {
 	got, err := appendDoc(nil, []byte("{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1, 2]\n}"))
 	if err != nil || !bytes.Equal(got, []byte(`{"a":"x\ny","b":[1,2]}`+"\n")) {
 		t.Fatalf("appendDoc = %q, %v", got, err)
+	}
+}
+
+// A 413 (request too large) makes the call send smaller requests; a single document the server
+// finds too large is rejected for good.
+func TestRequestTooLarge(t *testing.T) {
+	f := &fakeES{}
+	f.bulk = func(_ int, ids []string) (int, string) {
+		if len(ids) > 3 || slices.Contains(ids, "k5") { // k5 alone is too large
+			return 413, ``
+		}
+		return 200, items(ids, func(string) int { return 201 })
+	}
+	s := fakeStore(t, f, nil)
+	keys, values := docs(10)
+	rej := mapstore.Rejected(s.StoreAll(context.Background(), keys, values))
+	if rej == nil || len(rej.Keys) != 1 || string(rej.Keys[0]) != "k5" {
+		t.Fatalf("rejected %v, want k5", rej)
+	}
+	stored := map[string]bool{}
+	for _, b := range f.bulks {
+		if len(b) <= 3 && !slices.Contains(b, "k5") {
+			for _, id := range b {
+				stored[id] = true
+			}
+		}
+	}
+	if len(stored) != 9 {
+		t.Fatalf("stored %d documents (%v), want the 9 others", len(stored), f.bulks)
 	}
 }

@@ -106,7 +106,7 @@ func (s *Store) EnsureTemplate(ctx context.Context) error {
 	}
 	body, err := json.Marshal(map[string]any{
 		"index_patterns": []string{s.index.wildcard()},
-		"priority":       200,
+		"priority":       s.cfg.TemplatePriority,
 		"template":       tmpl,
 		"_meta":          map[string]string{"created_by": "gridmap mapstore/elasticsearch"},
 	})

@@ -15,6 +15,9 @@ import (
 // errThrottled: the server answered a whole bulk request with 429 (too many requests).
 var errThrottled = errors.New("elasticsearch: throttled (HTTP 429)")
 
+// errTooLarge: the server refused a bulk request as larger than its http.max_content_length.
+var errTooLarge = errors.New("elasticsearch: request too large (HTTP 413)")
+
 // pacer slows every bulk request of a Store down while the server answers 429: each 429
 // doubles the wait before a request (from RetryInitial up to RetryMax), each answer without one
 // halves it, down to no wait at all.
@@ -62,12 +65,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// chunks splits ops into bulk requests of at most BulkBytes (at least one operation each).
-func (s *Store) chunks(ops []op) [][]op {
+// chunks splits ops into bulk requests of at most limit bytes (at least one operation each).
+func chunks(ops []op, limit int) [][]op {
 	var out [][]op
 	start, size := 0, 0
 	for i, o := range ops {
-		if i > start && size+len(o.line) > s.cfg.BulkBytes {
+		if i > start && size+len(o.line) > limit {
 			out = append(out, ops[start:i])
 			start, size = i, 0
 		}
@@ -79,14 +82,23 @@ func (s *Store) chunks(ops []op) [][]op {
 	return out
 }
 
+// size returns the bytes of the bulk body of ops.
+func size(ops []op) int {
+	n := 0
+	for _, o := range ops {
+		n += len(o.line)
+	}
+	return n
+}
+
 // bulk applies ops with as many bulk requests (at most BulkWorkers of the Store's in flight) as
 // their size needs. Operations refused for good are added to rej; those refused for now are sent
 // again, after a backoff, up to BulkTries times. An error means some operation may not be
 // applied: the caller retries the whole call later (every operation is idempotent).
 func (s *Store) bulk(ctx context.Context, ops []op, rej *mapstore.RejectedError) error {
-	pending := ops
+	pending, limit := ops, s.cfg.BulkBytes
 	for try := 1; ; try++ {
-		chunks := s.chunks(pending)
+		chunks := chunks(pending, limit)
 		results := make([][]itemResult, len(chunks))
 		errs := make([]error, len(chunks))
 		var wg sync.WaitGroup
@@ -98,10 +110,19 @@ func (s *Store) bulk(ctx context.Context, ops []op, rej *mapstore.RejectedError)
 		var last error
 		for i, c := range chunks {
 			if err := errs[i]; err != nil {
-				if !errors.Is(err, errThrottled) {
+				switch {
+				case errors.Is(err, errTooLarge) && len(c) == 1:
+					// One document larger than the server takes: it never will.
+					rej.Keys = append(rej.Keys, bytes.Clone(c[0].key))
+					rej.Reasons = append(rej.Reasons, err)
+				case errors.Is(err, errTooLarge):
+					limit = max(min(limit, size(c)/2), 1) // smaller requests from now on in this call
+					retry, last = append(retry, c...), err
+				case errors.Is(err, errThrottled):
+					retry, last = append(retry, c...), err
+				default:
 					return err
 				}
-				retry, last = append(retry, c...), err
 				continue
 			}
 			for j, r := range results[i] {
@@ -140,11 +161,7 @@ func (s *Store) send(ctx context.Context, ops []op) ([]itemResult, error) {
 	if err := sleep(ctx, s.pace.current()); err != nil {
 		return nil, fmt.Errorf("%w: slowed down by 429s: %w", ErrUnavailable, err)
 	}
-	n := 0
-	for _, o := range ops {
-		n += len(o.line)
-	}
-	body := make([]byte, 0, n)
+	body := make([]byte, 0, size(ops))
 	for _, o := range ops {
 		body = append(body, o.line...)
 	}
@@ -156,6 +173,8 @@ func (s *Store) send(ctx context.Context, ops []op) ([]itemResult, error) {
 	switch {
 	case err != nil:
 		return nil, err
+	case status == http.StatusRequestEntityTooLarge:
+		return nil, fmt.Errorf("%w: %w: %d bytes", ErrServer, errTooLarge, len(body))
 	case status == http.StatusTooManyRequests:
 		s.pace.throttled()
 		return nil, fmt.Errorf("%w: %w: %s", ErrServer, errThrottled, errorReason(out))

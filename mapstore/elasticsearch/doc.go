@@ -36,6 +36,7 @@
 //
 // The tests run against a real server: .ci/elasticsearch.sh start runs one on port 9200, and the
 // tests read its address from GRIDMAP_ES_URL; without it they skip (they fail with CI=true).
-// TestOutage stops and restarts a second server of its own (CI runs it; elsewhere -es.outage).
+// TestOutage stops and restarts a second server of its own (CI runs it; elsewhere -es.outage),
+// and TestLoadAllKeysLarge lists 100,000 documents under CI or with -es.large (20,000 otherwise).
 // BenchmarkWriteBehind measures the write-behind rate of processed-crash-like documents.
 package elasticsearch

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -254,9 +256,16 @@ func TestWeeklyIndices(t *testing.T) {
 	}
 }
 
-// TestLoadAllKeys100000 lists 100,000 documents, in pages of PageSize (about 15 s).
-func TestLoadAllKeys100000(t *testing.T) {
-	const n = 100_000
+// largeTests makes TestLoadAllKeysLarge list 100,000 documents instead of 20,000.
+var largeTests = flag.Bool("es.large", false, "list 100,000 documents in TestLoadAllKeysLarge (15-40 s); CI=true does too")
+
+// TestLoadAllKeysLarge lists 100,000 documents with -es.large or CI=true (20,000 otherwise) in
+// pages of PageSize.
+func TestLoadAllKeysLarge(t *testing.T) {
+	n := 20_000
+	if *largeTests || os.Getenv("CI") == "true" {
+		n = 100_000
+	}
 	s, _ := newStore(t, func(c *Config) { c.BulkBytes = 2 << 20 })
 	ctx := ctxT(t, 10*time.Minute)
 	const chunk = 10_000

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,8 @@ type Flusher struct {
 
 	pmu      sync.Mutex
 	progress chan struct{} // closed and replaced after every finished batch
+
+	rejected atomic.Uint64 // entries the store refused for good (RejectedError)
 }
 
 // NewFlusher starts flushing cfg.Queue into cfg.Store until ctx ends or Close is called.
@@ -128,8 +131,10 @@ func (f *Flusher) Flush(ctx context.Context) error {
 // Stats returns the queue's statistics.
 func (f *Flusher) Stats() Stats {
 	f.lock.Lock()
-	defer f.lock.Unlock()
-	return f.q.Stats(time.Now())
+	s := f.q.Stats(time.Now())
+	f.lock.Unlock()
+	s.Rejected = f.rejected.Load()
+	return s
 }
 
 // Close flushes until everything is stored or ctx ends, then stops the flusher's goroutine and
@@ -194,8 +199,40 @@ func (f *Flusher) run() {
 }
 
 // write stores one batch: StoreAll and DeleteAll when the store can batch, else one call per
-// entry.
+// entry. Entries the store refuses for good are counted, logged and not retried.
 func (f *Flusher) write(batch []Entry) error {
+	err := f.writeCalls(batch)
+	if rej := Rejected(err); rej != nil {
+		f.rejected.Add(uint64(len(rej.Keys)))
+		f.log.Error("write-behind store refused entries for good; they are not retried", "entries", len(rej.Keys), "err", err)
+		return nil
+	}
+	return err
+}
+
+// writeCalls makes the store calls of one batch. A *RejectedError of one call does not stop the
+// others: the rejections of every call are returned together.
+func (f *Flusher) writeCalls(batch []Entry) error {
+	var rejected RejectedError
+	reject := func(err error) error {
+		r := Rejected(err)
+		if r == nil {
+			return err
+		}
+		rejected.Keys = append(rejected.Keys, r.Keys...)
+		rejected.Reasons = append(rejected.Reasons, r.Reasons...)
+		return nil
+	}
+	if err := f.calls(batch, reject); err != nil {
+		return err
+	}
+	if len(rejected.Keys) > 0 {
+		return &rejected
+	}
+	return nil
+}
+
+func (f *Flusher) calls(batch []Entry, reject func(error) error) error {
 	ctx := f.ctx
 	if f.batch == nil {
 		for _, e := range batch {
@@ -205,7 +242,7 @@ func (f *Flusher) write(batch []Entry) error {
 			} else {
 				err = f.store.Store(ctx, e.Key, e.Value)
 			}
-			if err != nil {
+			if err = reject(err); err != nil {
 				return err
 			}
 		}
@@ -221,12 +258,12 @@ func (f *Flusher) write(batch []Entry) error {
 		}
 	}
 	if len(keys) > 0 {
-		if err := f.batch.StoreAll(ctx, keys, values); err != nil {
+		if err := reject(f.batch.StoreAll(ctx, keys, values)); err != nil {
 			return err
 		}
 	}
 	if len(dels) > 0 {
-		return f.batch.DeleteAll(ctx, dels)
+		return reject(f.batch.DeleteAll(ctx, dels))
 	}
 	return nil
 }

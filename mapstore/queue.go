@@ -358,6 +358,7 @@ type Stats struct {
 	RetryAt             time.Time // no batch before this time (zero: none pending)
 	LastError           error     // the last store error, nil if none
 	LastErrorAt         time.Time
+	Rejected            uint64 // entries the store refused for good (RejectedError); Flusher only
 }
 
 // Snapshot is a queue's content in a form to send to a backup or a migration target. Ages

@@ -1,0 +1,180 @@
+package hbase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gridmap/gridmap/mapstore/hbase/internal/pb"
+	"github.com/gridmap/gridmap/mapstore/hbase/internal/rpc"
+)
+
+// masterCall runs one MasterService call on the active master, retrying while it is busy or
+// moving.
+func (c *Client) masterCall(ctx context.Context, method string, req, resp proto.Message) error {
+	return c.retry(ctx, method, func(ctx context.Context) error {
+		addr, err := c.activeMaster(ctx)
+		if err != nil {
+			return err
+		}
+		proto.Reset(resp)
+		return c.call(ctx, addr, rpc.MasterService, method, req, resp)
+	})
+}
+
+// CreateTable creates table with one column family per name in families (each keeping one
+// version) and waits until the procedure finished and every region is served. It fails with
+// ErrTableExists if the table is there already.
+func (c *Client) CreateTable(ctx context.Context, table string, families ...string) error {
+	if len(families) == 0 {
+		return fmt.Errorf("%w: CreateTable %s without a column family", ErrInvalidConfig, table)
+	}
+	schema := &pb.TableSchema{TableName: tableName(table)}
+	for _, f := range families {
+		schema.ColumnFamilies = append(schema.ColumnFamilies, &pb.ColumnFamilySchema{
+			Name: []byte(f),
+			Attributes: []*pb.BytesBytesPair{
+				{First: []byte("VERSIONS"), Second: []byte("1")},
+			},
+		})
+	}
+	resp := &pb.CreateTableResponse{}
+	if err := c.masterCall(ctx, "CreateTable", &pb.CreateTableRequest{TableSchema: schema}, resp); err != nil {
+		return fmt.Errorf("create table %s: %w", table, err)
+	}
+	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {
+		return fmt.Errorf("create table %s: %w", table, err)
+	}
+	return c.waitServed(ctx, table)
+}
+
+// EnsureTable creates table with the given families unless it exists, and waits until it is
+// served. An existing table is used as it is (its families are not checked).
+func (c *Client) EnsureTable(ctx context.Context, table string, families ...string) error {
+	err := c.CreateTable(ctx, table, families...)
+	if errors.Is(err, ErrTableExists) {
+		return c.waitServed(ctx, table)
+	}
+	return err
+}
+
+// DeleteTable disables and deletes table, waiting for both procedures.
+func (c *Client) DeleteTable(ctx context.Context, table string) error {
+	dresp := &pb.DisableTableResponse{}
+	err := c.masterCall(ctx, "DisableTable", &pb.DisableTableRequest{TableName: tableName(table)}, dresp)
+	if err == nil {
+		err = c.waitProcedure(ctx, dresp.GetProcId())
+	}
+	if err != nil && !isClass(err, "TableNotEnabledException") {
+		return fmt.Errorf("disable table %s: %w", table, err)
+	}
+	resp := &pb.DeleteTableResponse{}
+	if err := c.masterCall(ctx, "DeleteTable", &pb.DeleteTableRequest{TableName: tableName(table)}, resp); err != nil {
+		return fmt.Errorf("delete table %s: %w", table, err)
+	}
+	c.regions.removeTable(table)
+	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {
+		return fmt.Errorf("delete table %s: %w", table, err)
+	}
+	return nil
+}
+
+// SplitRegion asks the master to split the region of table holding splitRow at splitRow, and
+// waits for the split procedure. The client's cached location of the parent region is then
+// stale; operations find the daughters through hbase:meta when the parent answers that it is
+// not served any more.
+func (c *Client) SplitRegion(ctx context.Context, table string, splitRow []byte) error {
+	var r *region
+	err := c.retry(ctx, "locate", func(ctx context.Context) error {
+		var err error
+		r, err = c.locate(ctx, table, splitRow)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("split %s at %q: %w", table, splitRow, err)
+	}
+	resp := &pb.SplitTableRegionResponse{}
+	if err := c.masterCall(ctx, "SplitRegion", &pb.SplitTableRegionRequest{RegionInfo: r.info, SplitRow: splitRow}, resp); err != nil {
+		return fmt.Errorf("split %s at %q: %w", table, splitRow, err)
+	}
+	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {
+		return fmt.Errorf("split %s at %q: %w", table, splitRow, err)
+	}
+	return nil
+}
+
+func isClass(err error, short string) bool {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Class == short || len(se.Class) > len(short) && se.Class[len(se.Class)-len(short)-1:] == "."+short
+}
+
+// waitProcedure polls the master until procedure id finished; a failed procedure's exception
+// is returned. (The method is spelled with a lower-case g in HBase's MasterService.)
+func (c *Client) waitProcedure(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return nil
+	}
+	return c.retry(ctx, "GetProcedureResult", func(ctx context.Context) error {
+		resp := &pb.GetProcedureResultResponse{}
+		addr, err := c.activeMaster(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.call(ctx, addr, rpc.MasterService, "getProcedureResult", &pb.GetProcedureResultRequest{ProcId: proto.Uint64(id)}, resp); err != nil {
+			return err
+		}
+		switch resp.GetState() {
+		case pb.GetProcedureResultResponse_FINISHED:
+			if ex := resp.GetException(); ex != nil {
+				g := ex.GetGenericException()
+				return newServerError(g.GetClassName(), g.GetMessage(), true)
+			}
+			return nil
+		case pb.GetProcedureResultResponse_NOT_FOUND:
+			// Finished long ago and forgotten (results are kept for a while): done.
+			return nil
+		default:
+			return fmt.Errorf("%w: procedure %d still running", ErrServerBusy, id)
+		}
+	})
+}
+
+// waitServed waits until every region of table is open: a table just created answers
+// NotServingRegion until its regions are assigned.
+func (c *Client) waitServed(ctx context.Context, table string) error {
+	c.regions.removeTable(table)
+	return c.retry(ctx, "waitServed", func(ctx context.Context) error {
+		row := []byte{}
+		for {
+			r, err := c.locate(ctx, table, row)
+			if err != nil {
+				return err
+			}
+			// A Get of a row of the region proves it is open there.
+			err = c.call(ctx, r.addr, rpc.ClientService, "Get", &pb.GetRequest{Region: r.specifier(), Get: getProto(probeRow(r.start), "", true)}, &pb.GetResponse{})
+			if err != nil {
+				if retryable(err) {
+					c.regions.remove(r)
+				}
+				return err
+			}
+			if len(r.end) == 0 {
+				return nil
+			}
+			row = r.end
+		}
+	})
+}
+
+// probeRow is a row inside a region starting at start (the empty start key is no row).
+func probeRow(start []byte) []byte {
+	if len(start) == 0 {
+		return []byte{0}
+	}
+	return start
+}

@@ -109,6 +109,9 @@ PROPS
   <property><name>hbase.tmp.dir</name><value>$home/data/tmp</value></property>
   <!-- The local filesystem has no hflush/hsync capability check to pass. -->
   <property><name>hbase.unsafe.stream.capability.enforce</name><value>false</value></property>
+  <!-- Socorro's dumps go up to 20 MB, stored as one cell each: raise the 10 MiB default cell
+       limit (a larger cell fails with "exceeds limit", ErrValueTooLarge in mapstore/hbase). -->
+  <property><name>hbase.server.keyvalue.maxsize</name><value>67108864</value></property>
   <property><name>hbase.master.info.port</name><value>-1</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <property><name>hbase.master.port</name><value>$master_port</value></property>

@@ -28,6 +28,13 @@ func (c *Client) masterCall(ctx context.Context, method string, req, resp proto.
 // version) and waits until the procedure finished and every region is served. It fails with
 // ErrTableExists if the table is there already.
 func (c *Client) CreateTable(ctx context.Context, table string, families ...string) error {
+	return c.CreateTableSplit(ctx, table, nil, families...)
+}
+
+// CreateTableSplit is CreateTable with the table pre-split at splits (sorted, distinct, none
+// empty): it starts with len(splits)+1 regions, so writes spread over servers from the start
+// instead of waiting for the first region to grow and split.
+func (c *Client) CreateTableSplit(ctx context.Context, table string, splits [][]byte, families ...string) error {
 	if len(families) == 0 {
 		return fmt.Errorf("%w: CreateTable %s without a column family", ErrInvalidConfig, table)
 	}
@@ -41,7 +48,7 @@ func (c *Client) CreateTable(ctx context.Context, table string, families ...stri
 		})
 	}
 	resp := &pb.CreateTableResponse{}
-	if err := c.masterCall(ctx, "CreateTable", &pb.CreateTableRequest{TableSchema: schema}, resp); err != nil {
+	if err := c.masterCall(ctx, "CreateTable", &pb.CreateTableRequest{TableSchema: schema, SplitKeys: splits}, resp); err != nil {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
 	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {
@@ -53,7 +60,13 @@ func (c *Client) CreateTable(ctx context.Context, table string, families ...stri
 // EnsureTable creates table with the given families unless it exists, and waits until it is
 // served. An existing table is used as it is (its families are not checked).
 func (c *Client) EnsureTable(ctx context.Context, table string, families ...string) error {
-	err := c.CreateTable(ctx, table, families...)
+	return c.EnsureTableSplit(ctx, table, nil, families...)
+}
+
+// EnsureTableSplit is EnsureTable creating a missing table pre-split at splits
+// (CreateTableSplit).
+func (c *Client) EnsureTableSplit(ctx context.Context, table string, splits [][]byte, families ...string) error {
+	err := c.CreateTableSplit(ctx, table, splits, families...)
 	if errors.Is(err, ErrTableExists) {
 		return c.waitServed(ctx, table)
 	}
@@ -86,17 +99,30 @@ func (c *Client) DeleteTable(ctx context.Context, table string) error {
 // stale; operations find the daughters through hbase:meta when the parent answers that it is
 // not served any more.
 func (c *Client) SplitRegion(ctx context.Context, table string, splitRow []byte) error {
-	var r *region
-	err := c.retry(ctx, "locate", func(ctx context.Context) error {
-		var err error
-		r, err = c.locate(ctx, table, splitRow)
+	resp := &pb.SplitTableRegionResponse{}
+	err := c.retry(ctx, "SplitRegion", func(ctx context.Context) error {
+		// Always from hbase:meta: a cached location may be a parent split meanwhile.
+		if r := c.regions.lookup(table, splitRow); r != nil {
+			c.regions.remove(r)
+		}
+		r, err := c.locate(ctx, table, splitRow)
+		if err != nil {
+			return err
+		}
+		addr, err := c.activeMaster(ctx)
+		if err != nil {
+			return err
+		}
+		proto.Reset(resp)
+		err = c.call(ctx, addr, rpc.MasterService, "SplitRegion", &pb.SplitTableRegionRequest{RegionInfo: r.info, SplitRow: splitRow}, resp)
+		if isClass(err, "DoNotRetryRegionException") {
+			// The region is not open (yet): a split or assignment is in progress; retry on the
+			// location meta gives next.
+			return fmt.Errorf("%w: %w", ErrNotServingRegion, err)
+		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("split %s at %q: %w", table, splitRow, err)
-	}
-	resp := &pb.SplitTableRegionResponse{}
-	if err := c.masterCall(ctx, "SplitRegion", &pb.SplitTableRegionRequest{RegionInfo: r.info, SplitRow: splitRow}, resp); err != nil {
 		return fmt.Errorf("split %s at %q: %w", table, splitRow, err)
 	}
 	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {

@@ -49,13 +49,14 @@ func testClient(t testing.TB) *Client {
 
 var tableSeq atomic.Int64
 
-// testTable creates a fresh table with family "f" and deletes it when the test ends.
-func testTable(t testing.TB, c *Client) string {
+// testTable creates a fresh table with family "f", split at splits, and deletes it when the
+// test ends.
+func testTable(t testing.TB, c *Client, splits ...[]byte) string {
 	t.Helper()
 	name := fmt.Sprintf("gridmap_test_%d_%d", time.Now().UnixNano()%1e9, tableSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.CreateTable(ctx, name, "f"); err != nil {
+	if err := c.CreateTableSplit(ctx, name, splits, "f"); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	t.Cleanup(func() {

@@ -112,6 +112,11 @@ PROPS
   <!-- Socorro's dumps go up to 20 MB, stored as one cell each: raise the 10 MiB default cell
        limit (a larger cell fails with "exceeds limit", ErrValueTooLarge in mapstore/hbase). -->
   <property><name>hbase.server.keyvalue.maxsize</name><value>67108864</value></property>
+  <!-- A call slower than 10 s (easy on a loaded CI box) is logged with its request printed as
+       protobuf text: for a multi-megabyte batch that string alone exhausted the 1 GiB heap and
+       the region server aborted (OutOfMemoryError in TextFormat). Keep the log, drop the dump. -->
+  <property><name>hbase.ipc.warn.response.time</name><value>-1</value></property>
+  <property><name>hbase.ipc.warn.response.size</name><value>-1</value></property>
   <property><name>hbase.master.info.port</name><value>-1</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <property><name>hbase.master.port</name><value>$master_port</value></property>
@@ -147,6 +152,10 @@ start() {
   local java
   java="$(java17)"
   if [ "${GRIDMAP_HBASE_FRESH:-0}" = 1 ]; then rm -rf "$home/data"; fi
+  # ZooKeeper holds only ephemeral coordination state in HBase 2 (tables, regions and
+  # procedures live in hbase:meta and the master's local region): a stale copy makes the new
+  # master wait for the old sessions to expire (up to 40 s), so it starts empty.
+  rm -rf "$home/data/zookeeper"
   mkdir -p "$home/data"
   local t0
   t0=$(date +%s.%N)

@@ -14,7 +14,7 @@ const (
 	DefaultOpTimeout       = 60 * time.Second
 	DefaultRetryInitial    = 20 * time.Millisecond
 	DefaultRetryMax        = 2 * time.Second
-	DefaultMaxRequestBytes = 64 << 20 // 64 MiB
+	DefaultMaxRequestBytes = 8 << 20 // 8 MiB
 	DefaultScanCaching     = 256
 )
 
@@ -40,7 +40,9 @@ type Config struct {
 	RetryMax     time.Duration
 	// MaxRequestBytes bounds the keys and values of one multi request to a region server: a
 	// batch larger than that is sent as several requests (each at least one action). It must
-	// stay below the servers' hbase.ipc.max.request.size (256 MiB by default). Default 64 MiB.
+	// stay below the servers' hbase.ipc.max.request.size (256 MiB by default). Default 8 MiB:
+	// small requests keep each call short and spread a batch over the server's handlers, in
+	// flight together on the one connection.
 	MaxRequestBytes int64
 	// Logger receives retries and re-locations at Debug level. nil discards.
 	Logger *slog.Logger

@@ -75,6 +75,16 @@ func (SocorroKeys) DayPrefixes(day time.Time) [][]byte {
 	return out
 }
 
+// SplitKeys returns the 15 split points "1" ... "f" that give each salt digit a region of its
+// own: pass them to CreateTableSplit or StoreConfig.SplitKeys.
+func (SocorroKeys) SplitKeys() [][]byte {
+	out := make([][]byte, 0, 15)
+	for _, d := range "123456789abcdef" {
+		out = append(out, []byte(string(d)))
+	}
+	return out
+}
+
 // checkCrashID checks that key starts with a crash ID: 8-4-4-4-12 lower-case hex digits whose
 // last six are a date YYMMDD.
 func checkCrashID(key []byte) error {

@@ -35,6 +35,8 @@ type StoreConfig struct {
 	Keys RowKeys
 	// CreateTable creates the table (with Family) when it is missing, in NewStore.
 	CreateTable bool
+	// SplitKeys pre-split a table CreateTable creates (SocorroKeys.SplitKeys for crash IDs).
+	SplitKeys [][]byte
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -88,7 +90,7 @@ func NewStore(ctx context.Context, c *Client, cfg StoreConfig) (*Store, error) {
 		return nil, err
 	}
 	if cfg.CreateTable {
-		if err := c.EnsureTable(ctx, cfg.Table, cfg.Family); err != nil {
+		if err := c.EnsureTableSplit(ctx, cfg.Table, cfg.SplitKeys, cfg.Family); err != nil {
 			return nil, err
 		}
 	}

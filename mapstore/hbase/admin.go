@@ -184,9 +184,7 @@ func (c *Client) waitServed(ctx context.Context, table string) error {
 			// A Get of a row of the region proves it is open there.
 			err = c.call(ctx, r.addr, rpc.ClientService, "Get", &pb.GetRequest{Region: r.specifier(), Get: getProto(probeRow(r.start), "", true)}, &pb.GetResponse{})
 			if err != nil {
-				if retryable(err) {
-					c.regions.remove(r)
-				}
+				c.relocate(r, err)
 				return err
 			}
 			if len(r.end) == 0 {

@@ -161,6 +161,11 @@ func (c *Client) retry(ctx context.Context, what string, attempt func(ctx contex
 		if ctx.Err() != nil {
 			return errors.Join(err, ctx.Err())
 		}
+		if errors.Is(err, errRetryNow) {
+			// The last attempt made progress and the server wants the rest now.
+			c.log.Debug("hbase: retrying at once", "op", what, "attempt", n, "err", err)
+			continue
+		}
 		c.log.Debug("hbase: retrying", "op", what, "attempt", n, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
@@ -286,6 +291,14 @@ func (c *Client) locate(ctx context.Context, table string, row []byte) (*region,
 	return r, nil
 }
 
+// relocate drops the cached location of r when err says the region is not where the cache
+// says (a busy server keeps its regions: only the back-off helps there).
+func (c *Client) relocate(r *region, err error) {
+	if err != nil && (errors.Is(err, ErrNotServingRegion) || errors.Is(err, ErrConnection) || errors.Is(err, errScannerLost)) {
+		c.regions.remove(r)
+	}
+}
+
 // regionCall runs method on the region of table holding row, retrying through re-location.
 func (c *Client) regionCall(ctx context.Context, table string, row []byte, method string, build func(r *region) proto.Message, resp proto.Message) error {
 	return c.retry(ctx, method, func(ctx context.Context) error {
@@ -295,9 +308,7 @@ func (c *Client) regionCall(ctx context.Context, table string, row []byte, metho
 		}
 		proto.Reset(resp)
 		err = c.call(ctx, r.addr, rpc.ClientService, method, build(r), resp)
-		if err != nil && retryable(err) {
-			c.regions.remove(r)
-		}
+		c.relocate(r, err)
 		return err
 	})
 }

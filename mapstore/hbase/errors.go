@@ -89,9 +89,9 @@ var exceptionKinds = map[string]error{
 	"CallDroppedException":         ErrServerBusy,
 	"ServerNotRunningYetException": ErrServerBusy,
 	"PleaseHoldException":          ErrServerBusy,
-	"RetryImmediatelyException":    ErrServerBusy,
+	"RetryImmediatelyException":    errRetryNow,
 	"ServerTooBusyException":       ErrServerBusy,
-	"MultiActionResultTooLarge":    ErrServerBusy,
+	"MultiActionResultTooLarge":    errRetryNow,
 	"TableNotFoundException":       ErrTableNotFound,
 	"TableExistsException":         ErrTableExists,
 	// A scanner the server no longer knows (lease expired, server restarted, a call repeated):
@@ -108,6 +108,10 @@ var exceptionKinds = map[string]error{
 
 // errScannerLost: the server dropped the scanner; the scan reopens it.
 var errScannerLost = errors.New("hbase: scanner lost")
+
+// errRetryNow: the server answered part of a multi request and asks for the rest at once
+// (its response reached hbase.server.scanner.max.result.size): no back-off.
+var errRetryNow = errors.New("hbase: retry the rest at once")
 
 // newServerError classifies an exception by class name (and, for the cell size limit, which
 // HBase reports as a plain DoNotRetryIOException, by message).
@@ -149,7 +153,7 @@ func convertErr(err error) error {
 func retryable(err error) bool {
 	var se *ServerError
 	if errors.As(err, &se) {
-		return se.kind == ErrNotServingRegion || se.kind == ErrServerBusy || se.kind == errScannerLost
+		return se.kind == ErrNotServingRegion || se.kind == ErrServerBusy || se.kind == errScannerLost || se.kind == errRetryNow
 	}
 	return errors.Is(err, ErrConnection) || errors.Is(err, ErrNotServingRegion) || errors.Is(err, ErrServerBusy)
 }

@@ -3,7 +3,10 @@ package hbase
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,9 +24,17 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// TestLargeValue stores and reads back a 20 MB value as raw cell bytes.
+// TestLargeValue stores and reads back a 20 MB value as raw cell bytes, then six of them in one
+// batch and one multi-get: 120 MB of answers, more than the server puts in one Multi response
+// (hbase.server.scanner.max.result.size, 100 MB), so the rest comes back as
+// MultiActionResultTooLarge and is asked for again.
 func TestLargeValue(t *testing.T) {
-	c := testClient(t)
+	var logBuf syncBuffer
+	c, err := NewClient(Config{Addrs: []string{serverAddr(t)}, Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	table := testTable(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -37,5 +48,28 @@ func TestLargeValue(t *testing.T) {
 	}
 	if got, _ := row.Value("f", "v"); !bytes.Equal(got, v) {
 		t.Fatalf("read back %d bytes, want the %d written", len(got), len(v))
+	}
+
+	const n = 6
+	ms := make([]Mutation, n)
+	rows := make([][]byte, n)
+	for i := range n {
+		rows[i] = fmt.Appendf(nil, "big%d", i)
+		ms[i] = Mutation{Row: rows[i], Family: "f", Columns: []Column{{Qualifier: []byte("v"), Value: v[i:]}}}
+	}
+	if err := c.ApplyAll(ctx, table, ms); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetMany(ctx, table, rows, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if gv, _ := got[i].Value("f", "v"); !bytes.Equal(gv, v[i:]) {
+			t.Fatalf("row %d: read back %d bytes, want %d", i, len(gv), len(v)-i)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "MultiActionResultTooLarge") {
+		t.Fatalf("the server answered 120 MB in one Multi response; log:\n%s", logBuf.String())
 	}
 }

@@ -201,6 +201,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 	}
 	var resMu sync.Mutex
 	return c.retry(ctx, "Multi", func(ctx context.Context) error {
+		before := len(pending)
 		// Group by region, then by server.
 		type group struct {
 			r       *region
@@ -210,6 +211,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 		var order []*region
 		var failed []int
 		var firstErr error
+		onlyRetryNow := true // every failure so far asks for an immediate retry
 		for _, i := range pending {
 			r, err := c.locate(ctx, table, rows[i])
 			if err != nil {
@@ -218,6 +220,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 				}
 				failed = append(failed, i)
 				firstErr = cmpErr(firstErr, err)
+				onlyRetryNow = false
 				continue
 			}
 			g := byRegion[r]
@@ -294,10 +297,11 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 						return
 					}
 					for k, idx := range rq.index {
-						c.regions.remove(rq.regions[k])
+						c.relocate(rq.regions[k], err)
 						failed = append(failed, idx...)
 					}
 					firstErr = cmpErr(firstErr, err)
+					onlyRetryNow = onlyRetryNow && errors.Is(err, errRetryNow)
 					return
 				}
 				for k, rar := range resp.GetRegionActionResult() {
@@ -308,9 +312,10 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 							fatal = cmpErr(fatal, err)
 							continue
 						}
-						c.regions.remove(rq.regions[k])
+						c.relocate(rq.regions[k], err)
 						failed = append(failed, idx...)
 						firstErr = cmpErr(firstErr, err)
+						onlyRetryNow = onlyRetryNow && errors.Is(err, errRetryNow)
 						continue
 					}
 					done := make([]bool, len(idx))
@@ -327,9 +332,10 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 								fatal = cmpErr(fatal, fmt.Errorf("row %q: %w", rows[idx[j]], err))
 								continue
 							}
-							c.regions.remove(rq.regions[k])
+							c.relocate(rq.regions[k], err)
 							failed = append(failed, idx[j])
 							firstErr = cmpErr(firstErr, err)
+							onlyRetryNow = onlyRetryNow && errors.Is(err, errRetryNow)
 							continue
 						}
 						if onResult != nil {
@@ -353,6 +359,9 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 		sort.Ints(failed)
 		pending = failed
 		if len(pending) > 0 {
+			if onlyRetryNow && len(pending) < before {
+				return fmt.Errorf("%d of the actions to retry: %w: %w", len(pending), errRetryNow, firstErr)
+			}
 			return fmt.Errorf("%d of the actions to retry: %w", len(pending), firstErr)
 		}
 		return nil
@@ -443,9 +452,7 @@ func (c *Client) Scan(ctx context.Context, table string, opts ScanOptions, fn fu
 				next = append(append(next[:0:0], row.Key...), 0)
 				return fn(row)
 			})
-			if scanErr != nil && retryable(scanErr) {
-				c.regions.remove(r)
-			}
+			c.relocate(r, scanErr)
 			return scanErr
 		})
 		if fnErr != nil {

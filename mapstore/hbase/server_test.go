@@ -3,6 +3,7 @@ package hbase
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
@@ -37,9 +38,14 @@ func serverAddr(t testing.TB) string {
 	return addr
 }
 
+// testClient returns a client of the test server; GRIDMAP_HBASE_DEBUG=1 logs its retries.
 func testClient(t testing.TB) *Client {
 	t.Helper()
-	c, err := NewClient(Config{Addrs: []string{serverAddr(t)}})
+	cfg := Config{Addrs: []string{serverAddr(t)}}
+	if os.Getenv("GRIDMAP_HBASE_DEBUG") == "1" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	c, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

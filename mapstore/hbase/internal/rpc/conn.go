@@ -32,6 +32,22 @@ const (
 // cannot make the reader allocate gigabytes.
 const DefaultMaxFrame = 512 << 20
 
+// clientVersion tells the server which protocol generation this client speaks. HBase gates
+// behaviours on it: without a version of at least 1.2 a region server answers a multi-get in
+// one response however large (a hundred 20 MB cells would be 2 GB); with it, the server stops
+// at hbase.server.scanner.max.result.size (100 MB) and answers the remaining actions with
+// MultiActionResultTooLarge, which the client asks for again.
+var clientVersion = &pb.VersionInfo{
+	Version:      proto.String("2.6.0-gridmap"),
+	Url:          proto.String("https://github.com/gridmap/gridmap"),
+	Revision:     proto.String("gridmap"),
+	User:         proto.String("gridmap"),
+	Date:         proto.String(""),
+	SrcChecksum:  proto.String(""),
+	VersionMajor: proto.Uint32(2),
+	VersionMinor: proto.Uint32(6),
+}
+
 // Options configure a connection.
 type Options struct {
 	// User is the effective user sent in the connection header (simple authentication).
@@ -90,6 +106,7 @@ func Dial(ctx context.Context, addr, service string, opts Options) (*Conn, error
 	hdr, err := AppendConnectionHeader(nil, &pb.ConnectionHeader{
 		UserInfo:    &pb.UserInformation{EffectiveUser: proto.String(opts.User)},
 		ServiceName: proto.String(service),
+		VersionInfo: clientVersion,
 	})
 	if err != nil {
 		nc.Close()

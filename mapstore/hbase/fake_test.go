@@ -267,3 +267,111 @@ func multiOp(ctx context.Context, c *Client) error {
 func scanOp(ctx context.Context, c *Client) error {
 	return c.Scan(ctx, "t", ScanOptions{}, func(Row) error { return nil })
 }
+
+// TestReconnect: the server closes the connection after every answer (as one restarting or
+// dropping idle connections would); each next call dials again and succeeds.
+func TestReconnect(t *testing.T) {
+	var f *fakeHBase
+	var mu sync.Mutex
+	gets := 0
+	f = newFakeHBase(t, func(method string, param []byte) (proto.Message, string, []byte) {
+		key := method
+		if method == "Scan" && isMetaScan(param) {
+			key = "Scan-meta"
+		}
+		if m, ok := metaAnswers(f.addr(), key); ok {
+			return m, "", nil
+		}
+		mu.Lock()
+		gets++
+		mu.Unlock()
+		// Answer, then the server side closes every connection it holds.
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			f.mu.Lock()
+			for _, c := range f.conns {
+				c.Close()
+			}
+			f.conns = nil
+			f.mu.Unlock()
+		}()
+		return &pb.GetResponse{Result: &pb.Result{Cell: []*pb.Cell{{Row: []byte("row"), Family: []byte("f"), Qualifier: []byte("q"), Value: []byte("v")}}}}, "", nil
+	})
+	c, err := NewClient(Config{Addrs: []string{f.addr()}, OpTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 5 {
+		r, found, err := c.Get(ctx, "t", []byte("row"), "f")
+		if err != nil || !found {
+			t.Fatalf("get %d: found %v, err %v", i, found, err)
+		}
+		if v, _ := r.Value("f", "q"); string(v) != "v" {
+			t.Fatalf("get %d: %q", i, v)
+		}
+		// Wait until the server has dropped the connection before the next call.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f.mu.Lock()
+			n := len(f.conns)
+			f.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("server kept its connections")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if gets < 5 {
+		t.Fatalf("%d gets reached the server", gets)
+	}
+}
+
+// TestCloseDuringCall: Close fails a call in flight promptly with ErrClosed or ErrConnection.
+func TestCloseDuringCall(t *testing.T) {
+	var f *fakeHBase
+	block := make(chan struct{})
+	f = newFakeHBase(t, func(method string, param []byte) (proto.Message, string, []byte) {
+		key := method
+		if method == "Scan" && isMetaScan(param) {
+			key = "Scan-meta"
+		}
+		if m, ok := metaAnswers(f.addr(), key); ok {
+			return m, "", nil
+		}
+		<-block // never answers a Get
+		return &pb.GetResponse{}, "", nil
+	})
+	t.Cleanup(func() { close(block) }) // runs before the fake's own cleanup waits for it
+	c, err := NewClient(Config{Addrs: []string{f.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(context.Background(), "t", []byte("row"), "f")
+		done <- err
+	}()
+	// Close once the Get is on the wire: the region is cached by then.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.regions.lookup("t", []byte("row")) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the Get never located its region")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrConnection) {
+			t.Fatalf("err %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the call in flight")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
@@ -28,27 +29,44 @@ func (c *Client) masterCall(ctx context.Context, method string, req, resp proto.
 // version) and waits until the procedure finished and every region is served. It fails with
 // ErrTableExists if the table is there already.
 func (c *Client) CreateTable(ctx context.Context, table string, families ...string) error {
-	return c.CreateTableSplit(ctx, table, nil, families...)
+	return c.CreateTableWith(ctx, table, TableOptions{}, families...)
 }
 
-// CreateTableSplit is CreateTable with the table pre-split at splits (sorted, distinct, none
-// empty): it starts with len(splits)+1 regions, so writes spread over servers from the start
-// instead of waiting for the first region to grow and split.
-func (c *Client) CreateTableSplit(ctx context.Context, table string, splits [][]byte, families ...string) error {
+// TableOptions are the options of CreateTableWith and EnsureTableWith.
+type TableOptions struct {
+	// SplitKeys pre-split the table (sorted, distinct, none empty): it starts with
+	// len(SplitKeys)+1 regions, so writes spread over servers from the start instead of waiting
+	// for the first region to grow and split. SocorroKeys.SplitKeys gives one region per salt.
+	SplitKeys [][]byte
+	// MOBThreshold, when positive, makes the families MOB families (HBase's medium objects):
+	// cells of at least this many bytes are kept in MOB files of their own, outside the store
+	// files that compactions rewrite, as the embedded store keeps large values in blob files.
+	// 100 KB is HBase's usual threshold; 0 keeps every cell in the store files.
+	MOBThreshold int64
+}
+
+// CreateTableWith is CreateTable with options.
+func (c *Client) CreateTableWith(ctx context.Context, table string, opts TableOptions, families ...string) error {
 	if len(families) == 0 {
 		return fmt.Errorf("%w: CreateTable %s without a column family", ErrInvalidConfig, table)
 	}
 	schema := &pb.TableSchema{TableName: tableName(table)}
 	for _, f := range families {
-		schema.ColumnFamilies = append(schema.ColumnFamilies, &pb.ColumnFamilySchema{
+		cf := &pb.ColumnFamilySchema{
 			Name: []byte(f),
 			Attributes: []*pb.BytesBytesPair{
 				{First: []byte("VERSIONS"), Second: []byte("1")},
 			},
-		})
+		}
+		if opts.MOBThreshold > 0 {
+			cf.Attributes = append(cf.Attributes,
+				&pb.BytesBytesPair{First: []byte("IS_MOB"), Second: []byte("true")},
+				&pb.BytesBytesPair{First: []byte("MOB_THRESHOLD"), Second: []byte(strconv.FormatInt(opts.MOBThreshold, 10))})
+		}
+		schema.ColumnFamilies = append(schema.ColumnFamilies, cf)
 	}
 	resp := &pb.CreateTableResponse{}
-	if err := c.masterCall(ctx, "CreateTable", &pb.CreateTableRequest{TableSchema: schema, SplitKeys: splits}, resp); err != nil {
+	if err := c.masterCall(ctx, "CreateTable", &pb.CreateTableRequest{TableSchema: schema, SplitKeys: opts.SplitKeys}, resp); err != nil {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
 	if err := c.waitProcedure(ctx, resp.GetProcId()); err != nil {
@@ -60,13 +78,12 @@ func (c *Client) CreateTableSplit(ctx context.Context, table string, splits [][]
 // EnsureTable creates table with the given families unless it exists, and waits until it is
 // served. An existing table is used as it is (its families are not checked).
 func (c *Client) EnsureTable(ctx context.Context, table string, families ...string) error {
-	return c.EnsureTableSplit(ctx, table, nil, families...)
+	return c.EnsureTableWith(ctx, table, TableOptions{}, families...)
 }
 
-// EnsureTableSplit is EnsureTable creating a missing table pre-split at splits
-// (CreateTableSplit).
-func (c *Client) EnsureTableSplit(ctx context.Context, table string, splits [][]byte, families ...string) error {
-	err := c.CreateTableSplit(ctx, table, splits, families...)
+// EnsureTableWith is EnsureTable creating a missing table with opts (CreateTableWith).
+func (c *Client) EnsureTableWith(ctx context.Context, table string, opts TableOptions, families ...string) error {
+	err := c.CreateTableWith(ctx, table, opts, families...)
 	if errors.Is(err, ErrTableExists) {
 		return c.waitServed(ctx, table)
 	}

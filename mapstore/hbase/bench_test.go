@@ -36,7 +36,7 @@ func socorroBatches(reports int) (batches [][]int, total int64) {
 
 // BenchmarkWriteBehind stores Socorro raw crashes and dumps (32 reports, about 140 MB, per
 // iteration) through Store.StoreAll, as a write-behind map's flushes would, with 1 and 4
-// partitions flushing at once, and reports MB/s.
+// partitions flushing at once, into a plain and a MOB column family, and reports MB/s.
 //
 //	GRIDMAP_HBASE_ADDR=$(.ci/hbase.sh addr) go test -run '^$' -bench WriteBehind -benchtime 3x ./mapstore/hbase
 func BenchmarkWriteBehind(b *testing.B) {
@@ -44,10 +44,15 @@ func BenchmarkWriteBehind(b *testing.B) {
 	ctx := context.Background()
 	batches, total := socorroBatches(32)
 	pool := randomBytes(9, 24<<20) // values are windows of one buffer: generation stays out of the loop
-	for _, writers := range []int{1, 4} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, bc := range []struct {
+		mob     int64
+		writers int
+	}{{0, 1}, {0, 4}, {100 << 10, 1}, {100 << 10, 4}} {
+		writers := bc.writers
+		b.Run(fmt.Sprintf("mob=%v/writers=%d", bc.mob > 0, writers), func(b *testing.B) {
 			table := fmt.Sprintf("gridmap_bench_%d_%d", time.Now().UnixNano()%1e9, tableSeq.Add(1))
-			st, err := NewStore(ctx, c, StoreConfig{Table: table, Family: "raw_data", Keys: SocorroKeys{}, CreateTable: true, SplitKeys: SocorroKeys{}.SplitKeys()})
+			st, err := NewStore(ctx, c, StoreConfig{Table: table, Family: "raw_data", Keys: SocorroKeys{}, CreateTable: true,
+				TableOptions: TableOptions{SplitKeys: SocorroKeys{}.SplitKeys(), MOBThreshold: bc.mob}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,7 +27,10 @@ func Example() {
 		Family:      "raw_data",
 		Keys:        hbase.SocorroKeys{},
 		CreateTable: true,
-		SplitKeys:   hbase.SocorroKeys{}.SplitKeys(),
+		TableOptions: hbase.TableOptions{
+			SplitKeys:    hbase.SocorroKeys{}.SplitKeys(),
+			MOBThreshold: 100 << 10,
+		},
 	})
 	if err != nil {
 		fmt.Println(err)

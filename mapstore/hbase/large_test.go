@@ -73,3 +73,47 @@ func TestLargeValue(t *testing.T) {
 		t.Fatalf("the server answered 120 MB in one Multi response; log:\n%s", logBuf.String())
 	}
 }
+
+// TestMOBTable stores small and large values in a MOB family (cells of 100 KB and more in MOB
+// files): reads and scans return them unchanged.
+func TestMOBTable(t *testing.T) {
+	c := testClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	table := fmt.Sprintf("gridmap_mob_%d_%d", time.Now().UnixNano()%1e9, tableSeq.Add(1))
+	st, err := NewStore(ctx, c, StoreConfig{Table: table, CreateTable: true, TableOptions: TableOptions{MOBThreshold: 100 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.DeleteTable(ctx, table); err != nil {
+			t.Logf("delete table %s: %v", table, err)
+		}
+	})
+	values := map[string][]byte{"a-small": randomBytes(1, 1<<10), "b-mb": randomBytes(2, 1<<20), "c-dump": randomBytes(3, 20<<20)}
+	var keys, vals [][]byte
+	for k, v := range values {
+		keys, vals = append(keys, []byte(k)), append(vals, v)
+	}
+	if err := st.StoreAll(ctx, keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range values {
+		got, found, err := st.Load(ctx, []byte(k))
+		if err != nil || !found || !bytes.Equal(got, v) {
+			t.Fatalf("%s: %d bytes, found %v, err %v", k, len(got), found, err)
+		}
+	}
+	n := 0
+	if err := c.Scan(ctx, table, ScanOptions{}, func(r Row) error {
+		if v, _ := r.Value(DefaultFamily, DefaultQualifier); !bytes.Equal(v, values[string(r.Key)]) {
+			return fmt.Errorf("scan %s: %d bytes", r.Key, len(v))
+		}
+		n++
+		return nil
+	}); err != nil || n != len(values) {
+		t.Fatalf("scan: %d rows, err %v", n, err)
+	}
+}

@@ -76,7 +76,7 @@ func (SocorroKeys) DayPrefixes(day time.Time) [][]byte {
 }
 
 // SplitKeys returns the 15 split points "1" ... "f" that give each salt digit a region of its
-// own: pass them to CreateTableSplit or StoreConfig.SplitKeys.
+// own: pass them as TableOptions.SplitKeys.
 func (SocorroKeys) SplitKeys() [][]byte {
 	out := make([][]byte, 0, 15)
 	for _, d := range "123456789abcdef" {

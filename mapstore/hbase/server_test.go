@@ -62,7 +62,7 @@ func testTable(t testing.TB, c *Client, splits ...[]byte) string {
 	name := fmt.Sprintf("gridmap_test_%d_%d", time.Now().UnixNano()%1e9, tableSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.CreateTableSplit(ctx, name, splits, "f"); err != nil {
+	if err := c.CreateTableWith(ctx, name, TableOptions{SplitKeys: splits}, "f"); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	t.Cleanup(func() {

@@ -35,8 +35,9 @@ type StoreConfig struct {
 	Keys RowKeys
 	// CreateTable creates the table (with Family) when it is missing, in NewStore.
 	CreateTable bool
-	// SplitKeys pre-split a table CreateTable creates (SocorroKeys.SplitKeys for crash IDs).
-	SplitKeys [][]byte
+	// TableOptions apply to a table CreateTable creates: SplitKeys (SocorroKeys.SplitKeys for
+	// crash IDs) and MOBThreshold (for multi-megabyte values such as dumps).
+	TableOptions TableOptions
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -90,7 +91,7 @@ func NewStore(ctx context.Context, c *Client, cfg StoreConfig) (*Store, error) {
 		return nil, err
 	}
 	if cfg.CreateTable {
-		if err := c.EnsureTableSplit(ctx, cfg.Table, cfg.SplitKeys, cfg.Family); err != nil {
+		if err := c.EnsureTableWith(ctx, cfg.Table, cfg.TableOptions, cfg.Family); err != nil {
 			return nil, err
 		}
 	}

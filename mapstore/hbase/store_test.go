@@ -22,7 +22,7 @@ func testStore(t *testing.T, c *Client) *Store {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	table := fmt.Sprintf("gridmap_store_%d_%d", time.Now().UnixNano()%1e9, tableSeq.Add(1))
-	st, err := NewStore(ctx, c, StoreConfig{Table: table, Family: "raw_data", Keys: SocorroKeys{}, CreateTable: true, SplitKeys: SocorroKeys{}.SplitKeys()})
+	st, err := NewStore(ctx, c, StoreConfig{Table: table, Family: "raw_data", Keys: SocorroKeys{}, CreateTable: true, TableOptions: TableOptions{SplitKeys: SocorroKeys{}.SplitKeys()}})
 	if err != nil {
 		t.Fatal(err)
 	}

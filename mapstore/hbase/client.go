@@ -135,9 +135,11 @@ func (c *Client) call(ctx context.Context, addr, service, method string, req, re
 	return err
 }
 
-// opContext bounds an operation by Config.OpTimeout unless ctx ends earlier.
+// opContext bounds an operation by Config.OpTimeout when ctx has no deadline of its own: a
+// caller's deadline, earlier or later, is the caller's choice (a table creation on a busy
+// master may need minutes).
 func (c *Client) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= c.cfg.OpTimeout {
+	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, c.cfg.OpTimeout)

@@ -31,7 +31,7 @@ type Config struct {
 	// DialTimeout bounds connecting to one server. Default 5s.
 	DialTimeout time.Duration
 	// OpTimeout bounds one operation, retries included, when the caller's context has no
-	// earlier deadline. Default 60s.
+	// deadline (a context with one is obeyed as it is). Default 60s.
 	OpTimeout time.Duration
 	// RetryInitial is the back-off after the first retryable failure of an operation (a region
 	// that moved, a busy or restarting server, a broken connection); it doubles per further

@@ -17,7 +17,8 @@
 //     (ClientMetaService.GetMetaRegionLocations on a master): no ZooKeeper client is needed.
 //   - Regions are looked up in hbase:meta and cached; a region that moved, split or closed
 //     (NotServingRegionException, RegionMovedException, ...) is dropped from the cache and looked
-//     up again, and the call retried with exponential back-off within Config.OpTimeout.
+//     up again, and the call retried with exponential back-off until the caller's deadline
+//     (Config.OpTimeout when the context has none).
 //   - Get, GetMany, Apply (put or delete one row), ApplyAll (a batch as one Multi request per
 //     region server, split at Config.MaxRequestBytes, sent concurrently; only the failed actions
 //     are retried), Scan (row range or prefix, optionally keys only, resumed after its last row

@@ -22,7 +22,7 @@
 //   - Get, GetMany, Apply (put or delete one row), ApplyAll (a batch as one Multi request per
 //     region server, split at Config.MaxRequestBytes, sent concurrently; only the failed actions
 //     are retried), Scan (row range or prefix, optionally keys only, resumed after its last row
-//     when a region moves), CreateTable / EnsureTable (optionally pre-split), DeleteTable and
+//     when a region moves), CreateTable / EnsureTable (TableOptions: pre-split, MOB families), DeleteTable and
 //     SplitRegion through the master.
 //   - Values travel as raw protobuf bytes: no base64, no size limit of the client's own. HBase
 //     refuses cells above hbase.server.keyvalue.maxsize (10 MiB by default; ErrValueTooLarge):

@@ -77,7 +77,8 @@ func (c StoreConfig) Validate() error {
 // key (through StoreConfig.Keys), the value is the cell's raw bytes. Every call is idempotent
 // (a put of the same value, a delete of a missing row), as the mapstore contract requires, and
 // a batch (StoreAll, DeleteAll, LoadAll) is one Multi request per region server. It is safe for
-// concurrent use; Close does not close the Client, which may serve several stores.
+// concurrent use and holds nothing of its own: close the Client, which may serve several stores,
+// when they are all done.
 type Store struct {
 	c         *Client
 	cfg       StoreConfig

@@ -17,7 +17,7 @@ import (
 )
 
 // dirStore is a complete small adapter, the one docs/mapstore.md walks through: each entry is a
-// file in a directory, named by the hex of its key. It implements Store and BatchStore (writes),
+// file in a directory, named "k" and the hex of its key. It implements Store and BatchStore (writes),
 // Loader and KeyLoader (read-through and the initial load).
 //
 // The contract it keeps: every call is idempotent (a write replaces the whole file through a

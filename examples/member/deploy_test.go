@@ -40,6 +40,13 @@ type k8sPort struct {
 	Protocol      string `yaml:"protocol"`
 }
 
+type k8sProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
 type k8sPodTemplate struct {
 	Metadata struct {
 		Labels map[string]string `yaml:"labels"`
@@ -47,10 +54,12 @@ type k8sPodTemplate struct {
 	Spec struct {
 		TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
 		Containers                    []struct {
-			Name  string    `yaml:"name"`
-			Image string    `yaml:"image"`
-			Ports []k8sPort `yaml:"ports"`
-			Env   []struct {
+			Name           string    `yaml:"name"`
+			Image          string    `yaml:"image"`
+			Ports          []k8sPort `yaml:"ports"`
+			ReadinessProbe k8sProbe  `yaml:"readinessProbe"`
+			LivenessProbe  k8sProbe  `yaml:"livenessProbe"`
+			Env            []struct {
 				Name  string `yaml:"name"`
 				Value string `yaml:"value"`
 			} `yaml:"env"`
@@ -112,6 +121,9 @@ func TestKubernetesManifest(t *testing.T) {
 	}
 	if pdb.Spec.MaxUnavailable != 1 {
 		t.Errorf("PodDisruptionBudget maxUnavailable %d, want 1", pdb.Spec.MaxUnavailable)
+	}
+	if c := sts.Spec.Template.Spec.Containers; len(c) == 1 && (c[0].ReadinessProbe.HTTPGet.Path != "/readyz" || c[0].LivenessProbe.HTTPGet.Path != "/livez") {
+		t.Errorf("probes: readiness %q, liveness %q; want /readyz and /livez", c[0].ReadinessProbe.HTTPGet.Path, c[0].LivenessProbe.HTTPGet.Path)
 	}
 	if sts.Spec.Template.Spec.TerminationGracePeriodSeconds < 60 {
 		t.Errorf("terminationGracePeriodSeconds %d: too short for the hand-off", sts.Spec.Template.Spec.TerminationGracePeriodSeconds)

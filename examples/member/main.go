@@ -11,6 +11,12 @@
 //	GRIDMAP_SEEDS           comma-separated gossip addresses, when GRIDMAP_DNS is not set
 //	GRIDMAP_EXPECT          members that start the cluster together           default 1
 //	GRIDMAP_TIMINGS         lan, local or wan                                  default lan
+//	GRIDMAP_HEALTH_ADDR     host:port of the probes' HTTP server               default: none
+//
+// With GRIDMAP_HEALTH_ADDR, GET /livez answers 200 while the member runs, and GET /readyz answers
+// 200 only while the cluster is safe (every partition owned and backed up, nothing moving), 503
+// otherwise: as a readiness probe it makes a rolling update wait for the cluster to be safe again
+// before it stops the next member.
 //
 // SIGTERM or SIGINT closes the member gracefully: it hands its partitions to the others first,
 // so a rolling restart loses nothing (give it terminationGracePeriodSeconds to do so).
@@ -18,10 +24,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -113,6 +121,22 @@ func run(ctx context.Context, getenv func(string) string, logger *slog.Logger, o
 	if err != nil {
 		return err
 	}
+	if addr := getenv("GRIDMAP_HEALTH_ADDR"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			m.Close(context.Background())
+			return fmt.Errorf("GRIDMAP_HEALTH_ADDR: %w", err)
+		}
+		srv := &http.Server{Handler: healthHandler(m.Cluster().Safe), ReadHeaderTimeout: 5 * time.Second}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		defer func() {
+			srv.Close()
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("health server", "err", err)
+			}
+		}()
+	}
 	if err := m.Cluster().WaitSafe(ctx); err != nil && ctx.Err() == nil {
 		m.Close(context.Background())
 		return err
@@ -123,4 +147,20 @@ func run(ctx context.Context, getenv func(string) string, logger *slog.Logger, o
 	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return m.Close(closeCtx)
+}
+
+// healthHandler serves the probes: /livez always 200, /readyz 200 while safe() holds, else 503.
+func healthHandler(safe func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !safe() {
+			http.Error(w, "not safe: partitions moving or missing backups", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "safe")
+	})
+	return mux
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +48,7 @@ func TestTwoMembers(t *testing.T) {
 	})
 	_, members, stopSecond := start(map[string]string{
 		"GRIDMAP_NAME": "m-1", "GRIDMAP_BIND": "127.0.0.1:0", "GRIDMAP_GOSSIP_BIND": "127.0.0.1:0",
-		"GRIDMAP_TIMINGS": "local", "GRIDMAP_SEEDS": first,
+		"GRIDMAP_TIMINGS": "local", "GRIDMAP_SEEDS": first, "GRIDMAP_HEALTH_ADDR": "127.0.0.1:0",
 	})
 	if members != "2" {
 		t.Errorf("the second member is ready in a cluster of %s members, want 2", members)
@@ -82,5 +84,26 @@ func TestConfig(t *testing.T) {
 		if _, err := config(env(bad), logger); err == nil {
 			t.Errorf("config(%v) accepted", bad)
 		}
+	}
+}
+
+// TestHealth: /readyz follows the cluster's safety, /livez does not.
+func TestHealth(t *testing.T) {
+	var safe bool
+	h := healthHandler(func() bool { return safe })
+	code := func(path string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	if c := code("/readyz"); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while not safe: %d", c)
+	}
+	if c := code("/livez"); c != http.StatusOK {
+		t.Errorf("/livez: %d", c)
+	}
+	safe = true
+	if c := code("/readyz"); c != http.StatusOK {
+		t.Errorf("/readyz while safe: %d", c)
 	}
 }

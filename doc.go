@@ -86,11 +86,17 @@
 //	dmap/                 typed maps, record stores, routing, backups, migration, listeners,
 //	                      processors, locks, transactions, write-behind wiring
 //	listener/             entry events and their bounded per-listener dispatch
-//	mapstore/             the store contract, the write-behind queue; memstore, pebblestore
+//	mapstore/             the store contract, the write-behind queue; memstore, pebblestore,
+//	                      elasticsearch, hbase
 //	discovery/            how a member finds its seeds
+//	gridmaptest/          real in-process clusters for an application's tests
 //	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream)
 //	internal/membership/  memberlist
 //	internal/control/     raft, the coordinator, owner leases
 //	cmd/gridmap-bench/    the load tool
 //	cmd/gridmap-certs/    a development CA and member certificates for TLS
+//	examples/             quickstart, embed, member (one member per process), socorro
+//
+// The repository's README.md is the five-minute tour; docs/ explains the design, operations
+// (sizing, timings, Kubernetes), writing a store adapter, failover and performance.
 package gridmap

@@ -1,0 +1,813 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gridmap/gridmap/internal/msgpackcheck"
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/listener"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Cluster-wide entry listeners.
+//
+// A registration is cluster state held by every member: the registering member (the
+// registrant) keeps the authoritative list of its own registrations with a version, and pushes
+// the whole list (msgListenerRegs) to every member its partition table names, again whenever
+// the list changes and to every member that appears later (a joining member is named as a
+// pending copy before it owns anything). A member replaces a registrant's list by a newer
+// version, and drops it when the registrant leaves or dies (it has no address any more). A
+// partition copy also carries every list its sender knows (msgSyncRegs) ahead of the hand-off:
+// a joining member may take partitions over before a registrant's push reaches it.
+//
+// On an owner, the observer runs each registration's key filter and predicate (compiled on that
+// member from the predicate's name and argument) on the publishing goroutine; accepted events go
+// to the registrant's outbox: one bounded queue per destination member, drained in batches
+// (msgEvents) by one goroutine per destination, so a partition's events arrive in order. When
+// the outbox is full the event is dropped and counted per registration, and the count travels
+// with the registration's next event (or alone once the outbox has drained). On the
+// registrant, every listener has its own bounded inbox and goroutine; its overflow is counted
+// the same way. The listener thus receives one Overflow notice per gap with the exact number of
+// events missed, wherever they were dropped.
+
+// Bounds of the event traffic to one destination member.
+const (
+	// eventOutboxSize is the number of events waiting for one destination member, all its
+	// registrations together, beyond which further ones are dropped and counted.
+	eventOutboxSize = 16384
+	// maxEventBatch is the most events sent in one msgEvents message.
+	maxEventBatch = 512
+	// registryRetry is how often the registry is re-examined without a table change (retries of
+	// failed pushes, registrants that have gone away).
+	registryRetry = 250 * time.Millisecond
+	// registryCallTimeout bounds one push of a registration list to one member.
+	registryCallTimeout = 5 * time.Second
+)
+
+// regSpec is one cluster-wide registration as it travels between members.
+type regSpec struct {
+	ID     string `msgpack:"i"`
+	Map    string `msgpack:"m"`
+	HasKey bool   `msgpack:"h,omitempty"`
+	Key    []byte `msgpack:"k,omitempty"`
+	Pred   string `msgpack:"p,omitempty"`
+	Arg    []byte `msgpack:"a,omitempty"`
+	Values bool   `msgpack:"v,omitempty"`
+}
+
+// regsMsg is a registrant's complete list of registrations.
+type regsMsg struct {
+	From    string    `msgpack:"f"`
+	Version uint64    `msgpack:"n"`
+	Regs    []regSpec `msgpack:"r"`
+}
+
+// wireEvent is one event (or, with Kind Overflow, a notice alone) for one registration.
+type wireEvent struct {
+	Reg    string        `msgpack:"r"`
+	Kind   listener.Kind `msgpack:"k"`
+	Key    []byte        `msgpack:"y,omitempty"`
+	Part   int32         `msgpack:"p"`
+	Member string        `msgpack:"o"`
+	Seq    uint64        `msgpack:"s"`
+	Old    []byte        `msgpack:"a,omitempty"`
+	New    []byte        `msgpack:"b,omitempty"`
+	// Missed is the number of events of Reg dropped just before this one.
+	Missed uint64 `msgpack:"x,omitempty"`
+}
+
+type eventsMsg struct {
+	From   string      `msgpack:"f"`
+	Events []wireEvent `msgpack:"e"`
+}
+
+// remoteReg is a registration as an owner applies it.
+type remoteReg struct {
+	spec   regSpec
+	member partition.MemberID
+	filter func(listener.Event) bool // nil: every event
+	// broken: the predicate is not registered on this member; its events are counted missed.
+	broken bool
+	local  *clusterListener // the registrant is this member: deliver without the network
+	out    *outbox          // otherwise: the registrant's outbox
+}
+
+type memberRegs struct {
+	version uint64
+	regs    []*remoteReg
+}
+
+// clusterListeners is a member's share of the cluster-wide registrations.
+type clusterListeners struct {
+	mu       sync.Mutex
+	byMember map[partition.MemberID]*memberRegs
+	// index is the immutable routing table the write path reads: map name -> registrations.
+	index atomic.Pointer[map[string][]*remoteReg]
+	// own are this member's registrations (the registrant side).
+	own        map[string]*clusterListener
+	ownVersion uint64
+	// acked is the newest version of own each member confirmed.
+	acked    map[partition.MemberID]uint64
+	progress chan struct{} // closed and replaced when acked changes
+	kick     chan struct{} // capacity 1: own changed
+	outboxes map[partition.MemberID]*outbox
+	// sent counts the events (not notices) sent over the network, for tests and metrics.
+	sent atomic.Uint64
+}
+
+func (c *clusterListeners) init() {
+	c.byMember = make(map[partition.MemberID]*memberRegs)
+	c.own = make(map[string]*clusterListener)
+	c.acked = make(map[partition.MemberID]uint64)
+	c.progress = make(chan struct{})
+	c.kick = make(chan struct{}, 1)
+	c.outboxes = make(map[partition.MemberID]*outbox)
+}
+
+func (c *clusterListeners) listening(name string) bool {
+	idx := c.index.Load()
+	return idx != nil && len((*idx)[name]) > 0
+}
+
+func (c *clusterListeners) any() bool {
+	idx := c.index.Load()
+	return idx != nil && len(*idx) > 0
+}
+
+// reindexLocked rebuilds the routing table. The caller holds mu.
+func (c *clusterListeners) reindexLocked() {
+	idx := make(map[string][]*remoteReg)
+	for _, mr := range c.byMember {
+		for _, r := range mr.regs {
+			idx[r.spec.Map] = append(idx[r.spec.Map], r)
+		}
+	}
+	c.index.Store(&idx)
+}
+
+func (c *clusterListeners) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.index.Store(nil)
+	for _, o := range c.outboxes {
+		o.close()
+	}
+	for _, cl := range c.own {
+		cl.in.stop()
+	}
+}
+
+// clusterListener is one of this member's cluster-wide registrations.
+type clusterListener struct {
+	spec regSpec
+	in   *inbox
+}
+
+// AddEntryListener registers fn for the events of this map's entries on every member: each
+// owner runs the key filter and the predicate of opts (see ListenerOptions) on its own events
+// and sends the accepted ones to this member in batches, so unwanted events never cross the
+// network. fn runs on this member, on a goroutine of its own, from a bounded queue: events of
+// one partition arrive in the order of their writes. When events are dropped (this member's
+// queue or an owner's outgoing queue was full), fn gets an Overflow notice with the exact number
+// missed; nothing is dropped silently. After a failover or a migration, events in flight may be
+// delivered again.
+//
+// The registration is cluster state: it returns once every member of the cluster has it
+// (ErrTimeout if ctx ends first; nothing is registered then), members that join later receive
+// it, and it is dropped everywhere when this member leaves or dies. A named predicate must be
+// registered on every member; an owner that lacks it counts the events as missed.
+func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
+	}
+	lo, arg, err := m.rawListenerOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := m.svc
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("dmap: listener id: %w", err)
+	}
+	spec := regSpec{ID: string(s.self) + "/" + hex.EncodeToString(b[:]), Map: m.name, HasKey: lo.Key != nil, Key: lo.Key,
+		Pred: opts.Predicate, Arg: arg, Values: opts.IncludeValues}
+	keys, vals := m.keys, m.vals
+	queue := lo.QueueSize
+	if queue == 0 {
+		queue = listener.DefaultQueueSize
+	}
+	name, self := m.name, s.self
+	cl := &clusterListener{spec: spec, in: newInbox(queue, func(ev listener.Event) {
+		ev.Map = name
+		if ev.Member == "" {
+			ev.Member = self
+		}
+		fn(typedEvent(ev, keys, vals))
+	}, s.log)}
+	go cl.in.run()
+	version := s.setOwnReg(cl, true)
+	h := &ListenerHandle{
+		remove: func() {
+			if cl.in.stop() {
+				s.setOwnReg(cl, false)
+			}
+		},
+		stats: cl.in.stats,
+	}
+	if err := s.waitRegistered(ctx, version); err != nil {
+		h.Remove()
+		return nil, err
+	}
+	return h, nil
+}
+
+// setOwnReg adds or removes one of this member's registrations, installs the new list locally
+// and asks the registry driver to push it. It returns the list's new version.
+func (s *Service) setOwnReg(cl *clusterListener, add bool) uint64 {
+	c := &s.events.cw
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if add {
+		c.own[cl.spec.ID] = cl
+	} else {
+		delete(c.own, cl.spec.ID)
+	}
+	c.ownVersion++
+	regs := make([]*remoteReg, 0, len(c.own))
+	for _, o := range c.own {
+		r := &remoteReg{spec: o.spec, member: s.self, local: o}
+		if o.spec.Pred != "" {
+			r.filter, _ = s.compilePredicate(o.spec.Pred, o.spec.Arg) // compiled once already: cannot fail
+		}
+		regs = append(regs, r)
+	}
+	c.byMember[s.self] = &memberRegs{version: c.ownVersion, regs: regs}
+	c.reindexLocked()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return c.ownVersion
+}
+
+// ownList returns this member's registrations as they travel.
+func (c *clusterListeners) ownList(self partition.MemberID) regsMsg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msg := regsMsg{From: string(self), Version: c.ownVersion, Regs: make([]regSpec, 0, len(c.own))}
+	for _, o := range c.own {
+		msg.Regs = append(msg.Regs, o.spec)
+	}
+	return msg
+}
+
+// knownLists returns every registration list this member knows: its own and the other members'.
+// A partition copy carries them (sendCopy), so that a member taking a partition over forwards
+// its events even when a registrant's own push has not reached it yet.
+func (c *clusterListeners) knownLists(self partition.MemberID) []regsMsg {
+	lists := []regsMsg{c.ownList(self)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for m, mr := range c.byMember {
+		if m == self {
+			continue
+		}
+		msg := regsMsg{From: string(m), Version: mr.version, Regs: make([]regSpec, 0, len(mr.regs))}
+		for _, r := range mr.regs {
+			msg.Regs = append(msg.Regs, r.spec)
+		}
+		lists = append(lists, msg)
+	}
+	return lists
+}
+
+// waitRegistered waits until every live member of the latest table confirmed version (or a
+// newer one) of this member's registrations.
+func (s *Service) waitRegistered(ctx context.Context, version uint64) error {
+	c := &s.events.cw
+	for {
+		t, changed := s.cluster.Watch()
+		c.mu.Lock()
+		progress := c.progress
+		done := true
+		for _, m := range t.Members() {
+			if m == s.self {
+				continue
+			}
+			if _, ok := s.cluster.MemberAddr(m); ok && c.acked[m] < version {
+				done = false
+			}
+		}
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: registering the listener with every member: %w", ErrTimeout, ctx.Err())
+		case <-s.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// runRegistry is the registry driver: it pushes this member's registrations to every member
+// that has not confirmed the latest version, and drops the registrations and outboxes of
+// members that have gone away.
+func (s *Service) runRegistry() {
+	defer s.wg.Done()
+	c := &s.events.cw
+	tick := time.NewTicker(registryRetry)
+	defer tick.Stop()
+	for {
+		t, changed := s.cluster.Watch()
+		s.pruneRegistry()
+		msg := c.ownList(s.self)
+		var todo []partition.MemberID
+		c.mu.Lock()
+		for _, m := range t.Members() {
+			if m != s.self && msg.Version > 0 && c.acked[m] < msg.Version {
+				todo = append(todo, m)
+			}
+		}
+		c.mu.Unlock()
+		if len(todo) > 0 {
+			s.pushRegistry(todo, msg)
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-changed:
+		case <-c.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// pushRegistry sends msg to the members todo in parallel and records their confirmations.
+func (s *Service) pushRegistry(todo []partition.MemberID, msg regsMsg) {
+	c := &s.events.cw
+	h, err := msgpack.Marshal(&msg)
+	if err != nil {
+		s.log.Error("encode listener registrations", "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, m := range todo {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(s.ctx, registryCallTimeout)
+			defer cancel()
+			if err := s.sendBatch(ctx, m, msgListenerRegs, h, nil); err != nil {
+				s.log.Debug("pushing listener registrations failed, will retry", "member", m, "err", err)
+				return
+			}
+			c.mu.Lock()
+			if msg.Version > c.acked[m] {
+				c.acked[m] = msg.Version
+				close(c.progress)
+				c.progress = make(chan struct{})
+			}
+			c.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// pruneRegistry drops what belongs to members that have left or died.
+func (s *Service) pruneRegistry() {
+	c := &s.events.cw
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := false
+	for m := range c.byMember {
+		if m == s.self {
+			continue
+		}
+		if _, ok := s.cluster.MemberAddr(m); !ok {
+			delete(c.byMember, m)
+			changed = true
+		}
+	}
+	for m, o := range c.outboxes {
+		if _, ok := s.cluster.MemberAddr(m); !ok {
+			o.close()
+			delete(c.outboxes, m)
+		}
+	}
+	for m := range c.acked {
+		if _, ok := s.cluster.MemberAddr(m); !ok {
+			delete(c.acked, m)
+		}
+	}
+	if changed {
+		c.reindexLocked()
+	}
+}
+
+// handleListenerRegs installs a registrant's list of registrations.
+func (s *Service) handleListenerRegs(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	var rm regsMsg
+	if err := msgpackcheck.Unmarshal(msg.Header, &rm); err != nil {
+		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable listener registrations"})
+	}
+	from := partition.MemberID(rm.From)
+	if from == s.self || s.closed() {
+		return encodeResponse(opResponse{})
+	}
+	if _, ok := s.cluster.MemberAddr(from); !ok {
+		return encodeResponse(opResponse{}) // a late message of a member that has gone
+	}
+	c := &s.events.cw
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.byMember[from]; cur != nil && cur.version >= rm.Version {
+		return encodeResponse(opResponse{})
+	}
+	o := c.outboxes[from]
+	if o == nil {
+		o = newOutbox(from, eventOutboxSize)
+		c.outboxes[from] = o
+		s.wg.Add(1)
+		go s.runOutbox(o)
+	}
+	regs := make([]*remoteReg, 0, len(rm.Regs))
+	for _, spec := range rm.Regs {
+		r := &remoteReg{spec: spec, member: from, out: o}
+		if spec.Pred != "" {
+			f, err := s.compilePredicate(spec.Pred, spec.Arg)
+			if err != nil {
+				s.log.Error("cluster-wide listener's predicate unusable here: its events are counted missed", "listener", spec.ID, "err", err)
+				r.broken = true
+			}
+			r.filter = f
+		}
+		regs = append(regs, r)
+	}
+	c.byMember[from] = &memberRegs{version: rm.Version, regs: regs}
+	c.reindexLocked()
+	return encodeResponse(opResponse{})
+}
+
+// forwardEvent hands an owner's event to the cluster-wide registrations that accept it. It runs
+// on the publishing goroutine (see eventHub.publish) and never blocks.
+func (s *Service) forwardEvent(ev *listener.Event) {
+	idx := s.events.cw.index.Load()
+	if idx == nil {
+		return
+	}
+	for _, r := range (*idx)[ev.Map] {
+		if r.spec.HasKey && !bytes.Equal(r.spec.Key, ev.Key) {
+			continue
+		}
+		if r.broken {
+			r.out.drop(r.spec.ID)
+			continue
+		}
+		if r.filter != nil && !acceptEvent(r.filter, ev, s) {
+			continue
+		}
+		if r.local != nil {
+			e := *ev
+			if !r.spec.Values {
+				e.OldValue, e.NewValue = nil, nil
+			}
+			r.local.in.push(e, 0)
+			continue
+		}
+		we := wireEvent{Reg: r.spec.ID, Kind: ev.Kind, Key: ev.Key, Part: int32(ev.Partition), Member: string(ev.Member), Seq: ev.Seq}
+		if r.spec.Values {
+			we.Old, we.New = ev.OldValue, ev.NewValue
+		}
+		r.out.push(we)
+	}
+}
+
+// acceptEvent runs a predicate; a panic rejects the event (it must not unwind the write path).
+func acceptEvent(f func(listener.Event) bool, ev *listener.Event, s *Service) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			s.log.Error("panic in a cluster-wide listener's predicate", "map", ev.Map, "panic", p)
+		}
+	}()
+	return f(*ev)
+}
+
+// runOutbox sends one destination's events in batches, in order, retrying a failed batch until
+// it is delivered or the destination has gone.
+func (s *Service) runOutbox(o *outbox) {
+	defer s.wg.Done()
+	var batch []wireEvent
+	wait := 5 * time.Millisecond
+	for {
+		if batch == nil {
+			batch = o.take(maxEventBatch)
+		}
+		if len(batch) == 0 {
+			batch = nil
+			select {
+			case <-o.wake:
+				continue
+			case <-o.quit:
+			case <-s.ctx.Done():
+			}
+			return
+		}
+		err := s.sendEvents(o.to, batch)
+		if err == nil {
+			for _, e := range batch {
+				if e.Kind != listener.Overflow {
+					s.events.cw.sent.Add(1)
+				}
+			}
+			batch, wait = nil, 5*time.Millisecond
+			continue
+		}
+		if _, ok := s.cluster.MemberAddr(o.to); !ok {
+			return
+		}
+		s.log.Debug("sending events failed, retrying", "to", o.to, "err", err)
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-o.quit:
+			timer.Stop()
+			return
+		case <-s.ctx.Done():
+			timer.Stop()
+			return
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+func (s *Service) sendEvents(to partition.MemberID, batch []wireEvent) error {
+	h, err := msgpack.Marshal(&eventsMsg{From: string(s.self), Events: batch})
+	if err != nil {
+		return fmt.Errorf("%w: encode events: %v", ErrCodec, err)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
+	defer cancel()
+	return s.sendBatch(ctx, to, msgEvents, h, nil)
+}
+
+// handleEvents delivers a batch of events to this member's cluster-wide listeners.
+func (s *Service) handleEvents(ctx context.Context, msg transport.Message) (transport.Message, error) {
+	var em eventsMsg
+	if err := msgpackcheck.Unmarshal(msg.Header, &em); err != nil {
+		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable events"})
+	}
+	c := &s.events.cw
+	for _, we := range em.Events {
+		c.mu.Lock()
+		cl := c.own[we.Reg]
+		c.mu.Unlock()
+		if cl == nil {
+			continue // removed meanwhile
+		}
+		ev := listener.Event{Map: cl.spec.Map, Kind: we.Kind, Key: we.Key, Partition: partition.ID(we.Part),
+			Member: partition.MemberID(we.Member), Seq: we.Seq, OldValue: we.Old, NewValue: we.New}
+		cl.in.push(ev, we.Missed)
+	}
+	return encodeResponse(opResponse{})
+}
+
+// outbox is the bounded queue of events for one destination member. It is plain data behind a
+// mutex; runOutbox drains it.
+type outbox struct {
+	to    partition.MemberID
+	limit int
+
+	mu      sync.Mutex
+	items   []wireEvent
+	pending map[string]uint64 // per registration: events dropped since its last queued event
+	closed  bool
+
+	wake chan struct{} // capacity 1: items became non-empty
+	quit chan struct{} // closed by close
+}
+
+func newOutbox(to partition.MemberID, limit int) *outbox {
+	return &outbox{to: to, limit: limit, pending: make(map[string]uint64), wake: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+// push queues e, or drops and counts it when the outbox is full. Never blocks.
+func (o *outbox) push(e wireEvent) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	if len(o.items) >= o.limit {
+		o.pending[e.Reg]++
+		o.mu.Unlock()
+		return
+	}
+	if n := o.pending[e.Reg]; n > 0 {
+		e.Missed = n
+		delete(o.pending, e.Reg)
+	}
+	o.items = append(o.items, e)
+	o.mu.Unlock()
+	o.signal()
+}
+
+// drop counts an event of registration reg as missed.
+func (o *outbox) drop(reg string) {
+	o.mu.Lock()
+	if !o.closed {
+		o.pending[reg]++
+	}
+	o.mu.Unlock()
+	o.signal()
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes and returns up to max events; when it empties the queue, the counts of events
+// dropped since follow as notices.
+func (o *outbox) take(max int) []wireEvent {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := min(max, len(o.items))
+	out := slices.Clone(o.items[:n])
+	clear(o.items[:n])
+	o.items = o.items[n:]
+	if len(o.items) == 0 {
+		o.items = nil // let the backing array go
+		for reg, missed := range o.pending {
+			out = append(out, wireEvent{Reg: reg, Kind: listener.Overflow, Part: -1, Missed: missed})
+		}
+		clear(o.pending)
+	}
+	return out
+}
+
+func (o *outbox) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
+		o.closed = true
+		o.items = nil
+		close(o.quit)
+	}
+}
+
+// inbox is a cluster-wide listener's bounded queue on the registering member, with its own
+// goroutine calling the listener in queue order. Overflow is counted as in the listener
+// package: the count of events dropped before an event travels with it, and a count left when
+// the queue drains is delivered alone. Counts reported by owners are added in.
+type inbox struct {
+	limit   int
+	deliver func(listener.Event)
+	log     interface {
+		Error(msg string, args ...any)
+	}
+
+	mu      sync.Mutex
+	items   []inboxItem
+	head    int
+	pending uint64
+	missed  uint64 // all events missed, wherever
+	stopped bool
+
+	delivered atomic.Uint64
+	wake      chan struct{}
+	quit      chan struct{}
+}
+
+type inboxItem struct {
+	ev           listener.Event
+	missedBefore uint64
+}
+
+func newInbox(limit int, deliver func(listener.Event), log interface{ Error(string, ...any) }) *inbox {
+	return &inbox{limit: limit, deliver: deliver, log: log, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+// push queues ev after missedBefore events reported missed upstream. An Overflow ev only adds
+// its Missed count. Never blocks.
+func (in *inbox) push(ev listener.Event, missedBefore uint64) {
+	in.mu.Lock()
+	if in.stopped {
+		in.mu.Unlock()
+		return
+	}
+	if ev.Kind == listener.Overflow {
+		missedBefore += ev.Missed
+	}
+	in.pending += missedBefore
+	in.missed += missedBefore
+	if ev.Kind != listener.Overflow {
+		if len(in.items)-in.head >= in.limit {
+			in.pending++
+			in.missed++
+		} else {
+			in.items = append(in.items, inboxItem{ev: ev, missedBefore: in.pending})
+			in.pending = 0
+		}
+	}
+	in.mu.Unlock()
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next event or notice.
+func (in *inbox) pop() (listener.Event, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return listener.Event{}, false
+	}
+	if in.head == len(in.items) {
+		if in.pending > 0 {
+			n := in.pending
+			in.pending = 0
+			return listener.Event{Kind: listener.Overflow, Partition: -1, Missed: n}, true
+		}
+		in.items, in.head = in.items[:0], 0
+		return listener.Event{}, false
+	}
+	it := &in.items[in.head]
+	if it.missedBefore > 0 {
+		n := it.missedBefore
+		it.missedBefore = 0
+		return listener.Event{Kind: listener.Overflow, Partition: -1, Missed: n}, true
+	}
+	ev := it.ev
+	*it = inboxItem{}
+	in.head++
+	if in.head > 1024 && in.head*2 > len(in.items) {
+		in.items = append(in.items[:0], in.items[in.head:]...)
+		in.head = 0
+	}
+	return ev, true
+}
+
+func (in *inbox) run() {
+	for {
+		ev, ok := in.pop()
+		if !ok {
+			select {
+			case <-in.wake:
+				continue
+			case <-in.quit:
+				return
+			}
+		}
+		in.call(ev)
+		if ev.Kind != listener.Overflow {
+			in.delivered.Add(1)
+		}
+	}
+}
+
+func (in *inbox) call(ev listener.Event) {
+	defer func() {
+		if p := recover(); p != nil {
+			in.log.Error("panic in a cluster-wide entry listener", "map", ev.Map, "panic", p)
+		}
+	}()
+	in.deliver(ev)
+}
+
+// stop ends delivery and discards what is queued; it reports whether this call stopped it.
+func (in *inbox) stop() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return false
+	}
+	in.stopped = true
+	in.items, in.head = nil, 0
+	close(in.quit)
+	return true
+}
+
+func (in *inbox) stats() listener.Stats {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return listener.Stats{Delivered: in.delivered.Load(), Missed: in.missed, Queued: len(in.items) - in.head}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/freeport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
@@ -105,7 +106,7 @@ func TestConfigValidateMaps(t *testing.T) {
 // package found them.
 func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 	for _, err := range []error{
-		(dmap.Config{}).Validate(),
+		(engine.Config{}).Validate(),
 		(mapstore.Config{}).Validate(),
 		dmap.MapConfig{Persistence: mapstore.Config{WriteDelay: -1}}.Validate(),
 	} {

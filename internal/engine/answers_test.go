@@ -16,9 +16,9 @@ import (
 
 // keysOwnedBy returns n keys whose partitions member owner owns in the current table (same: all
 // in one partition).
-func keysOwnedBy(t *testing.T, c *cluster, m *Map[string, string], owner partition.MemberID, n int, same bool) []string {
+func keysOwnedBy(t *testing.T, c *cluster, m *tmap[string, string], owner partition.MemberID, n int, same bool) []string {
 	t.Helper()
-	tab, _ := c.coord.watch()
+	tab, _ := c.coord.Watch()
 	var keys []string
 	var first partition.ID = -1
 	for i := 0; len(keys) < n && i < 100000; i++ {
@@ -40,7 +40,7 @@ func keysOwnedBy(t *testing.T, c *cluster, m *Map[string, string], owner partiti
 // owner served it), running then (if not nil) before the caller learns of the loss.
 func loseFirstAnswer(c *cluster, from partition.MemberID, then func()) *atomic.Int32 {
 	var lost atomic.Int32
-	c.net.setAnswered(func(f, to string, typ transport.MsgType) bool {
+	c.net.SetAnswered(func(f, to string, typ transport.MsgType) bool {
 		if f != string(from) || typ != msgOp || !lost.CompareAndSwap(0, 1) {
 			return false
 		}
@@ -92,7 +92,7 @@ func TestRetriedWriteIsAppliedOnce(t *testing.T) {
 	if v, err := cm.Get(ctx, key); err != nil || v != "other" {
 		t.Fatalf("value = %q, %v; want the later writer's (the retried put was applied twice)", v, err)
 	}
-	c.net.setAnswered(nil)
+	c.net.SetAnswered(nil)
 }
 
 // TestRetryAfterFailoverGetsFirstAnswer: the owner applies a write, its backup acknowledges,
@@ -107,7 +107,7 @@ func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
 	p, _ := probe.Partition(key)
 	var client *Service
 	for _, id := range c.active {
-		if tab, _ := c.coord.watch(); !tab.IsReplica(p, id) {
+		if tab, _ := c.coord.Watch(); !tab.IsReplica(p, id) {
 			client = c.svcs[id]
 		}
 	}
@@ -125,13 +125,13 @@ func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
 	if lost.Load() != 1 {
 		t.Fatal("no answer was lost")
 	}
-	if tab, _ := c.coord.watch(); tab.Owner(p) == ownerID {
+	if tab, _ := c.coord.Watch(); tab.Owner(p) == ownerID {
 		t.Fatal("the owner did not change")
 	}
 	if v, err := cm.Get(ctx, key); err != nil || v != "v1" {
 		t.Fatalf("value = %q, %v; want v1", v, err)
 	}
-	c.net.setAnswered(nil)
+	c.net.SetAnswered(nil)
 }
 
 // TestAnswerTableBound: the remembered answers of a partition stay at maxAnswers, the newest
@@ -196,7 +196,7 @@ func TestAnswerTableBound(t *testing.T) {
 	if len(want) != maxAnswers {
 		t.Fatalf("the owner remembers %d answers of partition %d, want %d", len(want), p, maxAnswers)
 	}
-	cur, _ := c.coord.watch()
+	cur, _ := c.coord.Watch()
 	backup := cur.Partitions[p].Replicas[1]
 	if got := remembered(c.svcs[backup]); !maps.Equal(got, want) {
 		t.Fatalf("the backup remembers %d answers, not the owner's %d", len(got), len(want))
@@ -232,7 +232,7 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 	}{{"replace", written, "old"}, {"create", fresh, ""}} {
 		entered, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		c.net.setAnswered(func(from, to string, typ transport.MsgType) bool {
+		c.net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
 			if from == string(owner.self) && typ == msgBackup {
 				once.Do(func() { close(entered) })
 				<-release
@@ -248,7 +248,7 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%s: backup never reached", step.name)
 		}
-		for _, m := range []*Map[string, string]{om, rm} {
+		for _, m := range []*tmap[string, string]{om, rm} {
 			v, err := m.Get(ctx, step.key)
 			if step.want == "" {
 				if err == nil {
@@ -269,8 +269,8 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		c.net.setAnswered(nil)
-		for _, m := range []*Map[string, string]{om, rm} {
+		c.net.SetAnswered(nil)
+		for _, m := range []*tmap[string, string]{om, rm} {
 			if v, err := m.Get(ctx, step.key); err != nil || v != "new" {
 				t.Fatalf("%s: Get after the acknowledgement = %q, %v", step.name, v, err)
 			}
@@ -299,7 +299,7 @@ func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
 			t.Fatal("no answer was lost")
 		}
 	}
-	c.net.setAnswered(nil)
+	c.net.SetAnswered(nil)
 	if v, err := cm.Get(ctx, key); err != nil || v != 3 {
 		t.Fatalf("counter = %d, %v; want 3 (each increment once)", v, err)
 	}
@@ -313,14 +313,14 @@ func TestFirstAttemptAfterItsRetry(t *testing.T) {
 	ctx := context.Background()
 	s := c.svc(0)
 	m := mustMap[string, string](t, s, "m")
-	vals := DefaultCodec[string]()
+	vals := testCodec[string]{}
 	enc := func(v string) []byte { b, _ := vals.Encode(v); return b }
 	kb, p, _ := m.encodeKey("k")
 	if err := m.Put(ctx, "k", "v0"); err != nil {
 		t.Fatal(err)
 	}
 	serve := func(id opID, retry bool, expect, value string) opResponse {
-		tab, _ := c.coord.watch()
+		tab, _ := c.coord.Watch()
 		return s.serveOp(ctx, &opRequest{Map: "m", Kind: opReplaceIfSame, Part: int32(p), Epoch: tab.Epoch, Key: kb,
 			Expect: enc(expect), Value: enc(value), ID: id, Retry: retry})
 	}

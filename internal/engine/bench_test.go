@@ -17,11 +17,11 @@ func BenchmarkOwnerPutGet(b *testing.B) {
 		b.Run(setup.name, func(b *testing.B) {
 			c := newCluster(b, setup.members, setup.backups, nil)
 			s := c.svc(0)
-			m, err := New[string, []byte](s, "bench")
+			m, err := newTMap[string, []byte](s, "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
-			tab := c.coord.table
+			tab := c.coord.Table
 			var keys []string
 			for i := 0; len(keys) < 1024; i++ {
 				k := fmt.Sprint("key-", i)

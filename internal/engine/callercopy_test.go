@@ -35,7 +35,7 @@ func stashKeys(t *testing.T, c *cluster, name string, size int) (want map[string
 	t.Helper()
 	ctx := context.Background()
 	want = map[string]string{}
-	tab := c.coord.table
+	tab := c.coord.Table
 	for i := range len(c.active) {
 		s := c.svc(i)
 		m := mustMap[string, string](t, s, name)
@@ -164,7 +164,7 @@ func TestBackupsFromTheCallersCopyResentWhenLost(t *testing.T) {
 // is refused.
 func TestBackupRefusesUnheldOrMisusedCopies(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
-	tab := c.coord.table
+	tab := c.coord.Table
 	owner, backup := tab.Partitions[0].Replicas[0], tab.Partitions[0].Replicas[1]
 	s := c.svcs[backup]
 	held := s.stash.put([]byte("k"), []byte("held value"))

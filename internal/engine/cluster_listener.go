@@ -173,38 +173,22 @@ type clusterListener struct {
 	in   *inbox
 }
 
-// AddEntryListener registers fn for the events of this map's entries on every member: each
-// owner runs the key filter and the predicate of opts (see ListenerOptions) on its own events
-// and sends the accepted ones to this member in batches, so unwanted events never cross the
-// network. fn runs on this member, on a goroutine of its own, from a bounded queue: events of
-// one partition arrive in the order of their writes. When events are dropped (this member's
-// queue or an owner's outgoing queue was full), fn gets an Overflow notice with the exact number
-// missed; nothing is dropped silently. After a failover or a migration, events in flight may be
-// delivered again.
-//
-// The registration is cluster state: it returns once every member of the cluster has it
-// (ErrTimeout if ctx ends first; nothing is registered then), members that join later receive
-// it, and it is dropped everywhere when this member leaves or dies. A named predicate must be
-// registered on every member; an owner that lacks it counts the events as missed.
-func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
-	if fn == nil {
-		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
-	}
-	lo, arg, err := m.rawListenerOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	s := m.svc
+// AddClusterListener registers fn for the events of the map's entries on every member (see
+// dmap.Map.AddEntryListener): lo is the raw form of the listener's options, with its compiled
+// predicate; pred and arg name the predicate and its argument as every owner compiles them.
+// It returns once every member of the cluster has the registration (ErrTimeout if ctx ends
+// first; nothing is registered then).
+func (m *Map) AddClusterListener(ctx context.Context, fn func(listener.Event), lo listener.Options, pred string, arg []byte) (ListenerReg, error) {
+	s := m.s
 	if s.closed() {
-		return nil, ErrClosed
+		return ListenerReg{}, ErrClosed
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("dmap: listener id: %w", err)
+		return ListenerReg{}, fmt.Errorf("dmap: listener id: %w", err)
 	}
 	spec := regSpec{ID: string(s.self) + "/" + hex.EncodeToString(b[:]), Map: m.name, HasKey: lo.Key != nil, Key: lo.Key,
-		Pred: opts.Predicate, Arg: arg, Values: opts.IncludeValues}
-	keys, vals := m.keys, m.vals
+		Pred: pred, Arg: arg, Values: lo.IncludeValues}
 	queue := lo.QueueSize
 	if queue == 0 {
 		queue = listener.DefaultQueueSize
@@ -215,21 +199,21 @@ func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, 
 		if ev.Member == "" {
 			ev.Member = self
 		}
-		fn(typedEvent(ev, keys, vals))
+		fn(ev)
 	}, s.log)}
 	go cl.in.run()
 	version := s.setOwnReg(cl, true)
-	h := &ListenerHandle{
-		remove: func() {
+	h := ListenerReg{
+		Remove: func() {
 			if cl.in.stop() {
 				s.setOwnReg(cl, false)
 			}
 		},
-		stats: cl.in.stats,
+		Stats: cl.in.stats,
 	}
 	if err := s.waitRegistered(ctx, version); err != nil {
 		h.Remove()
-		return nil, err
+		return ListenerReg{}, err
 	}
 	return h, nil
 }
@@ -250,7 +234,7 @@ func (s *Service) setOwnReg(cl *clusterListener, add bool) uint64 {
 	for _, o := range c.own {
 		r := &remoteReg{spec: o.spec, member: s.self, local: o}
 		if o.spec.Pred != "" {
-			r.filter, _ = s.compilePredicate(o.spec.Pred, o.spec.Arg) // compiled once already: cannot fail
+			r.filter, _ = s.CompilePredicate(o.spec.Pred, o.spec.Arg) // compiled once already: cannot fail
 		}
 		regs = append(regs, r)
 	}
@@ -449,7 +433,7 @@ func (s *Service) handleListenerRegs(ctx context.Context, msg transport.Message)
 	for _, spec := range rm.Regs {
 		r := &remoteReg{spec: spec, member: from, out: o}
 		if spec.Pred != "" {
-			f, err := s.compilePredicate(spec.Pred, spec.Arg)
+			f, err := s.CompilePredicate(spec.Pred, spec.Arg)
 			if err != nil {
 				s.log.Error("cluster-wide listener's predicate unusable here: its events are counted missed", "listener", spec.ID, "err", err)
 				r.broken = true

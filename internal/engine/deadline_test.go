@@ -14,7 +14,7 @@ import (
 
 // keyOn returns a key of map m whose partition has exactly the replicas owner and backup, and
 // that partition.
-func keyOn[V any](t *testing.T, c *cluster, m *Map[string, V], owner, backup partition.MemberID) (string, partition.ID) {
+func keyOn[V any](t *testing.T, c *cluster, m *tmap[string, V], owner, backup partition.MemberID) (string, partition.ID) {
 	t.Helper()
 	for i := range 10000 {
 		k := fmt.Sprint("k", i)
@@ -22,7 +22,7 @@ func keyOn[V any](t *testing.T, c *cluster, m *Map[string, V], owner, backup par
 		if err != nil {
 			t.Fatal(err)
 		}
-		tab, _ := c.coord.watch()
+		tab, _ := c.coord.Watch()
 		reps := tab.Partitions[p].Replicas
 		if len(reps) == 2 && reps[0] == owner && reps[1] == backup {
 			return k, p
@@ -34,7 +34,7 @@ func keyOn[V any](t *testing.T, c *cluster, m *Map[string, V], owner, backup par
 
 // hangBackups makes the backups owner sends to backup go unanswered.
 func hangBackups(c *cluster, owner, backup partition.MemberID) {
-	c.net.setHang(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetHang(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(backup) && mt == msgBackup
 	})
 }
@@ -89,13 +89,13 @@ func TestRemoteWriteHonoursDeadline(t *testing.T) {
 			// writers.
 			pt := c.svcs[owner].parts[p]
 			eventually(t, 2*time.Second, "the owner to release the partition's write lock", func() bool { return writeMuFree(pt) })
-			if n := c.coord.reportsOf(backup); n != 0 {
+			if n := c.coord.ReportsOf(backup); n != 0 {
 				t.Fatalf("the backup was reported unreachable %d times for a deadline that was the caller's", n)
 			}
 
 			// Once the backup answers again, the partition is written as before, and the backup,
 			// which may have missed the timed-out write, ends up like its owner.
-			c.net.setHang(nil)
+			c.net.SetHang(nil)
 			if err := m.Put(context.Background(), key, "w"); err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +116,7 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 	}{
 		{"never answers", hangBackups},
 		{"connection fails", func(c *cluster, owner, backup partition.MemberID) {
-			c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+			c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 				return from == string(owner) && to == string(backup) && mt == msgBackup
 			})
 		}},
@@ -124,12 +124,12 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const ackTimeout = 100 * time.Millisecond
 			c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = ackTimeout })
-			c.coord.mu.Lock()
-			c.coord.demote = true
-			c.coord.mu.Unlock()
+			c.coord.Mu.Lock()
+			c.coord.Demote = true
+			c.coord.Mu.Unlock()
 			caller, owner, backup := c.active[0], c.active[1], c.active[2]
 			const name = "drop"
-			maps := []*Map[string, string]{mustMap[string, string](t, c.svcs[caller], name), mustMap[string, string](t, c.svcs[owner], name)}
+			maps := []*tmap[string, string]{mustMap[string, string](t, c.svcs[caller], name), mustMap[string, string](t, c.svcs[owner], name)}
 			key, p := keyOn(t, c, maps[0], owner, backup)
 			tc.fail(c, owner, backup)
 
@@ -161,10 +161,10 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 			if worst > 2*time.Second {
 				t.Fatalf("a write waited %v for a backup that does not answer", worst)
 			}
-			if c.coord.reportsOf(backup) == 0 {
+			if c.coord.ReportsOf(backup) == 0 {
 				t.Fatal("the unanswering backup was never reported")
 			}
-			if tab, _ := c.coord.watch(); tab.IsReplica(p, backup) {
+			if tab, _ := c.coord.Watch(); tab.IsReplica(p, backup) {
 				t.Fatalf("%s still a replica of partition %d", backup, p)
 			}
 			if v, err := maps[0].Get(context.Background(), key); err != nil || v == "" {
@@ -206,10 +206,10 @@ func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 	if err := <-errA; !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write waiting for the backup: %v, want ErrTimeout", err)
 	}
-	c.net.setHang(nil)
+	c.net.SetHang(nil)
 	// Once every handler has returned (B's among them), B is nowhere.
 	eventually(t, 5*time.Second, "the owner's handlers to return", func() bool {
-		return c.net.serving.Load() == 0 && writeMuFree(c.svcs[owner].parts[p])
+		return c.net.Serving.Load() == 0 && writeMuFree(c.svcs[owner].parts[p])
 	})
 	if got := waitReplicasAgree(t, c, p, name)[key]; got != string(mustEncode(t, "A")) {
 		t.Fatalf("replicas hold %q after the queued write expired, want A", got)
@@ -226,7 +226,7 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	owner, backup := c.active[1], c.active[2]
 	const name = "lost"
-	var maps []*Map[string, string]
+	var maps []*tmap[string, string]
 	for _, id := range c.active {
 		maps = append(maps, mustMap[string, string](t, c.svcs[id], name))
 	}
@@ -235,7 +235,7 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 	if err := maps[0].Put(ctx, key, "v"); err != nil {
 		t.Fatal(err)
 	}
-	lost := c.coord.commit(func(t *partition.Table) {
+	lost := c.coord.Commit(func(t *partition.Table) {
 		t.Partitions[p].LostAt, t.Partitions[p].Lost = t.Epoch, true
 	})
 	for i, m := range maps {
@@ -265,7 +265,7 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 		}
 	}
 
-	c.coord.commit(func(t *partition.Table) { t.Partitions[p].Lost = false })
+	c.coord.Commit(func(t *partition.Table) { t.Partitions[p].Lost = false })
 	for i, m := range maps {
 		if _, err := m.Get(ctx, key); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("member %d: Get after reset = %v, want ErrNotFound (served empty)", i, err)
@@ -293,15 +293,15 @@ func TestPendingCopyOfLostPartitionServedEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The copy to the pending member gets all its entries but never completes.
-	c.net.setHang(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetHang(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(pending) && mt == msgSyncEnd
 	})
-	c.coord.commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: pending}} })
+	c.coord.Commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: pending}} })
 	waitFor(t, func() bool { return replicaContents(c, pending, p, name)[key] == string(mustEncode(t, "v")) })
 
 	// Both replicas die: the coordinator gives the partition to the pending member afresh,
 	// recording the loss (and, as RecreateLost asks, serving it at once).
-	c.coord.commit(func(t *partition.Table) {
+	c.coord.Commit(func(t *partition.Table) {
 		t.Partitions[p] = partition.Assignment{Replicas: []partition.MemberID{pending}, LostAt: t.Epoch}
 	})
 	pm := mustMap[string, string](t, c.svcs[pending], name)
@@ -337,10 +337,10 @@ func TestReportedBackupStillInTableHoldsTheWrite(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Put with its backup listed but not answering = %v, want ErrTimeout", err)
 	}
-	if c.coord.reportsOf(backup) == 0 {
+	if c.coord.ReportsOf(backup) == 0 {
 		t.Fatal("the unanswering backup was never reported")
 	}
-	if tab, _ := c.coord.watch(); !tab.IsReplica(p, backup) {
+	if tab, _ := c.coord.Watch(); !tab.IsReplica(p, backup) {
 		t.Fatalf("the fake coordinator dropped %s, which this test needs listed", backup)
 	}
 }

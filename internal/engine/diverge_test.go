@@ -32,7 +32,7 @@ func waitReplicasAgree(t *testing.T, c *cluster, p partition.ID, name string) ma
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tab := c.coord.table
+		tab := c.coord.Table
 		reps := tab.Partitions[p].Replicas
 		first := replicaContents(c, reps[0], p, name)
 		agree := len(tab.Partitions[p].Pending) == 0
@@ -83,7 +83,7 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			probe := mustMap[string, string](t, c.svc(0), name)
 			key := "k"
 			kb, p, _ := probe.encodeKey(key)
-			reps := c.coord.table.Partitions[p].Replicas
+			reps := c.coord.Table.Partitions[p].Replicas
 			if len(reps) != 3 {
 				t.Fatalf("partition %d has replicas %v, want 3", p, reps)
 			}
@@ -97,7 +97,7 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			}
 
 			// The owner's next backup message reaches `other` but never `lossy`.
-			c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+			c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 				return from == string(owner) && to == string(lossy) && mt == msgBackup
 			})
 			done := make(chan error, 1)
@@ -117,12 +117,12 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			c.kill(owner)
-			c.net.setDrop(nil)
+			c.net.SetDrop(nil)
 			if err := <-done; err == nil {
 				t.Fatal("the write the owner died in was acknowledged")
 			}
 			c.waitStable()
-			if got := c.coord.table.Partitions[p].Replicas; got[0] != reps[1] {
+			if got := c.coord.Table.Partitions[p].Replicas; got[0] != reps[1] {
 				t.Fatalf("replicas after failover %v: expected %s promoted", got, reps[1])
 			}
 
@@ -156,7 +156,7 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	probe := mustMap[string, string](t, c.svc(0), name)
 	key := "k"
 	_, p, _ := probe.encodeKey(key)
-	reps := c.coord.table.Partitions[p].Replicas
+	reps := c.coord.Table.Partitions[p].Replicas
 	owner, heir, last := reps[0], reps[1], reps[2]
 	om := mustMap[string, string](t, c.svcs[owner], name)
 	if err := om.Put(ctx, key, "v1"); err != nil {
@@ -174,7 +174,7 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	}
 	// The orphan reaches `last` only; then the promoted heir's copy to `last` never gets
 	// beyond its beginning.
-	c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return (from == string(owner) && to == string(heir) && mt == msgBackup) ||
 			(from == string(heir) && to == string(last) && mt == msgSyncChunk)
 	})
@@ -194,7 +194,7 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 		t.Fatalf("backup under resync holds %q, want the acknowledged v3", got)
 	}
 	c.kill(heir)
-	c.net.setDrop(nil)
+	c.net.SetDrop(nil)
 	c.waitStable()
 	lm := mustMap[string, string](t, c.svcs[last], name)
 	if v, err := lm.Get(ctx, key); err != nil || v != "v3" {
@@ -229,20 +229,20 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 	probe := mustMap[string, string](t, c.svc(0), "wb")
 	key := "k"
 	_, p, _ := probe.encodeKey(key)
-	reps := c.coord.table.Partitions[p].Replicas
+	reps := c.coord.Table.Partitions[p].Replicas
 	owner, heir, last := reps[0], reps[1], reps[2]
 	om := mustMap[string, string](t, c.svcs[owner], "wb")
 	if err := om.Put(ctx, key, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(heir) && mt == msgBackup
 	})
 	done := make(chan error, 1)
 	go func() { done <- om.Put(ctx, key, "orphan") }()
 	waitFor(t, func() bool { return replicaContents(c, last, p, "wb")[key] == "orphan" })
 	c.kill(owner)
-	c.net.setDrop(nil)
+	c.net.SetDrop(nil)
 	<-done
 	c.waitStable()
 	waitReplicasAgree(t, c, p, "wb")
@@ -279,7 +279,7 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 func TestFailoversUnderLoadKeepReplicasIdentical(t *testing.T) {
 	c := newCluster(t, 5, 2, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *Map[string, int] { return mustMap[string, int](t, c.svc(2+i%3), "fl") }, 12)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(2+i%3), "fl") }, 12)
 	waitWrites(t, w, 500)
 	c.kill(c.active[0])
 	waitWrites(t, w, 1500)
@@ -288,7 +288,7 @@ func TestFailoversUnderLoadKeepReplicasIdentical(t *testing.T) {
 	waitWrites(t, w, 2500)
 	stop()
 	w.verify(t, ctx, mustMap[string, int](t, c.svc(0), "fl"))
-	for p := range c.coord.table.Partitions {
+	for p := range c.coord.Table.Partitions {
 		waitReplicasAgree(t, c, partition.ID(p), "fl")
 	}
 }

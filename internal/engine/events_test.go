@@ -175,9 +175,8 @@ func TestListenerEventKinds(t *testing.T) {
 	l, err := m.Lock(ctx, "b", 0) // locks: no event
 	must(err)
 	must(l.Unlock(ctx))
-	tx, err := s.Begin()
-	must(err)
-	must(InTx(tx, m).Put(ctx, "t", "x")) // the transaction's mark: no event
+	tx := s.Begin()
+	must(inTx(tx, m).Put(ctx, "t", "x")) // the transaction's mark: no event
 	must(tx.Commit(ctx))
 	must(m.Put(ctx, "c1", "x"))
 	must(other.Put(ctx, "c1", "y")) // another map: no event here

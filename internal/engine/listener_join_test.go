@@ -22,7 +22,7 @@ func TestClusterListenerReachesJoinerThroughCopies(t *testing.T) {
 	}
 	joiner := c.start()
 	// The registrant's pushes to the joiner are lost (as if it were still catching up).
-	c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return from == string(reg.self) && to == string(joiner.self) && mt == msgListenerRegs
 	})
 	c.replan(nil)

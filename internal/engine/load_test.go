@@ -51,7 +51,7 @@ func TestReadThroughLoadsOnce(t *testing.T) {
 	}
 	// The loaded entry is clean (not written back) and backed up: the owner's failure keeps it.
 	p, _ := m.Partition("cold")
-	c.kill(c.coord.table.Owner(p))
+	c.kill(c.coord.Table.Owner(p))
 	c.waitStable()
 	loads := st.Count(memstore.OpLoad)
 	m = mustMap[string, string](t, c.svc(0), "rt") // a survivor

@@ -168,7 +168,7 @@ func TestBackupsHoldEveryWrite(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tab := c.coord.table
+			tab := c.coord.Table
 			for i := range 300 {
 				p, _ := m.Partition(i)
 				kb, _, _ := m.encodeKey(i)
@@ -209,7 +209,7 @@ type writer struct {
 	errs  []error
 }
 
-func runWriters(ctx context.Context, m func(i int) *Map[string, int], n int) (*writer, func()) {
+func runWriters(ctx context.Context, m func(i int) *tmap[string, int], n int) (*writer, func()) {
 	w := &writer{acked: map[string]int{}}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -238,7 +238,7 @@ func runWriters(ctx context.Context, m func(i int) *Map[string, int], n int) (*w
 	return w, func() { close(stop); wg.Wait() }
 }
 
-func (w *writer) verify(t *testing.T, ctx context.Context, m *Map[string, int]) {
+func (w *writer) verify(t *testing.T, ctx context.Context, m *tmap[string, int]) {
 	t.Helper()
 	if len(w.errs) > 0 {
 		t.Fatalf("%d writes failed, first: %v", len(w.errs), w.errs[0])
@@ -254,7 +254,7 @@ func (w *writer) verify(t *testing.T, ctx context.Context, m *Map[string, int]) 
 func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *Map[string, int] { return mustMap[string, int](t, c.svc(i%3), "load") }, 16)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(i%3), "load") }, 16)
 	waitWrites(t, w, 500)
 	c.start()
 	c.replan(nil)
@@ -277,14 +277,14 @@ func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 func TestFailoverKeepsAcknowledgedWrites(t *testing.T) {
 	c := newCluster(t, 4, 1, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *Map[string, int] { return mustMap[string, int](t, c.svc(1+i%3), "fo") }, 8)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(1+i%3), "fo") }, 8)
 	waitWrites(t, w, 500)
 	c.kill(c.active[0])
 	c.waitStable()
 	waitWrites(t, w, 2000)
 	stop()
 	w.verify(t, ctx, mustMap[string, int](t, c.svc(0), "fo"))
-	tab := c.coord.table
+	tab := c.coord.Table
 	for p, a := range tab.Partitions {
 		if len(a.Replicas) != 2 {
 			t.Fatalf("partition %d has %d replicas after failover", p, len(a.Replicas))
@@ -328,7 +328,7 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		missing := 0
-		tab := c.coord.table
+		tab := c.coord.Table
 		for i := range n {
 			p, _ := m.Partition(i)
 			kb, _, _ := m.encodeKey(i)
@@ -361,7 +361,7 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 
 func mustEncode[V any](t *testing.T, v V) []byte {
 	t.Helper()
-	b, err := DefaultCodec[V]().Encode(v)
+	b, err := testCodec[V]{}.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestBackupsSurviveSimultaneousDeaths(t *testing.T) {
 			t.Fatalf("key %d after two simultaneous deaths = %d, %v", i, v, err)
 		}
 	}
-	for p, a := range c.coord.table.Partitions {
+	for p, a := range c.coord.Table.Partitions {
 		if len(a.Replicas) != 3 {
 			t.Fatalf("partition %d has %d replicas after restoration, want 3", p, len(a.Replicas))
 		}

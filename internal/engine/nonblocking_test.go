@@ -29,10 +29,10 @@ import (
 func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 	c := newCluster(t, 3, 2, nil)
 	var calls atomic.Int64
-	c.net.setDrop(func(from, to string, mt transport.MsgType) bool {
+	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return mt == msgBackup && calls.Add(1)%7 == 0
 	})
-	defer c.net.setDrop(nil)
+	defer c.net.SetDrop(nil)
 
 	ctx := context.Background()
 	const workers, rounds = 16, 40
@@ -90,7 +90,7 @@ func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 	}
 	// Every replica holds exactly what was acknowledged: what the owners applied is what their
 	// backups applied.
-	c.net.setDrop(nil)
+	c.net.SetDrop(nil)
 	all := map[string]string{}
 	for p := range c.cfg.PartitionCount {
 		maps.Copy(all, waitReplicasAgree(t, c, partition.ID(p), "recycled"))
@@ -124,7 +124,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	c := newCluster(t, 3, 2, withStore("wb", st, mapstore.Config{WriteDelay: time.Millisecond}))
 	waitTakenOver(t, c)
 	ctx := context.Background()
-	tab := c.coord.table
+	tab := c.coord.Table
 	inline, served := 0, 0
 	serve := func(req opRequest) opResponse {
 		t.Helper()

@@ -225,3 +225,10 @@ func (s *Service) runExpiry() {
 		s.releaseOrphanLocks()
 	}
 }
+
+// PartitionCount is the number of partitions of the cluster.
+func (s *Service) PartitionCount() int { return len(s.parts) }
+
+// PartitionOf returns the partition of a partition key (an encoded key, or the PartitionKey of
+// a PartitionAware key).
+func (s *Service) PartitionOf(pk []byte) partition.ID { return partition.Of(pk, len(s.parts)) }

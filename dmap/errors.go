@@ -10,7 +10,7 @@ var (
 	// ErrClosed: the member's map service has been closed.
 	ErrClosed = engine.ErrClosed
 	// ErrTimeout: the operation did not complete before its deadline (the caller's context or
-	// Config.OperationTimeout), which travels with it to the partition's owner: the owner stops
+	// gridmap.Config.OperationTimeout), which travels with it to the partition's owner: the owner stops
 	// waiting (for its table, its store, its backups) when it passes, and a write still queued
 	// for its partition then is not applied. A write that times out may or may not have been
 	// applied. The error also wraps the context's error, so errors.Is matches it with

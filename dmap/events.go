@@ -57,9 +57,8 @@ type ListenerOptions[K comparable] struct {
 	// Key, when not nil, restricts the listener to the events of that one key. The filter runs
 	// on the entry's owner.
 	Key *K
-	// Predicate, when not empty, names a predicate registered with RegisterPredicate,
-	// RegisterMapPredicate (for a map with its own codecs) or Service.RegisterPredicate on
-	// every member; only events it accepts are delivered. It runs on the entry's owner, before
+	// Predicate, when not empty, names a predicate registered with RegisterPredicate or
+	// RegisterMapPredicate (for a map with its own codecs) on every member; only events it accepts are delivered. It runs on the entry's owner, before
 	// the event is queued, so a rejected event costs nothing downstream (for a cluster-wide
 	// listener: it never crosses the network).
 	Predicate string
@@ -95,7 +94,9 @@ func (h *ListenerHandle) Stats() listener.Stats { return h.stats() }
 // RegisterPredicate installs a typed event predicate under name on the member of svc: it
 // receives each event of a map with keys K and values V (both values decoded, whatever the
 // listener's IncludeValues says) and the listener's argument decoded as A with DefaultCodec, and
-// returns whether to deliver the event. See RawPredicate for where it runs. An event whose key
+// returns whether to deliver the event. It runs on the owner of each event's entry, on the
+// publishing goroutine with the partition's writes held back: it must be fast, must not block
+// or call a map, and must not keep the event's values. An event whose key
 // or values do not decode is rejected. Register it on every member. A name already taken on
 // this member is refused with ErrAlreadyRegistered.
 //
@@ -117,7 +118,7 @@ func RegisterMapPredicate[K comparable, V any, A any](m *Map[K, V], name string,
 	return registerPredicate(m.svc, name, m.keys, m.vals, fn)
 }
 
-// registerPredicate wraps a typed predicate in a RawPredicate that decodes events with keys and
+// registerPredicate wraps a typed predicate in an engine predicate that decodes events with keys and
 // vals, and the argument with DefaultCodec.
 func registerPredicate[K comparable, V any, A any](svc *Service, name string, keys Codec[K], vals Codec[V], fn func(e EntryEvent[K, V], arg A) bool) error {
 	if fn == nil {

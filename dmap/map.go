@@ -18,7 +18,7 @@ type PartitionAware interface {
 }
 
 // Map is a typed view of one distributed map. It is safe for concurrent use. Every method that
-// talks to the cluster takes a context; when it has no deadline, Config.OperationTimeout
+// talks to the cluster takes a context; when it has no deadline, gridmap.Config.OperationTimeout
 // applies.
 type Map[K comparable, V any] struct {
 	svc  *Service

@@ -35,7 +35,11 @@ func (e *MutableEntry[K, V]) SetValue(v V) {
 func (e *MutableEntry[K, V]) Delete() { e.raw.Delete() }
 
 // Processor is a typed entry processor: it receives the entry and the caller's argument and
-// returns a result for the caller (see RawProcessor for where and how it runs).
+// returns a result for the caller. It runs on the owner of the entry, with the partition's
+// writes held back for its duration, so it is atomic with respect to the key (and its
+// partition): it must be quick and must not call a map itself. Its changes are replicated to
+// the backups like any write. An error it returns reaches the caller as ErrProcessor with its
+// message.
 type Processor[K comparable, V any, A any, R any] func(ctx context.Context, e *MutableEntry[K, V], arg A) (R, error)
 
 // RegisterProcessor installs a typed processor under name on the member of svc, using the
@@ -59,7 +63,7 @@ func RegisterMapProcessor[K comparable, V any, A any, R any](m *Map[K, V], name 
 	return registerProcessor(m.svc, name, m.keys, m.vals, fn)
 }
 
-// registerProcessor wraps a typed processor in a RawProcessor that decodes keys and values
+// registerProcessor wraps a typed processor in an engine processor that decodes keys and values
 // with keys and vals, and arguments and results with DefaultCodec.
 func registerProcessor[K comparable, V any, A any, R any](svc *Service, name string, keys Codec[K], vals Codec[V], fn Processor[K, V, A, R]) error {
 	if fn == nil {

@@ -102,20 +102,6 @@ func parseOpID(b []byte) (id opID, retry, ok bool) {
 	return opID{}, false, false
 }
 
-// bytes returns what appendOpID writes in the bin.
-func (id opID) bytes(retry bool) []byte {
-	if id.zero() {
-		return nil
-	}
-	b := make([]byte, opIDLen, opIDLen+1)
-	binary.BigEndian.PutUint64(b, id.hi)
-	binary.BigEndian.PutUint64(b[8:], id.lo)
-	if retry {
-		b = append(b, 1)
-	}
-	return b
-}
-
 // newOpIDPrefix draws a Service's random opID prefix (never 0, so no opID is zero).
 func newOpIDPrefix() (uint64, error) {
 	var b [8]byte

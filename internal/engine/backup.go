@@ -464,9 +464,3 @@ func (s *Service) drainAsync(p *part) {
 		}
 	}
 }
-
-// encodeOpRequest is shared by the single-key and per-partition call paths.
-func encodeOpRequest(req *opRequest) (transport.Message, error) {
-	h := req.appendTo(make([]byte, 0, req.encodedSize()))
-	return transport.Message{Type: msgOp, Header: h, Body: req.Value}, nil
-}

@@ -47,17 +47,3 @@ type Caller interface {
 type Registrar interface {
 	Handle(t transport.MsgType, h transport.Handler)
 }
-
-// Message types of the map service on the member transport.
-const (
-	msgOp        transport.MsgType = 10 // single-key and per-partition operations
-	msgBackup    transport.MsgType = 11 // replicate mutations to a backup or pending member
-	msgSyncBegin transport.MsgType = 12 // a full partition copy starts: empty the partition
-	msgSyncChunk transport.MsgType = 13 // part of a partition copy
-	msgSyncEnd   transport.MsgType = 14 // the copy is complete
-	msgSyncQueue transport.MsgType = 15 // part of a copy: write-behind queue entries
-
-	msgEvents       transport.MsgType = 20 // owner -> registrant: a batch of cluster-wide listener events
-	msgListenerRegs transport.MsgType = 21 // registrant -> every member: its cluster-wide listener registrations
-	msgSyncRegs     transport.MsgType = 22 // part of a copy: every member's registrations the sender knows
-)

@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
@@ -53,43 +50,6 @@ const (
 	// registryCallTimeout bounds one push of a registration list to one member.
 	registryCallTimeout = 5 * time.Second
 )
-
-// regSpec is one cluster-wide registration as it travels between members.
-type regSpec struct {
-	ID     string `msgpack:"i"`
-	Map    string `msgpack:"m"`
-	HasKey bool   `msgpack:"h,omitempty"`
-	Key    []byte `msgpack:"k,omitempty"`
-	Pred   string `msgpack:"p,omitempty"`
-	Arg    []byte `msgpack:"a,omitempty"`
-	Values bool   `msgpack:"v,omitempty"`
-}
-
-// regsMsg is a registrant's complete list of registrations.
-type regsMsg struct {
-	From    string    `msgpack:"f"`
-	Version uint64    `msgpack:"n"`
-	Regs    []regSpec `msgpack:"r"`
-}
-
-// wireEvent is one event (or, with Kind Overflow, a notice alone) for one registration.
-type wireEvent struct {
-	Reg    string        `msgpack:"r"`
-	Kind   listener.Kind `msgpack:"k"`
-	Key    []byte        `msgpack:"y,omitempty"`
-	Part   int32         `msgpack:"p"`
-	Member string        `msgpack:"o"`
-	Seq    uint64        `msgpack:"s"`
-	Old    []byte        `msgpack:"a,omitempty"`
-	New    []byte        `msgpack:"b,omitempty"`
-	// Missed is the number of events of Reg dropped just before this one.
-	Missed uint64 `msgpack:"x,omitempty"`
-}
-
-type eventsMsg struct {
-	From   string      `msgpack:"f"`
-	Events []wireEvent `msgpack:"e"`
-}
 
 // remoteReg is a registration as an owner applies it.
 type remoteReg struct {
@@ -346,7 +306,7 @@ func (s *Service) runRegistry() {
 // pushRegistry sends msg to the members todo in parallel and records their confirmations.
 func (s *Service) pushRegistry(todo []partition.MemberID, msg regsMsg) {
 	c := &s.events.cw
-	h, err := msgpack.Marshal(&msg)
+	h, err := encodeRegs(&msg)
 	if err != nil {
 		s.log.Error("encode listener registrations", "err", err)
 		return
@@ -405,8 +365,8 @@ func (s *Service) pruneRegistry() {
 
 // handleListenerRegs installs a registrant's list of registrations.
 func (s *Service) handleListenerRegs(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	var rm regsMsg
-	if err := msgpackcheck.Unmarshal(msg.Header, &rm); err != nil {
+	rm, err := decodeRegs(msg.Header)
+	if err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable listener registrations"})
 	}
 	from := partition.MemberID(rm.From)
@@ -541,9 +501,9 @@ func (s *Service) runOutbox(o *outbox) {
 }
 
 func (s *Service) sendEvents(to partition.MemberID, batch []wireEvent) error {
-	h, err := msgpack.Marshal(&eventsMsg{From: string(s.self), Events: batch})
+	h, err := encodeEvents(&eventsMsg{From: string(s.self), Events: batch})
 	if err != nil {
-		return fmt.Errorf("%w: encode events: %v", ErrCodec, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
 	defer cancel()
@@ -552,8 +512,8 @@ func (s *Service) sendEvents(to partition.MemberID, batch []wireEvent) error {
 
 // handleEvents delivers a batch of events to this member's cluster-wide listeners.
 func (s *Service) handleEvents(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	var em eventsMsg
-	if err := msgpackcheck.Unmarshal(msg.Header, &em); err != nil {
+	em, err := decodeEvents(msg.Header)
+	if err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable events"})
 	}
 	c := &s.events.cw

@@ -6,9 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
@@ -18,9 +15,6 @@ import (
 // key = map name. The marks travel with backups and migrations, so a member that takes a
 // partition over does not load it again.
 const loadMarkMap = "\x00load"
-
-// msgLoad asks a member to run the initial load of a map for the partitions it owns.
-const msgLoad transport.MsgType = 16
 
 // flight is one read-through load in progress; other readers of the same key wait for it.
 type flight struct {
@@ -119,13 +113,6 @@ func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value
 		return nil, false, resp.Status.err(resp.Msg)
 	}
 	return out, found, nil
-}
-
-// loadRequest gives a member the stored keys of partitions it owns, to load them.
-type loadRequest struct {
-	Map   string             `msgpack:"m"`
-	Epoch uint64             `msgpack:"e"`
-	Parts map[int32][][]byte `msgpack:"p"`
 }
 
 // keyLoader returns the map's key loader, if it has one.
@@ -231,9 +218,9 @@ func (s *Service) triggerInitialLoad(ctx context.Context, mapName string, partOf
 }
 
 func (s *Service) sendLoad(ctx context.Context, m partition.MemberID, req loadRequest) error {
-	body, err := msgpack.Marshal(&req)
+	body, err := encodeLoadRequest(&req)
 	if err != nil {
-		return fmt.Errorf("%w: load request: %v", ErrCodec, err)
+		return err
 	}
 	addr, ok := s.cluster.MemberAddr(m)
 	if !ok {
@@ -252,8 +239,8 @@ func (s *Service) sendLoad(ctx context.Context, m partition.MemberID, req loadRe
 
 // handleLoad serves msgLoad.
 func (s *Service) handleLoad(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	var req loadRequest
-	if err := msgpackcheck.Unmarshal(msg.Body, &req); err != nil {
+	req, err := decodeLoadRequest(msg.Body)
+	if err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable load request"})
 	}
 	ps := s.persistenceOf(req.Map)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
@@ -268,14 +266,6 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	return nil
 }
 
-// queueChunk carries part of a write-behind queue in a partition copy.
-type queueChunk struct {
-	Part  int32             `msgpack:"p"`
-	Epoch uint64            `msgpack:"e"`
-	Map   string            `msgpack:"m"`
-	Snap  mapstore.Snapshot `msgpack:"s"`
-}
-
 // sendQueues sends the partition's write-behind queues (their pending entries, with ages) to m,
 // in chunks of about MigrationChunkSize.
 func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64, queues map[string]mapstore.Snapshot) error {
@@ -288,9 +278,9 @@ func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.Me
 				n++
 			}
 			chunk := queueChunk{Part: int32(p), Epoch: epoch, Map: name, Snap: mapstore.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
-			body, err := msgpack.Marshal(&chunk)
+			body, err := encodeQueueChunk(&chunk)
 			if err != nil {
-				return fmt.Errorf("%w: queue chunk: %v", ErrCodec, err)
+				return err
 			}
 			addr, ok := s.cluster.MemberAddr(m)
 			if !ok {
@@ -320,7 +310,7 @@ func (s *Service) sendRegistrations(ctx context.Context, m partition.MemberID) e
 		if list.Version == 0 || partition.MemberID(list.From) == m {
 			continue
 		}
-		header, err := msgpack.Marshal(&list)
+		header, err := encodeRegs(&list)
 		if err != nil {
 			return err
 		}
@@ -333,8 +323,8 @@ func (s *Service) sendRegistrations(ctx context.Context, m partition.MemberID) e
 
 // handleSyncQueue merges part of a copied write-behind queue.
 func (s *Service) handleSyncQueue(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	var c queueChunk
-	if err := msgpack.Unmarshal(msg.Body, &c); err != nil {
+	c, err := decodeQueueChunk(msg.Body)
+	if err != nil {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: "undecodable queue chunk"})
 	}
 	ps := s.persistenceOf(c.Map)

@@ -49,37 +49,37 @@ func (k opKind) perPartition() bool {
 // opRequest is a single-key operation as routed to a partition owner. The value travels in the
 // message body.
 type opRequest struct {
-	Map   string `msgpack:"m"`
-	Kind  opKind `msgpack:"k"`
-	Part  int32  `msgpack:"p"`
-	Epoch uint64 `msgpack:"e"`
-	Key   []byte `msgpack:"y"`
+	Map   string
+	Kind  opKind
+	Part  int32
+	Epoch uint64
+	Key   []byte
 	// TTL in nanoseconds for writes; 0 means the entry never expires.
-	TTL int64 `msgpack:"t,omitempty"`
+	TTL int64
 	// Expect is the value ReplaceIfSame compares with.
-	Expect []byte `msgpack:"x,omitempty"`
+	Expect []byte
 	// Holder identifies the lock holder on whose behalf the operation runs ("" = none): lock
 	// operations, and writes that may pass a lock the caller holds.
-	Holder string `msgpack:"h,omitempty"`
+	Holder string
 	// Proc names the entry processor of opExecute; its argument travels in Value.
-	Proc string `msgpack:"r,omitempty"`
+	Proc string
 	// ID identifies one write across its attempts (Service.do gives it once), so that an owner
 	// that already applied it answers a retry with its first answer (answers.go). Zero: none
 	// (reads).
-	ID opID `msgpack:"-"`
+	ID opID
 	// Retry marks an attempt after the first of the same operation (ID): only a retry may have
 	// been applied already, so only a retry makes the owner look its ID up (answers.go).
-	Retry bool `msgpack:"-"`
+	Retry bool
 	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
 	// partition's backups (see callercopy.go): the owner then sends that backup the write without
 	// its value. Zero: no copy.
-	StashAt partition.MemberID `msgpack:"sa,omitempty"`
-	Stash   uint64             `msgpack:"st,omitempty"`
+	StashAt partition.MemberID
+	Stash   uint64
 	// Timeout is the time the caller had left for the operation when it sent it, in
 	// microseconds (0: none). It is relative because members' clocks differ: the owner turns it
 	// into deadline, on its own monotonic clock, when the request arrives.
-	Timeout uint64 `msgpack:"to,omitempty"`
-	Value   []byte `msgpack:"-"`
+	Timeout uint64
+	Value   []byte
 	// deadline bounds the owner's work for the operation (zero: none): the catch-up wait, the
 	// write lock's queue, back-pressure, stores and the backups' acknowledgements. It is set
 	// where the request enters the owner (handleOp, tryServeOp, do for its own member).
@@ -93,23 +93,20 @@ type opRequest struct {
 
 // opResponse is the owner's answer. Get returns the value in the message body.
 type opResponse struct {
-	Status status `msgpack:"s"`
+	Status status
 	// Done: the conditional write happened, or the key was present (ContainsKey, Delete).
-	Done bool `msgpack:"d,omitempty"`
+	Done bool
 	// Epoch is the owner's table epoch, so that a re-routed caller knows what to wait for.
-	Epoch uint64 `msgpack:"e,omitempty"`
-	Msg   string `msgpack:"g,omitempty"`
+	Epoch uint64
+	Msg   string
 	// Version is the sequence number of the record Get returned (what a transaction validates
 	// at commit).
-	Version uint64 `msgpack:"v,omitempty"`
+	Version uint64
 	// Count answers opSize.
-	Count int `msgpack:"c,omitempty"`
-	// Keys and VLen answer scans; the values follow concatenated in the body.
-	Keys  [][]byte `msgpack:"y,omitempty"`
-	VLen  []int    `msgpack:"l,omitempty"`
-	Value []byte   `msgpack:"-"`
+	Count int
+	Value []byte
 	// Entries is the decoded or local form of a scan result.
-	Entries []kv `msgpack:"-"`
+	Entries []kv
 	// owned marks a Value that belongs to the caller alone (it arrived in a message from a
 	// remote owner), rather than a record's, which must not be handed out.
 	owned bool

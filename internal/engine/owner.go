@@ -2,12 +2,10 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/gridmap/gridmap/internal/msgpackcheck"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -477,8 +475,8 @@ func (s *Service) admitAll(ctx context.Context, req *opRequest) error {
 	if req.Kind != opTxCommit {
 		return s.admit(ctx, req.Map)
 	}
-	var c txCommit
-	if err := msgpackcheck.Unmarshal(req.Value, &c); err != nil {
+	c, err := decodeTxCommit(req.Value)
+	if err != nil {
 		return nil // executeTx reports it
 	}
 	seen := map[string]bool{}
@@ -531,100 +529,4 @@ func (s *Service) handleOp(ctx context.Context, msg transport.Message) (transpor
 	req.Value = msg.Body
 	req.setDeadline(time.Now())
 	return encodeResponse(s.serveOp(ctx, &req))
-}
-
-// A response whose only fields are a status below 0x40, Done, Version and Value (the answer to
-// nearly every single-key operation) has a compact header: one byte, status<<1 | Done, then
-// Version as a uvarint unless it is 0. A msgpack header starts with an array code, 0x90 or
-// above, so the first byte tells the two forms apart.
-const maxCompactStatus = 0x40
-
-// compactHeaders holds every one-byte compact header, so that sending one does not allocate.
-// The transport only reads a sent header, and receivers get their own copy.
-var compactHeaders = func() (b [2 * maxCompactStatus]byte) {
-	for i := range b {
-		b[i] = byte(i)
-	}
-	return b
-}()
-
-func encodeResponse(resp opResponse) (transport.Message, error) {
-	if resp.Epoch == 0 && resp.Msg == "" && resp.Count == 0 && len(resp.Entries) == 0 && resp.Status < maxCompactStatus {
-		h := byte(resp.Status) << 1
-		if resp.Done {
-			h |= 1
-		}
-		header := compactHeaders[h : h+1 : h+1]
-		if resp.Version != 0 {
-			header = binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64), h), resp.Version)
-		}
-		return transport.Message{Type: msgOp, Header: header, Body: resp.Value}, nil
-	}
-	return encodeResponseSlow(resp)
-}
-
-// encodeResponseSlow encodes a response in msgpack. It is separate from encodeResponse so that
-// the response handed to the msgpack encoder escapes to the heap only on this path.
-func encodeResponseSlow(resp opResponse) (transport.Message, error) {
-	body := resp.Value
-	if len(resp.Entries) > 0 {
-		resp.Keys = make([][]byte, len(resp.Entries))
-		resp.VLen = make([]int, len(resp.Entries))
-		total := 0
-		for i, e := range resp.Entries {
-			resp.Keys[i] = e.Key
-			resp.VLen[i] = len(e.Value)
-			total += len(e.Value)
-		}
-		body = make([]byte, 0, total)
-		for _, e := range resp.Entries {
-			body = append(body, e.Value...)
-		}
-	}
-	h, err := marshalHeader(&resp)
-	if err != nil {
-		return transport.Message{}, fmt.Errorf("%w: encode response: %v", ErrCodec, err)
-	}
-	return transport.Message{Type: msgOp, Header: h, Body: body}, nil
-}
-
-func decodeResponse(msg transport.Message) (opResponse, error) {
-	if len(msg.Header) > 0 && msg.Header[0] < 2*maxCompactStatus { // see encodeResponse
-		resp := opResponse{Status: status(msg.Header[0] >> 1), Done: msg.Header[0]&1 == 1, Value: msg.Body}
-		if len(msg.Header) > 1 {
-			v, n := binary.Uvarint(msg.Header[1:])
-			if n <= 0 || n != len(msg.Header)-1 || v == 0 {
-				return opResponse{}, fmt.Errorf("%w: response header: bad compact form", ErrBadRequest)
-			}
-			resp.Version = v
-		}
-		return resp, nil
-	}
-	return decodeResponseSlow(msg)
-}
-
-// decodeResponseSlow decodes a msgpack response header; see encodeResponseSlow.
-func decodeResponseSlow(msg transport.Message) (opResponse, error) {
-	var resp opResponse
-	if err := unmarshalHeader(msg.Header, &resp); err != nil {
-		return resp, fmt.Errorf("%w: response header: %v", ErrBadRequest, err)
-	}
-	if len(resp.Keys) > 0 {
-		if len(resp.VLen) != len(resp.Keys) {
-			return resp, fmt.Errorf("%w: scan response lengths", ErrBadRequest)
-		}
-		resp.Entries = make([]kv, len(resp.Keys))
-		off := 0
-		for i, k := range resp.Keys {
-			n := resp.VLen[i]
-			if n < 0 || n > len(msg.Body)-off {
-				return resp, fmt.Errorf("%w: scan response overruns its body", ErrBadRequest)
-			}
-			resp.Entries[i] = kv{Key: k, Value: msg.Body[off : off+n : off+n]}
-			off += n
-		}
-		return resp, nil
-	}
-	resp.Value = msg.Body
-	return resp, nil
 }

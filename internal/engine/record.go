@@ -47,26 +47,26 @@ func (k mutKind) valid() bool { return k >= mutSet && k <= mutAnswer }
 // mutation is the unit of replication: what an owner applied, sent to every backup and to members
 // receiving a copy. It is also what a write-behind queue and listeners will observe.
 type mutation struct {
-	Map      string  `msgpack:"m"`
-	Kind     mutKind `msgpack:"k"`
-	Key      []byte  `msgpack:"y,omitempty"`
-	ExpireAt int64   `msgpack:"x,omitempty"`
-	Seq      uint64  `msgpack:"s"`
+	Map      string
+	Kind     mutKind
+	Key      []byte
+	ExpireAt int64
+	Seq      uint64
 	// Holder and Count describe a lock (mutLock).
-	Holder string `msgpack:"h,omitempty"`
-	Count  int    `msgpack:"c,omitempty"`
+	Holder string
+	Count  int
 	// Clean marks a set that is already in the store (loaded from it): nothing to write behind.
-	Clean bool `msgpack:"n,omitempty"`
+	Clean bool
 	// Stash, in a backup message only, names the copy of the value the receiving backup holds
 	// already (it sent the write to the owner; see callercopy.go): the value is not in the body.
-	Stash uint64 `msgpack:"a,omitempty"`
+	Stash uint64
 	// Op, when not zero, is the ID of the write this mutation ends, and Ans the answer its owner
 	// gave: whoever applies the mutation remembers it (answers.go). One mutation of a write's
 	// batch carries it.
-	Op  opID   `msgpack:"-"`
-	Ans answer `msgpack:"-"`
+	Op  opID
+	Ans answer
 	// Value travels in the message body, not the msgpack header.
-	Value []byte `msgpack:"-"`
+	Value []byte
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
 	// is not replicated.
 	cleared []record

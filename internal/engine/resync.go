@@ -38,9 +38,8 @@ import (
 // A hand-off needs none of it (the old owner paused its writes, every replica is in sync, and a
 // copy carries the owner's sequence number), so the probe finds nothing to resync.
 
-// msgResyncProbe asks a replica for its sequence number (the owner's is in the header's seq
-// mark) and whether it may differ from the owner; see takeOver.
-const msgResyncProbe transport.MsgType = 17
+// msgResyncProbe (wire.go) asks a replica for its sequence number (the owner's is in the
+// header's seq mark) and whether it may differ from the owner; see takeOver.
 
 // seqMark is the mutation a control message (a copy's begin, a resync probe) carries to pass
 // the owner's sequence number; flags is seqMarkUnsure (probe) or seqMarkKeep (begin).

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -44,27 +42,6 @@ type Tx struct {
 }
 
 type txKey struct{ mapName, key string }
-
-// txRead is a version the commit validates: the record's sequence number when the transaction
-// first touched it (0: absent).
-type txRead struct {
-	Map     string `msgpack:"m"`
-	Key     []byte `msgpack:"k"`
-	Version uint64 `msgpack:"v"`
-}
-
-type txWrite struct {
-	Map    string `msgpack:"m"`
-	Key    []byte `msgpack:"k"`
-	Delete bool   `msgpack:"d,omitempty"`
-	Value  []byte `msgpack:"v,omitempty"`
-	TTL    int64  `msgpack:"t,omitempty"`
-}
-
-type txCommit struct {
-	Reads  []txRead  `msgpack:"r"`
-	Writes []txWrite `msgpack:"w"`
-}
 
 // Begin starts a transaction on this member.
 func (s *Service) Begin() *Tx {
@@ -180,9 +157,9 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	for k, v := range tx.seen {
 		c.Reads = append(c.Reads, txRead{Map: k.mapName, Key: []byte(k.key), Version: v})
 	}
-	body, err := msgpack.Marshal(&c)
+	body, err := encodeTxCommit(&c)
 	if err != nil {
-		return fmt.Errorf("%w: transaction: %v", ErrCodec, err)
+		return err
 	}
 	resp, err := tx.svc.do(ctx, &opRequest{Kind: opTxCommit, Part: int32(tx.part), Value: body, Holder: HolderFrom(ctx), ID: tx.id})
 	if err == nil && resp.Status != statusOK {
@@ -230,8 +207,8 @@ func (s *Service) runTxOnce(ctx context.Context, fn func(tx *Tx) error) error {
 
 // executeTx validates and applies a transaction on the owner, in one write batch.
 func executeTx(w *writeBatch, req *opRequest) opResponse {
-	var c txCommit
-	if err := msgpack.Unmarshal(req.Value, &c); err != nil {
+	c, err := decodeTxCommit(req.Value)
+	if err != nil {
 		return opResponse{Status: statusBadRequest, Msg: "undecodable transaction"}
 	}
 	for _, r := range c.Reads {

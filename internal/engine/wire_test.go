@@ -2,15 +2,19 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/listener"
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -30,9 +34,10 @@ func edgeBytes() [][]byte {
 	return out
 }
 
-// TestAppendersMatchMsgpack: the hand-written encoders write exactly what the msgpack encoder
-// writes through EncodeMsgpack, so either decoder reads either.
-func TestAppendersMatchMsgpack(t *testing.T) {
+// TestAppendersRoundTrip: what the appenders write is a msgpack array of the message's fields
+// (any msgpack decoder reads it), in one right-sized allocation, and their readers give back
+// what was written, at every boundary of msgpack's integer, str and bin forms.
+func TestAppendersRoundTrip(t *testing.T) {
 	var reqs []opRequest
 	var muts []mutation
 	for i, n := range edgeInts {
@@ -41,19 +46,19 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 		reqs = append(reqs, opRequest{Map: s, Kind: opKind(n), Part: int32(n), Epoch: uint64(n), Key: b, TTL: n,
 			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: opID{uint64(n), uint64(i)}, Retry: i%2 == 1 && (n != 0 || i != 0),
 			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n), Timeout: uint64(n) >> (i % 64)})
-		muts = append(muts, mutation{Map: s, Kind: mutKind(n), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
+		muts = append(muts, mutation{Map: s, Kind: mutSet + mutKind(i%int(mutAnswer)), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
 			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())],
 			Op: opID{uint64(i), uint64(n)}, Ans: answer(n)})
 	}
 	for _, r := range reqs {
-		want, err := msgpack.Marshal(&r)
-		if err != nil {
-			t.Fatal(err)
-		}
 		enc, _ := encodeOpRequest(&r)
 		got := enc.Header
-		if !bytes.Equal(got, want) || len(got) != cap(got) {
-			t.Fatalf("request %+v: appender wrote %x (cap %d), msgpack %x", r, got, cap(got), want)
+		if len(got) != cap(got) {
+			t.Fatalf("request %+v: header cap %d for %d bytes", r, cap(got), len(got))
+		}
+		var fields []any
+		if err := msgpack.Unmarshal(got, &fields); err != nil || len(fields) != 13 {
+			t.Fatalf("request header is not a msgpack array of 13 fields: %v, %v", fields, err)
 		}
 		var back opRequest
 		if err := decodeOpRequest(got, &back); err != nil || !reflect.DeepEqual(back, r) {
@@ -62,25 +67,39 @@ func TestAppendersMatchMsgpack(t *testing.T) {
 	}
 	for _, batch := range [][]mutation{nil, muts[:1], muts} {
 		for _, part := range []int32{0, -1, math.MaxInt32, math.MinInt32} {
-			vlen := make([]int, len(batch))
-			for i, m := range batch {
-				vlen[i] = len(m.Value)
-			}
-			want, err := msgpack.Marshal(&batchHeader{Part: part, Epoch: uint64(part), From: "m1", Muts: batch, VLen: vlen})
-			if err != nil {
-				t.Fatal(err)
-			}
 			got, body, _ := encodeBatch(part, uint64(part), "m1", batch)
-			if !bytes.Equal(got, want) || len(got) != cap(got) {
-				t.Fatalf("batch of %d: appender wrote %x, msgpack %x", len(batch), got, want)
+			if len(got) != cap(got) {
+				t.Fatalf("batch of %d: header cap %d for %d bytes", len(batch), cap(got), len(got))
 			}
-			fast, errFast := decodeBatch(got, body)
-			slow, errSlow := decodeBatchSlow(got, body)
-			if !equalBatches(fast, slow) || (errFast == nil) != (errSlow == nil) {
-				t.Fatalf("batch of %d: fast %+v, %v; slow %+v, %v", len(batch), fast, errFast, slow, errSlow)
+			var fields []any
+			if err := msgpack.Unmarshal(got, &fields); err != nil || len(fields) != 5 {
+				t.Fatalf("batch header is not a msgpack array of 5 fields: %v", err)
+			}
+			back, err := decodeBatch(got, body)
+			if err != nil || back.Part != part || back.Epoch != uint64(part) || back.From != "m1" || !equalMutations(back.Muts, batch) {
+				t.Fatalf("batch of %d: round trip %+v, %v", len(batch), back, err)
 			}
 		}
 	}
+}
+
+// equalMutations compares mutations, an empty value equal to a nil one (values travel in the
+// body, which does not tell them apart).
+func equalMutations(a, b []mutation) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !bytes.Equal(x.Value, y.Value) {
+			return false
+		}
+		x.Value, y.Value = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // oldOpHeader turns an operation header as appendTo writes it into the 12-field form of a peer
@@ -91,53 +110,16 @@ func oldOpHeader(h []byte) []byte {
 }
 
 // TestOpRequestFromOlderPeer: a request without the Timeout field (a peer from before it)
-// decodes, by either decoder, with no timeout.
+// decodes with no timeout.
 func TestOpRequestFromOlderPeer(t *testing.T) {
 	want := opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), Holder: "h", Timeout: 5}
 	enc, _ := encodeOpRequest(&want)
 	old := oldOpHeader(enc.Header)
 	want.Timeout = 0
-	var fast, slow opRequest
-	if !fast.decodeFast(old) || !reflect.DeepEqual(fast, want) {
-		t.Fatalf("fast decoder: %+v, want %+v", fast, want)
+	var got opRequest
+	if err := decodeOpRequest(old, &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
 	}
-	if err := decodeOpRequestSlow(old, &slow); err != nil || !reflect.DeepEqual(slow, want) {
-		t.Fatalf("msgpack decoder: %+v, %v, want %+v", slow, err, want)
-	}
-}
-
-func equalBatches(a, b batchHeader) bool {
-	a.VLen, b.VLen = nil, nil
-	return reflect.DeepEqual(a, b)
-}
-
-// FuzzFastDecoders: whatever the fast decoders accept, the msgpack decoders accept with the same
-// result, so they only save work.
-func FuzzFastDecoders(f *testing.F) {
-	req, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: -5, Holder: "h", Proc: "p", ID: opID{1, 2}, Retry: true})
-	f.Add(req.Header, []byte(nil))
-	req, _ = encodeOpRequest(&opRequest{Map: "m", Kind: opGet, Part: 1, Key: []byte("k"), Timeout: 300_000})
-	f.Add(req.Header, []byte(nil))
-	f.Add(oldOpHeader(req.Header), []byte(nil))
-	h, body, _ := encodeBatch(3, 7, "m1", []mutation{{Map: "m", Kind: mutSet, Key: []byte("k"), Value: []byte("v"), Seq: 1, Op: opID{3, 4}, Ans: 1},
-		{Map: "m", Kind: mutLock, Key: []byte{}, Holder: "x/1", Count: 2, ExpireAt: -1, Seq: 300}})
-	f.Add(h, body)
-	f.Fuzz(func(t *testing.T, header, body []byte) {
-		var fast opRequest
-		if fast.decodeFast(header) {
-			var slow opRequest
-			if err := msgpack.Unmarshal(header, &slow); err != nil || !reflect.DeepEqual(fast, slow) {
-				t.Fatalf("request: fast %+v, slow %+v (%v)", fast, slow, err)
-			}
-		}
-		var fb batchHeader
-		if ok, errFast := fb.decodeFast(header, body); ok {
-			slow, errSlow := decodeBatchSlow(header, body)
-			if (errFast == nil) != (errSlow == nil) || (errFast == nil && !equalBatches(fb, slow)) {
-				t.Fatalf("batch: fast %+v, %v; slow %+v, %v", fb, errFast, slow, errSlow)
-			}
-		}
-	})
 }
 
 // TestCompactResponse: the answers of single-key operations round-trip in the compact form,
@@ -168,11 +150,16 @@ func TestCompactResponse(t *testing.T) {
 			t.Fatalf("compact header %x accepted", bad)
 		}
 	}
-	// Everything else still travels as msgpack.
-	for _, resp := range []opResponse{{Epoch: 3}, {Msg: "m"}, {Count: 2}, {Status: maxCompactStatus}} {
+	// Everything else travels in the long form.
+	for _, resp := range []opResponse{{Epoch: 3}, {Msg: "m"}, {Count: 2}, {Status: maxCompactStatus},
+		{Entries: []kv{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte{}}}, Version: 7, Epoch: 9}} {
 		msg, _ := encodeResponse(resp)
+		var fields []any
+		if err := msgpack.Unmarshal(msg.Header, &fields); err != nil || len(fields) != 8 {
+			t.Fatalf("%+v: long header is not a msgpack array of 8 fields: %v", resp, err)
+		}
 		back, err := decodeResponse(msg)
-		if err != nil || !reflect.DeepEqual(back, resp) {
+		if err != nil || !equalResponses(back, resp) {
 			t.Fatalf("%+v -> %+v, %v", resp, back, err)
 		}
 	}
@@ -223,8 +210,23 @@ func FuzzDecodeResponse(f *testing.F) {
 	m, _ := encodeResponse(opResponse{Entries: []kv{{Key: []byte("a"), Value: []byte("1")}}})
 	f.Add(m.Header, m.Body)
 	f.Add([]byte{2}, []byte("v"))
+	m, _ = encodeResponse(opResponse{Status: statusConflict, Msg: "changed", Epoch: 4})
+	f.Add(m.Header, m.Body)
+	m, _ = encodeResponse(opResponse{Done: true, Version: 9})
+	f.Add(m.Header, m.Body)
 	f.Fuzz(func(t *testing.T, header, body []byte) {
-		_, _ = decodeResponse(transport.Message{Header: header, Body: body})
+		resp, err := decodeResponse(transport.Message{Header: header, Body: body})
+		if err != nil {
+			return
+		}
+		again, err := encodeResponse(resp)
+		if err != nil {
+			t.Fatalf("accepted response does not re-encode: %v", err)
+		}
+		back, err := decodeResponse(again)
+		if err != nil || !equalResponses(back, resp) {
+			t.Fatalf("round trip: %+v -> %+v (%v)", resp, back, err)
+		}
 	})
 }
 
@@ -250,4 +252,78 @@ func TestDecodeRefusesOversizedLengths(t *testing.T) {
 			t.Errorf("% x: decoding allocated %d bytes", h, grew)
 		}
 	}
+}
+
+// equalResponses compares responses as they travel (an empty value equal to a nil one).
+func equalResponses(a, b opResponse) bool {
+	if !bytes.Equal(a.Value, b.Value) || len(a.Entries) != len(b.Entries) {
+		return false
+	}
+	for i := range a.Entries {
+		if !bytes.Equal(a.Entries[i].Key, b.Entries[i].Key) || !bytes.Equal(a.Entries[i].Value, b.Entries[i].Value) {
+			return false
+		}
+	}
+	a.Value, b.Value, a.Entries, b.Entries, a.owned, b.owned = nil, nil, nil, nil, false, false
+	return reflect.DeepEqual(a, b)
+}
+
+// fuzzMsg fuzzes the reader of a msgpack-struct message: it must refuse garbage without
+// panicking, and what it accepts must encode and decode again to the same message.
+func fuzzMsg[M any](f *testing.F, encode func(*M) ([]byte, error), decode func([]byte) (M, error), seeds ...M) {
+	for _, s := range seeds {
+		b, err := encode(&s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x80})
+	f.Add([]byte{0xc1})
+	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("refused with %v, not ErrBadRequest", err)
+			}
+			return
+		}
+		again, err := encode(&m)
+		if err != nil {
+			t.Fatalf("accepted message does not re-encode: %v", err)
+		}
+		back, err := decode(again)
+		if err != nil || !reflect.DeepEqual(back, m) {
+			t.Fatalf("round trip: %+v -> %+v (%v)", m, back, err)
+		}
+	})
+}
+
+func FuzzDecodeQueueChunk(f *testing.F) {
+	fuzzMsg(f, encodeQueueChunk, decodeQueueChunk,
+		queueChunk{Part: 3, Epoch: 9, Map: "wb", Snap: mapstore.Snapshot{LastSeq: 7, Entries: []mapstore.SnapshotEntry{
+			{Entry: mapstore.Entry{Key: []byte("k"), Value: []byte("v"), Seq: 7}, Since: 5, Age: time.Second},
+			{Entry: mapstore.Entry{Key: []byte("d"), Delete: true, Seq: 6}}}}})
+}
+
+func FuzzDecodeLoadRequest(f *testing.F) {
+	fuzzMsg(f, encodeLoadRequest, decodeLoadRequest,
+		loadRequest{Map: "m", Epoch: 4, Parts: map[int32][][]byte{1: {[]byte("a"), []byte("b")}, 30: {[]byte("c")}}})
+}
+
+func FuzzDecodeRegs(f *testing.F) {
+	fuzzMsg(f, encodeRegs, decodeRegs,
+		regsMsg{From: "m1", Version: 3, Regs: []regSpec{{ID: "m1/ab", Map: "m", HasKey: true, Key: []byte("k"), Pred: "p", Arg: []byte{1}, Values: true}, {ID: "m1/cd", Map: "n"}}})
+}
+
+func FuzzDecodeEvents(f *testing.F) {
+	fuzzMsg(f, encodeEvents, decodeEvents,
+		eventsMsg{From: "m2", Events: []wireEvent{{Reg: "m1/ab", Kind: listener.Updated, Key: []byte("k"), Part: 3, Member: "m2", Seq: 9, Old: []byte("a"), New: []byte("b"), Missed: 2},
+			{Reg: "m1/ab", Kind: listener.Overflow, Part: -1, Missed: 5}}})
+}
+
+func FuzzDecodeTxCommit(f *testing.F) {
+	fuzzMsg(f, encodeTxCommit, decodeTxCommit,
+		txCommit{Reads: []txRead{{Map: "a", Key: []byte("k"), Version: 3}}, Writes: []txWrite{{Map: "a", Key: []byte("k"), Value: []byte("v"), TTL: 5}, {Map: "b", Key: []byte("k"), Delete: true}}})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -33,9 +34,11 @@ import (
 // (msgEvents) by one goroutine per destination, so a partition's events arrive in order. When
 // the outbox is full the event is dropped and counted per registration, and the count travels
 // with the registration's next event (or alone once the outbox has drained). On the
-// registrant, every listener has its own bounded inbox and goroutine; its overflow is counted
-// the same way. The listener thus receives one Overflow notice per gap with the exact number of
-// events missed, wherever they were dropped.
+// registrant, every listener is a registration of the member's listener.Dispatcher, attached
+// rather than routed (listener.Dispatcher.Attach): its own bounded queue and goroutine, into
+// which the received events are offered with the counts dropped upstream, so that the
+// listener package's overflow accounting is the only one. The listener thus receives one
+// Overflow notice per gap with the exact number of events missed, wherever they were dropped.
 
 // Bounds of the event traffic to one destination member.
 const (
@@ -123,14 +126,15 @@ func (c *clusterListeners) closeAll() {
 		o.close()
 	}
 	for _, cl := range c.own {
-		cl.in.stop()
+		cl.reg.Remove()
 	}
 }
 
 // clusterListener is one of this member's cluster-wide registrations.
 type clusterListener struct {
-	spec regSpec
-	in   *inbox
+	spec    regSpec
+	reg     *listener.Registration // delivers to the listener, from its bounded queue
+	removed atomic.Bool
 }
 
 // AddClusterListener registers fn for the events of the map's entries on every member (see
@@ -153,23 +157,29 @@ func (m *Map) AddClusterListener(ctx context.Context, fn func(listener.Event), l
 	if queue == 0 {
 		queue = listener.DefaultQueueSize
 	}
-	name, self := m.name, s.self
-	cl := &clusterListener{spec: spec, in: newInbox(queue, func(ev listener.Event) {
+	name := m.name
+	// The owners filtered the events and stripped their values as the listener asked: the
+	// registration passes them on as they come.
+	reg, err := s.events.local.Attach(name, listener.Func(func(ev listener.Event) {
 		ev.Map = name
-		if ev.Member == "" {
-			ev.Member = self
-		}
 		fn(ev)
-	}, s.log)}
-	go cl.in.run()
+	}), listener.Options{QueueSize: queue, IncludeValues: true})
+	if err != nil {
+		if errors.Is(err, listener.ErrClosed) {
+			return ListenerReg{}, ErrClosed
+		}
+		return ListenerReg{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	cl := &clusterListener{spec: spec, reg: reg}
 	version := s.setOwnReg(cl, true)
 	h := ListenerReg{
 		Remove: func() {
-			if cl.in.stop() {
+			if cl.removed.CompareAndSwap(false, true) {
+				cl.reg.Remove()
 				s.setOwnReg(cl, false)
 			}
 		},
-		Stats: cl.in.stats,
+		Stats: reg.Stats,
 	}
 	if err := s.waitRegistered(ctx, version); err != nil {
 		h.Remove()
@@ -430,7 +440,7 @@ func (s *Service) forwardEvent(ev *listener.Event) {
 			if !r.spec.Values {
 				e.OldValue, e.NewValue = nil, nil
 			}
-			r.local.in.push(e, 0)
+			r.local.reg.Offer(e, 0)
 			continue
 		}
 		we := wireEvent{Reg: r.spec.ID, Kind: ev.Kind, Key: ev.Key, Part: int32(ev.Partition), Member: string(ev.Member), Seq: ev.Seq}
@@ -526,7 +536,7 @@ func (s *Service) handleEvents(ctx context.Context, msg transport.Message) (tran
 		}
 		ev := listener.Event{Map: cl.spec.Map, Kind: we.Kind, Key: we.Key, Partition: partition.ID(we.Part),
 			Member: partition.MemberID(we.Member), Seq: we.Seq, OldValue: we.Old, NewValue: we.New}
-		cl.in.push(ev, we.Missed)
+		cl.reg.Offer(ev, we.Missed)
 	}
 	return encodeResponse(opResponse{})
 }
@@ -615,143 +625,4 @@ func (o *outbox) close() {
 		o.items = nil
 		close(o.quit)
 	}
-}
-
-// inbox is a cluster-wide listener's bounded queue on the registering member, with its own
-// goroutine calling the listener in queue order. Overflow is counted as in the listener
-// package: the count of events dropped before an event travels with it, and a count left when
-// the queue drains is delivered alone. Counts reported by owners are added in.
-type inbox struct {
-	limit   int
-	deliver func(listener.Event)
-	log     interface {
-		Error(msg string, args ...any)
-	}
-
-	mu      sync.Mutex
-	items   []inboxItem
-	head    int
-	pending uint64
-	missed  uint64 // all events missed, wherever
-	stopped bool
-
-	delivered atomic.Uint64
-	wake      chan struct{}
-	quit      chan struct{}
-}
-
-type inboxItem struct {
-	ev           listener.Event
-	missedBefore uint64
-}
-
-func newInbox(limit int, deliver func(listener.Event), log interface{ Error(string, ...any) }) *inbox {
-	return &inbox{limit: limit, deliver: deliver, log: log, wake: make(chan struct{}, 1), quit: make(chan struct{})}
-}
-
-// push queues ev after missedBefore events reported missed upstream. An Overflow ev only adds
-// its Missed count. Never blocks.
-func (in *inbox) push(ev listener.Event, missedBefore uint64) {
-	in.mu.Lock()
-	if in.stopped {
-		in.mu.Unlock()
-		return
-	}
-	if ev.Kind == listener.Overflow {
-		missedBefore += ev.Missed
-	}
-	in.pending += missedBefore
-	in.missed += missedBefore
-	if ev.Kind != listener.Overflow {
-		if len(in.items)-in.head >= in.limit {
-			in.pending++
-			in.missed++
-		} else {
-			in.items = append(in.items, inboxItem{ev: ev, missedBefore: in.pending})
-			in.pending = 0
-		}
-	}
-	in.mu.Unlock()
-	select {
-	case in.wake <- struct{}{}:
-	default:
-	}
-}
-
-// pop returns the next event or notice.
-func (in *inbox) pop() (listener.Event, bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopped {
-		return listener.Event{}, false
-	}
-	if in.head == len(in.items) {
-		if in.pending > 0 {
-			n := in.pending
-			in.pending = 0
-			return listener.Event{Kind: listener.Overflow, Partition: -1, Missed: n}, true
-		}
-		in.items, in.head = in.items[:0], 0
-		return listener.Event{}, false
-	}
-	it := &in.items[in.head]
-	if it.missedBefore > 0 {
-		n := it.missedBefore
-		it.missedBefore = 0
-		return listener.Event{Kind: listener.Overflow, Partition: -1, Missed: n}, true
-	}
-	ev := it.ev
-	*it = inboxItem{}
-	in.head++
-	if in.head > 1024 && in.head*2 > len(in.items) {
-		in.items = append(in.items[:0], in.items[in.head:]...)
-		in.head = 0
-	}
-	return ev, true
-}
-
-func (in *inbox) run() {
-	for {
-		ev, ok := in.pop()
-		if !ok {
-			select {
-			case <-in.wake:
-				continue
-			case <-in.quit:
-				return
-			}
-		}
-		in.call(ev)
-		if ev.Kind != listener.Overflow {
-			in.delivered.Add(1)
-		}
-	}
-}
-
-func (in *inbox) call(ev listener.Event) {
-	defer func() {
-		if p := recover(); p != nil {
-			in.log.Error("panic in a cluster-wide entry listener", "map", ev.Map, "panic", p)
-		}
-	}()
-	in.deliver(ev)
-}
-
-// stop ends delivery and discards what is queued; it reports whether this call stopped it.
-func (in *inbox) stop() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopped {
-		return false
-	}
-	in.stopped = true
-	in.items, in.head = nil, 0
-	close(in.quit)
-	return true
-}
-
-func (in *inbox) stats() listener.Stats {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return listener.Stats{Delivered: in.delivered.Load(), Missed: in.missed, Queued: len(in.items) - in.head}
 }

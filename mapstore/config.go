@@ -43,8 +43,8 @@ const (
 // Config is the store configuration of one map. Zero fields take their defaults, so the zero
 // value means write-through with the defaults below. As everywhere in this module, defaults
 // come first and Validate checks the result: Validate checks c as it is (a zero BatchSize is
-// an error there), so call c.WithDefaults().Validate(); the constructors that take a Config
-// (NewQueue, and the map service for dmap.MapConfig.Persistence) do both.
+// an error there), so call c.WithDefaults().Validate(); the member does both for
+// dmap.MapConfig.Persistence.
 type Config struct {
 	// WriteDelay is how long a written entry stays dirty before it is stored. 0 (the default)
 	// means write-through: a write calls the store before it is acknowledged and fails if the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -316,7 +317,7 @@ func (s *Service) loadPartition(ctx context.Context, ps *persistence, p *part, e
 }
 
 // pendingIn reports whether q (possibly nil) has an unstored write of key.
-func pendingIn(q *mapstore.Queue, key []byte) (pending, deleted bool) {
+func pendingIn(q *writebehind.Queue, key []byte) (pending, deleted bool) {
 	if q == nil {
 		return false, false
 	}

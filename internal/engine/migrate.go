@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
-	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -231,7 +231,7 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	}
 	pt.mu.RLock()
 	snap := pt.rs.snapshot()
-	queues := make(map[string]mapstore.Snapshot, len(pt.queues))
+	queues := make(map[string]writebehind.Snapshot, len(pt.queues))
 	now := s.cfg.Now()
 	for name, q := range pt.queues {
 		queues[name] = q.Snapshot(now)
@@ -268,7 +268,7 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 
 // sendQueues sends the partition's write-behind queues (their pending entries, with ages) to m,
 // in chunks of about MigrationChunkSize.
-func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64, queues map[string]mapstore.Snapshot) error {
+func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64, queues map[string]writebehind.Snapshot) error {
 	for name, snap := range queues {
 		entries := snap.Entries
 		for first := true; first || len(entries) > 0; first = false {
@@ -277,7 +277,7 @@ func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.Me
 				size += len(entries[n].Value) + len(entries[n].Key)
 				n++
 			}
-			chunk := queueChunk{Part: int32(p), Epoch: epoch, Map: name, Snap: mapstore.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
+			chunk := queueChunk{Part: int32(p), Epoch: epoch, Map: name, Snap: writebehind.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
 			body, err := encodeQueueChunk(&chunk)
 			if err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/configerr"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -47,7 +48,7 @@ type persistence struct {
 	batch  mapstore.BatchStore // nil if the store has no batch calls
 	loader mapstore.Loader
 	cfg    mapstore.Config
-	budget *mapstore.Budget
+	budget *writebehind.Budget
 	// breaker limits the write-behind calls to the store while it fails.
 	breaker *storeBreaker
 
@@ -64,7 +65,7 @@ type errorAt struct {
 func newPersistence(name string, mc MapConfig) *persistence {
 	cfg := mc.Persistence.WithDefaults()
 	ps := &persistence{name: name, store: mc.Store, loader: mc.Loader, cfg: cfg,
-		budget: mapstore.NewBudget(cfg.MaxDirtyBytes, cfg.MaxDirtyEntries), breaker: newStoreBreaker(cfg)}
+		budget: writebehind.NewBudget(cfg.MaxDirtyBytes, cfg.MaxDirtyEntries), breaker: newStoreBreaker(cfg)}
 	if ps.loader == nil {
 		ps.loader, _ = mc.Store.(mapstore.Loader)
 	}
@@ -133,15 +134,15 @@ func (s *Service) writeThrough(ctx context.Context, w *writeBatch) error {
 }
 
 // queue returns partition p's write-behind queue of a map, creating it; the caller holds p.mu.
-func (s *Service) queue(p *part, ps *persistence) *mapstore.Queue {
+func (s *Service) queue(p *part, ps *persistence) *writebehind.Queue {
 	q := p.queues[ps.name]
 	if q == nil {
 		var err error
-		if q, err = mapstore.NewQueue(ps.cfg, ps.budget); err != nil {
+		if q, err = writebehind.NewQueue(ps.cfg, ps.budget); err != nil {
 			panic(err) // the configuration was validated by NewService
 		}
 		if p.queues == nil {
-			p.queues = make(map[string]*mapstore.Queue)
+			p.queues = make(map[string]*writebehind.Queue)
 		}
 		if p.rs.syncing {
 			q.BeginSync()
@@ -165,18 +166,18 @@ func (s *Service) trackDirty(p *part, m mutation, cleared []string, now int64) {
 	switch m.Kind {
 	case mutSet:
 		if !m.Clean {
-			s.queue(p, ps).Add(mapstore.Entry{Key: m.Key, Value: m.Value, Seq: m.Seq}, t)
+			s.queue(p, ps).Add(writebehind.Entry{Key: m.Key, Value: m.Value, Seq: m.Seq}, t)
 		}
 	case mutDelete:
-		s.queue(p, ps).Add(mapstore.Entry{Key: m.Key, Delete: true, Seq: m.Seq}, t)
+		s.queue(p, ps).Add(writebehind.Entry{Key: m.Key, Delete: true, Seq: m.Seq}, t)
 	case mutClear:
 		q := s.queue(p, ps)
 		for _, k := range cleared {
-			q.Add(mapstore.Entry{Key: []byte(k), Delete: true, Seq: m.Seq}, t)
+			q.Add(writebehind.Entry{Key: []byte(k), Delete: true, Seq: m.Seq}, t)
 		}
 	case mutStored:
 		if q := p.queues[m.Map]; q != nil {
-			q.Ack([]mapstore.Entry{{Key: m.Key, Seq: m.Seq}})
+			q.Ack([]writebehind.Entry{{Key: m.Key, Seq: m.Seq}})
 		}
 	}
 }
@@ -236,8 +237,8 @@ func (s *Service) kickFlushers() {
 func (s *Service) flushOnce(p *part) bool {
 	type due struct {
 		ps    *persistence
-		q     *mapstore.Queue
-		batch []mapstore.Entry
+		q     *writebehind.Queue
+		batch []writebehind.Entry
 		probe bool // the call probes a failing store (storeBreaker)
 	}
 	var work []due
@@ -297,7 +298,7 @@ func (s *Service) flushOnce(p *part) bool {
 }
 
 // storeBatch writes one batch (distinct keys) with the store's batch calls when it has them.
-func (s *Service) storeBatch(ps *persistence, batch []mapstore.Entry) error {
+func (s *Service) storeBatch(ps *persistence, batch []writebehind.Entry) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
 	defer cancel()
 	var keys, values, deletes [][]byte
@@ -343,7 +344,7 @@ func (s *Service) storeBatch(ps *persistence, batch []mapstore.Entry) error {
 // replicateStored tells the partition's other holders that a batch is stored, so that their
 // queues forget it. Best effort: a holder that misses it stores the entries again if promoted
 // (store calls are idempotent).
-func (s *Service) replicateStored(p partition.ID, mapName string, batch []mapstore.Entry) {
+func (s *Service) replicateStored(p partition.ID, mapName string, batch []writebehind.Entry) {
 	muts := make([]mutation, len(batch))
 	for i, e := range batch {
 		muts[i] = mutation{Map: mapName, Kind: mutStored, Key: e.Key, Seq: e.Seq}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
-	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -69,7 +69,7 @@ type part struct {
 	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
 	async asyncQueue
 	// queues are the write-behind queues of the maps with a store, by map name (guarded by mu).
-	queues map[string]*mapstore.Queue
+	queues map[string]*writebehind.Queue
 
 	// Failover resync (resync.go). ownEpoch is the table epoch at which this member, as owner,
 	// last took the partition over (or one it owned it through without interruption since); a

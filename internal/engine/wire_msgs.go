@@ -6,8 +6,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/msgpackcheck"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/listener"
-	"github.com/gridmap/gridmap/mapstore"
 )
 
 // The engine's rare messages (copies of write-behind queues, listener registrations and events,
@@ -34,10 +34,10 @@ func unmarshalMsg(b []byte, v any, what string) error {
 
 // queueChunk carries part of a write-behind queue in a partition copy.
 type queueChunk struct {
-	Part  int32             `msgpack:"p"`
-	Epoch uint64            `msgpack:"e"`
-	Map   string            `msgpack:"m"`
-	Snap  mapstore.Snapshot `msgpack:"s"`
+	Part  int32                `msgpack:"p"`
+	Epoch uint64               `msgpack:"e"`
+	Map   string               `msgpack:"m"`
+	Snap  writebehind.Snapshot `msgpack:"s"`
 }
 
 func encodeQueueChunk(c *queueChunk) ([]byte, error) { return marshalMsg(c, "queue chunk") }

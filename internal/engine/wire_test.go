@@ -13,8 +13,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/internal/writebehind"
 	"github.com/gridmap/gridmap/listener"
-	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -302,9 +302,9 @@ func fuzzMsg[M any](f *testing.F, encode func(*M) ([]byte, error), decode func([
 
 func FuzzDecodeQueueChunk(f *testing.F) {
 	fuzzMsg(f, encodeQueueChunk, decodeQueueChunk,
-		queueChunk{Part: 3, Epoch: 9, Map: "wb", Snap: mapstore.Snapshot{LastSeq: 7, Entries: []mapstore.SnapshotEntry{
-			{Entry: mapstore.Entry{Key: []byte("k"), Value: []byte("v"), Seq: 7}, Since: 5, Age: time.Second},
-			{Entry: mapstore.Entry{Key: []byte("d"), Delete: true, Seq: 6}}}}})
+		queueChunk{Part: 3, Epoch: 9, Map: "wb", Snap: writebehind.Snapshot{LastSeq: 7, Entries: []writebehind.SnapshotEntry{
+			{Entry: writebehind.Entry{Key: []byte("k"), Value: []byte("v"), Seq: 7}, Since: 5, Age: time.Second},
+			{Entry: writebehind.Entry{Key: []byte("d"), Delete: true, Seq: 6}}}}})
 }
 
 func FuzzDecodeLoadRequest(f *testing.F) {

@@ -1,8 +1,10 @@
-package mapstore
+package writebehind
 
 import (
 	"slices"
 	"time"
+
+	"github.com/gridmap/gridmap/mapstore"
 )
 
 // Entry is one pending write of a Queue: store Value under Key, or delete Key.
@@ -48,7 +50,7 @@ type chain struct{ first, last *entry }
 // At most one batch is in flight at a time (returned by Ready and not yet passed to Ack or
 // Fail), which keeps the calls for one key in order.
 type Queue struct {
-	cfg    Config
+	cfg    mapstore.Config
 	budget *Budget
 
 	head, tail *entry
@@ -71,7 +73,7 @@ type Queue struct {
 // NewQueue returns an empty queue for cfg (defaults filled in, then validated). Dirty data is
 // charged to budget, shared by all queues of one map on a member; nil means a budget of its own
 // with cfg's limits.
-func NewQueue(cfg Config, budget *Budget) (*Queue, error) {
+func NewQueue(cfg mapstore.Config, budget *Budget) (*Queue, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,7 +100,7 @@ func (q *Queue) Bytes() int64 { return q.bytes }
 // LastSeq returns the highest sequence number added or restored.
 func (q *Queue) LastSeq() uint64 { return q.lastSeq }
 
-func (q *Queue) coalesce() bool { return q.cfg.Coalesce != CoalesceOff }
+func (q *Queue) coalesce() bool { return q.cfg.Coalesce != mapstore.CoalesceOff }
 
 // Add records a write at time now. A Seq of 0 means "the next one" (LastSeq()+1). A write whose
 // Seq is not newer than what the queue holds for its key (a repeated replication message), or

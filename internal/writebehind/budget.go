@@ -1,9 +1,11 @@
-package mapstore
+package writebehind
 
 import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/gridmap/gridmap/mapstore"
 )
 
 // Budget bounds the dirty data of one map on one member: every Queue of the map (owned
@@ -44,7 +46,7 @@ func (b *Budget) Usage() (bytes, entries int64) {
 }
 
 // Wait blocks until the budget is below both limits or ctx ends; then it returns an error
-// wrapping ErrDirtyLimit and the context's error.
+// wrapping mapstore.ErrDirtyLimit and the context's error.
 func (b *Budget) Wait(ctx context.Context) error {
 	for {
 		b.mu.Lock()
@@ -62,7 +64,7 @@ func (b *Budget) Wait(ctx context.Context) error {
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %d bytes in %d entries dirty (limits %d bytes, %d entries): %w",
-				ErrDirtyLimit, used, n, b.maxBytes, b.maxEntries, ctx.Err())
+				mapstore.ErrDirtyLimit, used, n, b.maxBytes, b.maxEntries, ctx.Err())
 		}
 	}
 }

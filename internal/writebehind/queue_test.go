@@ -1,4 +1,4 @@
-package mapstore
+package writebehind
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/mapstore"
 )
 
 // queueScenarios drive one Queue with a script. Commands (one per line):
@@ -29,10 +31,10 @@ import (
 //	flushed B         Flushed(target) reports B
 var queueScenarios = []struct {
 	name   string
-	cfg    Config
+	cfg    mapstore.Config
 	script string
 }{
-	{"coalescing: 1000 updates during the delay make one store entry", Config{WriteDelay: time.Second}, `
+	{"coalescing: 1000 updates during the delay make one store entry", mapstore.Config{WriteDelay: time.Second}, `
 		update k 1000
 		len 1
 		ready
@@ -41,14 +43,14 @@ var queueScenarios = []struct {
 		ack
 		len 0
 		stats stored=1 batches=1`},
-	{"coalescing off: 1000 updates make 1000 entries stored in order", Config{WriteDelay: time.Second, Coalesce: CoalesceOff}, `
+	{"coalescing off: 1000 updates make 1000 entries stored in order", mapstore.Config{WriteDelay: time.Second, Coalesce: mapstore.CoalesceOff}, `
 		update k 1000
 		len 1000
 		wait 1s
 		drain
 		stored 1000
 		len 0`},
-	{"coalescing off: keys interleave, each batch holds one write per key", Config{WriteDelay: time.Second, Coalesce: CoalesceOff}, `
+	{"coalescing off: keys interleave, each batch holds one write per key", mapstore.Config{WriteDelay: time.Second, Coalesce: mapstore.CoalesceOff}, `
 		add a 1
 		add b 1
 		add a 2
@@ -59,7 +61,7 @@ var queueScenarios = []struct {
 		ready a=2 b=-
 		ack
 		ready`},
-	{"the delay counts from the first write of a key", Config{WriteDelay: 10 * time.Second}, `
+	{"the delay counts from the first write of a key", mapstore.Config{WriteDelay: 10 * time.Second}, `
 		add a 1
 		wait 6s
 		add b 1
@@ -71,12 +73,12 @@ var queueScenarios = []struct {
 		ready
 		wait 1s
 		ready b=1`},
-	{"a delete coalesces with the value before it", Config{WriteDelay: time.Second}, `
+	{"a delete coalesces with the value before it", mapstore.Config{WriteDelay: time.Second}, `
 		add a 1
 		del a
 		wait 1s
 		ready a=-`},
-	{"batches hold at most BatchSize entries", Config{WriteDelay: time.Second, BatchSize: 2}, `
+	{"batches hold at most BatchSize entries", mapstore.Config{WriteDelay: time.Second, BatchSize: 2}, `
 		add a 1
 		add b 1
 		add c 1
@@ -85,7 +87,7 @@ var queueScenarios = []struct {
 		ready
 		ack
 		ready c=1`},
-	{"the store seen working clears a backoff from earlier failures, not from later ones", Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: time.Minute}, `
+	{"the store seen working clears a backoff from earlier failures, not from later ones", mapstore.Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: time.Minute}, `
 		add a 1
 		wait 1s
 		ready a=1
@@ -103,7 +105,7 @@ var queueScenarios = []struct {
 		recovered
 		ready
 		stats failures=1`},
-	{"failure keeps the entries and backs off exponentially up to the maximum", Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: 4 * time.Second}, `
+	{"failure keeps the entries and backs off exponentially up to the maximum", mapstore.Config{WriteDelay: time.Second, RetryInitial: time.Second, RetryMax: 4 * time.Second}, `
 		add a 1
 		wait 1s
 		ready a=1
@@ -129,7 +131,7 @@ var queueScenarios = []struct {
 		ack
 		stats stored=1 failures=0
 		len 0`},
-	{"a key written again during a flush is not lost", Config{WriteDelay: time.Second}, `
+	{"a key written again during a flush is not lost", mapstore.Config{WriteDelay: time.Second}, `
 		add a 1
 		add b 1
 		wait 1s
@@ -140,7 +142,7 @@ var queueScenarios = []struct {
 		ready a=2
 		ack
 		len 0`},
-	{"a key written again during a failed flush is stored with its latest value", Config{WriteDelay: time.Second, RetryInitial: time.Second}, `
+	{"a key written again during a failed flush is stored with its latest value", mapstore.Config{WriteDelay: time.Second, RetryInitial: time.Second}, `
 		add a 1
 		wait 1s
 		ready a=1
@@ -150,7 +152,7 @@ var queueScenarios = []struct {
 		ready a=2
 		ack
 		len 0`},
-	{"flush makes everything written before it ready at once", Config{WriteDelay: time.Hour}, `
+	{"flush makes everything written before it ready at once", mapstore.Config{WriteDelay: time.Hour}, `
 		add a 1
 		add b 1
 		flush
@@ -160,7 +162,7 @@ var queueScenarios = []struct {
 		ack
 		flushed true
 		ready`},
-	{"flush of a hot key completes once a later value is stored", Config{WriteDelay: time.Hour}, `
+	{"flush of a hot key completes once a later value is stored", mapstore.Config{WriteDelay: time.Hour}, `
 		add a 1
 		flush
 		ready a=1
@@ -168,7 +170,7 @@ var queueScenarios = []struct {
 		ack
 		flushed true
 		len 1`},
-	{"the entry limit makes the queue full until entries are stored", Config{WriteDelay: time.Second, MaxDirtyEntries: 2}, `
+	{"the entry limit makes the queue full until entries are stored", mapstore.Config{WriteDelay: time.Second, MaxDirtyEntries: 2}, `
 		add a 1
 		full false
 		add b 1
@@ -180,14 +182,14 @@ var queueScenarios = []struct {
 		full true
 		ack
 		full false`},
-	{"the byte limit counts keys and values and follows coalesced updates", Config{WriteDelay: time.Second, MaxDirtyBytes: 10, BatchBytes: 10}, `
+	{"the byte limit counts keys and values and follows coalesced updates", mapstore.Config{WriteDelay: time.Second, MaxDirtyBytes: 10, BatchBytes: 10}, `
 		add a 12345678
 		full false
 		add a 123456789
 		full true
 		add a 1
 		full false`},
-	{"oldest dirty age", Config{WriteDelay: time.Minute}, `
+	{"oldest dirty age", mapstore.Config{WriteDelay: time.Minute}, `
 		add a 1
 		wait 5s
 		add b 1
@@ -333,4 +335,11 @@ func render(es []Entry) string {
 		parts = append(parts, string(e.Key)+"="+v)
 	}
 	return strings.Join(parts, " ")
+}
+
+// TestNewQueueAppliesDefaults: a queue takes the zero mapstore.Config (defaults apply).
+func TestNewQueueAppliesDefaults(t *testing.T) {
+	if _, err := NewQueue(mapstore.Config{}, nil); err != nil {
+		t.Fatalf("NewQueue applies the defaults, but refused the zero Config: %v", err)
+	}
 }

@@ -1,4 +1,4 @@
-package mapstore
+package writebehind
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/mapstore"
 )
 
-func newQueue(t *testing.T, cfg Config) *Queue {
+func newQueue(t *testing.T, cfg mapstore.Config) *Queue {
 	t.Helper()
 	q, err := NewQueue(cfg, nil)
 	if err != nil {
@@ -22,8 +24,8 @@ func set(k, v string, seq uint64) Entry { return Entry{Key: []byte(k), Value: []
 // A backup that applies the owner's writes and acknowledgements holds what the owner holds, and
 // when promoted it stores exactly what the owner had not stored yet.
 func TestBackupFollowsOwnerAndTakesOver(t *testing.T) {
-	for _, mode := range []Coalescing{CoalesceOn, CoalesceOff} {
-		cfg := Config{WriteDelay: time.Second, Coalesce: mode, BatchSize: 2}
+	for _, mode := range []mapstore.Coalescing{mapstore.CoalesceOn, mapstore.CoalesceOff} {
+		cfg := mapstore.Config{WriteDelay: time.Second, Coalesce: mode, BatchSize: 2}
 		owner, backup := newQueue(t, cfg), newQueue(t, cfg)
 		t0 := time.Unix(0, 0)
 		write := func(e Entry, at time.Time) {
@@ -49,7 +51,7 @@ func TestBackupFollowsOwnerAndTakesOver(t *testing.T) {
 			backup.Ack(b)
 		}
 		want := "a=2 c=1" // a's coalesced entry keeps its place
-		if mode == CoalesceOff {
+		if mode == mapstore.CoalesceOff {
 			want = "c=1 a=2"
 		}
 		if len(got) != 1 || got[0] != want {
@@ -60,7 +62,7 @@ func TestBackupFollowsOwnerAndTakesOver(t *testing.T) {
 
 // A snapshot carries ages, not times: the receiver's clock decides when entries are due.
 func TestSnapshotRestoreKeepsAgesAndOrder(t *testing.T) {
-	cfg := Config{WriteDelay: 10 * time.Second, Coalesce: CoalesceOff}
+	cfg := mapstore.Config{WriteDelay: 10 * time.Second, Coalesce: mapstore.CoalesceOff}
 	src, dst := newQueue(t, cfg), newQueue(t, cfg)
 	t0 := time.Unix(100, 0)
 	src.Add(set("a", "1", 1), t0)
@@ -93,7 +95,7 @@ func TestSnapshotRestoreKeepsAgesAndOrder(t *testing.T) {
 // While a copy travels, live writes and acknowledgements reach the new replica first; the copy
 // must neither resurrect a stored entry nor overwrite a newer write.
 func TestSyncCopyRacingLiveTraffic(t *testing.T) {
-	cfg := Config{WriteDelay: time.Second}
+	cfg := mapstore.Config{WriteDelay: time.Second}
 	src, dst := newQueue(t, cfg), newQueue(t, cfg)
 	t0 := time.Unix(0, 0)
 	src.Add(set("k", "old", 90), t0)
@@ -123,7 +125,7 @@ func TestSyncCopyRacingLiveTraffic(t *testing.T) {
 
 func TestBudgetSharedByQueuesAndWait(t *testing.T) {
 	b := NewBudget(1<<20, 3)
-	cfg := Config{WriteDelay: time.Second}
+	cfg := mapstore.Config{WriteDelay: time.Second}
 	q1, _ := NewQueue(cfg, b)
 	q2, _ := NewQueue(cfg, b)
 	t0 := time.Unix(0, 0)
@@ -135,7 +137,7 @@ func TestBudgetSharedByQueuesAndWait(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := b.Wait(ctx); !errors.Is(err, ErrDirtyLimit) || !errors.Is(err, context.Canceled) {
+	if err := b.Wait(ctx); !errors.Is(err, mapstore.ErrDirtyLimit) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait on a full budget: %v", err)
 	}
 	done := make(chan error, 1)
@@ -153,25 +155,25 @@ func TestBudgetSharedByQueuesAndWait(t *testing.T) {
 }
 
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
-	if err := (Config{}).WithDefaults().Validate(); err != nil {
+	if err := (mapstore.Config{}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
-	c := DefaultConfig(time.Second)
-	if c.BatchSize != DefaultBatchSize || c.Coalesce != CoalesceOn || c.RetryMax != DefaultRetryMax || c.WriteThrough() {
+	c := mapstore.DefaultConfig(time.Second)
+	if c.BatchSize != mapstore.DefaultBatchSize || c.Coalesce != mapstore.CoalesceOn || c.RetryMax != mapstore.DefaultRetryMax || c.WriteThrough() {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
-	bad := Config{WriteDelay: -1, BatchSize: -1, BatchBytes: -1, MaxDirtyBytes: -1, MaxDirtyEntries: -1,
+	bad := mapstore.Config{WriteDelay: -1, BatchSize: -1, BatchBytes: -1, MaxDirtyBytes: -1, MaxDirtyEntries: -1,
 		RetryInitial: time.Second, RetryMax: time.Millisecond, Coalesce: 9}.WithDefaults()
 	err := bad.Validate()
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("want ErrInvalidConfig, got %v", err)
+	if !errors.Is(err, mapstore.ErrInvalidConfig) {
+		t.Fatalf("want mapstore.ErrInvalidConfig, got %v", err)
 	}
 	for _, field := range []string{"WriteDelay", "BatchSize", "BatchBytes", "MaxDirtyBytes", "MaxDirtyEntries", "RetryMax", "Coalesce"} {
 		if !contains(err.Error(), field) {
 			t.Errorf("error does not mention %s: %v", field, err)
 		}
 	}
-	if _, err := NewQueue(bad, nil); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewQueue(bad, nil); !errors.Is(err, mapstore.ErrInvalidConfig) {
 		t.Fatalf("NewQueue accepted a bad config: %v", err)
 	}
 }

@@ -17,7 +17,12 @@ type Service struct {
 // WrapEngine returns the user-facing view of a member's map engine. It is how the gridmap
 // package builds a Member's Service; applications get theirs from gridmap.Member.Maps and never
 // call it (the engine is internal to gridmap).
-func WrapEngine(e *engine.Service) *Service { return &Service{e: e} }
+func WrapEngine(e *engine.Service) *Service {
+	if e == nil {
+		return nil
+	}
+	return &Service{e: e}
+}
 
 // PartitionsLost returns how many partition losses this member has seen (the PartitionLost
 // events, whether or not a listener was registered): the count for metrics. Each loss is seen

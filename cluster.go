@@ -28,8 +28,10 @@ func (m *Member) Cluster() *Cluster { return &Cluster{m: m} }
 
 // MemberInfo describes one member of the cluster.
 type MemberInfo struct {
-	// ID is the member's identity (Member.ID), fresh at every start.
-	ID string
+	// ID is the member's identity (Member.ID), fresh at every start: the same type as every
+	// member identity gridmap hands out (Partition.Owner, dmap.EntryEvent.Member,
+	// dmap.PartitionEvent.Owner), so they compare without conversions.
+	ID partition.MemberID
 	// Addr is the member's advertised address for member-to-member traffic.
 	Addr string
 	// GossipAddr is the member's gossip address (a seed to join through).
@@ -59,7 +61,7 @@ func (c *Cluster) Members() []MemberInfo {
 
 func (c *Cluster) memberInfo(mi control.MemberInfo) MemberInfo {
 	return MemberInfo{
-		ID: string(mi.ID), Addr: mi.TransportAddr, GossipAddr: mi.GossipAddr,
+		ID: mi.ID, Addr: mi.TransportAddr, GossipAddr: mi.GossipAddr,
 		Voter: mi.Voter, Leader: mi.Leader, Alive: mi.Alive, Leaving: mi.Leaving,
 		Local: mi.ID == c.m.id,
 	}
@@ -87,11 +89,11 @@ type Partition struct {
 	// ID is the partition.
 	ID partition.ID
 	// Owner is the member that serves the partition's operations, "" if it has none.
-	Owner string
+	Owner partition.MemberID
 	// Backups are the members holding a synchronous copy, in promotion order.
-	Backups []string
+	Backups []partition.MemberID
 	// Migrating are the members receiving a copy (a new backup, or a new owner taking over).
-	Migrating []string
+	Migrating []partition.MemberID
 	// Lost: every copy of the partition was lost and it is not served until
 	// ResetLostPartitions (see Config.RecreateLostPartitions).
 	Lost bool
@@ -133,13 +135,11 @@ func partitionOf(t *partition.Table, id partition.ID) Partition {
 	}
 	a := t.Partitions[id]
 	if len(a.Replicas) > 0 {
-		p.Owner = string(a.Replicas[0])
-		for _, b := range a.Replicas[1:] {
-			p.Backups = append(p.Backups, string(b))
-		}
+		p.Owner = a.Replicas[0]
+		p.Backups = slices.Clone(a.Replicas[1:])
 	}
 	for _, pd := range a.Pending {
-		p.Migrating = append(p.Migrating, string(pd.Member))
+		p.Migrating = append(p.Migrating, pd.Member)
 	}
 	p.Lost = a.Lost
 	return p
@@ -180,7 +180,7 @@ func (c *Cluster) safe(t *partition.Table) bool {
 	if voters < min(len(live), c.m.cfg.MaxVoters) {
 		return false
 	}
-	want := min(c.m.cfg.BackupCount+1, len(live))
+	want := min(c.m.cfg.backups()+1, len(live))
 	for _, a := range t.Partitions {
 		if a.Lost || len(a.Pending) > 0 || len(a.Replicas) != want {
 			return false
@@ -271,8 +271,8 @@ func (c *Cluster) PartitionsLostSeen() uint64 { return c.m.maps.PartitionsLost()
 
 // AddPartitionListener registers fn for the partition events this member sees: migrations
 // involving it and lost partitions (dmap.PartitionLost). It is dmap.Service.AddPartitionListener
-// of the member's maps; see there for the calling goroutine and ordering. The returned function
-// removes the listener.
-func (c *Cluster) AddPartitionListener(fn func(dmap.PartitionEvent)) (remove func()) {
-	return c.m.maps.AddPartitionListener(fn)
+// of the member's maps; see there for the calling goroutine and ordering. Remove on the returned
+// handle ends it, as for the entry listeners.
+func (c *Cluster) AddPartitionListener(ctx context.Context, fn func(dmap.PartitionEvent)) (*dmap.ListenerHandle, error) {
+	return c.m.maps.AddPartitionListener(ctx, fn)
 }

@@ -113,7 +113,7 @@ func waitSettled(t testing.TB, members ...*Member) *partition.Table {
 	for _, m := range members {
 		alive[m.id] = true
 	}
-	want := min(members[0].cfg.BackupCount+1, len(members))
+	want := min(members[0].cfg.backups()+1, len(members))
 	for {
 		tab := members[0].node.Table()
 		ok := tab.Epoch > 0
@@ -224,7 +224,7 @@ func TestClusterOperations(t *testing.T) {
 }
 
 func TestBackupsOnDistinctMembers(t *testing.T) {
-	members := startCluster(t, 4, func(c *Config) { c.BackupCount = 2 })
+	members := startCluster(t, 4, func(c *Config) { c.BackupCount = new(2) })
 	tab := waitSettled(t, members...)
 	owners := map[partition.MemberID]int{}
 	for p, a := range tab.Partitions {

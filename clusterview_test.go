@@ -31,7 +31,7 @@ func checkSafeTable(t *testing.T, m *Member, live []*Member) {
 	for _, l := range live {
 		ids[l.id] = true
 	}
-	want := min(m.cfg.BackupCount+1, len(live))
+	want := min(m.cfg.backups()+1, len(live))
 	tab := m.node.Table()
 	for p, a := range tab.Partitions {
 		if len(a.Replicas) != want || len(a.Pending) > 0 || a.Lost {
@@ -92,7 +92,7 @@ func TestClusterKeyOwner(t *testing.T) {
 	members := startCluster(t, 3, nil)
 	ctx := context.Background()
 	mp := getMap[string, string](t, members[0], "owners")
-	byID := map[string]*Member{}
+	byID := map[partition.MemberID]*Member{}
 	for _, m := range members {
 		byID[m.ID()] = m
 	}
@@ -102,7 +102,7 @@ func TestClusterKeyOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	local := map[string]map[string]bool{} // member ID -> keys it owns locally
+	local := map[partition.MemberID]map[string]bool{} // member ID -> keys it owns locally
 	for _, m := range members {
 		local[m.ID()] = map[string]bool{}
 		for k, err := range getMap[string, string](t, m, "owners").LocalKeys() {
@@ -112,7 +112,7 @@ func TestClusterKeyOwner(t *testing.T) {
 			local[m.ID()][k] = true
 		}
 	}
-	owners := map[string]bool{}
+	owners := map[partition.MemberID]bool{}
 	for i := range n {
 		k := fmt.Sprintf("k%d", i)
 		p, err := PartitionOfKey(members[1].Cluster(), mp, k)
@@ -148,12 +148,15 @@ func TestClusterSafeAfterKill(t *testing.T) {
 		t.Fatal("not safe before the kill")
 	}
 	var migrations atomic.Int64 // partition events on members[0], through the cluster view
-	remove := c.AddPartitionListener(func(ev dmap.PartitionEvent) {
+	h, err := c.AddPartitionListener(t.Context(), func(ev dmap.PartitionEvent) {
 		if ev.Kind == dmap.MigrationFinished {
 			migrations.Add(1)
 		}
 	})
-	defer remove()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
 	dead := members[2]
 	dead.kill()
 	if err := dead.Cluster().WaitSafe(context.Background()); !errors.Is(err, ErrClosed) {

@@ -61,9 +61,11 @@ type Config struct {
 	ExpectMembers int
 	// PartitionCount is the number of partitions of every map. Default 271.
 	PartitionCount int
-	// BackupCount is the number of backups of every partition, on members other than its owner.
-	// 0..6, default 1. Use BackupCountNone for none (0 means the default).
-	BackupCount int
+	// BackupCount is the number of backups of every partition, on members other than its owner,
+	// 0..6: new(0) for none, new(2) for two. Default (nil): 1, so that a Config that does not
+	// mention backups survives a member's crash without losing an acknowledged write. It is a
+	// pointer because an int could not tell "not set" (the default of 1) from an explicit 0.
+	BackupCount *int
 	// AsyncBackups makes writes return once the owner applied them, updating backups in the
 	// background. Default false: writes wait for every backup.
 	AsyncBackups bool
@@ -110,8 +112,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// BackupCountNone requests no backups (BackupCount's zero value means the default of 1).
-const BackupCountNone = -1
+// backups is the number of backups c asks for: *BackupCount, DefaultBackupCount when nil.
+func (c Config) backups() int {
+	if c.BackupCount == nil {
+		return DefaultBackupCount
+	}
+	return *c.BackupCount
+}
 
 func (c Config) withDefaults() Config {
 	if c.BindAddr == "" {
@@ -129,12 +136,8 @@ func (c Config) withDefaults() Config {
 	if c.PartitionCount == 0 {
 		c.PartitionCount = DefaultPartitionCount
 	}
-	switch c.BackupCount {
-	case 0:
-		c.BackupCount = DefaultBackupCount
-	case BackupCountNone:
-		c.BackupCount = 0
-	}
+	// A copy of its own, so that a change to the caller's int after Start changes nothing.
+	c.BackupCount = new(c.backups())
 	if c.MaxVoters == 0 {
 		c.MaxVoters = DefaultMaxVoters
 	}
@@ -176,8 +179,8 @@ func (c Config) Validate() error {
 	if c.PartitionCount < 1 {
 		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
 	}
-	if c.BackupCount < 0 || c.BackupCount > MaxBackupCount {
-		errs = append(errs, fmt.Errorf("BackupCount must be within 0..%d, got %d", MaxBackupCount, c.BackupCount))
+	if n := c.backups(); n < 0 || n > MaxBackupCount {
+		errs = append(errs, fmt.Errorf("BackupCount must be within 0..%d, got %d", MaxBackupCount, n))
 	}
 	if c.MaxVoters != 3 && c.MaxVoters != 5 {
 		errs = append(errs, fmt.Errorf("MaxVoters must be 3 or 5, got %d", c.MaxVoters))

@@ -123,3 +123,42 @@ func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 		t.Error("configError wrapped ErrInvalidConfig twice")
 	}
 }
+
+// BackupCount: nil (not set) means the documented default of one backup, an explicit 0 means
+// none, and the member keeps its own copy of the number.
+func TestConfigBackupCount(t *testing.T) {
+	if n := (Config{}).withDefaults().backups(); n != DefaultBackupCount || DefaultBackupCount != 1 {
+		t.Fatalf("unset BackupCount gives %d backups, want the default 1", n)
+	}
+	for _, n := range []int{0, 1, MaxBackupCount} {
+		cfg := Config{BackupCount: new(n)}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("BackupCount %d: %v", n, err)
+		}
+		if got := cfg.withDefaults().backups(); got != n {
+			t.Fatalf("BackupCount %d gives %d backups", n, got)
+		}
+	}
+	for _, n := range []int{-1, MaxBackupCount + 1} {
+		err := Config{BackupCount: new(n)}.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "BackupCount") {
+			t.Fatalf("BackupCount %d: %v, want ErrInvalidConfig naming BackupCount", n, err)
+		}
+	}
+	n := 2
+	cfg := Config{BackupCount: &n}.withDefaults()
+	n = 5
+	if got := cfg.backups(); got != 2 {
+		t.Fatalf("a change to the caller's int after defaults shows: %d backups", got)
+	}
+}
+
+// A cluster configured with BackupCount new(0) keeps a single copy of every partition.
+func TestBackupCountZeroMeansNone(t *testing.T) {
+	members := startCluster(t, 2, func(c *Config) { c.BackupCount = new(0) }) // settles with 1 replica each
+	for _, p := range members[1].Cluster().Partitions() {
+		if p.Owner == "" || len(p.Backups) != 0 {
+			t.Fatalf("partition %d: %+v, want an owner and no backups", p.ID, p)
+		}
+	}
+}

@@ -33,7 +33,7 @@ func (a *socorroApp) handle(k string, v int) bool {
 func (a *socorroApp) listen(t *testing.T, m *Member, name string) {
 	t.Helper()
 	var missed uint64
-	h, err := getMap[string, int](t, m, name).AddLocalEntryListener(func(e dmap.EntryEvent[string, int]) {
+	h, err := getMap[string, int](t, m, name).AddLocalEntryListener(t.Context(), func(e dmap.EntryEvent[string, int]) {
 		time.Sleep(200 * time.Microsecond) // a listener slower than the writes: its queue overflows
 		a.mu.Lock()
 		defer a.mu.Unlock()

@@ -57,3 +57,34 @@ func ExampleCluster_WaitSafe() {
 	// members: 3 safe: true
 	// safe: true partition 0 has a backup: true
 }
+
+// BackupCount left unset keeps one backup of every partition; new(0) asks for none, for data
+// that can be rebuilt (a cache) and should not pay for copies. Member identities, here
+// Partition.Owner and Member.ID, share one type and compare as they are.
+func ExampleConfig_backupCount() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := gridmap.Config{Timings: gridmap.LocalTimings(), BackupCount: new(0)}
+	first, err := gridmap.Start(ctx, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer first.Close(ctx)
+	cfg.Seeds = []string{first.GossipAddr()}
+	second, err := gridmap.Start(ctx, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer second.Close(ctx)
+
+	cluster := first.Cluster()
+	if err := cluster.WaitSafe(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := cluster.Partition(0)
+	fmt.Println("owned by a member:", p.Owner == first.ID() || p.Owner == second.ID(), "backups:", len(p.Backups))
+	// Output: owned by a member: true backups: 0
+}

@@ -2,6 +2,7 @@ package gridmap_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,7 +40,46 @@ func Example_entryProcessor() {
 	// Output: 13 <nil>
 }
 
-// A key lock keeps other writers of the key waiting; the holder writes through its context.
+// errOverQuota is an error value the "take" processor returns; registered on every member, it
+// reaches callers as itself, whichever member ran the processor.
+var errOverQuota = errors.New("over quota")
+
+// A processor's error is checked with errors.Is once its value is registered: a caller on any
+// member tells "over quota" from other failures.
+func Example_processorError() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	// Every member registers the processor and its error values under the same names.
+	err = errors.Join(
+		dmap.RegisterProcessor(member.Maps(), "take", func(ctx context.Context, e *dmap.MutableEntry[string, int], n int) (int, error) {
+			if e.Value < n {
+				return e.Value, fmt.Errorf("%w: %d left, %d asked", errOverQuota, e.Value, n)
+			}
+			e.SetValue(e.Value - n)
+			return e.Value - n, nil
+		}),
+		member.Maps().RegisterProcessorError("over-quota", errOverQuota))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	quotas, _ := gridmap.GetMap[string, int](member, "quotas")
+	quotas.Put(ctx, "symbolication", 5)
+	_, err = dmap.Execute[int](ctx, quotas, "take", "symbolication", 8)
+	fmt.Println(errors.Is(err, errOverQuota), errors.Is(err, dmap.ErrProcessor))
+	fmt.Println(err)
+	// Output:
+	// true true
+	// dmap: entry processor failed: over quota: 5 left, 8 asked
+}
+
+// A key lock keeps other writers of the key waiting, as long as their context allows; the
+// holder writes through its context. TryLock does not wait.
 func Example_lock() {
 	ctx := context.Background()
 	member, err := gridmap.Start(ctx, gridmap.Config{})
@@ -61,12 +101,15 @@ func Example_lock() {
 	defer cancel()
 	err = reports.Put(short, "crash-1", "someone else") // waits for the lock, then gives up
 	fmt.Println(err != nil)
+	_, err = reports.TryLock(ctx, "crash-1", time.Minute) // does not wait
+	fmt.Println(errors.Is(err, dmap.ErrLocked))
 
 	fmt.Println(l.Unlock(ctx))
 	locked, _ := reports.IsLocked(ctx, "crash-1")
 	fmt.Println(locked)
 	// Output:
 	// <nil>
+	// true
 	// true
 	// <nil>
 	// false
@@ -105,6 +148,36 @@ func Example_transaction() {
 	// Output:
 	// <nil>
 	// <nil>
+}
+
+// A transaction by hand: Begin, Commit and Rollback take a context, and a Rollback deferred
+// right after Begin ends the transaction on every path (after Commit it only reports
+// dmap.ErrTxDone). RunTx does the same and retries conflicts.
+func Example_transactionByHand() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	raw, _ := gridmap.GetMap[string, string](member, "raw")
+
+	tx, err := member.Maps().Begin(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tx.Rollback(ctx)
+	if err := dmap.InTx(tx, raw).Put(ctx, "bp-2", `{"product":"Thunderbird"}`); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tx.Commit(ctx))
+	fmt.Println(errors.Is(tx.Rollback(ctx), dmap.ErrTxDone))
+	// Output:
+	// <nil>
+	// true
 }
 
 // A map with a store writes behind: writes are acknowledged at once and stored in batches

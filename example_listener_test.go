@@ -22,7 +22,7 @@ func Example_localEntryListener() {
 	reports, _ := gridmap.GetMap[string, string](member, "reports")
 
 	events := make(chan dmap.EntryEvent[string, string], 16)
-	h, err := reports.AddLocalEntryListener(func(e dmap.EntryEvent[string, string]) { events <- e },
+	h, err := reports.AddLocalEntryListener(ctx, func(e dmap.EntryEvent[string, string]) { events <- e },
 		dmap.ListenerOptions[string]{IncludeValues: true, QueueSize: 1024})
 	if err != nil {
 		fmt.Println(err)
@@ -94,12 +94,16 @@ func Example_partitionListener() {
 		return
 	}
 	defer member.Close(ctx)
-	remove := member.Maps().AddPartitionListener(func(e dmap.PartitionEvent) {
+	h, err := member.Cluster().AddPartitionListener(ctx, func(e dmap.PartitionEvent) {
 		if e.Kind == dmap.PartitionLost {
 			fmt.Println("resync partition", e.Partition)
 		}
 	})
-	defer remove()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer h.Remove()
 	fmt.Println("listening")
 	// Output: listening
 }

@@ -126,7 +126,9 @@ func runFaultMember() int {
 		}
 	}
 	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
-	cfg.BackupCount, _ = strconv.Atoi(os.Getenv(faultBackupsEnv))
+	if n, err := strconv.Atoi(os.Getenv(faultBackupsEnv)); err == nil {
+		cfg.BackupCount = new(n)
+	}
 	if d, err := time.ParseDuration(os.Getenv(faultOpTimeoutEnv)); err == nil {
 		cfg.OperationTimeout = d
 	}
@@ -155,12 +157,16 @@ func runFaultMember() int {
 		defer wmu.Unlock()
 		_ = enc.Encode(r)
 	}
-	remove := m.Maps().AddPartitionListener(func(ev dmap.PartitionEvent) {
+	h, err := m.Maps().AddPartitionListener(context.Background(), func(ev dmap.PartitionEvent) {
 		if ev.Kind == dmap.PartitionLost {
 			send(faultReply{Event: &faultEvent{Partition: int(ev.Partition), Epoch: ev.Epoch}})
 		}
 	})
-	defer remove()
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	defer h.Remove()
 
 	var wg sync.WaitGroup
 	dec := json.NewDecoder(os.Stdin)
@@ -216,7 +222,7 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 	case "settled":
 		// As "safe", but partitions marked lost do not count (their repair is over until the
 		// application resets them). Poll until settled or the request's time is up.
-		for !faultClusterView(m).settled(cmpOrInt(cfg.BackupCount, DefaultBackupCount), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
+		for !faultClusterView(m).settled(cfg.backups(), cmpOrInt(cfg.MaxVoters, DefaultMaxVoters)) {
 			select {
 			case <-ctx.Done():
 				return rep
@@ -273,14 +279,17 @@ type faultSnapPartition struct {
 // members and the partitions.
 func faultClusterView(m *Member) faultSnapshot {
 	c := m.Cluster()
-	s := faultSnapshot{self: m.ID()}
+	s := faultSnapshot{self: string(m.ID())}
 	for _, mi := range c.Members() {
-		s.members = append(s.members, faultSnapMember{id: mi.ID, voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
+		s.members = append(s.members, faultSnapMember{id: string(mi.ID), voter: mi.Voter, leader: mi.Leader, alive: mi.Alive, leaving: mi.Leaving})
 	}
 	for _, p := range c.Partitions() {
 		fp := faultSnapPartition{migrating: len(p.Migrating), lost: p.Lost}
 		if p.Owner != "" {
-			fp.replicas = append([]string{p.Owner}, p.Backups...)
+			fp.replicas = []string{string(p.Owner)}
+			for _, b := range p.Backups {
+				fp.replicas = append(fp.replicas, string(b))
+			}
 		}
 		s.parts = append(s.parts, fp)
 	}
@@ -289,7 +298,7 @@ func faultClusterView(m *Member) faultSnapshot {
 
 func faultMemberView(m *Member) faultView {
 	s := faultClusterView(m)
-	v := faultView{ID: m.ID(), Gossip: m.GossipAddr()}
+	v := faultView{ID: string(m.ID()), Gossip: m.GossipAddr()}
 	for _, mi := range s.members {
 		v.Members = append(v.Members, faultViewMember{ID: mi.id, Voter: mi.voter, Leader: mi.leader, Alive: mi.alive})
 		v.Leader = v.Leader || (mi.leader && mi.id == s.self)

@@ -95,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		ExpectMembers:       cfg.ExpectMembers,
 		MaxVoters:           cfg.MaxVoters,
 		PartitionCount:      cfg.PartitionCount,
-		Plan:                partition.PlanConfig{Backups: cfg.BackupCount},
+		Plan:                partition.PlanConfig{Backups: cfg.backups()},
 		Logger:              log.With("component", "control"),
 	}
 	cfg.applyControl(&ccfg)
@@ -130,8 +130,10 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	return m, nil
 }
 
-// ID returns the member's identity (fresh at every start).
-func (m *Member) ID() string { return string(m.id) }
+// ID returns the member's identity, fresh at every start. Every member identity in the API
+// (MemberInfo.ID, Partition.Owner, dmap.EntryEvent.Member, dmap.PartitionEvent.Owner) is a
+// partition.MemberID, so they compare with == as they are; string(id) gives the text.
+func (m *Member) ID() partition.MemberID { return m.id }
 
 // GossipAddr returns the address other members can use as a seed to join this one.
 func (m *Member) GossipAddr() string { return m.node.GossipAddr() }

@@ -39,7 +39,7 @@ func txCommand(ctx context.Context, m *Member, f []string, out *bufio.Writer) bo
 	}
 	switch {
 	case f[0] == "tx" && len(f) == 3:
-		tx, err := m.Maps().Begin()
+		tx, err := m.Maps().Begin(ctx)
 		if err == nil {
 			err = dmap.InTx(tx, raw).Put(ctx, f[1], f[2])
 		}

@@ -28,9 +28,9 @@ var (
 	ErrBadRequest = engine.ErrBadRequest
 	// ErrNotLockOwner: Unlock by someone who does not hold the lock.
 	ErrNotLockOwner = engine.ErrNotLockOwner
-	// ErrLocked: the key is locked by another holder. TryLock returns it (wrapping ErrTimeout
-	// and context.DeadlineExceeded) when its timeout passes before the lock is acquired; writes
-	// to a locked key wait for the lock instead, and end with ErrTimeout.
+	// ErrLocked: the key is locked by another holder. TryLock returns it at once; Lock and
+	// writes to a locked key wait for the lock instead, as long as their context allows, and
+	// then end with ErrTimeout.
 	ErrLocked = engine.ErrLocked
 	// ErrConflict: a transaction read an entry that another write changed before the commit;
 	// nothing of the transaction was applied. Retry the transaction.

@@ -75,7 +75,9 @@ func (o ListenerOptions[K]) validate() error {
 	return nil
 }
 
-// ListenerHandle is a registered entry listener. Remove ends it.
+// ListenerHandle is a registered listener: an entry listener (AddEntryListener,
+// AddLocalEntryListener) or a partition listener (Service.AddPartitionListener). Remove ends
+// it; Stats counts what it received and missed.
 type ListenerHandle struct {
 	remove func()
 	stats  func() listener.Stats
@@ -216,9 +218,14 @@ func (m *Map[K, V]) rawListenerOptions(opts ListenerOptions[K]) (lo listener.Opt
 // Events: Added, Updated and Removed for writes (Put and the like, Delete, Clear, entry
 // processors, transactions), Expired from the owner's expiry sweep (an expired entry overwritten
 // before the sweep found it produces an Added event only). Locks produce no events.
-func (m *Map[K, V]) AddLocalEntryListener(fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
-	if fn == nil {
-		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
+//
+// Its shape is AddEntryListener's, so switching between the two changes only the name. A
+// local registration involves no other member and blocks on nothing: ctx only refuses a
+// context that has already ended (ErrTimeout wrapping ctx.Err(); nothing is registered).
+// The listener outlives ctx: Remove on the returned handle ends it.
+func (m *Map[K, V]) AddLocalEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
+	if err := m.svc.e.CheckRegistration(ctx, fn == nil); err != nil {
+		return nil, err
 	}
 	lo, _, err := m.rawListenerOptions(opts)
 	if err != nil {
@@ -246,8 +253,8 @@ func (m *Map[K, V]) AddLocalEntryListener(fn func(EntryEvent[K, V]), opts Listen
 // it, and it is dropped everywhere when this member leaves or dies. A named predicate must be
 // registered on every member; an owner that lacks it counts the events as missed.
 func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
-	if fn == nil {
-		return nil, fmt.Errorf("%w: nil listener", ErrInvalidConfig)
+	if err := m.svc.e.CheckRegistration(ctx, fn == nil); err != nil {
+		return nil, err
 	}
 	lo, arg, err := m.rawListenerOptions(opts)
 	if err != nil {

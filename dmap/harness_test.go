@@ -216,3 +216,6 @@ type coKey struct {
 }
 
 func (k coKey) PartitionKey() string { return k.Report }
+
+// closeSvc closes the engine behind s, as its member's Close does.
+func (c *cluster) closeSvc(s *Service) { c.engines[c.id(s)].Close() }

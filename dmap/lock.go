@@ -2,7 +2,6 @@ package dmap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -26,8 +25,10 @@ func (l *KeyLock[K, V]) Context(ctx context.Context) context.Context {
 }
 
 // Lock acquires the lock of key, waiting while another holder has it, until ctx ends (then
-// ErrTimeout). lease bounds how long the lock is held if never released (0: until Unlock or
-// the holder's member goes away).
+// ErrTimeout wrapping ctx.Err(): the lock was not acquired, because another holder kept it or
+// the key's owner could not be reached). The wait is ctx's: give it a deadline to wait a
+// bounded time, or use TryLock not to wait. lease bounds how long the lock is held if never
+// released (0: until Unlock or the holder's member goes away).
 func (m *Map[K, V]) Lock(ctx context.Context, key K, lease time.Duration) (*KeyLock[K, V], error) {
 	holder, err := m.svc.e.NewHolder()
 	if err != nil {
@@ -39,18 +40,23 @@ func (m *Map[K, V]) Lock(ctx context.Context, key K, lease time.Duration) (*KeyL
 	return &KeyLock[K, V]{m: m, key: key, holder: holder}, nil
 }
 
-// TryLock is Lock that gives up after timeout: it then returns ErrLocked, which also wraps the
-// ErrTimeout (and context.DeadlineExceeded) that ended the wait. The lock was then not acquired,
-// most often because another holder has it (a partition owner that cannot be reached within
-// timeout ends the same way). When ctx itself ends first, TryLock returns Lock's ErrTimeout.
-func (m *Map[K, V]) TryLock(ctx context.Context, key K, lease, timeout time.Duration) (*KeyLock[K, V], error) {
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	l, err := m.Lock(tctx, key, lease)
-	if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
-		return nil, fmt.Errorf("%w: not acquired within %v: %w", ErrLocked, timeout, err)
+// TryLock acquires the lock of key if no other holder has it, and returns ErrLocked at once
+// otherwise, as sync.Mutex.TryLock does: it does not wait for the holder (Lock does, as long as
+// its ctx allows). ctx bounds the trip to the key's owner, which may include waiting for a
+// partition to get a new owner (ErrTimeout when ctx ends first). lease is Lock's.
+func (m *Map[K, V]) TryLock(ctx context.Context, key K, lease time.Duration) (*KeyLock[K, V], error) {
+	holder, err := m.svc.e.NewHolder()
+	if err != nil {
+		return nil, err
 	}
-	return l, err
+	resp, err := m.lockOp(ctx, engine.OpTryLock, key, holder, lease)
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Done {
+		return nil, fmt.Errorf("%w (map %s)", ErrLocked, m.raw.Name())
+	}
+	return &KeyLock[K, V]{m: m, key: key, holder: holder}, nil
 }
 
 // Unlock releases the lock. It returns ErrNotLockOwner if the lock is no longer held by l (its

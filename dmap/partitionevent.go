@@ -1,6 +1,8 @@
 package dmap
 
 import (
+	"context"
+
 	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -55,9 +57,27 @@ type PartitionEvent struct {
 // AddPartitionListener registers fn for the partition events of this member. fn is called on
 // one goroutine of the service, never concurrently, in the order the tables were committed; it
 // must not block for long (a listener that does may see several table changes merged into
-// one). The returned function removes the listener.
-func (s *Service) AddPartitionListener(fn func(PartitionEvent)) (remove func()) {
-	return s.e.AddPartitionListener(func(ev engine.PartitionEvent) {
-		fn(PartitionEvent{Kind: PartitionEventKind(ev.Kind), Partition: ev.Partition, Epoch: ev.Epoch, Owner: ev.Owner, PreviousOwner: ev.PreviousOwner})
-	})
+// one, so no event is queued or dropped: Stats().Missed and Queued stay 0). Remove on the
+// returned handle ends it: after Remove returns, fn is called at most once more, for a
+// delivery already under way (Remove may be called from within fn).
+//
+// Every listener registration of gridmap has this shape, (ctx, fn, ...) (*ListenerHandle,
+// error): registering here blocks on nothing, so ctx only refuses a context that has already
+// ended (ErrTimeout wrapping ctx.Err(), nothing registered), as AddEntryListener does when
+// ctx ends before every member has its registration. A nil fn is ErrInvalidConfig, a closed
+// service ErrClosed.
+func (s *Service) AddPartitionListener(ctx context.Context, fn func(PartitionEvent)) (*ListenerHandle, error) {
+	var reg engine.ListenerReg
+	var err error
+	if fn == nil {
+		reg, err = s.e.AddPartitionListener(ctx, nil)
+	} else {
+		reg, err = s.e.AddPartitionListener(ctx, func(ev engine.PartitionEvent) {
+			fn(PartitionEvent{Kind: PartitionEventKind(ev.Kind), Partition: ev.Partition, Epoch: ev.Epoch, Owner: ev.Owner, PreviousOwner: ev.PreviousOwner})
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ListenerHandle{remove: reg.Remove, stats: reg.Stats}, nil
 }

@@ -34,6 +34,19 @@ func (e *MutableEntry[K, V]) SetValue(v V) {
 // Delete removes the entry.
 func (e *MutableEntry[K, V]) Delete() { e.raw.Delete() }
 
+// RegisterProcessorError registers err under name as an error value entry processors may
+// return. When a processor's error matches err (errors.Is), on whichever member the processor
+// ran, the caller of Execute, ExecuteOnKeys or ExecuteOnEntries gets an error that matches both
+// ErrProcessor and err, with the processor's message: errors.Is(err, ErrOutOfStock) works as if
+// the processor had run locally. The name travels between members, not the value, so register
+// the same values under the same names on every member, as the processors themselves. An error
+// that matches no registered value arrives as ErrProcessor with its message alone; one that
+// matches several is carried as the first registered. A name or a value already registered on
+// this member is refused with ErrAlreadyRegistered.
+func (s *Service) RegisterProcessorError(name string, err error) error {
+	return s.e.RegisterProcessorError(name, err)
+}
+
 // Processor is a typed entry processor: it receives the entry and the caller's argument and
 // returns a result for the caller. It runs on the owner of the entry, with the partition's
 // writes held back for its duration, so it is atomic with respect to the key (and its

@@ -235,8 +235,16 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write by another holder while locked = %v, want ErrTimeout", err)
 	}
-	if l2, err := other.TryLock(ctx, "doc", 0, 200*time.Millisecond); l2 != nil || !errors.Is(err, ErrLocked) || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("TryLock on a held lock = %v, %v; want ErrLocked wrapping ErrTimeout and context.DeadlineExceeded", l2, err)
+	// TryLock does not wait: ErrLocked at once, even under a context without deadline.
+	if l2, err := other.TryLock(ctx, "doc", 0); l2 != nil || !errors.Is(err, ErrLocked) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("TryLock on a held lock = %v, %v; want ErrLocked, no timeout", l2, err)
+	}
+	// Lock waits as long as its context allows.
+	short, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+	l2, err := other.Lock(short, "doc", 0)
+	cancel()
+	if l2 != nil || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock of a held lock under a 200ms context = %v, %v; want ErrTimeout and context.DeadlineExceeded", l2, err)
 	}
 	// The lock is backed up: kill the owner of its partition (not the holder's member).
 	c.kill(owner)
@@ -254,6 +262,20 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	}
 	if v, _ := m.Get(ctx, "doc"); v != "by other" {
 		t.Fatalf("value = %q", v)
+	}
+	// Released: TryLock acquires it, and then refuses everyone else, the same Map included.
+	l3, err := other.TryLock(ctx, "doc", 0)
+	if err != nil || l3 == nil {
+		t.Fatalf("TryLock of a free lock = %v, %v", l3, err)
+	}
+	if l4, err := m.TryLock(ctx, "doc", 0); l4 != nil || !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock of a lock held by a TryLock = %v, %v; want ErrLocked", l4, err)
+	}
+	if err := l3.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if locked, err := m.IsLocked(ctx, "doc"); err != nil || locked {
+		t.Fatalf("after Unlock IsLocked = %v, %v", locked, err)
 	}
 }
 
@@ -305,7 +327,7 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprint("report-", (v*7+w)%n)
-				tx, _ := s.Begin()
+				tx, _ := s.Begin(ctx)
 				cur, err := InTx(tx, rm).Get(ctx, id)
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					t.Error(err)
@@ -326,7 +348,7 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 	checks, consistent := 0, 0
 	for time.Now().Before(deadline) {
 		id := fmt.Sprint("report-", checks%n)
-		tx, _ := c.svc(1).Begin()
+		tx, _ := c.svc(1).Begin(ctx)
 		a, errA := InTx(tx, raw).Get(ctx, id)
 		b, errB := InTx(tx, proc).Get(ctx, coKey{Report: id, Kind: "todo"})
 		checks++
@@ -365,8 +387,8 @@ func TestConflictingTransactionsNeverBothCommit(t *testing.T) {
 	ctx := context.Background()
 	m := mustMap[string, int](t, c.svc(0), "acct")
 	m.Put(ctx, "a", 100)
-	tx1, _ := c.svc(0).Begin()
-	tx2, _ := c.svc(1).Begin()
+	tx1, _ := c.svc(0).Begin(ctx)
+	tx2, _ := c.svc(1).Begin(ctx)
 	m2 := mustMap[string, int](t, c.svc(1), "acct")
 	v1, _ := InTx(tx1, m).Get(ctx, "a")
 	v2, _ := InTx(tx2, m2).Get(ctx, "a")
@@ -389,7 +411,7 @@ func TestCrossPartitionTransactionFails(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
 	m := mustMap[string, int](t, c.svc(0), "x")
-	tx, _ := c.svc(0).Begin()
+	tx, _ := c.svc(0).Begin(ctx)
 	if err := InTx(tx, m).Put(ctx, "a", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +426,9 @@ func TestCrossPartitionTransactionFails(t *testing.T) {
 	if err := InTx(tx, m).Put(ctx, other, 2); !errors.Is(err, ErrCrossPartition) {
 		t.Fatalf("cross-partition put = %v", err)
 	}
-	tx.Rollback()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("rolled-back write visible: %v", err)
 	}

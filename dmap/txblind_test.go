@@ -40,7 +40,7 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	ops := countOps(c, string(c.id(client)))
 	defer c.net.SetAnswered(nil)
 
-	tx, _ := client.Begin()
+	tx, _ := client.Begin(ctx)
 	if err := InTx(tx, cm).Put(ctx, keys[0], "new"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	}
 
 	// A blind Delete of an existing and of an absent entry: one round trip, both gone.
-	tx, _ = client.Begin()
+	tx, _ = client.Begin(ctx)
 	InTx(tx, cm).Delete(ctx, keys[0])
 	InTx(tx, cm).Delete(ctx, keys[1]+"-absent")
 	if err := tx.Commit(ctx); err != nil {
@@ -83,9 +83,11 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	}
 
 	// A read is a round trip.
-	tx, _ = client.Begin()
+	tx, _ = client.Begin(ctx)
 	InTx(tx, cm).Get(ctx, keys[1])
-	tx.Rollback()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n := ops.Load(); n != 3 {
 		t.Fatalf("%d round trips, want 3 (the read)", n)
 	}
@@ -100,9 +102,9 @@ func TestBlindWriteIgnoresConcurrentChange(t *testing.T) {
 	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.svc(0), "keys"), c.id(c.svc(0)), 2, true)
 	a.Put(ctx, keys[0], 1)
 
-	blind, _ := c.svc(1).Begin()
+	blind, _ := c.svc(1).Begin(ctx)
 	InTx(blind, b).Put(ctx, keys[0], 10)
-	read, _ := c.svc(1).Begin()
+	read, _ := c.svc(1).Begin(ctx)
 	if v, err := InTx(read, b).Get(ctx, keys[0]); err != nil || v != 1 {
 		t.Fatalf("Get = %d, %v", v, err)
 	}

@@ -20,8 +20,17 @@ type Tx struct {
 	e *engine.Tx
 }
 
-// Begin starts a transaction on this member.
-func (s *Service) Begin() (*Tx, error) { return &Tx{e: s.e.Begin()}, nil }
+// Begin starts a transaction on this member. Begin, Commit and Rollback all take a context, as
+// every call of a transaction's life does. Begin itself contacts no other member (the
+// transaction binds to a partition with its first key), so ctx only refuses a context that has
+// already ended (ErrTimeout wrapping ctx.Err()); a closed service refuses with ErrClosed.
+func (s *Service) Begin(ctx context.Context) (*Tx, error) {
+	etx, err := s.e.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{e: etx}, nil
+}
 
 // TxMap is a map seen through a transaction.
 type TxMap[K comparable, V any] struct {
@@ -80,8 +89,13 @@ func (t *TxMap[K, V]) Delete(ctx context.Context, key K) error {
 	return t.tx.e.Delete(t.m.raw, kb, p)
 }
 
-// Rollback abandons the transaction; nothing of it is applied.
-func (tx *Tx) Rollback() { tx.e.Rollback() }
+// Rollback abandons the transaction; nothing of it is applied. It returns ErrTxDone if the
+// transaction was already committed or rolled back, and nil otherwise, so
+// `defer tx.Rollback(ctx)` right after Begin is the way to make sure an abandoned transaction
+// ends (its error after a Commit is that ErrTxDone, to be ignored). Nothing of a transaction
+// reaches another member before Commit, so Rollback is local and takes effect whatever ctx's
+// state: ctx gives it the shape of Begin and Commit.
+func (tx *Tx) Rollback(ctx context.Context) error { return tx.e.Rollback(ctx) }
 
 // Commit applies the transaction's writes atomically, or none of them (ErrConflict: an entry
 // the transaction read changed). A

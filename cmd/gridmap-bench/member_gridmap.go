@@ -15,16 +15,12 @@ type gridmapMember struct {
 }
 
 func startMember(ctx context.Context, spec memberSpec) (member, error) {
-	backups := spec.Backups
-	if backups == 0 {
-		backups = gridmap.BackupCountNone // BackupCount 0 means the default (1)
-	}
 	m, err := gridmap.Start(ctx, gridmap.Config{
 		Name:           "bench-" + strconv.Itoa(spec.Index),
 		GossipBindAddr: spec.GossipBind,
 		Seeds:          spec.Seeds,
 		ExpectMembers:  spec.Members,
-		BackupCount:    backups,
+		BackupCount:    new(spec.Backups),
 		AsyncBackups:   spec.AsyncBackups,
 		Logger:         spec.Logger,
 	})

@@ -20,6 +20,7 @@ const (
 	OpLock          = opLock
 	OpUnlock        = opUnlock
 	OpIsLocked      = opIsLocked
+	OpTryLock       = opTryLock
 )
 
 // Response is an owner's answer to an operation.

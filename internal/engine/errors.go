@@ -34,9 +34,9 @@ var (
 	ErrBadRequest = errors.New("dmap: bad request")
 	// ErrNotLockOwner: Unlock by someone who does not hold the lock.
 	ErrNotLockOwner = errors.New("dmap: lock not held by the caller")
-	// ErrLocked: the key is locked by another holder. TryLock returns it (wrapping ErrTimeout
-	// and context.DeadlineExceeded) when its timeout passes before the lock is acquired; writes
-	// to a locked key wait for the lock instead, and end with ErrTimeout.
+	// ErrLocked: the key is locked by another holder. TryLock returns it at once; Lock and
+	// writes to a locked key wait for the lock instead, as long as their context allows, and
+	// then end with ErrTimeout.
 	ErrLocked = errors.New("dmap: key locked by another holder")
 	// ErrConflict: a transaction read an entry that another write changed before the commit;
 	// nothing of the transaction was applied. Retry the transaction.

@@ -63,7 +63,7 @@ func TestLocalListenersSteadyState(t *testing.T) {
 	for i := range recs {
 		recs[i] = &recorder[string, int]{}
 		m := mustMap[string, int](t, c.svc(i), "steady")
-		if _, err := m.AddLocalEntryListener(recs[i].on, ListenerOptions[string]{IncludeValues: true, QueueSize: 20000}); err != nil {
+		if _, err := m.AddLocalEntryListener(t.Context(), recs[i].on, ListenerOptions[string]{IncludeValues: true, QueueSize: 20000}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,12 +152,12 @@ func TestListenerEventKinds(t *testing.T) {
 	m := mustMap[string, string](t, s, "kinds")
 	other := mustMap[string, string](t, s, "other")
 	var r recorder[string, string]
-	h, err := m.AddLocalEntryListener(r.on, ListenerOptions[string]{IncludeValues: true})
+	h, err := m.AddLocalEntryListener(t.Context(), r.on, ListenerOptions[string]{IncludeValues: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var noValues recorder[string, string]
-	if _, err := m.AddLocalEntryListener(noValues.on, ListenerOptions[string]{}); err != nil {
+	if _, err := m.AddLocalEntryListener(t.Context(), noValues.on, ListenerOptions[string]{}); err != nil {
 		t.Fatal(err)
 	}
 	must := func(err error) {
@@ -175,7 +175,8 @@ func TestListenerEventKinds(t *testing.T) {
 	l, err := m.Lock(ctx, "b", 0) // locks: no event
 	must(err)
 	must(l.Unlock(ctx))
-	tx := s.Begin()
+	tx, err := s.Begin(ctx)
+	must(err)
 	must(inTx(tx, m).Put(ctx, "t", "x")) // the transaction's mark: no event
 	must(tx.Commit(ctx))
 	must(m.Put(ctx, "c1", "x"))
@@ -226,7 +227,7 @@ func TestLocalListenerFollowsMigration(t *testing.T) {
 	listen := func(s *Service) {
 		r := &recorder[int, int]{}
 		recs[s.self] = r
-		if _, err := mustMap[int, int](t, s, "moving").AddLocalEntryListener(r.on, ListenerOptions[int]{}); err != nil {
+		if _, err := mustMap[int, int](t, s, "moving").AddLocalEntryListener(t.Context(), r.on, ListenerOptions[int]{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -277,7 +278,7 @@ func TestSlowListenerOverflowCountsExactly(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var r recorder[int, int]
 	first := true
-	h, err := m.AddLocalEntryListener(func(e EntryEvent[int, int]) {
+	h, err := m.AddLocalEntryListener(t.Context(), func(e EntryEvent[int, int]) {
 		if first {
 			first = false
 			close(entered)
@@ -483,11 +484,13 @@ func TestPartitionEvents(t *testing.T) {
 	}
 	listen := func(s *Service) *rec {
 		r := &rec{}
-		s.AddPartitionListener(func(e PartitionEvent) {
+		if _, err := s.AddPartitionListener(t.Context(), func(e PartitionEvent) {
 			r.mu.Lock()
 			r.evs = append(r.evs, e)
 			r.mu.Unlock()
-		})
+		}); err != nil {
+			t.Fatal(err)
+		}
 		return r
 	}
 	r0, r1 := listen(c.svc(0)), listen(c.svc(1))

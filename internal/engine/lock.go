@@ -16,6 +16,9 @@ const (
 	opLock opKind = iota + 40
 	opUnlock
 	opIsLocked
+	// opTryLock acquires the lock if no other holder has it, and otherwise answers at once
+	// (Done false) instead of waiting as opLock does.
+	opTryLock
 )
 
 func (s *Service) NewHolder() (string, error) {
@@ -32,15 +35,19 @@ func holderMember(holder string) partition.MemberID {
 	return partition.MemberID(m)
 }
 
-// executeLock runs a lock operation on the owner (inside ownerWrite for opLock and opUnlock).
+// executeLock runs a lock operation on the owner (inside ownerWrite for opLock, opTryLock and
+// opUnlock).
 func executeLock(w *writeBatch, req *opRequest) opResponse {
 	key := string(req.Key)
 	cur := w.rs.lock(req.Map, key, w.now)
 	switch req.Kind {
 	case opIsLocked:
 		return opResponse{Done: cur != nil}
-	case opLock:
+	case opLock, opTryLock:
 		if cur != nil && cur.holder != req.Holder {
+			if req.Kind == opTryLock {
+				return opResponse{} // not acquired, and no waiting: Done false
+			}
 			return opResponse{Status: statusLocked}
 		}
 		count := 1

@@ -170,7 +170,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	recs := make([]*recorder[string, string], len(c.active))
 	for i := range recs {
 		recs[i] = &recorder[string, string]{}
-		if _, err := mustMap[string, string](t, c.svc(i), "plain").AddLocalEntryListener(recs[i].on, ListenerOptions[string]{IncludeValues: true}); err != nil {
+		if _, err := mustMap[string, string](t, c.svc(i), "plain").AddLocalEntryListener(t.Context(), recs[i].on, ListenerOptions[string]{IncludeValues: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -31,7 +31,7 @@ const (
 func (k opKind) writes() bool {
 	switch k {
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete, opClear,
-		opLock, opUnlock, opExecute, opExecuteAll, opTxCommit:
+		opLock, opTryLock, opUnlock, opExecute, opExecuteAll, opTxCommit:
 		return true
 	}
 	return false

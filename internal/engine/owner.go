@@ -150,7 +150,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 
 	return s.ownerWrite(ctx, p, req.Epoch, dl, req, func(w *writeBatch) opResponse {
 		switch req.Kind {
-		case opLock, opUnlock:
+		case opLock, opTryLock, opUnlock:
 			return executeLock(w, req)
 		case opExecute:
 			return s.executeProcessor(ctx, w, req)

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -59,7 +62,7 @@ type PartitionEvent struct {
 type partitionListeners struct {
 	mu   sync.Mutex
 	next int
-	fns  map[int]func(PartitionEvent)
+	regs map[int]*partitionListener
 	// epoch is the epoch of the latest table whose events were delivered.
 	epoch atomic.Uint64
 	// lost counts the PartitionLost events derived (PartitionsLost).
@@ -71,25 +74,55 @@ type partitionListeners struct {
 // once by every member.
 func (s *Service) PartitionsLost() uint64 { return s.events.parts.lost.Load() }
 
-// AddPartitionListener registers fn for the partition events of this member. fn is called on
-// one goroutine of the service, never concurrently, in the order the tables were committed; it
-// must not block for long (a listener that does may see several table changes merged into
-// one). The returned function removes the listener.
-func (s *Service) AddPartitionListener(fn func(PartitionEvent)) (remove func()) {
+// partitionListener is one registration of AddPartitionListener.
+type partitionListener struct {
+	fn        func(PartitionEvent)
+	removed   atomic.Bool
+	delivered atomic.Uint64
+}
+
+// AddPartitionListener registers fn for the partition events of this member (see
+// dmap.Service.AddPartitionListener). fn is called on one goroutine of the service, never
+// concurrently, in the order the tables were committed; no event is queued or dropped. After
+// Remove returns, fn is called at most once more, for a delivery already under way.
+func (s *Service) AddPartitionListener(ctx context.Context, fn func(PartitionEvent)) (ListenerReg, error) {
+	if err := s.CheckRegistration(ctx, fn == nil); err != nil {
+		return ListenerReg{}, err
+	}
 	pl := &s.events.parts
+	reg := &partitionListener{fn: fn}
 	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if pl.fns == nil {
-		pl.fns = make(map[int]func(PartitionEvent))
+	if pl.regs == nil {
+		pl.regs = make(map[int]*partitionListener)
 	}
 	id := pl.next
 	pl.next++
-	pl.fns[id] = fn
-	return func() {
-		pl.mu.Lock()
-		delete(pl.fns, id)
-		pl.mu.Unlock()
+	pl.regs[id] = reg
+	pl.mu.Unlock()
+	return ListenerReg{
+		Remove: func() {
+			reg.removed.Store(true)
+			pl.mu.Lock()
+			delete(pl.regs, id)
+			pl.mu.Unlock()
+		},
+		Stats: func() listener.Stats { return listener.Stats{Delivered: reg.delivered.Load()} },
+	}, nil
+}
+
+// CheckRegistration is the check every listener registration starts with: a listener to call
+// (nilFn false), a context that has not ended, a service that is open.
+func (s *Service) CheckRegistration(ctx context.Context, nilFn bool) error {
+	if nilFn {
+		return fmt.Errorf("%w: nil listener", ErrInvalidConfig)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: registering a listener: %w", ErrTimeout, err)
+	}
+	if s.closed() {
+		return ErrClosed
+	}
+	return nil
 }
 
 // runPartitionEvents watches the table and tells the partition listeners what changed.
@@ -117,19 +150,23 @@ func (s *Service) runPartitionEvents(prev *partition.Table, changed <-chan struc
 		}
 		pl := &s.events.parts
 		pl.mu.Lock()
-		fns := make([]func(PartitionEvent), 0, len(pl.fns))
-		ids := make([]int, 0, len(pl.fns))
-		for id := range pl.fns {
+		regs := make([]*partitionListener, 0, len(pl.regs))
+		ids := make([]int, 0, len(pl.regs))
+		for id := range pl.regs {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			fns = append(fns, pl.fns[id])
+			regs = append(regs, pl.regs[id])
 		}
 		pl.mu.Unlock()
 		for _, ev := range evs {
-			for _, fn := range fns {
-				fn(ev)
+			for _, reg := range regs {
+				if reg.removed.Load() {
+					continue
+				}
+				reg.delivered.Add(1)
+				reg.fn(ev)
 			}
 		}
 		pl.epoch.Store(t.Epoch)

@@ -3,8 +3,10 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"sync"
 )
 
@@ -38,10 +40,92 @@ func (e *RawEntry) SetValue(v []byte) { e.set, e.deleted, e.newValue = true, fal
 // Delete removes the entry.
 func (e *RawEntry) Delete() { e.set, e.deleted, e.newValue = false, true, nil }
 
-// processors is a member's registry of entry processors.
+// processors is a member's registry of entry processors and of the error values they may
+// return (RegisterProcessorError).
 type processors struct {
 	mu    sync.RWMutex
 	byKey map[string]RawProcessor
+	// errs are the registered error values by name; errNames lists the names in registration
+	// order, the order an owner tries them in.
+	errs     map[string]error
+	errNames []string
+}
+
+// RegisterProcessorError registers err under name as an error value entry processors may
+// return. When a processor's error matches err (errors.Is), on whichever member the processor
+// ran, the caller of Execute, ExecuteOnKeys or ExecuteOnEntries gets an error that matches both
+// ErrProcessor and err, with the processor's message: errors.Is(err, ErrOutOfStock) works as if
+// the processor had run locally. The name travels between members, not the value, so register
+// the same values under the same names on every member, as the processors themselves. An error
+// that matches no registered value arrives as ErrProcessor with its message alone; one that
+// matches several is carried as the first registered. A name or a value already registered on
+// this member is refused with ErrAlreadyRegistered.
+func (s *Service) RegisterProcessorError(name string, err error) error {
+	if name == "" || err == nil {
+		return fmt.Errorf("%w: a processor error needs a name and a value", ErrInvalidConfig)
+	}
+	s.procs.mu.Lock()
+	defer s.procs.mu.Unlock()
+	if _, taken := s.procs.errs[name]; taken {
+		return fmt.Errorf("%w: processor error %q", ErrAlreadyRegistered, name)
+	}
+	for other, v := range s.procs.errs {
+		if v == err {
+			return fmt.Errorf("%w: processor error value %v (as %q)", ErrAlreadyRegistered, err, other)
+		}
+	}
+	if s.procs.errs == nil {
+		s.procs.errs = make(map[string]error)
+	}
+	s.procs.errs[name] = err
+	s.procs.errNames = append(s.procs.errNames, name)
+	return nil
+}
+
+// procErrTag frames the name of a registered error value at the start of a statusProcessor
+// message: tag, name, tag, then the processor's message.
+const procErrTag = "\x00"
+
+// processorFailed is the owner's answer to a processor that returned err; text is the message
+// for the caller. A registered error value's name travels with it.
+func (s *Service) processorFailed(err error, text string) opResponse {
+	s.procs.mu.RLock()
+	defer s.procs.mu.RUnlock()
+	for _, name := range s.procs.errNames {
+		if errors.Is(err, s.procs.errs[name]) {
+			return opResponse{Status: statusProcessor, Msg: procErrTag + name + procErrTag + text}
+		}
+	}
+	return opResponse{Status: statusProcessor, Msg: text}
+}
+
+// processorErr is a processor's failure as the caller sees it: ErrProcessor and, when the
+// processor returned a registered value, that value.
+type processorErr struct {
+	msg string
+	val error
+}
+
+func (e *processorErr) Error() string   { return ErrProcessor.Error() + ": " + e.msg }
+func (e *processorErr) Unwrap() []error { return []error{ErrProcessor, e.val} }
+
+// respErr is the error of an answer to a processor operation: resp.Status.err, except that a
+// processor's failure carries the registered error value it matched.
+func (s *Service) respErr(resp opResponse) error {
+	if resp.Status != statusProcessor || !strings.HasPrefix(resp.Msg, procErrTag) {
+		return resp.Status.err(resp.Msg)
+	}
+	name, text, ok := strings.Cut(resp.Msg[len(procErrTag):], procErrTag)
+	if !ok {
+		return resp.Status.err(resp.Msg)
+	}
+	s.procs.mu.RLock()
+	val := s.procs.errs[name]
+	s.procs.mu.RUnlock()
+	if val == nil {
+		return resp.Status.err(fmt.Sprintf("%s (error %q is not registered on this member)", text, name))
+	}
+	return &processorErr{msg: text, val: val}
 }
 
 // RegisterProcessor installs an entry processor under name on this member. Register the same
@@ -100,7 +184,7 @@ func (s *Service) executeProcessor(ctx context.Context, w *writeBatch, req *opRe
 	}
 	res, err := runProcessor(ctx, w, p, req.Map, req.Key, req.Value)
 	if err != nil {
-		return opResponse{Status: statusProcessor, Msg: err.Error()}
+		return s.processorFailed(err, err.Error())
 	}
 	resp := opResponse{Done: true, Value: res}
 	if !req.ID.zero() && len(w.muts) > 0 && len(res) > 0 {
@@ -133,7 +217,7 @@ func (s *Service) executeProcessorAll(ctx context.Context, w *writeBatch, req *o
 	for _, k := range keys {
 		res, err := runProcessor(ctx, w, p, req.Map, []byte(k), req.Value)
 		if err != nil {
-			return opResponse{Status: statusProcessor, Msg: fmt.Sprintf("key %q: %v", k, err)}
+			return s.processorFailed(err, fmt.Sprintf("key %q: %v", k, err))
 		}
 		out = append(out, kv{Key: []byte(k), Value: res})
 	}

@@ -116,7 +116,7 @@ func (m *Map) LockOp(ctx context.Context, kind OpKind, key []byte, p partition.I
 func (m *Map) Execute(ctx context.Context, proc string, key []byte, p partition.ID, arg []byte) ([]byte, error) {
 	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecute, Part: int32(p), Key: key, Value: arg, Proc: proc, Holder: HolderFrom(ctx)})
 	if err == nil && resp.Status != statusOK {
-		err = resp.Status.err(resp.Msg)
+		err = m.s.respErr(resp)
 	}
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func (m *Map) Execute(ctx context.Context, proc string, key []byte, p partition.
 func (m *Map) ExecuteAll(ctx context.Context, proc string, p partition.ID, arg []byte) ([]KV, error) {
 	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecuteAll, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx)})
 	if err == nil && resp.Status != statusOK {
-		err = resp.Status.err(resp.Msg)
+		err = m.s.respErr(resp)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: %w", p, err)

@@ -22,7 +22,7 @@ func TestLoadedAndEvictedEvents(t *testing.T) {
 	m := mustMap[int, []byte](t, c.svc(0), "m")
 	var mu sync.Mutex
 	kinds := map[listener.Kind]int{}
-	h, err := m.AddLocalEntryListener(func(e EntryEvent[int, []byte]) {
+	h, err := m.AddLocalEntryListener(t.Context(), func(e EntryEvent[int, []byte]) {
 		mu.Lock()
 		kinds[e.Kind]++
 		mu.Unlock()

@@ -43,9 +43,17 @@ type Tx struct {
 
 type txKey struct{ mapName, key string }
 
-// Begin starts a transaction on this member.
-func (s *Service) Begin() *Tx {
-	return &Tx{svc: s, id: s.newOpID(), seen: map[txKey]uint64{}, writes: map[txKey]int{}}
+// Begin starts a transaction on this member. It contacts no other member, so ctx only refuses
+// a context that has already ended (ErrTimeout wrapping ctx.Err()); a closed service refuses
+// with ErrClosed.
+func (s *Service) Begin(ctx context.Context) (*Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: beginning a transaction: %w", ErrTimeout, err)
+	}
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	return &Tx{svc: s, id: s.newOpID(), seen: map[txKey]uint64{}, writes: map[txKey]int{}}, nil
 }
 
 // bind checks that key's partition is the transaction's (the first key chooses it).
@@ -132,11 +140,17 @@ func (tx *Tx) record(k txKey, w txWrite) {
 	tx.order = append(tx.order, w)
 }
 
-// Rollback abandons the transaction; nothing of it is applied.
-func (tx *Tx) Rollback() {
+// Rollback abandons the transaction; nothing of it is applied. It returns ErrTxDone if the
+// transaction was already committed or rolled back. It is local (nothing of a transaction
+// reaches another member before Commit), whatever ctx's state.
+func (tx *Tx) Rollback(ctx context.Context) error {
 	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return ErrTxDone
+	}
 	tx.done = true
-	tx.mu.Unlock()
+	return nil
 }
 
 // Commit applies the transaction's writes atomically, or none of them (ErrConflict: an entry
@@ -197,8 +211,11 @@ func (s *Service) RunTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // runTxOnce runs fn in one transaction and commits it, rolling it back if fn fails or panics.
 func (s *Service) runTxOnce(ctx context.Context, fn func(tx *Tx) error) error {
-	tx := s.Begin()
-	defer tx.Rollback() // after Commit, a no-op
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, ErrTxDone and nothing else
 	if err := fn(tx); err != nil {
 		return err
 	}

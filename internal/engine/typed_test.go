@@ -398,7 +398,10 @@ func (m *tmap[K, V]) rawOptions(opts ListenerOptions[K]) (lo listener.Options, a
 	return lo, arg, nil
 }
 
-func (m *tmap[K, V]) AddLocalEntryListener(fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (ListenerReg, error) {
+func (m *tmap[K, V]) AddLocalEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (ListenerReg, error) {
+	if err := m.s.CheckRegistration(ctx, fn == nil); err != nil {
+		return ListenerReg{}, err
+	}
 	lo, _, err := m.rawOptions(opts)
 	if err != nil {
 		return ListenerReg{}, err

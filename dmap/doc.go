@@ -27,11 +27,13 @@
 //     bounded queue that reports overflow with the exact count missed; AddEntryListener delivers
 //     a map's events cluster-wide, filtered on the owners by key or by a predicate registered
 //     with RegisterPredicate. Service.AddPartitionListener reports migrations and lost
-//     partitions.
+//     partitions. Every registration returns a ListenerHandle (Remove, Stats).
 //   - Entry processors: RegisterProcessor (on every member), then Execute, ExecuteOnKeys or
-//     ExecuteOnEntries run typed code on the owner, atomically with respect to the key.
-//   - Locks: Map.Lock and Map.TryLock hold other writers of a key back; the lock survives its
-//     owner's failure and dies with its holder's member.
+//     ExecuteOnEntries run typed code on the owner, atomically with respect to the key; error
+//     values registered with Service.RegisterProcessorError reach the caller as themselves.
+//   - Locks: Map.Lock (waiting as long as its context allows) and Map.TryLock (not waiting)
+//     hold other writers of a key back; the lock survives its owner's failure and dies with
+//     its holder's member.
 //   - Transactions: Service.RunTx (or Service.Begin and InTx) commits writes to co-keyed entries
 //     of several maps atomically on their owner.
 //   - Persistence: gridmap.Config.Maps gives a map a store and loader (MapConfig);

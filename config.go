@@ -110,6 +110,9 @@ type Config struct {
 	Maps map[string]dmap.MapConfig
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
+	// Security enables TLS between members, gossip encryption and a cluster name with a join
+	// secret (see Security). Default: all off.
+	Security Security
 }
 
 // backups is the number of backups c asks for: *BackupCount, DefaultBackupCount when nil.
@@ -195,6 +198,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 1 MiB, got %d", c.MaxFrameSize))
 	}
 	errs = append(errs, c.validateTimings()...)
+	errs = append(errs, c.Security.validate()...)
 	// Each map's configuration, with the map service's own rules (dmap.MapConfig.Validate, its
 	// persistence with mapstore's): the problems come back named Maps["name"].Field.
 	errs = append(errs, configerr.Problems((engine.Config{PartitionCount: 1, Maps: engineMaps(c.Maps)}).Validate(), engine.ErrInvalidConfig)...)

@@ -71,6 +71,15 @@
 // missing keys through and loads the store's keys once for the whole cluster; a member memory
 // budget evicts clean entries, least recently used first.
 //
+// # Security
+//
+// Off by default. Config.Security makes member connections (map traffic and raft) mutual TLS
+// 1.3 with certificates reloaded when their files change, encrypts the gossip with a keyring
+// that rotates without downtime (Cluster.InstallGossipKey, UseGossipKey, RemoveGossipKey), and
+// checks a cluster name and a join secret before a member is admitted, so that strangers and
+// other clusters on the same network never get in (Start fails with ErrJoinRefused; the members
+// log the refused address).
+//
 // # Layout
 //
 //	partition/            hashing, the table and the planner (pure logic)
@@ -86,4 +95,5 @@
 //	internal/membership/  memberlist
 //	internal/control/     raft, the coordinator, owner leases
 //	cmd/gridmap-bench/    the load tool
+//	cmd/gridmap-certs/    a development CA and member certificates for TLS
 package gridmap

@@ -67,6 +67,10 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 	}
 	tcfg := transport.Config{MaxFrameSize: cfg.MaxFrameSize, Logger: log.With("component", "transport")}
+	if err := cfg.Security.applyTransport(&tcfg); err != nil {
+		ln.Close()
+		return nil, configError(err)
+	}
 	server, err := transport.NewServer(tcfg)
 	if err != nil {
 		ln.Close()
@@ -99,6 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Logger:              log.With("component", "control"),
 	}
 	cfg.applyControl(&ccfg)
+	cfg.Security.applyControl(&ccfg)
 	// Open the control plane, install the map service's handlers, and only then wait to be part
 	// of the cluster: the coordinator may send this member copies as soon as it knows it.
 	m.node, err = control.Open(ccfg, control.Deps{Server: server, Client: client})
@@ -124,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	m.maps = dmap.WrapEngine(m.engine)
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()
-		return nil, err
+		return nil, joinError(err)
 	}
 	log.Info("member started", "addr", advertise, "gossip", m.node.GossipAddr())
 	return m, nil

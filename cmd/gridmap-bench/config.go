@@ -57,6 +57,8 @@ type config struct {
 	Trace        string        // file for a runtime execution trace of the run ("" = none)
 	OpsOut       string        // CSV file listing every measured op ("" = none)
 	MemProfile   string        // file for a heap profile taken at the end of the run ("" = none)
+	TLS          bool          // members use mutual TLS with certificates made for the run
+	TLSDir       string        // folder of gridmap-certs certificates (set by -tls, or given)
 
 	// Set only in a child process of -mode procs (internal flags).
 	Child   int    // member index of this child; -1 in the parent or in inproc mode
@@ -90,6 +92,8 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile (in-use and allocated space) at the end of the run (inproc mode) to this file")
 	fs.StringVar(&c.Trace, "trace", "", "write a runtime execution trace of the whole run (inproc mode) to this file (go tool trace)")
 	fs.StringVar(&c.OpsOut, "ops-out", "", "write every measured op to this CSV file, in start order: start (µs into the measurement), latency (µs), worker (inproc mode); shows when the slow ops happened")
+	fs.BoolVar(&c.TLS, "tls", false, "members talk mutual TLS 1.3, with a development CA and certificates made for the run (see -tls-dir)")
+	fs.StringVar(&c.TLSDir, "tls-dir", "", "with -tls: use the certificates of this folder (gridmap-certs -members N: ca.pem, member-<i>.pem, member-<i>-key.pem) instead of making new ones")
 	fs.IntVar(&c.Child, "child", -1, "internal (-mode procs): member index of this child process")
 	fs.StringVar(&c.Seed, "seed", "", "internal (-mode procs): gossip address of child 0")
 	fs.StringVar(&c.Samples, "samples", "", "internal (-mode procs): file for this child's latency samples")
@@ -116,6 +120,9 @@ func (c config) validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.Members < 1 {
 		bad("-members must be at least 1, got %d", c.Members)
+	}
+	if c.TLSDir != "" && !c.TLS {
+		bad("-tls-dir needs -tls")
 	}
 	if c.Mode != modeInproc && c.Mode != modeProcs {
 		bad("-mode must be %s or %s, got %q", modeInproc, modeProcs, c.Mode)
@@ -198,6 +205,9 @@ func (c config) childArgs(i int, seed, samples string) []string {
 	}
 	if seed != "" {
 		a = append(a, "-seed", seed)
+	}
+	if c.TLS {
+		a = append(a, "-tls", "-tls-dir", c.TLSDir)
 	}
 	return a
 }

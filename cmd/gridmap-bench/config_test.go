@@ -82,7 +82,7 @@ func TestParseFlagsInvalid(t *testing.T) {
 func TestChildArgsRoundTrip(t *testing.T) {
 	parent, err := parseFlags([]string{"-mode", "procs", "-members", "4", "-op", "mixed", "-read-pct", "60",
 		"-value-size", "1048576", "-concurrency", "7", "-duration", "1500ms", "-warmup", "2s", "-backups", "2",
-		"-async-backups", "-target-ops", "123.5", "-v"}, io.Discard)
+		"-async-backups", "-target-ops", "123.5", "-v", "-tls", "-tls-dir", "/tmp/certs"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,3 +10,12 @@ func TestRunInprocGridmap(t *testing.T) {
 		t.Fatalf("sync_backups %d, want 1", r.Backups)
 	}
 }
+
+// The same over mutual TLS, with certificates the tool makes for the run.
+func TestRunInprocGridmapTLS(t *testing.T) {
+	r := runJSON(t, runOptions{}, "-members", "3", "-op", "put", "-keys", "2000", "-concurrency", "8", "-duration", "1s", "-tls")
+	checkResult(t, r, opPut, 3)
+	if !r.TLS {
+		t.Fatal("result does not report TLS")
+	}
+}

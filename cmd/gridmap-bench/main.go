@@ -26,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/certgen"
 )
 
 func main() {
@@ -51,6 +53,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, opts runOptio
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if cfg.TLS && cfg.TLSDir == "" {
+		dir, err := os.MkdirTemp("", "gridmap-bench-tls-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			_, err = certgen.WriteDir(dir, cfg.Members, []string{"127.0.0.1", "localhost"}, 24*time.Hour)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "gridmap-bench: -tls:", err)
+			return 1
+		}
+		cfg.TLSDir = dir
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

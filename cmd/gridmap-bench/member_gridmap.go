@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strconv"
 
 	"github.com/gridmap/gridmap"
@@ -15,6 +16,15 @@ type gridmapMember struct {
 }
 
 func startMember(ctx context.Context, spec memberSpec) (member, error) {
+	var sec gridmap.Security
+	if spec.TLSDir != "" {
+		n := strconv.Itoa(spec.Index + 1)
+		sec.TLS = gridmap.TLSConfig{
+			CertFile: filepath.Join(spec.TLSDir, "member-"+n+".pem"),
+			KeyFile:  filepath.Join(spec.TLSDir, "member-"+n+"-key.pem"),
+			CAFile:   filepath.Join(spec.TLSDir, "ca.pem"),
+		}
+	}
 	m, err := gridmap.Start(ctx, gridmap.Config{
 		Name:           "bench-" + strconv.Itoa(spec.Index),
 		GossipBindAddr: spec.GossipBind,
@@ -23,6 +33,7 @@ func startMember(ctx context.Context, spec memberSpec) (member, error) {
 		BackupCount:    new(spec.Backups),
 		AsyncBackups:   spec.AsyncBackups,
 		Logger:         spec.Logger,
+		Security:       sec,
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ type memberSpec struct {
 	Backups      int
 	AsyncBackups bool
 	Logger       *slog.Logger // nil: discard
+	TLSDir       string       // "" plain TCP; else the folder of member-<Index+1>.pem and its key
 }
 
 // member is one started gridmap member with the benchmark map open on it.
@@ -107,7 +108,7 @@ func startInproc(ctx context.Context, cfg config, opts runOptions) ([]member, er
 	start := func(i int) {
 		defer wg.Done()
 		spec := memberSpec{Index: i, Members: cfg.Members, GossipBind: "127.0.0.1:0", Seeds: []string{seed},
-			Backups: cfg.Backups, AsyncBackups: cfg.AsyncBackups, Logger: memberLogger(opts.Logger, i)}
+			Backups: cfg.Backups, AsyncBackups: cfg.AsyncBackups, Logger: memberLogger(opts.Logger, i), TLSDir: cfg.TLSDir}
 		if i == 0 {
 			spec.GossipBind, spec.Seeds = seed, nil
 		}

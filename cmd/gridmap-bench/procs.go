@@ -351,7 +351,7 @@ func runChild(ctx context.Context, cfg config, stdin io.Reader, stdout io.Writer
 	}()
 
 	spec := memberSpec{Index: cfg.Child, Members: cfg.Members, GossipBind: "127.0.0.1:0",
-		Backups: cfg.Backups, AsyncBackups: cfg.AsyncBackups, Logger: memberLogger(opts.Logger, cfg.Child)}
+		Backups: cfg.Backups, AsyncBackups: cfg.AsyncBackups, Logger: memberLogger(opts.Logger, cfg.Child), TLSDir: cfg.TLSDir}
 	if cfg.Child == 0 {
 		addr, err := freeGossipAddr()
 		if err != nil {

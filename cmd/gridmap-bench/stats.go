@@ -24,6 +24,7 @@ type result struct {
 	Members      int     `json:"members"`
 	Backups      int     `json:"sync_backups"`
 	AsyncBackups int     `json:"async_backups,omitempty"`
+	TLS          bool    `json:"tls,omitempty"`
 	Mode         string  `json:"mode"`
 	TargetOps    float64 `json:"target_ops,omitempty"`
 	DurationS    float64 `json:"duration_s"`
@@ -93,6 +94,7 @@ func newResult(cfg config, t tally, startup, preload time.Duration) result {
 		Errors: t.Errors, FirstError: t.FirstError,
 		StartupMs: startup.Milliseconds(), PreloadMs: preload.Milliseconds(),
 	}
+	r.TLS = cfg.TLS
 	if cfg.AsyncBackups {
 		r.AsyncBackups = cfg.Backups
 	}

@@ -75,6 +75,17 @@ type Config struct {
 	// Logger receives the control plane's log, raft's and memberlist's
 	// (their INFO chatter at Debug). nil discards.
 	Logger *slog.Logger
+	// Admission is the cluster name and join secret every member must
+	// present (see membership.Admission). Nil: none.
+	Admission *membership.Admission
+	// GossipKeys encrypt the gossip (see membership.Config.GossipKeys).
+	GossipKeys [][]byte
+	// VerifyTransport makes the leader call a new member over the transport
+	// before admitting it to raft, and a joining member call the cluster,
+	// so that a member whose transport the others cannot use (with TLS: a
+	// certificate not signed by the cluster's CA) is refused, logged with
+	// its address, and never handed partitions. Set it with TLS.
+	VerifyTransport bool
 }
 
 // Timings are the raft, memberlist and coordinator timings of a Node.

@@ -38,9 +38,14 @@ type coordinator struct {
 
 	bootView  string // bootstrap candidate view and since when it holds
 	bootSince time.Time
+
+	// refused holds the members whose transport failed the admission probe
+	// (see admitTransport), until when they are not probed again.
+	refused map[partition.MemberID]time.Time
 }
 
 func (c *coordinator) init() {
+	c.refused = map[partition.MemberID]time.Time{}
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
 	c.quarantine = penalties{}
@@ -110,6 +115,12 @@ func (n *Node) joinLoop() {
 				_, err := n.ml.TryJoin(ctx, n.cfg.Discovery)
 				if err != nil {
 					n.log.Debug("control: join", "err", err)
+				}
+				switch {
+				case errors.Is(err, membership.ErrRefused):
+					n.noteRefusal(err)
+				case err != nil && !errors.Is(err, membership.ErrNoSeeds):
+					n.lastJoin.Store(&err)
 				}
 				n.seedless.Store(errors.Is(err, membership.ErrNoSeeds))
 			}
@@ -477,7 +488,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			continue
 		}
 		if !ok {
-			if m.Leaving {
+			if m.Leaving || !n.admitTransport(m) {
 				continue
 			}
 			e = dirEntry{TransportAddr: m.TransportAddr, GossipAddr: m.GossipAddr}
@@ -742,6 +753,16 @@ func (n *Node) maybeBootstrap() {
 	}
 	if now.Sub(n.co.bootSince) < n.cfg.Timings.BootstrapSettle {
 		return
+	}
+	if n.cfg.VerifyTransport {
+		// The founders are admitted like any joiner: a member whose transport fails the probe
+		// (a foreign certificate) would be a voter nobody can reach.
+		for _, m := range alive[1:] {
+			if !n.admitTransport(m) {
+				reset()
+				return
+			}
+		}
 	}
 	var conf raft.Configuration
 	for _, m := range alive[:min(len(alive), n.cfg.MaxVoters)] {

@@ -30,6 +30,12 @@ var (
 	ErrNoPartition = errors.New("control: no such partition")
 	// ErrRemote wraps an unexpected error reported by the leader.
 	ErrRemote = errors.New("control: remote error")
+	// ErrJoinRefused is returned by WaitReady when the cluster this member
+	// reached refused it: another cluster name or join secret (see
+	// Config.Admission), or, with Config.VerifyTransport, a TLS handshake
+	// with a member of the cluster failed (certificate not signed by the
+	// cluster's CA).
+	ErrJoinRefused = errors.New("control: join refused by the cluster")
 	// ErrQuorumIntact is returned by RecoverQuorum when raft does not need
 	// recovering: this member knows a raft leader, or a majority of the raft
 	// voters is alive according to failure detection.

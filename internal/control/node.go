@@ -103,6 +103,9 @@ type Node struct {
 	closeErr  error
 
 	co coordinator // owned by the run goroutine
+
+	refusal  atomic.Pointer[error] // why the cluster refused this member (see WaitReady)
+	lastJoin atomic.Pointer[error] // the last failed attempt to join the seeds, for WaitReady's error
 }
 
 // MemberInfo describes one member of the directory.
@@ -169,6 +172,8 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		AdvertiseAddr: cfg.GossipAdvertiseAddr,
 		Timings:       cfg.Timings.Gossip,
 		Logger:        cfg.Logger,
+		Admission:     cfg.Admission,
+		GossipKeys:    cfg.GossipKeys,
 	})
 	if err != nil {
 		return nil, err
@@ -273,18 +278,29 @@ func (n *Node) newRaftInst(logs *raft.InmemStore, snaps *raft.InmemSnapshotStore
 
 // WaitReady blocks until this member is in a raft configuration, has a
 // table of epoch >= 1 and holds its lease (LeaseValid), or ctx ends, or the
-// node is closed.
+// node is closed, or the cluster refused this member (ErrJoinRefused).
 func (n *Node) WaitReady(ctx context.Context) error {
 	poll := time.NewTicker(n.cfg.Timings.RetryInterval)
 	defer poll.Stop()
+	var lastProbe time.Time
 	for {
 		t, ch := n.fsm.watchTable()
 		if t.Epoch > 0 && n.inRaft.Load() && n.LeaseValid() {
 			n.log.Info("control: ready", "id", n.cfg.ID, "epoch", t.Epoch, "gossip", n.GossipAddr())
 			return nil
 		}
+		probe := time.Since(lastProbe) >= time.Second
+		if probe {
+			lastProbe = time.Now()
+		}
+		if err := n.refused(ctx, probe); err != nil {
+			return err
+		}
 		select {
 		case <-ctx.Done():
+			if p := n.lastJoin.Load(); p != nil && !n.inRaft.Load() {
+				return fmt.Errorf("control: waiting for the cluster: %w (last attempt to join: %v)", ctx.Err(), *p)
+			}
 			return fmt.Errorf("control: waiting for the cluster: %w", ctx.Err())
 		case <-n.stop:
 			return ErrClosed

@@ -104,6 +104,8 @@ type request struct {
 }
 
 func (n *Node) register() {
+	n.registerProbe()
+	n.registerKeyring()
 	for op, t := range opTypes {
 		n.deps.Server.Handle(t, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
 			var r rpcReq

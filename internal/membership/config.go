@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Timings are the failure-detection and gossip timings of memberlist. A
@@ -132,6 +134,16 @@ type Config struct {
 	// Logger receives memberlist's log at Warn and above (Debug too when
 	// the logger enables it). nil discards.
 	Logger *slog.Logger
+	// Admission, when set, names the cluster and holds its join secret:
+	// members whose gossiped credentials do not match are refused (see
+	// Admission). Nil: every member that can gossip is admitted.
+	Admission *Admission
+	// GossipKeys encrypt and authenticate every gossip packet and stream
+	// with AES-GCM (memberlist's keyring): the first key encrypts, every
+	// key decrypts, so keys rotate without downtime (see List.InstallKey).
+	// Each is 16, 24 or 32 bytes (AES-128, -192, -256). Empty: plaintext
+	// gossip.
+	GossipKeys [][]byte
 }
 
 func (c Config) withDefaults() Config {
@@ -180,6 +192,16 @@ func (c Config) Validate() error {
 	}
 	if c.EventBuffer < 0 {
 		errs = append(errs, fmt.Errorf("EventBuffer %d is negative", c.EventBuffer))
+	}
+	for i, k := range c.GossipKeys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("GossipKeys[%d]: %d bytes: want 16, 24 or 32", i, len(k)))
+		}
+	}
+	if c.Admission != nil {
+		if err := c.Admission.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.RetainGone < 0 {
 		errs = append(errs, fmt.Errorf("RetainGone %v is negative", c.RetainGone))

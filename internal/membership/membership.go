@@ -40,6 +40,10 @@ type Meta struct {
 	InRaft bool `msgpack:"r,omitempty"`
 	// Leaving reports that the member is leaving gracefully.
 	Leaving bool `msgpack:"l,omitempty"`
+	// Cluster and Proof are the member's admission credentials: its cluster
+	// name and proof of the join secret (see Admission). Empty without one.
+	Cluster string `msgpack:"c,omitempty"`
+	Proof   string `msgpack:"p,omitempty"`
 }
 
 // State is what this member last heard about another.
@@ -123,6 +127,9 @@ type List struct {
 	events  chan Event
 	changed chan struct{}
 	dropped atomic.Uint64
+
+	refused refusals            // admission refusals (see Admission)
+	keyring *memberlist.Keyring // nil: gossip in plaintext
 }
 
 // New starts memberlist listening on cfg.BindAddr. The member knows only
@@ -139,6 +146,9 @@ func New(cfg Config) (*List, error) {
 		events:  make(chan Event, cfg.EventBuffer),
 		changed: make(chan struct{}, 1),
 		meta:    Meta{ID: cfg.ID, TransportAddr: cfg.TransportAddr},
+	}
+	if a := cfg.Admission; a != nil {
+		l.meta.Cluster, l.meta.Proof = a.ClusterName, string(a.proof(cfg.ID, cfg.TransportAddr))
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -181,6 +191,20 @@ func New(cfg Config) (*List, error) {
 	mc.Delegate = (*delegate)(l)
 	mc.Events = (*eventDelegate)(l)
 	mc.Logger = log.New(LogWriter(cfg.Logger, "memberlist", false), "", 0)
+	if cfg.Admission != nil {
+		mc.Alive = (*aliveDelegate)(l)
+		mc.Merge = (*mergeDelegate)(l)
+	}
+	if len(cfg.GossipKeys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.GossipKeys, cfg.GossipKeys[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: GossipKeys: %w", ErrConfig, err)
+		}
+		// Every packet and stream is encrypted and authenticated, in and out (memberlist's
+		// GossipVerifyIncoming/Outgoing, true by default): a member without a key of the ring
+		// can neither read the gossip nor be heard.
+		mc.Keyring, l.keyring = kr, kr
+	}
 
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -211,6 +235,7 @@ func (l *List) SetMeta(f func(*Meta)) error {
 	old := l.meta
 	f(&l.meta)
 	l.meta.ID, l.meta.TransportAddr = old.ID, old.TransportAddr
+	l.meta.Cluster, l.meta.Proof = old.Cluster, old.Proof
 	if l.meta == old {
 		l.metaMu.Unlock()
 		return nil
@@ -250,8 +275,9 @@ func (l *List) encodeMetaLocked() error {
 
 // TryJoin asks d for seeds and contacts each, except this member's own
 // address (see isSelf) and empty strings, once. It returns how many seeds answered. It returns ErrNoSeeds
-// when there is nobody else to ask, and an error wrapping ErrJoin when
-// nobody answered. memberlist's join is not cancellable: a call may outlive
+// when there is nobody else to ask, an error wrapping ErrRefused when the
+// seeds that answered failed the admission check (Config.Admission), and an
+// error wrapping ErrJoin when nobody answered. memberlist's join is not cancellable: a call may outlive
 // ctx by up to Timings.TCPTimeout per seed.
 func (l *List) TryJoin(ctx context.Context, d discovery.Discovery) (int, error) {
 	if l.isClosed() {
@@ -271,8 +297,15 @@ func (l *List) TryJoin(ctx context.Context, d discovery.Discovery) (int, error) 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	l.refused.take()
 	n, err := l.ml.Join(seeds)
 	if n == 0 {
+		if r := l.refused.take(); r != nil {
+			return 0, fmt.Errorf("%w: %w", ErrRefused, r)
+		}
+		if keyMismatch(err) {
+			return 0, fmt.Errorf("%w: gossip keys do not match: %w", ErrRefused, err)
+		}
 		return 0, fmt.Errorf("%w: %w", ErrJoin, err)
 	}
 	return n, nil

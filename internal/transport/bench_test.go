@@ -11,9 +11,11 @@ import (
 	"time"
 )
 
-func benchCall(b *testing.B, size int) {
-	s := startServer(b, Config{})
-	c := newClient(b, Config{})
+func benchCall(b *testing.B, size int) { benchCallConfig(b, size, Config{}, Config{}) }
+
+func benchCallConfig(b *testing.B, size int, scfg, ccfg Config) {
+	s := startServer(b, scfg)
+	c := newClient(b, ccfg)
 	ctx := context.Background()
 	req := Message{Type: msgEcho, Header: make([]byte, 32), Body: make([]byte, size)}
 	if _, err := c.Call(ctx, s.addr, req); err != nil {

@@ -430,6 +430,19 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	nc, err := dial(c.ctx, "tcp", addr)
 	if err == nil {
 		setUserTimeout(nc, c.cfg.UserTimeout)
+		if c.cfg.TLS != nil {
+			var tc net.Conn
+			if tc, err = c.cfg.TLS.client(nc, addr, c.cfg.DialTimeout); err != nil {
+				_ = nc.Close()
+			} else {
+				nc = tc
+			}
+		}
+		if err == nil && c.cfg.Secret != nil {
+			if err = authClient(nc, c.cfg.Secret, 'G', c.cfg.DialTimeout); err != nil {
+				_ = nc.Close()
+			}
+		}
 	}
 	var cc *clientConn
 	if err != nil {
@@ -466,7 +479,11 @@ func (c *Client) start(nc net.Conn, addr string) *clientConn {
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		cc.writeLoop([]byte{'G'})
+		var preamble []byte // the protocol byte, unless the secret handshake sent it
+		if c.cfg.Secret == nil {
+			preamble = []byte{'G'}
+		}
+		cc.writeLoop(preamble)
 	}()
 	go func() {
 		defer c.wg.Done()

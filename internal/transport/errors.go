@@ -22,6 +22,13 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	// ErrMalformedFrame is returned for a frame that violates the frame format.
 	ErrMalformedFrame = errors.New("transport: malformed frame")
+	// ErrTLSHandshake wraps the cause when a TLS handshake fails: the peer's certificate is not
+	// signed by the cluster's CA, does not name the address dialed, has expired, or the peer
+	// refused this member's certificate or does not speak TLS.
+	ErrTLSHandshake = errors.New("transport: TLS handshake failed")
+	// ErrUnauthorized wraps the cause when the shared-secret handshake (Config.Secret) fails:
+	// the peer does not know the secret, or does not use one.
+	ErrUnauthorized = errors.New("transport: unauthorized")
 	// ErrInvalidConfig wraps every problem Config.Validate finds.
 	ErrInvalidConfig = errors.New("transport: invalid config")
 )

@@ -93,11 +93,24 @@ func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	}
 	deadline := time.Now().Add(timeout)
 	nc, err := net.DialTimeout("tcp", string(address), timeout)
-	if err == nil {
-		setUserTimeout(nc, l.s.cfg.UserTimeout)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
+	}
+	setUserTimeout(nc, l.s.cfg.UserTimeout)
+	if t := l.s.cfg.TLS; t != nil {
+		tc, err := t.client(nc, string(address), time.Until(deadline))
+		if err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
+		}
+		nc = tc
+	}
+	if secret := l.s.cfg.Secret; secret != nil {
+		if err := authClient(nc, secret, 'R', time.Until(deadline)); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
+		}
+		return nc, nil
 	}
 	_ = nc.SetWriteDeadline(deadline)
 	if _, err := nc.Write([]byte{'R'}); err != nil {

@@ -345,24 +345,55 @@ func (s *Server) forget(nc net.Conn) {
 }
 
 // serveConn reads the protocol byte and serves the connection accordingly.
+// With TLS, the handshake comes first: a peer that does not complete it (no certificate signed
+// by the cluster's CA, or plain TCP) is logged with its address and closed without a byte of
+// gridmap or raft protocol. With a Secret, the secret handshake then replaces the protocol
+// byte (it carries it); a peer that fails it is logged and closed likewise.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.wg.Done()
+	conn := nc
+	if s.cfg.TLS != nil {
+		tc, err := s.cfg.TLS.server(nc, s.cfg.DialTimeout)
+		if err != nil {
+			s.forget(nc)
+			_ = nc.Close()
+			if s.ctx.Err() == nil {
+				s.cfg.Logger.Warn("transport: refused connection: TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		conn = tc
+	}
 	var b [1]byte
-	if _, err := nc.Read(b[:]); err != nil {
+	if s.cfg.Secret != nil {
+		proto, err := authServer(conn, s.cfg.Secret, s.cfg.DialTimeout)
+		if err != nil {
+			s.forget(nc)
+			_ = conn.Close()
+			if s.ctx.Err() == nil {
+				s.cfg.Logger.Warn("transport: refused connection: secret handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		b[0] = proto
+	} else if _, err := conn.Read(b[:]); err != nil {
 		s.forget(nc)
-		_ = nc.Close()
+		_ = conn.Close()
 		return
 	}
 	switch b[0] {
 	case 'G':
-		s.serveFrames(nc)
+		if conn != nc {
+			s.forget(nc) // serveFrames registers conn, under the lock that Close takes
+		}
+		s.serveFrames(conn)
 	case 'R':
 		s.forget(nc)
-		s.handoffRaft(nc)
+		s.handoffRaft(conn)
 	default:
 		s.forget(nc)
 		s.cfg.Logger.Warn("transport: unknown protocol byte, closing connection", "remote", nc.RemoteAddr().String(), "byte", b[0])
-		_ = nc.Close()
+		_ = conn.Close()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gridmap/gridmap/discovery"
@@ -30,8 +31,12 @@ const (
 	DefaultMaxFrameSize     = 64 << 20
 )
 
-// Config configures a member. Zero fields take the documented defaults; Validate reports every
-// problem at once. Every member of a cluster must agree on PartitionCount and BackupCount.
+// Config configures a member. Every configuration of this module follows one contract: zero
+// fields take the documented defaults (WithDefaults fills them in), and Validate reports every
+// problem of c.WithDefaults() in one error wrapping the package's ErrInvalidConfig, so the zero
+// value is valid unless a field says it is required; constructors (here Start) call Validate
+// and start nothing when it fails. Every member of a cluster must agree on PartitionCount and
+// BackupCount.
 type Config struct {
 	// Name labels the member in logs. Default: its generated ID.
 	Name string
@@ -123,7 +128,9 @@ func (c Config) backups() int {
 	return *c.BackupCount
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (Timings field by field, from
+// LANTimings), as Start uses it.
+func (c Config) WithDefaults() Config {
 	if c.BindAddr == "" {
 		c.BindAddr = DefaultBindAddr
 	}
@@ -153,16 +160,18 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.Timings = c.Timings.withDefaults()
+	c.Timings = c.Timings.WithDefaults()
 	return c
 }
 
-// Validate reports every problem of the configuration (after defaults are applied) in one
-// error wrapping ErrInvalidConfig: the member's own settings, the timings (with the rules of
-// the control plane and the map service) and each map of Maps (dmap.MapConfig.Validate,
-// named Maps["name"]). Start calls it first, and starts nothing when it fails.
+// Validate reports every problem of c.WithDefaults() in one error wrapping ErrInvalidConfig:
+// the member's own settings (addresses and seeds included), the transport's limits, the
+// timings with the rules of the parts that use them (raft's own, the owner lease against the
+// raft timings, memberlist's, the map service's: see Timings.LeaseDuration) and each map of
+// Maps (dmap.MapConfig.Validate, named Maps["name"]). Start calls it first, and starts nothing
+// when it fails.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	var errs []error
 	addrs := []struct{ name, addr string }{
 		{"BindAddr", c.BindAddr}, {"GossipBindAddr", c.GossipBindAddr},
@@ -194,8 +203,16 @@ func (c Config) Validate() error {
 	if c.OperationTimeout < 0 {
 		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))
 	}
-	if c.MaxFrameSize < 1<<20 {
+	if c.MaxFrameSize >= 0 && c.MaxFrameSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 1 MiB, got %d", c.MaxFrameSize))
+	}
+	errs = append(errs, configerr.Problems(c.transportConfig(nil).Validate(), transport.ErrInvalidConfig)...)
+	if seeds, ok := c.Discovery.(discovery.Static); ok {
+		for _, s := range seeds {
+			if err := checkSeed(s); err != nil {
+				errs = append(errs, fmt.Errorf("seed %q in Seeds: %v", s, err))
+			}
+		}
 	}
 	errs = append(errs, c.validateTimings()...)
 	errs = append(errs, c.Security.validate()...)
@@ -203,6 +220,28 @@ func (c Config) Validate() error {
 	// persistence with mapstore's): the problems come back named Maps["name"].Field.
 	errs = append(errs, configerr.Problems((engine.Config{PartitionCount: 1, Maps: engineMaps(c.Maps)}).Validate(), engine.ErrInvalidConfig)...)
 	return configerr.Join(ErrInvalidConfig, errs)
+}
+
+// checkSeed checks a seed's form, host:port, so that a typo fails Validate instead of a join
+// that never succeeds (Start waits for its seeds).
+func checkSeed(seed string) error {
+	host, port, err := net.SplitHostPort(seed)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q is not within 1..65535", port)
+	}
+	return nil
+}
+
+// transportConfig is the member's transport configuration (after defaults), logging to log
+// (nil: discard).
+func (c Config) transportConfig(log *slog.Logger) transport.Config {
+	return transport.Config{MaxFrameSize: c.MaxFrameSize, Logger: log}
 }
 
 // configError wraps in ErrInvalidConfig a configuration error of a package Start configures
@@ -237,7 +276,6 @@ func (c Config) validateTimings() []error {
 // applyControl sets the control plane settings that come from c (after defaults).
 func (c Config) applyControl(cc *control.Config) {
 	cc.Timings = c.Timings.control()
-	cc.LeaseDuration = c.Timings.LeaseDuration
 	cc.BootstrapWithoutSeeds = c.BootstrapWithoutSeeds
 	cc.Plan.RecreateLost = c.RecreateLostPartitions
 }

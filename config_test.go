@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/control"
 	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/freeport"
+	"github.com/gridmap/gridmap/internal/membership"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
 )
@@ -107,7 +111,9 @@ func TestConfigValidateMaps(t *testing.T) {
 func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 	for _, err := range []error{
 		(engine.Config{}).Validate(),
-		(mapstore.Config{}).Validate(),
+		(mapstore.Config{BatchSize: -1}).Validate(),
+		(transport.Config{MaxFrameSize: -1}).Validate(),
+		(control.Config{}).Validate(),
 		dmap.MapConfig{Persistence: mapstore.Config{WriteDelay: -1}}.Validate(),
 	} {
 		if got := configError(err); !errors.Is(got, ErrInvalidConfig) || !errors.Is(got, err) {
@@ -127,7 +133,7 @@ func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 // BackupCount: nil (not set) means the documented default of one backup, an explicit 0 means
 // none, and the member keeps its own copy of the number.
 func TestConfigBackupCount(t *testing.T) {
-	if n := (Config{}).withDefaults().backups(); n != DefaultBackupCount || DefaultBackupCount != 1 {
+	if n := (Config{}).WithDefaults().backups(); n != DefaultBackupCount || DefaultBackupCount != 1 {
 		t.Fatalf("unset BackupCount gives %d backups, want the default 1", n)
 	}
 	for _, n := range []int{0, 1, MaxBackupCount} {
@@ -135,7 +141,7 @@ func TestConfigBackupCount(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("BackupCount %d: %v", n, err)
 		}
-		if got := cfg.withDefaults().backups(); got != n {
+		if got := cfg.WithDefaults().backups(); got != n {
 			t.Fatalf("BackupCount %d gives %d backups", n, got)
 		}
 	}
@@ -146,7 +152,7 @@ func TestConfigBackupCount(t *testing.T) {
 		}
 	}
 	n := 2
-	cfg := Config{BackupCount: &n}.withDefaults()
+	cfg := Config{BackupCount: &n}.WithDefaults()
 	n = 5
 	if got := cfg.backups(); got != 2 {
 		t.Fatalf("a change to the caller's int after defaults shows: %d backups", got)
@@ -159,6 +165,119 @@ func TestBackupCountZeroMeansNone(t *testing.T) {
 	for _, p := range members[1].Cluster().Partitions() {
 		if p.Owner == "" || len(p.Backups) != 0 {
 			t.Fatalf("partition %d: %+v, want an owner and no backups", p.ID, p)
+		}
+	}
+}
+
+// Validate checks the whole tree: what Start would only find when raft, the transport or the
+// join refuses it is reported by Validate, each problem once, with ErrInvalidConfig; and Start
+// refuses the same configuration before starting anything.
+func TestConfigValidateWholeTree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"election below heartbeat (raft)", func(c *Config) { c.Timings.RaftElectionTimeout = c.Timings.RaftHeartbeatTimeout / 2 },
+			"RaftElectionTimeout 250ms is below RaftHeartbeatTimeout 500ms"},
+		{"commit timeout below raft's minimum", func(c *Config) { c.Timings.RaftCommitTimeout = time.Microsecond },
+			"CommitTimeout is too low"},
+		{"lease not longer than the leader lease", func(c *Config) { c.Timings.LeaseDuration = c.Timings.RaftLeaderLeaseTimeout },
+			"LeaseDuration 300ms must exceed RaftLeaderLeaseTimeout 300ms"},
+		{"lease shorter than half a heartbeat", func(c *Config) {
+			c.Timings.RaftHeartbeatTimeout, c.Timings.RaftElectionTimeout, c.Timings.RaftContactTimeout = 4*time.Second, 4*time.Second, 8*time.Second
+		}, "LeaseDuration 1s is below half RaftHeartbeatTimeout 4s"},
+		{"frame above the transport's limit", func(c *Config) { c.MaxFrameSize = 1 << 40 }, "MaxFrameSize 1099511627776 not in"},
+		{"seed that is no host:port", func(c *Config) { c.Seeds = []string{"127.0.0.1:7946", "a:b:c"} }, `seed "a:b:c" in Seeds`},
+		{"seed without host", func(c *Config) { c.Seeds = []string{":7946"} }, `seed ":7946" in Seeds: no host`},
+		{"seed with port 0", func(c *Config) { c.Seeds = []string{"10.0.0.1:0"} }, `port "0" is not within 1..65535`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Timings: LocalTimings()}
+			tc.mod(&cfg)
+			err := cfg.Validate()
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want ErrInvalidConfig mentioning %q", err, tc.want)
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+				t.Errorf("one problem reported as %d:\n%v", n, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m, serr := Start(ctx, cfg)
+			if m != nil {
+				m.kill()
+			}
+			if !errors.Is(serr, ErrInvalidConfig) {
+				t.Fatalf("Start = %v, want ErrInvalidConfig", serr)
+			}
+		})
+	}
+	if err := (Config{Seeds: []string{"db-1.internal:7946", "[::1]:7946"}}).Validate(); err != nil {
+		t.Fatalf("valid seeds: %v", err)
+	}
+}
+
+// WithDefaults fills every default, and the result validates like the original: one contract.
+func TestConfigWithDefaults(t *testing.T) {
+	d := Config{}.WithDefaults()
+	if d.BindAddr != DefaultBindAddr || d.GossipBindAddr != DefaultGossipBindAddr || d.ExpectMembers != DefaultExpectMembers ||
+		d.PartitionCount != DefaultPartitionCount || d.backups() != DefaultBackupCount || d.MaxVoters != DefaultMaxVoters ||
+		d.OperationTimeout != DefaultOperationTimeout || d.MaxFrameSize != DefaultMaxFrameSize || d.Logger == nil ||
+		d.Discovery == nil || d.Timings != LANTimings() {
+		t.Fatalf("defaults not filled in: %+v", d)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if d.WithDefaults().Timings != d.Timings || d.WithDefaults().PartitionCount != d.PartitionCount {
+		t.Fatal("WithDefaults is not idempotent")
+	}
+}
+
+// Every configuration of the module keeps one contract: the zero value (with its required
+// fields) is valid, WithDefaults fills every default and is idempotent, Validate checks
+// c.WithDefaults() (so it answers alike before and after), and a problem wraps the package's
+// sentinel.
+func TestConfigContract(t *testing.T) {
+	type contract struct {
+		valid, defaulted, bad error // Validate of: zero value, WithDefaults of it, one with a bad field
+		idempotent            bool
+		sentinel              error
+	}
+	cases := map[string]contract{
+		"gridmap.Config": {Config{}.Validate(), Config{}.WithDefaults().Validate(), Config{MaxVoters: 4}.Validate(),
+			reflect.DeepEqual(Config{}.WithDefaults().WithDefaults().Timings, Config{}.WithDefaults().Timings), ErrInvalidConfig},
+		"gridmap.Timings": {Config{Timings: Timings{}}.Validate(), Config{Timings: Timings{}.WithDefaults()}.Validate(),
+			Config{Timings: Timings{LeaseDuration: -1}}.Validate(), Timings{}.WithDefaults().WithDefaults() == Timings{}.WithDefaults(), ErrInvalidConfig},
+		"engine.Config": {engine.Config{PartitionCount: 1}.Validate(), engine.Config{PartitionCount: 1}.WithDefaults().Validate(),
+			engine.Config{PartitionCount: 1, MaxConcurrentMigrations: -1}.Validate(),
+			engine.Config{}.WithDefaults().WithDefaults().MigrationChunkSize == engine.Config{}.WithDefaults().MigrationChunkSize, engine.ErrInvalidConfig},
+		"dmap.MapConfig": {dmap.MapConfig{}.Validate(), dmap.MapConfig{}.WithDefaults().Validate(),
+			dmap.MapConfig{Persistence: mapstore.Config{BatchBytes: -1}}.Validate(),
+			dmap.MapConfig{}.WithDefaults().WithDefaults() == dmap.MapConfig{}.WithDefaults(), dmap.ErrInvalidConfig},
+		"mapstore.Config": {mapstore.Config{}.Validate(), mapstore.Config{}.WithDefaults().Validate(), mapstore.Config{MaxDirtyBytes: -1}.Validate(),
+			mapstore.Config{}.WithDefaults().WithDefaults() == mapstore.Config{}.WithDefaults(), mapstore.ErrInvalidConfig},
+		"control.Config": {control.Config{ID: "a", TransportAddr: "127.0.0.1:1"}.Validate(),
+			control.Config{ID: "a", TransportAddr: "127.0.0.1:1"}.WithDefaults().Validate(),
+			control.Config{ID: "a", TransportAddr: "127.0.0.1:1", MaxVoters: 4}.Validate(),
+			control.Config{}.WithDefaults().WithDefaults().Timings == control.Config{}.WithDefaults().Timings, control.ErrConfig},
+		"membership.Config": {membership.Config{ID: "a", TransportAddr: "127.0.0.1:1"}.Validate(),
+			membership.Config{ID: "a", TransportAddr: "127.0.0.1:1"}.WithDefaults().Validate(),
+			membership.Config{ID: "a", TransportAddr: "127.0.0.1:1", EventBuffer: -1}.Validate(),
+			reflect.DeepEqual(membership.Config{}.WithDefaults().WithDefaults(), membership.Config{}.WithDefaults()), membership.ErrConfig},
+		"transport.Config": {transport.Config{}.Validate(), transport.Config{}.WithDefaults().Validate(), transport.Config{QueueSize: -1}.Validate(),
+			transport.Config{}.WithDefaults().WithDefaults().MaxFrameSize == transport.Config{}.WithDefaults().MaxFrameSize, transport.ErrInvalidConfig},
+	}
+	for name, c := range cases {
+		if c.valid != nil || c.defaulted != nil {
+			t.Errorf("%s: zero value %v, with defaults %v; want both valid", name, c.valid, c.defaulted)
+		}
+		if !errors.Is(c.bad, c.sentinel) {
+			t.Errorf("%s: a bad field gave %v, want %v", name, c.bad, c.sentinel)
+		}
+		if !c.idempotent {
+			t.Errorf("%s: WithDefaults is not idempotent", name)
 		}
 	}
 }

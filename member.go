@@ -14,6 +14,7 @@ import (
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/control"
 	"github.com/gridmap/gridmap/internal/engine"
+	"github.com/gridmap/gridmap/internal/memberhook"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -44,17 +45,28 @@ type Member struct {
 // of the member finds it, wraps ErrInvalidConfig; Start checks cfg with Config.Validate before
 // it starts anything.
 func Start(ctx context.Context, cfg Config) (*Member, error) {
+	return start(ctx, cfg, nil)
+}
+
+// start is Start, on the in-memory networks nets instead of sockets when nets is not nil
+// (gridmaptest, through memberhook).
+func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	id, err := newMemberID()
 	if err != nil {
 		return nil, err
 	}
 	log := cfg.Logger.With("member", cmp.Or(cfg.Name, string(id)))
 
-	ln, err := net.Listen("tcp", cfg.BindAddr)
+	var ln net.Listener
+	if nets != nil {
+		ln, err = nets.Transport.Listen(cfg.BindAddr)
+	} else {
+		ln, err = net.Listen("tcp", cfg.BindAddr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gridmap: listen on %s: %w", cfg.BindAddr, err)
 	}
@@ -66,10 +78,15 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 			return nil, fmt.Errorf("%w: BindAddr %s is a wildcard address: set AdvertiseAddr", ErrInvalidConfig, cfg.BindAddr)
 		}
 	}
-	tcfg := transport.Config{MaxFrameSize: cfg.MaxFrameSize, Logger: log.With("component", "transport")}
+	tcfg := cfg.transportConfig(log.With("component", "transport"))
 	if err := cfg.Security.applyTransport(&tcfg); err != nil {
 		ln.Close()
 		return nil, configError(err)
+	}
+	deps := control.Deps{}
+	if nets != nil {
+		tcfg.Dial = nets.Transport.DialFrom(advertise)
+		deps.Gossip = nets.Gossip
 	}
 	server, err := transport.NewServer(tcfg)
 	if err != nil {
@@ -106,7 +123,8 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	cfg.Security.applyControl(&ccfg)
 	// Open the control plane, install the map service's handlers, and only then wait to be part
 	// of the cluster: the coordinator may send this member copies as soon as it knows it.
-	m.node, err = control.Open(ccfg, control.Deps{Server: server, Client: client})
+	deps.Server, deps.Client = server, client
+	m.node, err = control.Open(ccfg, deps)
 	if err != nil {
 		m.stopTransport()
 		return nil, configError(err)

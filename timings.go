@@ -50,7 +50,8 @@ type Timings struct {
 	// before it starts an election (the leader sends heartbeats ten times per timeout). LAN
 	// default 1s.
 	RaftHeartbeatTimeout time.Duration
-	// RaftElectionTimeout is how long a raft candidate waits for votes. LAN default 1s.
+	// RaftElectionTimeout is how long a raft candidate waits for votes. At least
+	// RaftHeartbeatTimeout. LAN default 1s.
 	RaftElectionTimeout time.Duration
 	// RaftLeaderLeaseTimeout is how long the raft leader stays leader without hearing from a
 	// majority. At most RaftHeartbeatTimeout, below LeaseDuration. LAN default 500ms.
@@ -67,8 +68,16 @@ type Timings struct {
 	// from the raft majority. The coordinator waits LeaseDuration * 1.25 +
 	// RaftLeaderLeaseTimeout after a member's death before it reassigns the member's owned
 	// partitions, so a longer lease tolerates longer pauses of a member (a stalled process, a
-	// slow network) but costs as much more unavailability after a crash. At least half
-	// RaftHeartbeatTimeout. LAN default 3s.
+	// slow network) but costs as much more unavailability after a crash. LAN default 3s.
+	//
+	// Validate checks it against the raft timings. Safety (promise 5: a deposed owner stops
+	// serving before the new owner starts) needs RaftLeaderLeaseTimeout <= RaftHeartbeatTimeout,
+	// so that a leader cut off from the majority steps down before a new one can be elected,
+	// which bounds the last contact of a cut-off member; the coordinator's wait then outlasts
+	// its lease. The lease must exceed RaftLeaderLeaseTimeout and be at least half
+	// RaftHeartbeatTimeout (the leader contacts followers every tenth of it), or followers lose
+	// it between heartbeats. A lease of at least RaftHeartbeatTimeout + RaftElectionTimeout (as
+	// in every preset) also keeps followers serving while a crashed leader is replaced.
 	LeaseDuration time.Duration
 	// ReconcileInterval is how often the coordinator re-checks the membership and the plan
 	// when nothing happened (a safety net: changes are acted upon at once). LAN default 1s.
@@ -129,8 +138,8 @@ func WANTimings() Timings {
 	return t
 }
 
-// withDefaults fills every zero field from LANTimings.
-func (t Timings) withDefaults() Timings {
+// WithDefaults returns t with every zero field set to its LANTimings value.
+func (t Timings) WithDefaults() Timings {
 	d := LANTimings()
 	for _, f := range []struct{ v, d *time.Duration }{
 		{&t.ProbeInterval, &d.ProbeInterval}, {&t.ProbeTimeout, &d.ProbeTimeout},

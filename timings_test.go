@@ -21,18 +21,18 @@ func TestTimingsPresetsMatchControl(t *testing.T) {
 	if got, want := WANTimings().control(), control.WANTimings(); got != want {
 		t.Errorf("WANTimings: %+v, want %+v", got, want)
 	}
-	if got := (Config{}).withDefaults().Timings; got != LANTimings() {
+	if got := (Config{}).WithDefaults().Timings; got != LANTimings() {
 		t.Errorf("zero Timings: %+v, want LANTimings %+v", got, LANTimings())
 	}
 	for name, tm := range map[string]Timings{"LAN": LANTimings(), "Local": LocalTimings(), "WAN": WANTimings()} {
-		if tm.withDefaults() != tm {
+		if tm.WithDefaults() != tm {
 			t.Errorf("%s preset has zero fields: %+v", name, tm)
 		}
 		if err := (Config{Timings: tm}).Validate(); err != nil {
 			t.Errorf("%s preset: %v", name, err)
 		}
 	}
-	part := Timings{ProbeInterval: 2 * time.Second}.withDefaults()
+	part := Timings{ProbeInterval: 2 * time.Second}.WithDefaults()
 	if part.ProbeInterval != 2*time.Second || part.ProbeTimeout != LANTimings().ProbeTimeout || part.LeaseDuration != LANTimings().LeaseDuration {
 		t.Errorf("zero fields not filled from LANTimings: %+v", part)
 	}

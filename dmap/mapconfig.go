@@ -21,7 +21,10 @@ type MapConfig struct {
 	Persistence mapstore.Config
 }
 
-// Validate reports every problem of c in one error wrapping ErrInvalidConfig, or nil. Zero
-// fields of Persistence take mapstore's defaults first, as the member does.
-// gridmap.Config.Validate checks every map with it.
+// WithDefaults returns c with mapstore's defaults filled into Persistence (Store and Loader have
+// none: nil means none).
+func (c MapConfig) WithDefaults() MapConfig { return MapConfig(engine.MapConfig(c).WithDefaults()) }
+
+// Validate reports every problem of c.WithDefaults() in one error wrapping ErrInvalidConfig, or
+// nil. gridmap.Config.Validate checks every map with it.
 func (c MapConfig) Validate() error { return engine.MapConfig(c).Validate() }

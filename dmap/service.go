@@ -45,6 +45,12 @@ type PersistenceStats struct {
 	// LastError is the store's latest error and LastErrorAt when it happened (nil: none yet).
 	LastError   error
 	LastErrorAt time.Time
+	// Rejected counts the entries the store refused for good (mapstore.ErrRejected, such as a
+	// document the database's mapping refuses): they are not stored and not retried; the map
+	// keeps them in memory. LastRejected is the last such refusal and LastRejectedAt its time.
+	Rejected       uint64
+	LastRejected   error
+	LastRejectedAt time.Time
 }
 
 // PersistenceStats returns the store statistics of a map on this member.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gridmap/gridmap/partition"
@@ -442,7 +443,14 @@ func TestRemoveFromInsideOnEvent(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: the dispatcher's goroutines are the bubble's, so synctest.Wait tells
+// when those that are going to exit have exited, without polling; and the bubble itself fails
+// the test if one of them stays blocked forever.
 func TestCloseDrainsAndLeaksNoGoroutine(t *testing.T) {
+	synctest.Test(t, testCloseDrainsAndLeaksNoGoroutine)
+}
+
+func testCloseDrainsAndLeaksNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	d, err := New(Config{Member: "m1"})
 	if err != nil {
@@ -487,10 +495,14 @@ func TestCloseDrainsAndLeaksNoGoroutine(t *testing.T) {
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	waitGoroutines(t, before)
+	noGoroutineLeft(t, before)
 }
 
 func TestCloseDeadlineWithStuckListener(t *testing.T) {
+	synctest.Test(t, testCloseDeadlineWithStuckListener)
+}
+
+func testCloseDeadlineWithStuckListener(t *testing.T) {
 	before := runtime.NumGoroutine()
 	d, err := New(Config{Member: "m1"})
 	if err != nil {
@@ -517,19 +529,18 @@ func TestCloseDeadlineWithStuckListener(t *testing.T) {
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitGoroutines(t, before)
+	noGoroutineLeft(t, before)
 }
 
-// waitGoroutines polls until the number of goroutines is back to at most n.
-func waitGoroutines(t *testing.T, n int) {
+// noGoroutineLeft checks, inside a synctest bubble, that no more goroutines than n run once
+// every goroutine of the bubble has exited or blocked (synctest.Wait): one still blocked then
+// is leaked, however long the test would wait for it.
+func noGoroutineLeft(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, want <= %d\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	synctest.Wait()
+	if got := runtime.NumGoroutine(); got > n {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, want <= %d\n%s", got, n, buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -42,9 +42,9 @@ const (
 
 // Config is the store configuration of one map. Zero fields take their defaults, so the zero
 // value means write-through with the defaults below. As everywhere in this module, defaults
-// come first and Validate checks the result: Validate checks c as it is (a zero BatchSize is
-// an error there), so call c.WithDefaults().Validate(); the member does both for
-// dmap.MapConfig.Persistence.
+// come first and Validate checks the result: WithDefaults fills the zero fields in, and
+// Validate reports every problem of c.WithDefaults() (so the zero value is valid); the member
+// does both for dmap.MapConfig.Persistence.
 type Config struct {
 	// WriteDelay is how long a written entry stays dirty before it is stored. 0 (the default)
 	// means write-through: a write calls the store before it is acknowledged and fails if the
@@ -109,9 +109,10 @@ func (c Config) WithDefaults() Config {
 // WriteThrough reports whether writes call the store before they are acknowledged.
 func (c Config) WriteThrough() bool { return c.WriteDelay == 0 }
 
-// Validate reports every problem of c (meant after WithDefaults) in one error wrapping
-// ErrInvalidConfig, or nil.
+// Validate reports every problem of c.WithDefaults() in one error wrapping ErrInvalidConfig,
+// or nil. A zero field is never a problem: it takes its default.
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf(format, args...))

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestZeroConfigValidAfterDefaults pins the documented contract: zero fields mean defaults, and
-// Validate checks a Config after WithDefaults (the zero value itself is not complete).
-func TestZeroConfigValidAfterDefaults(t *testing.T) {
+// TestZeroConfigValid pins the module's contract: zero fields mean defaults, WithDefaults fills
+// them in, and Validate checks c.WithDefaults(), so the zero value is valid, as its doc says.
+func TestZeroConfigValid(t *testing.T) {
 	zero := Config{}
 	if err := zero.WithDefaults().Validate(); err != nil {
 		t.Fatalf("zero Config after defaults: %v", err)
@@ -17,8 +17,15 @@ func TestZeroConfigValidAfterDefaults(t *testing.T) {
 	if !zero.WithDefaults().WriteThrough() {
 		t.Fatal("zero Config is not write-through")
 	}
-	if err := zero.Validate(); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("zero Config without defaults: want ErrInvalidConfig, got %v", err)
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("zero Config: %v", err)
+	}
+	// Negative values are problems either way; a zero one never is.
+	if err := (Config{BatchSize: -1}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("negative BatchSize: want ErrInvalidConfig, got %v", err)
+	}
+	if err := (Config{BatchSize: 0, RetryInitial: time.Minute}).Validate(); err != nil {
+		t.Fatalf("RetryInitial above the default RetryMax is valid (RetryMax follows it): %v", err)
 	}
 	// Every problem once, under the sentinel once: the message is the sentinel then one line per problem.
 	err := Config{WriteDelay: -time.Second, BatchSize: -1}.WithDefaults().Validate()

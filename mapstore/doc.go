@@ -13,7 +13,9 @@
 // different keys may run concurrently (different partitions flush in parallel). After a failover
 // or a migration a call may be repeated, and a failed call is retried until it succeeds, so
 // every method must be idempotent: storing a value twice, or deleting a missing key, is not an
-// error.
+// error. The one error that is not retried is a [RejectedError] (matching [ErrRejected]): the
+// store applied the call except for the keys it lists, which it can never store (a document its
+// schema refuses); write-behind counts and logs them and goes on.
 //
 // # Write-behind
 //

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares gridmap with Olric v0.5.7 on the anchor workloads: put 256 B, get 256 B and put 1 MiB, each
-# at concurrency 32 on 3 members with 1 synchronous backup. Olric runs through its harness in
-# ../shared/bench/olric (relative to the repository root; built to $TMPDIR, never committed here),
+# at concurrency 32 on 3 members with 1 synchronous backup. Olric runs through the harness in
+# bench/olric (a module of its own, so Olric never enters gridmap's go.mod; built to $TMPDIR),
 # gridmap through gridmap-bench. The two systems alternate run by run (and which goes first flips
 # every round), for ROUNDS rounds, because runs on one box drift by up to ~15%.
 #
@@ -64,7 +64,7 @@ if [ "${1:-}" = "-s" ]; then
 fi
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-olric_dir=${OLRIC_DIR:-$root/../shared/bench/olric}
+olric_dir=${OLRIC_DIR:-$root/bench/olric}
 tmp=${TMPDIR:-/tmp}
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10s}

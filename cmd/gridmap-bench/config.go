@@ -10,7 +10,7 @@ import (
 )
 
 // Defaults of the load tool. The workload flags and their defaults match the Olric anchor harness
-// (../shared/bench/olric) so that the two tools measure the same thing.
+// (bench/olric) so that the two tools measure the same thing.
 const (
 	defaultMembers     = 3
 	defaultValueSize   = 256

@@ -1,7 +1,7 @@
 // Command gridmap-bench is a load tool for gridmap: it starts a cluster of members (in this process,
 // or one child process per member), runs put, get or mixed workers against one map for a fixed
 // time, and reports throughput and latency percentiles, optionally as one JSON line whose fields
-// match those of the Olric anchor harness (../shared/bench/olric).
+// match those of the Olric harness (bench/olric, a module of its own).
 //
 //	gridmap-bench -members 3 -op mixed -read-pct 80 -duration 10s
 //	gridmap-bench -mode procs -op put -value-size 1048576 -json

@@ -11,7 +11,7 @@ import (
 const version = "v0.1.0-dev"
 
 // result is one run's outcome, printed as one JSON line with -json. The field names are those of
-// the Olric anchor harness (../shared/bench/olric/main.go) so that the two tools' lines can be
+// the Olric harness (bench/olric/result.go) so that the two tools' lines can be
 // compared directly; table_size, an Olric setting, is left out. async_backups, mode, target_ops
 // and the gc_ fields are gridmap additions.
 type result struct {

@@ -55,7 +55,7 @@ func TestNewResult(t *testing.T) {
 	}
 }
 
-// The JSON names must stay those of ../shared/bench/olric/main.go so the lines compare directly.
+// The JSON names must stay those of bench/olric/result.go so the lines compare directly.
 func TestResultJSONNames(t *testing.T) {
 	b, err := json.Marshal(result{FirstError: "x", AsyncBackups: 1, TargetOps: 1})
 	if err != nil {

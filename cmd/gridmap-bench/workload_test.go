@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -68,36 +69,60 @@ func TestWorkloadWarmupNotCounted(t *testing.T) {
 	}
 }
 
+// In a synctest bubble the clock is the bubble's: the fake store answers in no time and the
+// pacer's waits end exactly on schedule, so the count is exact, on any machine, in no time.
 func TestWorkloadPaced(t *testing.T) {
-	s := newFakeStore()
-	cfg := config{Op: opPut, Keys: 10, Concurrency: 4, Duration: 500 * time.Millisecond, TargetOps: 400}
-	slots := []slot{{0, s}, {1, s}, {2, s}, {3, s}}
-	tl := newWorkload(cfg, time.Now(), benchValue(8)).run(context.Background(), slots)
-	// 400 ops/s for 0.5 s schedules 200 ops; a loaded machine may finish a few late (dropped).
-	if tl.Ops > 200 || tl.Ops < 100 {
-		t.Fatalf("%d ops, want about 200", tl.Ops)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore()
+		cfg := config{Op: opPut, Keys: 10, Concurrency: 4, Duration: 500 * time.Millisecond, TargetOps: 400}
+		slots := []slot{{0, s}, {1, s}, {2, s}, {3, s}}
+		tl := newWorkload(cfg, time.Now(), benchValue(8)).run(context.Background(), slots)
+		// 400 ops/s for 0.5 s schedules 200 ops, each answered at once.
+		if tl.Ops != 200 {
+			t.Fatalf("%d ops, want 200", tl.Ops)
+		}
+		for _, lat := range tl.Samples {
+			if lat != 0 {
+				t.Fatalf("an op on schedule charged %v", lat)
+			}
+		}
+	})
 }
 
+// Paced workers waiting for their next op stop when ctx ends: in a synctest bubble, once every
+// goroutine is blocked (synctest.Wait), the run must have returned.
 func TestWorkloadCancel(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	cfg := config{Op: opPut, Keys: 10, Concurrency: 2, Duration: time.Hour, TargetOps: 1}
-	done := make(chan tally)
-	go func() {
-		done <- newWorkload(cfg, time.Now(), benchValue(8)).run(ctx, []slot{{0, newFakeStore()}, {1, newFakeStore()}})
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("workers did not stop when ctx ended")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cfg := config{Op: opPut, Keys: 10, Concurrency: 2, Duration: time.Hour, TargetOps: 1}
+		done := make(chan tally, 1)
+		go func() {
+			done <- newWorkload(cfg, time.Now(), benchValue(8)).run(ctx, []slot{{0, newFakeStore()}, {1, newFakeStore()}})
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("the run ended before ctx did")
+		default:
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatal("workers did not stop when ctx ended")
+		}
+	})
 }
 
 // TestWorkloadTimerLatenessNotCharged makes one wait of a paced worker 100 ms late: the ops it
 // then issues behind schedule have fast answers and must not be charged the load tool's own
 // lateness (measuring them from their scheduled start charges the next one about 90 ms).
 func TestWorkloadTimerLatenessNotCharged(t *testing.T) {
+	synctest.Test(t, testWorkloadTimerLatenessNotCharged)
+}
+
+func testWorkloadTimerLatenessNotCharged(t *testing.T) {
 	const (
 		workers  = 2
 		rate     = 200.0 // ops/s over both workers: one op per worker every 10 ms

@@ -231,8 +231,8 @@ func TestLeaseEndsBeforeReassignment(t *testing.T) {
 	if !lost.Before(reassigned) {
 		t.Fatalf("lease lost at +%v, reassigned at +%v", lost.Sub(cut), reassigned.Sub(cut))
 	}
-	if d := lost.Sub(cut); d > victim.cfg.LeaseDuration+500*time.Millisecond {
-		t.Errorf("lease lasted %v after the cut, LeaseDuration is %v", d, victim.cfg.LeaseDuration)
+	if d := lost.Sub(cut); d > victim.cfg.Timings.LeaseDuration+500*time.Millisecond {
+		t.Errorf("lease lasted %v after the cut, LeaseDuration is %v", d, victim.cfg.Timings.LeaseDuration)
 	}
 	t.Logf("lease lost at +%v, partitions reassigned at +%v (DeadWait %v)", lost.Sub(cut), reassigned.Sub(cut), victim.cfg.DeadWait())
 	eventually(t, 10*time.Second, c.converged)

@@ -8,13 +8,18 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
 	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
 
-// Config configures a Node. Zero fields take the documented defaults.
+// Config configures a Node. The contract is the module's: zero fields take the documented
+// defaults (WithDefaults fills them in), Validate reports every problem of c.WithDefaults() in
+// one error wrapping ErrConfig, and Open does both. ID and TransportAddr are required.
 type Config struct {
 	// ID identifies this member incarnation; it is also its raft server ID
 	// and memberlist node name. It must be fresh at every process start.
@@ -60,14 +65,10 @@ type Config struct {
 	// Plan tunes the partition planner (backups per partition, concurrent
 	// copies per member). Backups default 0 when zero, as in PlanConfig.
 	Plan partition.PlanConfig
-	// LeaseDuration is the owner lease: a follower accepts writes
-	// (LeaseValid) only while its last contact with the raft leader is
-	// younger than this. Default Timings.LeaseDuration (3s with
-	// DefaultTimings, 1s with LocalTimings).
-	LeaseDuration time.Duration
 	// LeaseMargin is added to the coordinator's wait before it reassigns a
 	// dead member's partitions, to cover clock-rate differences and
-	// scheduling delays (see Node.LeaseValid). Default LeaseDuration/4.
+	// scheduling delays (see Node.LeaseValid). Default
+	// Timings.LeaseDuration/4.
 	LeaseMargin time.Duration
 	// Timings are the raft, gossip and coordinator timings. Zero fields
 	// take their value from DefaultTimings().
@@ -106,7 +107,10 @@ type Timings struct {
 	// RaftCommitTimeout bounds the delay before an idle leader tells the
 	// followers the commit index. Default 50ms.
 	RaftCommitTimeout time.Duration
-	// LeaseDuration is the default of Config.LeaseDuration. Default 3s.
+	// LeaseDuration is the owner lease: a follower accepts writes
+	// (LeaseValid) only while its last contact with the raft leader, and
+	// its last lease confirmation, are younger than this. See Validate for
+	// how it must relate to the raft timings. Default 3s.
 	LeaseDuration time.Duration
 	// ReconcileInterval is how often the coordinator re-checks the
 	// membership and the plan even when nothing happened (a safety net;
@@ -245,9 +249,14 @@ func WANTimings() Timings {
 type Deps struct {
 	Server *transport.Server
 	Client *transport.Client
+	// Gossip, when not nil, carries memberlist's traffic in memory (members
+	// of one process, in tests; see membership.Config.Network). Nil: UDP and
+	// TCP sockets on GossipBindAddr.
+	Gossip *membership.MemNetwork
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.GossipBindAddr == "" {
 		c.GossipBindAddr = "127.0.0.1:0"
 	}
@@ -260,20 +269,41 @@ func (c Config) withDefaults() Config {
 	if c.PartitionCount == 0 {
 		c.PartitionCount = partition.DefaultCount
 	}
-	c.Timings = c.Timings.withDefaults()
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = c.Timings.LeaseDuration
-	}
+	c.Timings = c.Timings.WithDefaults()
 	if c.LeaseMargin == 0 {
-		c.LeaseMargin = c.LeaseDuration / 4
+		c.LeaseMargin = c.Timings.LeaseDuration / 4
 	}
 	return c
 }
 
-// Validate reports every problem of c, after the defaults are filled in,
-// in one error wrapping ErrConfig.
+// Validate reports every problem of c.WithDefaults() in one error wrapping
+// ErrConfig: its own fields, raft's rules for the raft timings (checked by
+// raft.ValidateConfig on the configuration Open gives raft), memberlist's
+// for the gossip timings, and how the owner lease must relate to raft:
+//
+//   - RaftLeaderLeaseTimeout <= RaftHeartbeatTimeout (raft's own rule, and
+//     the one the lease's safety rests on): a leader cut off from the
+//     majority steps down within RaftLeaderLeaseTimeout, before any
+//     follower has even started an election, so that no member can be in
+//     contact with an old leader after a newer one exists. That bounds a
+//     cut-off member's last contact, and DeadWait (LeaseDuration +
+//     RaftLeaderLeaseTimeout + LeaseMargin after the member is removed)
+//     outlasts its lease: a deposed owner stops serving before the new
+//     owner starts.
+//   - RaftElectionTimeout >= RaftHeartbeatTimeout (raft's rule).
+//   - LeaseDuration > RaftLeaderLeaseTimeout: a follower's lease lasts
+//     longer than the leader's own, so losing the leader does not take
+//     the followers' leases before the leader has stepped down.
+//   - LeaseDuration >= RaftHeartbeatTimeout/2: the leader contacts each
+//     follower every RaftHeartbeatTimeout/10; a shorter lease would lapse
+//     between heartbeats on a loaded machine (availability, not safety).
+//
+// A lease that also outlasts an election (LeaseDuration >=
+// RaftHeartbeatTimeout + RaftElectionTimeout, as in every preset) keeps the
+// followers serving while a crashed leader is replaced; shorter is valid
+// but pauses writes on every member during each election.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	var errs []error
 	if c.ID == "" {
 		errs = append(errs, errors.New("ID is empty"))
@@ -310,7 +340,7 @@ func (c Config) Validate() error {
 		{"RaftLeaderLeaseTimeout", t.RaftLeaderLeaseTimeout}, {"RaftCommitTimeout", t.RaftCommitTimeout},
 		{"ReconcileInterval", t.ReconcileInterval}, {"JoinRetryInterval", t.JoinRetryInterval},
 		{"BootstrapSettle", t.BootstrapSettle}, {"RetryInterval", t.RetryInterval},
-		{"LeaseDuration", c.LeaseDuration}, {"LeaseMargin", c.LeaseMargin},
+		{"LeaseDuration", t.LeaseDuration}, {"LeaseMargin", c.LeaseMargin},
 		{"RaftContactTimeout", t.RaftContactTimeout}, {"SuspectBackoff", t.SuspectBackoff},
 	} {
 		if d.v <= 0 {
@@ -320,14 +350,26 @@ func (c Config) Validate() error {
 	if t.RaftLeaderLeaseTimeout > t.RaftHeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("RaftLeaderLeaseTimeout %v exceeds RaftHeartbeatTimeout %v", t.RaftLeaderLeaseTimeout, t.RaftHeartbeatTimeout))
 	}
-	if c.LeaseDuration <= t.RaftLeaderLeaseTimeout {
-		errs = append(errs, fmt.Errorf("LeaseDuration %v must exceed RaftLeaderLeaseTimeout %v", c.LeaseDuration, t.RaftLeaderLeaseTimeout))
+	if t.LeaseDuration <= t.RaftLeaderLeaseTimeout {
+		errs = append(errs, fmt.Errorf("LeaseDuration %v must exceed RaftLeaderLeaseTimeout %v", t.LeaseDuration, t.RaftLeaderLeaseTimeout))
 	}
 	if t.RaftContactTimeout < t.RaftHeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("RaftContactTimeout %v is below RaftHeartbeatTimeout %v", t.RaftContactTimeout, t.RaftHeartbeatTimeout))
 	}
-	if c.LeaseDuration < t.RaftHeartbeatTimeout/2 {
-		errs = append(errs, fmt.Errorf("LeaseDuration %v is below half RaftHeartbeatTimeout %v: followers would lose their lease between heartbeats", c.LeaseDuration, t.RaftHeartbeatTimeout))
+	if t.LeaseDuration < t.RaftHeartbeatTimeout/2 {
+		errs = append(errs, fmt.Errorf("LeaseDuration %v is below half RaftHeartbeatTimeout %v: followers would lose their lease between heartbeats", t.LeaseDuration, t.RaftHeartbeatTimeout))
+	}
+	if t.RaftElectionTimeout < t.RaftHeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("RaftElectionTimeout %v is below RaftHeartbeatTimeout %v", t.RaftElectionTimeout, t.RaftHeartbeatTimeout))
+	}
+	// The rest of raft's rules (minimum timeouts), on the configuration Open gives raft. The
+	// two rules above are raft's too: they are reported above, with the fields' names, so
+	// they are taken out of raft's way here (it reports only its first problem).
+	rc := raftConfig(c, nil)
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, rc.HeartbeatTimeout)
+	rc.ElectionTimeout = max(rc.ElectionTimeout, rc.HeartbeatTimeout)
+	if err := raft.ValidateConfig(rc); err != nil {
+		errs = append(errs, fmt.Errorf("raft: %w", err))
 	}
 	mc := membership.Config{ID: "x", TransportAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Timings: t.Gossip}
 	if err := mc.Validate(); err != nil {
@@ -339,15 +381,38 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 }
 
+// raftConfig is the raft configuration of a node with configuration c (after
+// defaults), logging to logger (nil: raft's default).
+func raftConfig(c Config, logger hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.ID)
+	if rc.LocalID == "" {
+		rc.LocalID = "unnamed" // reported by Validate as "ID is empty"
+	}
+	rc.HeartbeatTimeout = c.Timings.RaftHeartbeatTimeout
+	rc.ElectionTimeout = c.Timings.RaftElectionTimeout
+	rc.LeaderLeaseTimeout = c.Timings.RaftLeaderLeaseTimeout
+	rc.CommitTimeout = c.Timings.RaftCommitTimeout
+	rc.ShutdownOnRemove = false // a member removed by mistake (false death) can be added again
+	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
+	if logger != nil {
+		rc.Logger = logger
+	}
+	return rc
+}
+
 // DeadWait is how long the coordinator waits, after a member is declared
 // dead and removed from raft, before it reassigns the member's partitions:
 // LeaseDuration + RaftLeaderLeaseTimeout + LeaseMargin. See Node.LeaseValid.
 func (c Config) DeadWait() time.Duration {
-	c = c.withDefaults()
-	return c.LeaseDuration + c.Timings.RaftLeaderLeaseTimeout + c.LeaseMargin
+	c = c.WithDefaults()
+	return c.Timings.LeaseDuration + c.Timings.RaftLeaderLeaseTimeout + c.LeaseMargin
 }
 
-func (t Timings) withDefaults() Timings {
+// WithDefaults returns t with every zero field set to its DefaultTimings
+// value (Gossip as a whole when it is zero).
+func (t Timings) WithDefaults() Timings {
 	d := DefaultTimings()
 	if t.Gossip == (membership.Timings{}) {
 		t.Gossip = d.Gossip

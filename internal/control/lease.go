@@ -33,11 +33,11 @@ func (n *Node) leaseLoop() {
 	defer n.wg.Done()
 	ctx, cancel := n.stopContext()
 	defer cancel()
-	steady := n.cfg.LeaseDuration / 5
+	steady := n.cfg.Timings.LeaseDuration / 5
 	fast := min(steady, 2*n.cfg.Timings.RetryInterval)
 	for {
 		wait := fast
-		if n.confirmedFor() < n.cfg.LeaseDuration-2*steady {
+		if n.confirmedFor() < n.cfg.Timings.LeaseDuration-2*steady {
 			wait = steady
 		}
 		t := time.NewTimer(wait)
@@ -55,7 +55,7 @@ func (n *Node) leaseLoop() {
 			continue
 		}
 		t0 := n.mono()
-		rctx, rcancel := context.WithTimeout(ctx, n.cfg.LeaseDuration)
+		rctx, rcancel := context.WithTimeout(ctx, n.cfg.Timings.LeaseDuration)
 		err := n.confirmLease(rctx, string(addr))
 		rcancel()
 		if err != nil {

@@ -146,7 +146,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 	if deps.Server == nil || deps.Client == nil {
 		return nil, fmt.Errorf("%w: Deps.Server and Deps.Client are required", ErrConfig)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	n := &Node{
 		cfg:  cfg,
 		deps: deps,
@@ -171,6 +171,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 		BindAddr:      cfg.GossipBindAddr,
 		AdvertiseAddr: cfg.GossipAdvertiseAddr,
 		Timings:       cfg.Timings.Gossip,
+		Network:       deps.Gossip,
 		Logger:        cfg.Logger,
 		Admission:     cfg.Admission,
 		GossipKeys:    cfg.GossipKeys,
@@ -244,16 +245,7 @@ func (n *Node) newRaftInst(logs *raft.InmemStore, snaps *raft.InmemSnapshotStore
 		Logger:  hl,
 	})
 
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.HeartbeatTimeout = cfg.Timings.RaftHeartbeatTimeout
-	rc.ElectionTimeout = cfg.Timings.RaftElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.Timings.RaftLeaderLeaseTimeout
-	rc.CommitTimeout = cfg.Timings.RaftCommitTimeout
-	rc.ShutdownOnRemove = false // a member removed by mistake (false death) can be added again
-	rc.SnapshotThreshold = 1024
-	rc.TrailingLogs = 1024
-	rc.Logger = hl
+	rc := raftConfig(cfg, hl)
 	if err := raft.ValidateConfig(rc); err != nil {
 		trans.Close()
 		return nil, fmt.Errorf("%w: raft: %w", ErrConfig, err)
@@ -432,7 +424,7 @@ func (n *Node) LeaseValid() bool {
 // leaseCacheWindow bounds how long a positive LeaseValid answer is reused:
 // 1% of the lease duration, at most 2ms.
 func (n *Node) leaseCacheWindow() time.Duration {
-	return min(n.cfg.LeaseDuration/100, 2*time.Millisecond)
+	return min(n.cfg.Timings.LeaseDuration/100, 2*time.Millisecond)
 }
 
 // leaseCheck is the full lease check at mono time now. When the lease is
@@ -451,8 +443,8 @@ func (n *Node) leaseCheck(now int64) (int64, bool) {
 		if last.IsZero() {
 			return 0, false
 		}
-		contact := n.cfg.LeaseDuration - time.Since(last)
-		confirm := n.cfg.LeaseDuration - n.confirmedFor()
+		contact := n.cfg.Timings.LeaseDuration - time.Since(last)
+		confirm := n.cfg.Timings.LeaseDuration - n.confirmedFor()
 		if contact <= 0 || confirm <= 0 {
 			return 0, false
 		}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -99,6 +100,7 @@ func TestVotersDieOneAfterAnother(t *testing.T) {
 	c := newTestCluster(t)
 	c.startN(5)
 	eventually(t, 10*time.Second, c.converged)
+	eventually(t, 5*time.Second, c.oneLeader)
 	rounds := 4
 	if testing.Short() {
 		rounds = 2
@@ -106,9 +108,19 @@ func TestVotersDieOneAfterAnother(t *testing.T) {
 	for i := range rounds {
 		epoch := c.leader().Table().Epoch
 		replaceVoter(t, c, i%2 == 1, 15*time.Second)
-		if e := c.leader().Table().Epoch; e <= epoch {
-			t.Fatalf("round %d: epoch %d, was %d", i, e, epoch)
-		}
+		// Leadership may still be settling right after the replacement (a
+		// new leader elected, the old one stepping down): ask whichever
+		// member leads once there is one.
+		eventually(t, 5*time.Second, func() error {
+			l := c.leader()
+			if l == nil {
+				return errors.New("no leader")
+			}
+			if e := l.Table().Epoch; e <= epoch {
+				return fmt.Errorf("round %d: epoch %d, was %d", i, e, epoch)
+			}
+			return nil
+		})
 		c.add()
 		eventually(t, 15*time.Second, c.converged)
 		eventually(t, 5*time.Second, c.oneLeader)

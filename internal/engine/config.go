@@ -20,7 +20,9 @@ const (
 	DefaultBackupAckTimeout        = 500 * time.Millisecond
 )
 
-// Config configures a member's map service. Zero fields take the documented defaults.
+// Config configures a member's map service. Zero fields take the documented defaults
+// (WithDefaults); Validate reports every problem of c.WithDefaults(); NewService does both.
+// PartitionCount is required.
 type Config struct {
 	// PartitionCount must equal the cluster's partition count. Required.
 	PartitionCount int
@@ -66,7 +68,11 @@ type Config struct {
 	Maps map[string]MapConfig
 }
 
-func (c Config) withDefaults() Config {
+// withDefaults is WithDefaults (the service's name for it).
+func (c Config) withDefaults() Config { return c.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.OperationTimeout == 0 {
 		c.OperationTimeout = DefaultOperationTimeout
 	}
@@ -94,9 +100,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of a Config (after defaults), each map's (MapConfig.Validate)
-// included under its name, in one error wrapping ErrInvalidConfig.
+// Validate reports every problem of c.WithDefaults(), each map's (MapConfig.Validate) included
+// under its name, in one error wrapping ErrInvalidConfig.
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
 	if c.PartitionCount <= 0 {
 		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
@@ -130,4 +137,11 @@ func (c Config) Validate() error {
 		errs = append(errs, configerr.Prefix(prefix, c.Maps[name].problems())...)
 	}
 	return configerr.Join(ErrInvalidConfig, errs)
+}
+
+// WithDefaults returns c with mapstore's defaults filled into Persistence (Store and Loader have
+// none: nil means none).
+func (c MapConfig) WithDefaults() MapConfig {
+	c.Persistence = c.Persistence.WithDefaults()
+	return c
 }

@@ -54,6 +54,10 @@ type persistence struct {
 
 	storeCalls, storeErrors atomic.Uint64
 	lastError               atomic.Pointer[errorAt]
+	// rejected counts the write-behind entries the store refused for good (mapstore.ErrRejected),
+	// which are not retried.
+	rejected     atomic.Uint64
+	lastRejected atomic.Pointer[errorAt]
 }
 
 type errorAt struct {
@@ -80,6 +84,20 @@ func (ps *persistence) writeBehind() bool {
 func (ps *persistence) failed(err error) {
 	ps.storeErrors.Add(1)
 	ps.lastError.Store(&errorAt{err: err, at: time.Now()})
+}
+
+// rejectedBy records the entries a store call refused for good (every other entry of the call
+// was applied) and reports whether err is such a refusal; any other error is returned as is.
+func (s *Service) rejectedBy(ps *persistence, err error) error {
+	rej := mapstore.Rejected(err)
+	if rej == nil {
+		return err
+	}
+	ps.rejected.Add(uint64(len(rej.Keys)))
+	ps.lastRejected.Store(&errorAt{err: err, at: time.Now()})
+	s.log.Error("write-behind store refused entries for good: they stay in memory but are not stored, and are not retried",
+		"map", ps.name, "entries", len(rej.Keys), "err", err)
+	return nil
 }
 
 // persistenceOf returns the store configuration of a map, or nil.
@@ -314,22 +332,22 @@ func (s *Service) storeBatch(ps *persistence, batch []writebehind.Entry) error {
 	err := func() error {
 		if ps.batch != nil {
 			if len(keys) > 0 {
-				if err := ps.batch.StoreAll(ctx, keys, values); err != nil {
+				if err := s.rejectedBy(ps, ps.batch.StoreAll(ctx, keys, values)); err != nil {
 					return err
 				}
 			}
 			if len(deletes) > 0 {
-				return ps.batch.DeleteAll(ctx, deletes)
+				return s.rejectedBy(ps, ps.batch.DeleteAll(ctx, deletes))
 			}
 			return nil
 		}
 		for i := range keys {
-			if err := ps.store.Store(ctx, keys[i], values[i]); err != nil {
+			if err := s.rejectedBy(ps, ps.store.Store(ctx, keys[i], values[i])); err != nil {
 				return err
 			}
 		}
 		for _, k := range deletes {
-			if err := ps.store.Delete(ctx, k); err != nil {
+			if err := s.rejectedBy(ps, ps.store.Delete(ctx, k)); err != nil {
 				return err
 			}
 		}
@@ -446,6 +464,12 @@ type PersistenceStats struct {
 	Retries      uint64
 	LastError    error
 	LastErrorAt  time.Time
+	// Rejected counts the entries the store refused for good (mapstore.ErrRejected, such as a
+	// document the database's mapping refuses): they are not stored and not retried; the map
+	// keeps them in memory. LastRejected is the last such refusal.
+	Rejected       uint64
+	LastRejected   error
+	LastRejectedAt time.Time
 }
 
 // PersistenceStats returns the store statistics of a map on this member.
@@ -457,6 +481,10 @@ func (s *Service) PersistenceStats(mapName string) PersistenceStats {
 	st := PersistenceStats{StoreCalls: ps.storeCalls.Load(), StoreErrors: ps.storeErrors.Load()}
 	if e := ps.lastError.Load(); e != nil {
 		st.LastError, st.LastErrorAt = e.err, e.at
+	}
+	st.Rejected = ps.rejected.Load()
+	if e := ps.lastRejected.Load(); e != nil {
+		st.LastRejected, st.LastRejectedAt = e.err, e.at
 	}
 	t := s.cluster.Table()
 	now := s.cfg.Now()

@@ -182,7 +182,7 @@ func TestGossipKeyRotation(t *testing.T) {
 func TestConfigValidateSecurity(t *testing.T) {
 	cfg := Config{ID: "x", TransportAddr: "127.0.0.1:1", GossipKeys: [][]byte{make([]byte, 15)},
 		Admission: &Admission{ClusterName: strings.Repeat("n", MaxClusterName+1)}}
-	err := cfg.withDefaults().Validate()
+	err := cfg.WithDefaults().Validate()
 	if err == nil || !strings.Contains(err.Error(), "GossipKeys[0]") || !strings.Contains(err.Error(), "ClusterName") {
 		t.Fatalf("Validate: %v", err)
 	}

@@ -106,7 +106,8 @@ func LocalTimings() Timings {
 	}
 }
 
-// Config configures a List.
+// Config configures a List. Zero fields take the documented defaults
+// (WithDefaults); Validate checks the result; New does both.
 type Config struct {
 	// ID names this member: the memberlist node name, unique per process
 	// start. Required.
@@ -144,9 +145,16 @@ type Config struct {
 	// Each is 16, 24 or 32 bytes (AES-128, -192, -256). Empty: plaintext
 	// gossip.
 	GossipKeys [][]byte
+	// Network, when not nil, carries the gossip in memory instead of UDP
+	// and TCP sockets (members of one process, in tests); BindAddr's host
+	// must then be an IP, and port 0 picks one unused in Network. Nil:
+	// sockets.
+	Network *MemNetwork
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (Timings
+// as a whole when it is zero).
+func (c Config) WithDefaults() Config {
 	if c.BindAddr == "" {
 		c.BindAddr = "127.0.0.1:0"
 	}
@@ -162,9 +170,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of c (after defaults are filled in) in one
-// error wrapping ErrConfig.
+// Validate reports every problem of c.WithDefaults() in one error wrapping
+// ErrConfig. ID and TransportAddr are required.
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
 	if c.ID == "" {
 		errs = append(errs, errors.New("ID is empty"))

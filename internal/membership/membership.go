@@ -135,7 +135,7 @@ type List struct {
 // New starts memberlist listening on cfg.BindAddr. The member knows only
 // itself until Join (or another member joining it).
 func New(cfg Config) (*List, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,8 +206,18 @@ func New(cfg Config) (*List, error) {
 		mc.Keyring, l.keyring = kr, kr
 	}
 
+	if cfg.Network != nil {
+		t, err := cfg.Network.bind(mc.BindAddr, port)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = t
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			mc.Transport.Shutdown()
+		}
 		return nil, fmt.Errorf("membership: start memberlist: %w", err)
 	}
 	l.ml = ml

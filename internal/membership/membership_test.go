@@ -17,7 +17,13 @@ import (
 
 func newList(t *testing.T, id string) *List {
 	t.Helper()
-	l, err := New(Config{ID: id, TransportAddr: "127.0.0.1:9" + id[len(id)-1:], Timings: LocalTimings()})
+	return newListOn(t, id, nil)
+}
+
+// newListOn starts a list gossiping on network (nil: sockets).
+func newListOn(t *testing.T, id string, network *MemNetwork) *List {
+	t.Helper()
+	l, err := New(Config{ID: id, TransportAddr: "127.0.0.1:9" + id[len(id)-1:], Timings: LocalTimings(), Network: network})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +52,15 @@ func stateOf(l *List, id string) (Member, bool) {
 	return Member{}, false
 }
 
+// Join, metadata, leave and death, over sockets and over a MemNetwork (where a stopped member
+// must look like a stopped process: its address drops packets and refuses streams).
 func TestJoinMetaLeaveDeath(t *testing.T) {
-	a, b, c := newList(t, "m1"), newList(t, "m2"), newList(t, "m3")
+	t.Run("sockets", func(t *testing.T) { testJoinMetaLeaveDeath(t, nil) })
+	t.Run("memory", func(t *testing.T) { testJoinMetaLeaveDeath(t, NewMemNetwork()) })
+}
+
+func testJoinMetaLeaveDeath(t *testing.T, network *MemNetwork) {
+	a, b, c := newListOn(t, "m1", network), newListOn(t, "m2", network), newListOn(t, "m3", network)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, l := range []*List{b, c} {
@@ -148,7 +161,7 @@ func TestValidateReportsEverything(t *testing.T) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
 	}
-	if err := (Config{ID: "x", TransportAddr: "127.0.0.1:1"}).withDefaults().Validate(); err != nil {
+	if err := (Config{ID: "x", TransportAddr: "127.0.0.1:1"}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 }

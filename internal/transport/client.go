@@ -110,7 +110,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{cfg: cfg.withDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), born: time.Now()}
+	c := &Client{cfg: cfg.WithDefaults(), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), born: time.Now()}
 	c.wg.Add(1)
 	go c.monitor()
 	return c, nil
@@ -424,8 +424,16 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	defer c.wg.Done()
 	d := net.Dialer{Timeout: c.cfg.DialTimeout}
 	dial := d.DialContext
+	hook := c.cfg.Dial
 	if c.dialHook != nil {
-		dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return c.dialHook(ctx, addr) }
+		hook = c.dialHook
+	}
+	if hook != nil {
+		dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+			defer cancel()
+			return hook(ctx, addr)
+		}
 	}
 	nc, err := dial(c.ctx, "tcp", addr)
 	if err == nil {

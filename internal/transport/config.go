@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -23,8 +25,9 @@ const (
 	DefaultQueueSize = 1024
 )
 
-// Config configures a Client or a Server. Zero fields take the defaults;
-// negative values are invalid.
+// Config configures a Client or a Server. Zero fields take the defaults
+// (WithDefaults); Validate checks the result, and NewClient and NewServer do
+// both. Negative values are invalid.
 type Config struct {
 	// MaxFrameSize is the largest accepted value of a frame's length field,
 	// in bytes. Default 64 MiB; at most MaxFrameLimit.
@@ -68,10 +71,14 @@ type Config struct {
 	Secret []byte
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
+	// Dial, when not nil, connects to a peer's address instead of a TCP dial: the Client's
+	// connections and the raft layer's (see Server.RaftLayer) both use it. MemNetwork.Dial
+	// runs members of one process without sockets on a network. Nil: TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
-// withDefaults returns c with the zero fields set to their defaults.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.MaxFrameSize == 0 {
 		c.MaxFrameSize = DefaultMaxFrameSize
 	}
@@ -99,13 +106,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem with c in one error wrapping
-// ErrInvalidConfig. Zero fields are valid (they take defaults).
+// Validate reports every problem of c.WithDefaults() in one error wrapping
+// ErrInvalidConfig: zero fields are valid (they take defaults).
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
 	if c.MaxFrameSize < 0 || c.MaxFrameSize > MaxFrameLimit {
 		errs = append(errs, fmt.Errorf("MaxFrameSize %d not in [0, %d]", c.MaxFrameSize, MaxFrameLimit))
-	} else if c.MaxFrameSize != 0 && c.MaxFrameSize < MinFrameLength+2 {
+	} else if c.MaxFrameSize < MinFrameLength+2 {
 		errs = append(errs, fmt.Errorf("MaxFrameSize %d below %d", c.MaxFrameSize, MinFrameLength+2))
 	}
 	if c.ConnsPerPeer < 0 {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -92,7 +93,15 @@ func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 		timeout = l.s.cfg.DialTimeout
 	}
 	deadline := time.Now().Add(timeout)
-	nc, err := net.DialTimeout("tcp", string(address), timeout)
+	var nc net.Conn
+	var err error
+	if l.s.cfg.Dial != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		nc, err = l.s.cfg.Dial(ctx, string(address))
+		cancel()
+	} else {
+		nc, err = net.DialTimeout("tcp", string(address), timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: raft dial %s: %w", address, err)
 	}

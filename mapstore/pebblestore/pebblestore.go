@@ -59,7 +59,9 @@ const DefaultBlobThreshold = 64 << 10
 // DefaultBlobWriters is how many blob files one call writes in parallel by default.
 const DefaultBlobWriters = 8
 
-// Options configure a Store. The zero value is the recommended configuration.
+// Options configure a Store. The zero value is the recommended configuration. As every
+// configuration of the module: WithDefaults fills the zero fields in, Validate reports every
+// problem of o.WithDefaults() in one error wrapping ErrInvalidOptions, and Open does both.
 type Options struct {
 	// NoSync skips every fsync: writes survive a process crash but not a machine crash. Default
 	// false: each call is durable when it returns.
@@ -88,17 +90,32 @@ type Store struct {
 	closed  atomic.Bool
 }
 
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.BlobThreshold == 0 {
+		o.BlobThreshold = DefaultBlobThreshold
+	}
+	if o.BlobWriters == 0 {
+		o.BlobWriters = DefaultBlobWriters
+	}
+	return o
+}
+
+// Validate reports every problem of o.WithDefaults() in one error wrapping ErrInvalidOptions.
+func (o Options) Validate() error {
+	o = o.WithDefaults()
+	if o.BlobWriters < 0 {
+		return fmt.Errorf("%w: BlobWriters %d is negative", ErrInvalidOptions, o.BlobWriters)
+	}
+	return nil
+}
+
 // Open opens (creating it if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.BlobThreshold == 0 {
-		opts.BlobThreshold = DefaultBlobThreshold
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.BlobWriters == 0 {
-		opts.BlobWriters = DefaultBlobWriters
-	}
-	if opts.BlobWriters < 0 {
-		return nil, fmt.Errorf("%w: BlobWriters %d is negative", ErrInvalidOptions, opts.BlobWriters)
-	}
+	opts = opts.WithDefaults()
 	s := &Store{dir: dir, blobDir: filepath.Join(dir, "blobs"), opts: opts, wopts: pebble.Sync}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Runs a real HBase 2.6.3 standalone (master, region server and ZooKeeper in one JVM, data on the
+# local filesystem) for the integration tests of mapstore/hbase.
+#
+#   .ci/hbase.sh start    collect the jars (Maven, once), start HBase, wait until it serves
+#   .ci/hbase.sh stop     stop it by PID (TERM, then KILL after a deadline)
+#   .ci/hbase.sh status   exit 0 when it runs and serves
+#   .ci/hbase.sh addr     print the bootstrap address the tests take (GRIDMAP_HBASE_ADDR)
+#
+# Everything lives under $GRIDMAP_HBASE_HOME (default /tmp/gridmap-hbase): jars/, conf/,
+# webapps/, data/ (kept across stop and start, so a restart finds
+# its tables; GRIDMAP_HBASE_FRESH=1 wipes it first), hbase.pid, hbase.log. Ports: master RPC 16000, region
+# server RPC 16020, ZooKeeper 2181; the web UIs are off.
+#
+# Why it looks like this (see issue 19): the jars come from org.apache.hbase:hbase-server:2.6.3 and
+# its runtime dependencies (.ci/hbase/pom.xml), because no HBase binary tarball can be fetched
+# here; Hadoop's UserGroupInformation fails on Java 23+ ("getSubject is not supported"), so it runs
+# on Java 17; the served jar lacks the hbase-webapps folders the info servers look up on the
+# classpath, so empty ones are made.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+home="${GRIDMAP_HBASE_HOME:-/tmp/gridmap-hbase}"
+jars="$home/jars"
+pidfile="$home/hbase.pid"
+log="$home/hbase.log"
+start_deadline="${GRIDMAP_HBASE_START_TIMEOUT:-180}"
+master_port=16000
+rs_port=16020
+
+say() { echo "hbase.sh: $*" >&2; }
+
+# java17 prints the path of a Java 17 runtime, installing one through apt when none is found.
+java17() {
+  local c
+  for c in "${JAVA17_HOME:-}/bin/java" /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/temurin-17*/bin/java; do
+    if [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  if command -v java >/dev/null && java -version 2>&1 | grep -q 'version "17'; then command -v java; return 0; fi
+  say "no Java 17 found: installing openjdk-17-jre-headless"
+  apt_install openjdk-17-jre-headless
+  for c in /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+    if [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  say "Java 17 could not be installed"
+  return 1
+}
+
+apt_install() {
+  local try
+  for try in 1 2 3; do
+    if timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2; then
+      return 0
+    fi
+    say "apt-get install $*: try $try failed"
+    sleep $((try * 5))
+  done
+  return 1
+}
+
+# fetch_jars collects the jars once; a complete copy is marked by jars/.complete.
+fetch_jars() {
+  if [ -f "$jars/.complete" ]; then return 0; fi
+  if ! command -v mvn >/dev/null; then
+    say "mvn not found: installing maven"
+    apt_install maven
+  fi
+  local try tmp="$home/jars.tmp"
+  for try in 1 2 3; do
+    rm -rf "$tmp"
+    say "collecting HBase jars with Maven (try $try)"
+    if (cd "$here/hbase" && JAVA_HOME="$(dirname "$(dirname "$(java17)")")" timeout 600 mvn -B -q \
+      -Dmaven.wagon.http.retryHandler.count=3 -Dmaven.wagon.rto=60000 \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp") >&2; then
+      if ls "$tmp"/hbase-server-2.6.3.jar >/dev/null 2>&1; then
+        rm -rf "$jars" && mv "$tmp" "$jars" && touch "$jars/.complete"
+        say "$(ls "$jars"/*.jar | wc -l) jars, $(du -sh "$jars" | cut -f1)"
+        return 0
+      fi
+    fi
+    say "Maven try $try failed"
+    sleep $((try * 10))
+  done
+  say "could not collect the HBase jars"
+  return 1
+}
+
+write_conf() {
+  mkdir -p "$home/conf" "$home/webapps/hbase-webapps/master" "$home/webapps/hbase-webapps/regionserver" \
+    "$home/webapps/hbase-webapps/static"
+  # The served jars log through slf4j-reload4j (log4j 1.2 API): without this file nothing is
+  # logged, and the readiness check below reads the log.
+  cat >"$home/conf/log4j.properties" <<'PROPS'
+log4j.rootLogger=INFO,console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.target=System.err
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{2}: %m%n
+log4j.logger.org.apache.zookeeper=WARN
+log4j.logger.org.apache.hadoop=WARN
+log4j.logger.org.apache.hadoop.hbase=INFO
+PROPS
+  cat >"$home/conf/hbase-site.xml" <<EOF
+<?xml version="1.0"?>
+<configuration>
+  <property><name>hbase.cluster.distributed</name><value>false</value></property>
+  <property><name>hbase.rootdir</name><value>file://$home/data/hbase</value></property>
+  <property><name>hbase.zookeeper.property.dataDir</name><value>$home/data/zookeeper</value></property>
+  <property><name>hbase.tmp.dir</name><value>$home/data/tmp</value></property>
+  <!-- The local filesystem has no hflush/hsync capability check to pass. -->
+  <property><name>hbase.unsafe.stream.capability.enforce</name><value>false</value></property>
+  <!-- Socorro's dumps go up to 20 MB, stored as one cell each: raise the 10 MiB default cell
+       limit (a larger cell fails with "exceeds limit", ErrValueTooLarge in mapstore/hbase). -->
+  <property><name>hbase.server.keyvalue.maxsize</name><value>67108864</value></property>
+  <!-- A call slower than 10 s (easy on a loaded CI box) is logged with its request printed as
+       protobuf text: for a multi-megabyte batch that string alone exhausted the 1 GiB heap and
+       the region server aborted (OutOfMemoryError in TextFormat). Keep the log, drop the dump. -->
+  <property><name>hbase.ipc.warn.response.time</name><value>-1</value></property>
+  <property><name>hbase.ipc.warn.response.size</name><value>-1</value></property>
+  <property><name>hbase.master.info.port</name><value>-1</value></property>
+  <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
+  <property><name>hbase.master.port</name><value>$master_port</value></property>
+  <property><name>hbase.regionserver.port</name><value>$rs_port</value></property>
+  <!-- Advertise the loopback name so the client reaches the region server by what meta says. -->
+  <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
+  <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
+</configuration>
+EOF
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# serving: both RPC ports answer and the master says it finished initialising (meta is assigned
+# and the namespace table is online by then).
+serving() {
+  running && port_open "$master_port" && port_open "$rs_port" &&
+    grep -q 'Master has completed initialization' "$log" 2>/dev/null
+}
+
+start() {
+  if serving; then say "already serving (pid $(cat "$pidfile"))"; return 0; fi
+  if running; then stop; fi
+  mkdir -p "$home"
+  fetch_jars
+  write_conf
+  local java
+  java="$(java17)"
+  if [ "${GRIDMAP_HBASE_FRESH:-0}" = 1 ]; then rm -rf "$home/data"; fi
+  # ZooKeeper holds only ephemeral coordination state in HBase 2 (tables, regions and
+  # procedures live in hbase:meta and the master's local region): a stale copy makes the new
+  # master wait for the old sessions to expire (up to 40 s), so it starts empty.
+  rm -rf "$home/data/zookeeper"
+  mkdir -p "$home/data"
+  local t0
+  t0=$(date +%s.%N)
+  # setsid: the JVM gets a session of its own, so a test harness that ends the caller's process
+  # group does not take HBase with it, and stop ends exactly this PID.
+  setsid "$java" -Xms256m -Xmx1g -XX:+UseG1GC \
+    -Djava.net.preferIPv4Stack=true \
+    -Dhbase.log.dir="$home" -Dhbase.home.dir="$home" \
+    --add-opens java.base/java.lang=ALL-UNNAMED \
+    --add-opens java.base/java.lang.reflect=ALL-UNNAMED \
+    --add-opens java.base/java.nio=ALL-UNNAMED \
+    --add-opens java.base/java.io=ALL-UNNAMED \
+    --add-opens java.base/java.util=ALL-UNNAMED \
+    --add-opens java.base/java.util.concurrent=ALL-UNNAMED \
+    --add-opens java.base/java.util.concurrent.atomic=ALL-UNNAMED \
+    --add-opens java.base/java.net=ALL-UNNAMED \
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
+    --add-exports java.base/jdk.internal.misc=ALL-UNNAMED \
+    --add-exports java.base/sun.nio.ch=ALL-UNNAMED \
+    --add-exports java.security.jgss/sun.security.krb5=ALL-UNNAMED \
+    -cp "$home/conf:$home/webapps:$jars/*" \
+    org.apache.hadoop.hbase.master.HMaster start </dev/null >"$log" 2>&1 &
+  echo $! >"$pidfile"
+  local deadline=$((SECONDS + start_deadline))
+  while ! serving; do
+    if ! running; then
+      say "HBase exited while starting; last lines of $log:"
+      tail -n 40 "$log" >&2
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "HBase did not serve within ${start_deadline}s; last lines of $log:"
+      tail -n 40 "$log" >&2
+      stop
+      return 1
+    fi
+    sleep 0.5
+  done
+  local t1 rss
+  t1=$(date +%s.%N)
+  rss=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$(cat "$pidfile")/status")
+  say "serving on 127.0.0.1:$master_port (pid $(cat "$pidfile")) after $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b-a}')s, ${rss} MB resident"
+}
+
+stop() {
+  if ! running; then rm -f "$pidfile"; return 0; fi
+  local pid
+  pid="$(cat "$pidfile")"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "pid $pid still running after 30s: KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  say "stopped (pid $pid)"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) if serving; then say "serving (pid $(cat "$pidfile"))"; else say "not serving"; exit 1; fi ;;
+addr) echo "127.0.0.1:$master_port" ;;
+fetch) fetch_jars ;;
+*) echo "usage: $0 start|stop|status|addr|fetch" >&2; exit 2 ;;
+esac

@@ -12,6 +12,7 @@ import (
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/configerr"
 	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
@@ -217,7 +218,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Security.validate()...)
 	// Each map's configuration, with the map service's own rules (dmap.MapConfig.Validate, its
 	// persistence with mapstore's): the problems come back named Maps["name"].Field.
-	errs = append(errs, configerr.Problems((dmap.Config{PartitionCount: 1, Maps: c.Maps}).Validate(), dmap.ErrInvalidConfig)...)
+	errs = append(errs, configerr.Problems((engine.Config{PartitionCount: 1, Maps: engineMaps(c.Maps)}).Validate(), engine.ErrInvalidConfig)...)
 	return configerr.Join(ErrInvalidConfig, errs)
 }
 
@@ -266,7 +267,7 @@ func (c Config) validateTimings() []error {
 	for _, err := range configerr.Problems(probe.Validate(), control.ErrConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
-	for _, err := range configerr.Problems((dmap.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), dmap.ErrInvalidConfig) {
+	for _, err := range configerr.Problems((engine.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), engine.ErrInvalidConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
 	return errs

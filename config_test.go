@@ -11,6 +11,7 @@ import (
 
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/freeport"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/internal/transport"
@@ -109,7 +110,7 @@ func TestConfigValidateMaps(t *testing.T) {
 // package found them.
 func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 	for _, err := range []error{
-		(dmap.Config{}).Validate(),
+		(engine.Config{}).Validate(),
 		(mapstore.Config{BatchSize: -1}).Validate(),
 		(transport.Config{MaxFrameSize: -1}).Validate(),
 		(control.Config{}).Validate(),
@@ -249,9 +250,9 @@ func TestConfigContract(t *testing.T) {
 			reflect.DeepEqual(Config{}.WithDefaults().WithDefaults().Timings, Config{}.WithDefaults().Timings), ErrInvalidConfig},
 		"gridmap.Timings": {Config{Timings: Timings{}}.Validate(), Config{Timings: Timings{}.WithDefaults()}.Validate(),
 			Config{Timings: Timings{LeaseDuration: -1}}.Validate(), Timings{}.WithDefaults().WithDefaults() == Timings{}.WithDefaults(), ErrInvalidConfig},
-		"dmap.Config": {dmap.Config{PartitionCount: 1}.Validate(), dmap.Config{PartitionCount: 1}.WithDefaults().Validate(),
-			dmap.Config{PartitionCount: 1, MaxConcurrentMigrations: -1}.Validate(),
-			dmap.Config{}.WithDefaults().WithDefaults().MigrationChunkSize == dmap.Config{}.WithDefaults().MigrationChunkSize, dmap.ErrInvalidConfig},
+		"engine.Config": {engine.Config{PartitionCount: 1}.Validate(), engine.Config{PartitionCount: 1}.WithDefaults().Validate(),
+			engine.Config{PartitionCount: 1, MaxConcurrentMigrations: -1}.Validate(),
+			engine.Config{}.WithDefaults().WithDefaults().MigrationChunkSize == engine.Config{}.WithDefaults().MigrationChunkSize, engine.ErrInvalidConfig},
 		"dmap.MapConfig": {dmap.MapConfig{}.Validate(), dmap.MapConfig{}.WithDefaults().Validate(),
 			dmap.MapConfig{Persistence: mapstore.Config{BatchBytes: -1}}.Validate(),
 			dmap.MapConfig{}.WithDefaults().WithDefaults() == dmap.MapConfig{}.WithDefaults(), dmap.ErrInvalidConfig},

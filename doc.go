@@ -83,11 +83,14 @@
 // # Layout
 //
 //	partition/            hashing, the table and the planner (pure logic)
-//	dmap/                 typed maps, record stores, routing, backups, migration, listeners,
-//	                      processors, locks, transactions, write-behind wiring
+//	dmap/                 typed maps: codecs, listeners, processors, locks, transactions, errors
 //	listener/             entry events and their bounded per-listener dispatch
-//	mapstore/             the store contract, the write-behind queue; memstore, pebblestore,
+//	mapstore/             the store contract and its configuration; memstore, pebblestore,
 //	                      elasticsearch, hbase
+//	internal/engine/      the untyped map engine: record stores, routing, backups, migration,
+//	                      resync, events, persistence wiring, the wire
+//	internal/writebehind/ the write-behind queue and dirty-data budget
+//	internal/memcluster/  an in-memory network and coordinator for the engine's tests
 //	discovery/            how a member finds its seeds
 //	gridmaptest/          real in-process clusters for an application's tests
 //	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream)

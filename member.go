@@ -13,6 +13,7 @@ import (
 
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/memberhook"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
@@ -29,7 +30,8 @@ type Member struct {
 	server *transport.Server
 	client *transport.Client
 	node   *control.Node
-	maps   *dmap.Service
+	engine *engine.Service // the member's map engine: the member alone closes it
+	maps   *dmap.Service   // the engine's user-facing view (Maps)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -127,13 +129,13 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.stopTransport()
 		return nil, configError(err)
 	}
-	m.maps, err = dmap.NewService(dmap.Config{
+	m.engine, err = engine.NewService(engine.Config{
 		PartitionCount:   cfg.PartitionCount,
 		AsyncBackups:     cfg.AsyncBackups,
 		OperationTimeout: cfg.OperationTimeout,
 		BackupAckTimeout: cfg.Timings.BackupAckTimeout,
 		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
-		Maps:             cfg.Maps,
+		Maps:             engineMaps(cfg.Maps),
 		MemoryBudget:     cfg.MemoryBudget,
 		Logger:           log.With("component", "dmap"),
 	}, m.node, client, server)
@@ -142,6 +144,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.stopTransport()
 		return nil, configError(err)
 	}
+	m.maps = dmap.WrapEngine(m.engine)
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()
 		return nil, joinError(err)
@@ -158,7 +161,9 @@ func (m *Member) ID() partition.MemberID { return m.id }
 // GossipAddr returns the address other members can use as a seed to join this one.
 func (m *Member) GossipAddr() string { return m.node.GossipAddr() }
 
-// Maps returns the member's map service, for dmap.New. GetMap is the shorter way.
+// Maps returns the member's map service, for dmap.New, transactions, processor and predicate
+// registration and partition listeners. GetMap is the shorter way to open a map. The service
+// lives as long as the member: Close stops it.
 func (m *Member) Maps() *dmap.Service { return m.maps }
 
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
@@ -171,7 +176,7 @@ func (m *Member) Close(ctx context.Context) error {
 		if m.node.Alone() {
 			// Nobody to hand the write-behind queues to: store them while this member still
 			// holds its lease (Leave stops the control plane).
-			if err := m.maps.FlushLocal(ctx); err != nil {
+			if err := m.engine.FlushLocal(ctx); err != nil {
 				m.log.Warn("flush before closing incomplete", "err", err)
 				m.closeErr = err
 			}
@@ -192,7 +197,7 @@ func (m *Member) kill() {
 
 func (m *Member) stop() {
 	close(m.closed)
-	m.maps.Close()
+	m.engine.Close()
 	m.node.Close()
 	m.stopTransport()
 }
@@ -216,4 +221,16 @@ func newMemberID() (partition.MemberID, error) {
 		return "", fmt.Errorf("gridmap: member id: %w", err)
 	}
 	return partition.MemberID(hex.EncodeToString(b[:])), nil
+}
+
+// engineMaps converts the maps' configurations to the engine's form.
+func engineMaps(maps map[string]dmap.MapConfig) map[string]engine.MapConfig {
+	if maps == nil {
+		return nil
+	}
+	out := make(map[string]engine.MapConfig, len(maps))
+	for name, c := range maps {
+		out[name] = engine.MapConfig(c)
+	}
+	return out
 }

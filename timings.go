@@ -3,8 +3,8 @@ package gridmap
 import (
 	"time"
 
-	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/control"
+	"github.com/gridmap/gridmap/internal/engine"
 )
 
 // Timings are a member's failure-detection, raft and repair timings. They decide how quickly a
@@ -109,7 +109,7 @@ type Timings struct {
 // A member may pause (GC, a stalled VM) for about 3 seconds without losing its partitions.
 func LANTimings() Timings {
 	t := fromControl(control.DefaultTimings())
-	t.BackupAckTimeout = dmap.DefaultBackupAckTimeout
+	t.BackupAckTimeout = engine.DefaultBackupAckTimeout
 	return t
 }
 

@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/engine"
 )
 
 // An operation that ends with its context (or its own deadline) returns ErrTimeout that also
 // matches the context's error, whether the key's owner is this member or another one, and
 // whether the caller or the owner noticed the end first.
 func TestContextEndMatchesContextError(t *testing.T) {
-	c := newCluster(t, 2, 1, func(cfg *Config) { cfg.OperationTimeout = 300 * time.Millisecond })
+	c := newCluster(t, 2, 1, func(cfg *engine.Config) { cfg.OperationTimeout = 300 * time.Millisecond })
 	ctx := context.Background()
 	self := c.svc(0)
 	m := mustMap[string, string](t, self, "ctx")
@@ -25,7 +27,7 @@ func TestContextEndMatchesContextError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		local := c.coord.table.Owner(p) == self.self
+		local := c.coord.Table.Owner(p) == c.id(self)
 		if _, ok := keys[local]; !ok {
 			keys[local] = k
 		}

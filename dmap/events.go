@@ -3,8 +3,6 @@ package dmap
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -59,9 +57,8 @@ type ListenerOptions[K comparable] struct {
 	// Key, when not nil, restricts the listener to the events of that one key. The filter runs
 	// on the entry's owner.
 	Key *K
-	// Predicate, when not empty, names a predicate registered with RegisterPredicate,
-	// RegisterMapPredicate (for a map with its own codecs) or Service.RegisterPredicate on
-	// every member; only events it accepts are delivered. It runs on the entry's owner, before
+	// Predicate, when not empty, names a predicate registered with RegisterPredicate or
+	// RegisterMapPredicate (for a map with its own codecs) on every member; only events it accepts are delivered. It runs on the entry's owner, before
 	// the event is queued, so a rejected event costs nothing downstream (for a cluster-wide
 	// listener: it never crosses the network).
 	Predicate string
@@ -96,61 +93,12 @@ func (h *ListenerHandle) Remove() { h.remove() }
 // queued on this member now.
 func (h *ListenerHandle) Stats() listener.Stats { return h.stats() }
 
-// RawPredicate compiles a predicate's argument into the filter an owner runs on each event of a
-// listener that names it. It runs once per registration and member; the returned filter runs
-// on the publishing goroutine, under the partition's write lock (see listener.Options.Predicate):
-// it must be fast, must not block or call the map, and must not keep the event's slices. It
-// sees the event's values whatever the listener's IncludeValues says.
-type RawPredicate func(arg []byte) (func(listener.Event) bool, error)
-
-// predicates is a member's registry of named event predicates.
-type predicates struct {
-	mu     sync.RWMutex
-	byName map[string]RawPredicate
-}
-
-// RegisterPredicate installs an event predicate under name on this member. Register the same
-// predicates on every member (owners run them). A name already taken on this member is refused
-// with ErrAlreadyRegistered rather than replaced: listeners registered before and after a
-// replacement would filter the same name differently.
-func (s *Service) RegisterPredicate(name string, p RawPredicate) error {
-	if name == "" || p == nil {
-		return fmt.Errorf("%w: predicate needs a name and a function", ErrInvalidConfig)
-	}
-	s.events.preds.mu.Lock()
-	defer s.events.preds.mu.Unlock()
-	if s.events.preds.byName == nil {
-		s.events.preds.byName = make(map[string]RawPredicate)
-	}
-	if _, taken := s.events.preds.byName[name]; taken {
-		return fmt.Errorf("%w: predicate %q", ErrAlreadyRegistered, name)
-	}
-	s.events.preds.byName[name] = p
-	return nil
-}
-
-// compilePredicate returns the filter of a named predicate with its argument, or ErrNoPredicate.
-func (s *Service) compilePredicate(name string, arg []byte) (func(listener.Event) bool, error) {
-	s.events.preds.mu.RLock()
-	p := s.events.preds.byName[name]
-	s.events.preds.mu.RUnlock()
-	if p == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNoPredicate, name)
-	}
-	f, err := p(arg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: predicate %q: %w", ErrInvalidConfig, name, err)
-	}
-	if f == nil {
-		return nil, fmt.Errorf("%w: predicate %q returned no filter", ErrInvalidConfig, name)
-	}
-	return f, nil
-}
-
 // RegisterPredicate installs a typed event predicate under name on the member of svc: it
 // receives each event of a map with keys K and values V (both values decoded, whatever the
 // listener's IncludeValues says) and the listener's argument decoded as A with DefaultCodec, and
-// returns whether to deliver the event. See RawPredicate for where it runs. An event whose key
+// returns whether to deliver the event. It runs on the owner of each event's entry, on the
+// publishing goroutine with the partition's writes held back: it must be fast, must not block
+// or call a map, and must not keep the event's values. An event whose key
 // or values do not decode is rejected. Register it on every member. A name already taken on
 // this member is refused with ErrAlreadyRegistered.
 //
@@ -172,14 +120,14 @@ func RegisterMapPredicate[K comparable, V any, A any](m *Map[K, V], name string,
 	return registerPredicate(m.svc, name, m.keys, m.vals, fn)
 }
 
-// registerPredicate wraps a typed predicate in a RawPredicate that decodes events with keys and
+// registerPredicate wraps a typed predicate in an engine predicate that decodes events with keys and
 // vals, and the argument with DefaultCodec.
 func registerPredicate[K comparable, V any, A any](svc *Service, name string, keys Codec[K], vals Codec[V], fn func(e EntryEvent[K, V], arg A) bool) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil predicate", ErrInvalidConfig)
 	}
 	args := DefaultCodec[A]()
-	return svc.RegisterPredicate(name, func(argb []byte) (func(listener.Event) bool, error) {
+	return svc.e.RegisterPredicate(name, func(argb []byte) (func(listener.Event) bool, error) {
 		arg, err := args.Decode(argb)
 		if err != nil {
 			return nil, err
@@ -251,7 +199,7 @@ func (m *Map[K, V]) rawListenerOptions(opts ListenerOptions[K]) (lo listener.Opt
 		if arg, err = encodeArg(opts.PredicateArg); err != nil {
 			return lo, nil, err
 		}
-		if lo.Predicate, err = m.svc.compilePredicate(opts.Predicate, arg); err != nil {
+		if lo.Predicate, err = m.svc.e.CompilePredicate(opts.Predicate, arg); err != nil {
 			return lo, nil, err
 		}
 	}
@@ -276,7 +224,7 @@ func (m *Map[K, V]) rawListenerOptions(opts ListenerOptions[K]) (lo listener.Opt
 // context that has already ended (ErrTimeout wrapping ctx.Err(); nothing is registered).
 // The listener outlives ctx: Remove on the returned handle ends it.
 func (m *Map[K, V]) AddLocalEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
-	if err := registerable(ctx, m.svc, fn == nil); err != nil {
+	if err := m.svc.e.CheckRegistration(ctx, fn == nil); err != nil {
 		return nil, err
 	}
 	lo, _, err := m.rawListenerOptions(opts)
@@ -284,157 +232,38 @@ func (m *Map[K, V]) AddLocalEntryListener(ctx context.Context, fn func(EntryEven
 		return nil, err
 	}
 	keys, vals := m.keys, m.vals
-	reg, err := m.svc.events.local.Register(m.name, listener.Func(func(ev listener.Event) {
-		fn(typedEvent(ev, keys, vals))
-	}), lo)
+	reg, err := m.raw.AddLocalListener(func(ev listener.Event) { fn(typedEvent(ev, keys, vals)) }, lo)
 	if err != nil {
-		if err == listener.ErrClosed {
-			return nil, ErrClosed
-		}
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	return &ListenerHandle{remove: reg.Remove, stats: reg.Stats}, nil
 }
 
-// eventHub is a member's event machinery: the dispatcher of its local listeners, the predicate
-// registry, the cluster-wide registrations and the partition listeners.
-type eventHub struct {
-	s     *Service
-	local *listener.Dispatcher
-	preds predicates
-	cw    clusterListeners
-	parts partitionListeners
-}
-
-func newEventHub(s *Service) (*eventHub, error) {
-	d, err := listener.New(listener.Config{Member: s.self, Logger: s.log})
+// AddEntryListener registers fn for the events of this map's entries on every member: each
+// owner runs the key filter and the predicate of opts (see ListenerOptions) on its own events
+// and sends the accepted ones to this member in batches, so unwanted events never cross the
+// network. fn runs on this member, on a goroutine of its own, from a bounded queue: events of
+// one partition arrive in the order of their writes. When events are dropped (this member's
+// queue or an owner's outgoing queue was full), fn gets an Overflow notice with the exact number
+// missed; nothing is dropped silently. After a failover or a migration, events in flight may be
+// delivered again.
+//
+// The registration is cluster state: it returns once every member of the cluster has it
+// (ErrTimeout if ctx ends first; nothing is registered then), members that join later receive
+// it, and it is dropped everywhere when this member leaves or dies. A named predicate must be
+// registered on every member; an owner that lacks it counts the events as missed.
+func (m *Map[K, V]) AddEntryListener(ctx context.Context, fn func(EntryEvent[K, V]), opts ListenerOptions[K]) (*ListenerHandle, error) {
+	if err := m.svc.e.CheckRegistration(ctx, fn == nil); err != nil {
+		return nil, err
+	}
+	lo, arg, err := m.rawListenerOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
-	h := &eventHub{s: s, local: d}
-	h.cw.init()
-	return h, nil
-}
-
-// start launches the hub's goroutines (they end with the service's context).
-func (h *eventHub) start() {
-	h.s.wg.Add(2)
-	go h.s.runRegistry()
-	t, changed := h.s.cluster.Watch()
-	go h.s.runPartitionEvents(t, changed)
-}
-
-// close stops every listener: what is queued is delivered for a short while, then discarded.
-func (h *eventHub) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	h.local.Close(ctx)
-	h.cw.closeAll()
-}
-
-// listening reports whether anyone, here or elsewhere, listens to map name's events on this
-// member.
-func (h *eventHub) listening(name string) bool {
-	return h.local.Listening(name) || h.cw.listening(name)
-}
-
-// listeningAny reports whether any listener at all is registered with this member.
-func (h *eventHub) listeningAny() bool {
-	return len(h.local.Registrations()) > 0 || h.cw.any()
-}
-
-// publish hands one event to the local listeners and to the cluster-wide registrations.
-func (h *eventHub) publish(ev listener.Event) {
-	h.local.Publish(ev)
-	h.s.forwardEvent(&ev)
-}
-
-// ownerApplied implements observer: it turns the mutations an owner applied into events.
-func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []record) {
-	for i := range muts {
-		m := &muts[i]
-		if len(m.Map) > 0 && m.Map[0] == 0 { // internal maps (transaction marks)
-			continue
-		}
-		if !h.listening(m.Map) {
-			continue
-		}
-		ev := listener.Event{Map: m.Map, Key: m.Key, Partition: p, Member: h.s.self, Seq: m.Seq}
-		switch m.Kind {
-		case mutSet:
-			ev.Kind, ev.NewValue = listener.Added, m.Value
-			if m.Clean {
-				ev.Kind = listener.Loaded // read through or initially loaded from the store
-			}
-			if prevs[i].ok {
-				ev.Kind, ev.OldValue = listener.Updated, prevs[i].value
-			}
-		case mutDelete:
-			if !prevs[i].ok {
-				continue
-			}
-			ev.Kind, ev.OldValue = listener.Removed, prevs[i].value
-		case mutClear:
-			now := h.s.now()
-			for _, r := range m.cleared {
-				if r.expired(now) {
-					continue
-				}
-				h.publish(listener.Event{Map: m.Map, Kind: listener.Removed, Key: []byte(r.key), Partition: p, Member: h.s.self, Seq: m.Seq, OldValue: r.value})
-			}
-			continue
-		default: // lock changes
-			continue
-		}
-		h.publish(ev)
+	keys, vals := m.keys, m.vals
+	reg, err := m.raw.AddClusterListener(ctx, func(ev listener.Event) { fn(typedEvent(ev, keys, vals)) }, lo, opts.Predicate, arg)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// sweepExpired removes expired entries from every partition this member holds. On the
-// partitions it owns, while anyone listens, the removals become Expired events, published with
-// the partition's writes held back so they stay in order with the writes' events; a partition
-// whose writes are busy (a replication or a hand-off in progress) is swept at a later tick.
-// Backups expire silently.
-func (s *Service) sweepExpired(now int64) {
-	var t *partition.Table
-	if s.events.listeningAny() {
-		t = s.cluster.Table()
-	}
-	for _, p := range s.parts {
-		p.mu.RLock()
-		none := p.rs.ttls == 0
-		p.mu.RUnlock()
-		if none {
-			continue // nothing in the partition can expire
-		}
-		if t == nil || t.Owner(p.id) != s.self {
-			p.mu.Lock()
-			p.rs.expire(now)
-			p.mu.Unlock()
-			continue
-		}
-		if !p.writeMu.TryLock() {
-			continue
-		}
-		p.mu.Lock()
-		var evs []listener.Event
-		seq := p.rs.seq
-		for name := range p.rs.maps {
-			listened := len(name) > 0 && name[0] != 0 && s.events.listening(name)
-			for r := range p.rs.all(name) {
-				if !r.expired(now) {
-					continue
-				}
-				p.rs.remove(name, r)
-				if listened {
-					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(r.key), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
-				}
-			}
-		}
-		p.mu.Unlock()
-		for _, ev := range evs {
-			s.events.publish(ev)
-		}
-		p.writeMu.Unlock()
-	}
+	return &ListenerHandle{remove: reg.Remove, stats: reg.Stats}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"iter"
 
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -19,13 +20,13 @@ type Entry[K comparable, V any] struct {
 // yields one error (with a zero entry) and stops.
 func (m *Map[K, V]) Entries(ctx context.Context) iter.Seq2[Entry[K, V], error] {
 	return func(yield func(Entry[K, V], error) bool) {
-		for p := range m.svc.parts {
-			resp, err := m.partitionOp(ctx, opScanEntries, partition.ID(p))
+		for p := range m.svc.e.PartitionCount() {
+			entries, err := m.raw.Scan(ctx, partition.ID(p), true)
 			if err != nil {
 				yield(Entry[K, V]{}, err)
 				return
 			}
-			if !m.yieldEntries(resp.Entries, yield) {
+			if !m.yieldEntries(entries, yield) {
 				return
 			}
 		}
@@ -36,13 +37,13 @@ func (m *Map[K, V]) Entries(ctx context.Context) iter.Seq2[Entry[K, V], error] {
 func (m *Map[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
 		var zero K
-		for p := range m.svc.parts {
-			resp, err := m.partitionOp(ctx, opScanKeys, partition.ID(p))
+		for p := range m.svc.e.PartitionCount() {
+			entries, err := m.raw.Scan(ctx, partition.ID(p), false)
 			if err != nil {
 				yield(zero, err)
 				return
 			}
-			for _, e := range resp.Entries {
+			for _, e := range entries {
 				k, err := m.keys.Decode(e.Key)
 				if !yield(k, err) || err != nil {
 					return
@@ -58,8 +59,8 @@ func (m *Map[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
 // write whose backups have not acknowledged it yet.
 func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
 	return func(yield func(Entry[K, V], error) bool) {
-		for _, p := range m.svc.localPartitions() {
-			if !m.yieldEntries(m.svc.localScan(p, m.name, true), yield) {
+		for _, p := range m.raw.LocalPartitions() {
+			if !m.yieldEntries(m.raw.LocalScan(p, true), yield) {
 				return
 			}
 		}
@@ -69,8 +70,8 @@ func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
 // LocalKeys iterates over the keys of the partitions this member owns (see LocalEntries).
 func (m *Map[K, V]) LocalKeys() iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
-		for _, p := range m.svc.localPartitions() {
-			for _, e := range m.svc.localScan(p, m.name, false) {
+		for _, p := range m.raw.LocalPartitions() {
+			for _, e := range m.raw.LocalScan(p, false) {
 				k, err := m.keys.Decode(e.Key)
 				if !yield(k, err) || err != nil {
 					return
@@ -80,7 +81,7 @@ func (m *Map[K, V]) LocalKeys() iter.Seq2[K, error] {
 	}
 }
 
-func (m *Map[K, V]) yieldEntries(entries []kv, yield func(Entry[K, V], error) bool) bool {
+func (m *Map[K, V]) yieldEntries(entries []engine.KV, yield func(Entry[K, V], error) bool) bool {
 	for _, e := range entries {
 		k, err := m.keys.Decode(e.Key)
 		if err != nil {
@@ -97,28 +98,4 @@ func (m *Map[K, V]) yieldEntries(entries []kv, yield func(Entry[K, V], error) bo
 		}
 	}
 	return true
-}
-
-// localPartitions lists the partitions this member owns in its latest table.
-func (s *Service) localPartitions() []partition.ID {
-	t := s.cluster.Table()
-	var out []partition.ID
-	for i := range t.Partitions {
-		if t.Owner(partition.ID(i)) == s.self {
-			out = append(out, partition.ID(i))
-		}
-	}
-	return out
-}
-
-// localScan copies the live entries of one map in partition p.
-func (s *Service) localScan(p partition.ID, mapName string, values bool) []kv {
-	pt := s.parts[p]
-	pt.mu.RLock()
-	defer pt.mu.RUnlock()
-	kind := opScanKeys
-	if values {
-		kind = opScanEntries
-	}
-	return readPartition(pt.rs, &opRequest{Map: mapName, Kind: kind}, s.now()).Entries
 }

@@ -2,12 +2,10 @@ package dmap
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
-	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -20,14 +18,13 @@ type PartitionAware interface {
 }
 
 // Map is a typed view of one distributed map. It is safe for concurrent use. Every method that
-// talks to the cluster takes a context; when it has no deadline, Config.OperationTimeout
+// talks to the cluster takes a context; when it has no deadline, gridmap.Config.OperationTimeout
 // applies.
 type Map[K comparable, V any] struct {
-	svc    *Service
-	name   string
-	keys   Codec[K]
-	vals   Codec[V]
-	loaded atomic.Bool // the initial load ran (or the map has none)
+	svc  *Service
+	raw  *engine.Map
+	keys Codec[K]
+	vals Codec[V]
 	// lendValues is set when V is []byte with the passthrough codec: a value is then sent to a
 	// remote owner as it is, without a copy (see opRequest.borrowed).
 	lendValues bool
@@ -59,13 +56,10 @@ func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (
 	if svc == nil {
 		return nil, fmt.Errorf("%w: nil service", ErrInvalidConfig)
 	}
-	if name == "" {
-		return nil, fmt.Errorf("%w: empty map name", ErrInvalidConfig)
+	if err := engine.CheckMapName(name); err != nil {
+		return nil, err
 	}
-	if name[0] == 0 {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, errReservedName)
-	}
-	m := &Map[K, V]{svc: svc, name: name, keys: DefaultCodec[K](), vals: DefaultCodec[V]()}
+	m := &Map[K, V]{svc: svc, keys: DefaultCodec[K](), vals: DefaultCodec[V]()}
 	for _, o := range opts {
 		o(m)
 	}
@@ -73,32 +67,12 @@ func New[K comparable, V any](svc *Service, name string, opts ...Option[K, V]) (
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidConfig)
 	}
 	_, m.lendValues = any(m.vals).(bytesCodec)
-	if ps := svc.persistenceOf(name); ps != nil && ps.cfg.InitialLoad == mapstore.LoadEager {
-		ctx, cancel := context.WithTimeout(svc.ctx, svc.cfg.OperationTimeout)
-		defer cancel()
-		if err := m.ensureLoaded(ctx); err != nil {
-			return nil, err
-		}
+	raw, err := svc.e.OpenMap(name, m.partitionOfStored)
+	if err != nil {
+		return nil, err
 	}
+	m.raw = raw
 	return m, nil
-}
-
-// ensureLoaded runs the map's initial load (once per member; the load itself happens once per
-// cluster) before the first operation of this member on it. If the store cannot be read (it is
-// down), the operation goes on without waiting: the load is retried in the background until it
-// succeeds, and meanwhile single keys read through while iteration and Size see what is loaded.
-func (m *Map[K, V]) ensureLoaded(ctx context.Context) error {
-	if m.loaded.Load() {
-		return nil
-	}
-	ps := m.svc.persistenceOf(m.name)
-	if _, ok := ps.keyLoader(); !ok {
-		m.loaded.Store(true)
-		return nil
-	}
-	m.svc.initialLoad(ctx, m.name, m.partitionOfStored)
-	m.loaded.Store(true)
-	return nil
 }
 
 // partitionOfStored partitions a key as stored (encoded) the way the map does.
@@ -112,7 +86,7 @@ func (m *Map[K, V]) partitionOfStored(key []byte) (partition.ID, error) {
 }
 
 // Name returns the map's name.
-func (m *Map[K, V]) Name() string { return m.name }
+func (m *Map[K, V]) Name() string { return m.raw.Name() }
 
 // Partition returns the partition a key belongs to.
 func (m *Map[K, V]) Partition(key K) (partition.ID, error) {
@@ -131,52 +105,30 @@ func (m *Map[K, V]) encodeKey(key K) ([]byte, partition.ID, error) {
 	if _, ok := any(key).(PartitionAware); ok {
 		pk = []byte(any(key).(PartitionAware).PartitionKey())
 	}
-	return b, partition.Of(pk, len(m.svc.parts)), nil
+	return b, m.svc.e.PartitionOf(pk), nil
 }
 
-// keyOp builds and runs a single-key operation.
-func (m *Map[K, V]) keyOp(ctx context.Context, kind opKind, key K, value []byte, ttl time.Duration, expect []byte) (opResponse, error) {
-	return m.keyOpBorrowed(ctx, kind, key, value, false, ttl, expect)
-}
-
-// keyOpBorrowed is keyOp for a value that may still belong to the caller (borrowed): it is
-// copied only if this member serves the operation itself.
-func (m *Map[K, V]) keyOpBorrowed(ctx context.Context, kind opKind, key K, value []byte, borrowed bool, ttl time.Duration, expect []byte) (opResponse, error) {
-	if err := m.ensureLoaded(ctx); err != nil {
-		return opResponse{}, err
-	}
+// keyOp encodes key and runs a single-key operation on it. value may be borrowed (still the
+// caller's): it is copied only if this member serves the operation itself.
+func (m *Map[K, V]) keyOp(ctx context.Context, kind engine.OpKind, key K, value []byte, borrowed bool, ttl time.Duration, expect []byte) (engine.Response, error) {
 	kb, p, err := m.encodeKey(key)
 	if err != nil {
-		return opResponse{}, err
+		return engine.Response{}, err
 	}
-	if len(kb)+len(value)+len(expect) > m.svc.cfg.MaxValueSize {
-		return opResponse{}, fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(kb)+len(value)+len(expect), m.svc.cfg.MaxValueSize)
-	}
-	if ttl < 0 {
-		return opResponse{}, fmt.Errorf("%w: negative TTL %v", ErrInvalidConfig, ttl)
-	}
-	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: kb, Value: value, TTL: int64(ttl), Expect: expect, Holder: holderFrom(ctx), borrowed: borrowed}
-	resp, err := m.svc.do(ctx, req)
-	if err != nil {
-		return resp, err
-	}
-	if resp.Status != statusOK && resp.Status != statusNotFound {
-		return resp, resp.Status.err(resp.Msg)
-	}
-	return resp, nil
+	return m.raw.KeyOp(ctx, kind, kb, p, value, borrowed, ttl, expect)
 }
 
 // Get returns the value stored under key, or ErrNotFound.
 func (m *Map[K, V]) Get(ctx context.Context, key K) (V, error) {
 	var zero V
-	resp, err := m.keyOp(ctx, opGet, key, nil, 0, nil)
+	resp, err := m.keyOp(ctx, engine.OpGet, key, nil, false, 0, nil)
 	if err != nil {
 		return zero, err
 	}
-	if resp.Status == statusNotFound {
+	if resp.NotFound() {
 		return zero, ErrNotFound
 	}
-	if m.lendValues && resp.owned && len(resp.Value) > 0 {
+	if m.lendValues && resp.Owned() && len(resp.Value) > 0 {
 		// A remote owner's answer is already the caller's copy: no second one.
 		if v, ok := any(resp.Value).(V); ok {
 			return v, nil
@@ -187,7 +139,7 @@ func (m *Map[K, V]) Get(ctx context.Context, key K) (V, error) {
 
 // ContainsKey reports whether key has a live entry.
 func (m *Map[K, V]) ContainsKey(ctx context.Context, key K) (bool, error) {
-	resp, err := m.keyOp(ctx, opContains, key, nil, 0, nil)
+	resp, err := m.keyOp(ctx, engine.OpContains, key, nil, false, 0, nil)
 	return resp.Done, err
 }
 
@@ -200,7 +152,7 @@ type putOptions struct{ ttl time.Duration }
 // never, which is the default.
 func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d } }
 
-func (m *Map[K, V]) write(ctx context.Context, kind opKind, key K, value V, expect []byte, opts []PutOption) (bool, error) {
+func (m *Map[K, V]) write(ctx context.Context, kind engine.OpKind, key K, value V, expect []byte, opts []PutOption) (bool, error) {
 	var o putOptions
 	for _, f := range opts {
 		f(&o)
@@ -215,25 +167,25 @@ func (m *Map[K, V]) write(ctx context.Context, kind opKind, key K, value V, expe
 			return false, err
 		}
 	}
-	resp, err := m.keyOpBorrowed(ctx, kind, key, vb, borrowed, o.ttl, expect)
+	resp, err := m.keyOp(ctx, kind, key, vb, borrowed, o.ttl, expect)
 	return resp.Done, err
 }
 
 // Put stores value under key. It returns once the owner applied the write and every
 // synchronous backup acknowledged it.
 func (m *Map[K, V]) Put(ctx context.Context, key K, value V, opts ...PutOption) error {
-	_, err := m.write(ctx, opPut, key, value, nil, opts)
+	_, err := m.write(ctx, engine.OpPut, key, value, nil, opts)
 	return err
 }
 
 // PutIfAbsent stores value only if key has no live entry, and reports whether it did.
 func (m *Map[K, V]) PutIfAbsent(ctx context.Context, key K, value V, opts ...PutOption) (bool, error) {
-	return m.write(ctx, opPutIfAbsent, key, value, nil, opts)
+	return m.write(ctx, engine.OpPutIfAbsent, key, value, nil, opts)
 }
 
 // Replace stores value only if key has a live entry, and reports whether it did.
 func (m *Map[K, V]) Replace(ctx context.Context, key K, value V, opts ...PutOption) (bool, error) {
-	return m.write(ctx, opReplace, key, value, nil, opts)
+	return m.write(ctx, engine.OpReplace, key, value, nil, opts)
 }
 
 // ReplaceIfSame stores value only if key's current value encodes to the same bytes as old
@@ -246,66 +198,13 @@ func (m *Map[K, V]) ReplaceIfSame(ctx context.Context, key K, old, value V, opts
 	if ob == nil {
 		ob = []byte{}
 	}
-	return m.write(ctx, opReplaceIfSame, key, value, ob, opts)
+	return m.write(ctx, engine.OpReplaceIfSame, key, value, ob, opts)
 }
 
 // Delete removes key and reports whether it had a live entry.
 func (m *Map[K, V]) Delete(ctx context.Context, key K) (bool, error) {
-	resp, err := m.keyOp(ctx, opDelete, key, nil, 0, nil)
+	resp, err := m.keyOp(ctx, engine.OpDelete, key, nil, false, 0, nil)
 	return resp.Done, err
-}
-
-// partitionOp runs a per-partition operation on the owner of p.
-func (m *Map[K, V]) partitionOp(ctx context.Context, kind opKind, p partition.ID) (opResponse, error) {
-	if err := m.ensureLoaded(ctx); err != nil {
-		return opResponse{}, err
-	}
-	resp, err := m.svc.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p)})
-	if err == nil && resp.Status != statusOK {
-		err = resp.Status.err(resp.Msg)
-	}
-	return resp, err
-}
-
-// forEachPartition runs fn for every partition with bounded parallelism and returns the first
-// error.
-func (m *Map[K, V]) forEachPartition(ctx context.Context, fn func(ctx context.Context, p partition.ID) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	const workers = 8
-	next := make(chan partition.ID)
-	errs := make(chan error, workers)
-	for range workers {
-		go func() {
-			var first error
-			for p := range next {
-				if first == nil {
-					if err := fn(ctx, p); err != nil {
-						first = err
-						cancel()
-					}
-				}
-			}
-			errs <- first
-		}()
-	}
-	for i := range m.svc.parts {
-		select {
-		case next <- partition.ID(i):
-		case <-ctx.Done():
-		}
-	}
-	close(next)
-	var err error
-	for range workers {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
-	}
-	if err == nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
-		err = ctx.Err()
-	}
-	return err
 }
 
 // Size returns the number of live entries in the map, summed over every partition's owner.
@@ -313,36 +212,17 @@ func (m *Map[K, V]) forEachPartition(ctx context.Context, fn func(ctx context.Co
 // writes: a write whose backups have not acknowledged it yet is waited for, never counted
 // before (the same holds for Entries and Keys).
 func (m *Map[K, V]) Size(ctx context.Context) (int, error) {
-	counts := make([]int, len(m.svc.parts))
-	err := m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
-		resp, err := m.partitionOp(ctx, opSize, p)
-		counts[p] = resp.Count
-		return err
-	})
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	return total, err
+	return m.raw.Size(ctx)
 }
 
 // Clear removes every entry of the map, partition by partition (each partition atomically).
 func (m *Map[K, V]) Clear(ctx context.Context) error {
-	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
-		_, err := m.partitionOp(ctx, opClear, p)
-		return err
-	})
+	return m.raw.Clear(ctx)
 }
 
 // Flush returns once every write made to the map before the call is in its store (a no-op for
 // maps without write-behind). Entries whose store keeps failing keep Flush waiting until ctx
 // ends.
 func (m *Map[K, V]) Flush(ctx context.Context) error {
-	if !m.svc.persistenceOf(m.name).writeBehind() {
-		return nil
-	}
-	return m.forEachPartition(ctx, func(ctx context.Context, p partition.ID) error {
-		_, err := m.partitionOp(ctx, opFlush, p)
-		return err
-	})
+	return m.raw.Flush(ctx)
 }

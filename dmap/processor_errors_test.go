@@ -49,11 +49,11 @@ func TestProcessorErrorValuesSurviveTheTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := m0.Partition("sku-1")
-	tab, _ := c.coord.watch()
+	tab, _ := c.coord.Watch()
 	owner := tab.Owner(p)
 	for _, s := range []*Service{c.svcs[owner], c.svc(0), c.svc(1)} {
 		where := "remote"
-		if s.self == owner {
+		if c.id(s) == owner {
 			where = "local"
 		}
 		m := mustMap[string, int](t, s, "stock")
@@ -88,11 +88,11 @@ func TestProcessorErrorRegistration(t *testing.T) {
 	ctx := t.Context()
 	m := mustMap[string, int](t, c.svc(0), "stock")
 	p, _ := m.Partition("sku-1")
-	tab, _ := c.coord.watch()
+	tab, _ := c.coord.Watch()
 	owner := tab.Owner(p)
-	registerReserve(t, c, func(s *Service) bool { return s.self == owner })
+	registerReserve(t, c, func(s *Service) bool { return c.id(s) == owner })
 	caller := c.svc(0)
-	if caller.self == owner {
+	if c.id(caller) == owner {
 		caller = c.svc(1)
 	}
 	if err := m.Put(ctx, "sku-1", 1); err != nil {

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gridmap/gridmap/listener"
 )
 
 func registerIncr(t *testing.T, c *cluster) {
@@ -49,7 +47,7 @@ func TestEntryProcessorLosesNoIncrement(t *testing.T) {
 	}
 	// The result is backed up like any write: the owner's failure keeps it.
 	p, _ := m.Partition("hits")
-	c.kill(c.coord.table.Owner(p))
+	c.kill(c.coord.Table.Owner(p))
 	c.waitStable()
 	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
 		t.Fatalf("counter after failover = %d, %v", v, err)
@@ -110,10 +108,10 @@ func TestRegisterNameTwice(t *testing.T) {
 	if !errors.Is(err, ErrAlreadyRegistered) {
 		t.Fatalf("second RegisterProcessor(incr) = %v, want ErrAlreadyRegistered", err)
 	}
-	if err := s.RegisterProcessor("incr", func(context.Context, *RawEntry, []byte) ([]byte, error) { return nil, nil }); !errors.Is(err, ErrAlreadyRegistered) {
-		t.Fatalf("second Service.RegisterProcessor(incr) = %v, want ErrAlreadyRegistered", err)
-	}
 	m := mustMap[string, int](t, s, "counters")
+	if err := RegisterMapProcessor(m, "incr", func(context.Context, *MutableEntry[string, int], int) (int, error) { return -1, nil }); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second RegisterMapProcessor(incr) = %v, want ErrAlreadyRegistered", err)
+	}
 	if r, err := Execute[int](ctx, m, "incr", "hits", 2); err != nil || r != 2 {
 		t.Fatalf("incr after the refused registration = %d, %v; want the first processor's 2", r, err)
 	}
@@ -123,8 +121,8 @@ func TestRegisterNameTwice(t *testing.T) {
 	if !errors.Is(err, ErrAlreadyRegistered) {
 		t.Fatalf("second RegisterPredicate(divisible) = %v, want ErrAlreadyRegistered", err)
 	}
-	if err := s.RegisterPredicate("divisible", func([]byte) (func(listener.Event) bool, error) { return nil, nil }); !errors.Is(err, ErrAlreadyRegistered) {
-		t.Fatalf("second Service.RegisterPredicate(divisible) = %v, want ErrAlreadyRegistered", err)
+	if err := RegisterMapPredicate(mustMap[int, int](t, s, "numbers"), "divisible", func(EntryEvent[int, int], int) bool { return true }); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second RegisterMapPredicate(divisible) = %v, want ErrAlreadyRegistered", err)
 	}
 	// Other names are still free.
 	if err := RegisterPredicate(s, "any", func(EntryEvent[int, int], struct{}) bool { return true }); err != nil {
@@ -214,7 +212,7 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	// the owner can be killed without killing either.
 	probe := mustMap[string, string](t, c.svc(0), "docs")
 	p, _ := probe.Partition("doc")
-	owner := c.coord.table.Owner(p)
+	owner := c.coord.Table.Owner(p)
 	var users []*Service
 	for _, id := range c.active {
 		if id != owner {
@@ -290,7 +288,7 @@ func TestLockOfDeadMemberIsReleased(t *testing.T) {
 	for i := range 3 {
 		m = mustMap[string, int](t, c.svc(i), "l")
 		p, _ := m.Partition("x")
-		if c.coord.table.Owner(p) != c.svc(i).self {
+		if c.coord.Table.Owner(p) != c.id(c.svc(i)) {
 			holder = c.svc(i)
 			break
 		}
@@ -298,8 +296,8 @@ func TestLockOfDeadMemberIsReleased(t *testing.T) {
 	if _, err := m.Lock(ctx, "x", 0); err != nil {
 		t.Fatal(err)
 	}
-	c.kill(holder.self)
-	c.dropMember(holder.self)
+	c.kill(c.id(holder))
+	c.dropMember(c.id(holder))
 	other := mustMap[string, int](t, c.svc(0), "l")
 	l, err := other.Lock(ctx, "x", 0)
 	if err != nil {
@@ -442,7 +440,7 @@ func TestEntryProcessorIncrementsAcrossFailover(t *testing.T) {
 	ctx := context.Background()
 	probe := mustMap[string, int](t, c.svc(0), "counters")
 	p, _ := probe.Partition("hits")
-	owner := c.coord.table.Owner(p)
+	owner := c.coord.Table.Owner(p)
 	var callers []*Service
 	for _, id := range c.active {
 		if id != owner {

@@ -54,7 +54,7 @@ func TestListenerRegistrationsShareOneShape(t *testing.T) {
 		h.Remove()
 		h.Remove() // twice is allowed
 	}
-	s.Close()
+	c.closeSvc(s)
 	for name, reg := range regs {
 		if h, err := reg(t.Context(), false); h != nil || !errors.Is(err, ErrClosed) {
 			t.Errorf("%s on a closed service = %v, %v; want ErrClosed", name, h, err)
@@ -80,7 +80,7 @@ func TestPartitionListenerHandle(t *testing.T) {
 
 	// A joiner takes partitions from both members: member 0 sees migrations.
 	c.start()
-	c.replan(nil)
+	c.replan()
 	c.waitStable()
 	eventually(t, 10*time.Second, "member 0's partition events", func() bool {
 		return hKept.Stats().Delivered > 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
 )
@@ -54,8 +55,8 @@ func (s refusingStore) DeleteAll(ctx context.Context, keys [][]byte) error {
 func TestStoreRejectionIsCountedNotRetried(t *testing.T) {
 	mem := memstore.New()
 	st := refusingStore{mem: mem}
-	c := newCluster(t, 1, 0, func(cfg *Config) {
-		cfg.Maps = map[string]MapConfig{
+	c := newCluster(t, 1, 0, func(cfg *engine.Config) {
+		cfg.Maps = map[string]engine.MapConfig{
 			"wb": {Store: st, Persistence: mapstore.Config{WriteDelay: time.Millisecond}},
 			"wt": {Store: st},
 		}

@@ -1,227 +1,59 @@
 package dmap
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/gridmap/gridmap/internal/transport"
-	"github.com/gridmap/gridmap/mapstore"
-	"github.com/gridmap/gridmap/partition"
+	"github.com/gridmap/gridmap/internal/engine"
 )
 
-// Service is one member's share of every map: the record stores of the partitions it owns or
-// backs up, the handlers that serve other members, and the driver that copies partitions when
-// the table asks for it. Maps are typed views on a Service (see New).
+// Service is a member's map service as its users see it: the member-wide calls that are not
+// about one map (transactions, processor and predicate registration, partition listeners,
+// persistence statistics). gridmap.Member.Maps returns it; New opens a map on it. It cannot
+// stop the member's maps: the member does that when it closes.
 type Service struct {
-	cfg     Config
-	cluster Cluster
-	caller  Caller
-	self    partition.MemberID
-	log     *slog.Logger
-	parts   []*part
-	procs   processors
-	// observers see every write this member applies as an owner (listeners, write-behind).
-	observers []observer
-	// stores holds the persistence of the maps configured with a store (read-only after
-	// NewService).
-	stores    map[string]*persistence
-	flushKick chan struct{}
-	loads     flights    // read-through loads in progress
-	loadMu    sync.Mutex // serialises initial loads on this member
-	loaded    sync.Map   // map name -> true once this member triggered its initial load
-	// events holds the entry, cluster-wide and partition listeners (events.go).
-	events *eventHub
-	// stash holds copies of values this member's callers write through remote owners while
-	// it is a backup of their partition (callercopy.go).
-	stash valueStash
-	// opPrefix starts the IDs of this member's writes (answers.go).
-	opPrefix uint64
-
-	ctx    context.Context // cancelled by Close; owns the service's goroutines
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	// spawnMu orders spawn before Close's wait: once stopping is set no goroutine is added.
-	spawnMu  sync.RWMutex
-	stopping bool
+	e *engine.Service
 }
 
-// part is the runtime state of one partition on this member.
-type part struct {
-	id partition.ID
-	// writeMu serialises the writes of the partition with their replication, so that backups
-	// apply them in the owner's order, and lets a hand-off pause writers.
-	writeMu sync.Mutex
-	// mu guards rs; held only briefly, never across I/O.
-	mu sync.RWMutex
-	rs *recordStore
-	// seenEpoch is the newest table epoch stamped on a backup or copy message received for the
-	// partition (guarded by mu).
-	seenEpoch uint64
-	// lostAt is the LostAt (see partition.Assignment) of the partition's incarnation this
-	// member's data belongs to: when the table's is newer, the data is of an earlier
-	// incarnation, lost, and is dropped before the partition is served (enterIncarnation).
-	// Written under mu.
-	lostAt atomic.Uint64
-	// async is the ordered queue of mutations still to be sent to backups (AsyncBackups).
-	async asyncQueue
-	// queues are the write-behind queues of the maps with a store, by map name (guarded by mu).
-	queues map[string]*mapstore.Queue
-
-	// Failover resync (resync.go). ownEpoch is the table epoch at which this member, as owner,
-	// last took the partition over (or one it owned it through without interruption since); a
-	// write at another epoch takes it over again first.
-	ownEpoch atomic.Uint64
-	// takingOver: a background takeover (startTakeOvers) is running.
-	takingOver atomic.Bool
-	// unsure: this replica may differ from its owner; only a full copy clears it (guarded by mu).
-	unsure bool
-	// shadow receives a full copy while this member is a replica, which keeps serving (and
-	// stays promotable) from rs until the copy is complete, then swaps (guarded by mu).
-	shadow *part
-	// resync lists the backups this owner must send a full copy to, resyncing those a runner is
-	// copying to (guarded by mu).
-	resync, resyncing map[partition.MemberID]bool
-	// missed lists the replica targets that may lack a write this owner stopped waiting for
-	// (missedWrite): a copy to one of them that began before (a migration or a resync) must
-	// not count as complete (guarded by mu).
-	missed map[partition.MemberID]bool
-	// pending is the write this member, as owner, applied and is replicating to synchronous
-	// backups that have not all acknowledged it yet (guarded by mu; nil: none). Reads of its
-	// keys answer with what they held before it (see read), so that no read returns a write
-	// that could still die with this member. Writes of a partition are serialised until their
-	// backups acknowledged, so there is at most one.
-	pending *writeBatch
-	// retried holds the IDs of the last maxRetried retries this member, as owner, decided
-	// afresh, oldest first (guarded by mu; see answers.go).
-	retried []opID
+// WrapEngine returns the user-facing view of a member's map engine. It is how the gridmap
+// package builds a Member's Service; applications get theirs from gridmap.Member.Maps and never
+// call it (the engine is internal to gridmap).
+func WrapEngine(e *engine.Service) *Service {
+	if e == nil {
+		return nil
+	}
+	return &Service{e: e}
 }
 
-// observer is told about the writes this member applies as a partition's owner. ownerApplied is
-// called after the mutations are applied and before they are replicated, on the writing
-// goroutine, with the partition's writes held back: in order per partition, and it must not
-// block. prevs[i] is the live record muts[i] replaced or removed (the zero record if none). The
-// slices and values must not be modified; values may be kept (stored bytes are never rewritten).
-type observer interface {
-	ownerApplied(p partition.ID, muts []mutation, prevs []record)
+// PartitionsLost returns how many partition losses this member has seen (the PartitionLost
+// events, whether or not a listener was registered): the count for metrics. Each loss is seen
+// once by every member.
+func (s *Service) PartitionsLost() uint64 { return s.e.PartitionsLost() }
+
+// PersistenceStats describes a map's store on this member: its write-behind queues on the
+// partitions this member owns, and its store calls.
+type PersistenceStats struct {
+	// DirtyEntries and DirtyBytes are what the write-behind queues hold, not yet stored.
+	DirtyEntries int
+	DirtyBytes   int64
+	// OldestDirty is the age of the oldest entry still to store.
+	OldestDirty time.Duration
+	// StoreCalls and StoreErrors count the calls to the store and the failed ones.
+	StoreCalls  uint64
+	StoreErrors uint64
+	// Retries counts the batches handed to the store again after a failure.
+	Retries uint64
+	// LastError is the store's latest error and LastErrorAt when it happened (nil: none yet).
+	LastError   error
+	LastErrorAt time.Time
+	// Rejected counts the entries the store refused for good (mapstore.ErrRejected, such as a
+	// document the database's mapping refuses): they are not stored and not retried; the map
+	// keeps them in memory. LastRejected is the last such refusal and LastRejectedAt its time.
+	Rejected       uint64
+	LastRejected   error
+	LastRejectedAt time.Time
 }
 
-// NewService creates a member's map service and registers its handlers on reg. Close stops it.
-func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Service, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cluster == nil || caller == nil || reg == nil {
-		return nil, fmt.Errorf("%w: cluster, caller and registrar are required", ErrInvalidConfig)
-	}
-	prefix, err := newOpIDPrefix()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{
-		opPrefix: prefix,
-		cfg:      cfg,
-		cluster:  cluster,
-		caller:   caller,
-		self:     cluster.LocalID(),
-		log:      cfg.Logger,
-		parts:    make([]*part, cfg.PartitionCount),
-		ctx:      ctx,
-		cancel:   cancel,
-	}
-	for i := range s.parts {
-		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
-	}
-	s.stores = make(map[string]*persistence)
-	s.flushKick = make(chan struct{}, flushWorkers)
-	for name, mc := range cfg.Maps {
-		if mc.Store == nil && mc.Loader == nil {
-			continue
-		}
-		s.stores[name] = newPersistence(name, mc)
-	}
-	if s.events, err = newEventHub(s); err != nil {
-		cancel()
-		return nil, err
-	}
-	s.observers = append(s.observers, s.events)
-	reg.Handle(msgEvents, transport.HandlerFunc(s.handleEvents))
-	reg.Handle(msgListenerRegs, transport.HandlerFunc(s.handleListenerRegs))
-	s.events.start()
-	reg.Handle(msgOp, transport.AsyncRecycling(opHandler{s}))
-	// Applying a batch takes only the partition's lock (held briefly, never across I/O): run it
-	// on the connection's reader, without a hand-off to a worker goroutine.
-	reg.Handle(msgBackup, transport.InlineRecycling(transport.HandlerFunc(s.handleBackup)))
-	reg.Handle(msgSyncBegin, transport.HandlerFunc(s.handleSyncBegin))
-	reg.Handle(msgSyncChunk, transport.HandlerFunc(s.handleSyncChunk))
-	reg.Handle(msgResyncProbe, transport.HandlerFunc(s.handleResyncProbe))
-	reg.Handle(msgSyncEnd, transport.HandlerFunc(s.handleSyncEnd))
-	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
-	reg.Handle(msgSyncRegs, transport.HandlerFunc(s.handleListenerRegs)) // forwarded lists apply like the registrants'
-	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
-	s.wg.Add(3)
-	go s.runEvictor()
-	if s.hasWriteBehind() {
-		s.wg.Add(flushWorkers)
-		for i := range flushWorkers {
-			go s.runFlusher(i)
-		}
-	}
-	go s.runMigrations()
-	go s.runExpiry()
-	return s, nil
-}
-
-// Close stops the service's goroutines. Operations in flight fail with ErrClosed. Close does
-// not hand partitions off: the member's graceful leave does that before closing the service.
-func (s *Service) Close() error {
-	s.spawnMu.Lock()
-	s.stopping = true
-	s.spawnMu.Unlock()
-	s.cancel()
-	s.wg.Wait()
-	s.events.close()
-	return nil
-}
-
-func (s *Service) closed() bool { return s.ctx.Err() != nil }
-
-// spawn runs f on a goroutine of the service (Close waits for it) and reports true, or reports
-// false once Close has begun. Goroutines started on the way of an operation use it, since they
-// may start while Close is waiting.
-func (s *Service) spawn(f func()) bool {
-	s.spawnMu.RLock()
-	defer s.spawnMu.RUnlock()
-	if s.stopping {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
-
-func (s *Service) now() int64 { return s.cfg.Now().UnixNano() }
-
-// runExpiry removes expired entries from every partition this member holds.
-func (s *Service) runExpiry() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.ExpiryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.sweepExpired(s.now()) // events.go: owners report Expired events
-		s.releaseOrphanLocks()
-	}
+// PersistenceStats returns the store statistics of a map on this member.
+func (s *Service) PersistenceStats(mapName string) PersistenceStats {
+	return PersistenceStats(s.e.PersistenceStats(mapName))
 }

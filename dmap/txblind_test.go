@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/transport"
 )
 
 // countOps counts the operations member from sends to other members (msgOp calls served).
 func countOps(c *cluster, from string) *atomic.Int32 {
 	var n atomic.Int32
-	c.net.setAnswered(func(f, _ string, typ transport.MsgType) bool {
-		if f == from && typ == msgOp {
+	c.net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
+		if f == from && typ == engine.MsgOp {
 			n.Add(1)
 		}
 		return false
@@ -32,12 +33,12 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 	owner, client := c.svc(0), c.svc(1)
 	om := mustMap[string, string](t, owner, "m")
 	cm := mustMap[string, string](t, client, "m")
-	keys := keysOwnedBy(t, c, om, owner.self, 2, true)
+	keys := keysOwnedBy(t, c, om, c.id(owner), 2, true)
 	if err := cm.Put(ctx, keys[0], "old"); err != nil {
 		t.Fatal(err)
 	}
-	ops := countOps(c, string(client.self))
-	defer c.net.setAnswered(nil)
+	ops := countOps(c, string(c.id(client)))
+	defer c.net.SetAnswered(nil)
 
 	tx, _ := client.Begin(ctx)
 	if err := InTx(tx, cm).Put(ctx, keys[0], "new"); err != nil {
@@ -98,7 +99,7 @@ func TestBlindWriteIgnoresConcurrentChange(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
 	a, b := mustMap[string, int](t, c.svc(0), "acct"), mustMap[string, int](t, c.svc(1), "acct")
-	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.svc(0), "keys"), c.svc(0).self, 2, true)
+	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.svc(0), "keys"), c.id(c.svc(0)), 2, true)
 	a.Put(ctx, keys[0], 1)
 
 	blind, _ := c.svc(1).Begin(ctx)
@@ -155,11 +156,13 @@ func TestRunTxRetriesConflict(t *testing.T) {
 		t.Fatalf("balance %d, want 71", v)
 	}
 
-	// A conflict every time ends with ctx, wrapping both.
+	// A conflict every time ends with ctx, wrapping both. (fn reads without the short
+	// deadline: a read that outlives it on a loaded machine would end RunTx with its own
+	// timeout, which is not what this checks.)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	err = c.svc(1).RunTx(short, func(tx *Tx) error {
-		if _, err := InTx(tx, b).Get(short, "a"); err != nil {
+		if _, err := InTx(tx, b).Get(ctx, "a"); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: always", ErrConflict)

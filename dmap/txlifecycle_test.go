@@ -60,7 +60,7 @@ func TestTxLifecycleTakesContexts(t *testing.T) {
 		t.Fatalf("committed write: %v, %v", v, err)
 	}
 
-	s.Close()
+	c.closeSvc(s)
 	if tx, err := s.Begin(ctx); tx != nil || !errors.Is(err, ErrClosed) {
 		t.Fatalf("Begin on a closed service = %v, %v; want ErrClosed", tx, err)
 	}

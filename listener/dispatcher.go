@@ -71,6 +71,19 @@ func New(cfg Config) (*Dispatcher, error) {
 // returns the registration; Remove ends it. The listener sees only events published after
 // Register returns.
 func (d *Dispatcher) Register(mapName string, l Listener, opts Options) (*Registration, error) {
+	return d.register(mapName, l, opts, true)
+}
+
+// Attach is Register for events that Publish does not route: the caller hands them to the
+// registration itself (Registration.Offer), for example events that arrive from other members
+// for a cluster-wide listener. The registration has the same bounded queue, overflow notices,
+// goroutine, Stats and Remove as a registered one, and the Dispatcher's Close ends it too.
+func (d *Dispatcher) Attach(mapName string, l Listener, opts Options) (*Registration, error) {
+	return d.register(mapName, l, opts, false)
+}
+
+// register creates a registration and, when routed, adds it to the table Publish reads.
+func (d *Dispatcher) register(mapName string, l Listener, opts Options, routed bool) (*Registration, error) {
 	opts = opts.withDefaults()
 	err := opts.Validate()
 	if l == nil {
@@ -101,9 +114,11 @@ func (d *Dispatcher) Register(mapName string, l Listener, opts Options) (*Regist
 	}
 	d.nextID++
 	r.id = d.nextID
-	next := d.copyRegs()
-	next[mapName] = append(next[mapName], r)
-	d.regs.Store(&next)
+	if routed {
+		next := d.copyRegs()
+		next[mapName] = append(next[mapName], r)
+		d.regs.Store(&next)
+	}
 	d.live[r] = struct{}{}
 	go r.run()
 	return r, nil
@@ -336,14 +351,41 @@ func (r *Registration) offer(ev *Event) {
 	if !r.values {
 		e.OldValue, e.NewValue = nil, nil
 	}
+	r.enqueue(e, 0, true)
+}
+
+// Offer hands ev to a registration made with Attach, as Publish hands events to registered
+// ones (the same filters apply), after missedBefore events that were dropped before they
+// reached it (upstream, on another member): they count as missed, and the listener's next
+// Overflow notice, in stream order, includes them. An ev of Kind Overflow only adds its Missed
+// count. Offer never blocks; it is ignored once the registration is removed.
+func (r *Registration) Offer(ev Event, missedBefore uint64) {
+	if ev.Kind == Overflow {
+		r.enqueue(Event{}, missedBefore+ev.Missed, false)
+		return
+	}
+	if missedBefore > 0 {
+		r.enqueue(Event{}, missedBefore, false)
+	}
+	if ev.Member == "" {
+		ev.Member = r.d.member
+	}
+	r.offer(&ev)
+}
+
+// enqueue counts missed events dropped upstream, then queues e when queue is set, and wakes
+// the goroutine.
+func (r *Registration) enqueue(e Event, missed uint64, queue bool) {
 	r.mu.Lock()
 	if r.state != stateActive {
 		r.mu.Unlock()
 		return
 	}
-	queued := r.q.push(e)
-	// The goroutine waits only when it found the queue empty; wake it when that changes.
-	wake := queued && r.q.len() == 1
+	r.q.miss(missed)
+	queued := queue && r.q.push(e)
+	// The goroutine waits only when it found the queue empty; wake it when that changes (a
+	// notice alone counts: an empty queue with missed events hands out a notice).
+	wake := (queued && r.q.len() == 1) || (missed > 0 && r.q.len() == 0)
 	r.mu.Unlock()
 	if wake {
 		select {

@@ -630,3 +630,54 @@ func TestPublishDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Publish allocates %v times", a)
 	}
 }
+
+// TestAttachedRegistration: a registration made with Attach gets no published events, only
+// what is offered to it; events dropped upstream are reported missed in stream order, together
+// with its own queue's drops, and counted in Stats; Remove and Close end it like any other.
+func TestAttachedRegistration(t *testing.T) {
+	d := newDispatcher(t)
+	c := newCollector()
+	g := newGate(c)
+	r, err := d.Attach("m", g, Options{QueueSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Publish(Event{Map: "m", Kind: Added, Key: []byte("published"), Seq: 100}) // not routed to r
+	if d.Listening("m") {
+		t.Fatal("an attached registration makes Publish listen")
+	}
+	offer := func(seq, missedBefore uint64) {
+		r.Offer(Event{Map: "m", Kind: Updated, Key: []byte("k"), Seq: seq}, missedBefore)
+	}
+	offer(1, 0)
+	waitChan(t, g.entered, "entered")
+	offer(2, 3)                                                 // 3 dropped upstream before 2
+	r.Offer(Event{Kind: Overflow, Partition: -1, Missed: 4}, 1) // a notice alone: 5 more
+	offer(3, 0)
+	offer(4, 0) // the queue holds 2 and 3: dropped here
+	close(g.release)
+	c.waitFor(t, "drain", func(ev []Event, _ uint64) bool { return len(ev) == 6 })
+	r.Offer(Event{Kind: Overflow, Missed: 2}, 0) // upstream drops reported with nothing after them
+	c.waitFor(t, "the trailing notice", func(ev []Event, _ uint64) bool { return len(ev) == 7 })
+	events, _ := c.snapshot()
+	got := ""
+	for _, e := range events {
+		if e.Kind == Overflow {
+			got += fmt.Sprintf("[missed %d] ", e.Missed)
+		} else {
+			got += fmt.Sprintf("%d ", e.Seq)
+		}
+		if e.Member != "m1" {
+			t.Errorf("event %v has member %q", e, e.Member)
+		}
+	}
+	if want := "1 [missed 3] 2 [missed 5] 3 [missed 1] [missed 2] "; got != want {
+		t.Fatalf("stream %q, want %q", got, want)
+	}
+	if st := r.Stats(); st.Delivered != 3 || st.Missed != 11 || st.Queued != 0 {
+		t.Fatalf("stats %+v, want 3 delivered, 11 missed", st)
+	}
+	r.Remove()
+	waitChan(t, r.Done(), "done")
+	offer(5, 0) // ignored
+}

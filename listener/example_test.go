@@ -98,3 +98,34 @@ func ExampleOptions() {
 	// process Added key="a" partition=0 seq=1 old=0B new=0B
 	// process Added key="b" partition=0 seq=3 old=0B new=0B
 }
+
+// Events that arrive from elsewhere (a cluster-wide listener's, sent by the owners of the
+// entries) go through an attached registration: the same bounded queue, with the events the
+// sender dropped reported as missed where they were dropped.
+func ExampleDispatcher_Attach() {
+	d, _ := listener.New(listener.Config{Member: "member-1"})
+	defer d.Close(context.Background())
+
+	got := make(chan listener.Event, 4)
+	reg, err := d.Attach("reports", listener.Func(func(e listener.Event) { got <- e }), listener.Options{})
+	if err != nil {
+		panic(err)
+	}
+	// As received from an owner: an event, then one after 3 the owner's outbox dropped.
+	reg.Offer(listener.Event{Map: "reports", Kind: listener.Added, Key: []byte("crash-1"), Member: "member-2", Seq: 1}, 0)
+	reg.Offer(listener.Event{Map: "reports", Kind: listener.Added, Key: []byte("crash-5"), Member: "member-2", Seq: 5}, 3)
+	for range 3 {
+		e := <-got
+		if e.Kind == listener.Overflow {
+			fmt.Println("missed", e.Missed)
+			continue
+		}
+		fmt.Println(e.Kind, string(e.Key), e.Member)
+	}
+	fmt.Println("stats: missed", reg.Stats().Missed)
+	// Output:
+	// Added crash-1 member-2
+	// missed 3
+	// Added crash-5 member-2
+	// stats: missed 3
+}

@@ -49,6 +49,13 @@ func (q *queue) push(ev Event) bool {
 	return true
 }
 
+// miss counts n events dropped before they reached the queue (upstream): they are reported
+// like the queue's own drops, before the next event pushed.
+func (q *queue) miss(n uint64) {
+	q.pending += n
+	q.dropped += n
+}
+
 func (q *queue) grow() {
 	size := max(2*len(q.buf), minQueueAlloc)
 	// Round the limit up to a power of two: the ring never needs more than that.

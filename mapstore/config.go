@@ -43,9 +43,8 @@ const (
 // Config is the store configuration of one map. Zero fields take their defaults, so the zero
 // value means write-through with the defaults below. As everywhere in this module, defaults
 // come first and Validate checks the result: WithDefaults fills the zero fields in, and
-// Validate reports every problem of c.WithDefaults() (so the zero value is valid); the
-// constructors that take a Config (NewQueue, and the map service for
-// dmap.MapConfig.Persistence) do both.
+// Validate reports every problem of c.WithDefaults() (so the zero value is valid); the member
+// does both for dmap.MapConfig.Persistence.
 type Config struct {
 	// WriteDelay is how long a written entry stays dirty before it is stored. 0 (the default)
 	// means write-through: a write calls the store before it is acknowledged and fails if the

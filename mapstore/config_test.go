@@ -27,9 +27,6 @@ func TestZeroConfigValid(t *testing.T) {
 	if err := (Config{BatchSize: 0, RetryInitial: time.Minute}).Validate(); err != nil {
 		t.Fatalf("RetryInitial above the default RetryMax is valid (RetryMax follows it): %v", err)
 	}
-	if _, err := NewQueue(zero, nil); err != nil {
-		t.Fatalf("NewQueue applies the defaults, but refused the zero Config: %v", err)
-	}
 	// Every problem once, under the sentinel once: the message is the sentinel then one line per problem.
 	err := Config{WriteDelay: -time.Second, BatchSize: -1}.WithDefaults().Validate()
 	if n := strings.Count(err.Error(), ErrInvalidConfig.Error()); n != 1 {

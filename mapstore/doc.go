@@ -1,5 +1,5 @@
 // Package mapstore is the contract between a gridmap map and the database behind it, and the
-// clock-free bookkeeping of write-behind.
+// configuration of write-through and write-behind persistence.
 //
 // # The contract
 //
@@ -20,15 +20,13 @@
 // # Write-behind
 //
 // With [Config.WriteDelay] 0 a write calls Store before it is acknowledged (write-through) and
-// fails if the store fails. With a delay, writes are recorded in a per-partition [Queue]: one
-// pending entry per key when coalescing (the latest value wins), every value in order otherwise.
-// [Queue.Ready] hands out batches whose delay has elapsed, [Queue.Ack] forgets what was stored
-// (unless the key was written again meanwhile) and [Queue.Fail] keeps everything and backs off
-// exponentially, with no limit on the number of tries. The queue is plain data, driven with the
-// time as an argument; [Queue.Snapshot] and [Queue.Restore] copy it to backups and migration
-// targets. A shared [Budget] bounds the dirty bytes and entries of a map on a member: writers
-// wait in [Budget.Wait] and get [ErrDirtyLimit] when their context ends. [Flusher] is a small
-// driver that flushes one queue on a timer with the real clock.
+// fails if the store fails. With a delay, the member keeps dirty entries in a per-partition
+// queue (one pending entry per key when coalescing: the latest value wins; every value in order
+// otherwise), replicated to the partition's backups and moved with it, and stores them in
+// batches of [Config.BatchSize] once their delay has elapsed. A failed batch stays dirty and is
+// retried with exponential backoff ([Config.RetryInitial], [Config.RetryMax]) for as long as it
+// takes. [Config.MaxDirtyBytes] and [Config.MaxDirtyEntries] bound a map's dirty data on a
+// member: writers then wait, and get [ErrDirtyLimit] if their context ends first.
 //
 // # Backends
 //

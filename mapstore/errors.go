@@ -13,11 +13,6 @@ var (
 	// ErrDirtyLimit: a writer waited for dirty data to drain below its limit (Config.MaxDirtyBytes,
 	// Config.MaxDirtyEntries) until its context ended. The write was not applied.
 	ErrDirtyLimit = errors.New("mapstore: dirty data limit reached")
-	// ErrClosed: the Flusher has been closed.
-	ErrClosed = errors.New("mapstore: closed")
-	// ErrFlushTimeout: Flush did not see every earlier write stored before its context ended.
-	// The entries stay dirty and are still retried.
-	ErrFlushTimeout = errors.New("mapstore: flush did not complete")
 	// ErrRejected: a store refused some entries for good (the database can never accept them, for
 	// example a document its mapping refuses); retrying would fail the same way. A store reports
 	// it with a *RejectedError.

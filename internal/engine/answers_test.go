@@ -1,0 +1,365 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// keysOwnedBy returns n keys whose partitions member owner owns in the current table (same: all
+// in one partition).
+func keysOwnedBy(t *testing.T, c *cluster, m *tmap[string, string], owner partition.MemberID, n int, same bool) []string {
+	t.Helper()
+	tab, _ := c.coord.Watch()
+	var keys []string
+	var first partition.ID = -1
+	for i := 0; len(keys) < n && i < 100000; i++ {
+		k := fmt.Sprintf("k%d", i)
+		p, _ := m.Partition(k)
+		if tab.Owner(p) != owner || (same && first >= 0 && p != first) {
+			continue
+		}
+		first = p
+		keys = append(keys, k)
+	}
+	if len(keys) < n {
+		t.Fatalf("no %d keys owned by %s", n, owner)
+	}
+	return keys
+}
+
+// loseFirstAnswer makes the answer of the first operation from member from lost (after the
+// owner served it), running then (if not nil) before the caller learns of the loss.
+func loseFirstAnswer(c *cluster, from partition.MemberID, then func()) *atomic.Int32 {
+	var lost atomic.Int32
+	c.net.SetAnswered(func(f, to string, typ transport.MsgType) bool {
+		if f != string(from) || typ != msgOp || !lost.CompareAndSwap(0, 1) {
+			return false
+		}
+		if then != nil {
+			then()
+		}
+		return true
+	})
+	return &lost
+}
+
+// TestRetriedWriteIsAppliedOnce: a write whose answer is lost on the way back is retried by the
+// router, and the owner answers the retry with its first answer instead of applying it again.
+func TestRetriedWriteIsAppliedOnce(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	ctx := context.Background()
+	owner, client := c.svc(0), c.svc(1)
+	om, cm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, client, "m")
+	key := keysOwnedBy(t, c, om, owner.self, 1, false)[0]
+	if err := cm.Put(ctx, key, "v0"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A compare-and-set applied by the owner whose answer is lost: the retry says it happened.
+	lost := loseFirstAnswer(c, client.self, nil)
+	if ok, err := cm.ReplaceIfSame(ctx, key, "v0", "v1"); err != nil || !ok {
+		t.Fatalf("retried ReplaceIfSame = %v, %v; want true (it took effect)", ok, err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost: the test did not test a retry")
+	}
+	if v, err := om.Get(ctx, key); err != nil || v != "v1" {
+		t.Fatalf("value = %q, %v; want v1", v, err)
+	}
+
+	// A put whose answer is lost while another writer's put comes in before the retry: the
+	// retry must not overwrite the later write.
+	lost = loseFirstAnswer(c, client.self, func() {
+		if err := om.Put(ctx, key, "other"); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cm.Put(ctx, key, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost")
+	}
+	if v, err := cm.Get(ctx, key); err != nil || v != "other" {
+		t.Fatalf("value = %q, %v; want the later writer's (the retried put was applied twice)", v, err)
+	}
+	c.net.SetAnswered(nil)
+}
+
+// TestRetryAfterFailoverGetsFirstAnswer: the owner applies a write, its backup acknowledges,
+// and the owner dies before its answer reaches the caller; the retry on the promoted backup is
+// answered with the first answer.
+func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	ctx := context.Background()
+	probe := mustMap[string, string](t, c.svc(0), "m")
+	ownerID := c.svc(0).self
+	key := keysOwnedBy(t, c, probe, ownerID, 1, false)[0]
+	p, _ := probe.Partition(key)
+	var client *Service
+	for _, id := range c.active {
+		if tab, _ := c.coord.Watch(); !tab.IsReplica(p, id) {
+			client = c.svcs[id]
+		}
+	}
+	if client == nil {
+		t.Fatal("every member is a replica")
+	}
+	cm := mustMap[string, string](t, client, "m")
+	if err := cm.Put(ctx, key, "v0"); err != nil {
+		t.Fatal(err)
+	}
+	lost := loseFirstAnswer(c, client.self, func() { c.kill(ownerID) })
+	if ok, err := cm.ReplaceIfSame(ctx, key, "v0", "v1"); err != nil || !ok {
+		t.Fatalf("ReplaceIfSame retried on the new owner = %v, %v; want true (it took effect)", ok, err)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no answer was lost")
+	}
+	if tab, _ := c.coord.Watch(); tab.Owner(p) == ownerID {
+		t.Fatal("the owner did not change")
+	}
+	if v, err := cm.Get(ctx, key); err != nil || v != "v1" {
+		t.Fatalf("value = %q, %v; want v1", v, err)
+	}
+	c.net.SetAnswered(nil)
+}
+
+// TestAnswerTableBound: the remembered answers of a partition stay at maxAnswers, the newest
+// ones, whatever the number of writes.
+func TestAnswerTableBound(t *testing.T) {
+	var tab answerTable
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []opID
+	for i := range 20 * maxAnswers {
+		id := opID{r.Uint64() | 1, r.Uint64()}
+		if i%7 == 0 {
+			id.lo = uint64(i) // neighbours share probe sequences more often
+		}
+		ids = append(ids, id)
+		tab.remember(id, answer(i%4), nil, false, i%2 == 0)
+		if tab.len() > maxAnswers {
+			t.Fatalf("%d answers remembered after %d writes", tab.len(), i+1)
+		}
+		if i%97 == 0 || i > 19*maxAnswers {
+			for j := max(0, i-maxAnswers+1); j <= i; j++ {
+				if e, ok := tab.lookup(ids[j]); !ok || e.ans != answer(j%4) {
+					t.Fatalf("after %d writes, write %d is forgotten or wrong", i+1, j)
+				}
+			}
+			if i >= maxAnswers {
+				if _, ok := tab.lookup(ids[i-maxAnswers]); ok {
+					t.Fatalf("after %d writes, write %d is still remembered", i+1, i-maxAnswers)
+				}
+			}
+		}
+	}
+	// Remembering an answer again (a write applied twice, a copy) forgets nothing.
+	tab.remember(ids[len(ids)-1], 0, nil, false, true)
+	if _, ok := tab.lookup(ids[len(ids)-maxAnswers]); !ok {
+		t.Fatal("remembering an answer again forgot the oldest")
+	}
+	// In a cluster: owner and backup hold the same bounded memory, and a copy to a new backup
+	// carries it.
+	c := newCluster(t, 3, 1, nil)
+	ctx := context.Background()
+	m := mustMap[string, string](t, c.svc(1), "m")
+	key := keysOwnedBy(t, c, m, c.svc(0).self, 1, false)[0]
+	p, _ := m.Partition(key)
+	for i := range 3 * maxAnswers {
+		if err := m.Put(ctx, key, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remembered := func(s *Service) map[opID]answer {
+		pt := s.parts[p]
+		pt.mu.RLock()
+		defer pt.mu.RUnlock()
+		out := map[opID]answer{}
+		for _, e := range pt.rs.answers.ring {
+			if _, ok := pt.rs.answers.lookup(e.id); ok {
+				out[e.id] = e.ans
+			}
+		}
+		return out
+	}
+	want := remembered(c.svc(0))
+	if len(want) != maxAnswers {
+		t.Fatalf("the owner remembers %d answers of partition %d, want %d", len(want), p, maxAnswers)
+	}
+	cur, _ := c.coord.Watch()
+	backup := cur.Partitions[p].Replicas[1]
+	if got := remembered(c.svcs[backup]); !maps.Equal(got, want) {
+		t.Fatalf("the backup remembers %d answers, not the owner's %d", len(got), len(want))
+	}
+	c.kill(backup)
+	next := c.waitStable().Partitions[p].Replicas[1]
+	if got := remembered(c.svcs[next]); !maps.Equal(got, want) {
+		t.Fatalf("the new backup %s got %d answers in its copy, not the owner's %d", next, len(got), len(want))
+	}
+}
+
+// TestReadsNeverSeeUnacknowledgedWrites: while a backup holds back its acknowledgement of a
+// write, reads of that key on the owner return the previous value; reads of other keys of the
+// same partition proceed; once acknowledged, the write is seen.
+func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	owner, other := c.svc(0), c.svc(1)
+	om, rm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, other, "m")
+	keys := keysOwnedBy(t, c, om, owner.self, 3, true)
+	written, untouched, fresh := keys[0], keys[1], keys[2]
+	for _, k := range keys[:2] {
+		if err := om.Put(ctx, k, "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, step := range []struct {
+		name string
+		key  string
+		want string // "" = absent
+	}{{"replace", written, "old"}, {"create", fresh, ""}} {
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		c.net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
+			if from == string(owner.self) && typ == msgBackup {
+				once.Do(func() { close(entered) })
+				<-release
+			}
+			return false
+		})
+		done := make(chan error, 1)
+		go func() { done <- om.Put(ctx, step.key, "new") }()
+		select {
+		case <-entered:
+		case err := <-done:
+			t.Fatalf("%s: put returned before its backup acknowledged: %v", step.name, err)
+		case <-ctx.Done():
+			t.Fatalf("%s: backup never reached", step.name)
+		}
+		for _, m := range []*tmap[string, string]{om, rm} {
+			v, err := m.Get(ctx, step.key)
+			if step.want == "" {
+				if err == nil {
+					t.Fatalf("%s: Get = %q before the backup acknowledged; want absent", step.name, v)
+				}
+			} else if err != nil || v != step.want {
+				t.Fatalf("%s: Get = %q, %v before the backup acknowledged; want %q", step.name, v, err, step.want)
+			}
+			if ok, err := m.ContainsKey(ctx, step.key); err != nil || ok != (step.want != "") {
+				t.Fatalf("%s: ContainsKey = %v, %v before the backup acknowledged", step.name, ok, err)
+			}
+			// Another key of the same partition is read without waiting for the write.
+			if v, err := m.Get(ctx, untouched); err != nil || v != "old" {
+				t.Fatalf("%s: Get of another key = %q, %v", step.name, v, err)
+			}
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		c.net.SetAnswered(nil)
+		for _, m := range []*tmap[string, string]{om, rm} {
+			if v, err := m.Get(ctx, step.key); err != nil || v != "new" {
+				t.Fatalf("%s: Get after the acknowledgement = %q, %v", step.name, v, err)
+			}
+		}
+	}
+	if n, err := om.Size(ctx); err != nil || n != 3 {
+		t.Fatalf("Size = %d, %v; want 3", n, err)
+	}
+}
+
+// TestRetriedProcessorReturnsFirstResult: an entry processor whose answer is lost runs once,
+// and the retry returns the result of that run (remembered with the answer).
+func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	registerIncr(t, c)
+	ctx := context.Background()
+	owner, client := c.svc(0), c.svc(1)
+	key := keysOwnedBy(t, c, mustMap[string, string](t, owner, "counters"), owner.self, 1, false)[0]
+	cm := mustMap[string, int](t, client, "counters")
+	for want := 1; want <= 3; want++ {
+		lost := loseFirstAnswer(c, client.self, nil)
+		if r, err := Execute[int](ctx, cm, "incr", key, 1); err != nil || r != want {
+			t.Fatalf("retried increment returned %d, %v; want %d", r, err, want)
+		}
+		if lost.Load() != 1 {
+			t.Fatal("no answer was lost")
+		}
+	}
+	c.net.SetAnswered(nil)
+	if v, err := cm.Get(ctx, key); err != nil || v != 3 {
+		t.Fatalf("counter = %d, %v; want 3 (each increment once)", v, err)
+	}
+}
+
+// TestFirstAttemptAfterItsRetry: the owner serves a retry before the first attempt of the same
+// write (the first was still on its way when the caller, having lost the connection, retried):
+// the first attempt does not apply the write again, whether the retry changed something or not.
+func TestFirstAttemptAfterItsRetry(t *testing.T) {
+	c := newCluster(t, 1, 0, nil)
+	ctx := context.Background()
+	s := c.svc(0)
+	m := mustMap[string, string](t, s, "m")
+	vals := testCodec[string]{}
+	enc := func(v string) []byte { b, _ := vals.Encode(v); return b }
+	kb, p, _ := m.encodeKey("k")
+	if err := m.Put(ctx, "k", "v0"); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(id opID, retry bool, expect, value string) opResponse {
+		tab, _ := c.coord.Watch()
+		return s.serveOp(ctx, &opRequest{Map: "m", Kind: opReplaceIfSame, Part: int32(p), Epoch: tab.Epoch, Key: kb,
+			Expect: enc(expect), Value: enc(value), ID: id, Retry: retry})
+	}
+	get := func() string {
+		v, err := m.Get(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	// The retry applies the write; the late first attempt gets the retry's answer.
+	id := s.newOpID()
+	if r := serve(id, true, "v0", "v1"); r.Status != statusOK || !r.Done {
+		t.Fatalf("retry = %+v, want done", r)
+	}
+	if err := m.Put(ctx, "k", "v0"); err != nil { // back to what the first attempt expects
+		t.Fatal(err)
+	}
+	if r := serve(id, false, "v0", "v1"); r.Status != statusOK || !r.Done {
+		t.Fatalf("late first attempt = %+v, want the retry's answer", r)
+	}
+	if v := get(); v != "v0" {
+		t.Fatalf("value = %q: the late first attempt applied the write again", v)
+	}
+
+	// The retry changes nothing (the value differs); the late first attempt, which would now
+	// succeed, must not apply: its caller was told it did not.
+	id = s.newOpID()
+	if r := serve(id, true, "other", "v2"); r.Status != statusOK || r.Done {
+		t.Fatalf("retry = %+v, want not done", r)
+	}
+	if err := m.Put(ctx, "k", "other"); err != nil {
+		t.Fatal(err)
+	}
+	if r := serve(id, false, "other", "v2"); r.Status == statusOK {
+		t.Fatalf("late first attempt = %+v, want refused", r)
+	}
+	if v := get(); v != "other" {
+		t.Fatalf("value = %q: the late first attempt applied after its retry said no", v)
+	}
+}

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/configerr"
+)
+
+// Defaults for Config fields left at their zero value.
+const (
+	DefaultOperationTimeout        = 30 * time.Second
+	DefaultMaxValueSize            = 63 << 20 // fits the transport's default 64 MiB frame with room for headers
+	DefaultMigrationChunkSize      = 4 << 20
+	DefaultMaxConcurrentMigrations = 4
+	DefaultExpiryInterval          = time.Second
+	DefaultBackupAckTimeout        = 500 * time.Millisecond
+)
+
+// Config configures a member's map service. Zero fields take the documented defaults
+// (WithDefaults); Validate reports every problem of c.WithDefaults(); NewService does both.
+// PartitionCount is required.
+type Config struct {
+	// PartitionCount must equal the cluster's partition count. Required.
+	PartitionCount int
+	// AsyncBackups makes writes return once the owner applied them; backups are updated in the
+	// background, in order per partition. Default false: a write waits for every backup.
+	//
+	// With AsyncBackups, an acknowledged write can be lost when its owner dies before the
+	// backups caught up, reads on the owner see writes no backup holds yet, and a write retried
+	// after its owner died may be applied again: the guarantees of synchronous backups
+	// (durable acknowledgement, reads that never see a write that could still die with its
+	// owner, exactly-once retries across a failover) are given up for latency.
+	AsyncBackups bool
+	// OperationTimeout bounds an operation whose context has no deadline. Default 30s.
+	OperationTimeout time.Duration
+	// MaxValueSize is the largest encoded key plus value accepted, in bytes. Default 63 MiB.
+	MaxValueSize int
+	// BackupAckTimeout is how long an owner waits for one synchronous backup (or pending copy)
+	// to acknowledge a write (or a copy's start) before it reports the member unreachable to
+	// the coordinator, which can then take it out of the partition's backups; the write waits
+	// on for the remaining replicas (up to its deadline). It bounds how long a dead member
+	// holds a partition's writers: about BackupAckTimeout plus one table commit. Too short, and
+	// a slow but live backup (a long GC pause, a large value on a slow link) is demoted and
+	// copied again. Default 500ms.
+	BackupAckTimeout time.Duration
+	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
+	// Default 4 MiB.
+	MigrationChunkSize int
+	// MaxConcurrentMigrations bounds the partition copies this member sends at once. Default 4.
+	MaxConcurrentMigrations int
+	// ExpiryInterval is how often expired entries are swept. Default 1s.
+	ExpiryInterval time.Duration
+	// Logger receives the service's logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the wall clock used for TTLs and write delays. Default time.Now.
+	Now func() time.Time
+	// MemoryBudget bounds the memory of the entries this member holds, in bytes (approximate:
+	// keys, values and a per-entry overhead). Above it, clean entries of maps with a loader are
+	// evicted, least recently used first, and read through again when used; dirty entries and
+	// entries of maps without a loader are never evicted. 0 (the default) means no budget.
+	MemoryBudget int64
+	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
+	// listed live in memory only. Every member must have the same Maps.
+	Maps map[string]MapConfig
+}
+
+// withDefaults is WithDefaults (the service's name for it).
+func (c Config) withDefaults() Config { return c.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.BackupAckTimeout == 0 {
+		c.BackupAckTimeout = DefaultBackupAckTimeout
+	}
+	if c.MigrationChunkSize == 0 {
+		c.MigrationChunkSize = DefaultMigrationChunkSize
+	}
+	if c.MaxConcurrentMigrations == 0 {
+		c.MaxConcurrentMigrations = DefaultMaxConcurrentMigrations
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = DefaultExpiryInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of c.WithDefaults(), each map's (MapConfig.Validate) included
+// under its name, in one error wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if c.PartitionCount <= 0 {
+		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
+	}
+	if c.OperationTimeout < 0 {
+		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))
+	}
+	if c.MaxValueSize < 0 {
+		errs = append(errs, fmt.Errorf("MaxValueSize must not be negative, got %d", c.MaxValueSize))
+	}
+	if c.BackupAckTimeout < 0 {
+		errs = append(errs, fmt.Errorf("BackupAckTimeout must not be negative, got %v", c.BackupAckTimeout))
+	}
+	if c.MigrationChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("MigrationChunkSize must not be negative, got %d", c.MigrationChunkSize))
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("MemoryBudget must not be negative, got %d", c.MemoryBudget))
+	}
+	if c.MaxConcurrentMigrations < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentMigrations must not be negative, got %d", c.MaxConcurrentMigrations))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Maps)) {
+		prefix := fmt.Sprintf("Maps[%q]: ", name)
+		switch {
+		case name == "":
+			errs = append(errs, fmt.Errorf("%smap names must not be empty", prefix))
+		case name[0] == 0:
+			errs = append(errs, fmt.Errorf("%s%w", prefix, errReservedName))
+		}
+		errs = append(errs, configerr.Prefix(prefix, c.Maps[name].problems())...)
+	}
+	return configerr.Join(ErrInvalidConfig, errs)
+}
+
+// WithDefaults returns c with mapstore's defaults filled into Persistence (Store and Loader have
+// none: nil means none).
+func (c MapConfig) WithDefaults() MapConfig {
+	c.Persistence = c.Persistence.WithDefaults()
+	return c
+}

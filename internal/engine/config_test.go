@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/mapstore"
+)
+
+func TestMapConfigValidate(t *testing.T) {
+	if err := (MapConfig{}).Validate(); err != nil {
+		t.Fatalf("zero MapConfig (defaults): %v", err)
+	}
+	if err := (MapConfig{Persistence: mapstore.Config{WriteDelay: time.Second, BatchSize: 10}}).Validate(); err != nil {
+		t.Fatalf("valid write-behind MapConfig: %v", err)
+	}
+	err := MapConfig{Persistence: mapstore.Config{WriteDelay: -time.Second, MaxDirtyEntries: -1}}.Validate()
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("want ErrInvalidConfig, got %v", err)
+	}
+	for _, want := range []string{"Persistence.WriteDelay -1s is negative", "Persistence.MaxDirtyEntries -1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from %q", want, err)
+		}
+	}
+}
+
+// NewService checks every map's configuration, with the map's name, before it uses anything.
+func TestNewServiceRejectsBadMapConfig(t *testing.T) {
+	cfg := Config{PartitionCount: 1, Maps: map[string]MapConfig{
+		"orders": {Persistence: mapstore.Config{WriteDelay: -time.Second}},
+		"fine":   {Persistence: mapstore.Config{WriteDelay: time.Second}},
+		"":       {},
+		"\x00x":  {},
+	}}
+	_, err := NewService(cfg, nil, nil, nil)
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("want ErrInvalidConfig, got %v", err)
+	}
+	for _, want := range []string{`Maps["orders"]: Persistence.WriteDelay -1s is negative`, `Maps[""]: map names must not be empty`, `Maps["\x00x"]: ` + errReservedName.Error()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from %q", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), `"fine"`) {
+		t.Errorf("a valid map is reported: %v", err)
+	}
+}

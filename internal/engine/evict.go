@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"slices"
+	"time"
+
+	"github.com/gridmap/gridmap/listener"
+)
+
+// evictInterval is how often the evictor compares the member's record memory with its budget.
+const evictInterval = 100 * time.Millisecond
+
+// evictTarget is the fraction of the budget eviction brings memory down to, so that it does not
+// run again at once.
+const evictTarget = 0.9
+
+// memoryUsed sums the approximate memory of the records this member holds.
+func (s *Service) memoryUsed() int64 {
+	var total int64
+	for _, p := range s.parts {
+		p.mu.RLock()
+		total += p.rs.bytes
+		p.mu.RUnlock()
+	}
+	return total
+}
+
+// runEvictor keeps the member's records within Config.MemoryBudget by evicting clean entries of
+// maps with a loader, least recently used first. Dirty entries (not stored yet) and entries of
+// maps without a loader are never evicted: they are the only copy. An evicted entry is read
+// through again on its next use.
+func (s *Service) runEvictor() {
+	defer s.wg.Done()
+	if s.cfg.MemoryBudget <= 0 {
+		return
+	}
+	tick := time.NewTicker(evictInterval)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		used := s.memoryUsed()
+		if used <= s.cfg.MemoryBudget {
+			warned = false
+			continue
+		}
+		freed := s.evict(used - int64(float64(s.cfg.MemoryBudget)*evictTarget))
+		if used-freed > s.cfg.MemoryBudget && !warned {
+			warned = true
+			s.log.Warn("memory budget exceeded by entries that cannot be evicted (dirty, or of maps without a loader)",
+				"used", used-freed, "budget", s.cfg.MemoryBudget)
+		}
+	}
+}
+
+type evictCandidate struct {
+	p       *part
+	mapName string
+	r       record
+}
+
+// evict removes up to want bytes of clean, loadable entries, oldest access first, and returns
+// the bytes freed.
+func (s *Service) evict(want int64) int64 {
+	var cands []evictCandidate
+	for _, p := range s.parts {
+		p.mu.RLock()
+		for name := range p.rs.maps {
+			ps := s.persistenceOf(name)
+			if ps == nil || ps.loader == nil {
+				continue
+			}
+			q := p.queues[name]
+			for r := range p.rs.all(name) {
+				if pending, _ := pendingIn(q, []byte(r.key)); !pending {
+					cands = append(cands, evictCandidate{p: p, mapName: name, r: r})
+				}
+			}
+		}
+		p.mu.RUnlock()
+	}
+	slices.SortFunc(cands, func(a, b evictCandidate) int {
+		switch {
+		case a.r.access < b.r.access:
+			return -1
+		case a.r.access > b.r.access:
+			return 1
+		}
+		return 0
+	})
+	var freed int64
+	t := s.cluster.Table()
+	for _, c := range cands {
+		if freed >= want {
+			break
+		}
+		// On an owned partition the eviction is an event: take the partition's writes, so that
+		// it is published in order with theirs (a busy partition is skipped this time).
+		owned := t.Owner(c.p.id) == s.self && s.events.listening(c.mapName)
+		if owned && !c.p.writeMu.TryLock() {
+			continue
+		}
+		c.p.mu.Lock()
+		evicted := false
+		// Evict only what was examined: not rewritten since (a write has a new sequence
+		// number), still not dirty.
+		if cur := c.p.rs.lookup(c.mapName, c.r.key); cur.ok && cur.seq == c.r.seq {
+			if pending, _ := pendingIn(c.p.queues[c.mapName], []byte(c.r.key)); !pending {
+				c.p.rs.remove(c.mapName, cur)
+				freed += recordSize(cur)
+				evicted = true
+			}
+		}
+		c.p.mu.Unlock()
+		if owned {
+			if evicted {
+				s.events.publish(listener.Event{Map: c.mapName, Kind: listener.Evicted, Key: []byte(c.r.key),
+					Partition: c.p.id, Member: s.self, Seq: c.r.seq, OldValue: c.r.value})
+			}
+			c.p.writeMu.Unlock()
+		}
+	}
+	return freed
+}

@@ -21,11 +21,19 @@ func (n *Node) processOne(ctx context.Context, id string) {
 		return
 	} else if !ok {
 		raw, err := n.reports.Get(ctx, id)
+		for wait := 10 * time.Millisecond; errors.Is(err, dmap.ErrNotFound) && wait < time.Second; wait *= 2 {
+			// The report and the process entry are written in one transaction; the
+			// event of the one may come before the other is readable.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			raw, err = n.reports.Get(ctx, id)
+		}
 		if errors.Is(err, dmap.ErrNotFound) {
-			// A process entry without its report cannot be: they are written in one
-			// transaction. Drop it rather than retry it forever.
-			n.log.Error("process: report missing", "id", id)
-			_, _ = n.process.Delete(ctx, id)
+			// Left for the sweeper, which tries again.
+			n.log.Warn("process: report not found yet", "id", id)
 			return
 		}
 		if err != nil {

@@ -36,12 +36,12 @@ type launcher struct {
 
 // child is one node process.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	url   string      // the pages' base URL, once ready
-	ready chan string // receives the URL the node prints when it serves
+	name  string
+	cmd   *exec.Cmd
+	url   string        // the pages' base URL, once ready
+	ready chan string   // receives the URL the node prints when it serves
 	done  chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done
+	err   error         // its exit status, once done
 }
 
 // runLauncher starts the nodes, prints their pages' addresses, runs the generator, and on

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,6 +153,31 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Reports as the generator makes them: megabytes of dump, which the listener's event may
+	// reach before the report is readable.
+	r := mrand.New(mrand.NewPCG(1, 2))
+	base, err := os.ReadFile("../minidump/testdata/test.dmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rep, err := generator.NewReport(r, base, 1024, int64(1+i)<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.Annotations["Dump"] = "test.dmp"
+		ct, body, err := generator.Encode(rep, i%2 == 0, i%2 == 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, answer := post(t, nodes[i].URL(), ct, body, i%2 == 1)
+		id, ok := strings.CutPrefix(answer, "CrashID=bp-")
+		if status != http.StatusOK || !ok {
+			t.Fatalf("generated report: %d %q", status, answer)
+		}
+		want[id] = submitted{rep.Annotations, rep.Dump}
+	}
+
 	// Malformed posts: their reason, and nothing stored.
 	for _, c := range []struct {
 		ct, body, reason string
@@ -204,7 +230,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		exp := processor.Process(&processor.Raw{ID: id, Submitted: got.Submitted, Annotations: withUUID(s.annotations, id), Dumps: map[string][]byte{processor.MainDump: s.dump}}, nil, got.Processed)
 		sum := sha256.Sum256(s.dump)
-		if got.ID != id || got.Product != "Firefox" || got.Version != "140.0" || got.BuildID != "20260101000000" ||
+		if got.ID != id || got.Product != s.annotations["ProductName"] || got.Version != s.annotations["Version"] || got.BuildID != exp.BuildID ||
 			got.Signature != exp.Signature || got.Reason != exp.Reason || got.OSName != exp.OSName || got.CPUArch != exp.CPUArch ||
 			got.Module != exp.Module || got.ModuleOffset != exp.ModuleOffset || got.MinidumpStatus != exp.MinidumpStatus ||
 			got.DumpChecksums[processor.MainDump] != hex.EncodeToString(sum[:]) {

@@ -21,9 +21,11 @@ func (n *Node) processOne(ctx context.Context, id string) {
 		return
 	} else if !ok {
 		raw, err := n.reports.Get(ctx, id)
-		for wait := 10 * time.Millisecond; errors.Is(err, dmap.ErrNotFound) && wait < time.Second; wait *= 2 {
-			// The report and the process entry are written in one transaction; the
-			// event of the one may come before the other is readable.
+		for wait := 10 * time.Millisecond; errors.Is(err, dmap.ErrNotFound) && wait <= 3*time.Second; wait *= 2 {
+			// The report and the process entry are written in one transaction, but the
+			// owner publishes the event when it applies the write, while Get sees the
+			// write only once its backups acknowledged it: for a report of megabytes, a
+			// while later. Wait for it (about 6 s in all), then leave it to the sweeper.
 			select {
 			case <-ctx.Done():
 				return

@@ -29,6 +29,7 @@ func runNode(args []string) error {
 	expect := fs.Int("expect", 1, "members that must see each other before the cluster forms")
 	data := fs.String("data", "", "data folder for the embedded store (empty: memory only)")
 	budget := fs.Int64("memory", 256<<20, "memory budget of the member's entries, bytes")
+	sweepEvery := fs.Duration("sweep-every", 10*time.Second, "how often the sweeper walks this node's waiting crashes")
 	sweepAge := fs.Duration("sweep-age", 30*time.Second, "age from which the sweeper processes a waiting crash")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,7 +59,7 @@ func runNode(args []string) error {
 	}()
 	n, err := node.Start(ctx, node.Config{
 		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data,
-		MemoryBudget: *budget, SweepAge: *sweepAge, Logger: log,
+		MemoryBudget: *budget, SweepAge: *sweepAge, SweepEvery: *sweepEvery, Logger: log,
 	})
 	if err != nil {
 		cancel()

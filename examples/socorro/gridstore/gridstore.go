@@ -3,8 +3,7 @@
 // co-keyed transaction, so both entries live on one owner and a crash is either wholly in the
 // grid, waiting to be processed, or not at all.
 //
-// This is the first, minimal wiring of the demo to the grid; the processor's listener on process
-// and the write-behind stores come with the rest of issue 16.
+// Package node runs the processor on these maps and configures their write-behind stores.
 package gridstore
 
 import (

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gridmap/gridmap/examples/socorro/generator"
+)
+
+// The real dumps the generator builds its reports from.
+//
+//go:embed minidump/testdata/*.dmp
+var dumpFS embed.FS
+
+// launcher is the running demo: its node processes and, optionally, the generator.
+type launcher struct {
+	out   io.Writer
+	nodes []*child
+}
+
+// child is one node process.
+type child struct {
+	name  string
+	cmd   *exec.Cmd
+	url   string        // the pages' base URL, once ready
+	ready chan string   // receives the URL the node prints when it serves
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit status, once done
+}
+
+// runLauncher starts the nodes, prints their pages' addresses, runs the generator, and on
+// SIGINT or SIGTERM stops the generator, then each node gracefully, one after the other.
+func runLauncher(args []string) error {
+	fs := flag.NewFlagSet("socorro", flag.ContinueOnError)
+	nodes := fs.Int("nodes", 3, "number of node processes")
+	port := fs.Int("port", 8080, "HTTP port of the first node; node i listens on port+i, its gossip on port+100+i and its member traffic on port+200+i (0: free ports)")
+	rate := fs.Float64("rate", 2, "reports per second the generator posts, round-robin over the nodes (0: no generator)")
+	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
+	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *nodes < 1 {
+		return fmt.Errorf("-nodes %d: need at least one", *nodes)
+	}
+	dataDir := *data
+	if dataDir == "" {
+		d, err := os.MkdirTemp("", "socorro-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dataDir = d
+	}
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-sig:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	l := &launcher{out: os.Stdout}
+	err := l.start(ctx, *nodes, *port, dataDir, *memory)
+	if err == nil {
+		for _, c := range l.nodes {
+			fmt.Fprintf(l.out, "%s: %s/\n", c.name, c.url)
+		}
+		fmt.Fprintln(l.out, "Ctrl-C stops the nodes.")
+		err = l.generate(ctx, *rate)
+	}
+	l.stop()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// start starts n node processes and waits until each serves its pages.
+func (l *launcher) start(ctx context.Context, n, port int, dataDir string, memory int64) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	addrs := func(offset int) ([]string, error) {
+		out := make([]string, n)
+		for i := range out {
+			if port == 0 {
+				a, err := freeAddr()
+				if err != nil {
+					return nil, err
+				}
+				out[i] = a
+			} else {
+				out[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+offset+i))
+			}
+		}
+		return out, nil
+	}
+	httpAddrs, err := addrs(0)
+	if err != nil {
+		return err
+	}
+	gossip, err := addrs(100)
+	if err != nil {
+		return err
+	}
+	bind, err := addrs(200)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		name := "node" + strconv.Itoa(i)
+		cmd := exec.Command(exe, "node",
+			"-name", name,
+			"-http", httpAddrs[i],
+			"-gossip", gossip[i],
+			"-bind", bind[i],
+			"-seeds", strings.Join(gossip, ","),
+			"-expect", strconv.Itoa(n),
+			"-data", filepath.Join(dataDir, name),
+			"-memory", strconv.FormatInt(memory, 10),
+		)
+		cmd.Stderr = os.Stderr
+		ownGroup(cmd) // Ctrl-C reaches the launcher only, which stops the nodes in order
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		c := &child{name: name, cmd: cmd, ready: make(chan string, 1), done: make(chan struct{})}
+		l.nodes = append(l.nodes, c)
+		go func() { // owned by the child: ends when its stdout closes, at its exit
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if url, ok := strings.CutPrefix(sc.Text(), readyPrefix); ok {
+					select {
+					case c.ready <- url:
+					default:
+					}
+				} else {
+					fmt.Fprintln(l.out, sc.Text())
+				}
+			}
+			c.err = cmd.Wait()
+			close(c.done)
+		}()
+	}
+	// Every node waits for the others (ExpectMembers), so wait for all of them together.
+	for _, c := range l.nodes {
+		if err := waitReady(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitReady waits until c serves, exits, or ctx ends.
+func waitReady(ctx context.Context, c *child) error {
+	t := time.NewTimer(2 * time.Minute)
+	defer t.Stop()
+	select {
+	case c.url = <-c.ready:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("%s exited before serving: %v", c.name, c.err)
+	case <-t.C:
+		return fmt.Errorf("%s did not serve within 2 minutes", c.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop stops the nodes one after the other, last first: each gets SIGTERM, closes gracefully
+// (its partitions move to the others, its write-behind drains) and is killed if it has not
+// exited within a minute.
+func (l *launcher) stop() {
+	for i := len(l.nodes) - 1; i >= 0; i-- {
+		c := l.nodes[i]
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(time.Minute)
+		select {
+		case <-c.done:
+		case <-t.C:
+			fmt.Fprintf(l.out, "%s did not stop within a minute: killing it\n", c.name)
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		t.Stop()
+		if c.err != nil {
+			fmt.Fprintf(l.out, "%s: %v\n", c.name, c.err)
+		} else {
+			fmt.Fprintf(l.out, "%s stopped\n", c.name)
+		}
+	}
+}
+
+// generate runs the generator at rate reports per second against the nodes until ctx ends,
+// printing its figures every 10 seconds. Rate 0 just waits for ctx.
+func (l *launcher) generate(ctx context.Context, rate float64) error {
+	if rate <= 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	var dumps [][]byte
+	err := fs.WalkDir(dumpFS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := dumpFS.ReadFile(path)
+		dumps = append(dumps, b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	targets := make([]string, len(l.nodes))
+	for i, c := range l.nodes {
+		targets[i] = c.url
+	}
+	d, err := generator.New(generator.Config{Targets: targets, Dumps: dumps, Rate: rate})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s := d.Stats()
+				fmt.Fprintf(l.out, "generator: %d sent, %d accepted, %d discarded, %d failed, %.1f MB\n", s.Sent, s.Accepted, s.Discarded, s.Failed, float64(s.Bytes)/1e6)
+			}
+		}
+	})
+	return d.Run(ctx)
+}
+
+// freeAddr returns a local address with a port free at the time of the call.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}

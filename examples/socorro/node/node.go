@@ -1,0 +1,242 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gridmap/gridmap"
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/examples/socorro/collector"
+	"github.com/gridmap/gridmap/examples/socorro/gridstore"
+	"github.com/gridmap/gridmap/examples/socorro/processor"
+	"github.com/gridmap/gridmap/listener"
+	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/mapstore/pebblestore"
+)
+
+// ProcessedMap is the map of processed crashes, by crash ID.
+const ProcessedMap = "processedCrashes"
+
+// Config configures a Node. Zero fields take the documented defaults (WithDefaults).
+type Config struct {
+	// Name labels the node in logs and pages. Default: the member's ID.
+	Name string
+	// HTTPAddr is the address of the pages and /submit. Default "127.0.0.1:0".
+	HTTPAddr string
+	// Member configures the embedded gridmap member (addresses, seeds, ExpectMembers, timings).
+	// Its Maps and MemoryBudget are set by the node from DataDir and MemoryBudget.
+	Member gridmap.Config
+	// DataDir is the node's data folder: with it, the maps write behind to pebble stores in
+	// DataDir/<map>. Empty: the maps live in memory only.
+	DataDir string
+	// WriteDelay is the write-behind delay. Default 1s.
+	WriteDelay time.Duration
+	// MemoryBudget bounds the member's entries in bytes; clean entries beyond it are evicted
+	// and read through from the store. Used only with a DataDir. Default 256 MiB.
+	MemoryBudget int64
+	// SweepEvery is how often the sweeper walks this node's process entries. Default 10s.
+	SweepEvery time.Duration
+	// SweepAge is the age from which the sweeper processes a process entry the listener did
+	// not. Default 30s.
+	SweepAge time.Duration
+	// Rules are the signature rules. Default processor.DefaultRules().
+	Rules *processor.Rules
+	// Logger receives the node's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:0"
+	}
+	if c.WriteDelay == 0 {
+		c.WriteDelay = time.Second
+	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = 256 << 20
+	}
+	if c.SweepEvery == 0 {
+		c.SweepEvery = 10 * time.Second
+	}
+	if c.SweepAge == 0 {
+		c.SweepAge = 30 * time.Second
+	}
+	if c.Rules == nil {
+		c.Rules = processor.DefaultRules()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"WriteDelay": c.WriteDelay, "SweepEvery": c.SweepEvery, "SweepAge": c.SweepAge} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d))
+		}
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("%w: MemoryBudget %d is negative", ErrInvalidConfig, c.MemoryBudget))
+	}
+	return errors.Join(errs...)
+}
+
+// Node is a running Socorro node.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	member    *gridmap.Member
+	store     *gridstore.Store
+	reports   *dmap.Map[string, *collector.Crash]
+	process   *dmap.Map[string, time.Time]
+	processed *dmap.Map[string, *processor.Crash]
+	listener  *dmap.ListenerHandle
+	stores    []*pebblestore.Store
+	http      *http.Server
+	ln        net.Listener
+
+	collected, processedRate rateWindow
+	history                  history
+
+	sweepNow chan struct{}
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+}
+
+// Start starts the member, the processor and the HTTP server.
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			for _, s := range n.stores {
+				_ = s.Close()
+			}
+		}
+	}()
+	mcfg := cfg.Member
+	if cfg.DataDir != "" {
+		mcfg.MemoryBudget = cfg.MemoryBudget
+		mcfg.Maps = map[string]dmap.MapConfig{}
+		for _, name := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
+			s, err := pebblestore.Open(filepath.Join(cfg.DataDir, name), pebblestore.Options{})
+			if err != nil {
+				return nil, fmt.Errorf("node: %w", err)
+			}
+			n.stores = append(n.stores, s)
+			mcfg.Maps[name] = dmap.MapConfig{Store: s, Persistence: mapstore.Config{WriteDelay: cfg.WriteDelay}}
+		}
+	}
+	n.member, err = gridmap.Start(ctx, mcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = n.member.Close(context.Background())
+		}
+	}()
+	if n.cfg.Name == "" {
+		n.cfg.Name = string(n.member.ID())
+	}
+	if n.store, err = gridstore.New(n.member); err != nil {
+		return nil, err
+	}
+	if n.reports, err = gridmap.GetMap[string, *collector.Crash](n.member, gridstore.ReportsMap); err != nil {
+		return nil, err
+	}
+	if n.process, err = gridmap.GetMap[string, time.Time](n.member, gridstore.ProcessMap); err != nil {
+		return nil, err
+	}
+	if n.processed, err = gridmap.GetMap[string, *processor.Crash](n.member, ProcessedMap); err != nil {
+		return nil, err
+	}
+	h, err := n.handler()
+	if err != nil {
+		return nil, err
+	}
+	n.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	n.sweepNow = make(chan struct{}, 1)
+	n.listener, err = n.process.AddLocalEntryListener(ctx, func(ev dmap.EntryEvent[string, time.Time]) {
+		switch ev.Kind {
+		case listener.Added, listener.Updated:
+			n.processOne(runCtx, ev.Key)
+		case listener.Overflow:
+			// Events were dropped: their entries wait in process; sweep them now rather than
+			// at the next tick.
+			select {
+			case n.sweepNow <- struct{}{}:
+			default:
+			}
+		}
+	}, dmap.ListenerOptions[string]{QueueSize: 4096})
+	if err != nil {
+		stop()
+		_ = n.ln.Close()
+		return nil, err
+	}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.http.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.sweepLoop(runCtx)
+	}()
+	return n, nil
+}
+
+// URL is the base URL of the node's pages and /submit.
+func (n *Node) URL() string { return "http://" + n.ln.Addr().String() }
+
+// Member is the node's gridmap member.
+func (n *Node) Member() *gridmap.Member { return n.member }
+
+// Close stops the HTTP server (letting requests in flight finish until ctx ends), the processor
+// and the sweeper, then leaves the cluster gracefully (write-behind drained) and closes the
+// stores.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return n.closeErr
+	}
+	n.closed = true
+	errs := []error{n.http.Shutdown(ctx)}
+	n.listener.Remove()
+	n.stop()
+	n.wg.Wait()
+	errs = append(errs, n.member.Close(ctx))
+	for _, s := range n.stores {
+		errs = append(errs, s.Close())
+	}
+	n.closeErr = errors.Join(errs...)
+	return n.closeErr
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/examples/socorro/processor"
+)
+
+// processOne processes the crash whose process entry is id, on the entry's owner, and removes
+// the entry. A crash already processed keeps its processed crash (a second event, or the sweeper
+// racing the listener): only the process entry is removed. On failure the entry stays for the
+// sweeper.
+func (n *Node) processOne(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if ok, err := n.processed.ContainsKey(ctx, id); err != nil {
+		n.log.Warn("process: check processed", "id", id, "err", err)
+		return
+	} else if !ok {
+		raw, err := n.reports.Get(ctx, id)
+		for wait := 10 * time.Millisecond; errors.Is(err, dmap.ErrNotFound) && wait <= 3*time.Second; wait *= 2 {
+			// The report and the process entry are written in one transaction, but the
+			// owner publishes the event when it applies the write, while Get sees the
+			// write only once its backups acknowledged it: for a report of megabytes, a
+			// while later. Wait for it (about 6 s in all), then leave it to the sweeper.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			raw, err = n.reports.Get(ctx, id)
+		}
+		if errors.Is(err, dmap.ErrNotFound) {
+			// Left for the sweeper, which tries again.
+			n.log.Warn("process: report not found yet", "id", id)
+			return
+		}
+		if err != nil {
+			n.log.Warn("process: read report", "id", id, "err", err)
+			return
+		}
+		pc := processor.Process(&processor.Raw{
+			ID:             raw.ID,
+			Submitted:      raw.Submitted,
+			Annotations:    raw.Annotations,
+			Dumps:          raw.Dumps,
+			CollectorNotes: raw.Metadata.CollectorNotes,
+		}, n.cfg.Rules, time.Now().UTC())
+		added, err := n.processed.PutIfAbsent(ctx, id, pc)
+		if err != nil {
+			n.log.Warn("process: write processed crash", "id", id, "err", err)
+			return
+		}
+		if added {
+			now := time.Now()
+			n.processedRate.add(now)
+			n.history.add(Summary{ID: id, Product: pc.Product, Version: pc.Version, Signature: pc.Signature, Reason: pc.Reason, Processed: now})
+		}
+	}
+	if _, err := n.process.Delete(ctx, id); err != nil {
+		n.log.Warn("process: remove process entry", "id", id, "err", err)
+	}
+}
+
+// sweepLoop sweeps every SweepEvery, and at once after a listener overflow, until ctx ends.
+func (n *Node) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.sweepNow:
+		}
+		n.sweep(ctx, time.Now().Add(-n.cfg.SweepAge))
+	}
+}
+
+// sweep processes this node's process entries that arrived before older: the crashes whose
+// events were lost (overflow) or delivered to a member that lost the partition (failover,
+// migration).
+func (n *Node) sweep(ctx context.Context, older time.Time) {
+	var ids []string
+	for e, err := range n.process.LocalEntries() {
+		if err != nil {
+			n.log.Warn("sweep", "err", err)
+			break
+		}
+		if e.Value.Before(older) {
+			ids = append(ids, e.Key)
+		}
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		n.processOne(ctx, id)
+	}
+	if len(ids) > 0 {
+		n.log.Info("swept", "crashes", len(ids))
+	}
+}
+
+// backlog counts this node's process entries: crashes waiting to be processed here.
+func (n *Node) backlog() int {
+	c := 0
+	for _, err := range n.process.LocalEntries() {
+		if err != nil {
+			break
+		}
+		c++
+	}
+	return c
+}

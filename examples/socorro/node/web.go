@@ -1,0 +1,185 @@
+package node
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/examples/socorro/collector"
+	"github.com/gridmap/gridmap/examples/socorro/processor"
+)
+
+//go:embed web
+var webFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"ago": func(t time.Time) string { return time.Since(t).Truncate(time.Second).String() },
+}).ParseFS(webFS, "web/*.html"))
+
+// handler serves /submit, the pages and the static files.
+func (n *Node) handler() (http.Handler, error) {
+	submit, err := collector.NewHandler(collector.Config{Store: countingStore{n}, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	static, err := fs.Sub(webFS, "web/static")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /submit", submit)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", n.serveIndex)
+	mux.HandleFunc("GET /report/{id}", n.serveReport)
+	mux.HandleFunc("GET /report/{id}/dump/{name}", n.serveDump)
+	return mux, nil
+}
+
+// countingStore counts the crashes this node collected.
+type countingStore struct{ n *Node }
+
+func (s countingStore) Save(ctx context.Context, c *collector.Crash) error {
+	if err := s.n.store.Save(ctx, c); err != nil {
+		return err
+	}
+	s.n.collected.add(time.Now())
+	return nil
+}
+
+// Rates are a node's figures on the index page.
+type Rates struct {
+	CollectedPerMinute, CollectedTotal uint64
+	ProcessedPerMinute, ProcessedTotal uint64
+	Backlog                            int
+}
+
+// Rates returns the node's collect and process rates and its backlog.
+func (n *Node) Rates() Rates {
+	now := time.Now()
+	var r Rates
+	r.CollectedPerMinute, r.CollectedTotal = n.collected.perMinute(now)
+	r.ProcessedPerMinute, r.ProcessedTotal = n.processedRate.perMinute(now)
+	r.Backlog = n.backlog()
+	return r
+}
+
+type indexPage struct {
+	Name    string
+	Members []string
+	Rates   Rates
+	Recent  []Summary
+	Top     []SignatureCount
+}
+
+func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
+	var members []string
+	for _, m := range n.member.Cluster().Members() {
+		members = append(members, string(m.ID))
+	}
+	sort.Strings(members)
+	render(w, http.StatusOK, "index.html", indexPage{
+		Name:    n.cfg.Name,
+		Members: members,
+		Rates:   n.Rates(),
+		Recent:  n.history.Recent(),
+		Top:     n.history.Top(time.Now().Add(-time.Hour), 20),
+	})
+}
+
+type reportPage struct {
+	Name        string
+	ID          string
+	Pending     bool
+	Raw         *collector.Crash
+	Processed   *processor.Crash
+	Annotations []kv
+	Dumps       []dumpInfo
+}
+
+type kv struct{ Key, Value string }
+
+type dumpInfo struct {
+	Name     string
+	Size     int
+	Checksum string
+}
+
+func (n *Node) serveReport(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.PathValue("id"), "bp-")
+	if !collector.ValidCrashID(id) {
+		http.Error(w, "not a crash ID", http.StatusNotFound)
+		return
+	}
+	ctx := r.Context()
+	raw, err := n.reports.Get(ctx, id)
+	if errors.Is(err, dmap.ErrNotFound) {
+		http.Error(w, "no crash "+id, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	p := reportPage{Name: n.cfg.Name, ID: id, Raw: raw}
+	p.Processed, err = n.processed.Get(ctx, id)
+	switch {
+	case errors.Is(err, dmap.ErrNotFound):
+		p.Pending = true
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	for k, v := range raw.Annotations {
+		p.Annotations = append(p.Annotations, kv{k, v})
+	}
+	sort.Slice(p.Annotations, func(i, j int) bool { return p.Annotations[i].Key < p.Annotations[j].Key })
+	for name, d := range raw.Dumps {
+		p.Dumps = append(p.Dumps, dumpInfo{name, len(d), raw.Metadata.DumpChecksums[name]})
+	}
+	sort.Slice(p.Dumps, func(i, j int) bool { return p.Dumps[i].Name < p.Dumps[j].Name })
+	render(w, http.StatusOK, "report.html", p)
+}
+
+func (n *Node) serveDump(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.PathValue("id"), "bp-")
+	if !collector.ValidCrashID(id) {
+		http.Error(w, "not a crash ID", http.StatusNotFound)
+		return
+	}
+	raw, err := n.reports.Get(r.Context(), id)
+	if errors.Is(err, dmap.ErrNotFound) {
+		http.Error(w, "no crash "+id, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	name := r.PathValue("name")
+	d, ok := raw.Dumps[name]
+	if !ok {
+		http.Error(w, "no dump "+name, http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+name+`.dmp"`)
+	_, _ = w.Write(d)
+}
+
+func render(w http.ResponseWriter, status int, name string, data any) {
+	var b strings.Builder
+	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gridmap/gridmap"
+	"github.com/gridmap/gridmap/examples/socorro/node"
+)
+
+// readyPrefix starts the line a node prints on stdout once it serves: the launcher waits for it.
+const readyPrefix = "READY "
+
+// runNode runs one node until SIGINT or SIGTERM, then closes it gracefully.
+func runNode(args []string) error {
+	fs := flag.NewFlagSet("socorro node", flag.ContinueOnError)
+	name := fs.String("name", "", "node name")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the pages and /submit")
+	bind := fs.String("bind", "127.0.0.1:0", "member-to-member address")
+	gossip := fs.String("gossip", "127.0.0.1:0", "gossip address")
+	seeds := fs.String("seeds", "", "comma-separated gossip addresses of the members to join")
+	expect := fs.Int("expect", 1, "members that must see each other before the cluster forms")
+	data := fs.String("data", "", "data folder for the embedded store (empty: memory only)")
+	budget := fs.Int64("memory", 256<<20, "memory budget of the member's entries, bytes")
+	sweepEvery := fs.Duration("sweep-every", 10*time.Second, "how often the sweeper walks this node's waiting crashes")
+	sweepAge := fs.Duration("sweep-age", 30*time.Second, "age from which the sweeper processes a waiting crash")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *name)
+	mc := gridmap.Config{
+		Name:           *name,
+		BindAddr:       *bind,
+		GossipBindAddr: *gossip,
+		ExpectMembers:  *expect,
+		Logger:         log,
+	}
+	if *seeds != "" {
+		mc.Seeds = strings.Split(*seeds, ",")
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // a signal during Start abandons it
+		select {
+		case <-sig:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	n, err := node.Start(ctx, node.Config{
+		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data,
+		MemoryBudget: *budget, SweepAge: *sweepAge, SweepEvery: *sweepEvery, Logger: log,
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	// From here the goroutine above owns the first signal: it cancels ctx.
+	fmt.Printf("%s%s\n", readyPrefix, n.URL())
+	<-ctx.Done()
+	log.Info("stopping")
+	closeCtx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	return n.Close(closeCtx)
+}

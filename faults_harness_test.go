@@ -126,6 +126,9 @@ func runFaultMember() int {
 		}
 	}
 	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
+	if bind := os.Getenv("GRIDMAP_BIND"); bind != "" { // a member in a network namespace
+		cfg.BindAddr = bind
+	}
 	if n, err := strconv.Atoi(os.Getenv(faultBackupsEnv)); err == nil {
 		cfg.BackupCount = new(n)
 	}
@@ -359,6 +362,7 @@ var (
 type faultMember struct {
 	*child
 	gossip string // its Member.GossipAddr, as it reported it
+	host   int    // the faultNet host it runs on (-1: the test's own network)
 
 	wmu sync.Mutex // serialises writes to stdin
 
@@ -372,27 +376,54 @@ type faultMember struct {
 	done chan struct{} // closed when the reader has seen the end of stdout
 }
 
-// startFaultMembers starts n fault member processes. With seeds nil they found a cluster
-// together (each other's seeds, ExpectMembers n); otherwise each joins through seeds
-// (ExpectMembers 1). clock is the run's clock, to time the events they report.
+// startFaultMembers starts n fault member processes on the test's own network (loopback).
+// With seeds nil they found a cluster together (each other's seeds, ExpectMembers n); otherwise
+// each joins through seeds (ExpectMembers 1). clock is the run's clock, to time the events they
+// report.
 func startFaultMembers(t *testing.T, n int, seeds []string, backups int, clock func() time.Duration) []*faultMember {
 	t.Helper()
-	gossip := make([]string, n)
-	for i := range gossip {
-		gossip[i] = freeGossipAddr(t)
+	places := make([]faultPlacementSpec, n)
+	for i := range places {
+		places[i] = faultPlacementSpec{host: -1, gossip: freeGossipAddr(t)}
 	}
-	env := func(int) []string {
+	return startFaultMembersOn(t, places, seeds, backups, clock)
+}
+
+// faultPlacementSpec says where a fault member runs: its gossip and transport addresses, and
+// the command prefix that puts it in its host's network namespace (none: the test's network).
+type faultPlacementSpec struct {
+	host   int
+	gossip string
+	bind   string   // "": the default (loopback, free port)
+	wrap   []string // e.g. ip netns exec HOST
+}
+
+// startFaultMembersOn starts one fault member per placement, as startFaultMembers does.
+func startFaultMembersOn(t *testing.T, places []faultPlacementSpec, seeds []string, backups int, clock func() time.Duration) []*faultMember {
+	t.Helper()
+	gossip := make([]string, len(places))
+	for i, p := range places {
+		gossip[i] = p.gossip
+	}
+	env := func(i int) []string {
 		e := []string{faultMemberEnv + "=1", faultBackupsEnv + "=" + strconv.Itoa(backups),
 			faultTimingsEnv + "=" + os.Getenv(faultTimingsEnv)}
+		if places[i].bind != "" {
+			e = append(e, "GRIDMAP_BIND="+places[i].bind)
+		}
 		if seeds != nil { // later entries win over startChildrenWith's
 			e = append(e, "GRIDMAP_SEEDS="+strings.Join(seeds, ","), "GRIDMAP_EXPECT=1")
 		}
 		return e
 	}
-	children := startChildrenWith(t, gossip, env, nil)
-	out := make([]*faultMember, n)
+	var wrap func(int) []string
+	if slices.ContainsFunc(places, func(p faultPlacementSpec) bool { return p.wrap != nil }) {
+		wrap = func(i int) []string { return places[i].wrap }
+	}
+	children := startChildrenWith(t, gossip, env, wrap)
+	out := make([]*faultMember, len(places))
 	for i, c := range children {
-		fm := &faultMember{child: c, waiting: map[uint64]chan faultReply{}, lost: map[int]time.Duration{},
+		fm := &faultMember{child: c, host: places[i].host, waiting: map[uint64]chan faultReply{}, lost: map[int]time.Duration{},
 			clock: clock, done: make(chan struct{})}
 		go fm.readLoop()
 		t.Cleanup(func() { fm.kill(); <-fm.done })
@@ -587,6 +618,7 @@ type faultRun struct {
 	// nemesis' own writes nclients, and the final reads through live member i nclients+1+i.
 	nclients int
 	keys     []string // the clients' keys
+	histDir  string   // where check writes visualizations ("": the temporary directory)
 
 	mu      sync.Mutex
 	slots   []*faultMember // clients are pinned to slots; a killed member's slot takes the next fresh one
@@ -925,7 +957,7 @@ func (r *faultRun) check() (illegal []string) {
 			continue
 		}
 		illegal = append(illegal, kr.Key)
-		path := fmt.Sprintf("%s/gridmap-%s-%s.html", os.TempDir(), strings.ReplaceAll(r.t.Name(), "/", "_"), kr.Key)
+		path := fmt.Sprintf("%s/gridmap-%s-%s.html", cmpOrString(r.histDir, os.TempDir()), strings.ReplaceAll(r.t.Name(), "/", "_"), kr.Key)
 		if err := kr.Visualize(path); err == nil {
 			r.t.Logf("key %s: not linearizable; visualization in %s", kr.Key, path)
 		}

@@ -63,11 +63,6 @@ func (fn *faultNet) block(from, to int) error {
 	return nil
 }
 
-// cutBoth drops the traffic between a and b both ways.
-func (fn *faultNet) cutBoth(a, b int) error {
-	return errors.Join(fn.block(a, b), fn.block(b, a))
-}
-
 // partition splits the hosts into groups: no traffic crosses between two groups. Hosts not in
 // any group are left alone.
 func (fn *faultNet) partition(groups ...[]int) error {
@@ -154,13 +149,6 @@ func (fn *faultNet) healAll() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// reaches reports whether traffic from a to b passes (no cut).
-func (fn *faultNet) reaches(a, b int) bool {
-	fn.mu.Lock()
-	defer fn.mu.Unlock()
-	return !fn.blocked[[2]int{a, b}]
 }
 
 func tcCmd(host string, args ...string) error {

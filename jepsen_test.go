@@ -90,11 +90,13 @@ func TestJepsen(t *testing.T) {
 				t.Errorf("cycle %d: the cluster is not safe %v after the heal", cycle, r.settle)
 			}
 		}
-		desc := j.inject(f, faulty)
-		j.logf("cycle %d: fault %s", cycle, desc)
+		j.cycle = cycle
+		j.inject(f, faulty)
 		j.heal()
 		j.logf("cycle %d: healed", cycle)
+		healedAt := time.Now()
 		j.waitSafe(healed)
+		pause(healed - time.Since(healedAt)) // the healed phase lasts its length, safe or not
 	}
 	stopRegs()
 	stopSet()
@@ -150,10 +152,11 @@ func TestJepsen(t *testing.T) {
 // jepsen is one combined-nemesis run: a faultRun (members, register clients, history) on a
 // faultNet, plus the set workload and the nemesis' log.
 type jepsen struct {
-	r   *faultRun
-	fn  *faultNet
-	dir string
-	gen []int // per host: members started there so far (each gets fresh ports)
+	r     *faultRun
+	fn    *faultNet
+	dir   string
+	gen   []int // per host: members started there so far (each gets fresh ports)
+	cycle int   // the nemesis' current cycle
 
 	mu         sync.Mutex
 	stopped    map[*faultMember]bool // SIGSTOPped, to SIGCONT at the heal
@@ -236,9 +239,9 @@ func (j *jepsen) pickFault() string {
 	return fs[j.r.rng.IntN(len(fs))]
 }
 
-// inject applies fault f, keeps it for the faulty phase and returns what it did; the heal
-// undoes what is left of it (cuts, impairments, stopped processes).
-func (j *jepsen) inject(f string, faulty time.Duration) string {
+// inject applies fault f, logs it and keeps it for the faulty phase; the heal undoes what is
+// left of it (cuts, impairments, stopped processes).
+func (j *jepsen) inject(f string, faulty time.Duration) {
 	r := j.r
 	started := time.Now()
 	rest := func() { pause(max(0, faulty-time.Since(started))) }
@@ -258,15 +261,13 @@ func (j *jepsen) inject(f string, faulty time.Duration) string {
 		}
 		return c[r.rng.IntN(len(c))]
 	}
-	var desc string
 	switch f {
 	case nemKill, nemKillLeader:
 		v := leader
 		if f == nemKill {
 			v = other(leader)
 		}
-		desc = fmt.Sprintf("%s: SIGKILL %s on host %d (leader %v), a fresh member there 2 s later", f, v.id[:8], v.host, v == leader)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: SIGKILL %s on host %d (leader %v), a fresh member there 2 s later", f, v.id[:8], v.host, v == leader))
 		r.kill(v == leader, v)
 		pause(2 * time.Second)
 		fm := j.startFresh(v.host)
@@ -274,8 +275,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) string {
 		rest()
 	case nemPause:
 		v := live[r.rng.IntN(len(live))]
-		desc = fmt.Sprintf("%s: SIGSTOP %s on host %d (leader %v) for %v", f, v.id[:8], v.host, v == leader, faulty)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: SIGSTOP %s on host %d (leader %v) for %v", f, v.id[:8], v.host, v == leader, faulty))
 		if err := v.cmd.Process.Signal(syscall.SIGSTOP); err == nil {
 			j.mu.Lock()
 			j.stopped[v] = true
@@ -285,8 +285,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) string {
 	case nemSplit:
 		hosts := r.rng.Perm(jepsenHosts)
 		minority, majority := hosts[:2], hosts[2:]
-		desc = fmt.Sprintf("%s: hosts %v | %v", f, minority, majority)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: hosts %v | %v", f, minority, majority))
 		must(j.fn.partition(minority, majority))
 		rest()
 	case nemIsolateLeader:
@@ -296,19 +295,16 @@ func (j *jepsen) inject(f string, faulty time.Duration) string {
 				others = append(others, h)
 			}
 		}
-		desc = fmt.Sprintf("%s: host %d (%s) | %v", f, leader.host, leader.id[:8], others)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: host %d (%s) | %v", f, leader.host, leader.id[:8], others))
 		must(j.fn.partition([]int{leader.host}, others))
 		rest()
 	case nemRing:
-		desc = fmt.Sprintf("%s: every host reaches only its two ring neighbours", f)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: every host reaches only its two ring neighbours", f))
 		must(j.fn.ring(1))
 		rest()
 	case nemOneWay:
 		v := live[r.rng.IntN(len(live))]
-		desc = fmt.Sprintf("%s: what host %d (%s, leader %v) sends is dropped; it still hears the others", f, v.host, v.id[:8], v == leader)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: what host %d (%s, leader %v) sends is dropped; it still hears the others", f, v.host, v.id[:8], v == leader))
 		for h := range jepsenHosts {
 			if h != v.host {
 				must(j.fn.block(v.host, h))
@@ -316,17 +312,16 @@ func (j *jepsen) inject(f string, faulty time.Duration) string {
 		}
 		rest()
 	case nemNetem:
-		desc = fmt.Sprintf("%s: every link delays 50 ms +- 40 ms and loses 5%%", f)
-		j.record(desc)
+		j.record(fmt.Sprintf("%s: every link delays 50 ms +- 40 ms and loses 5%%", f))
 		for h := range jepsenHosts {
 			must(j.fn.impair(h, "delay 50ms 40ms loss 5%"))
 		}
 		rest()
 	}
-	return desc
 }
 
 func (j *jepsen) record(desc string) {
+	j.logf("cycle %d: fault %s", j.cycle, desc)
 	j.mu.Lock()
 	j.faults = append(j.faults, desc)
 	j.mu.Unlock()

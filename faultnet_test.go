@@ -43,6 +43,25 @@ func newFaultNet(t *testing.T, n int) *faultNet {
 	return &faultNet{testNet: tn, blocked: map[[2]int]bool{}, impaired: map[int]bool{}}
 }
 
+// uplink links the test's own namespace to the bridge and returns the test's address on it,
+// so that servers of the test (a store) are reachable from every host.
+func (fn *faultNet) uplink() (string, error) {
+	root := "gmr" + strings.TrimPrefix(fn.hub, "gmh")
+	addr := fn.prefix + ".254"
+	for _, args := range [][]string{
+		{"link", "add", root, "type", "veth", "peer", "name", "up0", "netns", fn.hub},
+		{"-n", fn.hub, "link", "set", "up0", "master", "br0"},
+		{"-n", fn.hub, "link", "set", "up0", "up"},
+		{"addr", "add", addr + "/24", "dev", root},
+		{"link", "set", root, "up"},
+	} {
+		if err := ipCmd(args...); err != nil {
+			return "", err
+		}
+	}
+	return addr, nil // the pair goes with the hub namespace
+}
+
 // ciRun reports whether the tests run in CI (CI=true), where a missing facility fails.
 func ciRun() bool { return strings.EqualFold(os.Getenv("CI"), "true") }
 

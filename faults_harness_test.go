@@ -62,7 +62,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"` // get, put, cas, del, info, place, safe, settled
+	Op      string        `json:"op"` // get, put, cas, del, wput, wflush, info, place, safe, settled
 	Key     string        `json:"key,omitempty"`
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -89,6 +89,8 @@ type faultView struct {
 	Gossip  string            `json:"gossip"`
 	Leader  bool              `json:"leader"`
 	Members []faultViewMember `json:"members"`
+	// Parts sums up the partition table as this member sees it, for a failure's log.
+	Parts string `json:"parts,omitempty"`
 }
 
 type faultViewMember struct {
@@ -139,6 +141,7 @@ func runFaultMember() int {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	faultTimings(&cfg, os.Getenv(faultTimingsEnv))
+	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()
@@ -205,6 +208,16 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		rep.OK, err = mp.ReplaceIfSame(ctx, req.Key, req.Old, req.Value)
 	case "del":
 		rep.OK, err = mp.Delete(ctx, req.Key)
+	case "wput", "wflush": // the write-behind map "wb" (GRIDMAP_STORE_URL set)
+		var wb *dmap.Map[string, string]
+		if wb, err = GetMap[string, string](m, "wb"); err != nil {
+			break
+		}
+		if req.Op == "wput" {
+			err = wb.Put(ctx, req.Key, req.Value)
+		} else if err = wb.Flush(ctx); err == nil {
+			rep.OK = true
+		}
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
@@ -306,6 +319,27 @@ func faultMemberView(m *Member) faultView {
 		v.Members = append(v.Members, faultViewMember{ID: mi.id, Voter: mi.voter, Leader: mi.leader, Alive: mi.alive})
 		v.Leader = v.Leader || (mi.leader && mi.id == s.self)
 	}
+	short := func(id string) string { return id[:min(8, len(id))] }
+	holders := map[string]int{}
+	var noOwner, migrating, lost int
+	replicas := map[int]int{}
+	for _, p := range s.parts {
+		if len(p.replicas) == 0 {
+			noOwner++
+		}
+		replicas[len(p.replicas)]++
+		for _, r := range p.replicas {
+			holders[short(r)]++
+		}
+		if p.migrating > 0 {
+			migrating++
+		}
+		if p.lost {
+			lost++
+		}
+	}
+	v.Parts = fmt.Sprintf("%d partitions: by replica count %v, without owner %d, migrating %d, lost %d; replicas per member %v",
+		len(s.parts), replicas, noOwner, migrating, lost, holders)
 	return v
 }
 
@@ -396,6 +430,7 @@ type faultPlacementSpec struct {
 	gossip string
 	bind   string   // "": the default (loopback, free port)
 	wrap   []string // e.g. ip netns exec HOST
+	env    []string // more environment
 }
 
 // startFaultMembersOn starts one fault member per placement, as startFaultMembers does.
@@ -408,6 +443,7 @@ func startFaultMembersOn(t *testing.T, places []faultPlacementSpec, seeds []stri
 	env := func(i int) []string {
 		e := []string{faultMemberEnv + "=1", faultBackupsEnv + "=" + strconv.Itoa(backups),
 			faultTimingsEnv + "=" + os.Getenv(faultTimingsEnv)}
+		e = append(e, places[i].env...)
 		if places[i].bind != "" {
 			e = append(e, "GRIDMAP_BIND="+places[i].bind)
 		}

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/lincheck"
+	"github.com/gridmap/gridmap/internal/storetest"
+	"github.com/gridmap/gridmap/mapstore/memstore"
 )
 
 // The combined nemesis of issue 21: five member processes, each in its own network namespace
@@ -35,6 +39,7 @@ var (
 	faultsDuration = flag.Duration("faults.duration", 0, "TestJepsen: how long the nemesis runs (0: 30s, or 2m with CI=true)")
 	faultsFaulty   = flag.Duration("faults.faulty", 0, "TestJepsen: the faulty phase of a cycle (0: 30s, 15s in the short run)")
 	faultsHealed   = flag.Duration("faults.healed", 0, "TestJepsen: the healed phase of a cycle (0: 15s, 8s in the short run)")
+	faultsOnly     = flag.String("faults.only", "", "TestJepsen: a comma-separated list of the faults to draw from (default: all)")
 	faultsDir      = flag.String("faults.dir", "", "TestJepsen: where histories go (default: a new folder in the temporary directory)")
 )
 
@@ -72,12 +77,29 @@ func TestJepsen(t *testing.T) {
 	r.histDir = j.dir
 	t.Logf("histories go to %s; %v of cycles %v faulty / %v healed; netem: %v", j.dir, duration, faulty, healed, fn.netem())
 
+	up, err := fn.uplink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.store = memstore.New()
+	ln, err := net.Listen("tcp", up+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(storetest.NewServer(j.store))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	j.storeURL = srv.URL
 	j.startCluster()
 	keys := faultKeys(10)
 	stopRegs := sync.OnceFunc(r.runClients(2*jepsenHosts, keys, seed))
 	t.Cleanup(stopRegs)
 	stopSet := sync.OnceFunc(j.runSet(jepsenHosts))
 	t.Cleanup(stopSet)
+	stopWB := sync.OnceFunc(j.runWriteBehind(jepsenHosts))
+	t.Cleanup(stopWB)
 
 	end := r.now() + duration
 	for cycle := 1; r.now() < end; cycle++ {
@@ -100,6 +122,7 @@ func TestJepsen(t *testing.T) {
 	}
 	stopRegs()
 	stopSet()
+	stopWB()
 	j.heal()
 	if !j.waitSafe(r.settle) {
 		t.Errorf("the cluster is not safe %v after the last heal", r.settle)
@@ -122,6 +145,7 @@ func TestJepsen(t *testing.T) {
 	}
 	stale := r.check()
 	lost, reportedLost, wrong, unknownPresent := j.checkSet()
+	wbKeys, wbBad := j.checkWriteBehind()
 	r.mu.Lock()
 	nops := len(r.ops)
 	r.mu.Unlock()
@@ -129,9 +153,9 @@ func TestJepsen(t *testing.T) {
 	acked, unknown := len(j.setAcked), len(j.setUnknown)
 	j.mu.Unlock()
 	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
-		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; duplicated: n/a (no queue workload)",
+		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; duplicated: n/a (no queue workload)",
 		seed, r.now().Round(time.Second), len(j.faults), j.faults, nops, len(keys), len(stale), stale, disagree,
-		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong))
+		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad))
 	t.Log(summary)
 	j.write("summary.txt", []byte(summary+"\n"))
 	j.writeHistories()
@@ -143,6 +167,9 @@ func TestJepsen(t *testing.T) {
 	}
 	if len(reportedLost) > 0 {
 		t.Errorf("%d acknowledged set adds in partitions reported lost, e.g. %v (seed %d, histories in %s)", len(reportedLost), firstN(reportedLost, 10), seed, j.dir)
+	}
+	if len(wbBad) > 0 {
+		t.Errorf("write-behind: %d keys not stored with their last acknowledged value after the final flush, e.g. %v (seed %d)", len(wbBad), firstN(wbBad, 10), seed)
 	}
 	if len(wrong) > 0 {
 		t.Errorf("%d set keys read back with another value than the one written, or unreadable: e.g. %v", len(wrong), firstN(wrong, 10))
@@ -158,11 +185,16 @@ type jepsen struct {
 	gen   []int // per host: members started there so far (each gets fresh ports)
 	cycle int   // the nemesis' current cycle
 
-	mu         sync.Mutex
-	stopped    map[*faultMember]bool // SIGSTOPped, to SIGCONT at the heal
-	faults     []string
-	log        []string
-	setAcked   map[string]string // set workload: key -> value, acknowledged
+	mu       sync.Mutex
+	stopped  map[*faultMember]bool // SIGSTOPped, to SIGCONT at the heal
+	faults   []string
+	log      []string
+	setAcked map[string]string // set workload: key -> value, acknowledged
+	// wb is the write-behind workload: per key (one client each), the values written in order
+	// and whether each was acknowledged.
+	wb         map[string][]wbWrite
+	store      *memstore.Store
+	storeURL   string
 	setUnknown map[string]string // errored adds: may or may not be there
 }
 
@@ -189,6 +221,9 @@ func (j *jepsen) startCluster() {
 	for h := range places {
 		places[h] = j.place(h)
 	}
+	for h := range places {
+		places[h].env = []string{storeURLEnv + "=" + j.storeURL}
+	}
 	ms := startFaultMembersOn(r.t, places, nil, r.backups, r.now)
 	r.mu.Lock()
 	r.slots = append(r.slots, ms...)
@@ -205,7 +240,9 @@ func (j *jepsen) startFresh(h int) *faultMember {
 	for _, m := range r.live() {
 		seeds = append(seeds, m.gossip)
 	}
-	fm := startFaultMembersOn(r.t, []faultPlacementSpec{j.place(h)}, seeds, r.backups, r.now)[0]
+	p := j.place(h)
+	p.env = []string{storeURLEnv + "=" + j.storeURL}
+	fm := startFaultMembersOn(r.t, []faultPlacementSpec{p}, seeds, r.backups, r.now)[0]
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.members = append(r.members, fm)
@@ -229,12 +266,19 @@ const (
 	nemRing          = "ring"
 	nemOneWay        = "one-way"
 	nemNetem         = "delay-loss"
+	nemStoreDown     = "store-down"
 )
 
 func (j *jepsen) pickFault() string {
-	fs := []string{nemKill, nemKillLeader, nemPause, nemSplit, nemIsolateLeader, nemRing, nemOneWay}
+	fs := []string{nemKill, nemKillLeader, nemPause, nemSplit, nemIsolateLeader, nemRing, nemOneWay, nemStoreDown}
 	if j.fn.netem() {
 		fs = append(fs, nemNetem)
+	}
+	if *faultsOnly != "" {
+		fs = slices.DeleteFunc(fs, func(f string) bool { return !slices.Contains(strings.Split(*faultsOnly, ","), f) })
+		if len(fs) == 0 {
+			j.r.t.Fatalf("-faults.only %q names no fault this machine can inject", *faultsOnly)
+		}
 	}
 	return fs[j.r.rng.IntN(len(fs))]
 }
@@ -311,6 +355,10 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 			}
 		}
 		rest()
+	case nemStoreDown:
+		j.record(fmt.Sprintf("%s: the write-behind store refuses every call", f))
+		j.store.Down()
+		rest()
 	case nemNetem:
 		j.record(fmt.Sprintf("%s: every link delays 50 ms +- 40 ms and loses 5%%", f))
 		for h := range jepsenHosts {
@@ -338,6 +386,7 @@ func (j *jepsen) heal() {
 		_ = m.cmd.Process.Signal(syscall.SIGCONT)
 		delete(j.stopped, m)
 	}
+	j.store.Up()
 }
 
 // waitSafe waits up to d for every live member to find the cluster safe (Cluster.WaitSafe)
@@ -353,11 +402,39 @@ func (j *jepsen) waitSafe(d time.Duration) bool {
 		rep, err := m.call(faultRequest{Op: "safe", Timeout: left}, left+5*time.Second)
 		if err != nil || !rep.OK {
 			j.logf("member %s on host %d: not safe yet (%v %s)", m.id[:8], m.host, err, rep.Err)
+			j.logViews()
 			pause(time.Until(deadline))
 			return false
 		}
 	}
 	return true
+}
+
+// logViews logs how every live member sees the cluster: its members (alive, voter, leader)
+// and a summary of the partition table.
+func (j *jepsen) logViews() {
+	for _, m := range j.r.live() {
+		v, err := m.info()
+		if err != nil {
+			j.logf("  member %s on host %d: no view: %v", m.id[:8], m.host, err)
+			continue
+		}
+		var ms []string
+		for _, vm := range v.Members {
+			f := vm.ID[:8]
+			if !vm.Alive {
+				f += " dead"
+			}
+			if vm.Voter {
+				f += " voter"
+			}
+			if vm.Leader {
+				f += " leader"
+			}
+			ms = append(ms, f)
+		}
+		j.logf("  member %s on host %d sees [%s]; %s", m.id[:8], m.host, strings.Join(ms, ", "), v.Parts)
+	}
 }
 
 // runSet runs n clients, each adding unique keys (with their own value) through the member of
@@ -523,4 +600,90 @@ func TestJepsenCheckerFindsStaleRead(t *testing.T) {
 	if res := lincheck.Check(fresh, time.Minute); len(res) != 1 || res[0].Result != "Ok" {
 		t.Fatalf("the history without the stale read: %+v, want Ok", res)
 	}
+}
+
+// wbWrite is one write of the write-behind workload.
+type wbWrite struct {
+	Value string
+	Acked bool
+}
+
+// runWriteBehind runs n clients writing to the write-behind map, each to 20 keys of its own,
+// values in increasing order; the returned function stops them.
+func (j *jepsen) runWriteBehind(n int) (stop func()) {
+	j.mu.Lock()
+	j.wb = map[string][]wbWrite{}
+	j.mu.Unlock()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			pace := time.NewTicker(25 * time.Millisecond)
+			defer pace.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-pace.C:
+				}
+				m := j.r.memberFor(c)
+				if m == nil {
+					continue
+				}
+				k, v := fmt.Sprintf("wb.%d.%d", c, i%20), fmt.Sprintf("v%d.%d", c, i)
+				rep, err := m.call(faultRequest{Op: "wput", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
+				if errors.Is(err, errFaultNotSent) {
+					continue
+				}
+				j.mu.Lock()
+				j.wb[k] = append(j.wb[k], wbWrite{Value: v, Acked: err == nil && rep.Err == ""})
+				j.mu.Unlock()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// checkWriteBehind flushes every live member (retrying until the settle time is up) and then
+// checks the store: a key with an acknowledged write holds its last acknowledged value or a
+// value written after it whose outcome is unknown. It returns the number of keys and the bad ones.
+func (j *jepsen) checkWriteBehind() (keys int, bad []string) {
+	r := j.r
+	deadline := time.Now().Add(r.settle)
+	for _, m := range r.live() {
+		for {
+			rep, err := m.call(faultRequest{Op: "wflush", Timeout: r.opTimeout}, r.opTimeout+30*time.Second)
+			if err == nil && rep.OK {
+				break
+			}
+			if time.Now().After(deadline) {
+				bad = append(bad, fmt.Sprintf("member %s: flush failed: %v %s", m.id[:8], err, rep.Err))
+				break
+			}
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for k, ws := range j.wb {
+		last := -1
+		for i, w := range ws {
+			if w.Acked {
+				last = i
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		keys++
+		got, ok := j.store.Get([]byte(k))
+		fine := false
+		for _, w := range ws[last:] {
+			fine = fine || (ok && string(got) == w.Value)
+		}
+		if !fine {
+			bad = append(bad, fmt.Sprintf("%s: stored %q (present %v), last acknowledged %q", k, got, ok, ws[last].Value))
+		}
+	}
+	slices.Sort(bad)
+	return keys, bad
 }

@@ -27,9 +27,11 @@ import (
 // fault drawn at random: SIGKILL of a random member or of the raft leader and a fresh member in
 // its place, SIGSTOP of a member for longer than failure detection, a majority/minority split,
 // the raft leader isolated, a ring where every member sees a different majority, one-way loss,
-// delay and loss with tc netem when the kernel has it) with a healed phase. Workloads: single-key
-// registers (get, put, ReplaceIfSame, delete) checked for linearizability with internal/lincheck
-// (porcupine), and a set (every acknowledged add present at the end).
+// delay and loss with tc netem when the kernel has it, the write-behind store down) with a healed
+// phase. Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
+// linearizability with internal/lincheck (porcupine), a set (every acknowledged add present at
+// the end), and write-behind (after the final flush the store holds every key's last
+// acknowledged value).
 //
 // By default the run is short (about 30 s); with CI=true it lasts 2 minutes; -faults.duration
 // picks any length, for the long run of docs/faults.md:

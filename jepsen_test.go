@@ -111,7 +111,10 @@ func TestJepsen(t *testing.T) {
 			// promises survival of B failures at once, not of one more before repair is done, so a
 			// destructive fault waits until the cluster is safe again (the network faults do not).
 			if !j.waitSafe(r.settle) {
-				t.Errorf("cycle %d: the cluster is not safe %v after the heal", cycle, r.settle)
+				// A liveness failure; killing now would lose data by design and blur what
+				// follows, so the cycle cuts the network instead.
+				t.Errorf("cycle %d: the cluster is not safe %v after the heal (seed %d, histories in %s)", cycle, r.settle, seed, j.dir)
+				f = nemSplit
 			}
 		}
 		j.cycle = cycle
@@ -119,7 +122,9 @@ func TestJepsen(t *testing.T) {
 		j.heal()
 		j.logf("cycle %d: healed", cycle)
 		healedAt := time.Now()
-		j.waitSafe(healed)
+		if j.waitSafe(healed) {
+			j.logf("cycle %d: safe %v after the heal", cycle, time.Since(healedAt).Round(time.Millisecond))
+		}
 		pause(healed - time.Since(healedAt)) // the healed phase lasts its length, safe or not
 	}
 	stopRegs()

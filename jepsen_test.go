@@ -170,6 +170,10 @@ func TestJepsen(t *testing.T) {
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad))
 	t.Log(summary)
 	j.write("summary.txt", []byte(summary+"\n"))
+	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\n",
+		len(lost), strings.Join(lost, "\n"), len(reportedLost), strings.Join(reportedLost, "\n"),
+		len(wrong), strings.Join(wrong, "\n"), len(wbBad), strings.Join(wbBad, "\n"))
+	j.write("verdicts.txt", []byte(verdicts))
 	j.writeHistories()
 	if len(stale) > 0 {
 		t.Errorf("histories of keys %v are not linearizable (seed %d, histories in %s)", stale, seed, j.dir)

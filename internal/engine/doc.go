@@ -15,7 +15,8 @@
 //	migrate.go, resync.go               partition copies and the resync of backups after a failover
 //	answers.go, callercopy.go           exactly-once retries; values a backup caller keeps for its owner
 //	record.go, entrytable.go            a partition's records and their storage
-//	lock.go, txn.go, processor.go       key locks, transactions, entry processors (owner side)
+//	lock.go, txn.go, processor.go,      key locks, transactions, entry processors (owner side),
+//	  partition_processor.go              processors over several entries of one partition (queues, topics)
 //	events.go, cluster_listener.go,     entry events, cluster-wide listeners, partition events
 //	  partition_events.go
 //	persist.go, load.go, evict.go,      write-behind and write-through, loads, the memory budget,

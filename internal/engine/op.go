@@ -31,7 +31,7 @@ const (
 func (k opKind) writes() bool {
 	switch k {
 	case opPut, opPutIfAbsent, opReplace, opReplaceIfSame, opDelete, opClear,
-		opLock, opTryLock, opUnlock, opExecute, opExecuteAll, opTxCommit:
+		opLock, opTryLock, opUnlock, opExecute, opExecuteAll, opExecutePartition, opTxCommit:
 		return true
 	}
 	return false
@@ -40,7 +40,7 @@ func (k opKind) writes() bool {
 // perPartition reports whether the operation addresses a whole partition rather than a key.
 func (k opKind) perPartition() bool {
 	switch k {
-	case opSize, opScanKeys, opScanEntries, opClear, opExecuteAll:
+	case opSize, opScanKeys, opScanEntries, opClear, opExecuteAll, opExecutePartition:
 		return true
 	}
 	return false

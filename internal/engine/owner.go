@@ -156,6 +156,8 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			return s.executeProcessor(ctx, w, req)
 		case opExecuteAll:
 			return s.executeProcessorAll(ctx, w, req)
+		case opExecutePartition:
+			return s.executePartitionProcessor(ctx, w, req)
 		case opTxCommit:
 			return executeTx(w, req)
 		}
@@ -174,7 +176,7 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 // request's deadline.
 func (s *Service) waitsOnContext(req *opRequest) bool {
 	switch req.Kind {
-	case opFlush, opExecute, opExecuteAll, opTxCommit:
+	case opFlush, opExecute, opExecuteAll, opExecutePartition, opTxCommit:
 		return true
 	}
 	return s.persistenceOf(req.Map) != nil

@@ -43,8 +43,9 @@ func (e *RawEntry) Delete() { e.set, e.deleted, e.newValue = false, true, nil }
 // processors is a member's registry of entry processors and of the error values they may
 // return (RegisterProcessorError).
 type processors struct {
-	mu    sync.RWMutex
-	byKey map[string]RawProcessor
+	mu     sync.RWMutex
+	byKey  map[string]RawProcessor
+	byPart map[string]RawPartitionProcessor // partition_processor.go
 	// errs are the registered error values by name; errNames lists the names in registration
 	// order, the order an owner tries them in.
 	errs     map[string]error
@@ -217,6 +218,8 @@ func (s *Service) executeProcessorAll(ctx context.Context, w *writeBatch, req *o
 	for _, k := range keys {
 		res, err := runProcessor(ctx, w, p, req.Map, []byte(k), req.Value)
 		if err != nil {
+			// All or nothing: the keys done before this one change nothing either.
+			w.muts, w.prevs, w.cleared = w.muts[:0], w.prevs[:0], nil
 			return s.processorFailed(err, fmt.Sprintf("key %q: %v", k, err))
 		}
 		out = append(out, kv{Key: []byte(k), Value: res})

@@ -173,3 +173,26 @@ func TestExecuteAllFailureAppliesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestStructureMapsAreApartFromUserMaps(t *testing.T) {
+	c := newCluster(t, 1, 0, nil)
+	ctx := context.Background()
+	s := c.svc(0)
+	registerAppend(t, c)
+	q, err := s.OpenStructureMap("queue", "jobs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.ExecutePartition(ctx, "append", 1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.mustOpen(t, "jobs").Size(ctx); err != nil || n != 0 {
+		t.Fatalf("user map jobs has %d entries (%v): the queue's entries leaked into it", n, err)
+	}
+	if _, err := s.OpenMap(StructureMapName("queue", "jobs"), nil); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a user opened a structure's map: %v", err)
+	}
+	if _, err := s.OpenStructureMap("queue", "", nil); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("empty structure name: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ func (s *Service) OpenMap(name string, partitionOfStored func(key []byte) (parti
 	if err := CheckMapName(name); err != nil {
 		return nil, err
 	}
+	return s.openMap(name, partitionOfStored)
+}
+
+func (s *Service) openMap(name string, partitionOfStored func(key []byte) (partition.ID, error)) (*Map, error) {
 	m := &Map{s: s, name: name, partitionOfStored: partitionOfStored}
 	if ps := s.persistenceOf(name); ps != nil && ps.cfg.InitialLoad == mapstore.LoadEager {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
@@ -40,6 +45,22 @@ func (s *Service) OpenMap(name string, partitionOfStored func(key []byte) (parti
 		}
 	}
 	return m, nil
+}
+
+// StructureMapName is the name of the engine map that holds the structure called name of a
+// façade's kind ("queue", "topic"). It starts with a NUL byte, which user maps may not
+// (CheckMapName), so a queue and a map of the same name never share entries, and each kind has
+// its own names.
+func StructureMapName(kind, name string) string { return "\x00" + kind + "\x00" + name }
+
+// OpenStructureMap returns the handle of the map holding the structure called name of a façade's
+// kind (see StructureMapName). Its keys are the façade's own: partitionOfStored is as for
+// OpenMap.
+func (s *Service) OpenStructureMap(kind, name string, partitionOfStored func(key []byte) (partition.ID, error)) (*Map, error) {
+	if kind == "" || name == "" {
+		return nil, fmt.Errorf("%w: a %s needs a name", ErrInvalidConfig, cmp.Or(kind, "structure"))
+	}
+	return s.openMap(StructureMapName(kind, name), partitionOfStored)
 }
 
 // CheckMapName reports whether name may name a map.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/partition"
+	"github.com/gridmap/gridmap/queue"
 )
 
 // Defaults for Config fields left at their zero value.
@@ -113,6 +116,10 @@ type Config struct {
 	// loader for read-through. Maps not listed live in memory only. Every member of a cluster
 	// must have the same Maps. Validate checks each with dmap.MapConfig.Validate.
 	Maps map[string]dmap.MapConfig
+	// Queues configures queues by name (queue.Config: capacity, store). Queues not listed are
+	// unbounded and live in memory only. Every member of a cluster must have the same Queues.
+	// Validate checks each with queue.Config.Validate.
+	Queues map[string]queue.Config
 	// Logger receives the member's logs. Default: discard.
 	Logger *slog.Logger
 	// Security enables TLS between members, gossip encryption and a cluster name with a join
@@ -219,6 +226,13 @@ func (c Config) Validate() error {
 	// Each map's configuration, with the map service's own rules (dmap.MapConfig.Validate, its
 	// persistence with mapstore's): the problems come back named Maps["name"].Field.
 	errs = append(errs, configerr.Problems((engine.Config{PartitionCount: 1, Maps: engineMaps(c.Maps)}).Validate(), engine.ErrInvalidConfig)...)
+	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
+		prefix := fmt.Sprintf("Queues[%q]: ", name)
+		if name == "" {
+			errs = append(errs, fmt.Errorf("%squeue names must not be empty", prefix))
+		}
+		errs = append(errs, configerr.Prefix(prefix, configerr.Problems(c.Queues[name].Validate(), queue.ErrInvalidConfig))...)
+	}
 	return configerr.Join(ErrInvalidConfig, errs)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/gridmap/gridmap/internal/memberhook"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
+	"github.com/gridmap/gridmap/queue"
 )
 
 // Member is one gridmap cluster member running inside the calling process. It owns a share of
@@ -32,6 +33,7 @@ type Member struct {
 	node   *control.Node
 	engine *engine.Service // the member's map engine: the member alone closes it
 	maps   *dmap.Service   // the engine's user-facing view (Maps)
+	queues *queue.Service  // the engine's queues (Queues)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -136,6 +138,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		BackupAckTimeout: cfg.Timings.BackupAckTimeout,
 		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
 		Maps:             engineMaps(cfg.Maps),
+		StructureMaps:    engineStructureMaps(cfg.Queues),
 		MemoryBudget:     cfg.MemoryBudget,
 		Logger:           log.With("component", "dmap"),
 	}, m.node, client, server)
@@ -145,6 +148,12 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		return nil, configError(err)
 	}
 	m.maps = dmap.WrapEngine(m.engine)
+	if m.queues, err = queue.WrapEngine(m.engine, cfg.Queues); err != nil {
+		m.engine.Close()
+		m.node.Close()
+		m.stopTransport()
+		return nil, configError(err)
+	}
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()
 		return nil, joinError(err)
@@ -165,6 +174,9 @@ func (m *Member) GossipAddr() string { return m.node.GossipAddr() }
 // registration and partition listeners. GetMap is the shorter way to open a map. The service
 // lives as long as the member: Close stops it.
 func (m *Member) Maps() *dmap.Service { return m.maps }
+
+// Queues returns the member's queue service, for queue.New. It lives as long as the member.
+func (m *Member) Queues() *queue.Service { return m.queues }
 
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
 // others (their data and write-behind queues copied first), then the member stops. The last
@@ -231,6 +243,17 @@ func engineMaps(maps map[string]dmap.MapConfig) map[string]engine.MapConfig {
 	out := make(map[string]engine.MapConfig, len(maps))
 	for name, c := range maps {
 		out[name] = engine.MapConfig(c)
+	}
+	return out
+}
+
+// engineStructureMaps converts the queues' stores to the engine's structure maps.
+func engineStructureMaps(queues map[string]queue.Config) map[string]engine.MapConfig {
+	out := make(map[string]engine.MapConfig)
+	for name, c := range queues {
+		if c.Store != nil {
+			out[engine.StructureMapName("queue", name)] = engine.MapConfig{Store: c.Store, Persistence: c.Persistence}
+		}
 	}
 	return out
 }

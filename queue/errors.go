@@ -1,0 +1,31 @@
+package queue
+
+import (
+	"errors"
+
+	"github.com/gridmap/gridmap/dmap"
+)
+
+// Errors returned by queues. Check them with errors.Is. Those shared with maps are dmap's own
+// values, so an error from any member, local or remote, matches them.
+var (
+	// ErrQueueFull: the queue holds Config.Capacity items. Offer returns it at once, OfferWait
+	// when its wait ended with the queue still full, and Put (with ErrTimeout) when its
+	// context ended first. Nothing was added.
+	ErrQueueFull = errors.New("queue: queue full")
+	// ErrTimeout: the operation did not complete before its context ended (it wraps the
+	// context's error too), or Take's and Put's context ended while they waited.
+	ErrTimeout = dmap.ErrTimeout
+	// ErrInvalidConfig: a Config or Option is wrong; the message lists every problem.
+	ErrInvalidConfig = dmap.ErrInvalidConfig
+	// ErrClosed: the member's services have been closed.
+	ErrClosed = dmap.ErrClosed
+	// ErrCodec: an item could not be encoded or decoded.
+	ErrCodec = dmap.ErrCodec
+	// ErrPartitionLost: every replica of the queue's partition died before its data could be
+	// copied elsewhere (see dmap.ErrPartitionLost).
+	ErrPartitionLost = dmap.ErrPartitionLost
+	// ErrCorrupt: the queue's entries on its owner do not have the queue's layout (a store
+	// that holds something else under the queue's name, say). The operation changed nothing.
+	ErrCorrupt = errCorrupt
+)

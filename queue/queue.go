@@ -1,0 +1,256 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/internal/engine"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// Bounds of one call to the queue's owner.
+const (
+	// pollBatchBytes bounds the items one Drain call to the owner takes (at least one item is
+	// always taken); Drain calls again for more.
+	pollBatchBytes = 1 << 20
+	// clearBatch is the most items one Clear call to the owner removes.
+	clearBatch = 4096
+)
+
+// Queue is a typed view of one distributed FIFO queue. Its items live on the owner of the
+// partition of the queue's name, with the member's synchronous backups. It is safe for
+// concurrent use. Every method that talks to the cluster takes a context; when it has no
+// deadline, gridmap.Config.OperationTimeout bounds each call to the owner.
+//
+// Items are handed out once: an item a Poll, Take or Drain returned is gone from the queue,
+// on every replica. A call that removes items, once sent, is not abandoned when its context
+// ends (it completes within the operation timeout, and its items are returned), so that no item
+// is removed without reaching a caller.
+type Queue[T any] struct {
+	svc   *Service
+	name  string
+	raw   *engine.Map
+	part  partition.ID
+	codec dmap.Codec[T]
+}
+
+// Option configures a Queue.
+type Option[T any] func(*Queue[T])
+
+// WithCodec sets the codec for items. Default: dmap.DefaultCodec[T]() ([]byte and string as they
+// are, anything else with msgpack). Every member must use compatible codecs for a queue.
+func WithCodec[T any](c dmap.Codec[T]) Option[T] { return func(q *Queue[T]) { q.codec = c } }
+
+// New returns the queue called name on the member whose service is svc. Queues are cheap
+// views: every member that opens the same name sees the same items. A queue and a map of the
+// same name are unrelated.
+func New[T any](svc *Service, name string, opts ...Option[T]) (*Queue[T], error) {
+	if svc == nil {
+		return nil, fmt.Errorf("%w: nil service", ErrInvalidConfig)
+	}
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty queue name", ErrInvalidConfig)
+	}
+	q := &Queue[T]{svc: svc, name: name, part: svc.e.PartitionOf([]byte(name)), codec: dmap.DefaultCodec[T]()}
+	for _, o := range opts {
+		o(q)
+	}
+	if q.codec == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidConfig)
+	}
+	raw, err := svc.e.OpenStructureMap(kind, name, func([]byte) (partition.ID, error) { return q.part, nil })
+	if err != nil {
+		return nil, err
+	}
+	q.raw = raw
+	return q, nil
+}
+
+// Name returns the queue's name.
+func (q *Queue[T]) Name() string { return q.name }
+
+// Partition returns the partition that holds the queue: the partition of its name. Its owner
+// serves every operation on the queue (see the package documentation on sharding).
+func (q *Queue[T]) Partition() partition.ID { return q.part }
+
+// Offer adds item at the tail if the queue has room, and returns once the owner added it and
+// every synchronous backup acknowledged it. On a full queue it fails at once with ErrQueueFull.
+func (q *Queue[T]) Offer(ctx context.Context, item T) error {
+	b, err := q.codec.Encode(item)
+	if err != nil {
+		return err
+	}
+	ok, err := q.offer(ctx, b)
+	if err == nil && !ok {
+		err = ErrQueueFull
+	}
+	return err
+}
+
+// OfferWait is Offer waiting up to timeout for room in a full queue; ErrQueueFull when the
+// queue is still full then (ErrTimeout when ctx ended first).
+func (q *Queue[T]) OfferWait(ctx context.Context, item T, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := q.put(ctx, wctx, item)
+	if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
+		return fmt.Errorf("%w: no room within %v", ErrQueueFull, timeout)
+	}
+	return err
+}
+
+// Put adds item at the tail, waiting for room while the queue is full, as long as ctx allows
+// (then ErrTimeout, with ErrQueueFull when the queue was full).
+func (q *Queue[T]) Put(ctx context.Context, item T) error { return q.put(ctx, ctx, item) }
+
+// put offers item with ctx until it is accepted, waiting for room as long as wctx allows.
+func (q *Queue[T]) put(ctx, wctx context.Context, item T) error {
+	b, err := q.codec.Encode(item)
+	if err != nil {
+		return err
+	}
+	err = q.svc.waits.until(wctx, q.raw, forRoom, func() (bool, error) { return q.offer(ctx, b) })
+	if err != nil && wctx.Err() != nil && !errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w: %w: %w", ErrQueueFull, ErrTimeout, err)
+	}
+	return err
+}
+
+func (q *Queue[T]) offer(ctx context.Context, b []byte) (bool, error) {
+	res, err := q.raw.ExecutePartition(ctx, procOffer, q.part, encodeItems([][]byte{b}))
+	if err != nil {
+		return false, q.opErr(err)
+	}
+	return len(res) == 1 && res[0] == offerAccepted, nil
+}
+
+// opErr turns a processor's failure into the queue's error.
+func (q *Queue[T]) opErr(err error) error {
+	if errors.Is(err, engine.ErrProcessor) {
+		return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, q.name, err)
+	}
+	return err
+}
+
+// Poll removes and returns the head item; false when the queue is empty.
+func (q *Queue[T]) Poll(ctx context.Context) (T, bool, error) {
+	items, err := q.take(ctx, 1)
+	if err != nil || len(items) == 0 {
+		var zero T
+		return zero, false, err
+	}
+	return items[0], true, nil
+}
+
+// Take removes and returns the head item, waiting while the queue is empty as long as ctx
+// allows (then ErrTimeout, wrapping ctx's error).
+func (q *Queue[T]) Take(ctx context.Context) (T, error) {
+	var item T
+	err := q.svc.waits.until(ctx, q.raw, forItem, func() (bool, error) {
+		items, err := q.take(ctx, 1)
+		if len(items) > 0 {
+			item = items[0]
+		}
+		return len(items) > 0, err
+	})
+	if err != nil && !errors.Is(err, ErrTimeout) && ctx.Err() != nil {
+		err = fmt.Errorf("%w: waiting for an item: %w", ErrTimeout, err)
+	}
+	return item, err
+}
+
+// Drain removes and returns up to max items from the head (fewer when the queue holds fewer),
+// oldest first, in calls of about 1 MiB to the owner.
+func (q *Queue[T]) Drain(ctx context.Context, max int) ([]T, error) {
+	var out []T
+	for len(out) < max {
+		items, err := q.take(ctx, max-len(out))
+		out = append(out, items...)
+		if err != nil || len(items) == 0 {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// take runs one poll of up to max items on the owner. The call is not abandoned when ctx ends
+// (only ctx's values reach it; the engine's operation timeout bounds it): its items are
+// removed on every replica once the owner applied it, so they must reach the caller.
+func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	arg := binary2(uint64(max), pollBatchBytes)
+	res, err := q.raw.ExecutePartition(context.WithoutCancel(ctx), procPoll, q.part, arg)
+	if err != nil {
+		return nil, q.opErr(err)
+	}
+	return q.decode(res)
+}
+
+func (q *Queue[T]) decode(res []byte) ([]T, error) {
+	raw, err := decodeItems(res)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(raw))
+	for _, b := range raw {
+		v, err := q.codec.Decode(b)
+		if err != nil {
+			// The items are gone from the queue: return those decoded with the error.
+			return out, fmt.Errorf("queue %s: item %d of %d: %w", q.name, len(out), len(raw), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Peek returns the head item without removing it; false when the queue is empty.
+func (q *Queue[T]) Peek(ctx context.Context) (T, bool, error) {
+	var zero T
+	res, err := q.raw.ExecutePartition(ctx, procPeek, q.part, nil)
+	if err != nil {
+		return zero, false, q.opErr(err)
+	}
+	items, err := q.decode(res)
+	if err != nil || len(items) == 0 {
+		return zero, false, err
+	}
+	return items[0], true, nil
+}
+
+// Size returns the number of items in the queue.
+func (q *Queue[T]) Size(ctx context.Context) (int, error) {
+	res, err := q.raw.ExecutePartition(ctx, procSize, q.part, nil)
+	if err != nil {
+		return 0, q.opErr(err)
+	}
+	n, err := uvarints(res, 1)
+	if err != nil {
+		return 0, err
+	}
+	return int(n[0]), nil
+}
+
+// Clear removes the items the queue holds when Clear starts, in batches of up to 4096 items
+// (each batch atomic); items offered meanwhile stay.
+func (q *Queue[T]) Clear(ctx context.Context) error {
+	var upTo uint64
+	for {
+		res, err := q.raw.ExecutePartition(ctx, procClear, q.part, binary1(upTo))
+		if err != nil {
+			return q.opErr(err)
+		}
+		n, err := uvarints(res, 2)
+		if err != nil {
+			return err
+		}
+		if n[0] >= n[1] {
+			return nil
+		}
+		upTo = n[1]
+	}
+}

@@ -43,7 +43,7 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Capacity < 0 {
-		errs = append(errs, fmt.Errorf("Capacity must not be negative, got %d", c.Capacity))
+		errs = append(errs, fmt.Errorf("negative Capacity %d (0 means no bound)", c.Capacity))
 	}
 	if err := c.mapConfig().Validate(); err != nil {
 		errs = append(errs, configerr.Problems(err, engine.ErrInvalidConfig)...)

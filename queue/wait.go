@@ -30,7 +30,7 @@ type waiters struct {
 	s       *Service
 	recheck time.Duration // recheckInterval; tests change it
 	mu      sync.Mutex
-	bySet map[string]*waitSet
+	bySet   map[string]*waitSet
 }
 
 // waitSet is the waiters of one queue on this member.
@@ -168,8 +168,8 @@ func metaOf(b []byte) meta {
 type mapView map[string][]byte
 
 func (m mapView) Get(k []byte) ([]byte, bool) { v, ok := m[string(k)]; return v, ok && v != nil }
-func (m mapView) Set(k, v []byte)              { m[string(k)] = v }
-func (m mapView) Delete(k []byte)              { delete(m, string(k)) }
+func (m mapView) Set(k, v []byte)             { m[string(k)] = v }
+func (m mapView) Delete(k []byte)             { delete(m, string(k)) }
 
 // wakeN wakes up to n of the oldest waiters of kind.
 func (ws *waitSet) wakeN(kind waitFor, n uint64) {

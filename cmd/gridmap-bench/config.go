@@ -34,7 +34,15 @@ const (
 	opPut   = "put"
 	opGet   = "get"
 	opMixed = "mixed"
+	// opOffer and opTake move items through one queue: every worker offers an item and takes
+	// one, in turn, so the queue stays short; the op measured is the Offer (opOffer) or the
+	// Take (opTake), the other is done unmeasured.
+	opOffer = "offer"
+	opTake  = "take"
 )
+
+// preloads reports whether op reads the map's keys, which the run writes first.
+func preloads(op string) bool { return op == opGet || op == opMixed }
 
 // config is the validated command line of one run.
 type config struct {
@@ -75,7 +83,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.SetOutput(output)
 	fs.IntVar(&c.Members, "members", defaultMembers, "cluster members")
 	fs.StringVar(&c.Mode, "mode", modeInproc, "inproc (all members in this process) | procs (one child process per member)")
-	fs.StringVar(&c.Op, "op", opPut, "put | get | mixed")
+	fs.StringVar(&c.Op, "op", opPut, "put | get | mixed | offer | take (offer and take: items through one queue, each worker offering and taking in turn, measuring the one named)")
 	fs.IntVar(&c.ReadPct, "read-pct", defaultReadPct, "percentage of gets for -op mixed")
 	fs.IntVar(&c.ValueSize, "value-size", defaultValueSize, "value size in bytes")
 	fs.IntVar(&c.Keys, "keys", defaultKeys, "key space size (capped so keys*value-size <= -max-data unless set explicitly)")
@@ -127,8 +135,8 @@ func (c config) validate() error {
 	if c.Mode != modeInproc && c.Mode != modeProcs {
 		bad("-mode must be %s or %s, got %q", modeInproc, modeProcs, c.Mode)
 	}
-	if c.Op != opPut && c.Op != opGet && c.Op != opMixed {
-		bad("-op must be put, get or mixed, got %q", c.Op)
+	if c.Op != opPut && c.Op != opGet && c.Op != opMixed && c.Op != opOffer && c.Op != opTake {
+		bad("-op must be put, get, mixed, offer or take, got %q", c.Op)
 	}
 	if c.ReadPct < 0 || c.ReadPct > 100 {
 		bad("-read-pct must be within 0..100, got %d", c.ReadPct)

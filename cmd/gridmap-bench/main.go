@@ -149,7 +149,7 @@ func runInproc(ctx context.Context, cfg config, opts runOptions) (result, error)
 	}
 	value := benchValue(cfg.ValueSize)
 	var preloadTime time.Duration
-	if cfg.Op != opPut {
+	if preloads(cfg.Op) {
 		t := time.Now()
 		if err := preload(ctx, slots, cfg.Keys, 0, 1, value); err != nil {
 			return result{}, err

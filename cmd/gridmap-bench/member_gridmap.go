@@ -7,12 +7,14 @@ import (
 
 	"github.com/gridmap/gridmap"
 	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/queue"
 )
 
 // gridmapMember adapts a *gridmap.Member and its benchmark map to member and store.
 type gridmapMember struct {
 	m  *gridmap.Member
 	mp *dmap.Map[string, []byte]
+	q  *queue.Queue[[]byte]
 }
 
 func startMember(ctx context.Context, spec memberSpec) (member, error) {
@@ -43,7 +45,12 @@ func startMember(ctx context.Context, spec memberSpec) (member, error) {
 		_ = m.Close(ctx)
 		return nil, err
 	}
-	return &gridmapMember{m: m, mp: mp}, nil
+	q, err := queue.New[[]byte](m.Queues(), benchMapName)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, err
+	}
+	return &gridmapMember{m: m, mp: mp, q: q}, nil
 }
 
 func (g *gridmapMember) Map() store                      { return g }
@@ -57,3 +64,9 @@ func (g *gridmapMember) Put(ctx context.Context, key string, value []byte) error
 func (g *gridmapMember) Get(ctx context.Context, key string) ([]byte, error) {
 	return g.mp.Get(ctx, key)
 }
+
+// Offer implements queueStore.
+func (g *gridmapMember) Offer(ctx context.Context, value []byte) error { return g.q.Offer(ctx, value) }
+
+// Take implements queueStore.
+func (g *gridmapMember) Take(ctx context.Context) ([]byte, error) { return g.q.Take(ctx) }

@@ -284,7 +284,7 @@ func runProcs(ctx context.Context, cfg config, stderr io.Writer) (result, error)
 	startup := time.Since(t0)
 
 	var preloadTime time.Duration
-	if cfg.Op != opPut {
+	if preloads(cfg.Op) {
 		t := time.Now()
 		if err := pc.send("preload"); err != nil {
 			return result{}, err

@@ -19,6 +19,16 @@ type store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 }
 
+// queueStore is what a worker needs of a queue (-op offer, -op take): a store that has one
+// implements it. Both methods may be called from many goroutines at once.
+type queueStore interface {
+	Offer(ctx context.Context, value []byte) error
+	Take(ctx context.Context) ([]byte, error)
+}
+
+// errNoQueue: -op offer or take on a system without queues.
+var errNoQueue = errors.New("gridmap-bench: this system has no queue")
+
 // errShortValue is counted for a get whose value does not come back with the full length.
 var errShortValue = errors.New("gridmap-bench: get returned a value of the wrong length")
 
@@ -70,7 +80,7 @@ func preload(ctx context.Context, slots []slot, keys, from, stride int, value []
 
 // workload is what every worker does, wherever it runs.
 type workload struct {
-	Op         string    // opPut, opGet or opMixed
+	Op         string    // opPut, opGet, opMixed, opOffer or opTake
 	ReadPct    int       // gets in percent, for opMixed
 	Keys       int       // keys are key(0) .. key(Keys-1), picked uniformly
 	Value      []byte    // written by puts; gets must return len(Value) bytes
@@ -132,7 +142,25 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 		defer ts.stop()
 		sleep = ts.sleep
 	}
+	qs, _ := s.Store.(queueStore)
+	queueOp := wl.Op == opOffer || wl.Op == opTake
+	if queueOp && qs == nil {
+		t.Errors, t.FirstError = 1, errNoQueue.Error()
+		return t
+	}
+	// companion runs the unmeasured half of a queue op's pair.
+	companion := func(op func() error) {
+		if err := op(); err != nil {
+			t.Errors++
+			if t.FirstError == "" {
+				t.FirstError = err.Error()
+			}
+		}
+	}
 	for ctx.Err() == nil {
+		if wl.Op == opTake {
+			companion(func() error { return qs.Offer(ctx, wl.Value) })
+		}
 		k := key(rng.Intn(wl.Keys))
 		isGet := wl.Op == opGet || (wl.Op == opMixed && rng.Intn(100) < wl.ReadPct)
 		issued := time.Now()
@@ -149,15 +177,26 @@ func (wl workload) worker(ctx context.Context, s slot) tally {
 			issued = time.Now()
 		}
 		var err error
-		if isGet {
+		switch {
+		case wl.Op == opOffer:
+			err = qs.Offer(ctx, wl.Value)
+		case wl.Op == opTake:
+			var v []byte
+			if v, err = qs.Take(ctx); err == nil && len(v) != len(wl.Value) {
+				err = fmt.Errorf("%w: took %d bytes, want %d", errShortValue, len(v), len(wl.Value))
+			}
+		case isGet:
 			var v []byte
 			if v, err = s.Store.Get(ctx, k); err == nil && len(v) != len(wl.Value) {
 				err = fmt.Errorf("%w: %s has %d bytes, want %d", errShortValue, k, len(v), len(wl.Value))
 			}
-		} else {
+		default:
 			err = s.Store.Put(ctx, k, wl.Value)
 		}
 		now := time.Now()
+		if wl.Op == opOffer && err == nil {
+			companion(func() error { _, err := qs.Take(ctx); return err })
+		}
 		if now.After(wl.Deadline) {
 			break // an op straddling the deadline is not counted
 		}

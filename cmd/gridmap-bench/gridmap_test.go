@@ -19,3 +19,11 @@ func TestRunInprocGridmapTLS(t *testing.T) {
 		t.Fatal("result does not report TLS")
 	}
 }
+
+// Items through a queue: each op measured is an Offer (or a Take), none fails.
+func TestRunInprocGridmapQueue(t *testing.T) {
+	for _, op := range []string{opOffer, opTake} {
+		r := runJSON(t, runOptions{}, "-members", "3", "-op", op, "-concurrency", "8", "-duration", "1s")
+		checkResult(t, r, op, 3)
+	}
+}

@@ -28,9 +28,10 @@
 //   - a member that leaves gracefully (gridmap.Member.Close) hands its queues over with its
 //     partitions, items and all.
 //
-// The one gap is a call cut off for longer than the owner remembers answers (its partition's
-// last few thousand writes): an Offer retried so late is applied again, and its item is then in
-// the queue twice.
+// The one gap is a call cut off for longer than the owner remembers answers (the last 256
+// writes of its partition): an Offer retried so late is applied again, and its item is then in
+// the queue twice; a Poll retried so late removes the next item too, and the first one is lost
+// to its caller.
 //
 // Blocking calls wait on the caller's member, not on the owner: Take and Put try, then wait for
 // a change of the queue (a cluster-wide listener on its head and tail entry, registered by

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gridmap/gridmap"
 	"github.com/gridmap/gridmap/gridmaptest"
+	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
 	"github.com/gridmap/gridmap/queue"
 )
@@ -346,10 +347,11 @@ func TestItemListener(t *testing.T) {
 	}
 }
 
-// A queue with a store outlives a full cluster restart.
+// A queue with a store outlives a full cluster restart: write-behind, the members leaving one by
+// one (handing the write-behind queue over, the last one storing it).
 func TestQueueStoreSurvivesRestart(t *testing.T) {
 	store := memstore.New()
-	qs := map[string]queue.Config{"durable": {Store: store}}
+	qs := map[string]queue.Config{"durable": {Store: store, Persistence: mapstore.Config{WriteDelay: 50 * time.Millisecond}}}
 	ctx := testContext(t)
 	first := gridmaptest.NewCluster(t, 3, gridmaptest.WithPartitionCount(31), withQueues(qs))
 	q := open[string](t, first.Member(0), "durable")

@@ -39,9 +39,11 @@
 //
 // # Capacity, memory and stores
 //
-// gridmap.Config.Queues configures queues by name (Config): a capacity, and a store. Without a
-// capacity a queue is bounded only by its members' memory; it holds every item in the memory of
-// its owner and of its backups. With a store (mapstore.Store, through the maps' write-behind
+// gridmap.Config.Queues configures queues by name (Config): a capacity, and a store. A queue
+// holds every item in the memory of its owner and of its backups, whether it has a store or not.
+// Beyond its capacity, Offer fails with ErrQueueFull; when its owner's memory budget
+// (gridmap.Config.MemoryBudget) is used up by entries it cannot evict, Offer fails with
+// ErrMemoryLimit: a queue refuses items, it never drops one. With a store (mapstore.Store, through the maps' write-behind
 // or write-through machinery) a queue outlives a full cluster restart: the next cluster loads
 // it back at its first use.
 //

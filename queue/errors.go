@@ -13,6 +13,11 @@ var (
 	// when its wait ended with the queue still full, and Put (with ErrTimeout) when its
 	// context ended first. Nothing was added.
 	ErrQueueFull = errors.New("queue: queue full")
+	// ErrMemoryLimit: the queue's owner has used up its memory budget (gridmap.Config.MemoryBudget)
+	// with entries it cannot evict; Offer, OfferWait and Put refuse the item at once rather than
+	// drop anything. Taking items frees memory: offers succeed again once the owner is back
+	// within its budget.
+	ErrMemoryLimit = errors.New("queue: owner's memory budget exhausted")
 	// ErrTimeout: the operation did not complete before its context ended (it wraps the
 	// context's error too), or Take's and Put's context ended while they waited.
 	ErrTimeout = dmap.ErrTimeout

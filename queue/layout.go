@@ -70,6 +70,8 @@ func writeMeta(v view, m meta) {
 const (
 	offerFull     byte = 0
 	offerAccepted byte = 1
+	// offerNoMemory: the owner's memory budget is used up (see engine.Service.OverMemoryBudget).
+	offerNoMemory byte = 2
 )
 
 // offer appends items (each an encoded item) if they all fit within capacity (0: unbounded)

@@ -77,7 +77,9 @@ func (q *Queue[T]) Name() string { return q.name }
 func (q *Queue[T]) Partition() partition.ID { return q.part }
 
 // Offer adds item at the tail if the queue has room, and returns once the owner added it and
-// every synchronous backup acknowledged it. On a full queue it fails at once with ErrQueueFull.
+// every synchronous backup acknowledged it. On a full queue it fails at once with ErrQueueFull,
+// and with ErrMemoryLimit when the owner's memory budget is used up (as do OfferWait and Put,
+// which wait for room in the queue, not for memory).
 func (q *Queue[T]) Offer(ctx context.Context, item T) error {
 	b, err := q.codec.Encode(item)
 	if err != nil {
@@ -119,12 +121,22 @@ func (q *Queue[T]) put(ctx, wctx context.Context, item T) error {
 	return err
 }
 
+// offer offers b once: true when added, false when the queue is full.
 func (q *Queue[T]) offer(ctx context.Context, b []byte) (bool, error) {
 	res, err := q.raw.ExecutePartition(ctx, procOffer, q.part, encodeItems([][]byte{b}))
 	if err != nil {
 		return false, q.opErr(err)
 	}
-	return len(res) == 1 && res[0] == offerAccepted, nil
+	if len(res) != 1 {
+		return false, fmt.Errorf("%w: queue %s: offer answered %d bytes", ErrCorrupt, q.name, len(res))
+	}
+	switch res[0] {
+	case offerAccepted:
+		return true, nil
+	case offerNoMemory:
+		return false, fmt.Errorf("%w: queue %s", ErrMemoryLimit, q.name)
+	}
+	return false, nil
 }
 
 // opErr turns a processor's failure into the queue's error.

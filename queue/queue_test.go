@@ -403,3 +403,47 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("member config with a bad queue: %v", err)
 	}
 }
+
+// A queue that outgrows its owner's memory budget refuses offers (ErrMemoryLimit), keeps every
+// item it acknowledged, and accepts offers again once items were taken.
+func TestOfferRefusedOverMemoryBudget(t *testing.T) {
+	const budget = 2 << 20
+	c := gridmaptest.NewCluster(t, 2, gridmaptest.WithPartitionCount(31),
+		gridmaptest.WithConfig(func(_ int, cfg *gridmap.Config) { cfg.MemoryBudget = budget }))
+	ctx := testContext(t)
+	q := open[[]byte](t, c.Member(0), "big")
+	item := make([]byte, 8<<10)
+	acked := 0
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := q.Offer(ctx, item)
+		if errors.Is(err, queue.ErrMemoryLimit) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked++
+		if time.Now().After(deadline) {
+			t.Fatalf("%d items (%d KiB) offered within a %d KiB budget, none refused", acked, acked*8, budget>>10)
+		}
+	}
+	if acked*len(item) < budget/2 {
+		t.Fatalf("refused after %d KiB, far below the %d KiB budget", acked*8, budget>>10)
+	}
+	got, err := q.Drain(ctx, acked+10)
+	if err != nil || len(got) != acked {
+		t.Fatalf("drained %d items (%v), want the %d acknowledged", len(got), err, acked)
+	}
+	for {
+		err := q.Offer(ctx, item)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, queue.ErrMemoryLimit) || time.Now().After(deadline) {
+			t.Fatalf("offer after the queue was drained: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("refused after %d items of %d KiB (budget %d KiB)", acked, len(item)>>10, budget>>10)
+}

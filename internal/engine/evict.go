@@ -47,9 +47,11 @@ func (s *Service) runEvictor() {
 		used := s.memoryUsed()
 		if used <= s.cfg.MemoryBudget {
 			warned = false
+			s.overBudget.Store(false)
 			continue
 		}
 		freed := s.evict(used - int64(float64(s.cfg.MemoryBudget)*evictTarget))
+		s.overBudget.Store(used-freed > s.cfg.MemoryBudget)
 		if used-freed > s.cfg.MemoryBudget && !warned {
 			warned = true
 			s.log.Warn("memory budget exceeded by entries that cannot be evicted (dirty, or of maps without a loader)",
@@ -57,6 +59,13 @@ func (s *Service) runEvictor() {
 		}
 	}
 }
+
+// OverMemoryBudget reports whether this member's records exceeded Config.MemoryBudget at the
+// evictor's last look (every 100 ms), after it evicted what it could: what cannot be evicted
+// (dirty entries, entries of maps without a loader, structures' entries) fills the budget. A
+// façade refuses to grow a structure then (a queue refuses offers) rather than drop anything.
+// Always false without a budget.
+func (s *Service) OverMemoryBudget() bool { return s.overBudget.Load() }
 
 type evictCandidate struct {
 	p       *part

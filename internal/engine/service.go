@@ -47,6 +47,9 @@ type Service struct {
 	// spawnMu orders spawn before Close's wait: once stopping is set no goroutine is added.
 	spawnMu  sync.RWMutex
 	stopping bool
+	// overBudget is set by the evictor while the member's records exceed Config.MemoryBudget
+	// after eviction (OverMemoryBudget).
+	overBudget atomic.Bool
 }
 
 // part is the runtime state of one partition on this member.

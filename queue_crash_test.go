@@ -110,10 +110,17 @@ func TestQueueOwnerProcessKilled(t *testing.T) {
 		})
 	}
 	waitFor(t, func() bool { return offered.Load() >= killAt && takes.Load() >= killAt/2 })
+	if owner := m.Cluster().Partition(q.Partition()).Owner; owner != partition.MemberID(victim.id) {
+		t.Fatalf("the queue moved to %s before the kill: the victim does not own it", owner)
+	}
 	victim.kill()
 	killedAt := time.Now()
+	offeredAtKill := offered.Load()
 	producing.Wait()
-	t.Logf("producers done %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+	if owner := m.Cluster().Partition(q.Partition()).Owner; owner == partition.MemberID(victim.id) || offered.Load() == offeredAtKill {
+		t.Fatalf("after the kill: owner %s, %d offers; want a new owner and the offers going on", owner, offered.Load()-offeredAtKill)
+	}
+	t.Logf("producers done %v after the kill, %d items offered after it", time.Since(killedAt).Round(time.Millisecond), offered.Load()-offeredAtKill)
 	// Consumers go on until the queue is empty.
 	waitFor(t, func() bool {
 		n, err := q.Size(ctx)

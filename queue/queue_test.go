@@ -50,11 +50,12 @@ func TestProducersConsumers(t *testing.T) {
 	taken := make([]atomic.Int32, n)
 	var got atomic.Int64
 	start := time.Now()
-	var wg sync.WaitGroup
+	var producing, consuming sync.WaitGroup
 	errs := make(chan error, producers+consumers)
+	stop := make(chan struct{}) // closed when the consumers are to stop
 	for p := range producers {
 		q := open[int](t, c.Member(p%3), "work")
-		wg.Go(func() {
+		producing.Go(func() {
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(n) {
@@ -69,8 +70,13 @@ func TestProducersConsumers(t *testing.T) {
 	}
 	for w := range consumers {
 		q := open[int](t, c.Member((w+1)%3), "work")
-		wg.Go(func() {
+		consuming.Go(func() {
 			for got.Load() < int64(n) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 				i, err := q.Take(tctx)
 				cancel()
@@ -86,10 +92,21 @@ func TestProducersConsumers(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	producing.Wait()
+	// Every item is offered: the consumers have a minute to take the rest (a lost item would
+	// keep them waiting for ever).
+	deadline := time.Now().Add(time.Minute)
+	for got.Load() < int64(n) && time.Now().Before(deadline) && len(errs) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	consuming.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+	if got.Load() != int64(n) {
+		t.Fatalf("%d of %d items taken a minute after the last offer", got.Load(), n)
 	}
 	elapsed := time.Since(start)
 	for i := range taken {

@@ -74,9 +74,9 @@ func (w *waiters) acquire(ctx context.Context, raw *engine.Map) *waitSet {
 		ws = &waitSet{name: raw.Name(), raw: raw}
 		w.bySet[raw.Name()] = ws
 	}
-	w.mu.Unlock()
-
+	// Locks are taken in this order: waiters, then a set (release's timer drops idle sets).
 	ws.mu.Lock()
+	w.mu.Unlock()
 	ws.users++
 	if ws.idle != nil {
 		ws.idle.Stop()
@@ -124,7 +124,8 @@ func (ws *waitSet) register(done chan struct{}) {
 // registerTimeout bounds one registration of a wait set's listener.
 const registerTimeout = 30 * time.Second
 
-// release ends a waiter's use of ws. The listener stays for idleLinger after the last waiter.
+// release ends a waiter's use of ws. The set and its listener stay for idleLinger after the
+// last waiter.
 func (w *waiters) release(ws *waitSet) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
@@ -133,11 +134,14 @@ func (w *waiters) release(ws *waitSet) {
 		return
 	}
 	ws.idle = time.AfterFunc(idleLinger, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		ws.mu.Lock()
 		defer ws.mu.Unlock()
-		if ws.users == 0 && ws.reg != nil {
-			ws.reg.Remove()
+		if ws.users == 0 && ws.reg != nil && ws.regDone == nil {
+			ws.reg.Remove() // does not wait for the listener
 			ws.reg = nil
+			delete(w.bySet, ws.name)
 		}
 	})
 }

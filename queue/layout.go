@@ -221,6 +221,11 @@ func uvarints(b []byte, n int) ([]uint64, error) {
 	return out, nil
 }
 
-func binary1(a uint64) []byte { return binary.AppendUvarint(nil, a) }
-
-func binary2(a, b uint64) []byte { return binary.AppendUvarint(binary.AppendUvarint(nil, a), b) }
+// uvarintArgs encodes numbers as uvarints (what uvarints decodes): a processor's argument.
+func uvarintArgs(nums ...uint64) []byte {
+	var b []byte
+	for _, n := range nums {
+		b = binary.AppendUvarint(b, n)
+	}
+	return b
+}

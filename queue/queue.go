@@ -195,7 +195,7 @@ func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
-	arg := binary2(uint64(max), pollBatchBytes)
+	arg := uvarintArgs(uint64(max), pollBatchBytes)
 	res, err := q.raw.ExecutePartition(context.WithoutCancel(ctx), procPoll, q.part, arg)
 	if err != nil {
 		return nil, q.opErr(err)
@@ -252,7 +252,7 @@ func (q *Queue[T]) Size(ctx context.Context) (int, error) {
 func (q *Queue[T]) Clear(ctx context.Context) error {
 	var upTo uint64
 	for {
-		res, err := q.raw.ExecutePartition(ctx, procClear, q.part, binary1(upTo))
+		res, err := q.raw.ExecutePartition(ctx, procClear, q.part, uvarintArgs(upTo))
 		if err != nil {
 			return q.opErr(err)
 		}

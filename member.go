@@ -32,6 +32,7 @@ type Member struct {
 	node   *control.Node
 	engine *engine.Service // the member's map engine: the member alone closes it
 	maps   *dmap.Service   // the engine's user-facing view (Maps)
+	obs    observability   // metrics, throughput history and console (console.go)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -145,6 +146,10 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		return nil, configError(err)
 	}
 	m.maps = dmap.WrapEngine(m.engine)
+	if err := m.startObservability(); err != nil {
+		m.stop()
+		return nil, configError(err)
+	}
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()
 		return nil, joinError(err)
@@ -197,6 +202,7 @@ func (m *Member) kill() {
 
 func (m *Member) stop() {
 	close(m.closed)
+	m.stopObservability()
 	m.engine.Close()
 	m.node.Close()
 	m.stopTransport()

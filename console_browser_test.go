@@ -211,4 +211,3 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }
-

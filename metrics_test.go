@@ -128,7 +128,9 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 	}
 
 	fams := scrapeConsole(t, m0)
-	op := func(kind string) map[string]string { return map[string]string{"member": "m0", "map": "metered", "op": kind} }
+	op := func(kind string) map[string]string {
+		return map[string]string{"member": "m0", "map": "metered", "op": kind}
+	}
 	for kind, want := range map[string]float64{"put": puts, "get": gets + 1, "delete": deletes, "contains": 0} {
 		if got := value(fams, "gridmap_map_operations_total", op(kind)); got != want {
 			t.Errorf("gridmap_map_operations_total{op=%q} = %v, want %v", kind, got, want)

@@ -50,6 +50,7 @@ type observability struct {
 	collector *collector
 	console   *console.Server // nil: no console
 	dests     destinationsBox
+	traffic   *transport.Stats // the member's connections' traffic
 	wg        sync.WaitGroup
 }
 

@@ -80,6 +80,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		}
 	}
 	tcfg := cfg.transportConfig(log.With("component", "transport"))
+	tcfg.Stats = new(transport.Stats) // the member's traffic, for metrics (server and client)
 	if err := cfg.Security.applyTransport(&tcfg); err != nil {
 		ln.Close()
 		return nil, configError(err)
@@ -101,6 +102,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 	}
 	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client,
 		serveDone: make(chan struct{}), closed: make(chan struct{})}
+	m.obs.traffic = tcfg.Stats
 	go func() {
 		defer close(m.serveDone)
 		if err := server.Serve(ln); err != nil && !errors.Is(err, transport.ErrClosed) {

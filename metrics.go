@@ -27,6 +27,7 @@ type collectorDescs struct {
 	members                                         *prometheus.Desc
 	topicPublished, topicReceived, topicSubscribers *prometheus.Desc
 	queueSize                                       *prometheus.Desc
+	transportBytes, transportFrames                 *prometheus.Desc
 }
 
 func newCollector(m *Member) *collector {
@@ -66,6 +67,8 @@ func newCollector(m *Member) *collector {
 		topicReceived:     d("topic_received_total", "Messages of the topic delivered to this member's subscribers.", "topic"),
 		topicSubscribers:  d("topic_subscribers", "Subscribers of the topic on this member.", "topic"),
 		queueSize:         d("queue_size", "Items of the queue this member holds, by role (owner or backup).", "queue", "role"),
+		transportBytes:    d("transport_bytes_total", "Bytes of the frames this member's connections to other members wrote (out) and read (in).", "direction"),
+		transportFrames:   d("transport_frames_received_total", "Frames this member's connections to other members read."),
 	}}
 }
 
@@ -76,7 +79,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.lag, d.storeCalls, d.storeErrors, d.storeRetries, d.storeRejected, d.listeners, d.listenerQueued,
 		d.listenerMissed, d.listenerDelivered, d.partitions, d.migrations, d.copies, d.epoch, d.lost,
 		d.raftLeader, d.raftTerm, d.raftVoters, d.raftLastIndex, d.members, d.topicPublished, d.topicReceived,
-		d.topicSubscribers, d.queueSize} {
+		d.topicSubscribers, d.queueSize, d.transportBytes, d.transportFrames} {
 		ch <- x
 	}
 }
@@ -160,6 +163,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.members, float64(dead), "dead")
 	gauge(d.members, float64(leaving), "leaving")
 
+	if tr := m.obs.traffic; tr != nil {
+		ts := tr.Snapshot()
+		counter(d.transportBytes, ts.BytesOut, "out")
+		counter(d.transportBytes, ts.BytesIn, "in")
+		counter(d.transportFrames, ts.FramesIn)
+	}
 	if dests := m.obs.dests.get(); dests != nil {
 		for _, t := range dests.Topics() {
 			counter(d.topicPublished, t.Published, t.Name)

@@ -163,6 +163,10 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		if got := value(f, "gridmap_members", map[string]string{"state": "alive"}); got != 3 {
 			t.Errorf("%s: %v members alive, want 3", name, got)
 		}
+		if value(f, "gridmap_transport_bytes_total", map[string]string{"direction": "out"}) == 0 ||
+			value(f, "gridmap_transport_frames_received_total", nil) == 0 {
+			t.Errorf("%s: no member traffic counted", name)
+		}
 		if value(f, "gridmap_raft_term", nil) < 1 {
 			t.Errorf("%s: no raft term", name)
 		}

@@ -151,6 +151,13 @@ async function publish(ev) {
   }
 }
 
+// Refresh once a second, never more than one request at a time: a member that is slow to
+// answer (it waits up to 2 s for the others) does not pile requests up.
+async function loop() {
+  const started = Date.now();
+  await refresh();
+  setTimeout(loop, Math.max(0, 1000 - (Date.now() - started)));
+}
+
 document.getElementById("publish").addEventListener("submit", publish);
-refresh();
-setInterval(refresh, 1000);
+loop();

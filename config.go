@@ -125,7 +125,9 @@ type Config struct {
 	Console ConsoleConfig
 	// Metrics, when set, receives the member's Prometheus collector (every series labelled
 	// with member: Name, else the member's ID), so that an application serves gridmap's
-	// metrics on its own registry and mux; the member unregisters it at Close. A
+	// metrics on its own registry and mux; the member unregisters it at Close. Members that
+	// share a registry need distinct Names (or none): Start fails when the registry refuses
+	// the collector. A
 	// *prometheus.Registry here is also what the console's /metrics serves. Default (nil):
 	// the metrics are only served by the console, when it is on.
 	Metrics prometheus.Registerer

@@ -6,11 +6,16 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/gridmap/gridmap/dmap"
+	"github.com/gridmap/gridmap/mapstore"
+	"github.com/gridmap/gridmap/mapstore/memstore"
 )
 
 // scrapeConsole reads a member console's /metrics with the Prometheus text parser.
@@ -92,6 +97,7 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		regs[c.Name] = reg
 		mu.Unlock()
 		c.Metrics = reg
+		c.Maps = map[string]dmap.MapConfig{"wb": {Store: memstore.New(), Persistence: mapstore.Config{WriteDelay: time.Hour}}}
 		if c.Name == "m0" {
 			c.Console.Addr = "127.0.0.1:0"
 		}
@@ -127,11 +133,50 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		t.Fatal("Get of an absent key succeeded")
 	}
 
+	// A local listener that blocks: its queue (1 event) fills and the rest are missed.
+	release := make(chan struct{})
+	defer close(release)
+	h, err := mp.AddLocalEntryListener(ctx, func(dmap.EntryEvent[string, string]) { <-release }, dmap.ListenerOptions[string]{QueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
+	for i := range puts {
+		if err := mp.Put(ctx, fmt.Sprint("k", i), "again"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Write-behind entries that wait an hour: all dirty.
+	wb, err := GetMap[string, string](m0, "wb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dirty = 40
+	for i := range dirty {
+		if err := wb.Put(ctx, fmt.Sprint("w", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	fams := scrapeConsole(t, m0)
+	ls := h.Stats()
+	lm := map[string]string{"member": "m0", "map": "metered"}
+	if ls.Missed == 0 {
+		t.Fatalf("the blocked listener missed nothing: %+v", ls)
+	}
+	if got := value(fams, "gridmap_map_listener_missed_events_total", lm); got != float64(ls.Missed) {
+		t.Errorf("listener missed %v, the listener's own count %d", got, ls.Missed)
+	}
+	if got := value(fams, "gridmap_map_listener_queued_events", lm); got != float64(ls.Queued) {
+		t.Errorf("listener queued %v, the listener's own count %d", got, ls.Queued)
+	}
+	if got := value(fams, "gridmap_map_listeners", lm); got != 1 {
+		t.Errorf("listeners %v, want 1", got)
+	}
 	op := func(kind string) map[string]string {
 		return map[string]string{"member": "m0", "map": "metered", "op": kind}
 	}
-	for kind, want := range map[string]float64{"put": puts, "get": gets + 1, "delete": deletes, "contains": 0} {
+	for kind, want := range map[string]float64{"put": 2 * puts, "get": gets + 1, "delete": deletes, "contains": 0} {
 		if got := value(fams, "gridmap_map_operations_total", op(kind)); got != want {
 			t.Errorf("gridmap_map_operations_total{op=%q} = %v, want %v", kind, got, want)
 		}
@@ -139,18 +184,24 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 	if got := value(fams, "gridmap_map_operation_errors_total", op("get")); got != 0 {
 		t.Errorf("get errors = %v, want 0 (a miss is an answer, not a failure)", got)
 	}
-	h, ok := series(fams, "gridmap_map_operation_latency_seconds", op("put"))
-	if !ok || h.Histogram == nil {
+	hist, ok := series(fams, "gridmap_map_operation_latency_seconds", op("put"))
+	if !ok || hist.Histogram == nil {
 		t.Fatal("no put latency histogram")
 	}
-	if n := h.Histogram.GetSampleCount(); n == 0 || n > puts/16 || h.Histogram.GetSampleSum() <= 0 {
-		t.Errorf("put latency: %d samples (sum %v), want 1..%d", n, h.Histogram.GetSampleSum(), puts/16)
+	if n := hist.Histogram.GetSampleCount(); n == 0 || n > 2*puts/16 || hist.Histogram.GetSampleSum() <= 0 {
+		t.Errorf("put latency: %d samples (sum %v), want 1..%d", n, hist.Histogram.GetSampleSum(), 2*puts/16)
 	}
 
 	// Every member's own figures, through the registries the test passed in.
-	var owned, backups, partsOwned, partsBacked, leaders float64
+	var owned, backups, partsOwned, partsBacked, leaders, dirtyEntries, storeCalls float64
 	for name, reg := range regs {
 		f := gather(t, reg)
+		wbl := map[string]string{"member": name, "map": "wb"}
+		dirtyEntries += value(f, "gridmap_map_dirty_entries", wbl)
+		storeCalls += value(f, "gridmap_map_store_calls_total", wbl)
+		if value(f, "gridmap_map_dirty_entries", wbl) > 0 && value(f, "gridmap_map_write_behind_lag_seconds", wbl) <= 0 {
+			t.Errorf("%s: dirty entries but no write-behind lag", name)
+		}
 		l := map[string]string{"member": name, "map": "metered"}
 		owned += value(f, "gridmap_map_entries", with(l, "role", "owner"))
 		backups += value(f, "gridmap_map_entries", with(l, "role", "backup"))
@@ -171,8 +222,11 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 			t.Errorf("%s: no raft term", name)
 		}
 	}
-	if owned != puts-deletes || backups != puts-deletes {
-		t.Errorf("entries: %v owned and %v backups over the members, want %d each", owned, backups, puts-deletes)
+	if owned != puts || backups != puts { // the deleted keys were put again
+		t.Errorf("entries: %v owned and %v backups over the members, want %d each", owned, backups, puts)
+	}
+	if dirtyEntries != dirty || storeCalls != 0 {
+		t.Errorf("write-behind: %v dirty entries and %v store calls over the members, want %d and 0", dirtyEntries, storeCalls, dirty)
 	}
 	if partsOwned != 71 || partsBacked != 71 || leaders != 1 {
 		t.Errorf("partitions %v owned, %v backed up, %v leaders: want 71, 71, 1", partsOwned, partsBacked, leaders)

@@ -51,6 +51,18 @@ func (r *recordingTopic) Queues() []console.Queue { return []console.Queue{{Name
 // (CI=true), where it fails.
 func chromium(t *testing.T) string {
 	t.Helper()
+	if p := findChromium(); p != "" {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium found (CI=true: .ci/run installs Debian's chromium)")
+	}
+	t.Skip("no chromium on the PATH (apt-get install chromium, or set GRIDMAP_CHROMIUM)")
+	return ""
+}
+
+// findChromium returns the path of the browser (see chromium), "" if there is none.
+func findChromium() string {
 	if p := os.Getenv("GRIDMAP_CHROMIUM"); p != "" {
 		return p
 	}
@@ -59,10 +71,6 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium found (CI=true: .ci/run installs Debian's chromium)")
-	}
-	t.Skip("no chromium on the PATH (apt-get install chromium, or set GRIDMAP_CHROMIUM)")
 	return ""
 }
 

@@ -1,10 +1,15 @@
 package gridmap
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/gridmap/gridmap/internal/console"
 	"github.com/gridmap/gridmap/internal/freeport"
@@ -67,6 +72,20 @@ func TestConsoleDropsKilledMember(t *testing.T) {
 	if before.Owners[victim.id] == 0 {
 		t.Fatalf("the victim owns no partitions before the kill: %+v", before.Owners)
 	}
+	// The page too, where a browser is at hand (always in CI): the same JSON, rendered.
+	var page context.Context
+	if findChromium() != "" || os.Getenv("CI") == "true" {
+		page = browser(t, 3*time.Minute)
+		if err := chromedp.Do(page, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(chromedp.CSS(`#members tbody tr.alive`))); err != nil {
+			t.Fatalf("open the console: %v", err)
+		}
+		rows := waitPage(t, page, 20*time.Second, "3 alive members on the page",
+			`Array.from(document.querySelectorAll('#members tbody tr.alive')).map(r => r.dataset.id)`,
+			func(ids []string) bool { return len(ids) == 3 })
+		if !slices.Contains(rows, victim.id) {
+			t.Fatalf("the page lists %v, not the victim %s", rows, victim.id)
+		}
+	}
 
 	// The budget: gossip's detection at its slowest (probe, then the longest suspicion), then
 	// the coordinator's wait before reassigning (see Timings), and slack for a loaded machine.
@@ -89,6 +108,22 @@ func TestConsoleDropsKilledMember(t *testing.T) {
 	})
 	t.Logf("gone from the console %v after SIGKILL (budget %v); owners before %v, after %v",
 		time.Since(killed).Round(time.Millisecond), budget, before.Owners, after.Owners)
+	if page != nil {
+		// Within a refresh or two of the API showing it.
+		waitPage(t, page, 10*time.Second, "the page without the victim, the survivors owning every partition",
+			`Array.from(document.querySelectorAll('#members tbody tr')).map(r => [r.dataset.id, Number(r.querySelector('.owned').textContent)])`,
+			func(rows [][]any) bool {
+				total := 0.0
+				for _, r := range rows {
+					if r[0] == victim.id {
+						return false
+					}
+					n, _ := r[1].(float64)
+					total += n
+				}
+				return len(rows) == 2 && total == float64(after.PartitionCount)
+			})
+	}
 	for _, c := range children[:2] {
 		if after.Owners[c.id] <= before.Owners[c.id] {
 			t.Errorf("survivor %s owns %d partitions, %d before: the victim's did not move to it", c.id, after.Owners[c.id], before.Owners[c.id])

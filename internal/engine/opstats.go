@@ -78,9 +78,9 @@ type mapOps struct {
 	stripes [opStripes]opStripe
 }
 
-// latencySample: one operation in latencySample of each class and stripe is timed. Reading
-// the clock twice costs about as much as a local get's own work would grow by a tenth; counting
-// costs one atomic add.
+// latencySample: one operation in latencySample of each class and stripe is timed, since
+// reading the clock twice per operation would cost several times what counting it does (one
+// atomic add); docs/performance.md has the figures.
 const latencySample = 16
 
 // begin counts one operation of kind k on partition p and reports its stripe, its class, and

@@ -50,7 +50,8 @@ type observability struct {
 	collector *collector
 	console   *console.Server // nil: no console
 	dests     destinationsBox
-	traffic   *transport.Stats // the member's connections' traffic
+	publisher console.Publisher // set by setMessaging (guarded by dests.mu)
+	traffic   *transport.Stats  // the member's connections' traffic
 	wg        sync.WaitGroup
 }
 
@@ -105,7 +106,13 @@ func (m *Member) startObservability() error {
 	if err != nil {
 		return fmt.Errorf("gridmap: console: %w", err)
 	}
+	o.dests.mu.Lock()
 	o.console = srv
+	p := o.publisher
+	o.dests.mu.Unlock()
+	if p != nil {
+		srv.SetPublisher(p)
+	}
 	m.log.Info("console serving", "addr", "http://"+srv.Addr()+"/")
 	return nil
 }
@@ -309,11 +316,17 @@ func heapBytes() uint64 {
 // setMessaging wires the topic and queue service into the console: p publishes the console
 // form's messages (nil: publishing fails with 503), d reports topic and queue sizes for the
 // console and the metrics (nil: none). The Topic and Queue services call it when they start.
+//
+// It may be called before or after startObservability (from start, before Start returns).
 func (m *Member) setMessaging(p console.Publisher, d console.Destinations) {
-	if m.obs.console != nil {
-		m.obs.console.SetPublisher(p)
-	}
 	m.obs.dests.set(d)
+	m.obs.dests.mu.Lock()
+	m.obs.publisher = p
+	srv := m.obs.console
+	m.obs.dests.mu.Unlock()
+	if srv != nil {
+		srv.SetPublisher(p)
+	}
 }
 
 // metricsMemberLabel is the value of the member label on every metric: the member's Name,

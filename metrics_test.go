@@ -134,9 +134,15 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 	}
 
 	// A local listener that blocks: its queue (1 event) fills and the rest are missed.
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
 	defer close(release)
-	h, err := mp.AddLocalEntryListener(ctx, func(dmap.EntryEvent[string, string]) { <-release }, dmap.ListenerOptions[string]{QueueSize: 1})
+	h, err := mp.AddLocalEntryListener(ctx, func(dmap.EntryEvent[string, string]) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}, dmap.ListenerOptions[string]{QueueSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +151,11 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		if err := mp.Put(ctx, fmt.Sprint("k", i), "again"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	select { // the listener holds its first event: its counts stay put from here on
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the listener got no event")
 	}
 	// Write-behind entries that wait an hour: all dirty.
 	wb, err := GetMap[string, string](m0, "wb")

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/configerr"
@@ -125,6 +127,17 @@ type Config struct {
 	// Security enables TLS between members, gossip encryption and a cluster name with a join
 	// secret (see Security). Default: all off.
 	Security Security
+	// Console serves the management console (a web page, a JSON API and Prometheus metrics) on
+	// an HTTP address. Default: off.
+	Console ConsoleConfig
+	// Metrics, when set, receives the member's Prometheus collector (every series labelled
+	// with member: Name, else the member's ID), so that an application serves gridmap's
+	// metrics on its own registry and mux; the member unregisters it at Close. Members that
+	// share a registry need distinct Names (or none): Start fails when the registry refuses
+	// the collector. A
+	// *prometheus.Registry here is also what the console's /metrics serves. Default (nil):
+	// the metrics are only served by the console, when it is on.
+	Metrics prometheus.Registerer
 }
 
 // backups is the number of backups c asks for: *BackupCount, DefaultBackupCount when nil.
@@ -203,6 +216,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxVoters != 3 && c.MaxVoters != 5 {
 		errs = append(errs, fmt.Errorf("MaxVoters must be 3 or 5, got %d", c.MaxVoters))
+	}
+	if c.Console.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Console.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("Console.Addr %q: %v", c.Console.Addr, err))
+		}
 	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, fmt.Errorf("MemoryBudget must not be negative, got %d", c.MemoryBudget))

@@ -47,6 +47,7 @@ func runChild() int {
 		cfg.BindAddr = bind
 	}
 	cfg.AsyncBackups = os.Getenv("GRIDMAP_ASYNC") != ""
+	cfg.Console.Addr = os.Getenv("GRIDMAP_CONSOLE") // console_kill_test.go
 	cfg.OperationTimeout = 30 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("GRIDMAP_OPTIMEOUT")); err == nil {
 		cfg.OperationTimeout = d

@@ -34,6 +34,7 @@ type Member struct {
 	engine *engine.Service // the member's map engine: the member alone closes it
 	maps   *dmap.Service   // the engine's user-facing view (Maps)
 	queues *queue.Service  // the engine's queues (Queues)
+	obs    observability   // metrics, throughput history and console (console.go)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -81,6 +82,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		}
 	}
 	tcfg := cfg.transportConfig(log.With("component", "transport"))
+	tcfg.Stats = new(transport.Stats) // the member's traffic, for metrics (server and client)
 	if err := cfg.Security.applyTransport(&tcfg); err != nil {
 		ln.Close()
 		return nil, configError(err)
@@ -102,6 +104,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 	}
 	m := &Member{cfg: cfg, id: id, addr: advertise, log: log, server: server, client: client,
 		serveDone: make(chan struct{}), closed: make(chan struct{})}
+	m.obs.traffic = tcfg.Stats
 	go func() {
 		defer close(m.serveDone)
 		if err := server.Serve(ln); err != nil && !errors.Is(err, transport.ErrClosed) {
@@ -152,6 +155,10 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.engine.Close()
 		m.node.Close()
 		m.stopTransport()
+		return nil, configError(err)
+	}
+	if err := m.startObservability(); err != nil {
+		m.stop()
 		return nil, configError(err)
 	}
 	if err := m.node.WaitReady(ctx); err != nil {
@@ -209,6 +216,7 @@ func (m *Member) kill() {
 
 func (m *Member) stop() {
 	close(m.closed)
+	m.stopObservability()
 	m.engine.Close()
 	m.node.Close()
 	m.stopTransport()

@@ -12,6 +12,8 @@
 //	GRIDMAP_EXPECT          members that start the cluster together           default 1
 //	GRIDMAP_TIMINGS         lan, local or wan                                  default lan
 //	GRIDMAP_HEALTH_ADDR     host:port of the probes' HTTP server               default: none
+//	GRIDMAP_CONSOLE_ADDR    host:port of the management console and /metrics   default: none
+//	GRIDMAP_CONSOLE_TOKEN   bearer token for the console's write actions       default: read-only
 //
 // With GRIDMAP_HEALTH_ADDR, GET /livez answers 200 while the member runs, and GET /readyz answers
 // 200 only while the cluster is safe (every partition owned and backed up, nothing moving), 503
@@ -64,6 +66,7 @@ func config(getenv func(string) string, logger *slog.Logger) (gridmap.Config, er
 		BindAddr:       or("GRIDMAP_BIND", "0.0.0.0:7000"),
 		GossipBindAddr: or("GRIDMAP_GOSSIP_BIND", "0.0.0.0:7946"),
 		Logger:         logger,
+		Console:        gridmap.ConsoleConfig{Addr: getenv("GRIDMAP_CONSOLE_ADDR"), Token: getenv("GRIDMAP_CONSOLE_TOKEN")},
 	}
 	if host := getenv("GRIDMAP_ADVERTISE_HOST"); host != "" {
 		_, port, err := net.SplitHostPort(cfg.BindAddr)

@@ -59,6 +59,8 @@ func (s *Service) runMigrations() {
 					defer s.wg.Done()
 					if err := s.copyPartition(s.ctx, task.p, task.m); err != nil && !s.closed() {
 						s.log.Info("partition copy failed, will retry", "partition", task.p, "to", task.m, "err", err)
+					} else if err == nil {
+						s.copiesDone.Add(1)
 					}
 					<-slots
 					select {

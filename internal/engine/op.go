@@ -89,6 +89,8 @@ type opRequest struct {
 	// member copies it before serving the operation itself: large values are stored as they
 	// are, and events and backups keep the mutation's value.
 	borrowed bool
+	// ops receives the operation's statistics (nil: not counted); set by the Map handle.
+	ops *mapOps
 }
 
 // opResponse is the owner's answer. Get returns the value in the message body.

@@ -24,6 +24,7 @@ type Map struct {
 	// (its codec and PartitionAware): the initial load needs it.
 	partitionOfStored func(key []byte) (partition.ID, error)
 	loaded            atomic.Bool // the initial load ran (or the map has none)
+	ops               *mapOps     // the map's operation counters on this member
 }
 
 // OpenMap returns the handle of the map called name. partitionOfStored partitions an encoded
@@ -37,7 +38,7 @@ func (s *Service) OpenMap(name string, partitionOfStored func(key []byte) (parti
 }
 
 func (s *Service) openMap(name string, partitionOfStored func(key []byte) (partition.ID, error)) (*Map, error) {
-	m := &Map{s: s, name: name, partitionOfStored: partitionOfStored}
+	m := &Map{s: s, name: name, partitionOfStored: partitionOfStored, ops: s.ops.of(name)}
 	if ps := s.persistenceOf(name); ps != nil && ps.cfg.InitialLoad == mapstore.LoadEager {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
 		defer cancel()
@@ -119,7 +120,7 @@ func (m *Map) KeyOp(ctx context.Context, kind OpKind, key []byte, p partition.ID
 	if ttl < 0 {
 		return opResponse{}, fmt.Errorf("%w: negative TTL %v", ErrInvalidConfig, ttl)
 	}
-	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: key, Value: value, TTL: int64(ttl), Expect: expect, Holder: HolderFrom(ctx), borrowed: borrowed}
+	req := &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: key, Value: value, TTL: int64(ttl), Expect: expect, Holder: HolderFrom(ctx), borrowed: borrowed, ops: m.ops}
 	resp, err := m.s.do(ctx, req)
 	if err != nil {
 		return resp, err
@@ -133,7 +134,7 @@ func (m *Map) KeyOp(ctx context.Context, kind OpKind, key []byte, p partition.ID
 // LockOp runs a lock operation (OpLock, OpUnlock, OpIsLocked) on key for holder, with lease
 // (OpLock; 0: none).
 func (m *Map) LockOp(ctx context.Context, kind OpKind, key []byte, p partition.ID, holder string, lease time.Duration) (Response, error) {
-	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: key, Holder: holder, TTL: int64(lease)})
+	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p), Key: key, Holder: holder, TTL: int64(lease), ops: m.ops})
 	if err == nil && resp.Status != statusOK {
 		err = resp.Status.err(resp.Msg)
 	}
@@ -142,7 +143,7 @@ func (m *Map) LockOp(ctx context.Context, kind OpKind, key []byte, p partition.I
 
 // Execute runs the processor registered as proc on key's owner with arg and returns its result.
 func (m *Map) Execute(ctx context.Context, proc string, key []byte, p partition.ID, arg []byte) ([]byte, error) {
-	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecute, Part: int32(p), Key: key, Value: arg, Proc: proc, Holder: HolderFrom(ctx)})
+	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecute, Part: int32(p), Key: key, Value: arg, Proc: proc, Holder: HolderFrom(ctx), ops: m.ops})
 	if err == nil && resp.Status != statusOK {
 		err = m.s.respErr(resp)
 	}
@@ -155,7 +156,7 @@ func (m *Map) Execute(ctx context.Context, proc string, key []byte, p partition.
 // ExecuteAll runs the processor registered as proc on every entry of the map in partition p,
 // on its owner, and returns each key's result.
 func (m *Map) ExecuteAll(ctx context.Context, proc string, p partition.ID, arg []byte) ([]KV, error) {
-	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecuteAll, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx)})
+	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecuteAll, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx), ops: m.ops})
 	if err == nil && resp.Status != statusOK {
 		err = m.s.respErr(resp)
 	}
@@ -170,7 +171,7 @@ func (m *Map) partitionOp(ctx context.Context, kind opKind, p partition.ID) (opR
 	if err := m.ensureLoaded(ctx); err != nil {
 		return opResponse{}, err
 	}
-	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p)})
+	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: kind, Part: int32(p), ops: m.ops})
 	if err == nil && resp.Status != statusOK {
 		err = resp.Status.err(resp.Msg)
 	}

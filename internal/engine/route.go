@@ -24,10 +24,34 @@ const maxRouteBackoff = 50 * time.Millisecond
 // stops its work for the operation when the caller stops waiting for it. A partition this
 // member's table marks lost fails at once with ErrPartitionLost.
 func (s *Service) do(ctx context.Context, req *opRequest) (opResponse, error) {
+	if req.ops == nil {
+		return s.route(ctx, req, time.Time{})
+	}
+	// Count the operation for its map's statistics (opstats.go); time one in latencySample.
+	st, c, timed := req.ops.begin(req.Part, req.Kind)
+	if !timed {
+		resp, err := s.route(ctx, req, time.Time{})
+		if err != nil {
+			st.errs[c].Add(1)
+		}
+		return resp, err
+	}
+	start := time.Now()
+	resp, err := s.route(ctx, req, start)
+	st.end(c, time.Since(start), err != nil)
+	return resp, err
+}
+
+// route is do without the statistics; start is the time the operation began, if do read the
+// clock (zero: not read).
+func (s *Service) route(ctx context.Context, req *opRequest, start time.Time) (opResponse, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	var callTimeout time.Duration // 0: ctx's own deadline bounds remote calls
 	if !hasDeadline {
-		deadline = time.Now().Add(s.cfg.OperationTimeout)
+		if start.IsZero() {
+			start = time.Now()
+		}
+		deadline = start.Add(s.cfg.OperationTimeout)
 	}
 	p := partition.ID(req.Part)
 	if err := ctx.Err(); err != nil {

@@ -40,6 +40,11 @@ type Service struct {
 	stash valueStash
 	// opPrefix starts the IDs of this member's writes (answers.go).
 	opPrefix uint64
+	// ops holds the operation counters of the maps opened on this member (opstats.go).
+	ops opRegistry
+	// copiesDone counts the partition copies this member completed as a source (migrations,
+	// new backups, resyncs).
+	copiesDone atomic.Uint64
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc

@@ -477,7 +477,7 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 
 func (c *Client) start(nc net.Conn, addr string) *clientConn {
 	cc := &clientConn{
-		wconn:   newWconn(nc, c.cfg.QueueSize),
+		wconn:   newWconn(nc, c.cfg.QueueSize, c.cfg.Stats),
 		addr:    addr,
 		br:      bufio.NewReaderSize(nc, readBufferSize),
 		max:     c.cfg.MaxFrameSize,
@@ -662,6 +662,9 @@ func (cc *clientConn) readLoop() {
 			cc.burst.end()
 		}
 		f, err := ReadFrame(cc.br, cc.max)
+		if err == nil {
+			cc.stats.read(f)
+		}
 		if err == nil && !holding && nextFrameBuffered(cc.br) {
 			holding = true
 			cc.burst.begin()

@@ -29,6 +29,11 @@ const (
 // (WithDefaults); Validate checks the result, and NewClient and NewServer do
 // both. Negative values are invalid.
 type Config struct {
+	// Stats, when set, counts the bytes written and the frames and bytes read by the
+	// connections of the Server or Client made with this Config (one atomic add per write
+	// system call and per frame read). A Server and a Client may share one. Default: nil,
+	// not counted.
+	Stats *Stats
 	// MaxFrameSize is the largest accepted value of a frame's length field,
 	// in bytes. Default 64 MiB; at most MaxFrameLimit.
 	MaxFrameSize int

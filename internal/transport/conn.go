@@ -56,6 +56,7 @@ const (
 // its bounded write queue drained by a writer goroutine, and shutdown.
 type wconn struct {
 	nc     net.Conn
+	stats  *Stats // nil: not counted
 	q      chan outFrame
 	dead   chan struct{} // closed by shutdown
 	once   sync.Once
@@ -86,8 +87,8 @@ type wconn struct {
 	heldBy atomic.Pointer[Burst]
 }
 
-func newWconn(nc net.Conn, queue int) wconn {
-	return wconn{nc: nc, q: make(chan outFrame, queue), dead: make(chan struct{})}
+func newWconn(nc net.Conn, queue int, stats *Stats) wconn {
+	return wconn{nc: nc, q: make(chan outFrame, queue), dead: make(chan struct{}), stats: stats}
 }
 
 // shutdown marks the connection dead with cause err and closes it. Only the
@@ -184,6 +185,7 @@ func (c *wconn) sendDirect(f Frame, deadline time.Time) (bool, error) {
 	for {
 		var n int
 		n, err = c.nc.Write(c.direct)
+		c.stats.wrote(n)
 		if err != nil {
 			if !own || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 				own = false // the stream is broken, or others' frames are lost
@@ -236,8 +238,9 @@ func (c *wconn) writeHeld(b []byte) {
 		c.wmu.Unlock()
 		return
 	}
-	_, err := c.nc.Write(b)
+	n, err := c.nc.Write(b)
 	c.wmu.Unlock()
+	c.stats.wrote(n)
 	if err != nil {
 		c.shutdown(err)
 	}
@@ -246,8 +249,9 @@ func (c *wconn) writeHeld(b []byte) {
 // write writes b to the connection under wmu.
 func (c *wconn) write(b []byte) error {
 	c.wmu.Lock()
-	_, err := c.nc.Write(b)
+	n, err := c.nc.Write(b)
 	c.wmu.Unlock()
+	c.stats.wrote(n)
 	return err
 }
 
@@ -296,8 +300,10 @@ func (c *wconn) writeLoop(preamble []byte) {
 				bufs[0], bufs[1] = batch, f.Body
 				nb := net.Buffers(bufs[:])
 				c.wmu.Lock()
-				_, err = nb.WriteTo(c.nc)
+				var n int64
+				n, err = nb.WriteTo(c.nc)
 				c.wmu.Unlock()
+				c.stats.wrote(int(n))
 				batch = batch[:0]
 			} else {
 				batch = append(batch, f.Body...)
@@ -318,7 +324,8 @@ func (c *wconn) writeLoop(preamble []byte) {
 				c.wmu.Lock()
 				c.closing = true
 				if len(batch) > 0 {
-					_, _ = c.nc.Write(batch)
+					n, _ := c.nc.Write(batch)
+					c.stats.wrote(n)
 				}
 				c.wmu.Unlock()
 				c.linger()

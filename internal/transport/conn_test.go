@@ -18,7 +18,7 @@ func TestWriterBatching(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	const n = 20000
-	c := newWconn(a, n)
+	c := newWconn(a, n, nil)
 	var want []Frame
 	for i := range n {
 		size := (i * 7919) % 41

@@ -399,7 +399,7 @@ func (s *Server) serveConn(nc net.Conn) {
 
 func (s *Server) serveFrames(nc net.Conn) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	sc := &serverConn{wconn: newWconn(nc, s.cfg.QueueSize), cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
+	sc := &serverConn{wconn: newWconn(nc, s.cfg.QueueSize, s.cfg.Stats), cancel: cancel, sem: make(chan struct{}, s.cfg.MaxInFlight)}
 	sc.ctx = context.WithValue(ctx, burstKey{}, &sc.burst)
 	sc.onDead = cancel
 	s.mu.Lock()
@@ -448,6 +448,9 @@ func (s *Server) readLoop(sc *serverConn, br *bufio.Reader) error {
 			settle()
 		}
 		f, err := readFrame(br, s.cfg.MaxFrameSize, alloc)
+		if err == nil {
+			sc.stats.read(f)
+		}
 		if err == nil && !holding && nextFrameBuffered(br) {
 			holding = true
 			sc.burst.begin()

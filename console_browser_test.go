@@ -1,0 +1,221 @@
+package gridmap
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gridmap/gridmap/internal/console"
+)
+
+// recordingTopic stands in for the Topic service (issue 15) behind the console's hooks: it is
+// the console.Publisher the publish form reaches, and the console.Destinations that lists the
+// topic. The Topic service fills the same hooks (Member.setMessaging) when it lands.
+type recordingTopic struct {
+	mu   sync.Mutex
+	msgs []string // "topic=message"
+}
+
+func (r *recordingTopic) Publish(_ context.Context, topic string, msg []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, topic+"="+string(msg))
+	return nil
+}
+
+func (r *recordingTopic) received() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.msgs)
+}
+
+func (r *recordingTopic) Topics() []console.Topic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return []console.Topic{{Name: "command", Published: uint64(len(r.msgs)), Subscribers: 1}}
+}
+
+func (r *recordingTopic) Queues() []console.Queue { return []console.Queue{{Name: "process", Size: 7}} }
+
+// chromium finds the browser the console tests drive: $GRIDMAP_CHROMIUM, else chromium on the
+// PATH (Debian's package, which .ci/run installs). Without one the test is skipped, except in CI
+// (CI=true), where it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := findChromium(); p != "" {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium found (CI=true: .ci/run installs Debian's chromium)")
+	}
+	t.Skip("no chromium on the PATH (apt-get install chromium, or set GRIDMAP_CHROMIUM)")
+	return ""
+}
+
+// findChromium returns the path of the browser (see chromium), "" if there is none.
+func findChromium() string {
+	if p := os.Getenv("GRIDMAP_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser starts a headless chromium for the test and returns its context.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 1100),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// waitPage evaluates expr in the page until ok accepts its result, or fails the test after d.
+func waitPage[T any](t *testing.T, ctx context.Context, d time.Duration, what, expr string, ok func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var v T
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+		if err == nil {
+			v = got
+			if ok(got) {
+				return got
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within %v (last: %+v, err %v)", what, d, v, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page, not waiting for a fixed time
+	}
+}
+
+// TestConsoleInBrowser drives the console of one member of a 3-member cluster in headless
+// chromium: the member list and partition counts match the partition table, the throughput
+// chart moves under load, and the publish form reaches the topic hook (refused without the
+// token). It leaves a screenshot in the test's artifact directory.
+func TestConsoleInBrowser(t *testing.T) {
+	ctx := browser(t, 3*time.Minute)
+	const token = "s3cret-token"
+	members := startCluster(t, 3, func(c *Config) {
+		if c.Name == "m0" {
+			c.Console = ConsoleConfig{Addr: "127.0.0.1:0", Token: token}
+		}
+	})
+	slices.SortFunc(members, func(a, b *Member) int { return strings.Compare(a.cfg.Name, b.cfg.Name) })
+	m0, m1 := members[0], members[1]
+	topic := &recordingTopic{}
+	m0.setMessaging(topic, topic)
+
+	url := "http://" + m0.ConsoleAddr() + "/"
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#members tbody tr`))); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+
+	// Members and partition counts, against the table.
+	want := map[string]float64{}
+	for _, p := range m0.Cluster().Partitions() {
+		want[string(p.Owner)]++
+	}
+	waitPage(t, ctx, 20*time.Second, "members with the table's partition counts",
+		`Object.fromEntries(Array.from(document.querySelectorAll('#members tbody tr'))
+			.filter(r => r.classList.contains('alive'))
+			.map(r => [r.dataset.id, Number(r.querySelector('.owned').textContent)]))`,
+		func(got map[string]float64) bool {
+			if len(got) != 3 {
+				return false
+			}
+			for _, m := range members {
+				if got[string(m.ID())] != want[string(m.ID())] {
+					return false
+				}
+			}
+			return true
+		})
+
+	// Load through m1: its line of the chart must rise.
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stopLoad(); wg.Wait() }()
+	mp, err := GetMap[string, string](m1, "load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		for i := 0; loadCtx.Err() == nil; i++ {
+			_ = mp.Put(loadCtx, fmt.Sprint("k", i%500), "v")
+		}
+	})
+	rate := waitPage(t, ctx, 30*time.Second, "the chart moving under load",
+		fmt.Sprintf(`Number((document.querySelector('#chart polyline[data-member="%s"]') || {dataset: {}}).dataset.last || 0)`, m1.ID()),
+		func(r float64) bool { return r > 0 })
+	t.Logf("chart shows %.0f ops/s for the loaded member", rate)
+	waitPage(t, ctx, 10*time.Second, "the loaded map's entries in the maps table",
+		`Number((document.querySelector('#maps tr[data-map="load"] .entries') || {}).textContent || 0)`,
+		func(n float64) bool { return n > 0 })
+
+	// Publish: refused without the token, delivered with it.
+	status := func(want string) {
+		t.Helper()
+		waitPage(t, ctx, 10*time.Second, "publish status "+want,
+			`document.getElementById('publish-status').textContent`,
+			func(s string) bool { return strings.Contains(s, want) })
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#publish-topic`), "command"),
+		chromedp.SetValue(chromedp.CSS(`#publish-message`), "l3000"),
+		chromedp.Click(chromedp.CSS(`#publish-send`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status("401")
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#publish-message`), "s2"),
+		chromedp.SetValue(chromedp.CSS(`#publish-token`), token),
+		chromedp.Click(chromedp.CSS(`#publish-send`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status("published 2 bytes to command")
+	if got := topic.received(); !slices.Equal(got, []string{"command=s2"}) {
+		t.Fatalf("the topic hook received %q, want only the authorized message", got)
+	}
+	waitPage(t, ctx, 10*time.Second, "the topic listed with its published count",
+		`Number((document.querySelector('#topics tr[data-topic="command"] td:nth-child(2)') || {}).textContent || 0)`,
+		func(n float64) bool { return n == 1 })
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.ArtifactDir(), "console.png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", path, len(png))
+}

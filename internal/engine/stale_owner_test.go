@@ -27,10 +27,13 @@ import (
 func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		lease bool // A's lease is valid (it was stopped just after checking it), or not (catching up)
+		// lease: A's lease is valid (it was stopped just after checking it): the replicas'
+		// check must refuse what it sends. Without it (A is catching up), X lags behind too and
+		// sees the same old table, so that only A's own check (mayPush) protects X.
+		lease bool
 	}{
 		{"stopped after its lease check", true},
-		{"catching up without a lease", false},
+		{"catching up without a lease, receiver lagging too", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, 4, 2, func(cfg *Config) {
@@ -94,6 +97,9 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			c.net.Down[string(a)] = false
 			c.net.Mu.Unlock()
 			c.nodes[a].Freeze(stale)
+			if !tc.lease {
+				c.nodes[x].Freeze(stale)
+			}
 			sa := c.svcs[a]
 			if err := sa.copyPartition(ctx, p, x); err == nil {
 				t.Errorf("the stale owner's copy of partition %d to %s succeeded", p, x)
@@ -112,6 +118,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 				t.Errorf("the stale owner acknowledged a write")
 			}
 			cancel()
+			c.nodes[x].Thaw()
 
 			for _, m := range []partition.MemberID{y, z, x} {
 				got := replicaContents(c, m, p, name)

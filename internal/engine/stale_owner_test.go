@@ -26,7 +26,7 @@ import (
 // of it may change Y, Z or X: once Y and Z die, X still serves every acknowledged write.
 func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name string
 		// lease: A's lease is valid (it was stopped just after checking it): the replicas'
 		// check must refuse what it sends. Without it (A is catching up), X lags behind too and
 		// sees the same old table, so that only A's own check (mayPush) protects X.

@@ -34,6 +34,7 @@ const (
 	faultMemberEnv    = "GRIDMAP_FAULT_MEMBER"    // set: run as a fault member
 	faultBackupsEnv   = "GRIDMAP_FAULT_BACKUPS"   // Config.BackupCount
 	faultOpTimeoutEnv = "GRIDMAP_FAULT_OPTIMEOUT" // Config.OperationTimeout
+	faultVotersEnv    = "GRIDMAP_FAULT_VOTERS"    // Config.MaxVoters
 	faultLogEnv       = "GRIDMAP_FAULT_LOG"       // set: the member logs to stderr (info level)
 	// faultTimingsEnv selects the members' timing preset, "local" (the default) or "lan". The
 	// parent passes its own value on to the members, so `GRIDMAP_FAULTS_TIMINGS=lan go test`
@@ -62,7 +63,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"` // get, put, cas, del, wput, wflush, info, place, safe, settled
+	Op      string        `json:"op"` // get, put, cas, del, wput, wflush, tx, txget, info, place, safe, settled
 	Key     string        `json:"key,omitempty"`
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -74,7 +75,8 @@ type faultRequest struct {
 type faultReply struct {
 	ID      uint64       `json:"id"`
 	OK      bool         `json:"ok,omitempty"`    // get: found; cas: swapped; del: existed; settled: settled
-	Value   string       `json:"value,omitempty"` // get
+	Value   string       `json:"value,omitempty"` // get; tx, txget: what map txa held
+	Other   string       `json:"other,omitempty"` // tx, txget: what map txb held
 	Err     string       `json:"err,omitempty"`
 	Lost    bool         `json:"lost,omitempty"`    // Err is dmap.ErrPartitionLost
 	Timeout bool         `json:"timeout,omitempty"` // Err is dmap.ErrTimeout
@@ -133,6 +135,9 @@ func runFaultMember() int {
 	}
 	if n, err := strconv.Atoi(os.Getenv(faultBackupsEnv)); err == nil {
 		cfg.BackupCount = new(n)
+	}
+	if n, err := strconv.Atoi(os.Getenv(faultVotersEnv)); err == nil {
+		cfg.MaxVoters = n
 	}
 	if d, err := time.ParseDuration(os.Getenv(faultOpTimeoutEnv)); err == nil {
 		cfg.OperationTimeout = d
@@ -218,6 +223,9 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		} else if err = wb.Flush(ctx); err == nil {
 			rep.OK = true
 		}
+	case "tx", "txget":
+		rep.Value, rep.Other, err = faultTx(ctx, m, req)
+		rep.OK = err == nil
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
@@ -256,6 +264,48 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		rep.Timeout = errors.Is(err, dmap.ErrTimeout)
 	}
 	return rep
+}
+
+// faultTx runs the transaction workload's operations on the co-keyed maps txa and txb: "tx"
+// reads the key in both and writes req.Value to both in one transaction; "txget" only reads
+// (its commit validates that the reads were a consistent snapshot). It returns what the
+// transaction read in each map ("" when absent).
+func faultTx(ctx context.Context, m *Member, req faultRequest) (a, b string, err error) {
+	ma, err := GetMap[string, string](m, "txa")
+	if err != nil {
+		return "", "", err
+	}
+	mb, err := GetMap[string, string](m, "txb")
+	if err != nil {
+		return "", "", err
+	}
+	tx, err := m.Maps().Begin(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // ErrTxDone after Commit
+	read := func(mp *dmap.Map[string, string]) (string, error) {
+		v, err := dmap.InTx(tx, mp).Get(ctx, req.Key)
+		if errors.Is(err, dmap.ErrNotFound) {
+			return "", nil
+		}
+		return v, err
+	}
+	if a, err = read(ma); err != nil {
+		return "", "", err
+	}
+	if b, err = read(mb); err != nil {
+		return "", "", err
+	}
+	if req.Op == "tx" {
+		if err = dmap.InTx(tx, ma).Put(ctx, req.Key, req.Value); err != nil {
+			return "", "", err
+		}
+		if err = dmap.InTx(tx, mb).Put(ctx, req.Key, req.Value); err != nil {
+			return "", "", err
+		}
+	}
+	return a, b, tx.Commit(ctx)
 }
 
 func cmpOrInt(n, def int) int {

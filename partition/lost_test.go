@@ -238,3 +238,61 @@ func TestValidateLostNeedsEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A partition whose every replica vanished with most of the cluster (a network partition) is
+// not lost while one of them is listed Unreachable: it keeps them and waits, while partitions
+// with a live replica fail over as usual; once one comes back it is served again with its
+// data, and when the coordinator gives up on them it is lost as before.
+func TestPlanUnreachableReplicasWait(t *testing.T) {
+	a, b, c, d, e := MemberID("a"), MemberID("b"), MemberID("c"), MemberID("d"), MemberID("e")
+	cfg := PlanConfig{Backups: 2}
+	cur := table(7,
+		Assignment{Replicas: []MemberID{a, b, c}},                               // only on the cut-off side
+		Assignment{Replicas: []MemberID{a, d, b}},                               // a replica on each side
+		Assignment{Replicas: []MemberID{d, e, a}},                               // owner on the live side
+		Assignment{Replicas: []MemberID{b, c}, Pending: []Pending{{Member: d}}}, // d's copy is not a replica
+	)
+	cut := Members{Active: []MemberID{d, e}, Unreachable: []MemberID{a, b, c}}
+	next, lost, changed := Plan(cur, cut, cfg)
+	if !changed || len(lost) != 0 {
+		t.Fatalf("Plan = changed %v, lost %v; want changed, nothing lost", changed, lost)
+	}
+	if err := next.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range [][]MemberID{{a, b, c}, nil, nil, {b, c}} {
+		got := next.Partitions[p]
+		if want != nil && (!slices.Equal(got.Replicas, want) || len(got.Pending) > 0 || got.Lost || got.LostAt != 0) {
+			t.Errorf("partition %d: %+v, want it waiting on %v", p, got, want)
+		}
+	}
+	if got := next.Partitions[1].Replicas; len(got) == 0 || got[0] != d {
+		t.Errorf("partition 1: replicas %v, want %s promoted", got, d)
+	}
+	if got := next.Partitions[2].Replicas; len(got) < 2 || got[0] != d || slices.Contains(got, a) {
+		t.Errorf("partition 2: replicas %v, want %s still owner, %s gone", got, d, a)
+	}
+	// Planning again with the same view changes nothing for the waiting partitions.
+	again, _, _ := Plan(next, cut, cfg)
+	if !slices.Equal(again.Partitions[0].Replicas, []MemberID{a, b, c}) || len(again.Partitions[0].Pending) > 0 {
+		t.Errorf("re-plan: partition 0 is %+v", again.Partitions[0])
+	}
+
+	// b comes back: the partitions it holds are served by it again, with their data.
+	back, lost, _ := Plan(again, Members{Active: []MemberID{b, d, e}, Unreachable: []MemberID{a, c}}, cfg)
+	if len(lost) != 0 {
+		t.Fatalf("lost %v after b came back", lost)
+	}
+	if got := back.Partitions[0].Replicas; len(got) == 0 || got[0] != b {
+		t.Errorf("partition 0 after b came back: replicas %v, want %s owner", got, b)
+	}
+	if got := back.Partitions[3].Replicas; len(got) == 0 || got[0] != b {
+		t.Errorf("partition 3 after b came back: replicas %v, want %s owner", got, b)
+	}
+
+	// The coordinator gives up on the unreachable members: the waiting partitions are lost.
+	_, lost, _ = Plan(again, Members{Active: []MemberID{d, e}}, cfg)
+	if !slices.Equal(lost, []ID{0, 3}) {
+		t.Errorf("lost %v once nobody is awaited, want [0 3]", lost)
+	}
+}

@@ -26,6 +26,14 @@ type Members struct {
 	// loses its last replica to a suspicion). Once it is listed as Active
 	// again the planner gives it copies as usual.
 	Suspect []MemberID
+	// Unreachable members are dead for the planner, like members in no list, except for a
+	// partition whose every replica is dead: while one of its replicas is listed here, the
+	// partition keeps those replicas (the unreachable ones, in their order) and waits for one to
+	// come back (listed Active, Leaving or Suspect again) instead of being lost. The coordinator
+	// lists members that vanished together with most of the cluster, as a network partition
+	// does, which may return with their data (see control's planMembers); a partition that
+	// waits is not served (its owner is not there) and gets no copies.
+	Unreachable []MemberID
 }
 
 // PlanConfig tunes the planner.
@@ -65,7 +73,9 @@ func (c PlanConfig) backups() int {
 //     left) is promoted; a partition left with no live replica (a pending
 //     member is not one: its copy is incomplete) is reported in lost
 //     (ascending), marked in the table (LostAt = next.Epoch, Lost unless
-//     cfg.RecreateLost) and assigned afresh; suspects are removed from the
+//     cfg.RecreateLost) and assigned afresh, unless one of its replicas is
+//     listed Unreachable: then it keeps its unreachable replicas and waits for
+//     them, with no Pending, served by nobody; suspects are removed from the
 //     backups and Pending of every partition (they keep what they own);
 //  2. an empty table (first assignment) and lost partitions are assigned
 //     directly into Replicas (nothing to copy); with no active member they
@@ -90,10 +100,18 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 	b := cfg.backups()
 	next = cur.Clone()
 
-	// 1. Forget the dead, demote the suspects.
+	// 1. Forget the dead, demote the suspects; partitions whose replicas are all gone wait for
+	// the unreachable ones.
+	waiting := make([]bool, len(next.Partitions))
 	for p := range next.Partitions {
 		a := &next.Partitions[p]
 		had := len(a.Replicas) > 0
+		if had && !slices.ContainsFunc(a.Replicas, ro.alive) && slices.ContainsFunc(a.Replicas, ro.isUnreachable) {
+			a.Replicas = slices.DeleteFunc(a.Replicas, func(m MemberID) bool { return !ro.unreachable[m] })
+			a.Pending = nil
+			waiting[p] = true
+			continue
+		}
 		ownerAlive := had && ro.alive(a.Replicas[0])
 		a.Replicas = slices.DeleteFunc(a.Replicas, func(m MemberID) bool { return !ro.alive(m) })
 		a.Pending = slices.DeleteFunc(a.Pending, func(pe Pending) bool { return !ro.alive(pe.Member) || ro.suspect[pe.Member] })
@@ -130,6 +148,9 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 	incoming := make(map[MemberID]int)
 	want := make([][]Pending, len(next.Partitions))
 	for p := range next.Partitions {
+		if waiting[p] {
+			continue
+		}
 		a := &next.Partitions[p]
 		want[p] = wantedPending(a, tg[p])
 		kept := a.Pending[:0]
@@ -144,6 +165,9 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 		a.Pending = kept
 	}
 	for p := range next.Partitions {
+		if waiting[p] {
+			continue
+		}
 		a := &next.Partitions[p]
 		for _, pe := range want[p] {
 			if pendingIndex(a.Pending, pe.Member) >= 0 {
@@ -218,14 +242,21 @@ func Complete(cur *Table, p ID, m MemberID, members Members, cfg PlanConfig) (ne
 
 // roster is the normalised membership.
 type roster struct {
-	active  []MemberID       // sorted, distinct, not leaving, not suspect
-	index   map[MemberID]int // position in active
-	leaving map[MemberID]bool
-	suspect map[MemberID]bool
+	active      []MemberID       // sorted, distinct, not leaving, not suspect
+	index       map[MemberID]int // position in active
+	leaving     map[MemberID]bool
+	suspect     map[MemberID]bool
+	unreachable map[MemberID]bool // dead, but awaited by partitions with no live replica
 }
 
 func newRoster(ms Members) roster {
-	r := roster{index: make(map[MemberID]int), leaving: make(map[MemberID]bool), suspect: make(map[MemberID]bool)}
+	r := roster{index: make(map[MemberID]int), leaving: make(map[MemberID]bool), suspect: make(map[MemberID]bool),
+		unreachable: make(map[MemberID]bool)}
+	for _, m := range ms.Unreachable {
+		if m != "" {
+			r.unreachable[m] = true
+		}
+	}
 	for _, m := range ms.Leaving {
 		if m != "" {
 			r.leaving[m] = true
@@ -253,6 +284,9 @@ func (r roster) alive(m MemberID) bool {
 	_, ok := r.index[m]
 	return ok || r.leaving[m] || r.suspect[m]
 }
+
+// isUnreachable reports whether m is listed unreachable and not alive.
+func (r roster) isUnreachable(m MemberID) bool { return r.unreachable[m] && !r.alive(m) }
 
 // wantedPending lists, in target order, the pending entries that bring a
 // toward target tg.

@@ -21,7 +21,9 @@ const refusedBackoff = 30 * time.Second
 
 func (n *Node) registerProbe() {
 	n.deps.Server.Handle(msgProbe, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
-		return transport.Message{Type: msgProbe}, nil
+		// The answer names this member: a probe of an absent member (see probeAbsent) tells a
+		// new process at its address from the member itself.
+		return transport.Message{Type: msgProbe, Header: []byte(n.cfg.ID)}, nil
 	}))
 }
 

@@ -70,6 +70,16 @@ type Config struct {
 	// scheduling delays (see Node.LeaseValid). Default
 	// Timings.LeaseDuration/4.
 	LeaseMargin time.Duration
+	// LostGrace is how long the coordinator waits for absent members that
+	// may still hold their data (stopped, or cut off by the network: their
+	// address does not answer) to come back, before it marks lost the
+	// partitions whose every replica is among them; meanwhile those
+	// partitions wait, unserved (see partition.Members.Unreachable). Members
+	// whose process is known to be gone (their address refuses connections
+	// or answers with another ID) are not waited for: their losses are
+	// marked at once. Default 40 DeadWaits (62 s with the local timings,
+	// 170 s on LAN).
+	LostGrace time.Duration
 	// Timings are the raft, gossip and coordinator timings. Zero fields
 	// take their value from DefaultTimings().
 	Timings Timings
@@ -273,8 +283,14 @@ func (c Config) WithDefaults() Config {
 	if c.LeaseMargin == 0 {
 		c.LeaseMargin = c.Timings.LeaseDuration / 4
 	}
+	if c.LostGrace == 0 {
+		c.LostGrace = lostGraceScale * (c.Timings.LeaseDuration + c.Timings.RaftLeaderLeaseTimeout + c.LeaseMargin)
+	}
 	return c
 }
+
+// lostGraceScale is LostGrace's default, in DeadWaits.
+const lostGraceScale = 40
 
 // Validate reports every problem of c.WithDefaults() in one error wrapping
 // ErrConfig: its own fields, raft's rules for the raft timings (checked by

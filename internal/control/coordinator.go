@@ -11,6 +11,7 @@ import (
 
 	"github.com/gridmap/gridmap/discovery"
 	"github.com/gridmap/gridmap/internal/membership"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -35,6 +36,12 @@ type coordinator struct {
 	// listed as suspect, to log their re-admission once.
 	suspects penalties
 	demoted  map[partition.MemberID]bool
+	// awaited holds the absent members that may come back with their data,
+	// with when they were first seen absent: the planner keeps the
+	// partitions whose every replica is among them waiting
+	// (partition.Members.Unreachable) for LostGrace instead of losing them
+	// (see noteAwaited).
+	awaited map[partition.MemberID]time.Time
 
 	bootView  string // bootstrap candidate view and since when it holds
 	bootSince time.Time
@@ -51,6 +58,7 @@ func (c *coordinator) init() {
 	c.quarantine = penalties{}
 	c.suspects = penalties{}
 	c.demoted = map[partition.MemberID]bool{}
+	c.awaited = map[partition.MemberID]time.Time{}
 }
 
 // penalty is a member's exclusion, until a time, under a backoff that
@@ -265,6 +273,7 @@ func (n *Node) step(reqs []*request) {
 		clear(n.co.quarantine)
 		clear(n.co.suspects)
 		clear(n.co.demoted)
+		clear(n.co.awaited)
 		n.health.reset()
 		n.adm.reset()
 		n.setLeading(true)
@@ -560,6 +569,7 @@ func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]di
 	for _, id := range table.Members() {
 		inTable[id] = true
 	}
+	n.noteAwaited(table, dir, alive, inRaft, now)
 	var ms partition.Members
 	for id, e := range dir {
 		if e.Removed {
@@ -567,7 +577,13 @@ func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]di
 		}
 		_, isAlive := alive[id]
 		if !isAlive || !inRaft[id] {
-			if !inTable[id] || n.deadConfirmed(id, inRaft, now) {
+			if !inTable[id] {
+				continue
+			}
+			if n.deadConfirmed(id, inRaft, now) {
+				if _, ok := n.co.awaited[id]; ok {
+					ms.Unreachable = append(ms.Unreachable, id)
+				}
 				continue
 			}
 		}
@@ -586,7 +602,104 @@ func (n *Node) planMembers(table *partition.Table, dir map[partition.MemberID]di
 	slices.Sort(ms.Active)
 	slices.Sort(ms.Leaving)
 	slices.Sort(ms.Suspect)
+	slices.Sort(ms.Unreachable)
 	return ms
+}
+
+// noteAwaited keeps co.awaited, the absent members whose partitions wait
+// for them instead of being lost (partition.Members.Unreachable): every
+// member the table names that is absent (not alive or not in raft) and not
+// known to be gone, for LostGrace from when it was first seen absent. A
+// member is gone when its transport address refuses connections (its
+// process ended: a crash, a kill) or answers with another member's ID (a
+// restart); a member that does not answer at all may be stopped (SIGSTOP)
+// or cut off by the network, and hold its data: losing its partitions at
+// once would lose data that comes back with it. probeAbsent finds out.
+func (n *Node) noteAwaited(table *partition.Table, dir map[partition.MemberID]dirEntry,
+	alive map[partition.MemberID]membership.Member, inRaft map[partition.MemberID]bool, now time.Time) {
+	absent := map[partition.MemberID]bool{}
+	for _, id := range table.Members() {
+		if _, ok := alive[id]; !ok || !inRaft[id] {
+			absent[id] = true
+		}
+	}
+	for id := range n.co.awaited {
+		if !absent[id] {
+			delete(n.co.awaited, id)
+		}
+	}
+	n.forgetProbes(absent)
+	for id := range absent {
+		since := n.co.notPresent[id]
+		if since.IsZero() {
+			since = now
+		}
+		if now.Sub(since) >= n.cfg.LostGrace || n.givenUpOn(id) || n.probeAbsent(id, dir[id].TransportAddr) {
+			if _, ok := n.co.awaited[id]; ok {
+				n.log.Warn("control: stopped waiting for an absent member; the partitions only it held are lost", "member", id)
+			}
+			delete(n.co.awaited, id)
+			continue
+		}
+		if _, ok := n.co.awaited[id]; !ok {
+			n.co.awaited[id] = since
+		}
+	}
+}
+
+// absentProbe is the state of the probes of one absent member.
+type absentProbe struct {
+	running bool
+	last    time.Time // when the last probe started
+	gone    bool      // a probe found the member's process gone
+}
+
+// probeAbsent reports whether absent member id is known to be gone, and
+// probes its transport address in the background when it is not (at most
+// once every DeadWait): a refused connection or an answer naming another
+// member means gone.
+func (n *Node) probeAbsent(id partition.MemberID, addr string) (gone bool) {
+	n.probesMu.Lock()
+	defer n.probesMu.Unlock()
+	if n.probes == nil {
+		n.probes = map[partition.MemberID]*absentProbe{}
+	}
+	pr := n.probes[id]
+	if pr == nil {
+		pr = &absentProbe{}
+		n.probes[id] = pr
+	}
+	if pr.gone || pr.running || addr == "" || time.Since(pr.last) < n.cfg.DeadWait() || n.closed.Load() {
+		return pr.gone
+	}
+	pr.running, pr.last = true, time.Now()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := n.stopContext()
+		defer cancel()
+		answer, err := n.deps.Client.CallTimeout(ctx, addr, transport.Message{Type: msgProbe}, n.probeTimeout())
+		gone := transport.Refused(err) || (err == nil && len(answer.Header) > 0 && string(answer.Header) != string(id))
+		n.probesMu.Lock()
+		pr.running = false
+		pr.gone = pr.gone || gone
+		n.probesMu.Unlock()
+		if gone {
+			n.log.Info("control: an absent member's process is gone", "member", id, "addr", addr, "err", err)
+		}
+	}()
+	return false
+}
+
+// forgetProbes drops the probe state of members no longer absent.
+func (n *Node) forgetProbes(absent map[partition.MemberID]bool) {
+	n.probesMu.Lock()
+	defer n.probesMu.Unlock()
+	for id, pr := range n.probes {
+		if !absent[id] && !pr.running {
+			delete(n.probes, id)
+		}
+	}
 }
 
 // deadConfirmed reports whether id may be treated as dead: out of raft, and

@@ -140,3 +140,90 @@ func checkLost(tb *partition.Table, epoch uint64, want []partition.ID, wantMark 
 	}
 	return nil
 }
+
+// Members whose process may still be there (their address answers, with their own ID, though
+// gossip and raft lost them: a stopped process or a network cut looks the same from the
+// leader) are waited for: the partitions only they hold keep them as replicas, unmarked, for
+// LostGrace, and only then are marked lost. (Members whose address refuses connections are
+// lost at once: TestLostPartitionsMarkedAndReset.)
+func TestLostWaitsForMembersThatMayReturn(t *testing.T) {
+	c := newTestCluster(t)
+	const grace = 6 * time.Second
+	c.tune = func(cfg *Config) { cfg.LostGrace = grace }
+	c.startN(4)
+	eventually(t, 10*time.Second, c.converged)
+	eventually(t, 5*time.Second, c.oneLeader)
+	leader := c.leader()
+	var voter, nonVoter *testNode
+	voters := raftIDs(t, leader)
+	for _, tn := range c.live() {
+		switch {
+		case tn == leader:
+		case voters[raft.ServerID(tn.LocalID())] == raft.Voter:
+			voter = tn
+		default:
+			nonVoter = tn
+		}
+	}
+	if voter == nil || nonVoter == nil {
+		t.Fatalf("setup: want a voter and a non-voter besides the leader, configuration %v", voters)
+	}
+	before := leader.Table()
+	gone := []partition.MemberID{voter.LocalID(), nonVoter.LocalID()}
+	var want []partition.ID
+	for p, a := range before.Partitions {
+		if !slices.ContainsFunc(a.Replicas, func(m partition.MemberID) bool { return !slices.Contains(gone, m) }) {
+			want = append(want, partition.ID(p))
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("setup: no partition held only by %v", gone)
+	}
+	// Their control planes stop (gossip, raft); their transports keep answering the probe.
+	c.mu.Lock()
+	voter.down, nonVoter.down = true, true
+	c.mu.Unlock()
+	start := time.Now()
+	for _, tn := range []*testNode{voter, nonVoter} {
+		tn.stopOnce.Do(func() {
+			close(tn.drvStop)
+			<-tn.drvDone
+			tn.Close()
+		})
+	}
+	t.Cleanup(func() {
+		for _, tn := range []*testNode{voter, nonVoter} {
+			tn.srv.Close()
+			tn.cli.Close()
+		}
+	})
+
+	// The other partitions fail over; the ones only they hold wait, unmarked.
+	eventually(t, 20*time.Second, func() error {
+		tb := leader.Table()
+		for p, a := range tb.Partitions {
+			waiting := slices.Contains(want, partition.ID(p))
+			if a.Lost || a.LostAt != 0 {
+				return fmt.Errorf("epoch %d: partition %d marked lost %v/%d after %v", tb.Epoch, p, a.Lost, a.LostAt, time.Since(start))
+			}
+			holdsGone := slices.ContainsFunc(a.Replicas, func(m partition.MemberID) bool { return slices.Contains(gone, m) })
+			if waiting && (!slices.Equal(a.Replicas, before.Partitions[p].Replicas) || len(a.Pending) > 0) {
+				return fmt.Errorf("epoch %d: waiting partition %d is %+v, was %v", tb.Epoch, p, a, before.Partitions[p].Replicas)
+			}
+			if !waiting && holdsGone {
+				return fmt.Errorf("epoch %d: partition %d still lists a vanished member: %v", tb.Epoch, p, a.Replicas)
+			}
+		}
+		return nil
+	})
+	if time.Since(start) >= grace {
+		t.Fatalf("the failover took %v, beyond LostGrace %v: the test cannot tell waiting from losing", time.Since(start), grace)
+	}
+	// Once LostGrace has passed, they are lost.
+	eventually(t, grace+20*time.Second, func() error {
+		return checkLost(leader.Table(), before.Epoch, want, true)
+	})
+	if d := time.Since(start); d < grace {
+		t.Fatalf("partitions marked lost %v after the members vanished, before LostGrace %v", d, grace)
+	}
+}

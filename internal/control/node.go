@@ -104,6 +104,12 @@ type Node struct {
 
 	co coordinator // owned by the run goroutine
 
+	givenUpMu sync.Mutex
+	givenUp   map[partition.MemberID]bool // members RecoverQuorum gave up on (see giveUpAbsent)
+
+	probesMu sync.Mutex
+	probes   map[partition.MemberID]*absentProbe // leader: absent members probed (see probeAbsent)
+
 	refusal  atomic.Pointer[error] // why the cluster refused this member (see WaitReady)
 	lastJoin atomic.Pointer[error] // the last failed attempt to join the seeds, for WaitReady's error
 }

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"github.com/gridmap/gridmap/partition"
+
 	"cmp"
 	"context"
 	"fmt"
@@ -56,6 +58,7 @@ func (n *Node) recoverQuorum(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		n.giveUpAbsent()
 		n.log.Warn("control: recovering raft quorum: restarting raft with the live members", "servers", conf.Servers)
 		// Past this point the old instance is gone: a new one is started
 		// whatever happens (on the stores as RecoverCluster left them).
@@ -120,4 +123,38 @@ func (n *Node) recoveryConfiguration(r *raft.Raft) (raft.Configuration, error) {
 		}
 	}
 	return raft.Configuration{Servers: members}, nil
+}
+
+// giveUpAbsent records that the members known now but not alive will not
+// come back (the operator's word, by calling RecoverQuorum): if this member
+// leads, the partitions only they hold are lost at once instead of waiting
+// for them (see noteAwaited).
+func (n *Node) giveUpAbsent() {
+	alive := map[partition.MemberID]bool{}
+	for _, m := range n.ml.Alive() {
+		alive[partition.MemberID(m.ID)] = true
+	}
+	t, dir := n.fsm.snapshot()
+	n.givenUpMu.Lock()
+	defer n.givenUpMu.Unlock()
+	if n.givenUp == nil {
+		n.givenUp = map[partition.MemberID]bool{}
+	}
+	for id := range dir {
+		if !alive[id] {
+			n.givenUp[id] = true
+		}
+	}
+	for _, id := range t.Members() {
+		if !alive[id] {
+			n.givenUp[id] = true
+		}
+	}
+}
+
+// givenUpOn reports whether giveUpAbsent recorded id.
+func (n *Node) givenUpOn(id partition.MemberID) bool {
+	n.givenUpMu.Lock()
+	defer n.givenUpMu.Unlock()
+	return n.givenUp[id]
 }

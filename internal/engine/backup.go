@@ -371,8 +371,7 @@ func (s *Service) applyBatch(msg transport.Message, fn func(p *part, h *batchHea
 }
 
 // acceptBatch decodes a batch into h and returns its partition locked (p.mu), or nil and the
-// refusal: a malformed batch, a closed member, or a sender deposed by this member (see
-// applyBatch).
+// refusal: a malformed batch, a closed member, or a deposed sender (see deposed).
 func (s *Service) acceptBatch(msg transport.Message, h *batchHeader) (*part, opResponse) {
 	if err := h.decode(msg.Header, msg.Body); err != nil {
 		return nil, opResponse{Status: statusBadRequest, Msg: err.Error()}
@@ -383,13 +382,24 @@ func (s *Service) acceptBatch(msg transport.Message, h *batchHeader) (*part, opR
 	if s.closed() {
 		return nil, opResponse{Status: statusClosed}
 	}
-	if t := s.cluster.Table(); t.Owner(partition.ID(h.Part)) == s.self && t.Epoch > h.Epoch {
-		return nil, opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "receiver owns the partition at a newer " + epochString(t.Epoch)}
+	if t := s.cluster.Table(); deposed(t, partition.ID(h.Part), h.From, h.Epoch) {
+		return nil, opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "the sender does not own the partition at the receiver's newer " + epochString(t.Epoch)}
 	}
 	p := s.parts[h.Part]
 	p.mu.Lock()
 	p.seenEpoch = max(p.seenEpoch, h.Epoch)
 	return p, opResponse{}
+}
+
+// deposed reports whether a replication or copy message for partition p, sent by member from
+// with its table at epoch, comes from a deposed owner: this member's table t is newer and names
+// another owner. Such a member may have been stopped (SIGSTOP) or cut off while the others
+// reassigned the partition, and resumed with its old table: whatever it sends is stale. A
+// backup that applied it would differ from its owner without anyone knowing, and a copy swapped
+// in would drop every write made since (issue 21). A sender whose table merely lags this
+// member's, while it still owns the partition, is served.
+func deposed(t *partition.Table, p partition.ID, from string, epoch uint64) bool {
+	return t.Epoch > epoch && string(t.Owner(p)) != from
 }
 
 // asyncQueue holds a partition's mutations not yet sent to asynchronous backups.

@@ -18,6 +18,7 @@ type cluster struct {
 	net    *memcluster.Net
 	coord  *memcluster.Coord
 	svcs   map[partition.MemberID]*Service
+	nodes  map[partition.MemberID]*memcluster.Node
 	active []partition.MemberID
 	cfg    Config
 }
@@ -33,6 +34,7 @@ func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 		net:   memcluster.NewNet(),
 		coord: memcluster.NewCoord(cfg.PartitionCount, partition.PlanConfig{Backups: backups, RecreateLost: true}),
 		svcs:  map[partition.MemberID]*Service{},
+		nodes: map[partition.MemberID]*memcluster.Node{},
 		cfg:   cfg,
 	}
 	for range n {
@@ -58,6 +60,7 @@ func (c *cluster) start() *Service {
 		c.t.Fatal(err)
 	}
 	c.svcs[id] = s
+	c.nodes[id] = node
 	c.active = append(c.active, id)
 	return s
 }

@@ -211,6 +211,10 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	// pending in the table), and m keeps tombstones so the copy cannot resurrect what they delete.
 	// The begin carries the owner's sequence number, which the copy reaches (its last write may
 	// have been a delete, which leaves no entry), and tells a backup to keep serving meanwhile.
+	if err := s.mayPush(pt.id); err != nil {
+		pt.writeMu.Unlock()
+		return err
+	}
 	pt.mu.RLock()
 	mark := seqMark(pt.rs.seq, 0)
 	pt.mu.RUnlock()
@@ -262,8 +266,30 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	if err := s.sendRegistrations(ctx, m); err != nil {
 		return fmt.Errorf("listener registrations: %w", err)
 	}
+	// The end swaps the copy in on a replica: check again that this member still owns the
+	// partition with a current table (it may have been stopped during the copy).
+	if err := s.mayPush(pt.id); err != nil {
+		return err
+	}
 	if err := s.sendBatch(ctx, m, msgSyncEnd, controlHeader(pt.id, epoch, s.self), nil); err != nil {
 		return fmt.Errorf("end: %w", err)
+	}
+	return nil
+}
+
+// mayPush reports (nil) whether this member may push partition p's data to another member (a
+// copy, a resync, a takeover's probes): its lease is valid, so its table is current (see
+// control's LeaseValid), and that table names it the owner. A member that resumes after a stop
+// (SIGSTOP) longer than failure detection sees its old table, and then each table committed
+// meanwhile while raft catches it up, with no lease until it has: in those tables it may own
+// partitions reassigned long ago and owe copies of them (issue 21). Receivers refuse what such
+// a member sends too (deposed), when their own table is newer.
+func (s *Service) mayPush(p partition.ID) error {
+	if !s.cluster.LeaseValid() {
+		return fmt.Errorf("partition %d: %w", p, ErrNoLease)
+	}
+	if t := s.cluster.Table(); t.Owner(p) != s.self {
+		return fmt.Errorf("partition %d: %w at %s", p, ErrWrongOwner, epochString(t.Epoch))
 	}
 	return nil
 }
@@ -279,7 +305,7 @@ func (s *Service) sendQueues(ctx context.Context, p partition.ID, m partition.Me
 				size += len(entries[n].Value) + len(entries[n].Key)
 				n++
 			}
-			chunk := queueChunk{Part: int32(p), Epoch: epoch, Map: name, Snap: writebehind.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
+			chunk := queueChunk{Part: int32(p), Epoch: epoch, From: string(s.self), Map: name, Snap: writebehind.Snapshot{LastSeq: snap.LastSeq, Entries: entries[:n]}}
 			body, err := encodeQueueChunk(&chunk)
 			if err != nil {
 				return err
@@ -332,6 +358,9 @@ func (s *Service) handleSyncQueue(ctx context.Context, msg transport.Message) (t
 	ps := s.persistenceOf(c.Map)
 	if c.Part < 0 || int(c.Part) >= len(s.parts) || !ps.writeBehind() {
 		return encodeResponse(opResponse{Status: statusBadRequest, Msg: fmt.Sprintf("queue chunk for map %q, partition %d: not a write-behind map here", c.Map, c.Part)})
+	}
+	if t := s.cluster.Table(); deposed(t, partition.ID(c.Part), c.From, c.Epoch) {
+		return encodeResponse(opResponse{Status: statusWrongOwner, Epoch: t.Epoch, Msg: "the sender does not own the partition at the receiver's newer " + epochString(t.Epoch)})
 	}
 	p := s.parts[c.Part]
 	p.mu.Lock()

@@ -69,6 +69,10 @@ func readSeqMark(muts []mutation) (seq uint64, flags int, ok bool) {
 // of this file). The caller holds p.writeMu. It reports false, with the answer for the
 // writer, when it could not complete.
 func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
+	if err := s.mayPush(p.id); err != nil {
+		// Its probes would mark the replicas unsure, and its resyncs overwrite them.
+		return opResponse{Status: statusOf(err), Msg: err.Error()}, false
+	}
 	t, changed := s.cluster.Watch()
 	p.mu.RLock()
 	own := p.rs.seq

@@ -36,6 +36,7 @@ func unmarshalMsg(b []byte, v any, what string) error {
 type queueChunk struct {
 	Part  int32                `msgpack:"p"`
 	Epoch uint64               `msgpack:"e"`
+	From  string               `msgpack:"f"` // the sending owner
 	Map   string               `msgpack:"m"`
 	Snap  writebehind.Snapshot `msgpack:"s"`
 }

@@ -278,16 +278,49 @@ func (c *Coord) Plan(members partition.Members) {
 type Node struct {
 	ID    partition.MemberID
 	Coord *Coord
+
+	mu     sync.Mutex
+	frozen *partition.Table // set: the table this member sees instead of the committed one
+	thawed chan struct{}    // closed when the frozen view changes or ends
+}
+
+// Freeze makes the member see t as its latest table until Thaw (or the next Freeze), whatever
+// the coordinator commits meanwhile: a member that was stopped (SIGSTOP) or cut off, or one
+// whose raft log is catching up through older tables. Watchers of the member's table are woken.
+func (n *Node) Freeze(t *partition.Table) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.frozen = t
+	if n.thawed != nil {
+		close(n.thawed)
+	}
+	n.thawed = make(chan struct{})
+}
+
+// Thaw ends Freeze: the member sees the committed table again.
+func (n *Node) Thaw() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.frozen = nil
+	if n.thawed != nil {
+		close(n.thawed)
+		n.thawed = nil
+	}
 }
 
 // LocalID implements Cluster.
 func (n *Node) LocalID() partition.MemberID { return n.ID }
 
 // Table implements Cluster.
-func (n *Node) Table() *partition.Table { t, _ := n.Coord.Watch(); return t }
+func (n *Node) Table() *partition.Table { t, _ := n.Watch(); return t }
 
 // Watch implements Cluster.
 func (n *Node) Watch() (*partition.Table, <-chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.frozen != nil {
+		return n.frozen, n.thawed
+	}
 	return n.Coord.Watch()
 }
 
@@ -344,6 +377,9 @@ func (n *Node) ReportSynced(ctx context.Context, p partition.ID, m partition.Mem
 	c := n.Coord
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
+	if c.Table.Owner(p) != n.ID {
+		return nil // a stale report (the coordinator refuses it): nothing changes
+	}
 	next, changed := partition.Complete(c.Table, p, m, c.Members, c.Cfg)
 	if !changed {
 		return nil

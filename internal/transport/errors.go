@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"syscall"
+
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +15,9 @@ var (
 	// pending on it. The request may or may not have been executed by the peer.
 	// The next call to that peer dials a new connection.
 	ErrConnClosed = errors.New("transport: connection closed")
+	// ErrRefused is wrapped, with ErrConnClosed, by a dial of the in-memory network to an
+	// address where nothing listens, as a TCP dial wraps syscall.ECONNREFUSED: see Refused.
+	ErrRefused = errors.New("transport: connection refused")
 	// ErrCallTimeout is returned when the timeout of a CallTimeout or CallAsync passes before
 	// the response arrives. It wraps context.DeadlineExceeded. The peer may or may not have
 	// executed the request.
@@ -75,3 +80,10 @@ func (e *FrameError) Error() string {
 }
 
 func (e *FrameError) Unwrap() error { return e.Err }
+
+// Refused reports whether err says that the peer's host answered but nothing listens at the
+// address (TCP's connection refused, or ErrRefused on the in-memory network): the process that
+// listened there is gone, unlike a timeout, which a stopped process or a cut network also give.
+func Refused(err error) bool {
+	return errors.Is(err, ErrRefused) || errors.Is(err, syscall.ECONNREFUSED)
+}

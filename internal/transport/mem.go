@@ -140,7 +140,7 @@ func (n *MemNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	l := n.listeners[key]
 	n.mu.RUnlock()
 	if l == nil {
-		return nil, fmt.Errorf("%w: dial %s: connection refused", ErrConnClosed, addr)
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnClosed, addr, ErrRefused)
 	}
 	c, err := l.Dial(ctx)
 	if err != nil {

@@ -66,6 +66,9 @@ type Config struct {
 	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
 	// listed live in memory only. Every member must have the same Maps.
 	Maps map[string]MapConfig
+	// StructureMaps configures the maps of façades' structures (a queue's store, say), keyed by
+	// StructureMapName, the way Maps does for user maps. Every member must have the same ones.
+	StructureMaps map[string]MapConfig
 }
 
 // withDefaults is WithDefaults (the service's name for it).
@@ -135,6 +138,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s%w", prefix, errReservedName))
 		}
 		errs = append(errs, configerr.Prefix(prefix, c.Maps[name].problems())...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.StructureMaps)) {
+		prefix := fmt.Sprintf("StructureMaps[%q]: ", name)
+		if !IsStructureMapName(name) {
+			errs = append(errs, fmt.Errorf("%snot a structure map name (see StructureMapName)", prefix))
+		}
+		errs = append(errs, configerr.Prefix(prefix, c.StructureMaps[name].problems())...)
 	}
 	return configerr.Join(ErrInvalidConfig, errs)
 }

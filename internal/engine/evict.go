@@ -27,8 +27,9 @@ func (s *Service) memoryUsed() int64 {
 
 // runEvictor keeps the member's records within Config.MemoryBudget by evicting clean entries of
 // maps with a loader, least recently used first. Dirty entries (not stored yet) and entries of
-// maps without a loader are never evicted: they are the only copy. An evicted entry is read
-// through again on its next use.
+// maps without a loader are never evicted: they are the only copy. Nor are structure maps'
+// entries (StructureMapName): their façades read them in partition processors, which do not
+// read through. An evicted entry is read through again on its next use.
 func (s *Service) runEvictor() {
 	defer s.wg.Done()
 	if s.cfg.MemoryBudget <= 0 {
@@ -71,7 +72,9 @@ func (s *Service) evict(want int64) int64 {
 		p.mu.RLock()
 		for name := range p.rs.maps {
 			ps := s.persistenceOf(name)
-			if ps == nil || ps.loader == nil {
+			if ps == nil || ps.loader == nil || IsStructureMapName(name) {
+				// A structure's façade reads its entries in partition processors, which do not
+				// read through: they stay in memory.
 				continue
 			}
 			q := p.queues[name]

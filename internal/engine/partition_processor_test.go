@@ -196,3 +196,17 @@ func TestStructureMapsAreApartFromUserMaps(t *testing.T) {
 		t.Fatalf("empty structure name: %v", err)
 	}
 }
+
+func TestStructureMapsConfig(t *testing.T) {
+	if !IsStructureMapName(StructureMapName("queue", "jobs")) || IsStructureMapName("jobs") || IsStructureMapName("\x00queue\x00") {
+		t.Fatal("IsStructureMapName disagrees with StructureMapName")
+	}
+	cfg := Config{PartitionCount: 1, StructureMaps: map[string]MapConfig{"jobs": {}}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a user map name among StructureMaps: %v", err)
+	}
+	cfg.StructureMaps = map[string]MapConfig{StructureMapName("queue", "jobs"): {}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,12 @@ func (s *Service) openMap(name string, partitionOfStored func(key []byte) (parti
 // (CheckMapName), so a queue and a map of the same name never share entries, and each kind has
 // its own names.
 func StructureMapName(kind, name string) string { return "\x00" + kind + "\x00" + name }
+
+// IsStructureMapName reports whether name is a StructureMapName (of a non-empty kind and name).
+func IsStructureMapName(name string) bool {
+	kind, rest, ok := strings.Cut(strings.TrimPrefix(name, "\x00"), "\x00")
+	return ok && len(name) > 0 && name[0] == 0 && kind != "" && rest != ""
+}
 
 // OpenStructureMap returns the handle of the map holding the structure called name of a façade's
 // kind (see StructureMapName). Its keys are the façade's own: partitionOfStored is as for

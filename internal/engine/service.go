@@ -139,11 +139,13 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	}
 	s.stores = make(map[string]*persistence)
 	s.flushKick = make(chan struct{}, flushWorkers)
-	for name, mc := range cfg.Maps {
-		if mc.Store == nil && mc.Loader == nil {
-			continue
+	for _, configured := range []map[string]MapConfig{cfg.Maps, cfg.StructureMaps} {
+		for name, mc := range configured {
+			if mc.Store == nil && mc.Loader == nil {
+				continue
+			}
+			s.stores[name] = newPersistence(name, mc)
 		}
-		s.stores[name] = newPersistence(name, mc)
 	}
 	if s.events, err = newEventHub(s); err != nil {
 		cancel()

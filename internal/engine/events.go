@@ -122,7 +122,7 @@ func (h *eventHub) publish(ev listener.Event) {
 func (h *eventHub) ownerApplied(p partition.ID, muts []mutation, prevs []record) {
 	for i := range muts {
 		m := &muts[i]
-		if len(m.Map) > 0 && m.Map[0] == 0 { // internal maps (transaction marks)
+		if len(m.Map) > 0 && m.Map[0] == 0 && !IsStructureMapName(m.Map) { // internal maps (transaction marks)
 			continue
 		}
 		if !h.listening(m.Map) {

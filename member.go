@@ -17,6 +17,7 @@ import (
 	"github.com/gridmap/gridmap/internal/memberhook"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
+	"github.com/gridmap/gridmap/topic"
 )
 
 // Member is one gridmap cluster member running inside the calling process. It owns a share of
@@ -32,6 +33,7 @@ type Member struct {
 	node   *control.Node
 	engine *engine.Service // the member's map engine: the member alone closes it
 	maps   *dmap.Service   // the engine's user-facing view (Maps)
+	topics *topic.Service  // the engine's topics (Topics)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -145,6 +147,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		return nil, configError(err)
 	}
 	m.maps = dmap.WrapEngine(m.engine)
+	m.topics = topic.WrapEngine(m.engine)
 	if err := m.node.WaitReady(ctx); err != nil {
 		m.stop()
 		return nil, joinError(err)
@@ -165,6 +168,10 @@ func (m *Member) GossipAddr() string { return m.node.GossipAddr() }
 // registration and partition listeners. GetMap is the shorter way to open a map. The service
 // lives as long as the member: Close stops it.
 func (m *Member) Maps() *dmap.Service { return m.maps }
+
+// Topics returns the member's topic service, for topic.New (publish/subscribe). It lives as long
+// as the member.
+func (m *Member) Topics() *topic.Service { return m.topics }
 
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
 // others (their data and write-behind queues copied first), then the member stops. The last

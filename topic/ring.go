@@ -71,12 +71,13 @@ func (h ringHead) encode() []byte {
 	return binary.BigEndian.AppendUint64(b, h.capacity)
 }
 
-// publish is the partition processor of Publish: arg is a publishArg. It returns the message's
-// sequence number (8 bytes). The ring keeps the capacity the publisher asks for (the newest
-// publisher's configuration wins, and a smaller one trims the ring at once); a capacity of 0
-// keeps the ring's (Service.PublishBytes, which knows no configuration).
+// publish is the partition processor of Publish and PublishAll: arg is a publishArg. It numbers
+// the messages consecutively and returns the first one's sequence number (8 bytes). The ring
+// keeps the capacity the publisher asks for (the newest publisher's configuration wins, and a
+// smaller one trims the ring at once); a capacity of 0 keeps the ring's
+// (Service.PublishBytes, which knows no configuration).
 func publish(_ context.Context, v *engine.PartitionView, arg []byte) ([]byte, error) {
-	capacity, payload, err := decodePublishArg(arg)
+	capacity, payloads, err := decodePublishArg(arg)
 	if err != nil {
 		return nil, err
 	}
@@ -87,15 +88,17 @@ func publish(_ context.Context, v *engine.PartitionView, arg []byte) ([]byte, er
 	if capacity != 0 {
 		h.capacity = capacity
 	}
-	seq := h.next
-	v.Set(msgKey(seq), payload)
-	h.next++
+	first := h.next
+	for _, p := range payloads {
+		v.Set(msgKey(h.next), p)
+		h.next++
+	}
 	for h.next-h.oldest > h.capacity {
-		v.Delete(msgKey(h.oldest))
+		v.Delete(msgKey(h.oldest)) // a message of this batch is created and deleted: no event
 		h.oldest++
 	}
 	v.Set(headKey, h.encode())
-	return binary.BigEndian.AppendUint64(nil, seq), nil
+	return binary.BigEndian.AppendUint64(nil, first), nil
 }
 
 // read is the partition processor of a subscriber's catch-up: arg is a readArg; the result is a

@@ -76,8 +76,27 @@ func (t *Topic[T]) Publish(ctx context.Context, msg T) (uint64, error) {
 	return publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), b)
 }
 
-func publishRaw(ctx context.Context, raw *engine.Map, p partition.ID, capacity uint64, payload []byte) (uint64, error) {
-	res, err := raw.ExecutePartition(ctx, procPublish, p, encodePublishArg(capacity, payload))
+// PublishAll publishes msgs in one step: they get consecutive sequence numbers (the first is
+// returned), no other publisher's message comes between them, and they are acknowledged
+// together, at the cost of one Publish. Together they must fit the member's maximum value size.
+// A batch larger than a reliable topic's ring keeps only its newest messages in the ring.
+func (t *Topic[T]) PublishAll(ctx context.Context, msgs ...T) (uint64, error) {
+	if len(msgs) == 0 {
+		return 0, fmt.Errorf("%w: topic: PublishAll of no message", ErrInvalidConfig)
+	}
+	payloads := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		b, err := t.codec.Encode(m)
+		if err != nil {
+			return 0, err
+		}
+		payloads[i] = b
+	}
+	return publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), payloads...)
+}
+
+func publishRaw(ctx context.Context, raw *engine.Map, p partition.ID, capacity uint64, payloads ...[]byte) (uint64, error) {
+	res, err := raw.ExecutePartition(ctx, procPublish, p, encodePublishArg(capacity, payloads...))
 	if err != nil {
 		return 0, err
 	}

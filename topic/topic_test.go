@@ -246,3 +246,48 @@ func TestPublishBytesByName(t *testing.T) {
 		t.Fatalf("empty name: %v", err)
 	}
 }
+
+// PublishAll numbers a batch consecutively: no other publisher's message comes between them.
+func TestPublishAllKeepsABatchTogether(t *testing.T) {
+	c := gridmaptest.NewCluster(t, 2)
+	ctx := testContext(t)
+	const publishers, batches, size = 3, 20, 10
+	s := mustSubscribe(t, ctx, mustTopic[note](t, c.Member(1), "batches", topic.Config{}))
+	st := &stream[note]{t: t, name: "subscriber", next: 1}
+	done := make(chan bool)
+	go func() { done <- st.read(ctx, s, publishers*batches*size+1) }()
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		tp := mustTopic[note](t, c.Member(p%2), "batches", topic.Config{})
+		wg.Go(func() {
+			for b := range batches {
+				batch := make([]note, size)
+				for i := range batch {
+					batch[i] = note{P: p, I: b*size + i}
+				}
+				first, err := tp.PublishAll(ctx, batch...)
+				if err != nil || (first-1)%size != 0 {
+					errs <- fmt.Errorf("batch %d of publisher %d: first %d, %v", b, p, first, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if !<-done {
+		t.Fatal(st.failed)
+	}
+	for i, m := range st.msgs {
+		if m.Value.I%size != i%size || (i%size > 0 && m.Value.P != st.msgs[i-1].Value.P) {
+			t.Fatalf("message %d (%+v) breaks a batch", m.Seq, m.Value)
+		}
+	}
+	if _, err := mustTopic[note](t, c.Member(0), "batches", topic.Config{}).PublishAll(ctx); !errors.Is(err, topic.ErrInvalidConfig) {
+		t.Fatalf("an empty batch: %v", err)
+	}
+}

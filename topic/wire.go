@@ -7,19 +7,51 @@ import (
 
 // The arguments and results of the partition processors, as they travel between members.
 
-// publishArg: the ring capacity (uvarint; 0: keep the ring's), then the payload.
-func encodePublishArg(capacity uint64, payload []byte) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(payload)), capacity)
-	return append(b, payload...)
+// publishArg: the ring capacity (uvarint; 0: keep the ring's), the number of messages
+// (uvarint), then each message's length (uvarint) and bytes.
+func encodePublishArg(capacity uint64, payloads ...[]byte) []byte {
+	size := 2 * binary.MaxVarintLen64
+	for _, p := range payloads {
+		size += binary.MaxVarintLen32 + len(p)
+	}
+	b := binary.AppendUvarint(make([]byte, 0, size), capacity)
+	b = binary.AppendUvarint(b, uint64(len(payloads)))
+	for _, p := range payloads {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return b
 }
 
-func decodePublishArg(b []byte) (capacity uint64, payload []byte, err error) {
-	capacity, n := binary.Uvarint(b)
-	if n <= 0 || capacity > MaxRingCapacity {
-		return 0, nil, fmt.Errorf("%w: topic: bad publish argument", ErrBadRequest)
+// decodePublishArg decodes a publishArg. The payloads are copies: the engine keeps what a
+// processor writes.
+func decodePublishArg(b []byte) (capacity uint64, payloads [][]byte, err error) {
+	bad := func(what string) (uint64, [][]byte, error) {
+		return 0, nil, fmt.Errorf("%w: topic: publish argument: %s", ErrBadRequest, what)
 	}
-	// The processor's writes are kept by the engine: give them their own copy.
-	return capacity, append([]byte(nil), b[n:]...), nil
+	capacity, k := binary.Uvarint(b)
+	if k <= 0 || capacity > MaxRingCapacity {
+		return bad("capacity")
+	}
+	b = b[k:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > uint64(len(b)) {
+		return bad("count")
+	}
+	b = b[k:]
+	payloads = make([][]byte, 0, n)
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return bad("message length")
+		}
+		payloads = append(payloads, append([]byte(nil), b[k:k+int(l)]...))
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
+	}
+	return capacity, payloads, nil
 }
 
 // readArg asks for up to max messages from sequence number from on, about maxBytes in all.

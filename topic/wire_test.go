@@ -26,12 +26,19 @@ func TestReadResultRoundTrip(t *testing.T) {
 }
 
 func TestPublishArgRoundTrip(t *testing.T) {
-	c, p, err := decodePublishArg(encodePublishArg(300, []byte("hello")))
-	if err != nil || c != 300 || string(p) != "hello" {
+	c, p, err := decodePublishArg(encodePublishArg(300, []byte("hello"), nil, []byte("x")))
+	if err != nil || c != 300 || len(p) != 3 || string(p[0]) != "hello" || len(p[1]) != 0 || string(p[2]) != "x" {
 		t.Fatalf("%d %q %v", c, p, err)
 	}
-	if _, _, err := decodePublishArg(encodePublishArg(MaxRingCapacity+1, nil)); !errors.Is(err, ErrBadRequest) {
-		t.Fatalf("a ring beyond the maximum: %v", err)
+	for _, bad := range [][]byte{
+		encodePublishArg(MaxRingCapacity+1, nil),    // a ring beyond the maximum
+		encodePublishArg(5),                         // no message
+		append(encodePublishArg(5, []byte("a")), 0), // trailing byte
+		{5, 1, 9, 'a'},                              // a message longer than the argument
+	} {
+		if _, _, err := decodePublishArg(bad); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%v decoded: %v", bad, err)
+		}
 	}
 	if _, err := decodeReadArg([]byte{1, 2}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("short read argument: %v", err)
@@ -46,6 +53,7 @@ func FuzzDecodeReadResult(f *testing.F) {
 	f.Add(readResult{next: 1, oldest: 1, first: 9}.encode())
 	f.Add([]byte{})
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
+	f.Add(encodePublishArg(7, []byte("a"), []byte("bc")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeReadResult(b)
 		if err != nil {

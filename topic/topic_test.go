@@ -67,6 +67,7 @@ func TestEverySubscriberReceivesEveryMessageOnceInOrder(t *testing.T) {
 			next[m.Value.P]++
 		}
 		st.noMore(s)
+		t.Logf("%s: %+v", st.name, s.Stats())
 	}
 }
 

@@ -16,7 +16,7 @@ const (
 	// DefaultSubscriberBuffer is the number of messages a subscriber may be behind before it
 	// drops some (and later reads them from the ring, or is told how many it missed).
 	DefaultSubscriberBuffer = 1024
-	// DefaultResyncInterval is how often an idle subscriber checks the ring's head.
+	// DefaultResyncInterval is how often a member with subscribers reads the ring's head.
 	DefaultResyncInterval = time.Second
 )
 
@@ -41,9 +41,10 @@ type Config struct {
 	// drops new ones. Default DefaultSubscriberBuffer (when 0). Subscribe's WithBuffer
 	// overrides it for one subscription.
 	SubscriberBuffer int
-	// ResyncInterval is how often a subscriber that received nothing asks the owner for the
-	// ring's head, to find messages whose events a failover lost. Default
-	// DefaultResyncInterval (when 0).
+	// ResyncInterval is how often a member with subscribers to the topic reads the ring's head
+	// from the owner (one read for all its subscribers), so that a message whose event a crash
+	// lost is delivered even if nothing is published after it. The shortest interval of a
+	// member's subscribers applies. Default DefaultResyncInterval (when 0).
 	ResyncInterval time.Duration
 }
 

@@ -65,12 +65,12 @@ func (s *Service) open(name string) (*engine.Map, partition.ID, error) {
 }
 
 // hub returns the member's hub of the topic called name.
-func (s *Service) hub(name string, raw *engine.Map) *hub {
+func (s *Service) hub(name string, raw *engine.Map, p partition.ID) *hub {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hubs[name]
 	if h == nil {
-		h = &hub{raw: raw, subs: make(map[*sink]struct{})}
+		h = &hub{raw: raw, part: p, subs: make(map[*sink]struct{}), kick: make(chan struct{}, 1)}
 		s.hubs[name] = h
 	}
 	return h

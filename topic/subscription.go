@@ -66,7 +66,6 @@ type Subscription[T any] struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	tick   time.Duration
 
 	next      uint64 // the goroutine's: the sequence number to deliver next
 	nextSeen  atomic.Uint64
@@ -88,9 +87,9 @@ func (t *Topic[T]) Subscribe(ctx context.Context, opts ...SubscribeOption) (*Sub
 	if o.buffer <= 0 {
 		return nil, fmt.Errorf("%w: topic: subscriber buffer %d", ErrInvalidConfig, o.buffer)
 	}
-	s := &Subscription[T]{t: t, sk: newSink(o.buffer), out: make(chan Message[T]), done: make(chan struct{}), tick: t.cfg.ResyncInterval}
-	s.h = t.svc.hub(t.name, t.raw)
-	if err := s.h.join(ctx, s.sk); err != nil {
+	s := &Subscription[T]{t: t, sk: newSink(o.buffer), out: make(chan Message[T]), done: make(chan struct{})}
+	s.h = t.svc.hub(t.name, t.raw, t.part)
+	if err := s.h.join(ctx, s.sk, t.cfg.ResyncInterval); err != nil {
 		return nil, err
 	}
 	// The registration is in place: every message numbered from now on reaches the sink. The
@@ -163,11 +162,9 @@ func (s *Subscription[T]) run() {
 	defer close(s.done)
 	defer close(s.out)
 	defer s.h.leave(s.sk)
-	tick := time.NewTicker(s.tick)
-	defer tick.Stop()
 	var buf []item
 	for {
-		items, highest, sync := s.sk.take(buf)
+		items, highest, head, sync := s.sk.take(buf)
 		buf = items
 		for _, it := range items {
 			if !s.offer(it) {
@@ -178,6 +175,9 @@ func (s *Subscription[T]) run() {
 		if highest >= s.next && !s.catchUp(highest+1) {
 			return
 		}
+		if head > 0 && !s.follow(head) {
+			return
+		}
 		if sync && !s.resync() {
 			return
 		}
@@ -186,10 +186,6 @@ func (s *Subscription[T]) run() {
 		}
 		select {
 		case <-s.sk.wake:
-		case <-tick.C:
-			if !s.resync() {
-				return
-			}
 		case <-s.ctx.Done():
 			return
 		}
@@ -210,19 +206,29 @@ func (s *Subscription[T]) offer(it item) bool {
 	return s.deliver(it.seq, it.payload)
 }
 
-// resync compares with the ring's head and catches up to it.
+// resync reads the ring's head and follows it.
 func (s *Subscription[T]) resync() bool {
 	r, ok := s.read(readArg{})
 	if !ok {
 		return false
 	}
 	if r.next < s.next {
-		// The ring starts over below us: its partition was lost and re-created empty. Follow it.
+		// A head read now is never behind what was delivered, unless the ring started over: its
+		// partition was lost and re-created empty. Follow it.
 		s.next = r.next
 		s.nextSeen.Store(s.next)
 		return true
 	}
 	return s.catchUp(r.next)
+}
+
+// follow catches up to a head the hub read a while ago; one behind the subscriber is stale
+// (the hub tells a ring that started over apart, and asks for a resync).
+func (s *Subscription[T]) follow(head uint64) bool {
+	if head <= s.next {
+		return true
+	}
+	return s.catchUp(head)
 }
 
 // readBatch bounds one catch-up read.

@@ -159,8 +159,8 @@ func (s *Subscription[T]) Stats() SubscriptionStats {
 // run is the subscription's goroutine: it takes what the hub buffered, delivers it in order,
 // and repairs gaps from the ring.
 func (s *Subscription[T]) run() {
+	defer close(s.out) // last: a reader that sees it closed finds Err set
 	defer close(s.done)
-	defer close(s.out)
 	defer s.h.leave(s.sk)
 	var buf []item
 	for {

@@ -123,10 +123,9 @@ func (h *hub) run(ctx context.Context, stopped chan<- struct{}) {
 			case <-ctx.Done():
 				return
 			case <-h.kick:
-				continue
 			case <-timer.C:
 			}
-			now = time.Now()
+			continue // look again: an event may have settled what was held
 		}
 		if held && !now.Before(settleAt) {
 			ok, closed := h.settle(ctx)

@@ -41,9 +41,9 @@ type Config struct {
 	// drops new ones. Default DefaultSubscriberBuffer (when 0). Subscribe's WithBuffer
 	// overrides it for one subscription.
 	SubscriberBuffer int
-	// ResyncInterval is how often a member with subscribers to the topic reads the ring's head
-	// from the owner (one read for all its subscribers), so that a message whose event a crash
-	// lost is delivered even if nothing is published after it. The shortest interval of a
+	// ResyncInterval is how often a member with subscribers to the topic, when no message arrived
+	// for that long, reads the ring's head from the owner (one read for all its subscribers), so
+	// that a message whose event a crash lost is delivered even if nothing is published after it. The shortest interval of a
 	// member's subscribers applies. Default DefaultResyncInterval (when 0).
 	ResyncInterval time.Duration
 }

@@ -16,9 +16,9 @@
 // gap in the sequence (it was slow, an event was dropped on its way, a failover lost or
 // repeated events), it reads the missing messages from the ring, and reports those the ring no
 // longer holds in a notice (Message.Missed) with their exact count. Duplicates are discarded.
-// Every Config.ResyncInterval, each member with subscribers reads the ring's head once for all
-// of them, so a message whose event a crash lost is delivered even if nothing is published after
-// it.
+// When no message arrived for Config.ResyncInterval, each member with subscribers reads the
+// ring's head once for all of them, so a message whose event a crash lost is delivered even if
+// nothing is published after it.
 //
 // # Plain and reliable topics
 //

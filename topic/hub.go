@@ -137,7 +137,10 @@ func (h *hub) run(ctx context.Context, stopped chan<- struct{}) {
 			}
 		}
 		if !now.Before(nextResync) {
-			if h.readHead(ctx) {
+			// Only a quiet topic needs the head: while events flow, a lost one shows as a gap
+			// before the next, and a head read then would send subscribers to the ring for
+			// messages that are merely on their way (which a small ring may no longer hold).
+			if !lastEvent.After(nextResync.Add(-interval)) && h.readHead(ctx) {
 				return
 			}
 			nextResync = now.Add(interval)

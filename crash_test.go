@@ -95,6 +95,7 @@ func runChild() int {
 			fmt.Fprintln(out, "state", leader, t.Epoch, minReplicas, pending, len(t.Members()))
 		case txCommand(ctx, m, f, out): // tx, pair (txcrash_test.go)
 		case persistCommand(ctx, m, f, out): // wput, wget, close (persist_crash_test.go)
+		case topicCommand(ctx, m, f, out): // tsub, tpub, tread (topic_crash_test.go)
 		default:
 			fmt.Fprintln(out, "err unknown command")
 		}

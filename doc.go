@@ -61,6 +61,12 @@
 // several maps commit atomically on their owner; only the entries a transaction read are
 // checked for conflicts, and writes need no round trip before the commit.
 //
+// Topics (package topic, on Member.Topics) deliver every message published on any member to
+// every subscriber on every member, in the one order the owner of the topic's partition numbered
+// them; a subscriber that falls behind repairs the gap from the topic's replicated ring or is
+// told the exact count it missed, and a reliable topic lets a subscriber resume from a sequence
+// number.
+//
 // # Persistence
 //
 // Config.Maps gives a map a store (mapstore.Store; mapstore/pebblestore is the embedded
@@ -84,6 +90,7 @@
 //
 //	partition/            hashing, the table and the planner (pure logic)
 //	dmap/                 typed maps: codecs, listeners, processors, locks, transactions, errors
+//	topic/                publish/subscribe: Topic[T], its ring, subscriptions
 //	listener/             entry events and their bounded per-listener dispatch
 //	mapstore/             the store contract and its configuration; memstore, pebblestore,
 //	                      elasticsearch, hbase

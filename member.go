@@ -18,6 +18,7 @@ import (
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 	"github.com/gridmap/gridmap/queue"
+	"github.com/gridmap/gridmap/topic"
 )
 
 // Member is one gridmap cluster member running inside the calling process. It owns a share of
@@ -34,6 +35,7 @@ type Member struct {
 	engine *engine.Service // the member's map engine: the member alone closes it
 	maps   *dmap.Service   // the engine's user-facing view (Maps)
 	queues *queue.Service  // the engine's queues (Queues)
+	topics *topic.Service  // the engine's topics (Topics)
 	obs    observability   // metrics, throughput history and console (console.go)
 
 	serveDone chan struct{}
@@ -157,6 +159,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.stopTransport()
 		return nil, configError(err)
 	}
+	m.topics = topic.WrapEngine(m.engine)
 	if err := m.startObservability(); err != nil {
 		m.stop()
 		return nil, configError(err)
@@ -184,6 +187,10 @@ func (m *Member) Maps() *dmap.Service { return m.maps }
 
 // Queues returns the member's queue service, for queue.New. It lives as long as the member.
 func (m *Member) Queues() *queue.Service { return m.queues }
+
+// Topics returns the member's topic service, for topic.New (publish/subscribe). It lives as long
+// as the member.
+func (m *Member) Topics() *topic.Service { return m.topics }
 
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
 // others (their data and write-behind queues copied first), then the member stops. The last

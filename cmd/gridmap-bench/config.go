@@ -39,6 +39,9 @@ const (
 	// Take (opTake), the other is done unmeasured.
 	opOffer = "offer"
 	opTake  = "take"
+	// opPublish publishes to one topic with a subscriber on every member (publish.go): the
+	// publish latency is measured like a put's, and the delivery latency on every member too.
+	opPublish = "publish"
 )
 
 // preloads reports whether op reads the map's keys, which the run writes first.
@@ -48,7 +51,7 @@ func preloads(op string) bool { return op == opGet || op == opMixed }
 type config struct {
 	Members      int           // cluster members (>= 1)
 	Mode         string        // modeInproc or modeProcs
-	Op           string        // opPut, opGet or opMixed
+	Op           string        // opPut, opGet, opMixed or opPublish
 	ReadPct      int           // percentage of gets for opMixed, 0..100
 	ValueSize    int           // bytes per value (>= 1)
 	Keys         int           // key space size (>= 1), after the -max-data cap
@@ -83,7 +86,7 @@ func parseFlags(args []string, output io.Writer) (config, error) {
 	fs.SetOutput(output)
 	fs.IntVar(&c.Members, "members", defaultMembers, "cluster members")
 	fs.StringVar(&c.Mode, "mode", modeInproc, "inproc (all members in this process) | procs (one child process per member)")
-	fs.StringVar(&c.Op, "op", opPut, "put | get | mixed | offer | take (offer and take: items through one queue, each worker offering and taking in turn, measuring the one named)")
+	fs.StringVar(&c.Op, "op", opPut, "put | get | mixed | offer | take | publish (offer and take: items through one queue, each worker offering and taking in turn, measuring the one named; publish: to a topic with a subscriber on every member)")
 	fs.IntVar(&c.ReadPct, "read-pct", defaultReadPct, "percentage of gets for -op mixed")
 	fs.IntVar(&c.ValueSize, "value-size", defaultValueSize, "value size in bytes")
 	fs.IntVar(&c.Keys, "keys", defaultKeys, "key space size (capped so keys*value-size <= -max-data unless set explicitly)")
@@ -135,8 +138,14 @@ func (c config) validate() error {
 	if c.Mode != modeInproc && c.Mode != modeProcs {
 		bad("-mode must be %s or %s, got %q", modeInproc, modeProcs, c.Mode)
 	}
-	if c.Op != opPut && c.Op != opGet && c.Op != opMixed && c.Op != opOffer && c.Op != opTake {
-		bad("-op must be put, get, mixed, offer or take, got %q", c.Op)
+	if c.Op != opPut && c.Op != opGet && c.Op != opMixed && c.Op != opOffer && c.Op != opTake && c.Op != opPublish {
+		bad("-op must be put, get, mixed, offer, take or publish, got %q", c.Op)
+	}
+	if c.Op == opPublish && c.Mode != modeInproc {
+		bad("-op publish needs -mode %s (its delivery latency is measured across the members of one process)", modeInproc)
+	}
+	if c.Op == opPublish && c.ValueSize < publishStampSize {
+		bad("-op publish needs -value-size of at least %d (the message carries its publish time)", publishStampSize)
 	}
 	if c.ReadPct < 0 || c.ReadPct > 100 {
 		bad("-read-pct must be within 0..100, got %d", c.ReadPct)

@@ -111,3 +111,17 @@ func TestWorkerIDs(t *testing.T) {
 		t.Fatalf("member without workers got %v", ids)
 	}
 }
+
+func TestPublishFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-op", "publish", "-mode", "procs"},
+		{"-op", "publish", "-value-size", "7"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	if _, err := parseFlags([]string{"-op", "publish", "-value-size", "4096"}, io.Discard); err != nil {
+		t.Errorf("-op publish: %v", err)
+	}
+}

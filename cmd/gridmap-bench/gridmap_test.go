@@ -27,3 +27,17 @@ func TestRunInprocGridmapQueue(t *testing.T) {
 		checkResult(t, r, op, 3)
 	}
 }
+
+// -op publish: every publish measured is delivered to the subscriber of each of the 3 members.
+func TestRunInprocPublish(t *testing.T) {
+	r := runJSON(t, runOptions{}, "-members", "3", "-op", "publish", "-concurrency", "4", "-duration", "1s")
+	checkResult(t, r, opPublish, 3)
+	if r.Errors != 0 || r.DeliveryMissed != 0 {
+		t.Fatalf("%d errors, %d missed", r.Errors, r.DeliveryMissed)
+	}
+	// Every publish counted was made in the measured time: each subscriber received it. (A
+	// publish that straddled the deadline is not counted, yet delivered: hence at least.)
+	if r.Deliveries < 3*r.Ops || r.DeliveryP99us <= 0 {
+		t.Fatalf("%d deliveries of %d publishes to 3 members, p99 %.1fµs", r.Deliveries, r.Ops, r.DeliveryP99us)
+	}
+}

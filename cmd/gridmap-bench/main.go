@@ -6,6 +6,7 @@
 //	gridmap-bench -members 3 -op mixed -read-pct 80 -duration 10s
 //	gridmap-bench -mode procs -op put -value-size 1048576 -json
 //	gridmap-bench -op get -target-ops 10000    # paced: latency at a fixed load
+//	gridmap-bench -op publish -value-size 4096  # a topic, delivered to a subscriber on each member
 //
 // Run with -h for every flag.
 package main
@@ -142,6 +143,9 @@ func runInproc(ctx context.Context, cfg config, opts runOptions) (result, error)
 	}
 	defer closeAll(ms)
 	startup := time.Since(t0)
+	if cfg.Op == opPublish {
+		return runPublish(ctx, cfg, ms, startup)
+	}
 
 	slots := make([]slot, cfg.Concurrency)
 	for w := range slots {

@@ -48,6 +48,15 @@ type result struct {
 	// percent stolen by the hypervisor (cpuWindow).
 	CPUBusyPct  float64 `json:"cpu_busy_pct,omitempty"`
 	CPUStealPct float64 `json:"cpu_steal_pct,omitempty"`
+	// -op publish: the messages delivered to the subscribers (one per member) of those published
+	// in the measured time, per second over all subscribers, the latency from the start of
+	// Publish to the delivery, and the messages subscribers were told they missed.
+	Deliveries       int64   `json:"deliveries,omitempty"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec,omitempty"`
+	DeliveryP50us    float64 `json:"delivery_p50_us,omitempty"`
+	DeliveryP99us    float64 `json:"delivery_p99_us,omitempty"`
+	DeliveryP999us   float64 `json:"delivery_p999_us,omitempty"`
+	DeliveryMissed   uint64  `json:"delivery_missed,omitempty"`
 }
 
 // tally is what the workers of one process measured.
@@ -136,6 +145,10 @@ func printSummary(w io.Writer, r result) {
 	}
 	if r.CPUBusyPct > 0 {
 		fmt.Fprintf(w, "  cpu         %.1f%% busy, %.1f%% stolen by the hypervisor (whole machine)\n", r.CPUBusyPct, r.CPUStealPct)
+	}
+	if r.Deliveries > 0 {
+		fmt.Fprintf(w, "  delivery    %d messages to %d subscribers, %.1f msgs/s, p50 %s  p99 %s  p99.9 %s, %d missed\n",
+			r.Deliveries, r.Members, r.DeliveriesPerSec, fmtUs(r.DeliveryP50us), fmtUs(r.DeliveryP99us), fmtUs(r.DeliveryP999us), r.DeliveryMissed)
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error %s\n", r.FirstError)

@@ -71,12 +71,18 @@ func (n *Node) Rates() Rates {
 }
 
 type indexPage struct {
-	Name    string
-	Members []string
-	Rates   Rates
-	Recent  []Summary
-	Top     []SignatureCount
+	Name       string
+	Members    []string
+	Rates      Rates
+	Cluster    ClusterView
+	ClusterErr string
 }
+
+// Sizes of the index page's lists.
+const (
+	pageRecent = 50
+	pageTop    = 20
+)
 
 func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var members []string
@@ -84,13 +90,14 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		members = append(members, string(m.ID))
 	}
 	sort.Strings(members)
-	render(w, http.StatusOK, "index.html", indexPage{
-		Name:    n.cfg.Name,
-		Members: members,
-		Rates:   n.Rates(),
-		Recent:  n.history.Recent(),
-		Top:     n.history.Top(time.Now().Add(-time.Hour), 20),
-	})
+	p := indexPage{Name: n.cfg.Name, Members: members, Rates: n.Rates()}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var err error
+	if p.Cluster, err = n.Cluster(ctx, pageRecent, pageTop); err != nil {
+		p.ClusterErr = err.Error()
+	}
+	render(w, http.StatusOK, "index.html", p)
 }
 
 type reportPage struct {

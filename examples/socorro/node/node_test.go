@@ -80,12 +80,24 @@ func startClusterWith(t *testing.T, n int, edit func(i int, c *Config)) []*Node 
 		}
 		return true
 	})
+	var state string
+	defer func() {
+		if t.Failed() {
+			t.Logf("partitions: %s", state)
+		}
+	}()
 	waitFor(t, time.Minute, "the partitions are spread over every node and the cluster is safe", func() bool {
 		c := nodes[0].Member().Cluster()
 		owners := map[string]bool{}
+		migrating, lost := 0, 0
 		for _, p := range c.Partitions() {
 			owners[string(p.Owner)] = true
+			migrating += len(p.Migrating)
+			if p.Lost {
+				lost++
+			}
 		}
+		state = fmt.Sprintf("%d owners, %d copies in flight, %d lost, safe %v", len(owners), migrating, lost, c.Safe())
 		return len(owners) == n && c.Safe()
 	})
 	return nodes

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/examples/socorro/collector"
+	"github.com/gridmap/gridmap/examples/socorro/gridstore"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
 )
 
@@ -58,6 +59,9 @@ type Rates struct {
 	CollectedPerMinute, CollectedTotal uint64
 	ProcessedPerMinute, ProcessedTotal uint64
 	Backlog                            int
+	// Unstored counts this member's entries (backups included) written but not yet in their
+	// store: it grows while a store is unreachable and drains when it is back.
+	Unstored int
 }
 
 // Rates returns the node's collect and process rates and its backlog.
@@ -67,6 +71,9 @@ func (n *Node) Rates() Rates {
 	r.CollectedPerMinute, r.CollectedTotal = n.collected.perMinute(now)
 	r.ProcessedPerMinute, r.ProcessedTotal = n.processedRate.perMinute(now)
 	r.Backlog = n.backlog()
+	for _, m := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
+		r.Unstored += n.member.Maps().PersistenceStats(m).DirtyEntries
+	}
 	return r
 }
 

@@ -173,10 +173,13 @@ func TestElasticsearchStore(t *testing.T) {
 	})
 	sw := newNetSwitch()
 	// A fresh index pattern per run, so that counts see this run's crashes only.
-	prefix := fmt.Sprintf("socorro_test_%d_", time.Now().UnixNano())
-	index := prefix + "%Y%W"
+	// A fresh index pattern and template per run, so that counts see this run's crashes only;
+	// its name matches no other template's pattern (Elasticsearch refuses overlapping patterns
+	// of one priority: "socorro*" of a demo, "gm-test-*" of the adapter's tests).
+	prefix := fmt.Sprintf("gm-socorro-test-%d-", time.Now().UnixNano())
+	index, template := prefix+"%Y%W", "gridmap-"+prefix+"t"
 	// Registered before the nodes start, so it runs after they closed (their write-behind done).
-	t.Cleanup(func() { deleteIndices(t, url, prefix) })
+	t.Cleanup(func() { deleteIndices(t, url, prefix, template) })
 	var stores []*elasticsearch.Store
 	nodes := startClusterWith(t, 3, func(i int, c *Config) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -185,7 +188,7 @@ func TestElasticsearchStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Elasticsearch = &elasticsearch.Config{Client: client, Index: index, RequestTimeout: 5 * time.Second,
+		c.Elasticsearch = &elasticsearch.Config{Client: client, Index: index, Template: template, RequestTimeout: 5 * time.Second,
 			Settings: []byte(`{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":"200ms"}`)}
 	})
 	for _, nd := range nodes {
@@ -322,10 +325,13 @@ func mondayWeekOfYear(t time.Time) int {
 }
 
 // deleteIndices removes the test's indices (named prefix...) and their template.
-func deleteIndices(t *testing.T, url, prefix string) {
-	for _, path := range []string{"/" + prefix + "*", "/_index_template/gridmap-" + prefix} {
+func deleteIndices(t *testing.T, url, prefix, template string) {
+	for _, path := range []string{"/" + prefix + "*", "/_index_template/" + template} {
 		req, _ := http.NewRequest(http.MethodDelete, url+path, nil)
 		if res, err := http.DefaultClient.Do(req); err == nil {
+			if res.StatusCode != http.StatusOK {
+				t.Errorf("DELETE %s: HTTP %d", path, res.StatusCode)
+			}
 			res.Body.Close()
 		} else {
 			t.Logf("delete %s: %v", path, err)

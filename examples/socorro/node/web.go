@@ -3,10 +3,12 @@ package node
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +40,7 @@ func (n *Node) handler() (http.Handler, error) {
 	mux.Handle("POST /submit", submit)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", n.serveIndex)
+	mux.HandleFunc("GET /api/stats", n.serveStats)
 	mux.HandleFunc("GET /report/{id}", n.serveReport)
 	mux.HandleFunc("GET /report/{id}/dump/{name}", n.serveDump)
 	return mux, nil
@@ -185,6 +188,23 @@ func (n *Node) serveDump(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+name+`.dmp"`)
 	_, _ = w.Write(d)
+}
+
+// Stats is what GET /api/stats answers: the node's rates and its process's memory, for load
+// runs and monitors.
+type Stats struct {
+	Name  string
+	Rates Rates
+	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
+	HeapInuse, Sys uint64
+	Goroutines     int
+}
+
+func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

@@ -103,7 +103,7 @@ func (n *Node) openStores(ctx context.Context) (map[string]dmap.MapConfig, error
 			return nil, fmt.Errorf("node: elasticsearch: %w", err)
 		}
 		n.es = s
-		maps[ProcessedMap] = dmap.MapConfig{Store: s, Persistence: persist}
+		maps[ProcessedMap] = dmap.MapConfig{Store: s, Loader: readThrough{s}, Persistence: persist}
 	}
 	if cfg.HBase != nil {
 		hc := *cfg.HBase
@@ -127,7 +127,7 @@ func (n *Node) openStores(ctx context.Context) (map[string]dmap.MapConfig, error
 		if err != nil {
 			return nil, fmt.Errorf("node: hbase: %w", err)
 		}
-		maps[gridstore.ReportsMap] = dmap.MapConfig{Store: s, Persistence: persist}
+		maps[gridstore.ReportsMap] = dmap.MapConfig{Store: s, Loader: readThrough{s}, Persistence: persist}
 	}
 	if cfg.DataDir != "" {
 		for _, name := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
@@ -143,4 +143,14 @@ func (n *Node) openStores(ctx context.Context) (map[string]dmap.MapConfig, error
 		}
 	}
 	return maps, nil
+}
+
+// readThrough is an external store as the maps' loader: it reads a crash missing from memory
+// (evicted, or from before a restart) but hides the store's KeyLoader, so that a map's first
+// use does not load every crash the store holds (weeks of processed crashes, terabytes of
+// dumps) into the grid: only the crashes asked for come back.
+type readThrough struct{ l mapstore.Loader }
+
+func (r readThrough) Load(ctx context.Context, key []byte) ([]byte, bool, error) {
+	return r.l.Load(ctx, key)
 }

@@ -365,6 +365,17 @@ func TestHBaseStore(t *testing.T) {
 		}
 		client.Close()
 	})
+	// mapstore/hbase's restart test, in another test process, may have the shared server
+	// stopped for a while: create the table once it serves (the nodes then find it).
+	waitFor(t, 5*time.Minute, "HBase creates the table", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := client.EnsureTableWith(ctx, table, hbase.TableOptions{SplitKeys: hbase.SocorroKeys{}.SplitKeys(), MOBThreshold: hbaseMOBThreshold}, "raw_data")
+		if err != nil {
+			t.Logf("create table %s: %v", table, err)
+		}
+		return err == nil
+	})
 	start := time.Now()
 	nodes := startClusterWith(t, 3, func(i int, c *Config) {
 		c.HBase = &hbase.Config{Addrs: []string{addr}, Dial: sw.dial, OpTimeout: 10 * time.Second}
@@ -418,7 +429,8 @@ func waitInHBase(t *testing.T, store *hbase.Store, nodes []*Node, ids []string) 
 		keys[i] = []byte(id)
 	}
 	got := map[string][]byte{}
-	waitFor(t, 2*time.Minute, fmt.Sprintf("HBase holds the %d raw crashes", len(ids)), func() bool {
+	// Minutes: mapstore/hbase's restart test may stop the shared server meanwhile.
+	waitFor(t, 5*time.Minute, fmt.Sprintf("HBase holds the %d raw crashes", len(ids)), func() bool {
 		clear(got)
 		err := store.LoadAll(ctx, keys, func(k, v []byte) error { got[string(k)] = v; return nil })
 		return err == nil && len(got) == len(ids)

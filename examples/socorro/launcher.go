@@ -53,7 +53,16 @@ func runLauncher(args []string) error {
 	rate := fs.Float64("rate", 2, "reports per second the generator posts, round-robin over the nodes (0: no generator)")
 	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
+	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
+	var stores storeFlags
+	stores.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := stores.kinds(); err != nil {
+		return err
+	}
+	if _, err := parseLevel(*logLevel); err != nil {
 		return err
 	}
 	if *nodes < 1 {
@@ -82,7 +91,8 @@ func runLauncher(args []string) error {
 	}()
 
 	l := &launcher{out: os.Stdout}
-	err := l.start(ctx, *nodes, *port, dataDir, *memory)
+	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10))
+	err := l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {
 		for _, c := range l.nodes {
 			fmt.Fprintf(l.out, "%s: %s/\n", c.name, c.url)
@@ -98,7 +108,8 @@ func runLauncher(args []string) error {
 }
 
 // start starts n node processes and waits until each serves its pages.
-func (l *launcher) start(ctx context.Context, n, port int, dataDir string, memory int64) error {
+// extra are flags passed to every node as they are.
+func (l *launcher) start(ctx context.Context, n, port int, dataDir string, extra []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -132,7 +143,7 @@ func (l *launcher) start(ctx context.Context, n, port int, dataDir string, memor
 	}
 	for i := range n {
 		name := "node" + strconv.Itoa(i)
-		cmd := exec.Command(exe, "node",
+		cmd := exec.Command(exe, append([]string{"node",
 			"-name", name,
 			"-http", httpAddrs[i],
 			"-gossip", gossip[i],
@@ -140,8 +151,7 @@ func (l *launcher) start(ctx context.Context, n, port int, dataDir string, memor
 			"-seeds", strings.Join(gossip, ","),
 			"-expect", strconv.Itoa(n),
 			"-data", filepath.Join(dataDir, name),
-			"-memory", strconv.FormatInt(memory, 10),
-		)
+		}, extra...)...)
 		cmd.Stderr = os.Stderr
 		ownGroup(cmd) // Ctrl-C reaches the launcher only, which stops the nodes in order
 		stdout, err := cmd.StdoutPipe()

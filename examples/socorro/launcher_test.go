@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestLauncherStartsAndStopsNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
+	var stderr lockedBuffer // read while the launcher writes
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -82,6 +83,18 @@ func TestLauncherStartsAndStopsNodes(t *testing.T) {
 		}
 	}
 
+	// A quiet start: a "node started" line per node, and none of raft's routine warnings.
+	logs := stderr.String()
+	if n := strings.Count(logs, `msg="node started"`); n != 3 {
+		t.Errorf("%d \"node started\" lines, want 3:\n%s", n, logs)
+	}
+	msg := regexp.MustCompile(`level=WARN msg="([^"]*)`)
+	for _, l := range strings.Split(logs, "\n") {
+		if m := msg.FindStringSubmatch(l); m != nil && isRoutineRaft(m[1]) {
+			t.Errorf("a routine raft warning at start-up: %s", l)
+		}
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +121,22 @@ func TestLauncherStartsAndStopsNodes(t *testing.T) {
 			t.Errorf("%s still serves after the launcher exited", u)
 		}
 	}
+}
+
+// lockedBuffer is a strings.Builder safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,16 +30,23 @@ func runNode(args []string) error {
 	budget := fs.Int64("memory", 256<<20, "memory budget of the member's entries, bytes")
 	sweepEvery := fs.Duration("sweep-every", 10*time.Second, "how often the sweeper walks this node's waiting crashes")
 	sweepAge := fs.Duration("sweep-age", 30*time.Second, "age from which the sweeper processes a waiting crash")
+	logLevel := fs.String("log", "info", "log level: debug (the member's routine work too), info, warn or error")
+	var stores storeFlags
+	stores.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *name)
+	level, err := parseLevel(*logLevel)
+	if err != nil {
+		return err
+	}
+	log, memberLog := loggers(os.Stderr, level, *name)
 	mc := gridmap.Config{
 		Name:           *name,
 		BindAddr:       *bind,
 		GossipBindAddr: *gossip,
 		ExpectMembers:  *expect,
-		Logger:         log,
+		Logger:         memberLog,
 	}
 	if *seeds != "" {
 		mc.Seeds = strings.Split(*seeds, ",")
@@ -57,14 +63,22 @@ func runNode(args []string) error {
 		case <-ctx.Done():
 		}
 	}()
-	n, err := node.Start(ctx, node.Config{
+	cfg := node.Config{
 		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data,
 		MemoryBudget: *budget, SweepAge: *sweepAge, SweepEvery: *sweepEvery, Logger: log,
-	})
+	}
+	if err := stores.apply(&cfg); err != nil {
+		cancel()
+		return err
+	}
+	started := time.Now()
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		cancel()
 		return err
 	}
+	log.Info("node started", "pages", n.URL(), "members", len(n.Member().Cluster().Members()),
+		"store", stores.store, "took", time.Since(started).Round(time.Millisecond))
 	// From here the goroutine above owns the first signal: it cancels ctx.
 	fmt.Printf("%s%s\n", readyPrefix, n.URL())
 	<-ctx.Done()

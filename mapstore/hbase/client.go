@@ -79,7 +79,7 @@ func (c *Client) conn(ctx context.Context, addr, service string) (*rpc.Conn, err
 		return cn, nil
 	}
 	c.mu.Unlock()
-	cn, err := rpc.Dial(ctx, addr, service, rpc.Options{User: c.cfg.User, DialTimeout: c.cfg.DialTimeout})
+	cn, err := rpc.Dial(ctx, addr, service, rpc.Options{User: c.cfg.User, DialTimeout: c.cfg.DialTimeout, Dial: c.cfg.Dial})
 	if err != nil {
 		return nil, convertErr(err)
 	}

@@ -1,9 +1,11 @@
 package hbase
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/user"
 	"time"
 )
@@ -44,6 +46,9 @@ type Config struct {
 	// small requests keep each call short and spread a batch over the server's handlers, in
 	// flight together on the one connection.
 	MaxRequestBytes int64
+	// Dial, if set, opens every TCP connection to a server (a proxy, a tunnel, or a test that
+	// cuts the network). nil: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives retries and re-locations at Debug level. nil discards.
 	Logger *slog.Logger
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,8 +16,8 @@ import (
 	"github.com/gridmap/gridmap/examples/socorro/gridstore"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
 	"github.com/gridmap/gridmap/listener"
-	"github.com/gridmap/gridmap/mapstore"
-	"github.com/gridmap/gridmap/mapstore/pebblestore"
+	"github.com/gridmap/gridmap/mapstore/elasticsearch"
+	"github.com/gridmap/gridmap/mapstore/hbase"
 )
 
 // ProcessedMap is the map of processed crashes, by crash ID.
@@ -34,18 +33,37 @@ type Config struct {
 	// Its Maps and MemoryBudget are set by the node from DataDir and MemoryBudget.
 	Member gridmap.Config
 	// DataDir is the node's data folder: with it, the maps write behind to pebble stores in
-	// DataDir/<map>. Empty: the maps live in memory only.
+	// DataDir/<map> (but for those Elasticsearch and HBase keep). Empty: the maps without an
+	// external store live in memory only (with their backups).
 	DataDir string
+	// Elasticsearch, when not nil, keeps the processed crashes in Elasticsearch instead of the
+	// embedded store, as Socorro does: one searchable document per crash in one index a week
+	// (Index, default DefaultESIndex "socorro%Y%W"), written behind; the pages' recent crashes
+	// and top signatures then come from searches of the whole store. The node sets KeyTime,
+	// Document and Value (and Mappings when nil); Addresses, Client and the rest are the
+	// adapter's.
+	Elasticsearch *elasticsearch.Config
+	// HBase, when not nil, keeps the raw crashes (annotations, metadata and dumps) in HBase
+	// table HBaseTable instead of the embedded store, under Socorro's salted row keys, written
+	// behind. The node creates the table when it is missing, so HBase must serve at start.
+	HBase *hbase.Config
+	// HBaseTable is the table of raw crashes. Default DefaultHBaseTable "crash_reports".
+	HBaseTable string
 	// WriteDelay is the write-behind delay. Default 1s.
 	WriteDelay time.Duration
 	// MemoryBudget bounds the member's entries in bytes; clean entries beyond it are evicted
-	// and read through from the store. Used only with a DataDir. Default 256 MiB.
+	// and read through from the store. Used only when a map has a store (a DataDir,
+	// Elasticsearch or HBase): dirty entries are never evicted. Default 256 MiB.
 	MemoryBudget int64
 	// SweepEvery is how often the sweeper walks this node's process entries. Default 10s.
 	SweepEvery time.Duration
 	// SweepAge is the age from which the sweeper processes a process entry the listener did
 	// not. Default 30s.
 	SweepAge time.Duration
+	// PublishEvery is how often the node publishes its page figures (rates, recent crashes,
+	// signatures by minute) to StatsMap, from which every node's pages show the cluster's.
+	// Default 2s.
+	PublishEvery time.Duration
 	// Rules are the signature rules. Default processor.DefaultRules().
 	Rules *processor.Rules
 	// Logger receives the node's logs. Default slog.Default().
@@ -69,8 +87,14 @@ func (c Config) WithDefaults() Config {
 	if c.SweepAge == 0 {
 		c.SweepAge = 30 * time.Second
 	}
+	if c.PublishEvery == 0 {
+		c.PublishEvery = 2 * time.Second
+	}
 	if c.Rules == nil {
 		c.Rules = processor.DefaultRules()
+	}
+	if c.HBaseTable == "" {
+		c.HBaseTable = DefaultHBaseTable
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -81,7 +105,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{"WriteDelay": c.WriteDelay, "SweepEvery": c.SweepEvery, "SweepAge": c.SweepAge} {
+	for name, d := range map[string]time.Duration{"WriteDelay": c.WriteDelay, "SweepEvery": c.SweepEvery, "SweepAge": c.SweepAge, "PublishEvery": c.PublishEvery} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d))
 		}
@@ -101,8 +125,10 @@ type Node struct {
 	reports   *dmap.Map[string, *collector.Crash]
 	process   *dmap.Map[string, time.Time]
 	processed *dmap.Map[string, *processor.Crash]
+	stats     *dmap.Map[string, *NodeStats]
 	listener  *dmap.ListenerHandle
-	stores    []*pebblestore.Store
+	es        *elasticsearch.Store // nil unless processed crashes live in Elasticsearch
+	closers   []func() error       // the stores and clients openStores opened
 	http      *http.Server
 	ln        net.Listener
 
@@ -126,23 +152,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	defer func() {
 		if err != nil {
-			for _, s := range n.stores {
-				_ = s.Close()
+			for _, c := range n.closers {
+				_ = c()
 			}
 		}
 	}()
 	mcfg := cfg.Member
-	if cfg.DataDir != "" {
+	maps, err := n.openStores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(maps) > 0 {
 		mcfg.MemoryBudget = cfg.MemoryBudget
-		mcfg.Maps = map[string]dmap.MapConfig{}
-		for _, name := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
-			s, err := pebblestore.Open(filepath.Join(cfg.DataDir, name), pebblestore.Options{})
-			if err != nil {
-				return nil, fmt.Errorf("node: %w", err)
-			}
-			n.stores = append(n.stores, s)
-			mcfg.Maps[name] = dmap.MapConfig{Store: s, Persistence: mapstore.Config{WriteDelay: cfg.WriteDelay}}
-		}
+		mcfg.Maps = maps
 	}
 	n.member, err = gridmap.Start(ctx, mcfg)
 	if err != nil {
@@ -166,6 +188,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.processed, err = gridmap.GetMap[string, *processor.Crash](n.member, ProcessedMap); err != nil {
+		return nil, err
+	}
+	if n.stats, err = gridmap.GetMap[string, *NodeStats](n.member, StatsMap); err != nil {
 		return nil, err
 	}
 	h, err := n.handler()
@@ -199,7 +224,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		_ = n.ln.Close()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		n.publishLoop(runCtx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -234,8 +263,8 @@ func (n *Node) Close(ctx context.Context) error {
 	n.stop()
 	n.wg.Wait()
 	errs = append(errs, n.member.Close(ctx))
-	for _, s := range n.stores {
-		errs = append(errs, s.Close())
+	for _, c := range n.closers {
+		errs = append(errs, c())
 	}
 	n.closeErr = errors.Join(errs...)
 	return n.closeErr

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,12 @@ import (
 // at the end of the test.
 func startCluster(t *testing.T, n int) []*Node {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with each node's Config changed by edit (if not nil).
+func startClusterWith(t *testing.T, n int, edit func(i int, c *Config)) []*Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var nodes []*Node
@@ -35,16 +43,21 @@ func startCluster(t *testing.T, n int) []*Node {
 		if i > 0 {
 			mc.Seeds = []string{nodes[0].Member().GossipAddr()}
 		}
-		nd, err := Start(ctx, Config{
+		cfg := Config{
 			Name:       "n" + string(rune('0'+i)),
 			Member:     mc,
 			DataDir:    filepath.Join(t.TempDir(), "data"),
 			WriteDelay: 100 * time.Millisecond,
 			// Long enough that a crash waits for the listener, not the sweeper, in a test
 			// that does not ask for sweeps.
-			SweepEvery: time.Hour,
-			SweepAge:   time.Hour,
-		})
+			SweepEvery:   time.Hour,
+			SweepAge:     time.Hour,
+			PublishEvery: 100 * time.Millisecond,
+		}
+		if edit != nil {
+			edit(i, &cfg)
+		}
+		nd, err := Start(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,6 +79,26 @@ func startCluster(t *testing.T, n int) []*Node {
 			}
 		}
 		return true
+	})
+	var state string
+	defer func() {
+		if t.Failed() {
+			t.Logf("partitions: %s", state)
+		}
+	}()
+	waitFor(t, time.Minute, "the partitions are spread over every node and the cluster is safe", func() bool {
+		c := nodes[0].Member().Cluster()
+		owners := map[string]bool{}
+		migrating, lost := 0, 0
+		for _, p := range c.Partitions() {
+			owners[string(p.Owner)] = true
+			migrating += len(p.Migrating)
+			if p.Lost {
+				lost++
+			}
+		}
+		state = fmt.Sprintf("%d owners, %d copies in flight, %d lost, safe %v", len(owners), migrating, lost, c.Safe())
+		return len(owners) == n && c.Safe()
 	})
 	return nodes
 }
@@ -256,20 +289,34 @@ func TestEndToEnd(t *testing.T) {
 		}
 		break
 	}
-	var listed int
+	// The index page of every node lists the whole cluster's crashes and counts them all in its
+	// top signatures, though each node processed only some of them.
+	var local []uint64
 	for _, nd := range nodes {
-		status, page := get(t, nd.URL()+"/")
-		if status != http.StatusOK || !strings.Contains(page, "Top signatures") {
-			t.Fatalf("index: %d\n%s", status, page)
-		}
-		for id := range want {
-			if strings.Contains(page, id) {
-				listed++
-			}
-		}
+		local = append(local, nd.Rates().ProcessedTotal)
 	}
-	if listed != len(want) {
-		t.Errorf("the nodes' recent lists name %d crashes, want %d", listed, len(want))
+	if slices.Contains(local, uint64(len(want))) {
+		t.Fatalf("one node processed every crash (%v): the test cannot tell a cluster view from a local one", local)
+	}
+	for _, nd := range nodes {
+		var page string
+		waitFor(t, time.Minute, nd.cfg.Name+"'s index lists every crash of the cluster", func() bool {
+			var status int
+			status, page = get(t, nd.URL()+"/")
+			if status != http.StatusOK || !strings.Contains(page, "Top signatures") ||
+				!strings.Contains(page, fmt.Sprintf("%d crashes processed in the last hour", len(want))) {
+				return false
+			}
+			for id := range want {
+				if !strings.Contains(page, id) {
+					return false
+				}
+			}
+			return true
+		})
+		if !strings.Contains(page, "from grid") {
+			t.Errorf("%s's index does not say its lists come from the grid", nd.cfg.Name)
+		}
 	}
 	if status, _ := get(t, nodes[0].URL()+"/report/bp-00000000-0000-0000-0000-000000260101"); status != http.StatusNotFound {
 		t.Errorf("unknown crash: %d, want 404", status)

@@ -16,7 +16,10 @@ import (
 func (n *Node) processOne(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if ok, err := n.processed.ContainsKey(ctx, id); err != nil {
+	// A miss of processedCrashes reads through to its store: while the store is unreachable
+	// (ErrStore) the check cannot tell, and the crash is processed anyway: PutIfAbsent below
+	// decides on the grid's copy, so the pipeline goes on while the store is down.
+	if ok, err := n.processed.ContainsKey(ctx, id); err != nil && !errors.Is(err, dmap.ErrStore) {
 		n.log.Warn("process: check processed", "id", id, "err", err)
 		return
 	} else if !ok {

@@ -123,12 +123,7 @@ func (h *history) Top(since time.Time, n int) []SignatureCount {
 	for sig, c := range counts {
 		out = append(out, SignatureCount{sig, c})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
-		}
-		return out[i].Signature < out[j].Signature
-	})
+	sortCounts(out)
 	if len(out) > n {
 		out = out[:n]
 	}

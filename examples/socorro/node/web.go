@@ -3,16 +3,19 @@ package node
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/examples/socorro/collector"
+	"github.com/gridmap/gridmap/examples/socorro/gridstore"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
 )
 
@@ -37,6 +40,7 @@ func (n *Node) handler() (http.Handler, error) {
 	mux.Handle("POST /submit", submit)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", n.serveIndex)
+	mux.HandleFunc("GET /api/stats", n.serveStats)
 	mux.HandleFunc("GET /report/{id}", n.serveReport)
 	mux.HandleFunc("GET /report/{id}/dump/{name}", n.serveDump)
 	return mux, nil
@@ -58,6 +62,9 @@ type Rates struct {
 	CollectedPerMinute, CollectedTotal uint64
 	ProcessedPerMinute, ProcessedTotal uint64
 	Backlog                            int
+	// Unstored counts this member's entries (backups included) written but not yet in their
+	// store: it grows while a store is unreachable and drains when it is back.
+	Unstored int
 }
 
 // Rates returns the node's collect and process rates and its backlog.
@@ -67,16 +74,25 @@ func (n *Node) Rates() Rates {
 	r.CollectedPerMinute, r.CollectedTotal = n.collected.perMinute(now)
 	r.ProcessedPerMinute, r.ProcessedTotal = n.processedRate.perMinute(now)
 	r.Backlog = n.backlog()
+	for _, m := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
+		r.Unstored += n.member.Maps().PersistenceStats(m).DirtyEntries
+	}
 	return r
 }
 
 type indexPage struct {
-	Name    string
-	Members []string
-	Rates   Rates
-	Recent  []Summary
-	Top     []SignatureCount
+	Name       string
+	Members    []string
+	Rates      Rates
+	Cluster    ClusterView
+	ClusterErr string
 }
+
+// Sizes of the index page's lists.
+const (
+	pageRecent = 50
+	pageTop    = 20
+)
 
 func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var members []string
@@ -84,13 +100,14 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		members = append(members, string(m.ID))
 	}
 	sort.Strings(members)
-	render(w, http.StatusOK, "index.html", indexPage{
-		Name:    n.cfg.Name,
-		Members: members,
-		Rates:   n.Rates(),
-		Recent:  n.history.Recent(),
-		Top:     n.history.Top(time.Now().Add(-time.Hour), 20),
-	})
+	p := indexPage{Name: n.cfg.Name, Members: members, Rates: n.Rates()}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var err error
+	if p.Cluster, err = n.Cluster(ctx, pageRecent, pageTop); err != nil {
+		p.ClusterErr = err.Error()
+	}
+	render(w, http.StatusOK, "index.html", p)
 }
 
 type reportPage struct {
@@ -171,6 +188,23 @@ func (n *Node) serveDump(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+name+`.dmp"`)
 	_, _ = w.Write(d)
+}
+
+// Stats is what GET /api/stats answers: the node's rates and its process's memory, for load
+// runs and monitors.
+type Stats struct {
+	Name  string
+	Rates Rates
+	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
+	HeapInuse, Sys uint64
+	Goroutines     int
+}
+
+func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

@@ -56,6 +56,8 @@ type Options struct {
 	DialTimeout time.Duration
 	// MaxFrame bounds a response frame; 0 means DefaultMaxFrame.
 	MaxFrame int
+	// Dial, if set, opens the TCP connection instead of a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Conn is one connection. It is safe for concurrent use: calls are written one at a time and
@@ -95,8 +97,12 @@ func Dial(ctx context.Context, addr, service string, opts Options) (*Conn, error
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = DefaultMaxFrame
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	dial := opts.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %v", ErrConnection, addr, err)
 	}

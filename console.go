@@ -275,6 +275,9 @@ func (m *Member) localFigures() console.Member {
 	stored := m.engine.StoredMaps()
 	for _, ms := range st.Maps {
 		f.EntryBytes += ms.OwnedBytes + ms.BackupBytes
+		if engine.IsStructureMapName(ms.Name) {
+			continue // a queue's or topic's entries: shown as queues and topics
+		}
 		mp := console.Map{
 			Name: ms.Name, Entries: ms.OwnedEntries, BackupEntries: ms.BackupEntries,
 			Bytes: ms.OwnedBytes, BackupBytes: ms.BackupBytes, Ops: map[string]uint64{},
@@ -315,7 +318,7 @@ func heapBytes() uint64 {
 
 // setMessaging wires the topic and queue service into the console: p publishes the console
 // form's messages (nil: publishing fails with 503), d reports topic and queue sizes for the
-// console and the metrics (nil: none). The Topic and Queue services call it when they start.
+// console and the metrics (nil: none). start calls it through startMessaging (messaging.go).
 //
 // It may be called before or after startObservability (from start, before Start returns).
 func (m *Member) setMessaging(p console.Publisher, d console.Destinations) {

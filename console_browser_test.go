@@ -14,37 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/gridmap/gridmap/internal/console"
+	"github.com/gridmap/gridmap/queue"
+	"github.com/gridmap/gridmap/topic"
 )
-
-// recordingTopic stands in for the Topic service (issue 15) behind the console's hooks: it is
-// the console.Publisher the publish form reaches, and the console.Destinations that lists the
-// topic. The Topic service fills the same hooks (Member.setMessaging) when it lands.
-type recordingTopic struct {
-	mu   sync.Mutex
-	msgs []string // "topic=message"
-}
-
-func (r *recordingTopic) Publish(_ context.Context, topic string, msg []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, topic+"="+string(msg))
-	return nil
-}
-
-func (r *recordingTopic) received() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.msgs)
-}
-
-func (r *recordingTopic) Topics() []console.Topic {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return []console.Topic{{Name: "command", Published: uint64(len(r.msgs)), Subscribers: 1}}
-}
-
-func (r *recordingTopic) Queues() []console.Queue { return []console.Queue{{Name: "process", Size: 7}} }
 
 // chromium finds the browser the console tests drive: $GRIDMAP_CHROMIUM, else chromium on the
 // PATH (Debian's package, which .ci/run installs). Without one the test is skipped, except in CI
@@ -129,8 +101,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 	slices.SortFunc(members, func(a, b *Member) int { return strings.Compare(a.cfg.Name, b.cfg.Name) })
 	m0, m1 := members[0], members[1]
-	topic := &recordingTopic{}
-	m0.setMessaging(topic, topic)
+	m2 := members[2]
+	// A real subscriber of topic "command" on another member: the form's message must reach it.
+	cmd, err := topic.New[string](m2.Topics(), "command")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cmd.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// A real queue with 7 items: the queues table shows them.
+	jobs, err := queue.New[string](m1.Queues(), "process")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		if err := jobs.Offer(context.Background(), fmt.Sprint("crash-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	url := "http://" + m0.ConsoleAddr() + "/"
 	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#members tbody tr`))); err != nil {
@@ -202,9 +193,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	status("published 2 bytes to command")
-	if got := topic.received(); !slices.Equal(got, []string{"command=s2"}) {
-		t.Fatalf("the topic hook received %q, want only the authorized message", got)
+	select {
+	case msg := <-sub.Messages():
+		if msg.Err != nil || msg.Value != "s2" || msg.Missed != 0 {
+			t.Fatalf("the subscriber received %+v, want only the authorized message s2", msg)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the subscriber on another member did not receive the published message")
 	}
+	waitPage(t, ctx, 10*time.Second, "the queue listed with its 7 items",
+		`Number((document.querySelector('#queues tr[data-queue="process"] td:nth-child(2)') || {}).textContent || 0)`,
+		func(n float64) bool { return n == 7 })
 	waitPage(t, ctx, 10*time.Second, "the topic listed with its published count",
 		`Number((document.querySelector('#topics tr[data-topic="command"] td:nth-child(2)') || {}).textContent || 0)`,
 		func(n float64) bool { return n == 1 })

@@ -160,6 +160,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		return nil, configError(err)
 	}
 	m.topics = topic.WrapEngine(m.engine)
+	m.startMessaging()
 	if err := m.startObservability(); err != nil {
 		m.stop()
 		return nil, configError(err)

@@ -95,6 +95,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	st := m.engine.Stats()
 	for _, ms := range st.Maps {
+		if engine.IsStructureMapName(ms.Name) {
+			continue // a queue's or topic's entries: the queue and topic series show them
+		}
 		gauge(d.entries, float64(ms.OwnedEntries), ms.Name, "owner")
 		gauge(d.entries, float64(ms.BackupEntries), ms.Name, "backup")
 		gauge(d.bytes, float64(ms.OwnedBytes), ms.Name, "owner")
@@ -105,6 +108,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.listenerDelivered, ms.ListenerDelivered, ms.Name)
 	}
 	for name, classes := range m.engine.OpStats() {
+		if engine.IsStructureMapName(name) {
+			continue
+		}
 		for cl, os := range classes {
 			op := engine.OpClassNames[cl]
 			counter(d.ops, os.Ops, name, op)

@@ -42,6 +42,8 @@ type hub struct {
 
 	kick chan struct{} // capacity 1: a message is held and run may be asleep
 
+	counts *counts // the member's figures of the topic (figures.go)
+
 	mu        sync.Mutex
 	subs      map[*sink]struct{}
 	interval  time.Duration // the shortest resync interval of the subscribers
@@ -229,6 +231,7 @@ func (h *hub) handOn(its []item) {
 		for sk := range h.subs {
 			sk.push(it.seq, it.payload)
 		}
+		h.counts.received.Add(uint64(len(h.subs)))
 	}
 }
 

@@ -17,8 +17,9 @@ type Service struct {
 	e      *engine.Service
 	regErr error // registering the processors failed: every topic fails with it
 
-	mu   sync.Mutex
-	hubs map[string]*hub
+	mu      sync.Mutex
+	hubs    map[string]*hub
+	figures map[string]*counts // figures.go
 }
 
 // WrapEngine returns the topic service of a member's engine and installs the topic's partition
@@ -29,7 +30,7 @@ func WrapEngine(e *engine.Service) *Service {
 	if e == nil {
 		return nil
 	}
-	return &Service{e: e, regErr: register(e), hubs: make(map[string]*hub)}
+	return &Service{e: e, regErr: register(e), hubs: make(map[string]*hub), figures: make(map[string]*counts)}
 }
 
 // PublishBytes publishes payload as it is to the topic called name, with the ring the topic
@@ -42,7 +43,11 @@ func (s *Service) PublishBytes(ctx context.Context, name string, payload []byte)
 	if err != nil {
 		return 0, err
 	}
-	return publishRaw(ctx, raw, p, 0, payload)
+	seq, err := publishRaw(ctx, raw, p, 0, payload)
+	if err == nil {
+		s.counts(name).published.Add(1)
+	}
+	return seq, err
 }
 
 // open returns the handle of a topic's structure map and the partition it lives in.
@@ -66,11 +71,12 @@ func (s *Service) open(name string) (*engine.Map, partition.ID, error) {
 
 // hub returns the member's hub of the topic called name.
 func (s *Service) hub(name string, raw *engine.Map, p partition.ID) *hub {
+	c := s.counts(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hubs[name]
 	if h == nil {
-		h = &hub{raw: raw, part: p, subs: make(map[*sink]struct{}), kick: make(chan struct{}, 1)}
+		h = &hub{raw: raw, part: p, subs: make(map[*sink]struct{}), kick: make(chan struct{}, 1), counts: c}
 		s.hubs[name] = h
 	}
 	return h

@@ -20,6 +20,8 @@ type Topic[T any] struct {
 	part  partition.ID
 	codec dmap.Codec[T]
 	cfg   Config
+	// counts are the member's figures of the topic (figures.go).
+	counts *counts
 }
 
 // Option configures a Topic.
@@ -41,7 +43,7 @@ func New[T any](svc *Service, name string, opts ...Option[T]) (*Topic[T], error)
 	if err != nil {
 		return nil, err
 	}
-	t := &Topic[T]{svc: svc, name: name, raw: raw, part: p, codec: dmap.DefaultCodec[T]()}
+	t := &Topic[T]{svc: svc, name: name, raw: raw, part: p, codec: dmap.DefaultCodec[T](), counts: svc.counts(name)}
 	for _, o := range opts {
 		o(t)
 	}
@@ -73,7 +75,11 @@ func (t *Topic[T]) Publish(ctx context.Context, msg T) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), b)
+	seq, err := publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), b)
+	if err == nil {
+		t.counts.published.Add(1)
+	}
+	return seq, err
 }
 
 // PublishAll publishes msgs in one step: they get consecutive sequence numbers (the first is
@@ -92,7 +98,11 @@ func (t *Topic[T]) PublishAll(ctx context.Context, msgs ...T) (uint64, error) {
 		}
 		payloads[i] = b
 	}
-	return publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), payloads...)
+	seq, err := publishRaw(ctx, t.raw, t.part, uint64(t.cfg.RingCapacity), payloads...)
+	if err == nil {
+		t.counts.published.Add(uint64(len(payloads)))
+	}
+	return seq, err
 }
 
 func publishRaw(ctx context.Context, raw *engine.Map, p partition.ID, capacity uint64, payloads ...[]byte) (uint64, error) {

@@ -32,7 +32,8 @@ type MemberStats struct {
 	CopiesDone                          uint64
 	// TableEpoch is the epoch of the table the figures come from.
 	TableEpoch uint64
-	// Maps lists every map this member holds entries of, opened, or listens to, by name.
+	// Maps lists every map this member holds entries of, opened, or listens to, by name, the
+	// structure maps of queues and topics (StructureMapName) included.
 	Maps []MapStats
 }
 
@@ -77,8 +78,8 @@ func (s *Service) Stats() MemberStats {
 		}
 		p.mu.RLock()
 		for name, et := range p.rs.maps {
-			if name == "" || name[0] == 0 {
-				continue // reserved (internal) maps
+			if name == "" || (name[0] == 0 && !IsStructureMapName(name)) {
+				continue // reserved (internal) maps; a queue's or topic's are shown
 			}
 			ms := get(name)
 			n := et.len()

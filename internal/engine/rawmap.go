@@ -57,8 +57,18 @@ func StructureMapName(kind, name string) string { return "\x00" + kind + "\x00" 
 
 // IsStructureMapName reports whether name is a StructureMapName (of a non-empty kind and name).
 func IsStructureMapName(name string) bool {
-	kind, rest, ok := strings.Cut(strings.TrimPrefix(name, "\x00"), "\x00")
-	return ok && len(name) > 0 && name[0] == 0 && kind != "" && rest != ""
+	_, _, ok := SplitStructureMapName(name)
+	return ok
+}
+
+// SplitStructureMapName returns the kind and the structure's name of a StructureMapName; ok is
+// false for any other name.
+func SplitStructureMapName(mapName string) (kind, name string, ok bool) {
+	if len(mapName) == 0 || mapName[0] != 0 {
+		return "", "", false
+	}
+	kind, name, ok = strings.Cut(mapName[1:], "\x00")
+	return kind, name, ok && kind != "" && name != ""
 }
 
 // OpenStructureMap returns the handle of the map holding the structure called name of a façade's

@@ -15,8 +15,10 @@ import (
 	"github.com/gridmap/gridmap/internal/freeport"
 	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/internal/transport"
+	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
+	"github.com/gridmap/gridmap/partition"
 )
 
 // Validate checks each map's configuration with the map service's rules, naming the map and the
@@ -266,6 +268,10 @@ func TestConfigContract(t *testing.T) {
 			membership.Config{ID: "a", TransportAddr: "127.0.0.1:1"}.WithDefaults().Validate(),
 			membership.Config{ID: "a", TransportAddr: "127.0.0.1:1", EventBuffer: -1}.Validate(),
 			reflect.DeepEqual(membership.Config{}.WithDefaults().WithDefaults(), membership.Config{}.WithDefaults()), membership.ErrConfig},
+		"listener.Options": {listener.Options{}.Validate(), listener.Options{}.WithDefaults().Validate(), listener.Options{QueueSize: -1}.Validate(),
+			listener.Options{}.WithDefaults().WithDefaults().QueueSize == listener.Options{}.WithDefaults().QueueSize, listener.ErrInvalidOptions},
+		"partition.PlanConfig": {partition.PlanConfig{}.Validate(), partition.PlanConfig{}.WithDefaults().Validate(), partition.PlanConfig{Backups: -1}.Validate(),
+			partition.PlanConfig{}.WithDefaults().WithDefaults() == partition.PlanConfig{}.WithDefaults(), partition.ErrInvalidConfig},
 		"transport.Config": {transport.Config{}.Validate(), transport.Config{}.WithDefaults().Validate(), transport.Config{QueueSize: -1}.Validate(),
 			transport.Config{}.WithDefaults().WithDefaults().MaxFrameSize == transport.Config{}.WithDefaults().MaxFrameSize, transport.ErrInvalidConfig},
 	}

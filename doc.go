@@ -52,7 +52,9 @@
 // A local entry listener (dmap.Map.AddLocalEntryListener) runs on the member that owns each
 // entry, once per event, in order per key, from its own bounded queue; when the queue
 // overflows, writes go on and the listener gets a notice with the exact number of events it
-// missed. After a failover or migration the new owner's listeners take over, and an application
+// missed. An event is published once reads see its write (after the backups acknowledged it),
+// so a listener can read the entry, or a co-keyed entry of the same transaction, it is told of.
+// After a failover or migration the new owner's listeners take over, and an application
 // finishes lingering work by sweeping LocalEntries. Cluster-wide listeners filter on the owner
 // with predicates registered by name on every member. Entry processors (dmap.Execute) run on the
 // owner atomically with respect to the key, exactly once across retries. Key locks

@@ -215,6 +215,11 @@ func (m *Map[K, V]) rawListenerOptions(opts ListenerOptions[K]) (lo listener.Opt
 // flight during a failover or migration may be delivered again on the new owner. Combine it with
 // a sweep over LocalEntries to handle every entry at least once.
 //
+// An event is published once the write is visible to reads: after its synchronous backups
+// acknowledged it. So fn may read the entry it is told of, or a co-keyed entry written by the
+// same transaction, and find it; a write that dies with its owner before its backups
+// acknowledged it is never announced.
+//
 // Events: Added, Updated and Removed for writes (Put and the like, Delete, Clear, entry
 // processors, transactions), Expired from the owner's expiry sweep (an expired entry overwritten
 // before the sweep found it produces an Added event only). Locks produce no events.

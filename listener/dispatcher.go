@@ -84,7 +84,7 @@ func (d *Dispatcher) Attach(mapName string, l Listener, opts Options) (*Registra
 
 // register creates a registration and, when routed, adds it to the table Publish reads.
 func (d *Dispatcher) register(mapName string, l Listener, opts Options, routed bool) (*Registration, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	err := opts.Validate()
 	if l == nil {
 		err = errors.Join(err, fmt.Errorf("%w: listener is nil", ErrInvalidOptions))

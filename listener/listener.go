@@ -57,16 +57,19 @@ type Options struct {
 	Predicate func(Event) bool
 }
 
-// withDefaults fills the fields left zero.
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with the fields left zero set to their defaults (QueueSize:
+// DefaultQueueSize). It is idempotent; Register applies it, so callers need not.
+func (o Options) WithDefaults() Options {
 	if o.QueueSize == 0 {
 		o.QueueSize = DefaultQueueSize
 	}
 	return o
 }
 
-// Validate reports every problem of the options at once, each wrapping ErrInvalidOptions.
+// Validate reports every problem of the options at once, each wrapping ErrInvalidOptions. It
+// checks o.WithDefaults(), so it answers alike before and after defaults are applied.
 func (o Options) Validate() error {
+	o = o.WithDefaults()
 	var errs []error
 	if o.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("%w: QueueSize %d is negative", ErrInvalidOptions, o.QueueSize))

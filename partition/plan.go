@@ -50,6 +50,12 @@ type PlanConfig struct {
 	RecreateLost bool
 }
 
+// WithDefaults returns c with its defaults applied, as every configuration of the module
+// offers. Each zero field of PlanConfig is meaningful as it is (no backups, no bound on
+// copies, lost partitions held until reset), so c is returned unchanged; callers wanting
+// the module's default of one backup set it (gridmap.Config.BackupCount does).
+func (c PlanConfig) WithDefaults() PlanConfig { return c }
+
 // Validate reports every problem of c in one error wrapping ErrInvalidConfig.
 func (c PlanConfig) Validate() error {
 	var errs []error

@@ -320,18 +320,31 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time
 // reads see it (it is p.pending until then), also when replication failed (err), since the
 // owner keeps the write; a retry of a failed write is then told that its outcome is unknown
 // rather than that it succeeded. The caller holds p.writeMu and calls it before answering.
+//
+// Then it tells the observers (the listeners): an event announces a write that Get returns, so
+// a listener reading the entry it is told of, or a co-keyed entry of the same transaction,
+// finds it, and a write that dies with this member before its backups acknowledged it is never
+// announced. A write whose replication failed is announced only while this member still owns
+// the partition and is not closing: it is then readable here, and kept (missedWrite brings the
+// backups in line).
 func (s *Service) settle(p *part, w *writeBatch, err error) {
-	if s.cfg.AsyncBackups {
-		return // applyWrite did not make it pending
+	if !s.cfg.AsyncBackups { // else applyWrite did not make it pending
+		p.mu.Lock()
+		if p.pending == w {
+			p.pending = nil
+		}
+		if err != nil {
+			p.rs.answers.fail(w.op)
+		}
+		p.mu.Unlock()
 	}
-	p.mu.Lock()
-	if p.pending == w {
-		p.pending = nil
+	if err != nil && (s.closed() || s.cluster.Table().Owner(p.id) != s.self) {
+		return
 	}
-	if err != nil {
-		p.rs.answers.fail(w.op)
+	// Still under writeMu: observers see the partition's writes in order.
+	for _, o := range s.observers {
+		o.ownerApplied(p.id, w.muts, w.prevs)
 	}
-	p.mu.Unlock()
 }
 
 // noteRetried adds the ID of a retry this owner served afresh to p.retried (answers.go). The
@@ -356,10 +369,11 @@ type decideFunc func(w *writeBatch) opResponse
 
 func (f decideFunc) decide(w *writeBatch) opResponse { return f(w) }
 
-// applyWrite is the part of ownerWrite before replication: decide, store write-through, apply,
-// queue for write-behind and tell the observers. The caller holds p.writeMu and checked
-// ownership; w is empty (its slices may have room for the mutations). It returns the mutations
-// to replicate (none when the write changed nothing or failed) and the answer for the caller.
+// applyWrite is the part of ownerWrite before replication: decide, store write-through, apply
+// and queue for write-behind (the observers are told once the write settles, see settle). The
+// caller holds p.writeMu and checked ownership; w is empty (its slices may have room for the
+// mutations). It returns the mutations to replicate (none when the write changed nothing or
+// failed) and the answer for the caller.
 //
 // A write the partition remembers (a retry of one applied already, see answers.go) is answered
 // as it was the first time, without deciding it again. With synchronous backups, the applied
@@ -412,10 +426,6 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		p.noteRetried(w.op)
 	}
 	p.mu.Unlock()
-	// Still under writeMu: observers see the partition's writes in order.
-	for _, o := range s.observers {
-		o.ownerApplied(p.id, w.muts, w.prevs)
-	}
 	return w.muts, resp
 }
 

@@ -109,9 +109,10 @@ type part struct {
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
-// called after the mutations are applied and before they are replicated, on the writing
-// goroutine, with the partition's writes held back: in order per partition, and it must not
-// block. prevs[i] is the live record muts[i] replaced or removed (the zero record if none). The
+// called once the write is visible to reads: after its synchronous backups acknowledged it (with
+// asynchronous backups, once it is queued for them), never for a write that died unacknowledged
+// with a closing or deposed owner (see settle). It runs on the writing goroutine with the
+// partition's writes held back: in order per partition, and it must not block. prevs[i] is the live record muts[i] replaced or removed (the zero record if none). The
 // slices and values must not be modified; values may be kept (stored bytes are never rewritten).
 type observer interface {
 	ownerApplied(p partition.ID, muts []mutation, prevs []record)

@@ -23,22 +23,12 @@ func (n *Node) processOne(ctx context.Context, id string) {
 		n.log.Warn("process: check processed", "id", id, "err", err)
 		return
 	} else if !ok {
+		// The report and the process entry are written in one co-keyed transaction, and a
+		// listener hears of a write only once reads see it: the report is there.
 		raw, err := n.reports.Get(ctx, id)
-		for wait := 10 * time.Millisecond; errors.Is(err, dmap.ErrNotFound) && wait <= 3*time.Second; wait *= 2 {
-			// The report and the process entry are written in one transaction, but the
-			// owner publishes the event when it applies the write, while Get sees the
-			// write only once its backups acknowledged it: for a report of megabytes, a
-			// while later. Wait for it (about 6 s in all), then leave it to the sweeper.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			raw, err = n.reports.Get(ctx, id)
-		}
 		if errors.Is(err, dmap.ErrNotFound) {
-			// Left for the sweeper, which tries again.
-			n.log.Warn("process: report not found yet", "id", id)
+			// Not expected (see above); the entry stays, and the sweeper tries again.
+			n.log.Warn("process: report not found", "id", id)
 			return
 		}
 		if err != nil {

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Listeners are told of a write once reads see it (after its backups acknowledged it): a local
+// listener on one map reads, inside its callback, the co-keyed entry of another map written by
+// the same transaction, and always finds it. Transactions come from every member, with a
+// backup, so most are replicated over the network before they settle.
+func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	ctx := t.Context()
+	const txs = 300
+	var seen, bad atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	for i := range c.active {
+		s := c.svc(i)
+		process := mustMap[string, int](t, s, "process")
+		reports := mustMap[string, int](t, s, "reports")
+		_, err := process.AddLocalEntryListener(ctx, func(e EntryEvent[string, int]) {
+			// The listener's own goroutine may block: read the report as a processor would.
+			v, err := reports.Get(context.Background(), e.Key)
+			if err != nil || v != e.NewValue {
+				bad.Add(1)
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s: event of value %d, report read %d, %v", e.Key, e.NewValue, v, err))
+				mu.Unlock()
+			}
+			seen.Add(1)
+		}, ListenerOptions[string]{IncludeValues: true, QueueSize: txs})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range c.active {
+		s := c.svc(w)
+		process := mustMap[string, int](t, s, "process")
+		reports := mustMap[string, int](t, s, "reports")
+		wg.Go(func() {
+			for i := w; i < txs; i += len(c.active) {
+				k := fmt.Sprint("crash-", i)
+				err := s.RunTx(ctx, func(tx *Tx) error {
+					if err := inTx(tx, reports).Put(ctx, k, i); err != nil {
+						return err
+					}
+					return inTx(tx, process).Put(ctx, k, i)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, 30*time.Second, "an event per transaction", func() bool { return seen.Load() >= txs })
+	if n := bad.Load(); n != 0 {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d of %d listener reads missed the transaction's co-keyed write, e.g. %v", n, txs, failures[0])
+	}
+}
+
+// A plain put's listener reads its own key and finds the value it is told of (or a newer one:
+// each key is written once here, so exactly it).
+func TestListenerReadsOwnPut(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	ctx := t.Context()
+	const puts = 300
+	var seen, bad atomic.Int64
+	for i := range c.active {
+		m := mustMap[string, int](t, c.svc(i), "own")
+		_, err := m.AddLocalEntryListener(ctx, func(e EntryEvent[string, int]) {
+			if v, err := m.Get(context.Background(), e.Key); err != nil || v != e.NewValue {
+				t.Errorf("%s: event of value %d, read %d, %v", e.Key, e.NewValue, v, err)
+				bad.Add(1)
+			}
+			seen.Add(1)
+		}, ListenerOptions[string]{IncludeValues: true, QueueSize: puts})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range c.active {
+		m := mustMap[string, int](t, c.svc(w), "own")
+		wg.Go(func() {
+			for i := w; i < puts; i += len(c.active) {
+				if err := m.Put(ctx, fmt.Sprint("k", i), i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, 30*time.Second, "an event per put", func() bool { return seen.Load() >= puts })
+	if bad.Load() != 0 {
+		t.Fatalf("%d listener reads missed the write they were told of", bad.Load())
+	}
+}
+
+// A write whose backup never acknowledges it is not announced: while it waits, no listener (a
+// local one on the owner, a cluster-wide one on another member) hears of it, and when the owner
+// dies before the acknowledgement, the write is lost with it and was never announced.
+func TestNoEventForUnacknowledgedWrite(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	owner, backup, other := c.active[0], c.active[1], c.active[2]
+	const name = "unacked"
+	m := mustMap[string, string](t, c.svcs[owner], name)
+	key, p := keyOn(t, c, m, owner, backup)
+
+	var local, remote recorder[string, string]
+	if _, err := m.AddLocalEntryListener(t.Context(), local.on, ListenerOptions[string]{IncludeValues: true}); err != nil {
+		t.Fatal(err)
+	}
+	om := mustMap[string, string](t, c.svcs[other], name)
+	if _, err := om.AddEntryListener(t.Context(), remote.on, ListenerOptions[string]{IncludeValues: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A write that is acknowledged is announced to both: the cluster-wide listener is in place.
+	if err := m.Put(t.Context(), key, "acked"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the first write's events", func() bool { return remote.count() == 1 && local.count() == 1 })
+
+	hangBackups(c, owner, backup)
+	pt := c.svcs[owner].parts[p]
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- m.Put(ctx, key, "lost")
+	}()
+	eventually(t, 10*time.Second, "the write to be applied and wait for its backup", func() bool {
+		pt.mu.RLock()
+		defer pt.mu.RUnlock()
+		return pt.pending != nil
+	})
+	// The owner dies: closing it delivers what its listeners had queued, and ends the write.
+	c.kill(owner)
+	if err := <-done; err == nil {
+		t.Fatal("the write whose owner died before its backup acknowledged succeeded")
+	}
+	c.waitStable()
+	// The backup, promoted, never had the write.
+	bm := mustMap[string, string](t, c.svcs[backup], name)
+	if v, err := bm.Get(t.Context(), key); err != nil || v != "acked" {
+		t.Fatalf("Get on the new owner = %q, %v; want the acknowledged write", v, err)
+	}
+	// An acknowledged write after the failover reaches the cluster-wide listener, which is then
+	// known to be receiving.
+	if err := bm.Put(t.Context(), key, "after"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the event of the write after the failover", func() bool { return remote.count() >= 2 })
+	for _, r := range []*recorder[string, string]{&local, &remote} {
+		evs, _ := r.snapshot()
+		for _, e := range evs {
+			if e.NewValue == "lost" {
+				t.Fatalf("a listener was told of the write that was lost: %+v", e)
+			}
+		}
+	}
+	if evs, _ := local.snapshot(); len(evs) != 1 {
+		t.Fatalf("the owner's local listener got %d events, want only the acknowledged write's", len(evs))
+	}
+}

@@ -16,19 +16,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/gridmap/gridmap/examples/socorro/generator"
 )
 
-// The real dumps the generator builds its reports from.
+// The real dumps the nodes' generators build their reports from.
 //
 //go:embed minidump/testdata/*.dmp
 var dumpFS embed.FS
 
-// launcher is the running demo: its node processes and, optionally, the generator.
+// launcher is the running demo: its node processes (each with a generator the command topic steers).
 type launcher struct {
 	out   io.Writer
 	nodes []*child
@@ -44,13 +42,13 @@ type child struct {
 	err   error         // its exit status, once done
 }
 
-// runLauncher starts the nodes, prints their pages' addresses, runs the generator, and on
-// SIGINT or SIGTERM stops the generator, then each node gracefully, one after the other.
+// runLauncher starts the nodes (their generators at -rate in all), prints their pages' addresses, and on
+// SIGINT or SIGTERM stops each node gracefully, one after the other.
 func runLauncher(args []string) error {
 	fs := flag.NewFlagSet("socorro", flag.ContinueOnError)
 	nodes := fs.Int("nodes", 3, "number of node processes")
 	port := fs.Int("port", 8080, "HTTP port of the first node; node i listens on port+i, its gossip on port+100+i and its member traffic on port+200+i (0: free ports)")
-	rate := fs.Float64("rate", 2, "reports per second the generator posts, round-robin over the nodes (0: no generator)")
+	rate := fs.Float64("rate", 2, "reports per second the nodes' generators post in all, shared evenly (0: none until a command such as s2 on the command topic)")
 	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
 	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
@@ -91,14 +89,17 @@ func runLauncher(args []string) error {
 	}()
 
 	l := &launcher{out: os.Stdout}
-	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10))
+	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10),
+		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64))
 	err := l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {
 		for _, c := range l.nodes {
 			fmt.Fprintf(l.out, "%s: %s/\n", c.name, c.url)
 		}
+		fmt.Fprintln(l.out, "Each node generates crash reports against itself; steer them all from any node's page (command topic: s2, l3000, stop).")
 		fmt.Fprintln(l.out, "Ctrl-C stops the nodes.")
-		err = l.generate(ctx, *rate)
+		<-ctx.Done()
+		err = ctx.Err()
 	}
 	l.stop()
 	if errors.Is(err, context.Canceled) {
@@ -228,13 +229,9 @@ func (l *launcher) stop() {
 	}
 }
 
-// generate runs the generator at rate reports per second against the nodes until ctx ends,
-// printing its figures every 10 seconds. Rate 0 just waits for ctx.
-func (l *launcher) generate(ctx context.Context, rate float64) error {
-	if rate <= 0 {
-		<-ctx.Done()
-		return ctx.Err()
-	}
+// loadDumps returns the real minidumps embedded in the binary, which the nodes' generators
+// build reports from.
+func loadDumps() ([][]byte, error) {
 	var dumps [][]byte
 	err := fs.WalkDir(dumpFS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -244,33 +241,7 @@ func (l *launcher) generate(ctx context.Context, rate float64) error {
 		dumps = append(dumps, b)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	targets := make([]string, len(l.nodes))
-	for i, c := range l.nodes {
-		targets[i] = c.url
-	}
-	d, err := generator.New(generator.Config{Targets: targets, Dumps: dumps, Rate: rate})
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				s := d.Stats()
-				fmt.Fprintf(l.out, "generator: %d sent, %d accepted, %d discarded, %d failed, %.1f MB\n", s.Sent, s.Accepted, s.Discarded, s.Failed, float64(s.Bytes)/1e6)
-			}
-		}
-	})
-	return d.Run(ctx)
+	return dumps, err
 }
 
 // freeAddr returns a local address with a port free at the time of the call.

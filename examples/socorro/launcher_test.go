@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/gridmap/gridmap/examples/socorro/node"
 	"time"
 )
 
@@ -92,6 +95,26 @@ func TestLauncherStartsAndStopsNodes(t *testing.T) {
 	for _, l := range strings.Split(logs, "\n") {
 		if m := msg.FindStringSubmatch(l); m != nil && isRoutineRaft(m[1]) {
 			t.Errorf("a routine raft warning at start-up: %s", l)
+		}
+	}
+
+	// -rate 1 over 3 nodes: each node's generator posts a third of a report a second to it.
+	statsDeadline := time.Now().Add(2 * time.Minute)
+	for _, u := range urls {
+		for {
+			var st node.Stats
+			resp, err := http.Get(u + "/api/stats")
+			if err == nil {
+				err = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+			}
+			if err == nil && st.GeneratorRate == 1.0/3 && st.Steering.PerNode == 1.0/3 && st.Rates.CollectedTotal > 0 {
+				break
+			}
+			if time.Now().After(statsDeadline) {
+				t.Fatalf("%s: the node's generator is not collecting at 1/3 report a second: %+v, %v", u, st, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 

@@ -13,11 +13,13 @@ import (
 	"github.com/gridmap/gridmap"
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/examples/socorro/collector"
+	"github.com/gridmap/gridmap/examples/socorro/generator"
 	"github.com/gridmap/gridmap/examples/socorro/gridstore"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/mapstore/elasticsearch"
 	"github.com/gridmap/gridmap/mapstore/hbase"
+	"github.com/gridmap/gridmap/topic"
 )
 
 // ProcessedMap is the map of processed crashes, by crash ID.
@@ -64,6 +66,12 @@ type Config struct {
 	// signatures by minute) to StatsMap, from which every node's pages show the cluster's.
 	// Default 2s.
 	PublishEvery time.Duration
+	// Dumps are real minidumps this node's generator builds reports from (nil: the node has no
+	// generator). The generator posts to this node's /submit at the rate the command topic
+	// (CommandTopic) sets; Generate is the rate it starts at, in reports a second (default 0:
+	// it waits for a command such as "s2").
+	Dumps    [][]byte
+	Generate float64
 	// Rules are the signature rules. Default processor.DefaultRules().
 	Rules *processor.Rules
 	// Logger receives the node's logs. Default slog.Default().
@@ -110,6 +118,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d))
 		}
 	}
+	if c.Generate < 0 {
+		errs = append(errs, fmt.Errorf("%w: Generate %v is negative", ErrInvalidConfig, c.Generate))
+	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, fmt.Errorf("%w: MemoryBudget %d is negative", ErrInvalidConfig, c.MemoryBudget))
 	}
@@ -134,6 +145,13 @@ type Node struct {
 
 	collected, processedRate rateWindow
 	history                  history
+
+	// commands is the command topic; the steering it set and the generator it steers
+	// (steer.go; gen is nil without Config.Dumps).
+	commands *topic.Topic[string]
+	steerMu  sync.Mutex
+	steering Steering
+	gen      *generator.Driver
 
 	sweepNow chan struct{}
 	stop     context.CancelFunc
@@ -222,6 +240,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		stop()
 		_ = n.ln.Close()
+		return nil, err
+	}
+	if err := n.startSteering(ctx, runCtx); err != nil {
+		stop()
+		n.listener.Remove()
+		_ = n.ln.Close()
+		n.wg.Wait()
 		return nil, err
 	}
 	n.wg.Add(3)

@@ -41,6 +41,7 @@ func (n *Node) handler() (http.Handler, error) {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", n.serveIndex)
 	mux.HandleFunc("GET /api/stats", n.serveStats)
+	mux.HandleFunc("POST /command", n.serveCommand)
 	mux.HandleFunc("GET /report/{id}", n.serveReport)
 	mux.HandleFunc("GET /report/{id}/dump/{name}", n.serveDump)
 	return mux, nil
@@ -86,6 +87,9 @@ type indexPage struct {
 	Rates      Rates
 	Cluster    ClusterView
 	ClusterErr string
+	// Steering and GeneratorRate: the command topic's setting and this node's generator rate.
+	Steering      Steering
+	GeneratorRate float64
 }
 
 // Sizes of the index page's lists.
@@ -100,7 +104,7 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		members = append(members, string(m.ID))
 	}
 	sort.Strings(members)
-	p := indexPage{Name: n.cfg.Name, Members: members, Rates: n.Rates()}
+	p := indexPage{Name: n.cfg.Name, Members: members, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate()}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -195,6 +199,10 @@ func (n *Node) serveDump(w http.ResponseWriter, r *http.Request) {
 type Stats struct {
 	Name  string
 	Rates Rates
+	// Steering is the command topic's setting as this node knows it; GeneratorRate the rate its
+	// generator runs at, reports a second.
+	Steering      Steering
+	GeneratorRate float64
 	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
 	HeapInuse, Sys uint64
 	Goroutines     int
@@ -204,7 +212,7 @@ func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // The real dumps the nodes' generators build their reports from.
@@ -49,6 +48,7 @@ func runLauncher(args []string) error {
 	nodes := fs.Int("nodes", 3, "number of node processes")
 	port := fs.Int("port", 8080, "HTTP port of the first node; node i listens on port+i, its gossip on port+100+i and its member traffic on port+200+i (0: free ports)")
 	rate := fs.Float64("rate", 2, "reports per second the nodes' generators post in all, shared evenly (0: none until a command such as s2 on the command topic)")
+	mode := fs.String("mode", "listener", "how crashes reach processors: listener (each node processes the crashes it owns) or queue (collectors offer crash IDs to a distributed queue, any node takes them)")
 	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
 	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
@@ -90,7 +90,7 @@ func runLauncher(args []string) error {
 
 	l := &launcher{out: os.Stdout}
 	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10),
-		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64))
+		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64), "-mode", *mode)
 	err := l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {
 		for _, c := range l.nodes {

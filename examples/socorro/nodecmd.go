@@ -30,6 +30,7 @@ func runNode(args []string) error {
 	budget := fs.Int64("memory", 256<<20, "memory budget of the member's entries, bytes")
 	sweepEvery := fs.Duration("sweep-every", 10*time.Second, "how often the sweeper walks this node's waiting crashes")
 	sweepAge := fs.Duration("sweep-age", 30*time.Second, "age from which the sweeper processes a waiting crash")
+	mode := fs.String("mode", node.ModeListener, "how crashes reach processors: listener (each node processes what it owns) or queue (any node takes crash IDs from a distributed queue)")
 	generate := fs.Float64("generate", 0, "reports per second this node's generator posts to it at start (the command topic changes it)")
 	logLevel := fs.String("log", "info", "log level: debug (the member's routine work too), info, warn or error")
 	var stores storeFlags
@@ -70,7 +71,7 @@ func runNode(args []string) error {
 		return err
 	}
 	cfg := node.Config{
-		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data, Dumps: dumps, Generate: *generate,
+		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data, Dumps: dumps, Generate: *generate, Mode: *mode,
 		MemoryBudget: *budget, SweepAge: *sweepAge, SweepEvery: *sweepEvery, Logger: log,
 	}
 	if err := stores.apply(&cfg); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/examples/socorro/generator"
 )
 
 // The command topic steers every node's generator: a command published through one node's
@@ -16,7 +18,7 @@ func TestCommandTopicSteersEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := startClusterWith(t, 3, func(i int, c *Config) { c.Dumps = [][]byte{dump} })
+	nodes := startClusterWith(t, 3, func(i int, c *Config) { c.Dumps, c.DumpSizes = [][]byte{dump}, smallDumps(t) })
 	command := func(via *Node, cmd string) int {
 		t.Helper()
 		resp, err := http.PostForm(via.URL()+"/command", url.Values{"command": {cmd}})
@@ -71,4 +73,15 @@ func TestCommandTopicSteersEveryNode(t *testing.T) {
 	if !strings.Contains(page, `id="command-form"`) || !strings.Contains(page, `<span id="generator-rate">0.00</span>`) {
 		t.Fatalf("the page shows no command form or the wrong rate:\n%s", page)
 	}
+}
+
+// smallDumps is a dump size distribution of 20-120 KB: the tests' generators post many reports
+// without the design's multi-megabyte dumps, which the race detector makes slow.
+func smallDumps(t *testing.T) *generator.Sizes {
+	t.Helper()
+	s, err := generator.NewSizes(generator.Point{P: 0, Size: 20 << 10}, generator.Point{P: 1, Size: 120 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &s
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/gridmap/gridmap/examples/socorro/generator"
 	"github.com/gridmap/gridmap/examples/socorro/gridstore"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
-	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/mapstore/elasticsearch"
 	"github.com/gridmap/gridmap/mapstore/hbase"
+	"github.com/gridmap/gridmap/queue"
 	"github.com/gridmap/gridmap/topic"
 )
 
@@ -72,6 +72,14 @@ type Config struct {
 	// it waits for a command such as "s2").
 	Dumps    [][]byte
 	Generate float64
+	// DumpSizes is the generator's distribution of dump sizes. Default generator.DumpSizes
+	// (the design's: 200 KB to 20 MB, mean about 4 MB).
+	DumpSizes *generator.Sizes
+	// Mode is how crashes reach processors: ModeListener (default) or ModeQueue.
+	Mode string
+	// Processors is the number of workers taking crash IDs from the work queue in ModeQueue.
+	// Default 4.
+	Processors int
 	// Rules are the signature rules. Default processor.DefaultRules().
 	Rules *processor.Rules
 	// Logger receives the node's logs. Default slog.Default().
@@ -101,6 +109,12 @@ func (c Config) WithDefaults() Config {
 	if c.Rules == nil {
 		c.Rules = processor.DefaultRules()
 	}
+	if c.Mode == "" {
+		c.Mode = ModeListener
+	}
+	if c.Processors == 0 {
+		c.Processors = 4
+	}
 	if c.HBaseTable == "" {
 		c.HBaseTable = DefaultHBaseTable
 	}
@@ -117,6 +131,14 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d))
 		}
+	}
+	if c.Mode != "" {
+		if err := checkMode(c.Mode); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Processors < 0 {
+		errs = append(errs, fmt.Errorf("%w: Processors %d is negative", ErrInvalidConfig, c.Processors))
 	}
 	if c.Generate < 0 {
 		errs = append(errs, fmt.Errorf("%w: Generate %v is negative", ErrInvalidConfig, c.Generate))
@@ -152,6 +174,8 @@ type Node struct {
 	steerMu  sync.Mutex
 	steering Steering
 	gen      *generator.Driver
+	// work is the work queue of ModeQueue (nil in ModeListener; queuemode.go).
+	work *queue.Queue[string]
 
 	sweepNow chan struct{}
 	stop     context.CancelFunc
@@ -224,27 +248,22 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.sweepNow = make(chan struct{}, 1)
-	n.listener, err = n.process.AddLocalEntryListener(ctx, func(ev dmap.EntryEvent[string, time.Time]) {
-		switch ev.Kind {
-		case listener.Added, listener.Updated:
-			n.processOne(runCtx, ev.Key)
-		case listener.Overflow:
-			// Events were dropped: their entries wait in process; sweep them now rather than
-			// at the next tick.
-			select {
-			case n.sweepNow <- struct{}{}:
-			default:
-			}
-		}
-	}, dmap.ListenerOptions[string]{QueueSize: 4096})
+	if cfg.Mode == ModeQueue {
+		err = n.startQueueWorkers(runCtx)
+	} else {
+		n.listener, err = n.listen(ctx, runCtx)
+	}
 	if err != nil {
 		stop()
 		_ = n.ln.Close()
+		n.wg.Wait()
 		return nil, err
 	}
 	if err := n.startSteering(ctx, runCtx); err != nil {
 		stop()
-		n.listener.Remove()
+		if n.listener != nil {
+			n.listener.Remove()
+		}
 		_ = n.ln.Close()
 		n.wg.Wait()
 		return nil, err
@@ -284,7 +303,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.closed = true
 	errs := []error{n.http.Shutdown(ctx)}
-	n.listener.Remove()
+	if n.listener != nil {
+		n.listener.Remove()
+	}
 	n.stop()
 	n.wg.Wait()
 	errs = append(errs, n.member.Close(ctx))

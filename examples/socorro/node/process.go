@@ -7,6 +7,7 @@ import (
 
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/examples/socorro/processor"
+	"github.com/gridmap/gridmap/listener"
 )
 
 // processOne processes the crash whose process entry is id, on the entry's owner, and removes
@@ -108,4 +109,22 @@ func (n *Node) backlog() int {
 		c++
 	}
 	return c
+}
+
+// listen registers ModeListener's local entry listener on map process: this node processes each
+// crash it owns as its entry arrives; an overflow (events dropped) starts a sweep at once.
+func (n *Node) listen(ctx, runCtx context.Context) (*dmap.ListenerHandle, error) {
+	return n.process.AddLocalEntryListener(ctx, func(ev dmap.EntryEvent[string, time.Time]) {
+		switch ev.Kind {
+		case listener.Added, listener.Updated:
+			n.processOne(runCtx, ev.Key)
+		case listener.Overflow:
+			// Events were dropped: their entries wait in process; sweep them now rather than
+			// at the next tick.
+			select {
+			case n.sweepNow <- struct{}{}:
+			default:
+			}
+		}
+	}, dmap.ListenerOptions[string]{QueueSize: 4096})
 }

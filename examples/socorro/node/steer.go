@@ -28,7 +28,7 @@ func (n *Node) startSteering(ctx, runCtx context.Context) error {
 	n.steering = Steering{PerNode: n.cfg.Generate}
 	if len(n.cfg.Dumps) > 0 {
 		// The driver refuses a zero rate at start: start it at any rate and set the real one.
-		n.gen, err = generator.New(generator.Config{Targets: []string{n.URL()}, Dumps: n.cfg.Dumps, Rate: 1, Logger: n.log})
+		n.gen, err = generator.New(generator.Config{Targets: []string{n.URL()}, Dumps: n.cfg.Dumps, Rate: 1, DumpSizes: n.cfg.DumpSizes, Logger: n.log})
 		if err != nil {
 			_ = sub.Close()
 			return err

@@ -54,6 +54,7 @@ func (s countingStore) Save(ctx context.Context, c *collector.Crash) error {
 	if err := s.n.store.Save(ctx, c); err != nil {
 		return err
 	}
+	s.n.enqueue(ctx, c.ID)
 	s.n.collected.add(time.Now())
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
+	"github.com/gridmap/gridmap/queue"
+	"github.com/gridmap/gridmap/topic"
 )
 
 // scrapeConsole reads a member console's /metrics with the Prometheus text parser.
@@ -102,10 +104,13 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 			c.Console.Addr = "127.0.0.1:0"
 		}
 	})
-	var m0 *Member
+	var m0, m1 *Member
 	for _, m := range members {
-		if m.cfg.Name == "m0" {
+		switch m.cfg.Name {
+		case "m0":
 			m0 = m
+		case "m1":
+			m1 = m
 		}
 	}
 	mp, err := GetMap[string, string](m0, "metered")
@@ -169,6 +174,43 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		}
 	}
 
+	// A topic published to through m0 (a subscriber on m1) and a queue of 4 items.
+	events, err := topic.New[string](m1.Topics(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := events.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	pub, err := topic.New[string](m0.Topics(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const published, items = 5, 4
+	for i := range published {
+		if _, err := pub.Publish(ctx, fmt.Sprint("e", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range published { // delivered to m1's subscriber before the scrape
+		select {
+		case <-sub.Messages():
+		case <-time.After(30 * time.Second):
+			t.Fatal("the subscriber got no message")
+		}
+	}
+	jobs, err := queue.New[string](m0.Queues(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range items {
+		if err := jobs.Offer(ctx, fmt.Sprint("j", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	fams := scrapeConsole(t, m0)
 	ls := h.Stats()
 	lm := map[string]string{"member": "m0", "map": "metered"}
@@ -205,8 +247,14 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 
 	// Every member's own figures, through the registries the test passed in.
 	var owned, backups, partsOwned, partsBacked, leaders, dirtyEntries, storeCalls float64
+	var topicPublished, topicReceived, topicSubs, queueOwned, queueBackup float64
 	for name, reg := range regs {
 		f := gather(t, reg)
+		topicPublished += value(f, "gridmap_topic_published_total", map[string]string{"topic": "events"})
+		topicReceived += value(f, "gridmap_topic_received_total", map[string]string{"topic": "events"})
+		topicSubs += value(f, "gridmap_topic_subscribers", map[string]string{"topic": "events"})
+		queueOwned += value(f, "gridmap_queue_size", map[string]string{"queue": "jobs", "role": "owner"})
+		queueBackup += value(f, "gridmap_queue_size", map[string]string{"queue": "jobs", "role": "backup"})
 		wbl := map[string]string{"member": name, "map": "wb"}
 		dirtyEntries += value(f, "gridmap_map_dirty_entries", wbl)
 		storeCalls += value(f, "gridmap_map_store_calls_total", wbl)
@@ -238,6 +286,12 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 	}
 	if dirtyEntries != dirty || storeCalls != 0 {
 		t.Errorf("write-behind: %v dirty entries and %v store calls over the members, want %d and 0", dirtyEntries, storeCalls, dirty)
+	}
+	if topicPublished != published || topicReceived != published || topicSubs != 1 {
+		t.Errorf("topic events: %v published, %v received, %v subscribers over the members; want %d, %d, 1", topicPublished, topicReceived, topicSubs, published, published)
+	}
+	if queueOwned != items || queueBackup != items {
+		t.Errorf("queue jobs: %v items owned, %v backed up over the members; want %d each", queueOwned, queueBackup, items)
 	}
 	if partsOwned != 71 || partsBacked != 71 || leaders != 1 {
 		t.Errorf("partitions %v owned, %v backed up, %v leaders: want 71, 71, 1", partsOwned, partsBacked, leaders)

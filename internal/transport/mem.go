@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/memnet"
 )
@@ -23,34 +25,20 @@ var (
 	_ Caller = (*MemNetwork)(nil)
 )
 
-// Dispatch runs the handler registered for req.Type on the calling goroutine,
-// as if req had arrived over the network: errors come back as *RemoteError
-// with the code a remote caller would see (CodeUnknownType for an
-// unregistered type). It lets a member call itself without a connection and
-// backs MemNetwork. The handler may keep req's slices; the caller must not
-// modify them afterwards.
-func (s *Server) Dispatch(ctx context.Context, req Message) (Message, error) {
-	h := s.handlers.Load()[req.Type]
-	if h == nil {
-		return Message{}, &RemoteError{Code: CodeUnknownType, Message: fmt.Sprintf("transport: unknown message type %d", req.Type)}
-	}
-	resp, err := s.call(ctx, h, req)
-	if err != nil {
-		code, msg := s.errorCode(err)
-		return Message{}, &RemoteError{Code: code, Message: msg}
-	}
-	resp.Type = req.Type
-	return resp, nil
-}
-
 // MemNetwork is an in-process network with two uses.
 //
-// As a Caller, for tests of code that only makes calls: calls to an address
-// registered with Register run that Server's handlers directly (via
-// Dispatch), on the caller's goroutine, with no connection at all. Request
-// and response slices are copied, so ownership matches the TCP transport.
-// Calls to an unregistered address fail with an error wrapping
-// ErrConnClosed, like a peer that is down.
+// As a message network, for tests of services that make and serve calls (the
+// map engine's, with several members' services in one process): calls
+// through Caller(from) to an address registered with Register run that
+// Server's handlers with no connection at all, each on a goroutine of its own
+// under the server's context, as a connection's workers would (an
+// AsyncHandler is offered the request first); request and response slices
+// are copied, so ownership matches the TCP transport, and handler errors
+// arrive as the *RemoteError a remote caller gets. Calls to an unregistered
+// address fail with an error wrapping ErrConnClosed, like a peer that is
+// down. Rules make faults: a member down (SetDown), calls lost (SetDrop),
+// never answered (SetHang), or whose answer is held back or lost
+// (SetAnswered), and Cut between two addresses.
 //
 // As a stream network, for whole members in one process without ports:
 // Listen gives a Server a listener, and Dial (as Config.Dial of Clients and
@@ -69,11 +57,18 @@ type MemNetwork struct {
 	servers   map[string]*Server
 	listeners map[string]*memnet.Listener
 	lastPort  int // the last port Listen assigned for a port 0
+
+	// The rules of calls (message mode): see SetDown, SetDrop, SetHang, SetAnswered.
+	down     map[string]bool
+	drop     MemRule
+	hang     MemRule
+	answered MemRule
+	serving  atomic.Int64
 }
 
 // NewMemNetwork returns an empty network.
 func NewMemNetwork() *MemNetwork {
-	return &MemNetwork{servers: make(map[string]*Server), listeners: make(map[string]*memnet.Listener)}
+	return &MemNetwork{servers: make(map[string]*Server), listeners: make(map[string]*memnet.Listener), down: make(map[string]bool)}
 }
 
 // Listen returns a listener at addr, an IP host:port; port 0 assigns a port
@@ -149,7 +144,8 @@ func (n *MemNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return c, nil
 }
 
-// Register makes s reachable at addr (replacing any previous server there).
+// Register makes s reachable at addr for calls through the network (replacing any previous
+// server there).
 func (n *MemNetwork) Register(addr string, s *Server) {
 	n.mu.Lock()
 	n.servers[addr] = s
@@ -163,26 +159,195 @@ func (n *MemNetwork) Unregister(addr string) {
 	n.mu.Unlock()
 }
 
-// Call runs req on the server registered at addr.
+// A MemRule picks calls from the member at address from to the one at address to, of type t.
+type MemRule func(from, to string, t MsgType) bool
+
+// SetDown marks the member at addr down (or up again): calls to it and from it fail with
+// ErrConnClosed, as for a process that stopped or was cut off from everyone.
+func (n *MemNetwork) SetDown(addr string, down bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if down {
+		n.down[addr] = true
+	} else {
+		delete(n.down, addr)
+	}
+}
+
+// SetDrop installs (or, with nil, removes) the rule of the calls that fail with ErrConnClosed
+// without reaching the receiver, as to an unreachable peer: a targeted loss between two
+// members, for one message type.
+func (n *MemNetwork) SetDrop(f MemRule) {
+	n.mu.Lock()
+	n.drop = f
+	n.mu.Unlock()
+}
+
+// SetHang installs (or, with nil, removes) the rule of the calls never answered (a peer that
+// stopped, or a network that loses packets): they end only with their timeout or context.
+func (n *MemNetwork) SetHang(f MemRule) {
+	n.mu.Lock()
+	n.hang = f
+	n.mu.Unlock()
+}
+
+// SetAnswered installs (or, with nil, removes) a hook that runs once the receiver has served a
+// call, before the answer goes back: it may block (an acknowledgement held back) or return true
+// to lose the answer (the caller sees a lost connection, the receiver has done the work).
+func (n *MemNetwork) SetAnswered(f MemRule) {
+	n.mu.Lock()
+	n.answered = f
+	n.mu.Unlock()
+}
+
+// Serving returns how many calls through the network the receivers are serving now.
+func (n *MemNetwork) Serving() int64 { return n.serving.Load() }
+
+// Call runs req on the server registered at addr, from no member in particular (see Caller).
 func (n *MemNetwork) Call(ctx context.Context, addr string, req Message) (Message, error) {
+	return n.call(ctx, "", addr, req)
+}
+
+// Caller returns the calls of the member at address from: a Caller with the CallTimeout and
+// CallAsync of *Client, subject to the network's rules (SetDown, SetDrop, SetHang, SetAnswered,
+// Cut) between from and the called address.
+func (n *MemNetwork) Caller(from string) MemCaller { return MemCaller{n: n, from: from} }
+
+// MemCaller is one member's calls through a MemNetwork (see MemNetwork.Caller).
+type MemCaller struct {
+	n    *MemNetwork
+	from string
+}
+
+var _ Caller = MemCaller{}
+
+// Call is Client.Call through the network.
+func (c MemCaller) Call(ctx context.Context, addr string, req Message) (Message, error) {
+	return c.n.call(ctx, c.from, addr, req)
+}
+
+// CallTimeout is Client.CallTimeout through the network: when timeout passes first, the call
+// fails with an error wrapping ErrCallTimeout.
+func (c MemCaller) CallTimeout(ctx context.Context, addr string, req Message, timeout time.Duration) (Message, error) {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := c.n.call(tctx, c.from, addr, req)
+	if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+		return resp, fmt.Errorf("transport: call %s: %w", addr, ErrCallTimeout)
+	}
+	return resp, err
+}
+
+// CallAsync is Client.CallAsync through the network: it declines (sends nothing, never calls
+// done) when addr is unreachable, and otherwise runs the call on a goroutine of its own.
+func (c MemCaller) CallAsync(_ context.Context, addr string, req Message, timeout time.Duration, done Callback) bool {
+	if s, _, err := c.n.route(c.from, addr, req.Type); s == nil || err != nil {
+		return false
+	}
+	go func() {
+		done.CallDone(c.CallTimeout(context.Background(), addr, req, timeout))
+	}()
+	return true
+}
+
+// route returns the server a call from from to addr of type t reaches, whether it hangs, or
+// the error of an unreachable receiver.
+func (n *MemNetwork) route(from, addr string, t MsgType) (*Server, bool, error) {
 	n.mu.RLock()
 	s := n.servers[addr]
+	down := n.down[addr] || n.down[from] || (n.drop != nil && n.drop(from, addr, t))
+	hang := n.hang != nil && n.hang(from, addr, t)
 	n.mu.RUnlock()
-	if s == nil {
-		return Message{}, fmt.Errorf("%w: %s: no server at this address", ErrConnClosed, addr)
+	if s == nil || down || (from != "" && n.Blocked(from, addr)) {
+		return nil, false, fmt.Errorf("%w: %s: unreachable from %q", ErrConnClosed, addr, from)
+	}
+	return s, hang, nil
+}
+
+// call delivers req from from to the server at addr, as a connection would: the request and
+// the answer are copied (the receiver owns its buffers), the receiver serves it under a context
+// of its own (the server's: the caller's deadline reaches it only through the request), and the
+// caller stops waiting when its context ends.
+func (n *MemNetwork) call(ctx context.Context, from, addr string, req Message) (Message, error) {
+	s, hang, err := n.route(from, addr, req.Type)
+	if err != nil {
+		return Message{}, err
 	}
 	f := Frame{Header: req.Header, Body: req.Body}
-	if f.Length() > s.cfg.MaxFrameSize {
-		return Message{}, fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, f.Length(), s.cfg.MaxFrameSize)
+	if l := f.Length(); l > s.cfg.MaxFrameSize {
+		return Message{}, fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, l, s.cfg.MaxFrameSize)
 	}
 	if err := ctx.Err(); err != nil {
 		return Message{}, fmt.Errorf("transport: call %s: %w", addr, err)
 	}
-	req.Header, req.Body = cloneTwo(req.Header, req.Body)
-	resp, err := s.Dispatch(ctx, req)
-	if err != nil {
-		return Message{}, err
+	if hang {
+		<-ctx.Done()
+		return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 	}
+	req.Header, req.Body = cloneTwo(req.Header, req.Body)
+	type answer struct {
+		msg Message
+		err error
+	}
+	done := make(chan answer, 1)
+	n.serving.Add(1)
+	go func() {
+		defer n.serving.Add(-1)
+		resp, err := s.serveMem(req)
+		n.mu.RLock()
+		answered := n.answered
+		n.mu.RUnlock()
+		if answered != nil && answered(from, addr, req.Type) {
+			resp, err = Message{}, fmt.Errorf("%w: answer from %s lost", ErrConnClosed, addr)
+		}
+		done <- answer{resp, err}
+	}()
+	select {
+	case a := <-done:
+		return a.msg, a.err
+	case <-ctx.Done():
+		return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
+	}
+}
+
+// serveMem serves a request of the in-memory network as a connection's reader and workers
+// would: an AsyncHandler is offered it first, errors come back as the *RemoteError a remote
+// caller gets, and the answer is copied and held to MaxFrameSize.
+func (s *Server) serveMem(req Message) (Message, error) {
+	h := s.handlers.Load()[req.Type]
+	if h == nil {
+		return Message{}, &RemoteError{Code: CodeUnknownType, Message: fmt.Sprintf("transport: unknown message type %d", req.Type)}
+	}
+	var resp Message
+	var err error
+	if ah, ok := h.(AsyncHandler); ok {
+		type answer struct {
+			msg Message
+			err error
+		}
+		ch := make(chan answer, 1)
+		if ah.TryServe(s.ctx, req, ReplyFunc(func(m Message, err error) { ch <- answer{m, err} })) {
+			select {
+			case a := <-ch:
+				resp, err = a.msg, a.err
+			case <-s.ctx.Done():
+				return Message{}, fmt.Errorf("%w: server closed", ErrConnClosed)
+			}
+		} else {
+			resp, err = s.call(s.ctx, h, req)
+		}
+	} else {
+		resp, err = s.call(s.ctx, h, req)
+	}
+	f := Frame{Header: resp.Header, Body: resp.Body}
+	if err == nil && f.Length() > s.cfg.MaxFrameSize {
+		err = &RemoteError{Code: CodeFrameTooLarge, Message: "transport: response exceeds MaxFrameSize"}
+	}
+	if err != nil {
+		code, msg := s.errorCode(err)
+		return Message{}, &RemoteError{Code: code, Message: msg}
+	}
+	resp.Type = req.Type
 	resp.Header, resp.Body = cloneTwo(resp.Header, resp.Body)
 	return resp, nil
 }

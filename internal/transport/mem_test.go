@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +46,141 @@ func TestMemNetwork(t *testing.T) {
 	n.Unregister("m1")
 	if _, err := c.Call(ctx, "m1", Message{Type: msgEcho}); !errors.Is(err, ErrConnClosed) {
 		t.Fatalf("unregistered: %v", err)
+	}
+}
+
+// The rules of the message network: a member down, a targeted drop, a call never answered, an
+// answer lost after the receiver served it, a cut pair; CallTimeout's and CallAsync's contracts
+// are Client's.
+func TestMemNetworkRules(t *testing.T) {
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var served atomic.Int64
+	s.Handle(msgEcho, HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
+		served.Add(1)
+		return Message{Body: req.Body}, nil
+	}))
+	n := NewMemNetwork()
+	n.Register("m1", s)
+	c := n.Caller("m0")
+	ctx := context.Background()
+	ping := Message{Type: msgEcho, Body: []byte("p")}
+	mustReach := func(what string) {
+		t.Helper()
+		if resp, err := c.Call(ctx, "m1", ping); err != nil || string(resp.Body) != "p" {
+			t.Fatalf("%s: %q %v", what, resp.Body, err)
+		}
+	}
+	mustFail := func(what string) {
+		t.Helper()
+		before := served.Load()
+		if _, err := c.Call(ctx, "m1", ping); !errors.Is(err, ErrConnClosed) {
+			t.Fatalf("%s: %v, want ErrConnClosed", what, err)
+		}
+		if c.CallAsync(ctx, "m1", ping, time.Second, CallbackFunc(func(Message, error) { t.Error("called") })) {
+			t.Fatalf("%s: CallAsync started a call to an unreachable member", what)
+		}
+		if served.Load() != before {
+			t.Fatalf("%s: the receiver served the call", what)
+		}
+	}
+	mustReach("open network")
+
+	n.SetDown("m1", true)
+	mustFail("receiver down")
+	n.SetDown("m1", false)
+	n.SetDown("m0", true)
+	mustFail("caller down")
+	n.SetDown("m0", false)
+	mustReach("up again")
+
+	n.SetDrop(func(from, to string, typ MsgType) bool { return from == "m0" && to == "m1" && typ == msgEcho })
+	mustFail("dropped")
+	if _, err := n.Caller("m2").Call(ctx, "m1", ping); err != nil {
+		t.Fatalf("the drop rule hit another caller: %v", err)
+	}
+	n.SetDrop(nil)
+
+	n.Cut("m0", "m1")
+	mustFail("cut")
+	n.MendAll()
+	mustReach("mended")
+
+	n.SetHang(func(from, to string, typ MsgType) bool { return true })
+	if _, err := c.CallTimeout(ctx, "m1", ping, 20*time.Millisecond); !errors.Is(err, ErrCallTimeout) {
+		t.Fatalf("hung call: %v, want ErrCallTimeout", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	_, err = c.CallTimeout(cctx, "m1", ping, time.Minute)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrCallTimeout) {
+		t.Fatalf("hung call, caller's deadline: %v, want the context's error", err)
+	}
+	n.SetHang(nil)
+
+	n.SetAnswered(func(from, to string, typ MsgType) bool { return true })
+	before := served.Load()
+	if _, err := c.Call(ctx, "m1", ping); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("lost answer: %v, want ErrConnClosed", err)
+	}
+	if served.Load() != before+1 {
+		t.Fatal("lost answer: the receiver did not serve the call")
+	}
+	n.SetAnswered(nil)
+
+	got := make(chan error, 1)
+	if !c.CallAsync(ctx, "m1", ping, time.Second, CallbackFunc(func(resp Message, err error) {
+		if err == nil && string(resp.Body) != "p" {
+			err = fmt.Errorf("answer %q", resp.Body)
+		}
+		got <- err
+	})) {
+		t.Fatal("CallAsync declined a reachable member")
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A call's handler runs under the server's context, not the caller's: the caller stops waiting
+// when its context ends, the receiver goes on (Serving counts it) until the server closes.
+func TestMemNetworkServerContext(t *testing.T) {
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	s.Handle(msgEcho, HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
+		close(entered)
+		<-ctx.Done()
+		return Message{}, ctx.Err()
+	}))
+	n := NewMemNetwork()
+	n.Register("m1", s)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := n.Caller("m0").Call(ctx, "m1", Message{Type: msgEcho})
+		errc <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller's cancel: %v", err)
+	}
+	if n.Serving() != 1 {
+		t.Fatalf("Serving %d after the caller left, want 1: the handler's context is the server's", n.Serving())
+	}
+	s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Serving() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the handler did not end with the server")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

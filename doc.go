@@ -99,10 +99,12 @@
 //	internal/engine/      the untyped map engine: record stores, routing, backups, migration,
 //	                      resync, events, persistence wiring, the wire
 //	internal/writebehind/ the write-behind queue and dirty-data budget
-//	internal/memcluster/  an in-memory network and coordinator for the engine's tests
+//	internal/enginetest/  the engine's and dmap's test harness: a coordinator played by the
+//	                      test, members over transport's in-memory network
 //	discovery/            how a member finds its seeds
 //	gridmaptest/          real in-process clusters for an application's tests
-//	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream)
+//	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream), and
+//	                      the in-memory network of the tests (on internal/memnet's pipes)
 //	internal/membership/  memberlist
 //	internal/control/     raft, the coordinator, owner leases
 //	cmd/gridmap-bench/    the load tool

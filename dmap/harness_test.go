@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/engine"
-	"github.com/gridmap/gridmap/internal/memcluster"
+	"github.com/gridmap/gridmap/internal/enginetest"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
 )
 
 // The façade's tests run several members' engines in one process over the in-memory network and
-// coordinator of internal/memcluster, each seen through its user-facing Service.
+// coordinator of internal/enginetest, each seen through its user-facing Service.
 
 type cluster struct {
 	t       testing.TB
-	net     *memcluster.Net
-	coord   *memcluster.Coord
+	net     *transport.MemNetwork
+	coord   *enginetest.Coord
 	engines map[partition.MemberID]*engine.Service
 	svcs    map[partition.MemberID]*Service
 	active  []partition.MemberID
@@ -34,8 +35,8 @@ func newCluster(t testing.TB, n, backups int, mod func(*engine.Config)) *cluster
 	}
 	c := &cluster{
 		t:       t,
-		net:     memcluster.NewNet(),
-		coord:   memcluster.NewCoord(cfg.PartitionCount, partition.PlanConfig{Backups: backups, RecreateLost: true}),
+		net:     transport.NewMemNetwork(),
+		coord:   enginetest.NewCoord(cfg.PartitionCount, partition.PlanConfig{Backups: backups, RecreateLost: true}),
 		engines: map[partition.MemberID]*engine.Service{},
 		svcs:    map[partition.MemberID]*Service{},
 		cfg:     cfg,
@@ -57,8 +58,13 @@ func newCluster(t testing.TB, n, backups int, mod func(*engine.Config)) *cluster
 func (c *cluster) start() *Service {
 	c.t.Helper()
 	id := partition.MemberID(fmt.Sprintf("m%02d", len(c.svcs)))
-	e, err := engine.NewService(c.cfg, &memcluster.Node{ID: id, Coord: c.coord},
-		memcluster.Caller{Net: c.net, From: string(id)}, memcluster.Registrar{Net: c.net, Addr: string(id)})
+	srv, err := transport.NewServer(transport.Config{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { srv.Close() })
+	c.net.Register(string(id), srv)
+	e, err := engine.NewService(c.cfg, &enginetest.Node{ID: id, Coord: c.coord}, c.net.Caller(string(id)), srv)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -74,9 +80,7 @@ func (c *cluster) replan() {
 
 // kill cuts a member off the network, stops it and declares it dead.
 func (c *cluster) kill(id partition.MemberID) {
-	c.net.Mu.Lock()
-	c.net.Down[string(id)] = true
-	c.net.Mu.Unlock()
+	c.net.SetDown(string(id), true)
 	c.engines[id].Close()
 	c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
 	c.replan()

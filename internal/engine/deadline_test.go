@@ -209,7 +209,7 @@ func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 	c.net.SetHang(nil)
 	// Once every handler has returned (B's among them), B is nowhere.
 	eventually(t, 5*time.Second, "the owner's handlers to return", func() bool {
-		return c.net.Serving.Load() == 0 && writeMuFree(c.svcs[owner].parts[p])
+		return c.net.Serving() == 0 && writeMuFree(c.svcs[owner].parts[p])
 	})
 	if got := waitReplicasAgree(t, c, p, name)[key]; got != string(mustEncode(t, "A")) {
 		t.Fatalf("replicas hold %q after the queued write expired, want A", got)

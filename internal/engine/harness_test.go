@@ -6,19 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gridmap/gridmap/internal/memcluster"
+	"github.com/gridmap/gridmap/internal/enginetest"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
 
 // The harness runs several map services in one process over an in-memory network with a fake
-// coordinator (internal/memcluster).
+// coordinator (internal/enginetest).
 
 type cluster struct {
 	t      testing.TB
-	net    *memcluster.Net
-	coord  *memcluster.Coord
+	net    *transport.MemNetwork
+	coord  *enginetest.Coord
 	svcs   map[partition.MemberID]*Service
-	nodes  map[partition.MemberID]*memcluster.Node
+	nodes  map[partition.MemberID]*enginetest.Node
 	active []partition.MemberID
 	cfg    Config
 }
@@ -31,10 +32,10 @@ func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 	}
 	c := &cluster{
 		t:     t,
-		net:   memcluster.NewNet(),
-		coord: memcluster.NewCoord(cfg.PartitionCount, partition.PlanConfig{Backups: backups, RecreateLost: true}),
+		net:   transport.NewMemNetwork(),
+		coord: enginetest.NewCoord(cfg.PartitionCount, partition.PlanConfig{Backups: backups, RecreateLost: true}),
 		svcs:  map[partition.MemberID]*Service{},
-		nodes: map[partition.MemberID]*memcluster.Node{},
+		nodes: map[partition.MemberID]*enginetest.Node{},
 		cfg:   cfg,
 	}
 	for range n {
@@ -54,8 +55,14 @@ func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 func (c *cluster) start() *Service {
 	c.t.Helper()
 	id := partition.MemberID(fmt.Sprintf("m%02d", len(c.svcs)))
-	node := &memcluster.Node{ID: id, Coord: c.coord}
-	s, err := NewService(c.cfg, node, memcluster.Caller{Net: c.net, From: string(id)}, memcluster.Registrar{Net: c.net, Addr: string(id)})
+	node := &enginetest.Node{ID: id, Coord: c.coord}
+	srv, err := transport.NewServer(transport.Config{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { srv.Close() })
+	c.net.Register(string(id), srv)
+	s, err := NewService(c.cfg, node, c.net.Caller(string(id)), srv)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -79,9 +86,7 @@ func (c *cluster) replan(leaving []partition.MemberID) {
 func (c *cluster) kill(ids ...partition.MemberID) {
 	// All of them go down before the coordinator hears of any: they die at once.
 	for _, id := range ids {
-		c.net.Mu.Lock()
-		c.net.Down[string(id)] = true
-		c.net.Mu.Unlock()
+		c.net.SetDown(string(id), true)
 		c.svcs[id].Close()
 		c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == id })
 	}

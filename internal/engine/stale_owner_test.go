@@ -69,9 +69,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 
 			// A stops: it sees nothing and nobody reaches it.
 			c.nodes[a].Freeze(t0)
-			c.net.Mu.Lock()
-			c.net.Down[string(a)] = true
-			c.net.Mu.Unlock()
+			c.net.SetDown(string(a), true)
 			stale := c.coord.Commit(func(t *partition.Table) {
 				t.Partitions[p].Pending = append(t.Partitions[p].Pending, partition.Pending{Member: x})
 			})
@@ -93,9 +91,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			c.coord.Mu.Lock()
 			c.coord.NoLease[a] = !tc.lease
 			c.coord.Mu.Unlock()
-			c.net.Mu.Lock()
-			c.net.Down[string(a)] = false
-			c.net.Mu.Unlock()
+			c.net.SetDown(string(a), false)
 			c.nodes[a].Freeze(stale)
 			if !tc.lease {
 				c.nodes[x].Freeze(stale)

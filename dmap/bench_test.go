@@ -17,16 +17,16 @@ func BenchmarkOwnerPutGet(b *testing.B) {
 	}{{"solo", 1, 0}, {"backup", 2, 1}} {
 		b.Run(setup.name, func(b *testing.B) {
 			c := newCluster(b, setup.members, setup.backups, nil)
-			s := c.svc(0)
+			s := c.Svc(0)
 			m, err := New[string, []byte](s, "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
-			tab, _ := c.coord.Watch()
+			tab, _ := c.Coord.Watch()
 			var keys []string
 			for i := 0; len(keys) < 1024; i++ {
 				k := fmt.Sprint("key-", i)
-				if p, _ := m.Partition(k); tab.Owner(p) == c.active[0] {
+				if p, _ := m.Partition(k); tab.Owner(p) == c.Active[0] {
 					keys = append(keys, k)
 				}
 			}

@@ -16,7 +16,7 @@ import (
 func TestContextEndMatchesContextError(t *testing.T) {
 	c := newCluster(t, 2, 1, func(cfg *engine.Config) { cfg.OperationTimeout = 300 * time.Millisecond })
 	ctx := context.Background()
-	self := c.svc(0)
+	self := c.Svc(0)
 	m := mustMap[string, string](t, self, "ctx")
 	// A key this member owns and one the other member owns, each also locked by the other member
 	// so that writes to it wait.
@@ -27,12 +27,12 @@ func TestContextEndMatchesContextError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		local := c.coord.Table.Owner(p) == c.id(self)
+		local := c.Coord.Table.Owner(p) == c.id(self)
 		if _, ok := keys[local]; !ok {
 			keys[local] = k
 		}
 	}
-	locker := mustMap[string, string](t, c.svc(1), "ctx")
+	locker := mustMap[string, string](t, c.Svc(1), "ctx")
 	for _, k := range keys {
 		if err := m.Put(ctx, k, "v"); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/listener"
 )
 
@@ -56,9 +57,9 @@ func openCodecMap(t *testing.T, s *Service) *Map[string, int] {
 func TestMapProcessorUsesMapCodecs(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	maps := make([]*Map[string, int], 0, len(c.active))
-	for _, id := range c.active {
-		m := openCodecMap(t, c.svcs[id])
+	maps := make([]*Map[string, int], 0, len(c.Active))
+	for _, id := range c.Active {
+		m := openCodecMap(t, c.Svcs[id])
 		maps = append(maps, m)
 		err := RegisterMapProcessor(m, "add", func(ctx context.Context, e *MutableEntry[string, int], by int) (string, error) {
 			seen := fmt.Sprintf("%s=%d/%v", e.Key, e.Value, e.Exists)
@@ -108,13 +109,13 @@ func TestMapProcessorUsesMapCodecs(t *testing.T) {
 
 	// The same processor registered with the default codecs sees what the bug showed: the key
 	// reversed and every value as 35.
-	if err := RegisterProcessor(c.svc(0), "peek", func(ctx context.Context, e *MutableEntry[string, int], _ int) (string, error) {
+	if err := RegisterProcessor(c.Svc(0), "peek", func(ctx context.Context, e *MutableEntry[string, int], _ int) (string, error) {
 		return fmt.Sprintf("%s=%d", e.Key, e.Value), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range c.active[1:] {
-		if err := RegisterProcessor(c.svcs[id], "peek", func(ctx context.Context, e *MutableEntry[string, int], _ int) (string, error) {
+	for _, id := range c.Active[1:] {
+		if err := RegisterProcessor(c.Svcs[id], "peek", func(ctx context.Context, e *MutableEntry[string, int], _ int) (string, error) {
 			return fmt.Sprintf("%s=%d", e.Key, e.Value), nil
 		}); err != nil {
 			t.Fatal(err)
@@ -130,9 +131,9 @@ func TestMapProcessorUsesMapCodecs(t *testing.T) {
 func TestMapPredicateUsesMapCodecs(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	maps := make([]*Map[string, int], 0, len(c.active))
-	for _, id := range c.active {
-		m := openCodecMap(t, c.svcs[id])
+	maps := make([]*Map[string, int], 0, len(c.Active))
+	for _, id := range c.Active {
+		m := openCodecMap(t, c.Svcs[id])
 		maps = append(maps, m)
 		// Both conditions fail on every event when decoded with the default codecs: the keys
 		// read reversed and the values as 35.
@@ -164,8 +165,8 @@ func TestMapPredicateUsesMapCodecs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "the two matching events", func() bool { return r.count() >= 2 })
-	evs, missed := r.snapshot()
+	enginetest.Eventually(t, 20*time.Second, "the two matching events", func() bool { return r.Count() >= 2 })
+	evs, missed := r.Snapshot()
 	slices.SortFunc(evs, func(a, b EntryEvent[string, int]) int { return strings.Compare(a.Key, b.Key) })
 	if len(evs) != 2 || missed != 0 ||
 		evs[0].Key != "ab1" || evs[0].Kind != listener.Updated || evs[0].OldValue != 7 || evs[0].NewValue != 200 ||

@@ -15,7 +15,7 @@ var errOutOfStock = errors.New("out of stock")
 // for a negative n.
 func registerReserve(t *testing.T, c *cluster, withError func(s *Service) bool) {
 	t.Helper()
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		err := RegisterProcessor(s, "reserve", func(ctx context.Context, e *MutableEntry[string, int], n int) (int, error) {
 			switch {
 			case n < 0:
@@ -44,14 +44,14 @@ func TestProcessorErrorValuesSurviveTheTrip(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	registerReserve(t, c, func(*Service) bool { return true })
 	ctx := t.Context()
-	m0 := mustMap[string, int](t, c.svc(0), "stock")
+	m0 := mustMap[string, int](t, c.Svc(0), "stock")
 	if err := m0.Put(ctx, "sku-1", 3); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := m0.Partition("sku-1")
-	tab, _ := c.coord.Watch()
+	tab, _ := c.Coord.Watch()
 	owner := tab.Owner(p)
-	for _, s := range []*Service{c.svcs[owner], c.svc(0), c.svc(1)} {
+	for _, s := range []*Service{c.Svcs[owner], c.Svc(0), c.Svc(1)} {
 		where := "remote"
 		if c.id(s) == owner {
 			where = "local"
@@ -86,14 +86,14 @@ func TestProcessorErrorValuesSurviveTheTrip(t *testing.T) {
 func TestProcessorErrorRegistration(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := t.Context()
-	m := mustMap[string, int](t, c.svc(0), "stock")
+	m := mustMap[string, int](t, c.Svc(0), "stock")
 	p, _ := m.Partition("sku-1")
-	tab, _ := c.coord.Watch()
+	tab, _ := c.Coord.Watch()
 	owner := tab.Owner(p)
 	registerReserve(t, c, func(s *Service) bool { return c.id(s) == owner })
-	caller := c.svc(0)
+	caller := c.Svc(0)
 	if c.id(caller) == owner {
-		caller = c.svc(1)
+		caller = c.Svc(1)
 	}
 	if err := m.Put(ctx, "sku-1", 1); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestProcessorErrorRegistration(t *testing.T) {
 		t.Fatalf("Execute from a member without the registration = %v", err)
 	}
 
-	s := c.svcs[owner]
+	s := c.Svcs[owner]
 	if err := s.RegisterProcessorError("out-of-stock", errors.New("other")); !errors.Is(err, ErrAlreadyRegistered) {
 		t.Fatalf("same name again = %v, want ErrAlreadyRegistered", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 func registerIncr(t *testing.T, c *cluster) {
 	t.Helper()
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		err := RegisterProcessor(s, "incr", func(ctx context.Context, e *MutableEntry[string, int], by int) (int, error) {
 			e.SetValue(e.Value + by)
 			return e.Value + by, nil
@@ -30,7 +30,7 @@ func TestEntryProcessorLosesNoIncrement(t *testing.T) {
 	var wg sync.WaitGroup
 	const workers, each = 32, 20
 	for i := range workers {
-		m := mustMap[string, int](t, c.svc(i%3), "counters")
+		m := mustMap[string, int](t, c.Svc(i%3), "counters")
 		wg.Go(func() {
 			for range each {
 				if _, err := Execute[int](ctx, m, "incr", "hits", 1); err != nil {
@@ -41,14 +41,14 @@ func TestEntryProcessorLosesNoIncrement(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	m := mustMap[string, int](t, c.svc(0), "counters")
+	m := mustMap[string, int](t, c.Svc(0), "counters")
 	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
 		t.Fatalf("counter = %d, %v; want %d", v, err, workers*each)
 	}
 	// The result is backed up like any write: the owner's failure keeps it.
 	p, _ := m.Partition("hits")
-	c.kill(c.coord.Table.Owner(p))
-	c.waitStable()
+	c.Kill(c.Coord.Table.Owner(p))
+	c.WaitStable()
 	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
 		t.Fatalf("counter after failover = %d, %v", v, err)
 	}
@@ -61,7 +61,7 @@ func TestExecuteOnKeysAndEntries(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	registerIncr(t, c)
 	ctx := context.Background()
-	m := mustMap[string, int](t, c.svc(1), "many")
+	m := mustMap[string, int](t, c.Svc(1), "many")
 	var keys []string
 	for i := range 100 {
 		k := fmt.Sprint("k", i)
@@ -99,7 +99,7 @@ func TestExecuteOnKeysAndEntries(t *testing.T) {
 // refused with ErrAlreadyRegistered, and the first registration keeps running.
 func TestRegisterNameTwice(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	ctx := context.Background()
 	registerIncr(t, c)
 	err := RegisterProcessor(s, "incr", func(ctx context.Context, e *MutableEntry[string, int], by int) (int, error) {
@@ -135,7 +135,7 @@ func TestRegisterNameTwice(t *testing.T) {
 // when that breaks.
 func TestShortTypeArguments(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	ctx := context.Background()
 	err := RegisterProcessor(s, "len", func(ctx context.Context, e *MutableEntry[string, int], suffix string) (int, error) {
 		return len(e.Key + suffix), nil
@@ -178,7 +178,7 @@ func TestLockMutualExclusion(t *testing.T) {
 	var inside, maxInside, total atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 12 {
-		m := mustMap[string, int](t, c.svc(i%3), "locked")
+		m := mustMap[string, int](t, c.Svc(i%3), "locked")
 		wg.Go(func() {
 			for range 10 {
 				l, err := m.Lock(ctx, "resource", 0)
@@ -210,13 +210,13 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 	ctx := context.Background()
 	// The holder and the other writer are members that do not own the key's partition, so that
 	// the owner can be killed without killing either.
-	probe := mustMap[string, string](t, c.svc(0), "docs")
+	probe := mustMap[string, string](t, c.Svc(0), "docs")
 	p, _ := probe.Partition("doc")
-	owner := c.coord.Table.Owner(p)
+	owner := c.Coord.Table.Owner(p)
 	var users []*Service
-	for _, id := range c.active {
+	for _, id := range c.Active {
 		if id != owner {
-			users = append(users, c.svcs[id])
+			users = append(users, c.Svcs[id])
 		}
 	}
 	holderSvc := users[0]
@@ -247,8 +247,8 @@ func TestLockBlocksOtherWritersAndSurvivesFailover(t *testing.T) {
 		t.Fatalf("Lock of a held lock under a 200ms context = %v, %v; want ErrTimeout and context.DeadlineExceeded", l2, err)
 	}
 	// The lock is backed up: kill the owner of its partition (not the holder's member).
-	c.kill(owner)
-	c.waitStable()
+	c.Kill(owner)
+	c.WaitStable()
 	if locked, err := other.IsLocked(ctx, "doc"); err != nil || !locked {
 		t.Fatalf("after the owner's failure IsLocked = %v, %v", locked, err)
 	}
@@ -286,19 +286,19 @@ func TestLockOfDeadMemberIsReleased(t *testing.T) {
 	var m *Map[string, int]
 	// Hold the lock from a member that does not own the key, then kill that member.
 	for i := range 3 {
-		m = mustMap[string, int](t, c.svc(i), "l")
+		m = mustMap[string, int](t, c.Svc(i), "l")
 		p, _ := m.Partition("x")
-		if c.coord.Table.Owner(p) != c.id(c.svc(i)) {
-			holder = c.svc(i)
+		if c.Coord.Table.Owner(p) != c.id(c.Svc(i)) {
+			holder = c.Svc(i)
 			break
 		}
 	}
 	if _, err := m.Lock(ctx, "x", 0); err != nil {
 		t.Fatal(err)
 	}
-	c.kill(c.id(holder))
-	c.dropMember(c.id(holder))
-	other := mustMap[string, int](t, c.svc(0), "l")
+	c.Kill(c.id(holder))
+	c.DropMember(c.id(holder))
+	other := mustMap[string, int](t, c.Svc(0), "l")
 	l, err := other.Lock(ctx, "x", 0)
 	if err != nil {
 		t.Fatalf("lock of a dead member not released: %v", err)
@@ -309,14 +309,14 @@ func TestLockOfDeadMemberIsReleased(t *testing.T) {
 func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	raw := mustMap[string, int](t, c.svc(0), "raw")
-	proc := mustMap[coKey, int](t, c.svc(0), "process")
+	raw := mustMap[string, int](t, c.Svc(0), "raw")
+	proc := mustMap[coKey, int](t, c.Svc(0), "process")
 	const n = 100
 	// Writers move "report-i" through versions, always writing both maps in one transaction.
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 4 {
-		s := c.svc(w % 3)
+		s := c.Svc(w % 3)
 		wg.Go(func() {
 			rm := mustMap[string, int](t, s, "raw")
 			pm := mustMap[coKey, int](t, s, "process")
@@ -348,7 +348,7 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 	checks, consistent := 0, 0
 	for time.Now().Before(deadline) {
 		id := fmt.Sprint("report-", checks%n)
-		tx, _ := c.svc(1).Begin(ctx)
+		tx, _ := c.Svc(1).Begin(ctx)
 		a, errA := InTx(tx, raw).Get(ctx, id)
 		b, errB := InTx(tx, proc).Get(ctx, coKey{Report: id, Kind: "todo"})
 		checks++
@@ -385,11 +385,11 @@ func TestTransactionsAreAtomicAndIsolated(t *testing.T) {
 func TestConflictingTransactionsNeverBothCommit(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, int](t, c.svc(0), "acct")
+	m := mustMap[string, int](t, c.Svc(0), "acct")
 	m.Put(ctx, "a", 100)
-	tx1, _ := c.svc(0).Begin(ctx)
-	tx2, _ := c.svc(1).Begin(ctx)
-	m2 := mustMap[string, int](t, c.svc(1), "acct")
+	tx1, _ := c.Svc(0).Begin(ctx)
+	tx2, _ := c.Svc(1).Begin(ctx)
+	m2 := mustMap[string, int](t, c.Svc(1), "acct")
 	v1, _ := InTx(tx1, m).Get(ctx, "a")
 	v2, _ := InTx(tx2, m2).Get(ctx, "a")
 	InTx(tx1, m).Put(ctx, "a", v1-30)
@@ -410,8 +410,8 @@ func TestConflictingTransactionsNeverBothCommit(t *testing.T) {
 func TestCrossPartitionTransactionFails(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, int](t, c.svc(0), "x")
-	tx, _ := c.svc(0).Begin(ctx)
+	m := mustMap[string, int](t, c.Svc(0), "x")
+	tx, _ := c.Svc(0).Begin(ctx)
 	if err := InTx(tx, m).Put(ctx, "a", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -438,13 +438,13 @@ func TestEntryProcessorIncrementsAcrossFailover(t *testing.T) {
 	c := newCluster(t, 4, 1, nil)
 	registerIncr(t, c)
 	ctx := context.Background()
-	probe := mustMap[string, int](t, c.svc(0), "counters")
+	probe := mustMap[string, int](t, c.Svc(0), "counters")
 	p, _ := probe.Partition("hits")
-	owner := c.coord.Table.Owner(p)
+	owner := c.Coord.Table.Owner(p)
 	var callers []*Service
-	for _, id := range c.active {
+	for _, id := range c.Active {
 		if id != owner {
-			callers = append(callers, c.svcs[id])
+			callers = append(callers, c.Svcs[id])
 		}
 	}
 	var done atomic.Int32
@@ -465,9 +465,9 @@ func TestEntryProcessorIncrementsAcrossFailover(t *testing.T) {
 	for done.Load() < workers*each/3 {
 		time.Sleep(time.Millisecond)
 	}
-	c.kill(owner) // the owner of the counter dies while increments run
+	c.Kill(owner) // the owner of the counter dies while increments run
 	wg.Wait()
-	c.waitStable()
+	c.WaitStable()
 	m := mustMap[string, int](t, callers[0], "counters")
 	if v, err := m.Get(ctx, "hits"); err != nil || v != workers*each {
 		t.Fatalf("counter = %d, %v; want %d (no increment lost or applied twice)", v, err, workers*each)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/enginetest"
 )
 
 // Every listener registration has one shape, (ctx, fn, ...) (*ListenerHandle, error), and
@@ -13,7 +15,7 @@ import (
 // a closed service.
 func TestListenerRegistrationsShareOneShape(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	m := mustMap[string, int](t, s, "shape")
 	regs := map[string]func(ctx context.Context, nilFn bool) (*ListenerHandle, error){
 		"AddLocalEntryListener": func(ctx context.Context, nilFn bool) (*ListenerHandle, error) {
@@ -65,7 +67,7 @@ func TestListenerRegistrationsShareOneShape(t *testing.T) {
 // A partition listener's handle counts what it delivered, and Remove stops the calls.
 func TestPartitionListenerHandle(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	var mu sync.Mutex
 	var kept, removed int
 	hKept, err := s.AddPartitionListener(t.Context(), func(PartitionEvent) { mu.Lock(); kept++; mu.Unlock() })
@@ -79,10 +81,10 @@ func TestPartitionListenerHandle(t *testing.T) {
 	hRemoved.Remove()
 
 	// A joiner takes partitions from both members: member 0 sees migrations.
-	c.start()
-	c.replan()
-	c.waitStable()
-	eventually(t, 10*time.Second, "member 0's partition events", func() bool {
+	c.Start()
+	c.Replan(nil)
+	c.WaitStable()
+	enginetest.Eventually(t, 10*time.Second, "member 0's partition events", func() bool {
 		return hKept.Stats().Delivered > 0
 	})
 	mu.Lock()

@@ -63,7 +63,7 @@ func TestStoreRejectionIsCountedNotRetried(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	wb := mustMap[string, string](t, c.svc(0), "wb")
+	wb := mustMap[string, string](t, c.Svc(0), "wb")
 	for i := range 30 {
 		v := fmt.Sprint("v", i)
 		if i%10 == 3 {
@@ -76,7 +76,7 @@ func TestStoreRejectionIsCountedNotRetried(t *testing.T) {
 	if err := wb.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ps := c.svc(0).PersistenceStats("wb")
+	ps := c.Svc(0).PersistenceStats("wb")
 	if ps.Rejected != 3 || ps.DirtyEntries != 0 || ps.StoreErrors != 0 || !errors.Is(ps.LastRejected, mapstore.ErrRejected) || ps.LastRejectedAt.IsZero() {
 		t.Fatalf("stats %+v; want 3 rejected, none dirty, no store errors", ps)
 	}
@@ -87,7 +87,7 @@ func TestStoreRejectionIsCountedNotRetried(t *testing.T) {
 		t.Fatalf("the map lost the refused entry: %q, %v", v, err)
 	}
 
-	wt := mustMap[string, string](t, c.svc(0), "wt")
+	wt := mustMap[string, string](t, c.Svc(0), "wt")
 	// The owner's error travels as ErrStore with its message (the chain does not cross the wire).
 	if err := wt.Put(ctx, "x", "bad"); !errors.Is(err, ErrStore) || !strings.Contains(err.Error(), "rejected for good") {
 		t.Fatalf("write-through Put of a refused value: %v, want ErrStore naming the rejection", err)

@@ -15,7 +15,7 @@ import (
 // countOps counts the operations member from sends to other members (msgOp calls served).
 func countOps(c *cluster, from string) *atomic.Int32 {
 	var n atomic.Int32
-	c.net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
+	c.Net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
 		if f == from && typ == engine.MsgOp {
 			n.Add(1)
 		}
@@ -30,7 +30,7 @@ func countOps(c *cluster, from string) *atomic.Int32 {
 func TestBlindWritesDoNotRead(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	owner, client := c.svc(0), c.svc(1)
+	owner, client := c.Svc(0), c.Svc(1)
 	om := mustMap[string, string](t, owner, "m")
 	cm := mustMap[string, string](t, client, "m")
 	keys := keysOwnedBy(t, c, om, c.id(owner), 2, true)
@@ -38,7 +38,7 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := countOps(c, string(c.id(client)))
-	defer c.net.SetAnswered(nil)
+	defer c.Net.SetAnswered(nil)
 
 	tx, _ := client.Begin(ctx)
 	if err := InTx(tx, cm).Put(ctx, keys[0], "new"); err != nil {
@@ -98,13 +98,13 @@ func TestBlindWritesDoNotRead(t *testing.T) {
 func TestBlindWriteIgnoresConcurrentChange(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	a, b := mustMap[string, int](t, c.svc(0), "acct"), mustMap[string, int](t, c.svc(1), "acct")
-	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.svc(0), "keys"), c.id(c.svc(0)), 2, true)
+	a, b := mustMap[string, int](t, c.Svc(0), "acct"), mustMap[string, int](t, c.Svc(1), "acct")
+	keys := keysOwnedBy(t, c, mustMap[string, string](t, c.Svc(0), "keys"), c.id(c.Svc(0)), 2, true)
 	a.Put(ctx, keys[0], 1)
 
-	blind, _ := c.svc(1).Begin(ctx)
+	blind, _ := c.Svc(1).Begin(ctx)
 	InTx(blind, b).Put(ctx, keys[0], 10)
-	read, _ := c.svc(1).Begin(ctx)
+	read, _ := c.Svc(1).Begin(ctx)
 	if v, err := InTx(read, b).Get(ctx, keys[0]); err != nil || v != 1 {
 		t.Fatalf("Get = %d, %v", v, err)
 	}
@@ -133,10 +133,10 @@ func TestBlindWriteIgnoresConcurrentChange(t *testing.T) {
 func TestRunTxRetriesConflict(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	a, b := mustMap[string, int](t, c.svc(0), "acct"), mustMap[string, int](t, c.svc(1), "acct")
+	a, b := mustMap[string, int](t, c.Svc(0), "acct"), mustMap[string, int](t, c.Svc(1), "acct")
 	a.Put(ctx, "a", 100)
 	runs := 0
-	err := c.svc(1).RunTx(ctx, func(tx *Tx) error {
+	err := c.Svc(1).RunTx(ctx, func(tx *Tx) error {
 		runs++
 		v, err := InTx(tx, b).Get(ctx, "a")
 		if err != nil {
@@ -161,7 +161,7 @@ func TestRunTxRetriesConflict(t *testing.T) {
 	// timeout, which is not what this checks.)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	err = c.svc(1).RunTx(short, func(tx *Tx) error {
+	err = c.Svc(1).RunTx(short, func(tx *Tx) error {
 		if _, err := InTx(tx, b).Get(ctx, "a"); err != nil {
 			return err
 		}
@@ -177,10 +177,10 @@ func TestRunTxRetriesConflict(t *testing.T) {
 func TestRunTxReturnsFnError(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, int](t, c.svc(0), "m")
+	m := mustMap[string, int](t, c.Svc(0), "m")
 	errBoom := errors.New("boom")
 	runs := 0
-	err := c.svc(0).RunTx(ctx, func(tx *Tx) error {
+	err := c.Svc(0).RunTx(ctx, func(tx *Tx) error {
 		runs++
 		if err := InTx(tx, m).Put(ctx, "a", 1); err != nil {
 			return err

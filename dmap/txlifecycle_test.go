@@ -10,7 +10,7 @@ import (
 // ended, as Commit does, and a deferred Rollback after Commit changes nothing.
 func TestTxLifecycleTakesContexts(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	m := mustMap[string, int](t, s, "txlife")
 	ctx := t.Context()
 

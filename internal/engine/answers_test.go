@@ -14,33 +14,11 @@ import (
 	"github.com/gridmap/gridmap/partition"
 )
 
-// keysOwnedBy returns n keys whose partitions member owner owns in the current table (same: all
-// in one partition).
-func keysOwnedBy(t *testing.T, c *cluster, m *tmap[string, string], owner partition.MemberID, n int, same bool) []string {
-	t.Helper()
-	tab, _ := c.coord.Watch()
-	var keys []string
-	var first partition.ID = -1
-	for i := 0; len(keys) < n && i < 100000; i++ {
-		k := fmt.Sprintf("k%d", i)
-		p, _ := m.Partition(k)
-		if tab.Owner(p) != owner || (same && first >= 0 && p != first) {
-			continue
-		}
-		first = p
-		keys = append(keys, k)
-	}
-	if len(keys) < n {
-		t.Fatalf("no %d keys owned by %s", n, owner)
-	}
-	return keys
-}
-
 // loseFirstAnswer makes the answer of the first operation from member from lost (after the
 // owner served it), running then (if not nil) before the caller learns of the loss.
 func loseFirstAnswer(c *cluster, from partition.MemberID, then func()) *atomic.Int32 {
 	var lost atomic.Int32
-	c.net.SetAnswered(func(f, to string, typ transport.MsgType) bool {
+	c.Net.SetAnswered(func(f, to string, typ transport.MsgType) bool {
 		if f != string(from) || typ != msgOp || !lost.CompareAndSwap(0, 1) {
 			return false
 		}
@@ -57,7 +35,7 @@ func loseFirstAnswer(c *cluster, from partition.MemberID, then func()) *atomic.I
 func TestRetriedWriteIsAppliedOnce(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	owner, client := c.svc(0), c.svc(1)
+	owner, client := c.Svc(0), c.Svc(1)
 	om, cm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, client, "m")
 	key := keysOwnedBy(t, c, om, owner.self, 1, false)[0]
 	if err := cm.Put(ctx, key, "v0"); err != nil {
@@ -92,7 +70,7 @@ func TestRetriedWriteIsAppliedOnce(t *testing.T) {
 	if v, err := cm.Get(ctx, key); err != nil || v != "other" {
 		t.Fatalf("value = %q, %v; want the later writer's (the retried put was applied twice)", v, err)
 	}
-	c.net.SetAnswered(nil)
+	c.Net.SetAnswered(nil)
 }
 
 // TestRetryAfterFailoverGetsFirstAnswer: the owner applies a write, its backup acknowledges,
@@ -101,14 +79,14 @@ func TestRetriedWriteIsAppliedOnce(t *testing.T) {
 func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	probe := mustMap[string, string](t, c.svc(0), "m")
-	ownerID := c.svc(0).self
+	probe := mustMap[string, string](t, c.Svc(0), "m")
+	ownerID := c.Svc(0).self
 	key := keysOwnedBy(t, c, probe, ownerID, 1, false)[0]
 	p, _ := probe.Partition(key)
 	var client *Service
-	for _, id := range c.active {
-		if tab, _ := c.coord.Watch(); !tab.IsReplica(p, id) {
-			client = c.svcs[id]
+	for _, id := range c.Active {
+		if tab, _ := c.Coord.Watch(); !tab.IsReplica(p, id) {
+			client = c.Svcs[id]
 		}
 	}
 	if client == nil {
@@ -118,20 +96,20 @@ func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
 	if err := cm.Put(ctx, key, "v0"); err != nil {
 		t.Fatal(err)
 	}
-	lost := loseFirstAnswer(c, client.self, func() { c.kill(ownerID) })
+	lost := loseFirstAnswer(c, client.self, func() { c.Kill(ownerID) })
 	if ok, err := cm.ReplaceIfSame(ctx, key, "v0", "v1"); err != nil || !ok {
 		t.Fatalf("ReplaceIfSame retried on the new owner = %v, %v; want true (it took effect)", ok, err)
 	}
 	if lost.Load() != 1 {
 		t.Fatal("no answer was lost")
 	}
-	if tab, _ := c.coord.Watch(); tab.Owner(p) == ownerID {
+	if tab, _ := c.Coord.Watch(); tab.Owner(p) == ownerID {
 		t.Fatal("the owner did not change")
 	}
 	if v, err := cm.Get(ctx, key); err != nil || v != "v1" {
 		t.Fatalf("value = %q, %v; want v1", v, err)
 	}
-	c.net.SetAnswered(nil)
+	c.Net.SetAnswered(nil)
 }
 
 // TestAnswerTableBound: the remembered answers of a partition stay at maxAnswers, the newest
@@ -172,8 +150,8 @@ func TestAnswerTableBound(t *testing.T) {
 	// carries it.
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, string](t, c.svc(1), "m")
-	key := keysOwnedBy(t, c, m, c.svc(0).self, 1, false)[0]
+	m := mustMap[string, string](t, c.Svc(1), "m")
+	key := keysOwnedBy(t, c, m, c.Svc(0).self, 1, false)[0]
 	p, _ := m.Partition(key)
 	for i := range 3 * maxAnswers {
 		if err := m.Put(ctx, key, fmt.Sprint(i)); err != nil {
@@ -192,18 +170,18 @@ func TestAnswerTableBound(t *testing.T) {
 		}
 		return out
 	}
-	want := remembered(c.svc(0))
+	want := remembered(c.Svc(0))
 	if len(want) != maxAnswers {
 		t.Fatalf("the owner remembers %d answers of partition %d, want %d", len(want), p, maxAnswers)
 	}
-	cur, _ := c.coord.Watch()
+	cur, _ := c.Coord.Watch()
 	backup := cur.Partitions[p].Replicas[1]
-	if got := remembered(c.svcs[backup]); !maps.Equal(got, want) {
+	if got := remembered(c.Svcs[backup]); !maps.Equal(got, want) {
 		t.Fatalf("the backup remembers %d answers, not the owner's %d", len(got), len(want))
 	}
-	c.kill(backup)
-	next := c.waitStable().Partitions[p].Replicas[1]
-	if got := remembered(c.svcs[next]); !maps.Equal(got, want) {
+	c.Kill(backup)
+	next := c.WaitStable().Partitions[p].Replicas[1]
+	if got := remembered(c.Svcs[next]); !maps.Equal(got, want) {
 		t.Fatalf("the new backup %s got %d answers in its copy, not the owner's %d", next, len(got), len(want))
 	}
 }
@@ -215,7 +193,7 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	owner, other := c.svc(0), c.svc(1)
+	owner, other := c.Svc(0), c.Svc(1)
 	om, rm := mustMap[string, string](t, owner, "m"), mustMap[string, string](t, other, "m")
 	keys := keysOwnedBy(t, c, om, owner.self, 3, true)
 	written, untouched, fresh := keys[0], keys[1], keys[2]
@@ -232,7 +210,7 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 	}{{"replace", written, "old"}, {"create", fresh, ""}} {
 		entered, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		c.net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
+		c.Net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
 			if from == string(owner.self) && typ == msgBackup {
 				once.Do(func() { close(entered) })
 				<-release
@@ -269,7 +247,7 @@ func TestReadsNeverSeeUnacknowledgedWrites(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		c.net.SetAnswered(nil)
+		c.Net.SetAnswered(nil)
 		for _, m := range []*tmap[string, string]{om, rm} {
 			if v, err := m.Get(ctx, step.key); err != nil || v != "new" {
 				t.Fatalf("%s: Get after the acknowledgement = %q, %v", step.name, v, err)
@@ -287,7 +265,7 @@ func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	registerIncr(t, c)
 	ctx := context.Background()
-	owner, client := c.svc(0), c.svc(1)
+	owner, client := c.Svc(0), c.Svc(1)
 	key := keysOwnedBy(t, c, mustMap[string, string](t, owner, "counters"), owner.self, 1, false)[0]
 	cm := mustMap[string, int](t, client, "counters")
 	for want := 1; want <= 3; want++ {
@@ -299,7 +277,7 @@ func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
 			t.Fatal("no answer was lost")
 		}
 	}
-	c.net.SetAnswered(nil)
+	c.Net.SetAnswered(nil)
 	if v, err := cm.Get(ctx, key); err != nil || v != 3 {
 		t.Fatalf("counter = %d, %v; want 3 (each increment once)", v, err)
 	}
@@ -311,7 +289,7 @@ func TestRetriedProcessorReturnsFirstResult(t *testing.T) {
 func TestFirstAttemptAfterItsRetry(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
 	ctx := context.Background()
-	s := c.svc(0)
+	s := c.Svc(0)
 	m := mustMap[string, string](t, s, "m")
 	vals := testCodec[string]{}
 	enc := func(v string) []byte { b, _ := vals.Encode(v); return b }
@@ -320,7 +298,7 @@ func TestFirstAttemptAfterItsRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve := func(id opID, retry bool, expect, value string) opResponse {
-		tab, _ := c.coord.Watch()
+		tab, _ := c.Coord.Watch()
 		return s.serveOp(ctx, &opRequest{Map: "m", Kind: opReplaceIfSame, Part: int32(p), Epoch: tab.Epoch, Key: kb,
 			Expect: enc(expect), Value: enc(value), ID: id, Retry: retry})
 	}

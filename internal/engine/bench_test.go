@@ -16,12 +16,12 @@ func BenchmarkOwnerPutGet(b *testing.B) {
 	}{{"solo", 1, 0}, {"backup", 2, 1}} {
 		b.Run(setup.name, func(b *testing.B) {
 			c := newCluster(b, setup.members, setup.backups, nil)
-			s := c.svc(0)
+			s := c.Svc(0)
 			m, err := newTMap[string, []byte](s, "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
-			tab := c.coord.Table
+			tab := c.Coord.Table
 			var keys []string
 			for i := 0; len(keys) < 1024; i++ {
 				k := fmt.Sprint("key-", i)

@@ -16,10 +16,10 @@ import (
 // which sends values itself).
 func waitTakenOver(t *testing.T, c *cluster) {
 	t.Helper()
-	tab := c.waitStable()
+	tab := c.WaitStable()
 	deadline := time.Now().Add(10 * time.Second)
 	for p := range tab.Partitions {
-		for c.svcs[tab.Partitions[p].Replicas[0]].parts[p].ownEpoch.Load() != tab.Epoch {
+		for c.Svcs[tab.Partitions[p].Replicas[0]].parts[p].ownEpoch.Load() != tab.Epoch {
 			if time.Now().After(deadline) {
 				t.Fatalf("partition %d not taken over at epoch %d", p, tab.Epoch)
 			}
@@ -35,9 +35,9 @@ func stashKeys(t *testing.T, c *cluster, name string, size int) (want map[string
 	t.Helper()
 	ctx := context.Background()
 	want = map[string]string{}
-	tab := c.coord.Table
-	for i := range len(c.active) {
-		s := c.svc(i)
+	tab := c.Coord.Table
+	for i := range len(c.Active) {
+		s := c.Svc(i)
 		m := mustMap[string, string](t, s, name)
 		for j := range 12 {
 			k := fmt.Sprintf("m%d-k%02d", i, j)
@@ -114,9 +114,9 @@ func TestBackupsFromTheCallersCopy(t *testing.T) {
 		t.Fatal("no write came from a backup: the test does not exercise the stash")
 	}
 	var taken uint64
-	for i := range len(c.active) {
-		taken += c.svc(i).stash.taken.Load()
-		if n := c.svc(i).stash.len(); n != 0 {
+	for i := range len(c.Active) {
+		taken += c.Svc(i).stash.taken.Load()
+		if n := c.Svc(i).stash.len(); n != 0 {
 			t.Errorf("member %d still holds %d copies", i, n)
 		}
 	}
@@ -127,8 +127,8 @@ func TestBackupsFromTheCallersCopy(t *testing.T) {
 
 	// Values under stashMin travel as before.
 	small, _ := stashKeys(t, c, "small", stashMin/2)
-	for i := range len(c.active) {
-		taken -= c.svc(i).stash.taken.Load()
+	for i := range len(c.Active) {
+		taken -= c.Svc(i).stash.taken.Load()
 	}
 	if taken != 0 {
 		t.Errorf("%d small values were taken from a stash", -int64(taken))
@@ -141,18 +141,18 @@ func TestBackupsFromTheCallersCopy(t *testing.T) {
 // itself: the write succeeds and every replica holds it.
 func TestBackupsFromTheCallersCopyResentWhenLost(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	for i := range len(c.active) {
-		c.svc(i).stash.lose.Store(true)
+	for i := range len(c.Active) {
+		c.Svc(i).stash.lose.Store(true)
 	}
 	want, fromBackup := stashKeys(t, c, "lost", stashMin)
 	if fromBackup == 0 {
 		t.Fatal("no write came from a backup: the test does not exercise the stash")
 	}
-	for i := range len(c.active) {
-		if n := c.svc(i).stash.len(); n != 0 {
+	for i := range len(c.Active) {
+		if n := c.Svc(i).stash.len(); n != 0 {
 			t.Errorf("member %d still holds %d copies", i, n)
 		}
-		if n := c.svc(i).stash.taken.Load(); n != 0 {
+		if n := c.Svc(i).stash.taken.Load(); n != 0 {
 			t.Errorf("member %d took %d copies it was told to lose", i, n)
 		}
 	}
@@ -164,9 +164,9 @@ func TestBackupsFromTheCallersCopyResentWhenLost(t *testing.T) {
 // is refused.
 func TestBackupRefusesUnheldOrMisusedCopies(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
-	tab := c.coord.Table
+	tab := c.Coord.Table
 	owner, backup := tab.Partitions[0].Replicas[0], tab.Partitions[0].Replicas[1]
-	s := c.svcs[backup]
+	s := c.Svcs[backup]
 	held := s.stash.put([]byte("k"), []byte("held value"))
 	for name, tc := range map[string]struct {
 		mut    mutation

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -22,7 +23,7 @@ func keyOn[V any](t *testing.T, c *cluster, m *tmap[string, V], owner, backup pa
 		if err != nil {
 			t.Fatal(err)
 		}
-		tab, _ := c.coord.Watch()
+		tab, _ := c.Coord.Watch()
 		reps := tab.Partitions[p].Replicas
 		if len(reps) == 2 && reps[0] == owner && reps[1] == backup {
 			return k, p
@@ -34,7 +35,7 @@ func keyOn[V any](t *testing.T, c *cluster, m *tmap[string, V], owner, backup pa
 
 // hangBackups makes the backups owner sends to backup go unanswered.
 func hangBackups(c *cluster, owner, backup partition.MemberID) {
-	c.net.SetHang(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetHang(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(backup) && mt == msgBackup
 	})
 }
@@ -60,15 +61,15 @@ func TestRemoteWriteHonoursDeadline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// A BackupAckTimeout beyond the test: only the write's deadline can end the wait.
 			c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = time.Minute })
-			caller, owner, backup := c.active[0], c.active[1], c.active[2]
+			caller, owner, backup := c.Active[0], c.Active[1], c.Active[2]
 			const name = "deadline"
-			m := mustMap[string, string](t, c.svcs[caller], name)
+			m := mustMap[string, string](t, c.Svcs[caller], name)
 			key, p := keyOn(t, c, m, owner, backup)
 			if err := m.Put(context.Background(), key, "v0"); err != nil {
 				t.Fatal(err)
 			}
 			if tc.takeOver {
-				c.svcs[owner].parts[p].ownEpoch.Store(0)
+				c.Svcs[owner].parts[p].ownEpoch.Store(0)
 			}
 			hangBackups(c, owner, backup)
 
@@ -87,15 +88,15 @@ func TestRemoteWriteHonoursDeadline(t *testing.T) {
 			}
 			// The owner gave up at the deadline as well: it no longer holds the partition's
 			// writers.
-			pt := c.svcs[owner].parts[p]
-			eventually(t, 2*time.Second, "the owner to release the partition's write lock", func() bool { return writeMuFree(pt) })
-			if n := c.coord.ReportsOf(backup); n != 0 {
+			pt := c.Svcs[owner].parts[p]
+			enginetest.Eventually(t, 2*time.Second, "the owner to release the partition's write lock", func() bool { return writeMuFree(pt) })
+			if n := c.Coord.ReportsOf(backup); n != 0 {
 				t.Fatalf("the backup was reported unreachable %d times for a deadline that was the caller's", n)
 			}
 
 			// Once the backup answers again, the partition is written as before, and the backup,
 			// which may have missed the timed-out write, ends up like its owner.
-			c.net.SetHang(nil)
+			c.Net.SetHang(nil)
 			if err := m.Put(context.Background(), key, "w"); err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +117,7 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 	}{
 		{"never answers", hangBackups},
 		{"connection fails", func(c *cluster, owner, backup partition.MemberID) {
-			c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+			c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 				return from == string(owner) && to == string(backup) && mt == msgBackup
 			})
 		}},
@@ -124,12 +125,12 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const ackTimeout = 100 * time.Millisecond
 			c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = ackTimeout })
-			c.coord.Mu.Lock()
-			c.coord.Demote = true
-			c.coord.Mu.Unlock()
-			caller, owner, backup := c.active[0], c.active[1], c.active[2]
+			c.Coord.Mu.Lock()
+			c.Coord.Demote = true
+			c.Coord.Mu.Unlock()
+			caller, owner, backup := c.Active[0], c.Active[1], c.Active[2]
 			const name = "drop"
-			maps := []*tmap[string, string]{mustMap[string, string](t, c.svcs[caller], name), mustMap[string, string](t, c.svcs[owner], name)}
+			maps := []*tmap[string, string]{mustMap[string, string](t, c.Svcs[caller], name), mustMap[string, string](t, c.Svcs[owner], name)}
 			key, p := keyOn(t, c, maps[0], owner, backup)
 			tc.fail(c, owner, backup)
 
@@ -161,10 +162,10 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 			if worst > 2*time.Second {
 				t.Fatalf("a write waited %v for a backup that does not answer", worst)
 			}
-			if c.coord.ReportsOf(backup) == 0 {
+			if c.Coord.ReportsOf(backup) == 0 {
 				t.Fatal("the unanswering backup was never reported")
 			}
-			if tab, _ := c.coord.Watch(); tab.IsReplica(p, backup) {
+			if tab, _ := c.Coord.Watch(); tab.IsReplica(p, backup) {
 				t.Fatalf("%s still a replica of partition %d", backup, p)
 			}
 			if v, err := maps[0].Get(context.Background(), key); err != nil || v == "" {
@@ -178,10 +179,10 @@ func TestUnansweringBackupIsReportedAndDropped(t *testing.T) {
 // waiting for a backup that does not answer) is refused with ErrTimeout, not applied late.
 func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = time.Minute })
-	caller, owner, backup := c.active[0], c.active[1], c.active[2]
+	caller, owner, backup := c.Active[0], c.Active[1], c.Active[2]
 	const name = "queued"
-	cm := mustMap[string, string](t, c.svcs[caller], name)
-	om := mustMap[string, string](t, c.svcs[owner], name)
+	cm := mustMap[string, string](t, c.Svcs[caller], name)
+	om := mustMap[string, string](t, c.Svcs[owner], name)
 	key, p := keyOn(t, c, cm, owner, backup)
 	if err := cm.Put(context.Background(), key, "v0"); err != nil {
 		t.Fatal(err)
@@ -206,10 +207,10 @@ func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 	if err := <-errA; !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write waiting for the backup: %v, want ErrTimeout", err)
 	}
-	c.net.SetHang(nil)
+	c.Net.SetHang(nil)
 	// Once every handler has returned (B's among them), B is nowhere.
-	eventually(t, 5*time.Second, "the owner's handlers to return", func() bool {
-		return c.net.Serving() == 0 && writeMuFree(c.svcs[owner].parts[p])
+	enginetest.Eventually(t, 5*time.Second, "the owner's handlers to return", func() bool {
+		return c.Net.Serving() == 0 && writeMuFree(c.Svcs[owner].parts[p])
 	})
 	if got := waitReplicasAgree(t, c, p, name)[key]; got != string(mustEncode(t, "A")) {
 		t.Fatalf("replicas hold %q after the queued write expired, want A", got)
@@ -224,18 +225,18 @@ func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 // table said); once the mark is cleared, the partition is served again, empty.
 func TestLostPartitionRefusedUntilReset(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	owner, backup := c.active[1], c.active[2]
+	owner, backup := c.Active[1], c.Active[2]
 	const name = "lost"
 	var maps []*tmap[string, string]
-	for _, id := range c.active {
-		maps = append(maps, mustMap[string, string](t, c.svcs[id], name))
+	for _, id := range c.Active {
+		maps = append(maps, mustMap[string, string](t, c.Svcs[id], name))
 	}
 	key, p := keyOn(t, c, maps[0], owner, backup)
 	ctx := context.Background()
 	if err := maps[0].Put(ctx, key, "v"); err != nil {
 		t.Fatal(err)
 	}
-	lost := c.coord.Commit(func(t *partition.Table) {
+	lost := c.Coord.Commit(func(t *partition.Table) {
 		t.Partitions[p].LostAt, t.Partitions[p].Lost = t.Epoch, true
 	})
 	for i, m := range maps {
@@ -255,7 +256,7 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 	for _, kind := range []opKind{opGet, opPut} {
 		req := &opRequest{Map: name, Kind: kind, Part: int32(p), Key: kb, Epoch: lost.Epoch}
 		msg, _ := encodeOpRequest(req)
-		answer, err := c.svcs[owner].handleOp(ctx, msg)
+		answer, err := c.Svcs[owner].handleOp(ctx, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +266,7 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 		}
 	}
 
-	c.coord.Commit(func(t *partition.Table) { t.Partitions[p].Lost = false })
+	c.Coord.Commit(func(t *partition.Table) { t.Partitions[p].Lost = false })
 	for i, m := range maps {
 		if _, err := m.Get(ctx, key); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("member %d: Get after reset = %v, want ErrNotFound (served empty)", i, err)
@@ -284,32 +285,32 @@ func TestLostPartitionRefusedUntilReset(t *testing.T) {
 // every member reports the loss once.
 func TestPendingCopyOfLostPartitionServedEmpty(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	owner, backup, pending := c.active[0], c.active[1], c.active[2]
+	owner, backup, pending := c.Active[0], c.Active[1], c.Active[2]
 	const name = "partial"
-	om := mustMap[string, string](t, c.svcs[owner], name)
+	om := mustMap[string, string](t, c.Svcs[owner], name)
 	key, p := keyOn(t, c, om, owner, backup)
 	ctx := context.Background()
 	if err := om.Put(ctx, key, "v"); err != nil {
 		t.Fatal(err)
 	}
 	// The copy to the pending member gets all its entries but never completes.
-	c.net.SetHang(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetHang(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(pending) && mt == msgSyncEnd
 	})
-	c.coord.Commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: pending}} })
+	c.Coord.Commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: pending}} })
 	waitFor(t, func() bool { return replicaContents(c, pending, p, name)[key] == string(mustEncode(t, "v")) })
 
 	// Both replicas die: the coordinator gives the partition to the pending member afresh,
 	// recording the loss (and, as RecreateLost asks, serving it at once).
-	c.coord.Commit(func(t *partition.Table) {
+	c.Coord.Commit(func(t *partition.Table) {
 		t.Partitions[p] = partition.Assignment{Replicas: []partition.MemberID{pending}, LostAt: t.Epoch}
 	})
-	pm := mustMap[string, string](t, c.svcs[pending], name)
+	pm := mustMap[string, string](t, c.Svcs[pending], name)
 	if v, err := pm.Get(ctx, key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get on the new owner = %q, %v; want ErrNotFound: the partial copy is of the lost data", v, err)
 	}
 	for _, id := range []partition.MemberID{owner, backup, pending} {
-		eventually(t, 5*time.Second, "the loss reported on "+string(id), func() bool { return c.svcs[id].PartitionsLost() == 1 })
+		enginetest.Eventually(t, 5*time.Second, "the loss reported on "+string(id), func() bool { return c.Svcs[id].PartitionsLost() == 1 })
 	}
 	if err := pm.Put(ctx, key, "new"); err != nil {
 		t.Fatal(err)
@@ -326,8 +327,8 @@ func TestPendingCopyOfLostPartitionServedEmpty(t *testing.T) {
 func TestReportedBackupStillInTableHoldsTheWrite(t *testing.T) {
 	const ackTimeout = 100 * time.Millisecond
 	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = ackTimeout })
-	caller, owner, backup := c.active[0], c.active[1], c.active[2]
-	m := mustMap[string, string](t, c.svcs[caller], "held")
+	caller, owner, backup := c.Active[0], c.Active[1], c.Active[2]
+	m := mustMap[string, string](t, c.Svcs[caller], "held")
 	key, p := keyOn(t, c, m, owner, backup)
 	hangBackups(c, owner, backup) // and the fake coordinator does not demote
 
@@ -337,10 +338,10 @@ func TestReportedBackupStillInTableHoldsTheWrite(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Put with its backup listed but not answering = %v, want ErrTimeout", err)
 	}
-	if c.coord.ReportsOf(backup) == 0 {
+	if c.Coord.ReportsOf(backup) == 0 {
 		t.Fatal("the unanswering backup was never reported")
 	}
-	if tab, _ := c.coord.Watch(); !tab.IsReplica(p, backup) {
+	if tab, _ := c.Coord.Watch(); !tab.IsReplica(p, backup) {
 		t.Fatalf("the fake coordinator dropped %s, which this test needs listed", backup)
 	}
 }

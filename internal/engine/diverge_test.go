@@ -16,7 +16,7 @@ import (
 // replicaContents reads map name's entries of partition p straight from member m's record
 // store, as key -> value.
 func replicaContents(c *cluster, m partition.MemberID, p partition.ID, name string) map[string]string {
-	pt := c.svcs[m].parts[p]
+	pt := c.Svcs[m].parts[p]
 	pt.mu.RLock()
 	defer pt.mu.RUnlock()
 	out := map[string]string{}
@@ -32,7 +32,7 @@ func waitReplicasAgree(t *testing.T, c *cluster, p partition.ID, name string) ma
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tab := c.coord.Table
+		tab := c.Coord.Table
 		reps := tab.Partitions[p].Replicas
 		first := replicaContents(c, reps[0], p, name)
 		agree := len(tab.Partitions[p].Pending) == 0
@@ -80,15 +80,15 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			c := newCluster(t, 3, 2, func(cfg *Config) { cfg.OperationTimeout = 2 * time.Second })
 			ctx := context.Background()
 			const name = "orphan"
-			probe := mustMap[string, string](t, c.svc(0), name)
+			probe := mustMap[string, string](t, c.Svc(0), name)
 			key := "k"
 			kb, p, _ := probe.encodeKey(key)
-			reps := c.coord.Table.Partitions[p].Replicas
+			reps := c.Coord.Table.Partitions[p].Replicas
 			if len(reps) != 3 {
 				t.Fatalf("partition %d has replicas %v, want 3", p, reps)
 			}
 			owner, lossy, other := reps[0], reps[tc.lost], reps[3-tc.lost]
-			om := mustMap[string, string](t, c.svcs[owner], name)
+			om := mustMap[string, string](t, c.Svcs[owner], name)
 			if err := om.Put(ctx, key, "v1"); err != nil {
 				t.Fatal(err)
 			}
@@ -97,14 +97,14 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			}
 
 			// The owner's next backup message reaches `other` but never `lossy`.
-			c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+			c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 				return from == string(owner) && to == string(lossy) && mt == msgBackup
 			})
 			done := make(chan error, 1)
 			go func() { done <- om.Put(ctx, key, "orphan") }()
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				pt := c.svcs[other].parts[p]
+				pt := c.Svcs[other].parts[p]
 				pt.mu.RLock()
 				got := pt.rs.get(name, string(kb), 0)
 				pt.mu.RUnlock()
@@ -116,13 +116,13 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			c.kill(owner)
-			c.net.SetDrop(nil)
+			c.Kill(owner)
+			c.Net.SetDrop(nil)
 			if err := <-done; err == nil {
 				t.Fatal("the write the owner died in was acknowledged")
 			}
-			c.waitStable()
-			if got := c.coord.Table.Partitions[p].Replicas; got[0] != reps[1] {
+			c.WaitStable()
+			if got := c.Coord.Table.Partitions[p].Replicas; got[0] != reps[1] {
 				t.Fatalf("replicas after failover %v: expected %s promoted", got, reps[1])
 			}
 
@@ -131,7 +131,7 @@ func TestOrphanWriteDoesNotLeaveReplicasDiverged(t *testing.T) {
 			t.Logf("after failover the replicas agree on %q = %q", key, before[string(kb)])
 
 			// A new write through the new owner reaches every replica.
-			nm := mustMap[string, string](t, c.svcs[reps[1]], name)
+			nm := mustMap[string, string](t, c.Svcs[reps[1]], name)
 			if err := nm.Put(ctx, key, "v3"); err != nil {
 				t.Fatal(err)
 			}
@@ -153,12 +153,12 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	c := newCluster(t, 3, 2, func(cfg *Config) { cfg.OperationTimeout = 2 * time.Second })
 	ctx := context.Background()
 	const name = "orphan"
-	probe := mustMap[string, string](t, c.svc(0), name)
+	probe := mustMap[string, string](t, c.Svc(0), name)
 	key := "k"
 	_, p, _ := probe.encodeKey(key)
-	reps := c.coord.Table.Partitions[p].Replicas
+	reps := c.Coord.Table.Partitions[p].Replicas
 	owner, heir, last := reps[0], reps[1], reps[2]
-	om := mustMap[string, string](t, c.svcs[owner], name)
+	om := mustMap[string, string](t, c.Svcs[owner], name)
 	if err := om.Put(ctx, key, "v1"); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	}
 	// The orphan reaches `last` only; then the promoted heir's copy to `last` never gets
 	// beyond its beginning.
-	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return (from == string(owner) && to == string(heir) && mt == msgBackup) ||
 			(from == string(heir) && to == string(last) && mt == msgSyncChunk)
 	})
@@ -183,20 +183,20 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	waitFor(t, func() bool {
 		return replicaContents(c, last, p, name)[key] == "orphan"
 	})
-	c.kill(owner)
+	c.Kill(owner)
 	<-done
-	c.waitStable()
-	hm := mustMap[string, string](t, c.svcs[heir], name)
+	c.WaitStable()
+	hm := mustMap[string, string](t, c.Svcs[heir], name)
 	if err := hm.Put(ctx, key, "v3"); err != nil {
 		t.Fatal(err)
 	}
 	if got := replicaContents(c, last, p, name)[key]; got != "v3" {
 		t.Fatalf("backup under resync holds %q, want the acknowledged v3", got)
 	}
-	c.kill(heir)
-	c.net.SetDrop(nil)
-	c.waitStable()
-	lm := mustMap[string, string](t, c.svcs[last], name)
+	c.Kill(heir)
+	c.Net.SetDrop(nil)
+	c.WaitStable()
+	lm := mustMap[string, string](t, c.Svcs[last], name)
 	if v, err := lm.Get(ctx, key); err != nil || v != "v3" {
 		t.Fatalf("after the new owner's death Get = %q, %v; want v3", v, err)
 	}
@@ -226,28 +226,28 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 		cfg.OperationTimeout = 2 * time.Second
 	})
 	ctx := context.Background()
-	probe := mustMap[string, string](t, c.svc(0), "wb")
+	probe := mustMap[string, string](t, c.Svc(0), "wb")
 	key := "k"
 	_, p, _ := probe.encodeKey(key)
-	reps := c.coord.Table.Partitions[p].Replicas
+	reps := c.Coord.Table.Partitions[p].Replicas
 	owner, heir, last := reps[0], reps[1], reps[2]
-	om := mustMap[string, string](t, c.svcs[owner], "wb")
+	om := mustMap[string, string](t, c.Svcs[owner], "wb")
 	if err := om.Put(ctx, key, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return from == string(owner) && to == string(heir) && mt == msgBackup
 	})
 	done := make(chan error, 1)
 	go func() { done <- om.Put(ctx, key, "orphan") }()
 	waitFor(t, func() bool { return replicaContents(c, last, p, "wb")[key] == "orphan" })
-	c.kill(owner)
-	c.net.SetDrop(nil)
+	c.Kill(owner)
+	c.Net.SetDrop(nil)
 	<-done
-	c.waitStable()
+	c.WaitStable()
 	waitReplicasAgree(t, c, p, "wb")
 	queued := func(m partition.MemberID) string {
-		pt := c.svcs[m].parts[p]
+		pt := c.Svcs[m].parts[p]
 		pt.mu.RLock()
 		defer pt.mu.RUnlock()
 		q := pt.queues["wb"]
@@ -261,9 +261,9 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 		return out
 	}
 	waitFor(t, func() bool { return queued(heir) == queued(last) })
-	c.kill(heir)
-	c.waitStable()
-	lm := mustMap[string, string](t, c.svcs[last], "wb")
+	c.Kill(heir)
+	c.WaitStable()
+	lm := mustMap[string, string](t, c.Svcs[last], "wb")
 	v, err := lm.Get(ctx, key)
 	if err != nil || v != "v1" {
 		t.Fatalf("Get = %q, %v; want v1", v, err)
@@ -279,16 +279,16 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 func TestFailoversUnderLoadKeepReplicasIdentical(t *testing.T) {
 	c := newCluster(t, 5, 2, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(2+i%3), "fl") }, 12)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.Svc(2+i%3), "fl") }, 12)
 	waitWrites(t, w, 500)
-	c.kill(c.active[0])
+	c.Kill(c.Active[0])
 	waitWrites(t, w, 1500)
-	c.kill(c.active[0])
-	c.waitStable()
+	c.Kill(c.Active[0])
+	c.WaitStable()
 	waitWrites(t, w, 2500)
 	stop()
-	w.verify(t, ctx, mustMap[string, int](t, c.svc(0), "fl"))
-	for p := range c.coord.Table.Partitions {
+	w.verify(t, ctx, mustMap[string, int](t, c.Svc(0), "fl"))
+	for p := range c.Coord.Table.Partitions {
 		waitReplicasAgree(t, c, partition.ID(p), "fl")
 	}
 }

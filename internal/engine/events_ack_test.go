@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/internal/enginetest"
 )
 
 // Listeners are told of a write once reads see it (after its backups acknowledged it): a local
@@ -20,8 +22,8 @@ func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
 	var seen, bad atomic.Int64
 	var mu sync.Mutex
 	var failures []string
-	for i := range c.active {
-		s := c.svc(i)
+	for i := range c.Active {
+		s := c.Svc(i)
 		process := mustMap[string, int](t, s, "process")
 		reports := mustMap[string, int](t, s, "reports")
 		_, err := process.AddLocalEntryListener(ctx, func(e EntryEvent[string, int]) {
@@ -40,12 +42,12 @@ func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	for w := range c.active {
-		s := c.svc(w)
+	for w := range c.Active {
+		s := c.Svc(w)
 		process := mustMap[string, int](t, s, "process")
 		reports := mustMap[string, int](t, s, "reports")
 		wg.Go(func() {
-			for i := w; i < txs; i += len(c.active) {
+			for i := w; i < txs; i += len(c.Active) {
 				k := fmt.Sprint("crash-", i)
 				err := s.RunTx(ctx, func(tx *Tx) error {
 					if err := inTx(tx, reports).Put(ctx, k, i); err != nil {
@@ -61,7 +63,7 @@ func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "an event per transaction", func() bool { return seen.Load() >= txs })
+	enginetest.Eventually(t, 30*time.Second, "an event per transaction", func() bool { return seen.Load() >= txs })
 	if n := bad.Load(); n != 0 {
 		mu.Lock()
 		defer mu.Unlock()
@@ -76,8 +78,8 @@ func TestListenerReadsOwnPut(t *testing.T) {
 	ctx := t.Context()
 	const puts = 300
 	var seen, bad atomic.Int64
-	for i := range c.active {
-		m := mustMap[string, int](t, c.svc(i), "own")
+	for i := range c.Active {
+		m := mustMap[string, int](t, c.Svc(i), "own")
 		_, err := m.AddLocalEntryListener(ctx, func(e EntryEvent[string, int]) {
 			if v, err := m.Get(context.Background(), e.Key); err != nil || v != e.NewValue {
 				t.Errorf("%s: event of value %d, read %d, %v", e.Key, e.NewValue, v, err)
@@ -90,10 +92,10 @@ func TestListenerReadsOwnPut(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	for w := range c.active {
-		m := mustMap[string, int](t, c.svc(w), "own")
+	for w := range c.Active {
+		m := mustMap[string, int](t, c.Svc(w), "own")
 		wg.Go(func() {
-			for i := w; i < puts; i += len(c.active) {
+			for i := w; i < puts; i += len(c.Active) {
 				if err := m.Put(ctx, fmt.Sprint("k", i), i); err != nil {
 					t.Error(err)
 					return
@@ -102,7 +104,7 @@ func TestListenerReadsOwnPut(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "an event per put", func() bool { return seen.Load() >= puts })
+	enginetest.Eventually(t, 30*time.Second, "an event per put", func() bool { return seen.Load() >= puts })
 	if bad.Load() != 0 {
 		t.Fatalf("%d listener reads missed the write they were told of", bad.Load())
 	}
@@ -113,16 +115,16 @@ func TestListenerReadsOwnPut(t *testing.T) {
 // dies before the acknowledgement, the write is lost with it and was never announced.
 func TestNoEventForUnacknowledgedWrite(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	owner, backup, other := c.active[0], c.active[1], c.active[2]
+	owner, backup, other := c.Active[0], c.Active[1], c.Active[2]
 	const name = "unacked"
-	m := mustMap[string, string](t, c.svcs[owner], name)
+	m := mustMap[string, string](t, c.Svcs[owner], name)
 	key, p := keyOn(t, c, m, owner, backup)
 
 	var local, remote recorder[string, string]
 	if _, err := m.AddLocalEntryListener(t.Context(), local.on, ListenerOptions[string]{IncludeValues: true}); err != nil {
 		t.Fatal(err)
 	}
-	om := mustMap[string, string](t, c.svcs[other], name)
+	om := mustMap[string, string](t, c.Svcs[other], name)
 	if _, err := om.AddEntryListener(t.Context(), remote.on, ListenerOptions[string]{IncludeValues: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,29 +132,29 @@ func TestNoEventForUnacknowledgedWrite(t *testing.T) {
 	if err := m.Put(t.Context(), key, "acked"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the first write's events", func() bool { return remote.count() == 1 && local.count() == 1 })
+	enginetest.Eventually(t, 10*time.Second, "the first write's events", func() bool { return remote.Count() == 1 && local.Count() == 1 })
 
 	hangBackups(c, owner, backup)
-	pt := c.svcs[owner].parts[p]
+	pt := c.Svcs[owner].parts[p]
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		done <- m.Put(ctx, key, "lost")
 	}()
-	eventually(t, 10*time.Second, "the write to be applied and wait for its backup", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the write to be applied and wait for its backup", func() bool {
 		pt.mu.RLock()
 		defer pt.mu.RUnlock()
 		return pt.pending != nil
 	})
 	// The owner dies: closing it delivers what its listeners had queued, and ends the write.
-	c.kill(owner)
+	c.Kill(owner)
 	if err := <-done; err == nil {
 		t.Fatal("the write whose owner died before its backup acknowledged succeeded")
 	}
-	c.waitStable()
+	c.WaitStable()
 	// The backup, promoted, never had the write.
-	bm := mustMap[string, string](t, c.svcs[backup], name)
+	bm := mustMap[string, string](t, c.Svcs[backup], name)
 	if v, err := bm.Get(t.Context(), key); err != nil || v != "acked" {
 		t.Fatalf("Get on the new owner = %q, %v; want the acknowledged write", v, err)
 	}
@@ -161,16 +163,16 @@ func TestNoEventForUnacknowledgedWrite(t *testing.T) {
 	if err := bm.Put(t.Context(), key, "after"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the event of the write after the failover", func() bool { return remote.count() >= 2 })
+	enginetest.Eventually(t, 10*time.Second, "the event of the write after the failover", func() bool { return remote.Count() >= 2 })
 	for _, r := range []*recorder[string, string]{&local, &remote} {
-		evs, _ := r.snapshot()
+		evs, _ := r.Snapshot()
 		for _, e := range evs {
 			if e.NewValue == "lost" {
 				t.Fatalf("a listener was told of the write that was lost: %+v", e)
 			}
 		}
 	}
-	if evs, _ := local.snapshot(); len(evs) != 1 {
+	if evs, _ := local.Snapshot(); len(evs) != 1 {
 		t.Fatalf("the owner's local listener got %d events, want only the acknowledged write's", len(evs))
 	}
 }

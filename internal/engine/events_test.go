@@ -10,59 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
 )
 
-// recorder collects the events one listener received.
-type recorder[K comparable, V any] struct {
-	mu     sync.Mutex
-	evs    []EntryEvent[K, V]
-	missed uint64
-}
-
-func (r *recorder[K, V]) on(e EntryEvent[K, V]) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e.Kind == listener.Overflow {
-		r.missed += e.Missed
-		return
-	}
-	r.evs = append(r.evs, e)
-}
-
-func (r *recorder[K, V]) snapshot() ([]EntryEvent[K, V], uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.evs), r.missed
-}
-
-func (r *recorder[K, V]) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.evs)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestLocalListenersSteadyState(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	tab := c.waitStable()
+	tab := c.WaitStable()
 	ctx := context.Background()
 	recs := make([]*recorder[string, int], 3)
 	for i := range recs {
 		recs[i] = &recorder[string, int]{}
-		m := mustMap[string, int](t, c.svc(i), "steady")
+		m := mustMap[string, int](t, c.Svc(i), "steady")
 		if _, err := m.AddLocalEntryListener(t.Context(), recs[i].on, ListenerOptions[string]{IncludeValues: true, QueueSize: 20000}); err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +32,7 @@ func TestLocalListenersSteadyState(t *testing.T) {
 	perKey := map[string]int{}
 	var wg sync.WaitGroup
 	for w := range writers {
-		m := mustMap[string, int](t, c.svc(w%3), "steady")
+		m := mustMap[string, int](t, c.Svc(w%3), "steady")
 		rng := rand.New(rand.NewPCG(uint64(w), 42))
 		wg.Go(func() {
 			for i := range puts / writers {
@@ -88,8 +48,8 @@ func TestLocalListenersSteadyState(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "10,000 events", func() bool {
-		return recs[0].count()+recs[1].count()+recs[2].count() >= puts
+	enginetest.Eventually(t, 30*time.Second, "10,000 events", func() bool {
+		return recs[0].Count()+recs[1].Count()+recs[2].Count() >= puts
 	})
 	time.Sleep(50 * time.Millisecond) // any extra (duplicate) event would arrive now
 
@@ -100,9 +60,9 @@ func TestLocalListenersSteadyState(t *testing.T) {
 	seen := map[ps]bool{}
 	got := map[string]int{}
 	total := 0
-	probe := mustMap[string, int](t, c.svc(0), "steady")
+	probe := mustMap[string, int](t, c.Svc(0), "steady")
 	for i, r := range recs {
-		evs, missed := r.snapshot()
+		evs, missed := r.Snapshot()
 		if missed != 0 {
 			t.Fatalf("member %d missed %d events", i, missed)
 		}
@@ -113,8 +73,8 @@ func TestLocalListenersSteadyState(t *testing.T) {
 				t.Fatal(e.Err)
 			}
 			p, _ := probe.Partition(e.Key)
-			if e.Member != c.active[i] || tab.Owner(p) != c.active[i] || e.Partition != p {
-				t.Fatalf("event of %s (partition %d, owner %s) delivered on %s (event says %s)", e.Key, p, tab.Owner(p), c.active[i], e.Member)
+			if e.Member != c.Active[i] || tab.Owner(p) != c.Active[i] || e.Partition != p {
+				t.Fatalf("event of %s (partition %d, owner %s) delivered on %s (event says %s)", e.Key, p, tab.Owner(p), c.Active[i], e.Member)
 			}
 			if seen[ps{p, e.Seq}] {
 				t.Fatalf("event %d/%d delivered twice", p, e.Seq)
@@ -148,7 +108,7 @@ func TestLocalListenersSteadyState(t *testing.T) {
 func TestListenerEventKinds(t *testing.T) {
 	c := newCluster(t, 1, 0, func(cfg *Config) { cfg.ExpiryInterval = 10 * time.Millisecond })
 	ctx := context.Background()
-	s := c.svc(0)
+	s := c.Svc(0)
 	m := mustMap[string, string](t, s, "kinds")
 	other := mustMap[string, string](t, s, "other")
 	var r recorder[string, string]
@@ -194,9 +154,9 @@ func TestListenerEventKinds(t *testing.T) {
 
 	want := []string{"Added a  1", "Updated a 1 2", "Removed a 2 ", "Added t  x", "Added c1  x", "Added " + k2 + "  z",
 		"Removed c1 x ", "Removed " + k2 + " z ", "Removed t x ", "Added ttl  v", "Expired ttl v "}
-	eventually(t, 10*time.Second, "every event", func() bool { return r.count() >= len(want) })
+	enginetest.Eventually(t, 10*time.Second, "every event", func() bool { return r.Count() >= len(want) })
 	time.Sleep(30 * time.Millisecond)
-	evs, _ := r.snapshot()
+	evs, _ := r.Snapshot()
 	var got []string
 	for _, e := range evs {
 		got = append(got, fmt.Sprintf("%v %s %s %s", e.Kind, e.Key, e.OldValue, e.NewValue))
@@ -208,14 +168,14 @@ func TestListenerEventKinds(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events:\n%q\nwant\n%q", got, want)
 	}
-	nv, _ := noValues.snapshot()
+	nv, _ := noValues.Snapshot()
 	if len(nv) != len(want) || nv[1].OldValue != "" || nv[1].NewValue != "" {
 		t.Fatalf("listener without values got %d events, first update %+v", len(nv), nv[1])
 	}
 	h.Remove()
 	must(m.Put(ctx, "after", "x"))
-	eventually(t, 5*time.Second, "the other listener", func() bool { return noValues.count() == len(want)+1 })
-	if r.count() != len(want) {
+	enginetest.Eventually(t, 5*time.Second, "the other listener", func() bool { return noValues.Count() == len(want)+1 })
+	if r.Count() != len(want) {
 		t.Fatal("removed listener still receives events")
 	}
 }
@@ -231,20 +191,20 @@ func TestLocalListenerFollowsMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	listen(c.svc(0))
-	listen(c.svc(1))
-	m := mustMap[int, int](t, c.svc(0), "moving")
+	listen(c.Svc(0))
+	listen(c.Svc(1))
+	m := mustMap[int, int](t, c.Svc(0), "moving")
 	for i := range 200 {
 		if err := m.Put(ctx, i, i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "first events", func() bool { return recs[c.active[0]].count()+recs[c.active[1]].count() == 200 })
+	enginetest.Eventually(t, 10*time.Second, "first events", func() bool { return recs[c.Active[0]].Count()+recs[c.Active[1]].Count() == 200 })
 
-	s2 := c.start()
+	s2 := c.Start()
 	listen(s2)
-	c.replan(nil)
-	tab := c.waitStable()
+	c.Replan(nil)
+	tab := c.WaitStable()
 	moved := tab.Owned(s2.self)
 	if len(moved) == 0 {
 		t.Fatal("the new member owns nothing")
@@ -258,11 +218,11 @@ func TestLocalListenerFollowsMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "events on the new owner", func() bool { return recs[s2.self].count() == want })
-	eventually(t, 10*time.Second, "all events", func() bool {
-		return recs[c.active[0]].count()+recs[c.active[1]].count()+recs[s2.self].count() == 400
+	enginetest.Eventually(t, 10*time.Second, "events on the new owner", func() bool { return recs[s2.self].Count() == want })
+	enginetest.Eventually(t, 10*time.Second, "all events", func() bool {
+		return recs[c.Active[0]].Count()+recs[c.Active[1]].Count()+recs[s2.self].Count() == 400
 	})
-	evs, _ := recs[s2.self].snapshot()
+	evs, _ := recs[s2.self].Snapshot()
 	for _, e := range evs {
 		if !slices.Contains(moved, e.Partition) || e.Kind != listener.Updated {
 			t.Fatalf("new owner got %v of partition %d", e.Kind, e.Partition)
@@ -274,7 +234,7 @@ func TestLocalListenerFollowsMigration(t *testing.T) {
 func TestSlowListenerOverflowCountsExactly(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "slow")
+	m := mustMap[int, int](t, c.Svc(0), "slow")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var r recorder[int, int]
 	first := true
@@ -302,11 +262,11 @@ func TestSlowListenerOverflowCountsExactly(t *testing.T) {
 	}
 	took := time.Since(start)
 	close(release)
-	eventually(t, 10*time.Second, "the backlog", func() bool {
-		evs, missed := r.snapshot()
+	enginetest.Eventually(t, 10*time.Second, "the backlog", func() bool {
+		evs, missed := r.Snapshot()
 		return uint64(len(evs))+missed == n
 	})
-	evs, missed := r.snapshot()
+	evs, missed := r.Snapshot()
 	st := h.Stats()
 	if len(evs) != 1+8 || missed != n-9 || st.Missed != missed || st.Delivered != 9 {
 		t.Fatalf("delivered %d, notices report %d missed, stats %+v", len(evs), missed, st)
@@ -327,10 +287,10 @@ func registerDivisible(t *testing.T, svcs ...*Service) {
 func TestClusterListenerPredicate(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		registerDivisible(t, s)
 	}
-	reg := c.svc(0)
+	reg := c.Svc(0)
 	m0 := mustMap[int, int](t, reg, "numbers")
 	if _, err := m0.AddEntryListener(ctx, func(EntryEvent[int, int]) {}, ListenerOptions[int]{Predicate: "nope"}); !errors.Is(err, ErrNoPredicate) {
 		t.Fatalf("unknown predicate: %v", err)
@@ -341,29 +301,29 @@ func TestClusterListenerPredicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := 77
-	m1 := mustMap[int, int](t, c.svc(1), "numbers")
+	m1 := mustMap[int, int](t, c.Svc(1), "numbers")
 	if _, err := m1.AddEntryListener(ctx, one.on, ListenerOptions[int]{Key: &key}); err != nil {
 		t.Fatal(err)
 	}
 	sentBefore := totalSent(c)
 	const n = 3000
 	remoteMatches := 0
-	tab := c.waitStable()
+	tab := c.WaitStable()
 	for i := range n {
-		if err := mustMap[int, int](t, c.svc(i%3), "numbers").Put(ctx, i, i); err != nil {
+		if err := mustMap[int, int](t, c.Svc(i%3), "numbers").Put(ctx, i, i); err != nil {
 			t.Fatal(err)
 		}
 		p, _ := m0.Partition(i)
 		if i%3 == 0 && tab.Owner(p) != reg.self {
 			remoteMatches++
 		}
-		if p, _ := m0.Partition(i); i == key && tab.Owner(p) != c.active[1] {
+		if p, _ := m0.Partition(i); i == key && tab.Owner(p) != c.Active[1] {
 			remoteMatches++
 		}
 	}
-	eventually(t, 20*time.Second, "the matching events", func() bool { return div3.count() == n/3 && one.count() == 1 })
+	enginetest.Eventually(t, 20*time.Second, "the matching events", func() bool { return div3.Count() == n/3 && one.Count() == 1 })
 	time.Sleep(50 * time.Millisecond)
-	evs, missed := div3.snapshot()
+	evs, missed := div3.Snapshot()
 	if len(evs) != n/3 || missed != 0 {
 		t.Fatalf("%d events, %d missed; want %d", len(evs), missed, n/3)
 	}
@@ -382,11 +342,11 @@ func TestClusterListenerPredicate(t *testing.T) {
 	}
 
 	// A member that joins later applies the registrations: its partitions' events arrive too.
-	s3 := c.start()
+	s3 := c.Start()
 	registerDivisible(t, s3)
-	c.replan(nil)
-	tab = c.waitStable()
-	eventually(t, 10*time.Second, "the joiner's registry", func() bool { return s3.events.cw.listening("numbers") })
+	c.Replan(nil)
+	tab = c.WaitStable()
+	enginetest.Eventually(t, 10*time.Second, "the joiner's registry", func() bool { return s3.events.cw.listening("numbers") })
 	want := n / 3
 	for i := n; i < 2*n; i++ {
 		if err := m1.Put(ctx, i, i); err != nil {
@@ -396,9 +356,9 @@ func TestClusterListenerPredicate(t *testing.T) {
 			want++
 		}
 	}
-	eventually(t, 20*time.Second, "events after the join", func() bool { return div3.count() == want })
+	enginetest.Eventually(t, 20*time.Second, "events after the join", func() bool { return div3.Count() == want })
 	fromJoiner := 0
-	evs, _ = div3.snapshot()
+	evs, _ = div3.Snapshot()
 	for _, e := range evs[n/3:] {
 		if e.Member == s3.self {
 			fromJoiner++
@@ -410,10 +370,10 @@ func TestClusterListenerPredicate(t *testing.T) {
 
 	// The registrant dies: every member drops its registrations.
 	dead := reg.self
-	c.kill(dead)
-	c.dropMember(dead)
-	eventually(t, 10*time.Second, "registrations dropped", func() bool {
-		for _, s := range c.svcs {
+	c.Kill(dead)
+	c.DropMember(dead)
+	enginetest.Eventually(t, 10*time.Second, "registrations dropped", func() bool {
+		for _, s := range c.Svcs {
 			if s.self == dead {
 				continue
 			}
@@ -430,7 +390,7 @@ func TestClusterListenerPredicate(t *testing.T) {
 
 func totalSent(c *cluster) uint64 {
 	var n uint64
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		n += s.events.cw.sent.Load()
 	}
 	return n
@@ -439,7 +399,7 @@ func totalSent(c *cluster) uint64 {
 func TestClusterListenerOverflowIsCounted(t *testing.T) {
 	c := newCluster(t, 2, 0, nil)
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "flood")
+	m := mustMap[int, int](t, c.Svc(0), "flood")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var r recorder[int, int]
 	var once sync.Once
@@ -461,16 +421,16 @@ func TestClusterListenerOverflowIsCounted(t *testing.T) {
 		}
 	}
 	// Wait until every event reached the registrant (queued or counted), then let it go.
-	eventually(t, 10*time.Second, "events to arrive", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "events to arrive", func() bool {
 		st := h.Stats()
 		return uint64(st.Queued)+st.Missed == n
 	})
 	close(release)
-	eventually(t, 10*time.Second, "the backlog", func() bool {
-		evs, missed := r.snapshot()
+	enginetest.Eventually(t, 10*time.Second, "the backlog", func() bool {
+		evs, missed := r.Snapshot()
 		return uint64(len(evs))+missed == n+1
 	})
-	evs, missed := r.snapshot()
+	evs, missed := r.Snapshot()
 	if len(evs) != 5 || missed != n-4 || h.Stats().Missed != missed {
 		t.Fatalf("delivered %d, notices %d, stats %+v", len(evs), missed, h.Stats())
 	}
@@ -493,15 +453,15 @@ func TestPartitionEvents(t *testing.T) {
 		}
 		return r
 	}
-	r0, r1 := listen(c.svc(0)), listen(c.svc(1))
-	settled := c.waitStable()
-	eventually(t, 5*time.Second, "the watchers to see the settled table", func() bool {
-		return c.svc(0).events.parts.epoch.Load() == settled.Epoch && c.svc(1).events.parts.epoch.Load() == settled.Epoch
+	r0, r1 := listen(c.Svc(0)), listen(c.Svc(1))
+	settled := c.WaitStable()
+	enginetest.Eventually(t, 5*time.Second, "the watchers to see the settled table", func() bool {
+		return c.Svc(0).events.parts.epoch.Load() == settled.Epoch && c.Svc(1).events.parts.epoch.Load() == settled.Epoch
 	})
-	s2 := c.start()
+	s2 := c.Start()
 	r2 := listen(s2)
-	c.replan(nil)
-	tab := c.waitStable()
+	c.Replan(nil)
+	tab := c.WaitStable()
 	moved := tab.Owned(s2.self)
 	count := func(r *rec, k PartitionEventKind) (n int, parts []partition.ID) {
 		r.mu.Lock()
@@ -514,7 +474,7 @@ func TestPartitionEvents(t *testing.T) {
 		}
 		return n, parts
 	}
-	eventually(t, 5*time.Second, "migration events", func() bool {
+	enginetest.Eventually(t, 5*time.Second, "migration events", func() bool {
 		n, _ := count(r2, MigrationFinished)
 		return n == len(moved)
 	})
@@ -523,7 +483,7 @@ func TestPartitionEvents(t *testing.T) {
 	if started != len(moved) || !slices.Equal(sp, moved) {
 		t.Fatalf("joiner saw %d migrations started (%v), %d partitions moved (%v)", started, sp, len(moved), moved)
 	}
-	eventually(t, 5*time.Second, "the senders' migration events", func() bool {
+	enginetest.Eventually(t, 5*time.Second, "the senders' migration events", func() bool {
 		a, _ := count(r0, MigrationFinished)
 		b, _ := count(r1, MigrationFinished)
 		return a+b == len(moved)
@@ -535,12 +495,12 @@ func TestPartitionEvents(t *testing.T) {
 	}
 
 	// Without backups, a member's death loses its partitions: every survivor reports them.
-	victim := c.active[0]
+	victim := c.Active[0]
 	lost := tab.Owned(victim)
-	c.kill(victim)
-	c.waitStable()
+	c.Kill(victim)
+	c.WaitStable()
 	for i, r := range []*rec{r1, r2} {
-		eventually(t, 5*time.Second, "partition lost events", func() bool {
+		enginetest.Eventually(t, 5*time.Second, "partition lost events", func() bool {
 			n, _ := count(r, PartitionLost)
 			return n == len(lost)
 		})
@@ -549,7 +509,7 @@ func TestPartitionEvents(t *testing.T) {
 		if !slices.Equal(parts, lost) {
 			t.Fatalf("lost %v, want %v", parts, lost)
 		}
-		if n := []*Service{c.svc(0), s2}[i].PartitionsLost(); n != uint64(len(lost)) {
+		if n := []*Service{c.Svc(0), s2}[i].PartitionsLost(); n != uint64(len(lost)) {
 			t.Fatalf("PartitionsLost() = %d, want %d", n, len(lost))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/transport"
 )
 
@@ -14,19 +15,19 @@ import (
 func TestClusterListenerReachesJoinerThroughCopies(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	reg := c.svc(0)
+	reg := c.Svc(0)
 	m0 := mustMap[int, int](t, reg, "numbers")
 	var rec recorder[int, int]
 	if _, err := m0.AddEntryListener(ctx, rec.on, ListenerOptions[int]{}); err != nil {
 		t.Fatal(err)
 	}
-	joiner := c.start()
+	joiner := c.Start()
 	// The registrant's pushes to the joiner are lost (as if it were still catching up).
-	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return from == string(reg.self) && to == string(joiner.self) && mt == msgListenerRegs
 	})
-	c.replan(nil)
-	tab := c.waitStable()
+	c.Replan(nil)
+	tab := c.WaitStable()
 	const want = 50
 	n := 0
 	for i := 0; n < want; i++ {
@@ -38,5 +39,5 @@ func TestClusterListenerReachesJoinerThroughCopies(t *testing.T) {
 		}
 		n++
 	}
-	eventually(t, 20*time.Second, "the events of the joiner's partitions", func() bool { return rec.count() == want })
+	enginetest.Eventually(t, 20*time.Second, "the events of the joiner's partitions", func() bool { return rec.Count() == want })
 }

@@ -33,7 +33,7 @@ func TestReadThroughLoadsOnce(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for i := range 32 {
-		m := mustMap[string, string](t, c.svc(i%3), "rt")
+		m := mustMap[string, string](t, c.Svc(i%3), "rt")
 		wg.Go(func() {
 			v, err := m.Get(ctx, "cold")
 			if err != nil || v != "from the store" {
@@ -45,16 +45,16 @@ func TestReadThroughLoadsOnce(t *testing.T) {
 	if n := len(st.CallsFor("cold")); n != 1 {
 		t.Fatalf("%d Load calls for 32 concurrent misses, want 1", n)
 	}
-	m := mustMap[string, string](t, c.svc(0), "rt")
+	m := mustMap[string, string](t, c.Svc(0), "rt")
 	if _, err := m.Get(ctx, "absent"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of a key the store lacks = %v", err)
 	}
 	// The loaded entry is clean (not written back) and backed up: the owner's failure keeps it.
 	p, _ := m.Partition("cold")
-	c.kill(c.coord.Table.Owner(p))
-	c.waitStable()
+	c.Kill(c.Coord.Table.Owner(p))
+	c.WaitStable()
 	loads := st.Count(memstore.OpLoad)
-	m = mustMap[string, string](t, c.svc(0), "rt") // a survivor
+	m = mustMap[string, string](t, c.Svc(0), "rt") // a survivor
 	if v, err := m.Get(ctx, "cold"); err != nil || v != "from the store" {
 		t.Fatalf("after failover Get = %q, %v", v, err)
 	}
@@ -70,7 +70,7 @@ func TestPendingDeleteIsNotReadThrough(t *testing.T) {
 	st := memstore.New()
 	c := newCluster(t, 2, 1, withStore("pd", st, mapstore.Config{WriteDelay: time.Hour}))
 	ctx := context.Background()
-	m := mustMap[string, string](t, c.svc(0), "pd")
+	m := mustMap[string, string](t, c.Svc(0), "pd")
 	if err := m.Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestInitialLoadCoversEveryKeyOnce(t *testing.T) {
 	// Every member uses the map at the same moment: each triggers the cluster-wide load.
 	var wg sync.WaitGroup
 	for i := range 3 {
-		m := mustMap[string, string](t, c.svc(i), "init")
+		m := mustMap[string, string](t, c.Svc(i), "init")
 		wg.Go(func() {
 			if _, err := m.Get(ctx, "key-1"); err != nil {
 				t.Error(err)
@@ -115,16 +115,16 @@ func TestInitialLoadCoversEveryKeyOnce(t *testing.T) {
 			t.Fatalf("%s loaded %d times", k, loaded[k])
 		}
 	}
-	m := mustMap[string, string](t, c.svc(0), "init")
+	m := mustMap[string, string](t, c.Svc(0), "init")
 	if size, err := m.Size(ctx); err != nil || size != n {
 		t.Fatalf("Size after the initial load = %d, %v", size, err)
 	}
 	// A member that joins later loads nothing again.
 	before := len(st.Calls())
-	c.start()
-	c.replan(nil)
-	c.waitStable()
-	late := mustMap[string, string](t, c.svc(3), "init")
+	c.Start()
+	c.Replan(nil)
+	c.WaitStable()
+	late := mustMap[string, string](t, c.Svc(3), "init")
 	if _, err := late.Get(ctx, "key-2"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +141,9 @@ func TestEagerInitialLoadHappensAtCreation(t *testing.T) {
 		st.Put([]byte(fmt.Sprint("key-", i)), []byte("v"))
 	}
 	c := newCluster(t, 3, 1, withStore("eager", st, mapstore.Config{InitialLoad: mapstore.LoadEager}))
-	mustMap[string, string](t, c.svc(1), "eager") // creating the view loads the whole map
+	mustMap[string, string](t, c.Svc(1), "eager") // creating the view loads the whole map
 	held := 0
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		m := mustMap[string, string](t, s, "eager")
 		for range m.LocalKeys() { // local memory only: no read-through
 			held++

@@ -14,8 +14,8 @@ import (
 func TestMapOperations(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	a := mustMap[string, string](t, c.svc(0), "m")
-	b := mustMap[string, string](t, c.svc(1), "m")
+	a := mustMap[string, string](t, c.Svc(0), "m")
+	b := mustMap[string, string](t, c.Svc(1), "m")
 
 	if _, err := a.Get(ctx, "k"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get missing = %v, want ErrNotFound", err)
@@ -56,7 +56,7 @@ func TestMapOperations(t *testing.T) {
 func TestSizeClearAndIteration(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "nums")
+	m := mustMap[int, int](t, c.Svc(0), "nums")
 	const n = 500
 	for i := range n {
 		if err := m.Put(ctx, i, i*i); err != nil {
@@ -80,8 +80,8 @@ func TestSizeClearAndIteration(t *testing.T) {
 		t.Fatalf("Entries saw %d keys", len(seen))
 	}
 	local := 0
-	for id := range c.svcs {
-		lm := mustMap[int, int](t, c.svcs[id], "nums")
+	for id := range c.Svcs {
+		lm := mustMap[int, int](t, c.Svcs[id], "nums")
 		for _, err := range lm.LocalKeys() {
 			if err != nil {
 				t.Fatal(err)
@@ -113,7 +113,7 @@ func TestSizeClearAndIteration(t *testing.T) {
 func TestTTLExpires(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, []byte](t, c.svc(0), "ttl")
+	m := mustMap[string, []byte](t, c.Svc(0), "ttl")
 	if err := m.Put(ctx, "short", []byte("x"), WithTTL(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +145,8 @@ func (k coKey) PartitionKey() string { return k.Report }
 
 func TestCoKeyedEntriesShareAPartition(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
-	raw := mustMap[string, string](t, c.svc(0), "raw")
-	proc := mustMap[coKey, string](t, c.svc(1), "process")
+	raw := mustMap[string, string](t, c.Svc(0), "raw")
+	proc := mustMap[coKey, string](t, c.Svc(1), "process")
 	for i := range 100 {
 		id := fmt.Sprintf("report-%d", i)
 		p1, _ := raw.Partition(id)
@@ -162,13 +162,13 @@ func TestBackupsHoldEveryWrite(t *testing.T) {
 		t.Run(fmt.Sprint("backups=", backups), func(t *testing.T) {
 			c := newCluster(t, 4, backups, nil)
 			ctx := context.Background()
-			m := mustMap[int, int](t, c.svc(0), "b")
+			m := mustMap[int, int](t, c.Svc(0), "b")
 			for i := range 300 {
 				if err := m.Put(ctx, i, i); err != nil {
 					t.Fatal(err)
 				}
 			}
-			tab := c.coord.Table
+			tab := c.Coord.Table
 			for i := range 300 {
 				p, _ := m.Partition(i)
 				kb, _, _ := m.encodeKey(i)
@@ -177,7 +177,7 @@ func TestBackupsHoldEveryWrite(t *testing.T) {
 					t.Fatalf("partition %d has %d replicas", p, len(reps))
 				}
 				for _, r := range reps {
-					pt := c.svcs[r].parts[p]
+					pt := c.Svcs[r].parts[p]
 					pt.mu.RLock()
 					rec := pt.rs.get("b", string(kb), 0)
 					pt.mu.RUnlock()
@@ -192,7 +192,7 @@ func TestBackupsHoldEveryWrite(t *testing.T) {
 
 func TestValueTooLarge(t *testing.T) {
 	c := newCluster(t, 2, 1, func(cfg *Config) { cfg.MaxValueSize = 1024 })
-	m := mustMap[string, []byte](t, c.svc(0), "big")
+	m := mustMap[string, []byte](t, c.Svc(0), "big")
 	if err := m.Put(context.Background(), "k", make([]byte, 2048)); !errors.Is(err, ErrValueTooLarge) {
 		t.Fatalf("Put oversized = %v, want ErrValueTooLarge", err)
 	}
@@ -254,37 +254,37 @@ func (w *writer) verify(t *testing.T, ctx context.Context, m *tmap[string, int])
 func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(i%3), "load") }, 16)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.Svc(i%3), "load") }, 16)
 	waitWrites(t, w, 500)
-	c.start()
-	c.replan(nil)
-	c.waitStable()
+	c.Start()
+	c.Replan(nil)
+	c.WaitStable()
 	waitWrites(t, w, 2000)
-	c.start()
-	c.replan(nil)
-	c.waitStable()
-	leaving := c.active[0]
-	c.replan([]partition.MemberID{leaving})
-	tab := c.waitStable()
+	c.Start()
+	c.Replan(nil)
+	c.WaitStable()
+	leaving := c.Active[0]
+	c.Replan([]partition.MemberID{leaving})
+	tab := c.WaitStable()
 	if len(tab.Held(leaving)) != 0 {
 		t.Fatalf("leaving member still holds %v", tab.Held(leaving))
 	}
 	waitWrites(t, w, 3000)
 	stop()
-	w.verify(t, ctx, mustMap[string, int](t, c.svc(1), "load"))
+	w.verify(t, ctx, mustMap[string, int](t, c.Svc(1), "load"))
 }
 
 func TestFailoverKeepsAcknowledgedWrites(t *testing.T) {
 	c := newCluster(t, 4, 1, nil)
 	ctx := context.Background()
-	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.svc(1+i%3), "fo") }, 8)
+	w, stop := runWriters(ctx, func(i int) *tmap[string, int] { return mustMap[string, int](t, c.Svc(1+i%3), "fo") }, 8)
 	waitWrites(t, w, 500)
-	c.kill(c.active[0])
-	c.waitStable()
+	c.Kill(c.Active[0])
+	c.WaitStable()
 	waitWrites(t, w, 2000)
 	stop()
-	w.verify(t, ctx, mustMap[string, int](t, c.svc(0), "fo"))
-	tab := c.coord.Table
+	w.verify(t, ctx, mustMap[string, int](t, c.Svc(0), "fo"))
+	tab := c.Coord.Table
 	for p, a := range tab.Partitions {
 		if len(a.Replicas) != 2 {
 			t.Fatalf("partition %d has %d replicas after failover", p, len(a.Replicas))
@@ -312,7 +312,7 @@ func waitWrites(t *testing.T, w *writer, n int) {
 func TestAsyncBackupsCatchUp(t *testing.T) {
 	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.AsyncBackups = true })
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "async")
+	m := mustMap[int, int](t, c.Svc(0), "async")
 	const n = 400
 	for i := range n {
 		if err := m.Put(ctx, i, i); err != nil {
@@ -328,12 +328,12 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		missing := 0
-		tab := c.coord.Table
+		tab := c.Coord.Table
 		for i := range n {
 			p, _ := m.Partition(i)
 			kb, _, _ := m.encodeKey(i)
 			for _, r := range tab.Partitions[p].Replicas[1:] {
-				pt := c.svcs[r].parts[p]
+				pt := c.Svcs[r].parts[p]
 				pt.mu.RLock()
 				rec := pt.rs.get("async", string(kb), 0)
 				pt.mu.RUnlock()
@@ -350,8 +350,8 @@ func TestAsyncBackupsCatchUp(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c.kill(c.active[1])
-	c.waitStable()
+	c.Kill(c.Active[1])
+	c.WaitStable()
 	for i := range n {
 		if v, err := m.Get(ctx, i); err != nil || v != i+1 {
 			t.Fatalf("after failover key %d = %d, %v", i, v, err)
@@ -372,22 +372,22 @@ func mustEncode[V any](t *testing.T, v V) []byte {
 func TestBackupsSurviveSimultaneousDeaths(t *testing.T) {
 	c := newCluster(t, 5, 2, nil)
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "b2")
+	m := mustMap[int, int](t, c.Svc(0), "b2")
 	const n = 500
 	for i := range n {
 		if err := m.Put(ctx, i, i*7); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.kill(c.active[0], c.active[1])
-	c.waitStable()
-	m = mustMap[int, int](t, c.svc(0), "b2") // a survivor
+	c.Kill(c.Active[0], c.Active[1])
+	c.WaitStable()
+	m = mustMap[int, int](t, c.Svc(0), "b2") // a survivor
 	for i := range n {
 		if v, err := m.Get(ctx, i); err != nil || v != i*7 {
 			t.Fatalf("key %d after two simultaneous deaths = %d, %v", i, v, err)
 		}
 	}
-	for p, a := range c.coord.Table.Partitions {
+	for p, a := range c.Coord.Table.Partitions {
 		if len(a.Replicas) != 3 {
 			t.Fatalf("partition %d has %d replicas after restoration, want 3", p, len(a.Replicas))
 		}

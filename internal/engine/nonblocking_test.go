@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/mapstore"
@@ -29,17 +30,17 @@ import (
 func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 	c := newCluster(t, 3, 2, nil)
 	var calls atomic.Int64
-	c.net.SetDrop(func(from, to string, mt transport.MsgType) bool {
+	c.Net.SetDrop(func(from, to string, mt transport.MsgType) bool {
 		return mt == msgBackup && calls.Add(1)%7 == 0
 	})
-	defer c.net.SetDrop(nil)
+	defer c.Net.SetDrop(nil)
 
 	ctx := context.Background()
 	const workers, rounds = 16, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
-		m := mustMap[string, string](t, c.svc(w%3), "recycled")
+		m := mustMap[string, string](t, c.Svc(w%3), "recycled")
 		wg.Go(func() {
 			fail := func(format string, args ...any) {
 				errs <- fmt.Errorf("worker %d: "+format, append([]any{w}, args...)...)
@@ -90,7 +91,7 @@ func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 	}
 	// Every replica holds exactly what was acknowledged: what the owners applied is what their
 	// backups applied.
-	c.net.SetDrop(nil)
+	c.Net.SetDrop(nil)
 	all := map[string]string{}
 	for p := range c.cfg.PartitionCount {
 		maps.Copy(all, waitReplicasAgree(t, c, partition.ID(p), "recycled"))
@@ -124,7 +125,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	c := newCluster(t, 3, 2, withStore("wb", st, mapstore.Config{WriteDelay: time.Millisecond}))
 	waitTakenOver(t, c)
 	ctx := context.Background()
-	tab := c.coord.Table
+	tab := c.Coord.Table
 	inline, served := 0, 0
 	serve := func(req opRequest) opResponse {
 		t.Helper()
@@ -136,7 +137,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 		}
 		msg.Header, msg.Body = slices.Clone(msg.Header), slices.Clone(msg.Body)
 		answers := make(chan transport.Message, 1)
-		s := c.svcs[tab.Owner(p)]
+		s := c.Svcs[tab.Owner(p)]
 		var out transport.Message
 		if s.tryServeOp(ctx, msg, transport.ReplyFunc(func(m transport.Message, err error) {
 			if err != nil {
@@ -167,10 +168,10 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 		return resp
 	}
 	// Listeners on the owners get events whose keys and values are those of the mutations.
-	recs := make([]*recorder[string, string], len(c.active))
+	recs := make([]*recorder[string, string], len(c.Active))
 	for i := range recs {
 		recs[i] = &recorder[string, string]{}
-		if _, err := mustMap[string, string](t, c.svc(i), "plain").AddLocalEntryListener(t.Context(), recs[i].on, ListenerOptions[string]{IncludeValues: true}); err != nil {
+		if _, err := mustMap[string, string](t, c.Svc(i), "plain").AddLocalEntryListener(t.Context(), recs[i].on, ListenerOptions[string]{IncludeValues: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -202,13 +203,13 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	}
 	events := func() (all []EntryEvent[string, string]) {
 		for _, r := range recs {
-			evs, _ := r.snapshot()
+			evs, _ := r.Snapshot()
 			all = append(all, evs...)
 		}
 		return all
 	}
 	const wantEvents = 40 + 40 + 10 // added, updated (ReplaceIfSame), removed
-	eventually(t, 10*time.Second, "the listeners' events", func() bool { return len(events()) >= wantEvents })
+	enginetest.Eventually(t, 10*time.Second, "the listeners' events", func() bool { return len(events()) >= wantEvents })
 	for _, e := range events() {
 		i := -1
 		if _, err := fmt.Sscanf(e.Key, "plain-%02d", &i); err != nil || i < 0 {

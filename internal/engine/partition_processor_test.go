@@ -16,7 +16,7 @@ import (
 // index it appended at. An argument "fail" appends and then fails, so nothing may be applied.
 func registerAppend(t *testing.T, c *cluster) {
 	t.Helper()
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		err := s.RegisterPartitionProcessor("append", func(ctx context.Context, v *PartitionView, arg []byte) ([]byte, error) {
 			var n uint64
 			if b, ok := v.Get([]byte("n")); ok {
@@ -47,7 +47,7 @@ func TestPartitionProcessorIsAtomicAndReplicated(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
 	for w := range writers {
-		m, err := c.svc(w%3).OpenMap("log", nil)
+		m, err := c.Svc(w%3).OpenMap("log", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestPartitionProcessorIsAtomicAndReplicated(t *testing.T) {
 	}
 
 	// A failing processor applies nothing, and says why.
-	m, _ := c.svc(0).OpenMap("log", nil)
+	m, _ := c.Svc(0).OpenMap("log", nil)
 	if _, err := m.ExecutePartition(ctx, "append", p, []byte("fail")); !errors.Is(err, ErrProcessor) {
 		t.Fatalf("failing processor: %v, want ErrProcessor", err)
 	}
@@ -75,9 +75,9 @@ func TestPartitionProcessorIsAtomicAndReplicated(t *testing.T) {
 	}
 
 	// Every replica holds the same log: writers*each distinct entries at indexes 0..n-1.
-	tab := c.coord.Table
+	tab := c.Coord.Table
 	for _, r := range tab.Partitions[p].Replicas {
-		pt := c.svcs[r].parts[p]
+		pt := c.Svcs[r].parts[p]
 		pt.mu.RLock()
 		n := binary.BigEndian.Uint64(pt.rs.get("log", "n", 0).value)
 		seen := map[string]bool{}
@@ -96,9 +96,9 @@ func TestPartitionProcessorIsAtomicAndReplicated(t *testing.T) {
 
 	// The owner dies: the new owner continues the log where it was.
 	owner := tab.Partitions[p].Replicas[0]
-	c.kill(owner)
-	c.waitStable()
-	res, err := c.svc(0).mustOpen(t, "log").ExecutePartition(ctx, "append", p, []byte("after"))
+	c.Kill(owner)
+	c.WaitStable()
+	res, err := c.Svc(0).mustOpen(t, "log").ExecutePartition(ctx, "append", p, []byte("after"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func (s *Service) mustOpen(t *testing.T, name string) *Map {
 
 func TestRegisterPartitionProcessorRefusesDuplicates(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
-	s := c.svc(0)
+	s := c.Svc(0)
 	fn := func(context.Context, *PartitionView, []byte) ([]byte, error) { return nil, nil }
 	if err := s.RegisterPartitionProcessor("p", fn); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestRegisterPartitionProcessorRefusesDuplicates(t *testing.T) {
 func TestExecuteAllFailureAppliesNothing(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	ctx := context.Background()
-	m := mustMap[string, int](t, c.svc(0), "counts")
+	m := mustMap[string, int](t, c.Svc(0), "counts")
 	const p = partition.ID(3)
 	var keys []string
 	for i := 0; len(keys) < 5; i++ {
@@ -151,7 +151,7 @@ func TestExecuteAllFailureAppliesNothing(t *testing.T) {
 	// "bump" sets every entry to 2 but fails on the last key it meets: whichever order the
 	// partition yields them in, some were set before the failure.
 	seen := 0
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		err := s.RegisterProcessor("bump", func(ctx context.Context, e *RawEntry, arg []byte) ([]byte, error) {
 			if seen++; seen == len(keys) {
 				return nil, errors.New("refused")
@@ -177,7 +177,7 @@ func TestExecuteAllFailureAppliesNothing(t *testing.T) {
 func TestStructureMapsAreApartFromUserMaps(t *testing.T) {
 	c := newCluster(t, 1, 0, nil)
 	ctx := context.Background()
-	s := c.svc(0)
+	s := c.Svc(0)
 	registerAppend(t, c)
 	q, err := s.OpenStructureMap("queue", "jobs", nil)
 	if err != nil {

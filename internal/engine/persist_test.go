@@ -50,7 +50,7 @@ func TestWriteThroughFailureLeavesMapUnchanged(t *testing.T) {
 	st := memstore.New()
 	c := newCluster(t, 3, 1, withStore("wt", st, mapstore.Config{}))
 	ctx := context.Background()
-	m := mustMap[string, string](t, c.svc(0), "wt")
+	m := mustMap[string, string](t, c.Svc(0), "wt")
 	if err := m.Put(ctx, "k", "v1"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestWriteBehindCoalescing(t *testing.T) {
 			st := memstore.New()
 			c := newCluster(t, 3, 1, withStore("wb", st, mapstore.Config{WriteDelay: time.Hour, Coalesce: tc.coalesce}))
 			ctx := context.Background()
-			m := mustMap[string, int](t, c.svc(0), "wb")
+			m := mustMap[string, int](t, c.Svc(0), "wb")
 			for i := range 1000 {
 				if err := m.Put(ctx, "hot", i); err != nil {
 					t.Fatal(err)
@@ -121,7 +121,7 @@ func writeAll(t *testing.T, c *cluster, name string, n int, round string) map[st
 	t.Helper()
 	want := map[string][]byte{}
 	for i := range n {
-		m := mustMap[string, string](t, c.svc(i%len(c.active)), name)
+		m := mustMap[string, string](t, c.Svc(i%len(c.Active)), name)
 		k, v := fmt.Sprint("k", i), fmt.Sprint(round, i)
 		if err := m.Put(context.Background(), k, v); err != nil {
 			t.Fatalf("put %s: %v", k, err)
@@ -137,17 +137,17 @@ func TestWriteBehindSurvivesOutageFailoverAndMigration(t *testing.T) {
 	st.Down()
 	want := writeAll(t, c, "wb", 300, "a")
 	// A member dies while every write is still dirty: its backups' queues take over.
-	c.kill(c.active[0])
-	c.waitStable()
+	c.Kill(c.Active[0])
+	c.WaitStable()
 	// Members join and one leaves: partitions move with their queues.
-	c.start()
-	c.replan(nil)
-	c.waitStable()
+	c.Start()
+	c.Replan(nil)
+	c.WaitStable()
 	for k, v := range writeAll(t, c, "wb", 100, "b") {
 		want[k] = v
 	}
-	c.replan([]partition.MemberID{c.active[0]})
-	c.waitStable()
+	c.Replan([]partition.MemberID{c.Active[0]})
+	c.WaitStable()
 	if st.Len() != 0 {
 		t.Fatalf("store is down but has %d entries", st.Len())
 	}
@@ -155,7 +155,7 @@ func TestWriteBehindSurvivesOutageFailoverAndMigration(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var storeErrors uint64
-		for _, s := range c.svcs {
+		for _, s := range c.Svcs {
 			storeErrors += s.PersistenceStats("wb").StoreErrors
 		}
 		if storeErrors > 0 {
@@ -174,7 +174,7 @@ func TestWriteBehindBackPressure(t *testing.T) {
 	st := memstore.New()
 	c := newCluster(t, 1, 0, withStore("bp", st, mapstore.Config{WriteDelay: time.Millisecond, MaxDirtyEntries: 50, RetryInitial: time.Millisecond}))
 	st.Down()
-	m := mustMap[int, int](t, c.svc(0), "bp")
+	m := mustMap[int, int](t, c.Svc(0), "bp")
 	ctx := context.Background()
 	for i := range 50 {
 		if err := m.Put(ctx, i, i); err != nil {
@@ -240,7 +240,7 @@ func TestWriteBehindUnderLoadWithOutage(t *testing.T) {
 	}
 	storeErrors := func() uint64 {
 		var n uint64
-		for _, s := range c.svcs {
+		for _, s := range c.Svcs {
 			n += s.PersistenceStats("load").StoreErrors
 		}
 		return n
@@ -248,7 +248,7 @@ func TestWriteBehindUnderLoadWithOutage(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 8 {
-		m := mustMap[string, string](t, c.svc(w%3), "load")
+		m := mustMap[string, string](t, c.Svc(w%3), "load")
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -294,8 +294,8 @@ func TestMemoryBudgetEvictsCleanEntriesOnly(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	wt := mustMap[int, []byte](t, c.svc(0), "wt")
-	dirty := mustMap[int, []byte](t, c.svc(0), "dirty")
+	wt := mustMap[int, []byte](t, c.Svc(0), "wt")
+	dirty := mustMap[int, []byte](t, c.Svc(0), "dirty")
 	value := make([]byte, 1024)
 	for i := range 20 {
 		if err := dirty.Put(ctx, i, value); err != nil {
@@ -308,9 +308,9 @@ func TestMemoryBudgetEvictsCleanEntriesOnly(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for c.svc(0).memoryUsed() > budget {
+	for c.Svc(0).memoryUsed() > budget {
 		if time.Now().After(deadline) {
-			t.Fatalf("memory %d stays above the budget %d", c.svc(0).memoryUsed(), budget)
+			t.Fatalf("memory %d stays above the budget %d", c.Svc(0).memoryUsed(), budget)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -341,7 +341,7 @@ func TestEvictionRacingFlushesLosesNothing(t *testing.T) {
 		cfg.Maps = map[string]MapConfig{"race": {Store: st, Persistence: mapstore.Config{WriteDelay: time.Millisecond, BatchSize: 7}}}
 	})
 	ctx := context.Background()
-	m := mustMap[int, int](t, c.svc(0), "race")
+	m := mustMap[int, int](t, c.Svc(0), "race")
 	last := map[int]int{}
 	for round := range 20 {
 		for k := range 100 {
@@ -383,7 +383,7 @@ func TestBackPressureBoundsDirtyData(t *testing.T) {
 	acked := map[string]bool{}
 	var refused int
 	for w := range writers {
-		m := mustMap[string, int](t, c.svc(w%3), "bp")
+		m := mustMap[string, int](t, c.Svc(w%3), "bp")
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				k := fmt.Sprintf("w%d-%d", w, i)
@@ -410,14 +410,14 @@ func TestBackPressureBoundsDirtyData(t *testing.T) {
 		t.Fatalf("%d of %d writers were refused", refused, writers)
 	}
 	batch := mapstore.DefaultBatchSize
-	for id, s := range c.svcs {
+	for id, s := range c.Svcs {
 		_, entries := s.stores["bp"].budget.Usage()
 		if entries > limit+int64(batch) {
 			t.Fatalf("member %s holds %d dirty entries, limit %d plus one batch of %d", id, entries, limit, batch)
 		}
 	}
 	st.Up()
-	m := mustMap[string, int](t, c.svc(0), "bp")
+	m := mustMap[string, int](t, c.Svc(0), "bp")
 	if err := m.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			})
 			ctx := context.Background()
 			const name = "set"
-			probe := mustMap[string, string](t, c.svc(0), name)
+			probe := mustMap[string, string](t, c.Svc(0), name)
 			_, p, _ := probe.encodeKey("k0")
 			var keys []string // keys of partition p
 			for i := 0; len(keys) < 20; i++ {
@@ -51,15 +51,15 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 					keys = append(keys, k)
 				}
 			}
-			t0 := c.coord.Table
+			t0 := c.Coord.Table
 			reps := t0.Partitions[p].Replicas
 			if len(reps) != 3 {
 				t.Fatalf("partition %d has replicas %v, want 3", p, reps)
 			}
 			a, y, z := reps[0], reps[1], reps[2]
-			x := c.active[slices.IndexFunc(c.active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })]
+			x := c.Active[slices.IndexFunc(c.Active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })]
 			want := map[string]string{}
-			am := mustMap[string, string](t, c.svcs[a], name)
+			am := mustMap[string, string](t, c.Svcs[a], name)
 			for _, k := range keys[:5] {
 				if err := am.Put(ctx, k, "before"); err != nil {
 					t.Fatal(err)
@@ -68,18 +68,18 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			}
 
 			// A stops: it sees nothing and nobody reaches it.
-			c.nodes[a].Freeze(t0)
-			c.net.SetDown(string(a), true)
-			stale := c.coord.Commit(func(t *partition.Table) {
+			c.Nodes[a].Freeze(t0)
+			c.Net.SetDown(string(a), true)
+			stale := c.Coord.Commit(func(t *partition.Table) {
 				t.Partitions[p].Pending = append(t.Partitions[p].Pending, partition.Pending{Member: x})
 			})
-			c.active = slices.DeleteFunc(c.active, func(m partition.MemberID) bool { return m == a })
-			c.replan(nil)
-			c.waitStable()
-			if got := c.coord.Table.Partitions[p].Replicas; got[0] != y || !slices.Contains(got, x) {
+			c.Active = slices.DeleteFunc(c.Active, func(m partition.MemberID) bool { return m == a })
+			c.Replan(nil)
+			c.WaitStable()
+			if got := c.Coord.Table.Partitions[p].Replicas; got[0] != y || !slices.Contains(got, x) {
 				t.Fatalf("after A's death partition %d has replicas %v, want %s owner and %s a backup", p, got, y, x)
 			}
-			ym := mustMap[string, string](t, c.svcs[y], name)
+			ym := mustMap[string, string](t, c.Svcs[y], name)
 			for _, k := range keys[5:] {
 				if err := ym.Put(ctx, k, "during"); err != nil {
 					t.Fatal(err)
@@ -88,15 +88,15 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			}
 
 			// A resumes in the intermediate table.
-			c.coord.Mu.Lock()
-			c.coord.NoLease[a] = !tc.lease
-			c.coord.Mu.Unlock()
-			c.net.SetDown(string(a), false)
-			c.nodes[a].Freeze(stale)
+			c.Coord.Mu.Lock()
+			c.Coord.NoLease[a] = !tc.lease
+			c.Coord.Mu.Unlock()
+			c.Net.SetDown(string(a), false)
+			c.Nodes[a].Freeze(stale)
 			if !tc.lease {
-				c.nodes[x].Freeze(stale)
+				c.Nodes[x].Freeze(stale)
 			}
-			sa := c.svcs[a]
+			sa := c.Svcs[a]
 			if err := sa.copyPartition(ctx, p, x); err == nil {
 				t.Errorf("the stale owner's copy of partition %d to %s succeeded", p, x)
 			}
@@ -114,7 +114,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 				t.Errorf("the stale owner acknowledged a write")
 			}
 			cancel()
-			c.nodes[x].Thaw()
+			c.Nodes[x].Thaw()
 
 			for _, m := range []partition.MemberID{y, z, x} {
 				got := replicaContents(c, m, p, name)
@@ -123,7 +123,7 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 						t.Errorf("replica %s of partition %d: %s = %q, want %q", m, p, k, got[k], want[k])
 					}
 				}
-				q := c.svcs[m].parts[p]
+				q := c.Svcs[m].parts[p]
 				q.mu.RLock()
 				unsure := q.unsure
 				q.mu.RUnlock()
@@ -133,13 +133,13 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			}
 
 			// A catches up; then Y and Z die and X alone serves the partition.
-			c.nodes[a].Thaw()
-			c.coord.Mu.Lock()
-			c.coord.NoLease[a] = false
-			c.coord.Mu.Unlock()
-			c.kill(y, z)
-			c.waitStable()
-			xm := mustMap[string, string](t, c.svcs[x], name)
+			c.Nodes[a].Thaw()
+			c.Coord.Mu.Lock()
+			c.Coord.NoLease[a] = false
+			c.Coord.Mu.Unlock()
+			c.Kill(y, z)
+			c.WaitStable()
+			xm := mustMap[string, string](t, c.Svcs[x], name)
 			for _, k := range keys {
 				if v, err := xm.Get(ctx, k); err != nil || v != want[k] {
 					t.Errorf("after the owner and a backup died: Get(%s) = %q, %v; want %q", k, v, err, want[k])

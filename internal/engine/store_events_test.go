@@ -19,7 +19,7 @@ func TestLoadedAndEvictedEvents(t *testing.T) {
 		cfg.Maps = map[string]MapConfig{"m": {Store: keyedOnly{st}}} // write-through, no initial load
 	})
 	ctx := context.Background()
-	m := mustMap[int, []byte](t, c.svc(0), "m")
+	m := mustMap[int, []byte](t, c.Svc(0), "m")
 	var mu sync.Mutex
 	kinds := map[listener.Kind]int{}
 	h, err := m.AddLocalEntryListener(t.Context(), func(e EntryEvent[int, []byte]) {

@@ -308,7 +308,7 @@ func Execute[R any, K comparable, V any, A any](ctx context.Context, m *tmap[K, 
 // int entry and returns the new value.
 func registerIncr(t *testing.T, c *cluster) {
 	t.Helper()
-	for _, s := range c.svcs {
+	for _, s := range c.Svcs {
 		err := s.RegisterProcessor("incr", func(ctx context.Context, e *RawEntry, arg []byte) ([]byte, error) {
 			by, err := testCodec[int]{}.Decode(arg)
 			if err != nil {

@@ -243,7 +243,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Security.validate()...)
 	// Each map's configuration, with the map service's own rules (dmap.MapConfig.Validate, its
 	// persistence with mapstore's): the problems come back named Maps["name"].Field.
-	errs = append(errs, configerr.Problems((engine.Config{PartitionCount: 1, Maps: engineMaps(c.Maps)}).Validate(), engine.ErrInvalidConfig)...)
+	errs = append(errs, configerr.Problems((engine.Config{Maps: c.engineConfig(nil).Maps}).Validate(), engine.ErrInvalidConfig)...)
 	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
 		prefix := fmt.Sprintf("Queues[%q]: ", name)
 		if name == "" {
@@ -294,20 +294,58 @@ func configError(err error) error {
 // live in one place: the control plane's (raft, gossip, leases) and the map service's.
 func (c Config) validateTimings() []error {
 	var errs []error
-	probe := control.Config{ID: "validate", TransportAddr: "127.0.0.1:1"}
-	c.applyControl(&probe)
+	// The timings' part of the derived configurations: the other fields are checked with the
+	// names a user knows them by (Validate's own checks and each map's).
+	cc := c.controlConfig("validate", "127.0.0.1:1", nil)
+	probe := control.Config{ID: cc.ID, TransportAddr: cc.TransportAddr, Timings: cc.Timings, LeaseMargin: cc.LeaseMargin, LostGrace: cc.LostGrace}
 	for _, err := range configerr.Problems(probe.Validate(), control.ErrConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
-	for _, err := range configerr.Problems((engine.Config{PartitionCount: 1, BackupAckTimeout: c.Timings.BackupAckTimeout}).Validate(), engine.ErrInvalidConfig) {
+	for _, err := range configerr.Problems((engine.Config{BackupAckTimeout: c.engineConfig(nil).BackupAckTimeout}).Validate(), engine.ErrInvalidConfig) {
 		errs = append(errs, fmt.Errorf("Timings: %w", err))
 	}
 	return errs
 }
 
-// applyControl sets the control plane settings that come from c (after defaults).
-func (c Config) applyControl(cc *control.Config) {
-	cc.Timings = c.Timings.control()
-	cc.BootstrapWithoutSeeds = c.BootstrapWithoutSeeds
-	cc.Plan.RecreateLost = c.RecreateLostPartitions
+// The configurations of the member's parts are derived from c (after defaults) here and nowhere
+// else: each setting a user gives once, in Config, reaches every part that needs it (the
+// partition count the control plane's table, whose length the map service takes as its own; the
+// gossip address the control plane alone), and Validate checks what Start will use.
+
+// controlConfig is the control plane's configuration of member id, advertised at advertise.
+func (c Config) controlConfig(id partition.MemberID, advertise string, log *slog.Logger) control.Config {
+	cc := control.Config{
+		ID:                    id,
+		TransportAddr:         advertise,
+		GossipBindAddr:        c.GossipBindAddr,
+		GossipAdvertiseAddr:   c.GossipAdvertiseAddr,
+		Discovery:             c.Discovery,
+		ExpectMembers:         c.ExpectMembers,
+		BootstrapWithoutSeeds: c.BootstrapWithoutSeeds,
+		MaxVoters:             c.MaxVoters,
+		PartitionCount:        c.PartitionCount,
+		Plan:                  partition.PlanConfig{Backups: c.backups(), RecreateLost: c.RecreateLostPartitions},
+		Timings:               c.Timings.control(),
+		Logger:                log,
+	}
+	c.Security.applyControl(&cc)
+	return cc
+}
+
+// maxValueHeadroom is what MaxFrameSize keeps for a message's headers beyond its largest key
+// and value.
+const maxValueHeadroom = 64 << 10
+
+// engineConfig is the map service's configuration.
+func (c Config) engineConfig(log *slog.Logger) engine.Config {
+	return engine.Config{
+		AsyncBackups:     c.AsyncBackups,
+		OperationTimeout: c.OperationTimeout,
+		BackupAckTimeout: c.Timings.BackupAckTimeout,
+		MaxValueSize:     c.MaxFrameSize - maxValueHeadroom,
+		Maps:             engineMaps(c.Maps),
+		StructureMaps:    engineStructureMaps(c.Queues),
+		MemoryBudget:     c.MemoryBudget,
+		Logger:           log,
+	}
 }

@@ -112,7 +112,7 @@ func TestConfigValidateMaps(t *testing.T) {
 // package found them.
 func TestConfigErrorWrapsPackageSentinels(t *testing.T) {
 	for _, err := range []error{
-		(engine.Config{}).Validate(),
+		(engine.Config{MemoryBudget: -1}).Validate(),
 		(mapstore.Config{BatchSize: -1}).Validate(),
 		(transport.Config{MaxFrameSize: -1}).Validate(),
 		(control.Config{}).Validate(),
@@ -252,8 +252,8 @@ func TestConfigContract(t *testing.T) {
 			reflect.DeepEqual(Config{}.WithDefaults().WithDefaults().Timings, Config{}.WithDefaults().Timings), ErrInvalidConfig},
 		"gridmap.Timings": {Config{Timings: Timings{}}.Validate(), Config{Timings: Timings{}.WithDefaults()}.Validate(),
 			Config{Timings: Timings{LeaseDuration: -1}}.Validate(), Timings{}.WithDefaults().WithDefaults() == Timings{}.WithDefaults(), ErrInvalidConfig},
-		"engine.Config": {engine.Config{PartitionCount: 1}.Validate(), engine.Config{PartitionCount: 1}.WithDefaults().Validate(),
-			engine.Config{PartitionCount: 1, MaxConcurrentMigrations: -1}.Validate(),
+		"engine.Config": {engine.Config{}.Validate(), engine.Config{}.WithDefaults().Validate(),
+			engine.Config{MaxConcurrentMigrations: -1}.Validate(),
 			engine.Config{}.WithDefaults().WithDefaults().MigrationChunkSize == engine.Config{}.WithDefaults().MigrationChunkSize, engine.ErrInvalidConfig},
 		"dmap.MapConfig": {dmap.MapConfig{}.Validate(), dmap.MapConfig{}.WithDefaults().Validate(),
 			dmap.MapConfig{Persistence: mapstore.Config{BatchBytes: -1}}.Validate(),
@@ -285,5 +285,38 @@ func TestConfigContract(t *testing.T) {
 		if !c.idempotent {
 			t.Errorf("%s: WithDefaults is not idempotent", name)
 		}
+	}
+}
+
+// The member's parts are configured from Config alone: the control plane's and the map
+// service's configurations are derived from it in one place each, so that no setting has two
+// homes (the partition count reaches the map service through the control plane's table).
+func TestDerivedConfigs(t *testing.T) {
+	c := Config{
+		GossipBindAddr: "127.0.0.1:7946", GossipAdvertiseAddr: "10.0.0.1:7946", ExpectMembers: 3,
+		PartitionCount: 17, BackupCount: new(2), MaxVoters: 5, RecreateLostPartitions: true,
+		BootstrapWithoutSeeds: true, AsyncBackups: true, OperationTimeout: 7 * time.Second,
+		MaxFrameSize: 2 << 20, MemoryBudget: 1 << 30, Timings: LocalTimings(),
+		Maps:     map[string]dmap.MapConfig{"orders": {Persistence: mapstore.Config{WriteDelay: time.Second}}},
+		Security: Security{ClusterName: "c", JoinSecret: "s"},
+	}.WithDefaults()
+	cc := c.controlConfig("m1", "10.0.0.1:7000", nil)
+	if cc.ID != "m1" || cc.TransportAddr != "10.0.0.1:7000" || cc.GossipBindAddr != c.GossipBindAddr ||
+		cc.GossipAdvertiseAddr != c.GossipAdvertiseAddr || cc.ExpectMembers != 3 || cc.PartitionCount != 17 ||
+		cc.Plan.Backups != 2 || !cc.Plan.RecreateLost || cc.MaxVoters != 5 || !cc.BootstrapWithoutSeeds ||
+		cc.Timings != c.Timings.control() || cc.Admission == nil || cc.Admission.ClusterName != "c" {
+		t.Errorf("control config %+v from %+v", cc, c)
+	}
+	if err := cc.Validate(); err != nil {
+		t.Errorf("the derived control config is invalid: %v", err)
+	}
+	ec := c.engineConfig(nil)
+	if !ec.AsyncBackups || ec.OperationTimeout != 7*time.Second || ec.BackupAckTimeout != c.Timings.BackupAckTimeout ||
+		ec.MaxValueSize != 2<<20-maxValueHeadroom || ec.MemoryBudget != 1<<30 ||
+		ec.Maps["orders"].Persistence.WriteDelay != time.Second {
+		t.Errorf("engine config %+v from %+v", ec, c)
+	}
+	if err := ec.Validate(); err != nil {
+		t.Errorf("the derived engine config is invalid: %v", err)
 	}
 }

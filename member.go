@@ -114,20 +114,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		}
 	}()
 
-	ccfg := control.Config{
-		ID:                  id,
-		TransportAddr:       advertise,
-		GossipBindAddr:      cfg.GossipBindAddr,
-		GossipAdvertiseAddr: cfg.GossipAdvertiseAddr,
-		Discovery:           cfg.Discovery,
-		ExpectMembers:       cfg.ExpectMembers,
-		MaxVoters:           cfg.MaxVoters,
-		PartitionCount:      cfg.PartitionCount,
-		Plan:                partition.PlanConfig{Backups: cfg.backups()},
-		Logger:              log.With("component", "control"),
-	}
-	cfg.applyControl(&ccfg)
-	cfg.Security.applyControl(&ccfg)
+	ccfg := cfg.controlConfig(id, advertise, log.With("component", "control"))
 	// Open the control plane, install the map service's handlers, and only then wait to be part
 	// of the cluster: the coordinator may send this member copies as soon as it knows it.
 	deps.Server, deps.Client = server, client
@@ -136,17 +123,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.stopTransport()
 		return nil, configError(err)
 	}
-	m.engine, err = engine.NewService(engine.Config{
-		PartitionCount:   cfg.PartitionCount,
-		AsyncBackups:     cfg.AsyncBackups,
-		OperationTimeout: cfg.OperationTimeout,
-		BackupAckTimeout: cfg.Timings.BackupAckTimeout,
-		MaxValueSize:     cfg.MaxFrameSize - 64<<10,
-		Maps:             engineMaps(cfg.Maps),
-		StructureMaps:    engineStructureMaps(cfg.Queues),
-		MemoryBudget:     cfg.MemoryBudget,
-		Logger:           log.With("component", "dmap"),
-	}, m.node, client, server)
+	m.engine, err = engine.NewService(cfg.engineConfig(log.With("component", "dmap")), m.node, client, server)
 	if err != nil {
 		m.node.Close()
 		m.stopTransport()

@@ -14,18 +14,21 @@ import (
 // network, with a coordinator played by the test (internal/enginetest), each seen through its
 // user-facing Service.
 
+// testPartitions is the partition count of the test clusters.
+const testPartitions = 31
+
 type cluster struct {
 	*enginetest.Cluster[*Service]
 }
 
 func newCluster(t testing.TB, n, backups int, mod func(*engine.Config)) *cluster {
 	t.Helper()
-	cfg := engine.Config{PartitionCount: 31, ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
+	cfg := engine.Config{ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
 	return &cluster{enginetest.NewCluster(t, n, enginetest.Config[*Service]{
-		Partitions: cfg.PartitionCount,
+		Partitions: testPartitions,
 		Plan:       partition.PlanConfig{Backups: backups, RecreateLost: true},
 		Start: func(m enginetest.Member) (*Service, error) {
 			e, err := engine.NewService(cfg, m.Node, m.Caller, m.Server)

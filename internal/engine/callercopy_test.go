@@ -87,7 +87,7 @@ func stashKeys(t *testing.T, c *cluster, name string, size int) (want map[string
 func checkReplicas(t *testing.T, c *cluster, name string, want map[string]string) {
 	t.Helper()
 	got := map[string]string{}
-	for p := range c.cfg.PartitionCount {
+	for p := range c.Svc(0).PartitionCount() {
 		for k, v := range waitReplicasAgree(t, c, partition.ID(p), name) {
 			got[k] = v
 		}

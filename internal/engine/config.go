@@ -22,10 +22,9 @@ const (
 
 // Config configures a member's map service. Zero fields take the documented defaults
 // (WithDefaults); Validate reports every problem of c.WithDefaults(); NewService does both.
-// PartitionCount is required.
+// The partition count is not among them: it is the cluster's (the length of its table), so
+// that the map service and the control plane cannot disagree on it.
 type Config struct {
-	// PartitionCount must equal the cluster's partition count. Required.
-	PartitionCount int
 	// AsyncBackups makes writes return once the owner applied them; backups are updated in the
 	// background, in order per partition. Default false: a write waits for every backup.
 	//
@@ -108,9 +107,6 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	var errs []error
-	if c.PartitionCount <= 0 {
-		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
-	}
 	if c.OperationTimeout < 0 {
 		errs = append(errs, fmt.Errorf("OperationTimeout must not be negative, got %v", c.OperationTimeout))
 	}

@@ -12,6 +12,9 @@ import (
 // The harness runs several map services in one process over transport's in-memory network,
 // with a coordinator played by the test (internal/enginetest).
 
+// testPartitions is the partition count of the test clusters.
+const testPartitions = 31
+
 type cluster struct {
 	*enginetest.Cluster[*Service]
 	cfg Config
@@ -19,12 +22,12 @@ type cluster struct {
 
 func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 	t.Helper()
-	cfg := Config{PartitionCount: 31, ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
+	cfg := Config{ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
 	return &cluster{cfg: cfg, Cluster: enginetest.NewCluster(t, n, enginetest.Config[*Service]{
-		Partitions: cfg.PartitionCount,
+		Partitions: testPartitions,
 		Plan:       partition.PlanConfig{Backups: backups, RecreateLost: true},
 		Start: func(m enginetest.Member) (*Service, error) {
 			return NewService(cfg, m.Node, m.Caller, m.Server)

@@ -93,7 +93,7 @@ func TestRecycledWritesAnswerTheirOwnCallers(t *testing.T) {
 	// backups applied.
 	c.Net.SetDrop(nil)
 	all := map[string]string{}
-	for p := range c.cfg.PartitionCount {
+	for p := range c.Svc(0).PartitionCount() {
 		maps.Copy(all, waitReplicasAgree(t, c, partition.ID(p), "recycled"))
 	}
 	want := map[string]string{}
@@ -180,7 +180,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 		for i := range 40 {
 			k := fmt.Sprintf("%s-%02d", name, i)
 			key := []byte(k)
-			p := partition.Of(key, c.cfg.PartitionCount)
+			p := partition.Of(key, c.Svc(0).PartitionCount())
 			v1, v2 := []byte(k+"/one"), bytes.Repeat([]byte(k+"/two;"), 1+i*10) // up to ~4.5 KB: adopted or not
 			serve(opRequest{Map: name, Kind: opPut, Part: int32(p), Key: key, Value: v1})
 			if r := serve(opRequest{Map: name, Kind: opReplaceIfSame, Part: int32(p), Key: key, Expect: v1, Value: v2}); !r.Done {
@@ -234,7 +234,7 @@ func TestServedRequestBuffersCanBeReused(t *testing.T) {
 	}
 	for _, name := range []string{"plain", "wb"} {
 		got := map[string]string{}
-		for p := range c.cfg.PartitionCount {
+		for p := range c.Svc(0).PartitionCount() {
 			maps.Copy(got, waitReplicasAgree(t, c, partition.ID(p), name))
 		}
 		for k, v := range want {

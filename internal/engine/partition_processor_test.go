@@ -201,7 +201,7 @@ func TestStructureMapsConfig(t *testing.T) {
 	if !IsStructureMapName(StructureMapName("queue", "jobs")) || IsStructureMapName("jobs") || IsStructureMapName("\x00queue\x00") {
 		t.Fatal("IsStructureMapName disagrees with StructureMapName")
 	}
-	cfg := Config{PartitionCount: 1, StructureMaps: map[string]MapConfig{"jobs": {}}}
+	cfg := Config{StructureMaps: map[string]MapConfig{"jobs": {}}}
 	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("a user map name among StructureMaps: %v", err)
 	}

@@ -127,6 +127,12 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	if cluster == nil || caller == nil || reg == nil {
 		return nil, fmt.Errorf("%w: cluster, caller and registrar are required", ErrInvalidConfig)
 	}
+	// The partition count is the cluster's: its table has every partition from the start (an
+	// epoch-0 table of empty assignments before the first plan).
+	partitions := cluster.Table().Count()
+	if partitions < 1 {
+		return nil, fmt.Errorf("%w: the cluster's table has no partitions", ErrInvalidConfig)
+	}
 	prefix, err := newOpIDPrefix()
 	if err != nil {
 		return nil, err
@@ -139,7 +145,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		caller:   caller,
 		self:     cluster.LocalID(),
 		log:      cfg.Logger,
-		parts:    make([]*part, cfg.PartitionCount),
+		parts:    make([]*part, partitions),
 		ctx:      ctx,
 		cancel:   cancel,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -148,40 +149,38 @@ func TestMemNetworkRules(t *testing.T) {
 // A call's handler runs under the server's context, not the caller's: the caller stops waiting
 // when its context ends, the receiver goes on (Serving counts it) until the server closes.
 func TestMemNetworkServerContext(t *testing.T) {
-	s, err := NewServer(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entered := make(chan struct{})
-	s.Handle(msgEcho, HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
-		close(entered)
-		<-ctx.Done()
-		return Message{}, ctx.Err()
-	}))
-	n := NewMemNetwork()
-	n.Register("m1", s)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		_, err := n.Caller("m0").Call(ctx, "m1", Message{Type: msgEcho})
-		errc <- err
-	}()
-	<-entered
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("caller's cancel: %v", err)
-	}
-	if n.Serving() != 1 {
-		t.Fatalf("Serving %d after the caller left, want 1: the handler's context is the server's", n.Serving())
-	}
-	s.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Serving() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the handler did not end with the server")
+	synctest.Test(t, func(t *testing.T) {
+		s, err := NewServer(Config{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		s.Handle(msgEcho, HandlerFunc(func(ctx context.Context, req Message) (Message, error) {
+			<-ctx.Done()
+			return Message{}, ctx.Err()
+		}))
+		n := NewMemNetwork()
+		n.Register("m1", s)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := n.Caller("m0").Call(ctx, "m1", Message{Type: msgEcho})
+			errc <- err
+		}()
+		synctest.Wait() // the handler is running
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("caller's cancel: %v", err)
+		}
+		synctest.Wait()
+		if n.Serving() != 1 {
+			t.Fatalf("Serving %d after the caller left, want 1: the handler's context is the server's", n.Serving())
+		}
+		s.Close()
+		synctest.Wait()
+		if n.Serving() != 0 {
+			t.Fatalf("Serving %d after the server closed, want 0", n.Serving())
+		}
+	})
 }
 
 // As a stream network, MemNetwork carries the real protocol without sockets on a network:

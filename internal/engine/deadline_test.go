@@ -196,7 +196,7 @@ func TestExpiredQueuedWriteNotApplied(t *testing.T) {
 		defer cancel()
 		errA <- om.Put(ctx, key, "A")
 	}()
-	waitFor(t, func() bool { return replicaContents(c, owner, p, name)[key] == string(mustEncode(t, "A")) })
+	enginetest.Eventually(t, 5*time.Second, "the owner's copy to hold A", func() bool { return replicaContents(c, owner, p, name)[key] == string(mustEncode(t, "A")) })
 
 	// B, a remote write, queues behind A, and its deadline passes there.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -298,7 +298,7 @@ func TestPendingCopyOfLostPartitionServedEmpty(t *testing.T) {
 		return from == string(owner) && to == string(pending) && mt == msgSyncEnd
 	})
 	c.Coord.Commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: pending}} })
-	waitFor(t, func() bool { return replicaContents(c, pending, p, name)[key] == string(mustEncode(t, "v")) })
+	enginetest.Eventually(t, 5*time.Second, "the pending copy to hold v", func() bool { return replicaContents(c, pending, p, name)[key] == string(mustEncode(t, "v")) })
 
 	// Both replicas die: the coordinator gives the partition to the pending member afresh,
 	// recording the loss (and, as RecreateLost asks, serving it at once).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
@@ -180,7 +181,7 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() { done <- om.Put(ctx, key, "orphan") }()
-	waitFor(t, func() bool {
+	enginetest.Eventually(t, 5*time.Second, "the orphan write on the last backup", func() bool {
 		return replicaContents(c, last, p, name)[key] == "orphan"
 	})
 	c.Kill(owner)
@@ -202,17 +203,6 @@ func TestResyncSurvivesNewOwnersDeath(t *testing.T) {
 	}
 	if v, err := lm.Get(ctx, sibling); err != nil || v != "kept" {
 		t.Fatalf("after the new owner's death Get(%s) = %q, %v; want kept", sibling, v, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -240,7 +230,7 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() { done <- om.Put(ctx, key, "orphan") }()
-	waitFor(t, func() bool { return replicaContents(c, last, p, "wb")[key] == "orphan" })
+	enginetest.Eventually(t, 5*time.Second, "the orphan write on the last backup", func() bool { return replicaContents(c, last, p, "wb")[key] == "orphan" })
 	c.Kill(owner)
 	c.Net.SetDrop(nil)
 	<-done
@@ -260,7 +250,7 @@ func TestResyncReplacesWriteBehindQueue(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, func() bool { return queued(heir) == queued(last) })
+	enginetest.Eventually(t, 5*time.Second, "the heir's write-behind queue to match the last backup's", func() bool { return queued(heir) == queued(last) })
 	c.Kill(heir)
 	c.WaitStable()
 	lm := mustMap[string, string](t, c.Svcs[last], "wb")

@@ -77,7 +77,10 @@ type Config struct {
 	// pointer because an int could not tell "not set" (the default of 1) from an explicit 0.
 	BackupCount *int
 	// AsyncBackups makes writes return once the owner applied them, updating backups in the
-	// background. Default false: writes wait for every backup.
+	// background. Default false: writes wait for every backup. Listeners are then told of a
+	// write once the owner applied it and queued it for the backups (a listener that reads the
+	// entry finds it), and such a write, acknowledged and announced, is lost if its owner dies
+	// before the backups caught up.
 	AsyncBackups bool
 	// MaxVoters is the number of raft voters (3 or 5); other members follow as non-voters.
 	// Default 3.

@@ -54,6 +54,8 @@
 // overflows, writes go on and the listener gets a notice with the exact number of events it
 // missed. An event is published once reads see its write (after the backups acknowledged it),
 // so a listener can read the entry, or a co-keyed entry of the same transaction, it is told of.
+// With Config.AsyncBackups the event, like the acknowledgement, comes once the owner applied the
+// write: the listener still reads it, but the write can be lost with its owner.
 // After a failover or migration the new owner's listeners take over, and an application
 // finishes lingering work by sweeping LocalEntries. Cluster-wide listeners filter on the owner
 // with predicates registered by name on every member. Entry processors (dmap.Execute) run on the

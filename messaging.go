@@ -4,11 +4,7 @@ import (
 	"context"
 
 	"github.com/gridmap/gridmap/internal/console"
-	"github.com/gridmap/gridmap/internal/engine"
 )
-
-// Kinds of the engine's structure maps the console shows as queues (queue package).
-const queueStructureKind = "queue"
 
 // startMessaging wires the member's topics and queues into the console and the metrics: the
 // console's publish form publishes through the topic service, and both show the member's
@@ -21,7 +17,8 @@ func (m *Member) startMessaging() {
 	m.setMessaging(publish, messagingFigures{m})
 }
 
-// messagingFigures reports the member's topics and queues (console.Destinations).
+// messagingFigures reports the member's topics and queues (console.Destinations), as the topic
+// and queue services count them.
 type messagingFigures struct{ m *Member }
 
 // Topics returns the figures of the topics this member published to or subscribes to.
@@ -33,16 +30,11 @@ func (f messagingFigures) Topics() []console.Topic {
 	return out
 }
 
-// Queues returns the queues this member holds items of, as owner or backup: a queue's map holds
-// one head entry besides its items.
+// Queues returns the figures of the queues this member holds, as owner or backup.
 func (f messagingFigures) Queues() []console.Queue {
 	var out []console.Queue
-	for _, ms := range f.m.engine.Stats().Maps {
-		kind, name, ok := engine.SplitStructureMapName(ms.Name)
-		if !ok || kind != queueStructureKind || ms.OwnedEntries+ms.BackupEntries == 0 {
-			continue
-		}
-		out = append(out, console.Queue{Name: name, Size: max(ms.OwnedEntries-1, 0), BackupSize: max(ms.BackupEntries-1, 0)})
+	for _, q := range f.m.queues.Figures() {
+		out = append(out, console.Queue{Name: q.Name, Size: q.Size, BackupSize: q.BackupSize})
 	}
 	return out
 }

@@ -30,6 +30,10 @@ func itemKey(seq uint64) []byte {
 // isItemKey reports whether key is an item's (not the head and tail entry).
 func isItemKey(key []byte) bool { return len(key) == 9 && key[0] == itemPrefix }
 
+// itemCount is the number of items of a queue whose map holds entries entries in one partition
+// copy: all but the head and tail entry, which the first offer writes and nothing removes.
+func itemCount(entries int) int { return max(entries-1, 0) }
+
 // errCorrupt: a queue's entries do not have the layout above.
 var errCorrupt = errors.New("queue: corrupt queue entry")
 

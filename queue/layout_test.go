@@ -59,6 +59,9 @@ func TestLayoutScript(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = fmt.Sprint(n[0])
+			if c := itemCount(len(v)); uint64(c) != n[0] {
+				t.Fatalf("step %d: %d entries count as %d items (Figures), size says %d", i, len(v), c, n[0])
+			}
 		case "peek":
 			res, err := peek(v)
 			got = fmt.Sprint(mustItems(t, res, err))

@@ -17,19 +17,22 @@ import (
 // repaired from the ring like any other.
 const hubQueue = 8192
 
-// settleDelay is how long the hub waits for a later event to settle a held message (see
-// settle.go) before it reads the ring to settle it: under steady traffic the next event does it
-// for free; the last message of a burst costs this delay and one read per member.
-const settleDelay = time.Millisecond
-
 // hub is a member's share of one topic: while the member has subscribers to it, one
 // cluster-wide entry listener on the topic's structure map (filtered by the owner to new
 // messages, isMessageEvent) brings every message to this member once, and the hub hands it to
-// each local subscriber's buffer once it is settled (settle.go). The listener's dispatcher
-// goroutine calls onEvent, one event at a time, in the order the owner sent them. While it has
-// subscribers, the hub's own goroutine (run) settles the messages no later event settles, and
-// reads the ring's head every resync interval for the subscribers, so that a message whose event
-// a crash lost is found with one read per member, however many subscribers it has.
+// each local subscriber's buffer at once. The listener's dispatcher goroutine calls onEvent, one
+// event at a time, in the order the owner sent them. While it has subscribers, the hub's own
+// goroutine (run) reads the ring's head when the topic was quiet for a resync interval, so that
+// a message whose event a crash lost is found with one read per member, however many
+// subscribers it has.
+//
+// The hub needs no hold-back for a message whose owner might die before replicating it: the
+// engine publishes a write's event only once its synchronous backups acknowledged it (see
+// engine.Service's settle), so a message delivered is one the new owner has too, and the new
+// owner never numbers another message the same. (A publish whose replication failed while its
+// owner kept the partition is announced, like any write the owner keeps; the owner brings its
+// backups in line, and a crash before then is the gap docs/topic.md describes. With
+// AsyncBackups an acknowledged message, announced or not, may be lost with its owner.)
 type hub struct {
 	raw  *engine.Map
 	part partition.ID
@@ -40,15 +43,12 @@ type hub struct {
 	stop       context.CancelFunc // ends resync
 	stopped    chan struct{}      // closed when resync has returned
 
-	kick chan struct{} // capacity 1: a message is held and run may be asleep
-
 	counts *counts // the member's figures of the topic (figures.go)
 
 	mu        sync.Mutex
 	subs      map[*sink]struct{}
 	interval  time.Duration // the shortest resync interval of the subscribers
 	seen      uint64        // the highest sequence number handed on
-	pend      pending       // messages not known to be settled yet (settle.go)
 	lastEvent time.Time     // when the last message event arrived
 }
 
@@ -92,95 +92,43 @@ func (h *hub) leave(sk *sink) {
 		<-h.stopped
 		h.reg, h.registered, h.stop, h.stopped = engine.ListenerReg{}, false, nil, nil
 		h.mu.Lock()
-		h.pend.drop()
 		h.seen = 0
 		h.mu.Unlock()
 	}
 }
 
-// run settles held messages and reads the ring's head every interval, until ctx ends or the
-// member stops.
+// run reads the ring's head every interval the topic was quiet, until ctx ends or the member
+// stops.
 func (h *hub) run(ctx context.Context, stopped chan<- struct{}) {
 	defer close(stopped)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var nextResync, retryAt time.Time
+	var nextResync time.Time
 	for {
 		h.mu.Lock()
 		interval, lastEvent := h.interval, h.lastEvent
-		_, _, held := h.pend.span()
 		h.mu.Unlock()
 		now := time.Now()
 		if nextResync.IsZero() {
 			nextResync = now.Add(interval)
 		}
-		wake := nextResync
-		settleAt := later(lastEvent.Add(settleDelay), retryAt)
-		if held {
-			wake = earlier(wake, settleAt)
-		}
-		if wake.After(now) {
-			timer.Reset(wake.Sub(now))
+		if nextResync.After(now) {
+			timer.Reset(nextResync.Sub(now))
 			select {
 			case <-ctx.Done():
 				return
-			case <-h.kick:
 			case <-timer.C:
 			}
-			continue // look again: an event may have settled what was held
+			continue
 		}
-		if held && !now.Before(settleAt) {
-			ok, closed := h.settle(ctx)
-			if closed {
-				return
-			}
-			if !ok {
-				retryAt = now.Add(50 * time.Millisecond) // the owner is failing over
-			}
+		// Only a quiet topic needs the head: while events flow, a lost one shows as a gap
+		// before the next, and a head read then would send subscribers to the ring for
+		// messages that are merely on their way (which a small ring may no longer hold).
+		if !lastEvent.After(nextResync.Add(-interval)) && h.readHead(ctx) {
+			return
 		}
-		if !now.Before(nextResync) {
-			// Only a quiet topic needs the head: while events flow, a lost one shows as a gap
-			// before the next, and a head read then would send subscribers to the ring for
-			// messages that are merely on their way (which a small ring may no longer hold).
-			if !lastEvent.After(nextResync.Add(-interval)) && h.readHead(ctx) {
-				return
-			}
-			nextResync = now.Add(interval)
-		}
+		nextResync = now.Add(interval)
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-// settle reads the held messages from the ring and hands on the ring's version of them. It
-// reports whether the read succeeded, and whether the member has stopped.
-func (h *hub) settle(ctx context.Context) (ok, closed bool) {
-	h.mu.Lock()
-	first, last, held := h.pend.span()
-	h.mu.Unlock()
-	if !held {
-		return true, false
-	}
-	r, err := readRing(ctx, h.raw, h.part, readArg{from: first, max: uint32(min(last-first+1, readBatch)), maxBytes: readBatchBytes})
-	if err != nil {
-		return false, h.stopping(err)
-	}
-	h.mu.Lock()
-	h.handOn(h.pend.settleRead(r, last))
-	h.mu.Unlock()
-	return true, false
 }
 
 // readHead reads the ring's head and hands it to the subscribers. It reports whether the member
@@ -224,25 +172,12 @@ func (h *hub) stopping(err error) bool {
 	return true
 }
 
-// handOn gives settled messages to every subscriber. The caller holds h.mu.
-func (h *hub) handOn(its []item) {
-	for _, it := range its {
-		h.seen = max(h.seen, it.seq)
-		for sk := range h.subs {
-			sk.push(it.seq, it.payload)
-		}
-		h.counts.received.Add(uint64(len(h.subs)))
-	}
-}
-
-// onEvent holds a message until it is settled and hands on what it settles, or, for an overflow
-// notice (events of this topic lost on their way here), asks every subscriber to compare with
-// the ring's head.
+// onEvent hands a message to every subscriber, or, for an overflow notice (events of this topic
+// lost on their way here), asks every subscriber to compare with the ring's head.
 func (h *hub) onEvent(ev listener.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if ev.Kind == listener.Overflow {
-		h.pend.drop()
 		for sk := range h.subs {
 			sk.resync()
 		}
@@ -252,15 +187,12 @@ func (h *hub) onEvent(ev listener.Event) {
 	if !ok {
 		return
 	}
-	_, _, wasHeld := h.pend.span()
-	h.handOn(h.pend.add(seq, ev.NewValue, ev.Member))
-	h.lastEvent = time.Now()
-	if !wasHeld {
-		select {
-		case h.kick <- struct{}{}:
-		default:
-		}
+	h.seen = max(h.seen, seq)
+	for sk := range h.subs {
+		sk.push(seq, ev.NewValue)
 	}
+	h.counts.received.Add(uint64(len(h.subs)))
+	h.lastEvent = time.Now()
 }
 
 // sink is a subscriber's bounded buffer, filled by its hub, drained by the subscription's

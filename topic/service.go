@@ -76,7 +76,7 @@ func (s *Service) hub(name string, raw *engine.Map, p partition.ID) *hub {
 	defer s.mu.Unlock()
 	h := s.hubs[name]
 	if h == nil {
-		h = &hub{raw: raw, part: p, subs: make(map[*sink]struct{}), kick: make(chan struct{}, 1), counts: c}
+		h = &hub{raw: raw, part: p, subs: make(map[*sink]struct{}), counts: c}
 		s.hubs[name] = h
 	}
 	return h

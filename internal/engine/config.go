@@ -29,9 +29,10 @@ type Config struct {
 	// background, in order per partition. Default false: a write waits for every backup.
 	//
 	// With AsyncBackups, an acknowledged write can be lost when its owner dies before the
-	// backups caught up, reads on the owner see writes no backup holds yet, and a write retried
-	// after its owner died may be applied again: the guarantees of synchronous backups
-	// (durable acknowledgement, reads that never see a write that could still die with its
+	// backups caught up, reads on the owner and listeners' events see writes no backup holds
+	// yet (an event still comes once reads see its write), and a write retried after its owner
+	// died may be applied again: the guarantees of synchronous backups (durable
+	// acknowledgement, reads and events that never show a write that could still die with its
 	// owner, exactly-once retries across a failover) are given up for latency.
 	AsyncBackups bool
 	// OperationTimeout bounds an operation whose context has no deadline. Default 30s.

@@ -11,12 +11,25 @@ import (
 	"github.com/gridmap/gridmap/internal/enginetest"
 )
 
-// Listeners are told of a write once reads see it (after its backups acknowledged it): a local
-// listener on one map reads, inside its callback, the co-keyed entry of another map written by
-// the same transaction, and always finds it. Transactions come from every member, with a
-// backup, so most are replicated over the network before they settle.
+// backupModes runs test with synchronous backups and with AsyncBackups: listeners are told of a
+// write once it is acknowledged, which with asynchronous backups means once the owner applied it
+// and queued it for its backups.
+func backupModes(t *testing.T, test func(t *testing.T, mod func(*Config))) {
+	t.Run("sync", func(t *testing.T) { test(t, nil) })
+	t.Run("async", func(t *testing.T) { test(t, func(cfg *Config) { cfg.AsyncBackups = true }) })
+}
+
+// Listeners are told of a write once reads see it (after its backups acknowledged it, or with
+// AsyncBackups once the owner queued it for them): a local listener on one map reads, inside its
+// callback, the co-keyed entry of another map written by the same transaction, and always finds
+// it. Transactions come from every member, with a backup, so most are replicated over the
+// network before they settle.
 func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
-	c := newCluster(t, 3, 1, nil)
+	backupModes(t, listenerReadsCoKeyedTransactionWrite)
+}
+
+func listenerReadsCoKeyedTransactionWrite(t *testing.T, mod func(*Config)) {
+	c := newCluster(t, 3, 1, mod)
 	ctx := t.Context()
 	const txs = 300
 	var seen, bad atomic.Int64
@@ -72,9 +85,11 @@ func TestListenerReadsCoKeyedTransactionWrite(t *testing.T) {
 }
 
 // A plain put's listener reads its own key and finds the value it is told of (or a newer one:
-// each key is written once here, so exactly it).
-func TestListenerReadsOwnPut(t *testing.T) {
-	c := newCluster(t, 3, 1, nil)
+// each key is written once here, so exactly it), with synchronous and asynchronous backups.
+func TestListenerReadsOwnPut(t *testing.T) { backupModes(t, listenerReadsOwnPut) }
+
+func listenerReadsOwnPut(t *testing.T, mod func(*Config)) {
+	c := newCluster(t, 3, 1, mod)
 	ctx := t.Context()
 	const puts = 300
 	var seen, bad atomic.Int64
@@ -174,5 +189,89 @@ func TestNoEventForUnacknowledgedWrite(t *testing.T) {
 	}
 	if evs, _ := local.Snapshot(); len(evs) != 1 {
 		t.Fatalf("the owner's local listener got %d events, want only the acknowledged write's", len(evs))
+	}
+}
+
+// With AsyncBackups a write is acknowledged, and announced, once its owner applied it and queued
+// it for its backups: a listener (a local one on the owner, a cluster-wide one elsewhere) that
+// reads the key it is told of finds the write although no backup holds it yet. That is all the
+// promise is: when the owner dies before its backups caught up, the write is lost, its
+// acknowledgement and its events notwithstanding.
+func TestAsyncBackupsAnnounceWriteBackupsDoNotHoldYet(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.AsyncBackups = true })
+	owner, backup, other := c.active[0], c.active[1], c.active[2]
+	const name = "async"
+	m := mustMap[string, string](t, c.svcs[owner], name)
+	om := mustMap[string, string](t, c.svcs[other], name)
+	key, _ := keyOn(t, c, m, owner, backup)
+	if err := m.Put(t.Context(), key, "caught up"); err != nil {
+		t.Fatal(err)
+	}
+	bm := mustMap[string, string](t, c.svcs[backup], name)
+	// held returns the value the backup's own records hold for key.
+	held := func() string {
+		kb, p, err := bm.encodeKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt := c.svcs[backup].parts[p]
+		pt.mu.RLock()
+		r := pt.rs.get(name, string(kb), 0)
+		pt.mu.RUnlock()
+		if !r.ok {
+			return "(none)"
+		}
+		v, err := testCodec[string]{}.Decode(r.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	eventually(t, 10*time.Second, "the backup to catch up", func() bool { return held() == "caught up" })
+
+	var mu sync.Mutex
+	reads := map[string]string{} // listener -> what it read of the key it was told of
+	listen := func(who string, mp *tmap[string, string]) func(EntryEvent[string, string]) {
+		return func(e EntryEvent[string, string]) {
+			if e.NewValue != "announced" {
+				return
+			}
+			v, err := mp.Get(context.Background(), e.Key)
+			mu.Lock()
+			reads[who] = fmt.Sprintf("%s %v", v, err)
+			mu.Unlock()
+		}
+	}
+	if _, err := m.AddLocalEntryListener(t.Context(), listen("local", m), ListenerOptions[string]{IncludeValues: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := om.AddEntryListener(t.Context(), listen("cluster-wide", om), ListenerOptions[string]{IncludeValues: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	hangBackups(c, owner, backup)
+	if err := m.Put(t.Context(), key, "announced"); err != nil {
+		t.Fatalf("an asynchronous put waits for nothing, yet: %v", err)
+	}
+	eventually(t, 10*time.Second, "both listeners to read the announced write", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reads) == 2
+	})
+	for who, got := range reads {
+		if got != "announced <nil>" {
+			t.Fatalf("the %s listener read %q of the write it was told of", who, got)
+		}
+	}
+	if v := held(); v != "caught up" {
+		t.Fatalf("the backup holds %q, want the write before its link hung", v)
+	}
+
+	// The owner dies before its backup caught up: the announced write is lost.
+	c.kill(owner)
+	c.net.SetHang(nil)
+	c.waitStable()
+	if v, err := bm.Get(t.Context(), key); err != nil || v != "caught up" {
+		t.Fatalf("Get on the promoted backup = %q, %v; want the write before the hang (the announced one is lost)", v, err)
 	}
 }

@@ -199,22 +199,22 @@ func TestNoEventForUnacknowledgedWrite(t *testing.T) {
 // acknowledgement and its events notwithstanding.
 func TestAsyncBackupsAnnounceWriteBackupsDoNotHoldYet(t *testing.T) {
 	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.AsyncBackups = true })
-	owner, backup, other := c.active[0], c.active[1], c.active[2]
+	owner, backup, other := c.Active[0], c.Active[1], c.Active[2]
 	const name = "async"
-	m := mustMap[string, string](t, c.svcs[owner], name)
-	om := mustMap[string, string](t, c.svcs[other], name)
+	m := mustMap[string, string](t, c.Svcs[owner], name)
+	om := mustMap[string, string](t, c.Svcs[other], name)
 	key, _ := keyOn(t, c, m, owner, backup)
 	if err := m.Put(t.Context(), key, "caught up"); err != nil {
 		t.Fatal(err)
 	}
-	bm := mustMap[string, string](t, c.svcs[backup], name)
+	bm := mustMap[string, string](t, c.Svcs[backup], name)
 	// held returns the value the backup's own records hold for key.
 	held := func() string {
 		kb, p, err := bm.encodeKey(key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pt := c.svcs[backup].parts[p]
+		pt := c.Svcs[backup].parts[p]
 		pt.mu.RLock()
 		r := pt.rs.get(name, string(kb), 0)
 		pt.mu.RUnlock()
@@ -227,7 +227,7 @@ func TestAsyncBackupsAnnounceWriteBackupsDoNotHoldYet(t *testing.T) {
 		}
 		return v
 	}
-	eventually(t, 10*time.Second, "the backup to catch up", func() bool { return held() == "caught up" })
+	enginetest.Eventually(t, 10*time.Second, "the backup to catch up", func() bool { return held() == "caught up" })
 
 	var mu sync.Mutex
 	reads := map[string]string{} // listener -> what it read of the key it was told of
@@ -253,7 +253,7 @@ func TestAsyncBackupsAnnounceWriteBackupsDoNotHoldYet(t *testing.T) {
 	if err := m.Put(t.Context(), key, "announced"); err != nil {
 		t.Fatalf("an asynchronous put waits for nothing, yet: %v", err)
 	}
-	eventually(t, 10*time.Second, "both listeners to read the announced write", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "both listeners to read the announced write", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(reads) == 2
@@ -268,9 +268,9 @@ func TestAsyncBackupsAnnounceWriteBackupsDoNotHoldYet(t *testing.T) {
 	}
 
 	// The owner dies before its backup caught up: the announced write is lost.
-	c.kill(owner)
-	c.net.SetHang(nil)
-	c.waitStable()
+	c.Kill(owner)
+	c.Net.SetHang(nil)
+	c.WaitStable()
 	if v, err := bm.Get(t.Context(), key); err != nil || v != "caught up" {
 		t.Fatalf("Get on the promoted backup = %q, %v; want the write before the hang (the announced one is lost)", v, err)
 	}

@@ -41,7 +41,7 @@ func registerLog(t *testing.T, s *Service, ran func(self partition.MemberID, arg
 // description of what breaks its layout (an entry missing below "n", one at or beyond it: a
 // processor applied in part), or "".
 func readLog(c *cluster, id partition.MemberID, p partition.ID) ([]string, string) {
-	pt := c.svcs[id].parts[p]
+	pt := c.Svcs[id].parts[p]
 	pt.mu.RLock()
 	defer pt.mu.RUnlock()
 	var n uint64
@@ -90,12 +90,12 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 		runs[arg] = append(runs[arg], self)
 		runsMu.Unlock()
 	}
-	for _, id := range c.active {
-		registerLog(t, c.svcs[id], ran)
+	for _, id := range c.Active {
+		registerLog(t, c.Svcs[id], ran)
 	}
 	ctx := t.Context()
-	parts := c.cfg.PartitionCount
-	prober := c.svc(2) // the probe's member: no writer calls from it
+	parts := testPartitions
+	prober := c.Svc(2) // the probe's member: no writer calls from it
 
 	type ack struct {
 		p   partition.ID
@@ -113,7 +113,7 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 	var wg sync.WaitGroup
 	const writers = 8
 	for w := range writers {
-		m := c.svc(w%2).mustOpen(t, "log")
+		m := c.Svc(w%2).mustOpen(t, "log")
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -123,7 +123,7 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 				}
 				p := partition.ID((i*writers + w) % parts)
 				arg := fmt.Sprintf("w%d-%d", w, i)
-				tab, _ := c.coord.Watch()
+				tab, _ := c.Coord.Watch()
 				j, _ := joiner.Load().(partition.MemberID)
 				copying := j != "" && tab.IsPending(p, j)
 				res, err := m.ExecutePartition(ctx, "log", p, []byte(arg))
@@ -156,12 +156,12 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 		}
 	}
 	waitFor("200 appends before the join", func() bool { return count() >= 200 })
-	before, _ := c.coord.Watch()
+	before, _ := c.Coord.Watch()
 
 	// The joiner, and the network's rules: hold back the end of each copy to it until the probe
 	// ran and processors ran on partitions being copied (or 10 s passed); hold the probe's
 	// answer until the joiner owns its partition, then lose it; lose every fourth other answer.
-	j := c.start()
+	j := c.Start()
 	registerLog(t, j, ran)
 	joiner.Store(j.self)
 	const racedEnough = 30
@@ -172,7 +172,7 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 		ops, lost, lostCopying   atomic.Int64
 		gate                     = time.Now().Add(10 * time.Second)
 	)
-	c.net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
+	c.Net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
 		switch {
 		case typ == msgSyncEnd && to == string(j.self):
 			for (raced.Load() < racedEnough || !probeServed.Load()) && time.Now().Before(gate) {
@@ -189,7 +189,7 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 			probeServed.Store(true)
 			deadline := time.Now().Add(20 * time.Second)
 			for time.Now().Before(deadline) {
-				if tab, _ := c.coord.Watch(); tab.Owner(partition.ID(probePart.Load())) == j.self {
+				if tab, _ := c.Coord.Watch(); tab.Owner(partition.ID(probePart.Load())) == j.self {
 					probeLost.Store(true)
 					return true
 				}
@@ -201,7 +201,7 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 				return false
 			}
 			lost.Add(1)
-			tab, _ := c.coord.Watch()
+			tab, _ := c.Coord.Watch()
 			for p := range tab.Partitions {
 				if tab.IsPending(partition.ID(p), j.self) {
 					lostCopying.Add(1)
@@ -212,11 +212,11 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 		}
 		return false
 	})
-	c.replan(nil)
+	c.Replan(nil)
 
 	// The probe: a partition the joiner is to own, owned now by a member other than the
 	// prober (whose own partitions it would serve without the network).
-	planned, _ := c.coord.Watch()
+	planned, _ := c.Coord.Watch()
 	probeP := partition.ID(-1)
 	for p := range parts {
 		pid := partition.ID(p)
@@ -236,12 +236,12 @@ func TestPartitionProcessorsRaceMigration(t *testing.T) {
 	}
 	probeIdx := binary.BigEndian.Uint64(res)
 
-	after := c.waitStable()
+	after := c.WaitStable()
 	n := count()
 	waitFor("200 appends after the hand-offs", func() bool { return count() >= n+200 })
 	close(stop)
 	wg.Wait()
-	c.net.SetAnswered(nil)
+	c.Net.SetAnswered(nil)
 
 	if len(errs) > 0 {
 		t.Fatalf("%d processor calls failed during the migration, first: %v", len(errs), errs[0])

@@ -85,7 +85,11 @@ func TestUnreachableMemberDemotedAndReadmitted(t *testing.T) {
 		if err := c.converged(); err != nil {
 			return err
 		}
-		tb := c.leader().Table()
+		l := c.leader()
+		if l == nil { // leadership may be changing hands under load
+			return errors.New("no leader")
+		}
+		tb := l.Table()
 		if held, own := len(tb.Held(s.LocalID())), len(tb.Owned(s.LocalID())); held == own {
 			return fmt.Errorf("epoch %d: %s holds no backups", tb.Epoch, s.LocalID())
 		}

@@ -84,6 +84,10 @@ type Config struct {
 	Rules *processor.Rules
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// beforeProcess, when set (by this package's tests), runs before each crash is processed:
+	// it can hold a crash pending.
+	beforeProcess func(ctx context.Context, id string)
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -132,7 +132,9 @@ func TestPagesInBrowser(t *testing.T) {
 	}
 	waitPage(t, ctx, 10*time.Second, "the index showing 3 members and idle generators",
 		`document.querySelector('.members').textContent + ' | ' + document.getElementById('generator-rate').textContent`,
-		func(s string) bool { return strings.HasPrefix(s, "Cluster: 3 members") && strings.HasSuffix(s, "| 0.00") })
+		func(s string) bool {
+			return strings.HasPrefix(s, "Cluster: 3 members") && strings.HasSuffix(s, "| 0.00")
+		})
 	waitPage(t, ctx, 20*time.Second, "the nodes table listing the 3 nodes",
 		`document.querySelectorAll('#nodes tr').length`, func(n int) bool { return n == 4 })
 	screenshot(t, ctx, "index-idle.png")

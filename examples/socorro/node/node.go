@@ -174,6 +174,7 @@ type Node struct {
 	http      *http.Server
 	ln        net.Listener
 	submit    *collector.Handler
+	sched     schedLatency
 
 	collected, processedRate rateWindow
 	history                  history

@@ -213,13 +213,18 @@ type Stats struct {
 	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
 	HeapInuse, Sys uint64
 	Goroutines     int
+	// SchedLatencyP99 and SchedLatencyMax are how long goroutines waited to run once runnable,
+	// over the window since the previous /api/stats read (schedstats.go): CPU starvation.
+	SchedLatencyP99, SchedLatencyMax time.Duration
 }
 
 func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
+	p99, maxWait := n.sched.window()
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine(),
+		SchedLatencyP99: p99, SchedLatencyMax: maxWait})
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

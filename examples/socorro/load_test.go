@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,7 +109,9 @@ func TestThroughput(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	gc := generator.Config{Targets: urls, Dumps: dumps, Rate: *loadRate / 60, Concurrency: *loadConc}
+	// The generator logs only its failed posts, at debug level: show them.
+	genLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gc := generator.Config{Targets: urls, Dumps: dumps, Rate: *loadRate / 60, Concurrency: *loadConc, Logger: genLog}
 	switch *loadMix {
 	case "design":
 	case "small":

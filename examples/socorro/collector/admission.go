@@ -62,7 +62,7 @@ func (b *budget) release(n int64) {
 	b.mu.Unlock()
 }
 
-// InFlight returns the bytes of the submissions being parsed and saved.
+// bytes returns the bytes of the submissions being parsed and saved.
 func (b *budget) bytes() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -40,7 +40,8 @@ type Config struct {
 	Seed uint64
 	// Attempts bounds the posts of one report: a collector that answers 503 (overloaded) is
 	// sent the same report again after its Retry-After, as crash clients keep a report they
-	// could not send, and the whole driver sends nothing new until then (back-off). Default 5.
+	// could not send, and the whole driver sends nothing new until then (back-off). Default 5;
+	// a report refused that many times counts as Failed.
 	Attempts int
 	// Client sends the requests. Default an http.Client with a 2-minute timeout.
 	Client *http.Client

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gridmap/gridmap/examples/socorro/collector"
 )
 
 // The real dumps the nodes' generators build their reports from.
@@ -51,6 +53,7 @@ func runLauncher(args []string) error {
 	mode := fs.String("mode", "listener", "how crashes reach processors: listener (each node processes the crashes it owns) or queue (collectors offer crash IDs to a distributed queue, any node takes them)")
 	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
+	submitBudget := fs.Int64("submit-budget", collector.DefaultMaxInFlightBytes, "report bytes each node's /submit holds at once; beyond it submissions are answered 503 with Retry-After and the generators back off (negative: no limit)")
 	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
 	var stores storeFlags
 	stores.register(fs)
@@ -89,7 +92,7 @@ func runLauncher(args []string) error {
 	}()
 
 	l := &launcher{out: os.Stdout}
-	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10),
+	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10), "-submit-budget", strconv.FormatInt(*submitBudget, 10),
 		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64), "-mode", *mode)
 	err := l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ var (
 	loadFor  = flag.Duration("socorro.load", 0, "run TestThroughput for this long (the target is 10m): 3 node processes, the generator posting the design's size mix (or GRIDMAP_SOCORRO_LOAD=10m)")
 	loadRate = flag.Float64("socorro.rate", 5000, "TestThroughput's offered load, reports per minute")
 	loadConc = flag.Int("socorro.concurrency", 64, "TestThroughput's requests in flight at most")
+	loadMode = flag.String("socorro.mode", "listener", "TestThroughput's processing mode: listener or queue (the launcher's -mode)")
 	loadMix  = flag.String("socorro.mix", "design", "TestThroughput's dump sizes: design (200 KB-20 MB, mean about 4 MB) or small (20-120 KB, to measure the per-report cost apart from the bytes)")
 )
 
@@ -52,7 +54,7 @@ func TestThroughput(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-port", "0", "-rate", "0", "-data", t.TempDir(), "-memory", fmt.Sprint(512<<20))
+	cmd := exec.Command(bin, "-port", "0", "-rate", "0", "-data", t.TempDir(), "-memory", fmt.Sprint(512<<20), "-mode", *loadMode)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +109,9 @@ func TestThroughput(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	gc := generator.Config{Targets: urls, Dumps: dumps, Rate: *loadRate / 60, Concurrency: *loadConc}
+	// The generator logs only its failed posts, at debug level: show them.
+	genLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gc := generator.Config{Targets: urls, Dumps: dumps, Rate: *loadRate / 60, Concurrency: *loadConc, Logger: genLog}
 	switch *loadMix {
 	case "design":
 	case "small":
@@ -132,6 +136,8 @@ func TestThroughput(t *testing.T) {
 		at                  time.Duration
 		accepted, processed uint64
 		backlog, unstored   int
+		refused             uint64
+		schedP99            time.Duration // the worst node's goroutine scheduling latency p99
 		heapMB, sysMB       uint64
 	}
 	read := func() (sample, error) {
@@ -150,6 +156,8 @@ func TestThroughput(t *testing.T) {
 			s.processed += st.Rates.ProcessedTotal
 			s.backlog += st.Rates.Backlog
 			s.unstored += st.Rates.Unstored
+			s.refused += st.Rates.Refused
+			s.schedP99 = max(s.schedP99, st.SchedLatencyP99)
 			s.heapMB += st.HeapInuse >> 20
 			s.sysMB += st.Sys >> 20
 		}
@@ -160,7 +168,7 @@ func TestThroughput(t *testing.T) {
 	var samples []sample
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
-	t.Logf("offered %.0f reports/min (%s dump sizes), %d in flight at most, for %v; columns: time, accepted/min and processed/min over the last 10 s, backlog, not yet stored, heap and Go memory of the 3 nodes (MB)", *loadRate, *loadMix, *loadConc, d)
+	t.Logf("mode %s, offered %.0f reports/min (%s dump sizes), %d in flight at most, for %v; columns: time, accepted/min and processed/min over the last 10 s, backlog, not yet stored, submissions refused (503) so far, heap and Go memory of the 3 nodes (MB), the worst node's goroutine scheduling latency p99 over the last 10 s", *loadMode, *loadRate, *loadMix, *loadConc, d)
 	for running := true; running; {
 		select {
 		case err := <-genDone:
@@ -180,12 +188,12 @@ func TestThroughput(t *testing.T) {
 			prev = samples[len(samples)-1]
 		}
 		span := (s.at - prev.at).Minutes()
-		t.Logf("%6v  accepted %6.0f/min  processed %6.0f/min  backlog %5d  unstored %6d  heap %5d MB  sys %5d MB",
-			s.at.Round(time.Second), float64(s.accepted-prev.accepted)/span, float64(s.processed-prev.processed)/span, s.backlog, s.unstored, s.heapMB, s.sysMB)
+		t.Logf("%6v  accepted %6.0f/min  processed %6.0f/min  backlog %5d  unstored %6d  refused %5d  heap %5d MB  sys %5d MB  sched p99 %v",
+			s.at.Round(time.Second), float64(s.accepted-prev.accepted)/span, float64(s.processed-prev.processed)/span, s.backlog, s.unstored, s.refused, s.heapMB, s.sysMB, s.schedP99.Round(time.Millisecond))
 		samples = append(samples, s)
 	}
 	gs := gen.Stats()
-	t.Logf("generator: %d sent, %d accepted, %d discarded, %d failed, %.1f GB", gs.Sent, gs.Accepted, gs.Discarded, gs.Failed, float64(gs.Bytes)/1e9)
+	t.Logf("generator: %d sent, %d accepted, %d discarded, %d failed, %d answered 503 and sent again, %.1f GB", gs.Sent, gs.Accepted, gs.Discarded, gs.Failed, gs.Busy, float64(gs.Bytes)/1e9)
 
 	// Drain: every accepted crash processed.
 	drainStart := time.Now()
@@ -223,8 +231,8 @@ func TestThroughput(t *testing.T) {
 	for _, s := range samples {
 		maxBacklog, maxUnstored, maxSys = max(maxBacklog, s.backlog), max(maxUnstored, s.unstored), max(maxSys, s.sysMB)
 	}
-	t.Logf("SUSTAINED: %.0f processed reports/min from %v to %v (offered %.0f/min; target 5000/min for 10 min); backlog at most %d, not yet stored at most %d, Go memory of the 3 nodes at most %d MB",
-		rate, first.at.Round(time.Second), end.at.Round(time.Second), *loadRate, maxBacklog, maxUnstored, maxSys)
+	t.Logf("SUSTAINED (mode %s): %.0f processed reports/min from %v to %v (offered %.0f/min; target 5000/min for 10 min); backlog at most %d, not yet stored at most %d, Go memory of the 3 nodes at most %d MB",
+		*loadMode, rate, first.at.Round(time.Second), end.at.Round(time.Second), *loadRate, maxBacklog, maxUnstored, maxSys)
 	if gs.Failed > 0 {
 		t.Errorf("%d posts failed", gs.Failed)
 	}

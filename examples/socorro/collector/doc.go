@@ -12,7 +12,10 @@
 //   - 200 "Discarded=rule_<name>" when a throttle rule rejected it;
 //   - 400 "Discarded=malformed_<reason>" for a malformed submission (see the Reason constants);
 //   - 413 when the body is larger than the limit after decompression;
-//   - 500 when the store failed: the client keeps the report and retries.
+//   - 500 when the store failed: the client keeps the report and retries;
+//   - 503 "Error=overloaded" with Retry-After, before reading the report, when the bytes of the
+//     submissions in flight fill [Config.MaxInFlightBytes]: overload becomes back-pressure on
+//     the clients, which send the report again later.
 //
 // Parsing ([Parse]), crash IDs ([NewCrashID]) and throttling ([Throttler]) are plain code without
 // I/O; [Handler] is the thin HTTP driver around them.

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,16 @@ type Config struct {
 	// MaxBytes is the largest body accepted, after decompression, in bytes. Default
 	// DefaultMaxBytes (25 MiB).
 	MaxBytes int64
+	// MaxInFlightBytes bounds the report bytes the handler holds at once (submissions being
+	// read, parsed and saved; a submission counts its Content-Length at arrival and its decoded
+	// size once parsed). A submission that does not fit is answered 503 with Retry-After
+	// (RetryAfter) without being parsed, so overload becomes back-pressure on the clients
+	// instead of a grid starved by more bulk copies than it can make (admission.go). One
+	// submission is admitted whenever none is in flight. Default DefaultMaxInFlightBytes
+	// (64 MiB); negative: no limit.
+	MaxInFlightBytes int64
+	// RetryAfter is the Retry-After of a 503. Default DefaultRetryAfter (1s).
+	RetryAfter time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Random supplies the random bytes of crash IDs. Default crypto/rand.Reader.
@@ -41,6 +52,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -68,6 +85,9 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("%w: MaxBytes %d is negative", ErrInvalidConfig, c.MaxBytes))
 	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("%w: RetryAfter %v is negative", ErrInvalidConfig, c.RetryAfter))
+	}
 	return errors.Join(errs...)
 }
 
@@ -77,7 +97,13 @@ type Handler struct {
 
 	mu        sync.Mutex // guards throttle (its random source)
 	throttler *Throttler
+
+	admit   *budget // nil: no limit
+	refused atomic.Uint64
 }
+
+// DefaultMaxInFlightBytes is the default of Config.MaxInFlightBytes.
+const DefaultMaxInFlightBytes = 64 << 20
 
 // NewHandler fills in cfg's defaults, validates it and returns the handler.
 func NewHandler(cfg Config) (*Handler, error) {
@@ -89,7 +115,22 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, throttler: t}, nil
+	h := &Handler{cfg: cfg, throttler: t}
+	if cfg.MaxInFlightBytes > 0 {
+		h.admit = &budget{limit: cfg.MaxInFlightBytes}
+	}
+	return h, nil
+}
+
+// Refused counts the submissions answered 503 because the in-flight budget was full.
+func (h *Handler) Refused() uint64 { return h.refused.Load() }
+
+// InFlightBytes returns the report bytes the handler holds now (0 without a limit).
+func (h *Handler) InFlightBytes() int64 {
+	if h.admit == nil {
+		return 0
+	}
+	return h.admit.bytes()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +139,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "Discarded=method_not_allowed", http.StatusMethodNotAllowed)
 		return
+	}
+	var charge int64 // bytes charged to the in-flight budget
+	if h.admit != nil {
+		charge = r.ContentLength
+		if charge < 0 {
+			charge = chunkedCharge
+		}
+		if !h.admit.acquire(charge) {
+			h.refused.Add(1)
+			h.cfg.Logger.Debug("collector: overloaded, submission refused", "bytes", r.ContentLength, "in_flight", h.admit.bytes())
+			refuse(w, r, h.cfg.RetryAfter, h.cfg.MaxBytes)
+			return
+		}
+		defer func() { h.admit.release(charge) }()
 	}
 	now := h.cfg.Now().UTC()
 	sub, err := Parse(r.Header, r.ContentLength, r.Body, h.cfg.MaxBytes)
@@ -113,6 +168,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		answer(w, http.StatusBadRequest, "Discarded=malformed_"+string(InvalidPayloadStructure))
 		return
+	}
+
+	if h.admit != nil {
+		if more := decodedSize(sub) - charge; more > 0 {
+			h.admit.grow(more)
+			defer h.admit.release(more)
+		}
 	}
 
 	h.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,11 @@ type Config struct {
 	AnnotationSizes, DumpSizes *Sizes
 	// Seed seeds the choices (sizes, products, encodings). Default 1.
 	Seed uint64
+	// Attempts bounds the posts of one report: a collector that answers 503 (overloaded) is
+	// sent the same report again after its Retry-After, as crash clients keep a report they
+	// could not send, and the whole driver sends nothing new until then (back-off). Default 5;
+	// a report refused that many times counts as Failed.
+	Attempts int
 	// Client sends the requests. Default an http.Client with a 2-minute timeout.
 	Client *http.Client
 	// Logger logs failed posts at debug level. Default slog.Default().
@@ -49,7 +55,8 @@ type Stats struct {
 	Sent      uint64 // requests completed (answered or failed)
 	Accepted  uint64 // answered CrashID=bp-...
 	Discarded uint64 // answered Discarded=... (throttled or malformed)
-	Failed    uint64 // no answer, or an answer other than the two above (500, 413, ...)
+	Failed    uint64 // no answer, or an answer other than the two above (500, 413, ...), or 503 on every attempt
+	Busy      uint64 // 503 answers (the collector's in-flight budget was full); the report was sent again
 	Bytes     uint64 // request bodies sent, as sent (compressed or not)
 }
 
@@ -66,7 +73,9 @@ type Driver struct {
 	next     int // round-robin position
 	answered []string
 
-	started, sent, accepted, discarded, failed, bytes atomic.Uint64
+	started, sent, accepted, discarded, failed, busy, bytes atomic.Uint64
+	// notBefore is when the driver may send a new report again after a 503 (unix nanoseconds).
+	notBefore atomic.Int64
 }
 
 // New validates cfg, fills in its defaults and returns a Driver.
@@ -86,6 +95,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = 1
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 5
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 16
@@ -129,7 +141,7 @@ func (d *Driver) Rate() float64 { return math.Float64frombits(d.rate.Load()) }
 // Stats returns the counts so far.
 func (d *Driver) Stats() Stats {
 	return Stats{Started: d.started.Load(), Sent: d.sent.Load(), Accepted: d.accepted.Load(), Discarded: d.discarded.Load(),
-		Failed: d.failed.Load(), Bytes: d.bytes.Load()}
+		Failed: d.failed.Load(), Busy: d.busy.Load(), Bytes: d.bytes.Load()}
 }
 
 // Answered returns a copy of the crash IDs the collectors answered, in answer order.
@@ -161,6 +173,18 @@ func (d *Driver) Run(ctx context.Context) error {
 		// a driver more than a second behind (a slow cluster) starts again from now rather
 		// than bursting to catch up.
 		now := time.Now()
+		if nb := time.Unix(0, d.notBefore.Load()); nb.After(now) {
+			// A collector asked for a pause (503 Retry-After): send nothing new until then.
+			t := time.NewTimer(nb.Sub(now))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			last = time.Time{} // start pacing again from now, without a burst to catch up
+			continue
+		}
 		due := now
 		if !last.IsZero() {
 			due = last.Add(time.Duration(float64(time.Second) / rate))
@@ -184,6 +208,10 @@ func (d *Driver) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case slots <- struct{}{}:
+		}
+		if time.Unix(0, d.notBefore.Load()).After(time.Now()) {
+			<-slots // a 503 came back while this report waited for its turn: pause first
+			continue
 		}
 		last = due
 		target, rep, asJSON, gz, err := d.nextReport()
@@ -216,10 +244,42 @@ func (d *Driver) post(ctx context.Context, target string, rep Report, asJSON, gz
 		d.fail(target, err)
 		return
 	}
+	for attempt := 1; ; attempt++ {
+		retryAfter, err := d.send(ctx, target, ct, body, gz)
+		if err == nil {
+			return
+		}
+		if retryAfter == 0 || attempt == d.cfg.Attempts {
+			d.fail(target, err)
+			return
+		}
+		// 503: the collector is overloaded. Pause the whole driver and send this report
+		// again once the collector's Retry-After has passed.
+		until := time.Now().Add(retryAfter)
+		for {
+			old := d.notBefore.Load()
+			if old >= until.UnixNano() || d.notBefore.CompareAndSwap(old, until.UnixNano()) {
+				break
+			}
+		}
+		d.busy.Add(1)
+		t := time.NewTimer(retryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			d.fail(target, ctx.Err())
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// send posts one encoded report. It returns nil once the collector answered (accepted or
+// discarded), and for a 503 the pause its Retry-After asks for (1s without one) with the error.
+func (d *Driver) send(ctx context.Context, target, ct string, body []byte, gz bool) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+"/submit", bytes.NewReader(body))
 	if err != nil {
-		d.fail(target, err)
-		return
+		return 0, err
 	}
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("User-Agent", "gridmap-socorro-generator/1.0")
@@ -229,14 +289,12 @@ func (d *Driver) post(ctx context.Context, target string, rep Report, asJSON, gz
 	d.bytes.Add(uint64(len(body)))
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
-		d.fail(target, err)
-		return
+		return 0, err
 	}
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if err != nil {
-		d.fail(target, err)
-		return
+		return 0, err
 	}
 	text := strings.TrimSpace(string(answer))
 	switch id, ok := strings.CutPrefix(text, "CrashID=bp-"); {
@@ -245,11 +303,24 @@ func (d *Driver) post(ctx context.Context, target string, rep Report, asJSON, gz
 		d.mu.Lock()
 		d.answered = append(d.answered, id)
 		d.mu.Unlock()
+		return 0, nil
 	case strings.HasPrefix(text, "Discarded="):
 		d.discarded.Add(1)
-	default:
-		d.fail(target, fmt.Errorf("status %d: %.100q", resp.StatusCode, text))
+		return 0, nil
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("status 503: %.100q", text)
 	}
+	return 0, fmt.Errorf("status %d: %.100q", resp.StatusCode, text)
+}
+
+// retryAfter reads a Retry-After header in seconds (an HTTP date is not used by collectors);
+// 1s when it is missing or unreadable, at most a minute.
+func retryAfter(h string) time.Duration {
+	secs, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || secs <= 0 {
+		return time.Second
+	}
+	return time.Duration(min(secs, 60)) * time.Second
 }
 
 func (d *Driver) fail(target string, err error) {

@@ -1,9 +1,12 @@
 package generator
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -195,5 +198,62 @@ func TestDriverConfig(t *testing.T) {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("New(%+v): %v", cfg, err)
 		}
+	}
+}
+
+// A collector that answers 503 with Retry-After gets the same report again once the pause has
+// passed, and the driver sends nothing new meanwhile.
+func TestDriverBacksOffOn503(t *testing.T) {
+	var mu sync.Mutex
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		first := len(bodies) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "Error=overloaded\n")
+			return
+		}
+		io.WriteString(w, "CrashID=bp-00000000-0000-0000-0000-000000261204\n")
+	}))
+	t.Cleanup(srv.Close)
+	a, d := small(t)
+	drv, err := New(Config{Targets: []string{srv.URL}, Dumps: testDumps(t), Rate: 50, AnnotationSizes: a, DumpSizes: d,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- drv.Run(ctx) }()
+	waitFor(t, "the 503", func() bool { return drv.Stats().Busy == 1 })
+	// From the 503 on, the driver starts no post for the Retry-After (1s): watch half of it.
+	// (One report that passed its pause check just before the 503 came back may still start.)
+	paused := drv.Stats().Started
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if s := drv.Stats(); s.Started > paused+1 {
+			t.Fatalf("a new post started %d during the pause after the 503", s.Started-paused)
+		}
+	}
+	waitFor(t, "the refused report accepted on its second attempt", func() bool { return drv.Stats().Accepted >= 2 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var resent bool
+	for _, b := range bodies[1:] {
+		resent = resent || bytes.Equal(b, bodies[0])
+	}
+	if !resent {
+		t.Error("the refused report was not sent again")
+	}
+	if s := drv.Stats(); s.Busy != 1 || s.Failed != 0 {
+		t.Errorf("stats %+v, want Busy 1 and no failure", s)
 	}
 }

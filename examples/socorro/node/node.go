@@ -66,6 +66,11 @@ type Config struct {
 	// signatures by minute) to StatsMap, from which every node's pages show the cluster's.
 	// Default 2s.
 	PublishEvery time.Duration
+	// SubmitBudget bounds the report bytes /submit holds at once (collector.Config's
+	// MaxInFlightBytes): beyond it a submission is answered 503 with Retry-After, and the
+	// clients (the generators too) send it again later. Default
+	// collector.DefaultMaxInFlightBytes (64 MiB); negative: no limit.
+	SubmitBudget int64
 	// Dumps are real minidumps this node's generator builds reports from (nil: the node has no
 	// generator). The generator posts to this node's /submit at the rate the command topic
 	// (CommandTopic) sets; Generate is the rate it starts at, in reports a second (default 0:
@@ -84,6 +89,10 @@ type Config struct {
 	Rules *processor.Rules
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// beforeProcess, when set (by this package's tests), runs before each crash is processed:
+	// it can hold a crash pending.
+	beforeProcess func(ctx context.Context, id string)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -164,6 +173,8 @@ type Node struct {
 	closers   []func() error       // the stores and clients openStores opened
 	http      *http.Server
 	ln        net.Listener
+	submit    *collector.Handler
+	sched     schedLatency
 
 	collected, processedRate rateWindow
 	history                  history

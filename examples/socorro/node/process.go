@@ -17,6 +17,9 @@ import (
 func (n *Node) processOne(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	if n.cfg.beforeProcess != nil {
+		n.cfg.beforeProcess(ctx, id)
+	}
 	// A miss of processedCrashes reads through to its store: while the store is unreachable
 	// (ErrStore) the check cannot tell, and the crash is processed anyway: PutIfAbsent below
 	// decides on the grid's copy, so the pipeline goes on while the store is down.

@@ -28,10 +28,11 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 
 // handler serves /submit, the pages and the static files.
 func (n *Node) handler() (http.Handler, error) {
-	submit, err := collector.NewHandler(collector.Config{Store: countingStore{n}, Logger: n.log})
+	submit, err := collector.NewHandler(collector.Config{Store: countingStore{n}, MaxInFlightBytes: n.cfg.SubmitBudget, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
+	n.submit = submit
 	static, err := fs.Sub(webFS, "web/static")
 	if err != nil {
 		return nil, err
@@ -64,6 +65,10 @@ type Rates struct {
 	CollectedPerMinute, CollectedTotal uint64
 	ProcessedPerMinute, ProcessedTotal uint64
 	Backlog                            int
+	// Refused counts the submissions answered 503 (the in-flight budget was full) since start;
+	// InFlightBytes is the report bytes /submit holds now.
+	Refused       uint64
+	InFlightBytes int64
 	// Unstored counts this member's entries (backups included) written but not yet in their
 	// store: it grows while a store is unreachable and drains when it is back.
 	Unstored int
@@ -76,6 +81,7 @@ func (n *Node) Rates() Rates {
 	r.CollectedPerMinute, r.CollectedTotal = n.collected.perMinute(now)
 	r.ProcessedPerMinute, r.ProcessedTotal = n.processedRate.perMinute(now)
 	r.Backlog = n.backlog()
+	r.Refused, r.InFlightBytes = n.submit.Refused(), n.submit.InFlightBytes()
 	for _, m := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
 		r.Unstored += n.member.Maps().PersistenceStats(m).DirtyEntries
 	}
@@ -207,13 +213,18 @@ type Stats struct {
 	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
 	HeapInuse, Sys uint64
 	Goroutines     int
+	// SchedLatencyP99 and SchedLatencyMax are how long goroutines waited to run once runnable,
+	// over the window since the previous /api/stats read (schedstats.go): CPU starvation.
+	SchedLatencyP99, SchedLatencyMax time.Duration
 }
 
 func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
+	p99, maxWait := n.sched.window()
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine(),
+		SchedLatencyP99: p99, SchedLatencyMax: maxWait})
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

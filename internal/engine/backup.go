@@ -82,15 +82,15 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 		if len(todo) == 0 {
 			return nil
 		}
-		timeout, full := s.ackTimeout(dl)
-		if timeout <= 0 {
-			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %w", p, ErrTimeout, context.DeadlineExceeded))
-		}
 		if header == nil {
 			var err error
 			if header, body, err = encodeBatch(int32(p), t.Epoch, string(s.self), muts); err != nil {
 				return err
 			}
+		}
+		timeout, full := s.ackTimeout(dl, len(header)+len(body))
+		if timeout <= 0 {
+			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %w", p, ErrTimeout, context.DeadlineExceeded))
 		}
 		failed, reported := false, false
 		if len(todo) == 1 {
@@ -143,10 +143,18 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 	}
 }
 
-// ackTimeout is the bound of one attempt to reach a replica: BackupAckTimeout, or what is left
-// until dl (zero: none) when that is less; full reports the former.
-func (s *Service) ackTimeout(dl time.Time) (timeout time.Duration, full bool) {
-	timeout = s.cfg.BackupAckTimeout
+// backupBytesAllowance is the slowest transfer rate an owner assumes of a healthy backup link:
+// a batch's attempt gets len(body) at this rate on top of BackupAckTimeout. Without it, a
+// backup that is alive but still receiving a batch of multi-MB values (queued behind other
+// large frames on a loaded host) was reported unreachable after the fixed timeout, demoted
+// and re-copied: more bulk traffic, and writes failing with an unknown outcome.
+const backupBytesAllowance = 8 << 20 // bytes per second
+
+// ackTimeout is the bound of one attempt to reach a replica with a message of size bytes:
+// BackupAckTimeout plus size at backupBytesAllowance, or what is left until dl (zero: none)
+// when that is less; full reports the former.
+func (s *Service) ackTimeout(dl time.Time, size int) (timeout time.Duration, full bool) {
+	timeout = s.cfg.BackupAckTimeout + time.Duration(int64(size)*int64(time.Second)/backupBytesAllowance)
 	if dl.IsZero() {
 		return timeout, true
 	}

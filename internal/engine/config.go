@@ -45,7 +45,8 @@ type Config struct {
 	// on for the remaining replicas (up to its deadline). It bounds how long a dead member
 	// holds a partition's writers: about BackupAckTimeout plus one table commit. Too short, and
 	// a slow but live backup (a long GC pause, a large value on a slow link) is demoted and
-	// copied again. Default 500ms.
+	// copied again. A batch's attempt gets, on top, the time its bytes take at 8 MiB/s (a 4 MB
+	// value: 0.5 s more), so large values do not make a live backup look dead. Default 500ms.
 	BackupAckTimeout time.Duration
 	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
 	// Default 4 MiB.

@@ -336,7 +336,7 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	}
 	iw.left.Store(int32(len(targets)))
 	msg := transport.Message{Type: msgBackup, Header: header, Body: body}
-	timeout, full := s.ackTimeout(iw.deadline)
+	timeout, full := s.ackTimeout(iw.deadline, len(header)+len(body))
 	timeout = max(timeout, time.Millisecond)
 	for i, m := range targets {
 		addr, ok := s.cluster.MemberAddr(m)

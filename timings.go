@@ -97,8 +97,9 @@ type Timings struct {
 	SuspectBackoff time.Duration
 	// BackupAckTimeout is how long an owner waits for one synchronous backup to acknowledge a
 	// write before it reports the backup unreachable, so that the coordinator can take it out
-	// of the partition's backups and the write completes with the remaining replicas. LAN
-	// default 500ms.
+	// of the partition's backups and the write completes with the remaining replicas. A
+	// batch's wait grows with its bytes (8 MiB/s on top), so large values on a busy link do
+	// not make a live backup look dead. LAN default 500ms.
 	BackupAckTimeout time.Duration
 }
 

@@ -62,12 +62,16 @@ func (s *Service) runEvictor() {
 		case <-tick.C:
 		case <-a.evict:
 		}
-		used := a.load()
-		if used <= high {
+		used, need := a.load(), a.need.Swap(0)
+		if used <= high && need == 0 {
 			warned = false
 			continue
 		}
-		freed := s.evict(used - target)
+		want := used + need - target
+		if want <= 0 {
+			continue
+		}
+		freed := s.evict(want)
 		if used-freed > high && !warned {
 			warned = true
 			s.log.Warn("memory budget nearly used up by entries that cannot be evicted (dirty, or of maps without a loader): growing writes wait, then fail with ErrMemoryLimit",

@@ -113,7 +113,7 @@ func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value
 		return opResponse{}
 	})
 	if refused {
-		s.mem.kickEvictor()
+		s.mem.kickEvictor(int64(len(req.Key) + len(value) + recordOverhead))
 		return value, true, nil
 	}
 	if resp.Status != statusOK {

@@ -50,8 +50,10 @@ type memAccount struct {
 	waiters atomic.Int32
 	mu      sync.Mutex
 	room    chan struct{} // closed on a decrease while someone waits; replaced after
-	// evict asks the evictor to run now (capacity 1).
+	// evict asks the evictor to run now (capacity 1), to make need more bytes of room below
+	// the evictor's target (the largest write waiting).
 	evict chan struct{}
+	need  atomic.Int64
 }
 
 func newMemAccount(budget int64) *memAccount {
@@ -120,10 +122,16 @@ func (a *memAccount) roomSignal() <-chan struct{} {
 	return a.room
 }
 
-// kickEvictor asks the evictor to run now.
-func (a *memAccount) kickEvictor() {
+// kickEvictor asks the evictor to run now and make room for a write of grow bytes.
+func (a *memAccount) kickEvictor(grow int64) {
 	if a == nil {
 		return
+	}
+	for {
+		n := a.need.Load()
+		if n >= grow || a.need.CompareAndSwap(n, grow) {
+			break
+		}
 	}
 	select {
 	case a.evict <- struct{}{}:
@@ -191,9 +199,9 @@ func (s *Service) waitForRoom(ctx context.Context, p *part, epoch uint64, dl tim
 	a := s.mem
 	failed := func(what string) error {
 		if why.backup != "" {
-			return fmt.Errorf("%w: partition %d: backup %s stayed at its memory budget %s", ErrMemoryLimit, p.id, why.backup, what)
+			return fmt.Errorf("%w: partition %d: backup %s stayed at its memory budget, waited %s", ErrMemoryLimit, p.id, why.backup, what)
 		}
-		return fmt.Errorf("%w: %d bytes more would exceed the budget of %d bytes (%d in use) %s",
+		return fmt.Errorf("%w: %d bytes more would exceed the budget of %d bytes (%d in use), waited %s",
 			ErrMemoryLimit, why.grow, a.budget, a.load(), what)
 	}
 	var room <-chan struct{}
@@ -211,7 +219,7 @@ func (s *Service) waitForRoom(ctx context.Context, p *part, epoch uint64, dl tim
 		if a.load()+why.grow <= a.budget {
 			return nil
 		}
-		a.kickEvictor()
+		a.kickEvictor(why.grow)
 	}
 	var deadline <-chan time.Time
 	if !dl.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
@@ -302,7 +303,8 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time
 		// No memory for it (memory.go): wait for room without holding the partition, so that
 		// its deletes can free some, then decide the write again.
 		if err := s.waitForRoom(ctx, p, epoch, dl, why); err != nil {
-			return opResponse{Status: statusOf(err), Msg: err.Error()}
+			// The status carries the sentinel; the message says the rest.
+			return opResponse{Status: statusOf(err), Msg: strings.TrimPrefix(err.Error(), ErrMemoryLimit.Error()+": ")}
 		}
 	}
 }

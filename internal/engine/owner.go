@@ -295,11 +295,18 @@ func (w *writeBatch) emit(m mutation) {
 // ends with ErrTimeout when it passes (see sendToReplicas). req is the user's operation (nil for a
 // write of the member's own), whose ID makes the write exactly-once across retries (answers.go).
 func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time.Time, req *opRequest, decide func(w *writeBatch) opResponse) opResponse {
+	waited := false
 	for {
 		resp, why, refused := s.ownerWriteOnce(ctx, p, epoch, dl, req, decide)
 		if !refused {
+			if waited && resp.Status == statusTimeout {
+				// The deadline passed while the write waited for memory (and tried again):
+				// what held it was the budget.
+				resp = opResponse{Status: statusMemoryLimit, Msg: "waited for memory until the write's deadline: " + resp.Msg}
+			}
 			return resp
 		}
+		waited = true
 		// No memory for it (memory.go): wait for room without holding the partition, so that
 		// its deletes can free some, then decide the write again.
 		if err := s.waitForRoom(ctx, p, epoch, dl, why); err != nil {

@@ -106,12 +106,22 @@ type Config struct {
 	// fail with dmap.ErrPartitionLost until the application calls
 	// Cluster.ResetLostPartitions, so that no reader mistakes the loss for absent keys.
 	RecreateLostPartitions bool
-	// MemoryBudget bounds the memory of the entries this member holds, in bytes. Above it, clean
-	// entries of maps with a loader are evicted (least recently used first) and read through
-	// again when used; dirty entries are never evicted. 0 (the default): no budget.
+	// MemoryBudget bounds the memory this member holds for maps, queues and topics, in bytes.
+	// 0 (the default): no budget. Above 95% of it, clean entries of maps with a loader are
+	// evicted (least recently used first) and read through again when used. A write that would
+	// grow the member's memory past it, when nothing can be evicted (dirty entries, maps without
+	// a loader, structures), waits for room as long as its deadline and context allow, then
+	// fails with dmap.ErrMemoryLimit, applied nowhere. Reads, deletes and overwrites that do not
+	// grow always pass, so that memory can be freed. A backup applies what its owner sends and
+	// tells it when it is at its budget; the owner then holds growing writes of the partition
+	// back, so a backup exceeds its budget at most by the writes in flight to it (one per
+	// partition with synchronous backups). Partition copies are never refused. See
+	// docs/operations.md.
 	//
-	// The budget counts each entry's key and value plus 80 bytes (its metadata and index
-	// entry). The tables that hold entries also keep the bytes of replaced and removed entries
+	// The budget counts, exactly (a running count kept as entries are applied, Member.MemoryUsed),
+	// each entry of the partitions the member owns, backs up or receives: its key and value plus
+	// 80 bytes (its metadata and index entry); and the events listener queues hold (keys,
+	// values and the queue slot). The tables that hold entries also keep the bytes of replaced and removed entries
 	// until they compact them, up to half the live bytes, so the memory they take is up to
 	// about 1.5-1.7 times the budget (BenchmarkEntryTable in package dmap reports it as
 	// mem/live), and the Go heap around it grows further before each garbage collection (GOGC,

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
+	if os.Getenv(memLimitChildEnv) != "" {
+		os.Exit(runMemLimitChild()) // memlimit_process_test.go
+	}
 	os.Exit(m.Run())
 }
 

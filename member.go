@@ -170,6 +170,12 @@ func (m *Member) Queues() *queue.Service { return m.queues }
 // as the member.
 func (m *Member) Topics() *topic.Service { return m.topics }
 
+// MemoryUsed returns the bytes Config.MemoryBudget counts on this member now, and the budget
+// (0 when there is none, and then used is 0 too): see Config.MemoryBudget for what is counted.
+func (m *Member) MemoryUsed() (used, budget int64) {
+	return m.engine.MemoryUsed(), m.cfg.MemoryBudget
+}
+
 // Close leaves the cluster gracefully: the coordinator moves this member's partitions to the
 // others (their data and write-behind queues copied first), then the member stops. The last
 // member of a cluster has nobody to hand off to: it stores its dirty entries first. If ctx ends

@@ -57,6 +57,13 @@ var (
 	// writer's context ended while it waited; the write was not applied. It wraps
 	// mapstore.ErrDirtyLimit.
 	ErrDirtyLimit = engine.ErrDirtyLimit
+	// ErrMemoryLimit: the write would grow the memory of the key's owner past its budget
+	// (gridmap.Config.MemoryBudget), or one of the partition's backups is at its own, and
+	// nothing could be evicted to make room before the write's deadline or context ended: the
+	// write waited for room (back-pressure), then was refused, applied nowhere. Reads, deletes
+	// and overwrites that do not grow an entry always pass; once memory is freed, growing
+	// writes succeed again.
+	ErrMemoryLimit = engine.ErrMemoryLimit
 	// ErrPartitionLost: every replica of the key's partition died before its data could be
 	// copied elsewhere, so its entries are gone. Operations on the partition fail with it until
 	// the application resets it (Member.ResetLostPartitions), unless the cluster is configured

@@ -20,6 +20,12 @@ type Config struct {
 	Member partition.MemberID
 	// Logger receives panics recovered from listeners. Nil discards.
 	Logger *slog.Logger
+	// Held, when not nil, is told every change of the memory the registrations' queues hold
+	// (each queued event's key and values plus the size of its queue slot; Stats.QueuedBytes),
+	// delta > 0 when an event is queued and < 0 when it is delivered or discarded, so that a
+	// member's memory budget counts it. It is called with a registration's mutex held, on the
+	// publisher's goroutine or the registration's: it must be fast and must not block.
+	Held func(delta int64)
 }
 
 // Validate reports every problem of the config at once, each wrapping ErrInvalidConfig.
@@ -43,6 +49,7 @@ func (c Config) Validate() error {
 type Dispatcher struct {
 	member partition.MemberID
 	log    *slog.Logger
+	held   func(int64)
 
 	// regs is the immutable routing table read by Publish: map name -> registrations. Writers
 	// replace it under mu.
@@ -64,7 +71,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Dispatcher{member: cfg.Member, log: log, live: make(map[*Registration]struct{})}, nil
+	return &Dispatcher{member: cfg.Member, log: log, held: cfg.Held, live: make(map[*Registration]struct{})}, nil
 }
 
 // Register starts delivering the events of map mapName that pass opts' filters to l, and
@@ -326,14 +333,16 @@ type Stats struct {
 	// Missed is the number of events dropped because the queue was full, whether or not their
 	// Overflow notice has been delivered yet.
 	Missed uint64
-	// Queued is the number of events waiting in the queue now.
-	Queued int
+	// Queued is the number of events waiting in the queue now, and QueuedBytes the memory they
+	// hold: their keys and values and a queue slot each (what Config.Held is told).
+	Queued      int
+	QueuedBytes int64
 }
 
 // Stats returns the registration's counters.
 func (r *Registration) Stats() Stats {
 	r.mu.Lock()
-	s := Stats{Missed: r.q.dropped, Queued: r.q.len()}
+	s := Stats{Missed: r.q.dropped, Queued: r.q.len(), QueuedBytes: r.q.bytes}
 	r.mu.Unlock()
 	s.Delivered = r.delivered.Load()
 	return s
@@ -383,6 +392,9 @@ func (r *Registration) enqueue(e Event, missed uint64, queue bool) {
 	}
 	r.q.miss(missed)
 	queued := queue && r.q.push(e)
+	if queued && r.d.held != nil {
+		r.d.held(heldBytes(&e))
+	}
 	// The goroutine waits only when it found the queue empty; wake it when that changes (a
 	// notice alone counts: an empty queue with missed events hands out a notice).
 	wake := (queued && r.q.len() == 1) || (missed > 0 && r.q.len() == 0)
@@ -414,7 +426,11 @@ func (r *Registration) stop(discard bool) {
 	switch {
 	case discard && was != stateStopped:
 		r.state = stateStopped
+		held := r.q.bytes
 		r.q.discard()
+		if held != 0 && r.d.held != nil {
+			r.d.held(-held)
+		}
 	case !discard && was == stateActive:
 		r.state = stateClosing
 	}
@@ -436,6 +452,9 @@ func (r *Registration) run() {
 			return
 		}
 		ev, missed, ok := r.q.pop()
+		if ok && missed == 0 && r.d.held != nil {
+			r.d.held(-heldBytes(&ev))
+		}
 		closing := r.state == stateClosing
 		r.mu.Unlock()
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -680,4 +681,42 @@ func TestAttachedRegistration(t *testing.T) {
 	r.Remove()
 	waitChan(t, r.Done(), "done")
 	offer(5, 0) // ignored
+}
+
+// Config.Held is told the bytes of every event queued and delivered or discarded, and
+// Stats.QueuedBytes agrees with it.
+func TestHeldBytes(t *testing.T) {
+	var held atomic.Int64
+	d, err := New(Config{Member: "m", Held: func(n int64) { held.Add(n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	release := make(chan struct{})
+	r, err := d.Register("m", Func(func(Event) { <-release }), Options{IncludeValues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Map: "m", Kind: Added, Key: []byte("key"), NewValue: make([]byte, 1000)}
+	for range 3 {
+		d.Publish(ev)
+	}
+	per := heldBytes(&ev)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats().Queued != 2 { // the first event is being delivered
+		if time.Now().After(deadline) {
+			t.Fatalf("queued %d, want 2", r.Stats().Queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, st := held.Load(), r.Stats(); got != 2*per || st.QueuedBytes != got {
+		t.Fatalf("held %d, QueuedBytes %d; want %d", got, st.QueuedBytes, 2*per)
+	}
+	d.Publish(ev)
+	r.Remove() // discards what is queued
+	close(release)
+	<-r.Done()
+	if got := held.Load(); got != 0 {
+		t.Fatalf("held %d after the queue was discarded", got)
+	}
 }

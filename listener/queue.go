@@ -1,5 +1,7 @@
 package listener
 
+import "unsafe"
+
 // queue is one registration's bounded FIFO of events together with its overflow bookkeeping.
 // It is plain data: no locks, no goroutines; the Dispatcher guards it with the registration's
 // mutex.
@@ -16,11 +18,21 @@ type queue struct {
 
 	pending uint64 // events dropped since the last event that fit
 	dropped uint64 // events dropped in the queue's life
+	bytes   int64  // heldBytes of the events queued
 }
 
 type slot struct {
 	ev           Event
 	missedBefore uint64 // events dropped just before ev
+}
+
+// slotSize is the memory of one slot of a queue's ring, which heldBytes counts for each event.
+const slotSize = int64(unsafe.Sizeof(slot{}))
+
+// heldBytes is the memory an event held in a queue accounts for: its slot and the bytes of its
+// key and values (which it may keep alive after the map dropped them).
+func heldBytes(ev *Event) int64 {
+	return slotSize + int64(len(ev.Key)+len(ev.OldValue)+len(ev.NewValue))
 }
 
 // minQueueAlloc is the first allocation of a queue's ring.
@@ -46,6 +58,7 @@ func (q *queue) push(ev Event) bool {
 	q.buf[(q.head+q.n)&(len(q.buf)-1)] = slot{ev: ev, missedBefore: q.pending}
 	q.pending = 0
 	q.n++
+	q.bytes += heldBytes(&ev)
 	return true
 }
 
@@ -91,6 +104,7 @@ func (q *queue) pop() (ev Event, missed uint64, ok bool) {
 	*s = slot{} // let the values be collected
 	q.head = (q.head + 1) & (len(q.buf) - 1)
 	q.n--
+	q.bytes -= heldBytes(&ev)
 	return ev, 0, true
 }
 
@@ -99,6 +113,6 @@ func (q *queue) pop() (ev Event, missed uint64, ok bool) {
 func (q *queue) discard() int {
 	n := q.n
 	clear(q.buf)
-	q.head, q.n, q.pending = 0, 0, 0
+	q.head, q.n, q.pending, q.bytes = 0, 0, 0, 0
 	return n
 }

@@ -41,9 +41,11 @@
 //
 // gridmap.Config.Queues configures queues by name (Config): a capacity, and a store. A queue
 // holds every item in the memory of its owner and of its backups, whether it has a store or not.
-// Beyond its capacity, Offer fails with ErrQueueFull; when its owner's memory budget
-// (gridmap.Config.MemoryBudget) is used up by entries it cannot evict, Offer fails with
-// ErrMemoryLimit: a queue refuses items, it never drops one. With a store (mapstore.Store, through the maps' write-behind
+// Beyond its capacity, Offer fails with ErrQueueFull. An item also needs room in the memory
+// budget (gridmap.Config.MemoryBudget) of its owner and backups, admitted like every map write:
+// when the budget is used up by entries that cannot be evicted, an offer waits for room (a
+// consumer taking items frees some) as long as its context allows, then fails with
+// ErrMemoryLimit (dmap.ErrMemoryLimit): a queue refuses items, it never drops one. With a store (mapstore.Store, through the maps' write-behind
 // or write-through machinery) a queue outlives a full cluster restart: the next cluster loads
 // it back at its first use.
 //

@@ -13,11 +13,12 @@ var (
 	// when its wait ended with the queue still full, and Put (with ErrTimeout) when its
 	// context ended first. Nothing was added.
 	ErrQueueFull = errors.New("queue: queue full")
-	// ErrMemoryLimit: the queue's owner has used up its memory budget (gridmap.Config.MemoryBudget)
-	// with entries it cannot evict; Offer, OfferWait and Put refuse the item at once rather than
-	// drop anything. Taking items frees memory: offers succeed again once the owner is back
-	// within its budget.
-	ErrMemoryLimit = errors.New("queue: owner's memory budget exhausted")
+	// ErrMemoryLimit: the queue's owner (or a backup) has used up its memory budget
+	// (gridmap.Config.MemoryBudget) with entries it cannot evict; Offer, OfferWait and Put
+	// waited for room as long as their context allowed, then refused the item rather than drop
+	// anything. Taking items frees memory: offers succeed again once there is room. It is
+	// dmap.ErrMemoryLimit, the error of every write the budget refuses.
+	ErrMemoryLimit = dmap.ErrMemoryLimit
 	// ErrTimeout: the operation did not complete before its context ended (it wraps the
 	// context's error too), or Take's and Put's context ended while they waited.
 	ErrTimeout = dmap.ErrTimeout

@@ -74,7 +74,9 @@ func writeMeta(v view, m meta) {
 const (
 	offerFull     byte = 0
 	offerAccepted byte = 1
-	// offerNoMemory: the owner's memory budget is used up (see engine.Service.OverMemoryBudget).
+	// offerNoMemory: the owner's memory budget is used up. Owners of this version no longer
+	// answer it (the engine refuses the offer with dmap.ErrMemoryLimit before it is applied);
+	// callers still understand it from older owners.
 	offerNoMemory byte = 2
 )
 

@@ -77,9 +77,9 @@ func (q *Queue[T]) Name() string { return q.name }
 func (q *Queue[T]) Partition() partition.ID { return q.part }
 
 // Offer adds item at the tail if the queue has room, and returns once the owner added it and
-// every synchronous backup acknowledged it. On a full queue it fails at once with ErrQueueFull,
-// and with ErrMemoryLimit when the owner's memory budget is used up (as do OfferWait and Put,
-// which wait for room in the queue, not for memory).
+// every synchronous backup acknowledged it. On a full queue it fails at once with ErrQueueFull.
+// When the owner's memory budget (or a backup's) is used up, it waits for memory to be freed
+// as long as ctx allows, then fails with ErrMemoryLimit (as do OfferWait and Put).
 func (q *Queue[T]) Offer(ctx context.Context, item T) error {
 	b, err := q.codec.Encode(item)
 	if err != nil {

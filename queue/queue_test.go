@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap"
+	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/gridmaptest"
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/memstore"
@@ -432,9 +433,18 @@ func TestOfferRefusedOverMemoryBudget(t *testing.T) {
 	item := make([]byte, 8<<10)
 	acked := 0
 	deadline := time.Now().Add(time.Minute)
+	// An offer without room waits for memory as long as its context allows: keep that short.
+	offer := func() error {
+		octx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		return q.Offer(octx, item)
+	}
 	for {
-		err := q.Offer(ctx, item)
+		err := offer()
 		if errors.Is(err, queue.ErrMemoryLimit) {
+			if !errors.Is(err, dmap.ErrMemoryLimit) {
+				t.Fatalf("%v is not dmap.ErrMemoryLimit", err)
+			}
 			break
 		}
 		if err != nil {
@@ -445,15 +455,29 @@ func TestOfferRefusedOverMemoryBudget(t *testing.T) {
 			t.Fatalf("%d items (%d KiB) offered within a %d KiB budget, none refused", acked, acked*8, budget>>10)
 		}
 	}
-	if acked*len(item) < budget/2 {
-		t.Fatalf("refused after %d KiB, far below the %d KiB budget", acked*8, budget>>10)
+	if acked*len(item) < budget*3/4 || acked*len(item) > budget {
+		t.Fatalf("refused after %d KiB, the budget is %d KiB", acked*8, budget>>10)
+	}
+	for i := range len(c.Members()) {
+		if used, _ := c.Member(i).MemoryUsed(); used > budget {
+			t.Fatalf("member %d counts %d bytes, over its budget of %d", i, used, budget)
+		}
+	}
+	// An offer waiting for memory succeeds once a consumer frees some within its deadline.
+	waited := make(chan error, 1)
+	go func() { waited <- q.Offer(ctx, item) }()
+	if _, ok, err := q.Poll(ctx); err != nil || !ok {
+		t.Fatalf("poll: %v, %v", ok, err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("the offer waiting for memory: %v", err)
 	}
 	got, err := q.Drain(ctx, acked+10)
 	if err != nil || len(got) != acked {
 		t.Fatalf("drained %d items (%v), want the %d acknowledged", len(got), err, acked)
 	}
 	for {
-		err := q.Offer(ctx, item)
+		err := offer()
 		if err == nil {
 			break
 		}

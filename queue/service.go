@@ -81,9 +81,6 @@ func (s *Service) offerProc(_ context.Context, v *engine.PartitionView, arg []by
 	if err != nil {
 		return nil, err
 	}
-	if s.e.OverMemoryBudget() {
-		return []byte{offerNoMemory}, nil
-	}
 	return offer(v, uint64(s.config(v.Map()).Capacity), items)
 }
 

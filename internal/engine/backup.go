@@ -236,7 +236,11 @@ func (s *Service) waitToRetry(ctx context.Context, changed <-chan struct{}, paus
 
 // sendBackup sends one replication batch to member m and checks its answer; see callReplica.
 func (s *Service) sendBackup(ctx context.Context, m partition.MemberID, header, body []byte, timeout time.Duration, full bool) (gone bool, err error) {
-	gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgBackup, Header: header, Body: body}, timeout, full)
+	var resp opResponse
+	gone, resp, err = s.callReplica(ctx, m, transport.Message{Type: msgBackup, Header: header, Body: body}, timeout, full)
+	if err == nil {
+		s.noteBackupAnswer(m, resp)
+	}
 	return gone, err
 }
 
@@ -325,7 +329,9 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 	if !keeps {
 		msg.Recycle() // the next backup is read into the same buffer
 	}
-	return encodeResponse(opResponse{})
+	// Done tells the owner that this member is at its memory budget: it holds growing writes
+	// of the partition back until this member has room again (memory.go).
+	return encodeResponse(opResponse{Done: s.mem.full()})
 }
 
 // takeStashed gives the writes of a backup batch that name a copy of their value this member

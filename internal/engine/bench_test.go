@@ -13,9 +13,10 @@ func BenchmarkOwnerPutGet(b *testing.B) {
 	for _, setup := range []struct {
 		name             string
 		members, backups int
-	}{{"solo", 1, 0}, {"backup", 2, 1}} {
+		budget           int64
+	}{{"solo", 1, 0, 0}, {"backup", 2, 1, 0}, {"budget", 2, 1, 1 << 30}} {
 		b.Run(setup.name, func(b *testing.B) {
-			c := newCluster(b, setup.members, setup.backups, nil)
+			c := newCluster(b, setup.members, setup.backups, func(cfg *Config) { cfg.MemoryBudget = setup.budget })
 			s := c.Svc(0)
 			m, err := newTMap[string, []byte](s, "bench")
 			if err != nil {

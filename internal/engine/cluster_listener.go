@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
@@ -395,6 +396,7 @@ func (s *Service) handleListenerRegs(ctx context.Context, msg transport.Message)
 	o := c.outboxes[from]
 	if o == nil {
 		o = newOutbox(from, eventOutboxSize)
+		o.mem = s.mem
 		c.outboxes[from] = o
 		s.wg.Add(1)
 		go s.runOutbox(o)
@@ -547,8 +549,13 @@ type outbox struct {
 	to    partition.MemberID
 	limit int
 
+	// mem is the member's memory account (nil: no budget): it counts the events queued, like
+	// those of local listeners' queues (bytes, outboxHeld each).
+	mem *memAccount
+
 	mu      sync.Mutex
 	items   []wireEvent
+	bytes   int64
 	pending map[string]uint64 // per registration: events dropped since its last queued event
 	closed  bool
 
@@ -577,8 +584,18 @@ func (o *outbox) push(e wireEvent) {
 		delete(o.pending, e.Reg)
 	}
 	o.items = append(o.items, e)
+	if o.mem != nil {
+		n := outboxHeld(&e)
+		o.bytes += n
+		o.mem.add(n)
+	}
 	o.mu.Unlock()
 	o.signal()
+}
+
+// outboxHeld is the memory an event queued in an outbox accounts for.
+func outboxHeld(e *wireEvent) int64 {
+	return int64(unsafe.Sizeof(*e)) + int64(len(e.Key)+len(e.Old)+len(e.New))
 }
 
 // drop counts an event of registration reg as missed.
@@ -605,6 +622,14 @@ func (o *outbox) take(max int) []wireEvent {
 	defer o.mu.Unlock()
 	n := min(max, len(o.items))
 	out := slices.Clone(o.items[:n])
+	if o.mem != nil {
+		var freed int64
+		for i := range out {
+			freed += outboxHeld(&out[i])
+		}
+		o.bytes -= freed
+		o.mem.add(-freed)
+	}
 	clear(o.items[:n])
 	o.items = o.items[n:]
 	if len(o.items) == 0 {
@@ -623,6 +648,8 @@ func (o *outbox) close() {
 	if !o.closed {
 		o.closed = true
 		o.items = nil
+		o.mem.add(-o.bytes)
+		o.bytes = 0
 		close(o.quit)
 	}
 }

@@ -59,10 +59,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the wall clock used for TTLs and write delays. Default time.Now.
 	Now func() time.Time
-	// MemoryBudget bounds the memory of the entries this member holds, in bytes (approximate:
-	// keys, values and a per-entry overhead). Above it, clean entries of maps with a loader are
-	// evicted, least recently used first, and read through again when used; dirty entries and
-	// entries of maps without a loader are never evicted. 0 (the default) means no budget.
+	// MemoryBudget bounds the memory this member holds, in bytes: an exact running count of its
+	// records (keys, values and recordOverhead each, owned, backed up or being received) and of
+	// the events its listener queues hold. Clean entries of maps with a loader are evicted, least
+	// recently used first, above 95% of it; writes that would grow memory past it wait for room,
+	// then fail with ErrMemoryLimit (memory.go). 0 (the default) means no budget.
 	MemoryBudget int64
 	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
 	// listed live in memory only. Every member must have the same Maps.

@@ -63,6 +63,13 @@ var (
 	// writer's context ended while it waited; the write was not applied. It wraps
 	// mapstore.ErrDirtyLimit.
 	ErrDirtyLimit = fmt.Errorf("dmap: %w", mapstore.ErrDirtyLimit)
+	// ErrMemoryLimit: the write would grow the memory of the key's owner past its budget
+	// (Config.MemoryBudget), or one of the partition's backups is at its own, and nothing could
+	// be evicted to make room before the write's deadline or context ended: the write waited
+	// for room (back-pressure), then was refused. It was not applied. Reads, deletes and
+	// overwrites that do not grow an entry always pass; once they (or eviction, or consumers
+	// taking queue items) free memory, growing writes succeed again.
+	ErrMemoryLimit = errors.New("dmap: memory budget exhausted")
 	// ErrPartitionLost: every replica of the key's partition died before its data could be
 	// copied elsewhere, so its entries are gone. Operations on the partition fail with it until
 	// the application resets it (Member.ResetLostPartitions), unless the cluster is configured
@@ -105,6 +112,7 @@ const (
 	statusTxDone
 	statusNoPredicate
 	statusDuplicateName
+	statusMemoryLimit
 )
 
 // statusErrs maps each status that stands for one of the package's sentinel errors to it, both
@@ -132,6 +140,7 @@ var statusErrs = [...]error{
 	statusTxDone:         ErrTxDone,
 	statusNoPredicate:    ErrNoPredicate,
 	statusDuplicateName:  ErrAlreadyRegistered,
+	statusMemoryLimit:    ErrMemoryLimit,
 }
 
 func (s status) err(msg string) error {

@@ -76,7 +76,11 @@ type eventHub struct {
 }
 
 func newEventHub(s *Service) (*eventHub, error) {
-	d, err := listener.New(listener.Config{Member: s.self, Logger: s.log})
+	cfg := listener.Config{Member: s.self, Logger: s.log}
+	if s.mem != nil {
+		cfg.Held = s.mem.add // the memory budget counts the events listeners' queues hold
+	}
+	d, err := listener.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

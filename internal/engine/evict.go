@@ -7,12 +7,17 @@ import (
 	"github.com/gridmap/gridmap/listener"
 )
 
-// evictInterval is how often the evictor compares the member's record memory with its budget.
+// evictInterval is how often the evictor compares the member's memory with its budget, besides
+// running whenever a write waits for room (memAccount.kickEvictor).
 const evictInterval = 100 * time.Millisecond
 
-// evictTarget is the fraction of the budget eviction brings memory down to, so that it does not
-// run again at once.
-const evictTarget = 0.9
+// evictHigh is the fraction of the budget above which the evictor evicts, before writes have to
+// wait for room; evictTarget the fraction it brings memory down to, so that it does not run
+// again at once.
+const (
+	evictHigh   = 0.95
+	evictTarget = 0.9
+)
 
 // memoryUsed sums the approximate memory of the records this member holds.
 func (s *Service) memoryUsed() int64 {
@@ -20,52 +25,60 @@ func (s *Service) memoryUsed() int64 {
 	for _, p := range s.parts {
 		p.mu.RLock()
 		total += p.rs.bytes
+		if p.shadow != nil {
+			total += p.shadow.rs.bytes
+		}
 		p.mu.RUnlock()
 	}
 	return total
 }
 
+// MemoryUsed is the memory Config.MemoryBudget counts on this member now (see memory.go): its
+// records, those of copies it is receiving, and the events its listeners' queues hold. 0 without
+// a budget.
+func (s *Service) MemoryUsed() int64 { return s.mem.load() }
+
 // runEvictor keeps the member's records within Config.MemoryBudget by evicting clean entries of
-// maps with a loader, least recently used first. Dirty entries (not stored yet) and entries of
-// maps without a loader are never evicted: they are the only copy. Nor are structure maps'
-// entries (StructureMapName): their façades read them in partition processors, which do not
-// read through. An evicted entry is read through again on its next use.
+// maps with a loader, least recently used first, from evictHigh of the budget down to
+// evictTarget, and at once when a write waits for room. Dirty entries (not stored yet) and
+// entries of maps without a loader are never evicted: they are the only copy. Nor are structure
+// maps' entries (StructureMapName): their façades read them in partition processors, which do
+// not read through. An evicted entry is read through again on its next use. What cannot be
+// evicted is bounded by write admission instead (memory.go).
 func (s *Service) runEvictor() {
 	defer s.wg.Done()
-	if s.cfg.MemoryBudget <= 0 {
-		return
+	a := s.mem
+	if a == nil || len(s.stores) == 0 {
+		return // nothing could ever be evicted
 	}
 	tick := time.NewTicker(evictInterval)
 	defer tick.Stop()
+	high, target := int64(float64(a.budget)*evictHigh), int64(float64(a.budget)*evictTarget)
 	warned := false
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-tick.C:
+		case <-a.evict:
 		}
-		used := s.memoryUsed()
-		if used <= s.cfg.MemoryBudget {
+		used, need := a.load(), a.need.Swap(0)
+		if used <= high && need == 0 {
 			warned = false
-			s.overBudget.Store(false)
 			continue
 		}
-		freed := s.evict(used - int64(float64(s.cfg.MemoryBudget)*evictTarget))
-		s.overBudget.Store(used-freed > s.cfg.MemoryBudget)
-		if used-freed > s.cfg.MemoryBudget && !warned {
+		want := used + need - target
+		if want <= 0 {
+			continue
+		}
+		freed := s.evict(want)
+		if used-freed > high && !warned {
 			warned = true
-			s.log.Warn("memory budget exceeded by entries that cannot be evicted (dirty, or of maps without a loader)",
-				"used", used-freed, "budget", s.cfg.MemoryBudget)
+			s.log.Warn("memory budget nearly used up by entries that cannot be evicted (dirty, or of maps without a loader): growing writes wait, then fail with ErrMemoryLimit",
+				"used", used-freed, "budget", a.budget)
 		}
 	}
 }
-
-// OverMemoryBudget reports whether this member's records exceeded Config.MemoryBudget at the
-// evictor's last look (every 100 ms), after it evicted what it could: what cannot be evicted
-// (dirty entries, entries of maps without a loader, structures' entries) fills the budget. A
-// façade refuses to grow a structure then (a queue refuses offers) rather than drop anything.
-// Always false without a budget.
-func (s *Service) OverMemoryBudget() bool { return s.overBudget.Load() }
 
 type evictCandidate struct {
 	p       *part

@@ -96,7 +96,9 @@ func (s *Service) readThrough(ctx context.Context, p *part, req *opRequest, miss
 func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value []byte) ([]byte, bool, error) {
 	var out []byte
 	var found bool
-	resp := s.ownerWrite(ctx, p, req.Epoch, req.deadline, nil, func(w *writeBatch) opResponse {
+	// One attempt: a read does not wait for memory. Without room for it (memory.go), the value
+	// is answered without being kept, and read through again next time.
+	resp, _, refused := s.ownerWriteOnce(ctx, p, req.Epoch, req.deadline, nil, func(w *writeBatch) opResponse {
 		if r := w.rs.get(req.Map, string(req.Key), w.now); r.ok {
 			out, found = r.value, true
 			return opResponse{}
@@ -110,6 +112,10 @@ func (s *Service) keepLoaded(ctx context.Context, p *part, req *opRequest, value
 		out, found = value, true
 		return opResponse{}
 	})
+	if refused {
+		s.mem.kickEvictor(int64(len(req.Key) + len(value) + recordOverhead))
+		return value, true, nil
+	}
 	if resp.Status != statusOK {
 		return nil, false, resp.Status.err(resp.Msg)
 	}

@@ -396,12 +396,9 @@ func controlHeader(p partition.ID, epoch uint64, self partition.MemberID) []byte
 func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (transport.Message, error) {
 	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
 		seq, flags, _ := readSeqMark(h.Muts)
-		if p.shadow != nil {
-			p.shadow.dropQueues()
-			p.shadow = nil
-		}
+		p.dropShadow()
 		if flags&seqMarkKeep != 0 || s.cluster.Table().IsReplica(partition.ID(h.Part), s.self) {
-			p.shadow = &part{id: p.id, rs: newRecordStore()}
+			p.shadow = &part{id: p.id, rs: s.newRecordStore()}
 			p.shadow.rs.beginSync()
 			p.shadow.rs.seq = seq
 			p.unsure = true // until the copy is complete
@@ -439,6 +436,7 @@ func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (tra
 				q.EndSync()
 			}
 			p.dropQueues()
+			p.rs.release() // the shadow's records are counted already
 			p.rs, p.queues, p.shadow = sh.rs, sh.queues, nil
 			return
 		}

@@ -232,6 +232,11 @@ func (c *backupCall) CallDone(msg transport.Message, err error) { c.CallDoneIn(n
 // CallDoneIn implements transport.BurstCallback.
 func (c *backupCall) CallDoneIn(b *transport.Burst, msg transport.Message, err error) {
 	iw := c.iw
+	if err == nil {
+		if resp, derr := decodeResponse(msg); derr == nil {
+			iw.s.noteBackupAnswer(c.m, resp)
+		}
+	}
 	if err != nil && unanswered(iw.ctx, err, c.full) {
 		iw.s.backupFailed(iw.p.id, c.m, true, err)
 		iw.reported.Store(true)
@@ -270,6 +275,11 @@ func (iw *inlineWrite) start() bool {
 	}
 	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
+	if iw.w.refused {
+		// No memory for it: the ordinary path waits for room (ownerWrite).
+		p.writeMu.Unlock()
+		return false
+	}
 	if len(muts) == 0 {
 		p.writeMu.Unlock()
 		iw.finish(resp)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/transport"
@@ -97,13 +98,23 @@ func (p *part) enterIncarnation(lostAt uint64) {
 // forget empties the partition on this member: its entries, write-behind queues and any copy
 // being received. The caller holds p.mu.
 func (p *part) forget() {
+	mem := p.rs.mem
+	p.rs.release()
 	p.rs = newRecordStore()
+	p.rs.mem = mem
 	p.dropQueues()
+	p.dropShadow()
+	p.unsure = false
+}
+
+// dropShadow drops the copy being received, if any, and takes its records out of the memory
+// account. The caller holds p.mu.
+func (p *part) dropShadow() {
 	if p.shadow != nil {
+		p.shadow.rs.release()
 		p.shadow.dropQueues()
 		p.shadow = nil
 	}
-	p.unsure = false
 }
 
 // serveOp executes an operation on this member as the partition's owner, within req.deadline.
@@ -219,6 +230,10 @@ type writeBatch struct {
 	// retry: the write is a retry (opRequest.Retry).
 	op    opID
 	retry bool
+	// refused: applyWrite did not admit the write, which would grow memory past the budget
+	// (noRoom says how; memory.go). Nothing was applied.
+	refused bool
+	noRoom  noRoom
 }
 
 // before returns, for a read of key in mapName, the record the key had before the batch (the
@@ -280,14 +295,38 @@ func (w *writeBatch) emit(m mutation) {
 // ends with ErrTimeout when it passes (see sendToReplicas). req is the user's operation (nil for a
 // write of the member's own), whose ID makes the write exactly-once across retries (answers.go).
 func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time.Time, req *opRequest, decide func(w *writeBatch) opResponse) opResponse {
+	waited := false
+	for {
+		resp, why, refused := s.ownerWriteOnce(ctx, p, epoch, dl, req, decide)
+		if !refused {
+			if waited && resp.Status == statusTimeout {
+				// The deadline passed while the write waited for memory (and tried again):
+				// what held it was the budget.
+				resp = opResponse{Status: statusMemoryLimit, Msg: "waited for memory until the write's deadline: " + resp.Msg}
+			}
+			return resp
+		}
+		waited = true
+		// No memory for it (memory.go): wait for room without holding the partition, so that
+		// its deletes can free some, then decide the write again.
+		if err := s.waitForRoom(ctx, p, epoch, dl, why); err != nil {
+			// The status carries the sentinel; the message says the rest.
+			return opResponse{Status: statusOf(err), Msg: strings.TrimPrefix(err.Error(), ErrMemoryLimit.Error()+": ")}
+		}
+	}
+}
+
+// ownerWriteOnce is one attempt of ownerWrite: refused reports that the write would grow memory
+// past the budget (why says how), and nothing was applied.
+func (s *Service) ownerWriteOnce(ctx context.Context, p *part, epoch uint64, dl time.Time, req *opRequest, decide func(w *writeBatch) opResponse) (resp opResponse, why noRoom, refused bool) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	if !dl.IsZero() && !time.Now().Before(dl) {
-		return opResponse{Status: statusTimeout, Msg: fmt.Sprintf("partition %d: deadline passed before the write started", p.id)}
+		return opResponse{Status: statusTimeout, Msg: fmt.Sprintf("partition %d: deadline passed before the write started", p.id)}, noRoom{}, false
 	}
 	st, ep := s.checkOwner(ctx, p.id, epoch, dl)
 	if st != statusOK {
-		return opResponse{Status: st, Epoch: ep}
+		return opResponse{Status: st, Epoch: ep}, noRoom{}, false
 	}
 	if p.ownEpoch.Load() != ep {
 		tctx := ctx
@@ -297,7 +336,7 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time
 			defer cancel()
 		}
 		if resp, ok := s.takeOver(tctx, p); !ok {
-			return resp
+			return resp, noRoom{}, false
 		}
 	}
 	w := &writeBatch{}
@@ -306,14 +345,14 @@ func (s *Service) ownerWrite(ctx context.Context, p *part, epoch uint64, dl time
 	}
 	muts, resp := s.applyWrite(ctx, p, w, decideFunc(decide))
 	if len(muts) == 0 {
-		return resp
+		return resp, w.noRoom, w.refused
 	}
 	err := s.replicate(ctx, p, muts, dl)
 	s.settle(p, w, err)
 	if err != nil {
-		return opResponse{Status: statusOf(err), Msg: err.Error()}
+		return opResponse{Status: statusOf(err), Msg: err.Error()}, noRoom{}, false
 	}
-	return resp
+	return resp, noRoom{}, false
 }
 
 // settle ends the wait of w, applied by applyWrite, for its synchronous backups: from now on
@@ -404,11 +443,20 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		}
 		return nil, resp
 	}
+	var reserved int64
+	if s.mem != nil || s.fullBackups.n.Load() != 0 {
+		var ok bool
+		if reserved, w.noRoom, ok = s.admitMemory(p, w); !ok {
+			w.refused = true
+			return nil, opResponse{Status: statusMemoryLimit}
+		}
+	}
 	if !w.op.zero() {
 		last := &w.muts[len(w.muts)-1]
 		last.Op, last.Ans = w.op, answerOf(resp)
 	}
 	if err := s.writeThrough(ctx, w); err != nil {
+		s.mem.unreserve(reserved)
 		return nil, opResponse{Status: statusOf(err), Msg: err.Error()}
 	}
 	p.mu.Lock()
@@ -419,6 +467,7 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		}
 		s.trackDirty(p, w.muts[i], w.cleared[i], w.now)
 	}
+	s.mem.unreserve(reserved) // applying counted what the write really added
 	if !s.cfg.AsyncBackups {
 		p.pending = w
 	}

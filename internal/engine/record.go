@@ -87,6 +87,9 @@ type recordStore struct {
 	locks map[string]map[string]*lockState
 	// bytes approximates the memory of the records (recordSize summed).
 	bytes int64
+	// mem is the member's memory account (nil: no budget), which every change of bytes is
+	// added to (addBytes), at once: the budget's count is exact.
+	mem *memAccount
 	// ttls counts the records with an expiry, so that the expiry sweep skips partitions
 	// without any.
 	ttls int
@@ -222,8 +225,9 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 			t = newEntryTable()
 			rs.maps[m.Map] = t
 		}
+		grow := int64(len(m.Key) + len(m.Value) + recordOverhead)
 		if old.ok {
-			rs.bytes -= recordSize(old)
+			grow -= recordSize(old)
 			if old.expireAt != 0 {
 				rs.ttls--
 			}
@@ -235,7 +239,7 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 			now = 0
 		}
 		t.set(old, string(m.Key), m.Value, m.Seq, m.ExpireAt, now)
-		rs.bytes += int64(len(m.Key) + len(m.Value) + recordOverhead)
+		rs.addBytes(grow)
 		return true
 	case mutDelete:
 		if rs.syncing {
@@ -332,7 +336,7 @@ func (rs *recordStore) keysBefore(mapName string, seq uint64) []string {
 // beginSync empties the store and starts keeping tombstones: a full copy follows.
 func (rs *recordStore) beginSync() {
 	rs.maps = make(map[string]*entryTable)
-	rs.bytes = 0
+	rs.release()
 	rs.ttls = 0
 	rs.locks = nil
 	rs.seq = 0
@@ -384,11 +388,22 @@ func (rs *recordStore) expire(now int64) int {
 // remove deletes r, a record of mapName.
 func (rs *recordStore) remove(mapName string, r record) {
 	rs.maps[mapName].remove(r)
-	rs.bytes -= recordSize(r)
+	rs.addBytes(-recordSize(r))
 	if r.expireAt != 0 {
 		rs.ttls--
 	}
 }
+
+// addBytes counts n more bytes of records (n < 0: fewer), in the store and in the member's
+// memory account.
+func (rs *recordStore) addBytes(n int64) {
+	rs.bytes += n
+	rs.mem.add(n)
+}
+
+// release takes the store's records out of the member's memory account: the store is being
+// dropped (or emptied).
+func (rs *recordStore) release() { rs.addBytes(-rs.bytes) }
 
 // snapshot returns every record and remembered answer as a mutation, for a copy to another
 // member. Values are shared,

@@ -154,10 +154,7 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		}
 	}
 	// This member's store is now the partition's truth: whatever copy it was receiving is moot.
-	if p.shadow != nil {
-		p.shadow.dropQueues()
-		p.shadow = nil
-	}
+	p.dropShadow()
 	p.unsure = false
 	s.startResyncs(p)
 	p.ownEpoch.Store(t.Epoch)

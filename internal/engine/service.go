@@ -52,9 +52,10 @@ type Service struct {
 	// spawnMu orders spawn before Close's wait: once stopping is set no goroutine is added.
 	spawnMu  sync.RWMutex
 	stopping bool
-	// overBudget is set by the evictor while the member's records exceed Config.MemoryBudget
-	// after eviction (OverMemoryBudget).
-	overBudget atomic.Bool
+	// mem counts the memory Config.MemoryBudget covers (nil: no budget; memory.go), and
+	// fullBackups the members that said they are at theirs.
+	mem         *memAccount
+	fullBackups fullBackups
 }
 
 // part is the runtime state of one partition on this member.
@@ -148,9 +149,10 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		parts:    make([]*part, partitions),
 		ctx:      ctx,
 		cancel:   cancel,
+		mem:      newMemAccount(cfg.MemoryBudget),
 	}
 	for i := range s.parts {
-		s.parts[i] = &part{id: partition.ID(i), rs: newRecordStore()}
+		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore()}
 	}
 	s.stores = make(map[string]*persistence)
 	s.flushKick = make(chan struct{}, flushWorkers)
@@ -204,6 +206,13 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.events.close()
 	return nil
+}
+
+// newRecordStore returns an empty record store counted in the member's memory account.
+func (s *Service) newRecordStore() *recordStore {
+	rs := newRecordStore()
+	rs.mem = s.mem
+	return rs
 }
 
 func (s *Service) closed() bool { return s.ctx.Err() != nil }

@@ -26,14 +26,18 @@ func newCluster(t testing.TB, n, backups int, mod func(*Config)) *cluster {
 	if mod != nil {
 		mod(&cfg)
 	}
-	return &cluster{cfg: cfg, Cluster: enginetest.NewCluster(t, n, enginetest.Config[*Service]{
+	// Start reads c.cfg when it starts a member, so a test may change the config of the
+	// members it starts later.
+	c := &cluster{cfg: cfg}
+	c.Cluster = enginetest.NewCluster(t, n, enginetest.Config[*Service]{
 		Partitions: testPartitions,
 		Plan:       partition.PlanConfig{Backups: backups, RecreateLost: true},
 		Start: func(m enginetest.Member) (*Service, error) {
-			return NewService(cfg, m.Node, m.Caller, m.Server)
+			return NewService(c.cfg, m.Node, m.Caller, m.Server)
 		},
 		Stop: func(s *Service) { s.Close() },
-	})}
+	})
+	return c
 }
 
 func mustMap[K comparable, V any](t *testing.T, s *Service, name string) *tmap[K, V] {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,6 +34,9 @@ type queueHistory struct {
 	// Unanswered counts the takes and drains whose member never answered (it was killed or
 	// stalled while the call ran): each may have removed an item that no caller saw.
 	Unanswered int
+	// TakeErrors counts the takes' errors (but the empty queue's) by message, numbers elided,
+	// to tell why a take failed.
+	TakeErrors map[string]int `json:"take_errors"`
 }
 
 // queueVerdict is the queue checker's result.
@@ -92,7 +97,7 @@ func (v queueVerdict) String() string {
 // unique item q.c.i otherwise, so the queues grow slowly and the final drain has work.
 func (j *jepsen) runQueue(n int) (stop func()) {
 	j.mu.Lock()
-	j.queue = &queueHistory{Offered: map[string]bool{}, Taken: map[string]int{}}
+	j.queue = &queueHistory{Offered: map[string]bool{}, Taken: map[string]int{}, TakeErrors: map[string]int{}}
 	j.mu.Unlock()
 	return j.runPaced(n, 25*time.Millisecond, func(c, i int) faultRequest {
 		q := fmt.Sprintf("jq%d", (c+i)%jepsenQueues)
@@ -110,13 +115,17 @@ func (j *jepsen) runQueue(n int) (stop func()) {
 			h.Taken[rep.Value]++
 		case errors.Is(err, errFaultNoAnswer):
 			h.Unanswered++
-		case rep.Timeout:
-			h.TakesEmpty++ // the queue stayed empty, or its owner out of reach, for the wait
+		case rep.Timeout && strings.Contains(rep.Err, "waiting for an item"):
+			h.TakesEmpty++ // the queue stayed empty (or its owner out of reach) for the wait
 		default:
 			h.TakesFailed++
+			h.TakeErrors[digits.ReplaceAllString(rep.Err, "N")]++
 		}
 	})
 }
+
+// digits matches the numbers of an error message.
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // checkQueue drains every queue through the live members (retrying until a drain succeeds,
 // which leaves the queue empty, or the settle time is up), adds the drained items to the

@@ -28,12 +28,14 @@ import (
 // fault drawn at random: SIGKILL of a random member or of the raft leader and a fresh member in
 // its place, SIGSTOP of a member for longer than failure detection, a majority/minority split,
 // the raft leader isolated, a ring where every member sees a different majority, one-way loss,
-// delay and loss with tc netem when the kernel has it, the write-behind store down) with a healed
-// phase. Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
+// slow links (tc tbf), random loss both ways and one-way (iptables statistic), delay and loss
+// with tc netem when the kernel has it, the write-behind store down) with a healed phase.
+// Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
 // linearizability with internal/lincheck (porcupine), a set (every acknowledged add present at
 // the end), write-behind (after the final flush the store holds every key's last
-// acknowledged value), and transactions over the co-keyed maps txa and txb (both-or-neither,
-// and the last committed value kept).
+// acknowledged value), transactions over the co-keyed maps txa and txb (both-or-neither,
+// and the last committed value kept), and queues (no acknowledged item lost, duplicates
+// counted: jepsen_queue_test.go).
 //
 // It runs when asked (GRIDMAP_FAULTS=jepsen or -faults.duration): about 30 s of nemesis, 2
 // minutes with CI=true; -faults.duration picks any length, for the long run of docs/faults.md:

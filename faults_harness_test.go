@@ -716,6 +716,7 @@ type faultRun struct {
 	backups   int
 	opTimeout time.Duration
 	settle    time.Duration // how long the cluster may take to settle after a change
+	checkFor  time.Duration // the linearizability check's time budget (0: 2 minutes)
 	// lossy: the scenario loses partitions on purpose, so waitSettled cannot wait for
 	// Cluster.WaitSafe (a lost partition is not safe) and waits for "settled" instead.
 	lossy bool
@@ -1045,7 +1046,7 @@ func (r *faultRun) check() (illegal []string) {
 	ops := slices.Clone(r.ops)
 	r.mu.Unlock()
 	start := time.Now()
-	res := lincheck.Check(ops, 2*time.Minute)
+	res := lincheck.Check(ops, cmpOr(r.checkFor, 2*time.Minute))
 	errored := 0
 	for _, o := range ops {
 		if o.Err {

@@ -88,6 +88,9 @@ func TestJepsen(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.histDir = j.dir
+	// A longer run has longer histories per key: the checker gets a quarter of the run's length
+	// (at least its 2 minutes).
+	r.checkFor = max(2*time.Minute, duration/4)
 	t.Logf("histories go to %s; %v of cycles %v faulty / %v healed; netem: %v; iptables (random loss): %v; raft voters: %d", j.dir, duration, faulty, healed, fn.netem(), fn.iptables(), *faultsVoters)
 
 	up, err := fn.uplink()

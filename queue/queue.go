@@ -211,7 +211,7 @@ func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	var a engine.Attempt
 	wctx := context.WithoutCancel(ctx)
 	giveUp := time.Now().Add(takeRecovery)
-	for {
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		res, err := q.raw.ExecutePartitionAttempt(wctx, &a, procPoll, q.part, arg)
 		if err == nil || len(res) > 0 {
 			return q.decode(res)
@@ -219,6 +219,8 @@ func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 		if !errors.Is(err, engine.ErrTimeout) || time.Now().After(giveUp) {
 			return nil, q.opErr(err)
 		}
+		// Soon: the owner remembers the answer only for its partition's last 256 writes.
+		time.Sleep(wait)
 	}
 }
 

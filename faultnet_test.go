@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,15 +18,30 @@ import (
 // blackhole routes in the sending host's namespace, so a cut is per direction: blocking a->b
 // drops what a sends to b (gossip, raft and map traffic alike) and nothing else, which gives
 // one-way loss by itself, and a two-way cut is both directions. Routes need only iproute2 and
-// the kernel's routing, which every Linux has; delay and random loss need tc's netem qdisc,
-// which minimal kernels lack: netem reports whether it is there.
+// the kernel's routing, which every Linux has. The impairments need more, and minimal kernels
+// (the Firecracker VM this suite was written on) lack some of it:
+//
+//   - A slow link (slow): tc's tbf qdisc on a host's link, a rate limit with a deep queue: what
+//     the host sends beyond the rate waits in the queue (up to its latency bound) and is dropped
+//     past it. Every kernel with tc has tbf.
+//   - Random loss (lose): iptables' statistic match (xt_statistic) in the receiving host's INPUT
+//     chain drops a share of what one host sends to another, at random, without the sender
+//     knowing (a drop in the sender's OUTPUT chain would hand TCP an error at once); per
+//     direction, so one-way loss too. Needs the iptables command (apt-get install iptables);
+//     iptables reports whether it works.
+//   - Delay with jitter and loss in one qdisc (impair): tc's netem qdisc, absent from minimal
+//     kernels ("Error: Specified qdisc kind is unknown."): netem reports whether it is there.
+//     tc's own random drop (a u32 filter with action gact "random netrand drop", or police)
+//     fails there too: "Error: Failed to load TC action module."
 type faultNet struct {
 	*testNet
 
-	mu       sync.Mutex
-	blocked  map[[2]int]bool // from, to: traffic from host from to host to is dropped
-	impaired map[int]bool    // hosts with a netem qdisc on their link
-	netemOK  *bool           // probed once
+	mu         sync.Mutex
+	blocked    map[[2]int]bool // from, to: traffic from host from to host to is dropped
+	impaired   map[int]bool    // hosts with a root qdisc (netem, tbf) on their link
+	losing     map[int]bool    // hosts with random-drop rules in their INPUT chain
+	netemOK    *bool           // probed once
+	iptablesOK *bool           // probed once
 }
 
 // newFaultNet builds n hosts; it skips the test when the machine cannot (not root, no ip
@@ -40,7 +56,7 @@ func newFaultNet(t *testing.T, n int) *faultNet {
 	}()
 	tn := newTestNet(t, n)
 	skipped = false
-	return &faultNet{testNet: tn, blocked: map[[2]int]bool{}, impaired: map[int]bool{}}
+	return &faultNet{testNet: tn, blocked: map[[2]int]bool{}, impaired: map[int]bool{}, losing: map[int]bool{}}
 }
 
 // uplink links the test's own namespace to the bridge and returns the test's address on it,
@@ -148,6 +164,51 @@ func (fn *faultNet) impair(i int, spec string) error {
 	return nil
 }
 
+// iptables reports whether random loss works: the iptables command with the statistic match in
+// the hosts' namespaces (probed once, on host 0).
+func (fn *faultNet) iptables() bool {
+	fn.mu.Lock()
+	defer fn.mu.Unlock()
+	if fn.iptablesOK == nil {
+		ok := false
+		if _, err := exec.LookPath("iptables"); err == nil {
+			rule := []string{"INPUT", "-s", fn.addrs[1], "-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "DROP"}
+			ok = iptablesCmd(fn.hosts[0], append([]string{"-A"}, rule...)...) == nil
+			_ = iptablesCmd(fn.hosts[0], append([]string{"-D"}, rule...)...)
+		}
+		fn.iptablesOK = &ok
+	}
+	return *fn.iptablesOK
+}
+
+// lose drops, at random, the given share (0 to 1) of what host from sends to host to: the
+// receiver's kernel drops it on arrival, so the sender learns of it only by its absence.
+func (fn *faultNet) lose(from, to int, share float64) error {
+	if !fn.iptables() {
+		return fmt.Errorf("random loss needs iptables with the statistic match")
+	}
+	fn.mu.Lock()
+	defer fn.mu.Unlock()
+	err := iptablesCmd(fn.hosts[to], "-A", "INPUT", "-s", fn.addrs[from], "-m", "statistic", "--mode", "random",
+		"--probability", strconv.FormatFloat(share, 'f', -1, 64), "-j", "DROP")
+	if err == nil {
+		fn.losing[to] = true
+	}
+	return err
+}
+
+// slow limits what host i sends to rate (tc's units, e.g. "1mbit") with a queue of latency
+// (e.g. "400ms"): a busy link delays packets up to latency and drops what overflows it.
+func (fn *faultNet) slow(i int, rate, latency string) error {
+	fn.mu.Lock()
+	defer fn.mu.Unlock()
+	if err := tcCmd(fn.hosts[i], "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "32kb", "latency", latency); err != nil {
+		return err
+	}
+	fn.impaired[i] = true
+	return nil
+}
+
 // healAll removes every cut and impairment.
 func (fn *faultNet) healAll() error {
 	fn.mu.Lock()
@@ -167,7 +228,22 @@ func (fn *faultNet) healAll() error {
 		}
 		errs = append(errs, err)
 	}
+	for h := range fn.losing {
+		err := iptablesCmd(fn.hosts[h], "-F", "INPUT")
+		if err == nil {
+			delete(fn.losing, h)
+		}
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func iptablesCmd(host string, args ...string) error {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", host, "iptables", "-w"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 func tcCmd(host string, args ...string) error {

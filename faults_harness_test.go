@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/gridmap/gridmap/dmap"
 	"github.com/gridmap/gridmap/internal/lincheck"
 	"github.com/gridmap/gridmap/partition"
+	"github.com/gridmap/gridmap/queue"
 )
 
 // The fault suite (issue 13) runs members as processes, like the crash tests (the test binary
@@ -63,8 +65,8 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"` // get, put, cas, del, wput, wflush, tx, txget, info, place, safe, settled
-	Key     string        `json:"key,omitempty"`
+	Op      string        `json:"op"`              // get, put, cas, del, wput, wflush, tx, txget, offer, take, qdrain, info, place, safe, settled
+	Key     string        `json:"key,omitempty"`   // offer, take, qdrain: the queue's name
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
 	Keys    []string      `json:"keys,omitempty"`  // place
@@ -74,9 +76,10 @@ type faultRequest struct {
 // faultReply answers a request (ID > 0) or reports an event (ID 0).
 type faultReply struct {
 	ID      uint64       `json:"id"`
-	OK      bool         `json:"ok,omitempty"`    // get: found; cas: swapped; del: existed; settled: settled
-	Value   string       `json:"value,omitempty"` // get; tx, txget: what map txa held
-	Other   string       `json:"other,omitempty"` // tx, txget: what map txb held
+	OK      bool         `json:"ok,omitempty"`     // get: found; cas: swapped; del: existed; settled: settled
+	Value   string       `json:"value,omitempty"`  // get; tx, txget: what map txa held; take: the item
+	Values  []string     `json:"values,omitempty"` // qdrain: the items drained
+	Other   string       `json:"other,omitempty"`  // tx, txget: what map txb held
 	Err     string       `json:"err,omitempty"`
 	Lost    bool         `json:"lost,omitempty"`    // Err is dmap.ErrPartitionLost
 	Timeout bool         `json:"timeout,omitempty"` // Err is dmap.ErrTimeout
@@ -226,6 +229,23 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 	case "tx", "txget":
 		rep.Value, rep.Other, err = faultTx(ctx, m, req)
 		rep.OK = err == nil
+	case "offer", "take", "qdrain": // the queue workload: queue req.Key, items are strings
+		var q *queue.Queue[string]
+		if q, err = queue.New[string](m.Queues(), req.Key); err != nil {
+			break
+		}
+		switch req.Op {
+		case "offer":
+			err = q.Offer(ctx, req.Value)
+		case "take":
+			// Take waits while the queue is empty: ErrTimeout then, with nothing removed.
+			rep.Value, err = q.Take(ctx)
+			rep.OK = err == nil
+		default:
+			// Drain until the queue answers empty: it is empty once the call succeeds.
+			rep.Values, err = q.Drain(ctx, math.MaxInt)
+			rep.OK = err == nil
+		}
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
@@ -696,6 +716,7 @@ type faultRun struct {
 	backups   int
 	opTimeout time.Duration
 	settle    time.Duration // how long the cluster may take to settle after a change
+	checkFor  time.Duration // the linearizability check's time budget (0: 2 minutes)
 	// lossy: the scenario loses partitions on purpose, so waitSettled cannot wait for
 	// Cluster.WaitSafe (a lost partition is not safe) and waits for "settled" instead.
 	lossy bool
@@ -1025,7 +1046,7 @@ func (r *faultRun) check() (illegal []string) {
 	ops := slices.Clone(r.ops)
 	r.mu.Unlock()
 	start := time.Now()
-	res := lincheck.Check(ops, 2*time.Minute)
+	res := lincheck.Check(ops, cmpOr(r.checkFor, 2*time.Minute))
 	errored := 0
 	for _, o := range ops {
 		if o.Err {

@@ -28,12 +28,14 @@ import (
 // fault drawn at random: SIGKILL of a random member or of the raft leader and a fresh member in
 // its place, SIGSTOP of a member for longer than failure detection, a majority/minority split,
 // the raft leader isolated, a ring where every member sees a different majority, one-way loss,
-// delay and loss with tc netem when the kernel has it, the write-behind store down) with a healed
-// phase. Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
+// slow links (tc tbf), random loss both ways and one-way (iptables statistic), delay and loss
+// with tc netem when the kernel has it, the write-behind store down) with a healed phase.
+// Workloads: single-key registers (get, put, ReplaceIfSame, delete) checked for
 // linearizability with internal/lincheck (porcupine), a set (every acknowledged add present at
 // the end), write-behind (after the final flush the store holds every key's last
-// acknowledged value), and transactions over the co-keyed maps txa and txb (both-or-neither,
-// and the last committed value kept).
+// acknowledged value), transactions over the co-keyed maps txa and txb (both-or-neither,
+// and the last committed value kept), and queues (no acknowledged item lost, duplicates
+// counted: jepsen_queue_test.go).
 //
 // It runs when asked (GRIDMAP_FAULTS=jepsen or -faults.duration): about 30 s of nemesis, 2
 // minutes with CI=true; -faults.duration picks any length, for the long run of docs/faults.md:
@@ -86,7 +88,10 @@ func TestJepsen(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.histDir = j.dir
-	t.Logf("histories go to %s; %v of cycles %v faulty / %v healed; netem: %v; raft voters: %d", j.dir, duration, faulty, healed, fn.netem(), *faultsVoters)
+	// A longer run has longer histories per key: the checker gets a quarter of the run's length
+	// (at least its 2 minutes).
+	r.checkFor = max(2*time.Minute, duration/4)
+	t.Logf("histories go to %s; %v of cycles %v faulty / %v healed; netem: %v; iptables (random loss): %v; raft voters: %d", j.dir, duration, faulty, healed, fn.netem(), fn.iptables(), *faultsVoters)
 
 	up, err := fn.uplink()
 	if err != nil {
@@ -116,6 +121,8 @@ func TestJepsen(t *testing.T) {
 	t.Cleanup(stopWB)
 	stopTx := sync.OnceFunc(j.runTx(jepsenHosts))
 	t.Cleanup(stopTx)
+	stopQueue := sync.OnceFunc(j.runQueue(jepsenHosts))
+	t.Cleanup(stopQueue)
 
 	end := r.now() + duration
 	for cycle := 1; r.now() < end; cycle++ {
@@ -145,6 +152,7 @@ func TestJepsen(t *testing.T) {
 	stopSet()
 	stopWB()
 	stopTx()
+	stopQueue()
 	j.heal()
 	if !j.waitSafe(r.settle) {
 		t.Errorf("the cluster is not safe %v after the last heal", r.settle)
@@ -169,6 +177,7 @@ func TestJepsen(t *testing.T) {
 	lost, reportedLost, wrong, unknownPresent := j.checkSet()
 	wbKeys, wbBad := j.checkWriteBehind()
 	txKeys, txBad := j.checkTx()
+	qv, qUndrained := j.checkQueue()
 	r.mu.Lock()
 	nops := len(r.ops)
 	r.mu.Unlock()
@@ -184,18 +193,24 @@ func TestJepsen(t *testing.T) {
 			}
 		}
 	}
+	qh := *j.queue
 	j.mu.Unlock()
 	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
 		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; "+
-		"transactions: %d committed, %d unknown on %d keys, %d torn or lost; duplicated: n/a (no queue workload)",
+		"transactions: %d committed, %d unknown on %d keys, %d torn or lost; "+
+		"queue: %d takes (%d empty, %d failed, %d unanswered), %v, %d queues not drained",
 		seed, r.now().Round(time.Second), len(j.faults), j.faults, nops, len(keys), len(stale), stale, disagree,
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad),
-		txAcked, txUnknown, txKeys, len(txBad))
+		txAcked, txUnknown, txKeys, len(txBad),
+		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qv, len(qUndrained))
 	t.Log(summary)
 	j.write("summary.txt", []byte(summary+"\n"))
-	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\ntransactions, torn or lost (%d):\n%s\n",
+	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\ntransactions, torn or lost (%d):\n%s\n"+
+		"queue, lost (%d):\n%s\nqueue, duplicated (%d):\n%s\nqueue, never offered (%d):\n%s\nqueue, not drained (%d):\n%s\n",
 		len(lost), strings.Join(lost, "\n"), len(reportedLost), strings.Join(reportedLost, "\n"),
-		len(wrong), strings.Join(wrong, "\n"), len(wbBad), strings.Join(wbBad, "\n"), len(txBad), strings.Join(txBad, "\n"))
+		len(wrong), strings.Join(wrong, "\n"), len(wbBad), strings.Join(wbBad, "\n"), len(txBad), strings.Join(txBad, "\n"),
+		len(qv.Lost), strings.Join(qv.Lost, "\n"), len(qv.Duplicated), strings.Join(qv.Duplicated, "\n"),
+		len(qv.NeverOffered), strings.Join(qv.NeverOffered, "\n"), len(qUndrained), strings.Join(qUndrained, "\n"))
 	j.write("verdicts.txt", []byte(verdicts))
 	j.writeHistories()
 	if len(stale) > 0 {
@@ -212,6 +227,13 @@ func TestJepsen(t *testing.T) {
 	}
 	if len(txBad) > 0 {
 		t.Errorf("transactions: %d keys torn (txa and txb differ) or without their last committed value, e.g. %v (seed %d)", len(txBad), firstN(txBad, 10), seed)
+	}
+	if qv.failed(&qh) {
+		t.Errorf("queue: %d acknowledged items lost (%d takes unanswered), e.g. %v; %d items taken that were never offered, e.g. %v (seed %d, histories in %s)",
+			len(qv.Lost), qh.Unanswered, firstN(qv.Lost, 10), len(qv.NeverOffered), firstN(qv.NeverOffered, 10), seed, j.dir)
+	}
+	if len(qUndrained) > 0 {
+		t.Errorf("queue: not drained at the end: %v", qUndrained)
 	}
 	if len(wrong) > 0 {
 		t.Errorf("%d set keys read back with another value than the one written, or unreadable: e.g. %v", len(wrong), firstN(wrong, 10))
@@ -243,6 +265,8 @@ type jepsen struct {
 	// txTorn lists the transactions that read different values in the two maps.
 	tx     map[string][]wbWrite
 	txTorn []string
+	// queue is the queue workload's history (jepsen_queue_test.go).
+	queue *queueHistory
 }
 
 func (j *jepsen) logf(format string, args ...any) {
@@ -319,12 +343,18 @@ const (
 	nemOneWay        = "one-way"
 	nemNetem         = "delay-loss"
 	nemStoreDown     = "store-down"
+	nemSlow          = "slow"
+	nemLossy         = "lossy"
+	nemLossyOneWay   = "lossy-one-way"
 )
 
 func (j *jepsen) pickFault() string {
-	fs := []string{nemKill, nemKillLeader, nemPause, nemSplit, nemIsolateLeader, nemRing, nemOneWay, nemStoreDown}
+	fs := []string{nemKill, nemKillLeader, nemPause, nemSplit, nemIsolateLeader, nemRing, nemOneWay, nemStoreDown, nemSlow}
 	if j.fn.netem() {
 		fs = append(fs, nemNetem)
+	}
+	if j.fn.iptables() {
+		fs = append(fs, nemLossy, nemLossyOneWay)
 	}
 	if *faultsOnly != "" {
 		fs = slices.DeleteFunc(fs, func(f string) bool { return !slices.Contains(strings.Split(*faultsOnly, ","), f) })
@@ -411,6 +441,31 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		j.record(fmt.Sprintf("%s: the write-behind store refuses every call", f))
 		j.store.Down()
 		rest()
+	case nemSlow:
+		j.record(fmt.Sprintf("%s: every host sends at most 1 mbit/s, queueing up to 400 ms (tc tbf), dropping the overflow", f))
+		for h := range jepsenHosts {
+			must(j.fn.slow(h, "1mbit", "400ms"))
+		}
+		rest()
+	case nemLossy:
+		j.record(fmt.Sprintf("%s: every link loses 5%% of its packets at random, each way (iptables statistic)", f))
+		for a := range jepsenHosts {
+			for b := range jepsenHosts {
+				if a != b {
+					must(j.fn.lose(a, b, 0.05))
+				}
+			}
+		}
+		rest()
+	case nemLossyOneWay:
+		v := live[r.rng.IntN(len(live))]
+		j.record(fmt.Sprintf("%s: the others lose 30%% of what host %d (%s, leader %v) sends, at random; it hears them fine", f, v.host, v.id[:8], v == leader))
+		for h := range jepsenHosts {
+			if h != v.host {
+				must(j.fn.lose(v.host, h, 0.3))
+			}
+		}
+		rest()
 	case nemNetem:
 		j.record(fmt.Sprintf("%s: every link delays 50 ms +- 40 ms and loses 5%%", f))
 		for h := range jepsenHosts {
@@ -495,33 +550,52 @@ func (j *jepsen) runSet(n int) (stop func()) {
 	j.mu.Lock()
 	j.setAcked, j.setUnknown = map[string]string{}, map[string]string{}
 	j.mu.Unlock()
+	return j.runPaced(n, 20*time.Millisecond, func(c, i int) faultRequest {
+		return faultRequest{Op: "put", Key: fmt.Sprintf("set.%d.%d", c, i), Value: fmt.Sprintf("v%d.%d", c, i)}
+	}, func(req faultRequest, _ faultReply, err error) {
+		if err == nil {
+			j.setAcked[req.Key] = req.Value
+		} else {
+			j.setUnknown[req.Key] = req.Value
+		}
+	})
+}
+
+// runPaced runs n clients of a workload, client c pinned to the member of slot c (another live
+// one while the slot is empty), each sending one request every pace: next(c, i) is client c's
+// i-th request (its Timeout defaults to the run's operation timeout). record is called under
+// j.mu with the request, the reply and the operation's error: nil when acknowledged,
+// errFaultNoAnswer when the member never answered (it may have run it), else the member's
+// error; a request the member never got is not recorded. The returned function stops the
+// clients and waits for them.
+func (j *jepsen) runPaced(n int, pace time.Duration, next func(c, i int) faultRequest, record func(req faultRequest, rep faultReply, err error)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for c := range n {
 		wg.Go(func() {
-			pace := time.NewTicker(20 * time.Millisecond)
-			defer pace.Stop()
+			tick := time.NewTicker(pace)
+			defer tick.Stop()
 			for i := 0; ; i++ {
 				select {
 				case <-done:
 					return
-				case <-pace.C:
+				case <-tick.C:
 				}
 				m := j.r.memberFor(c)
 				if m == nil {
 					continue
 				}
-				k, v := fmt.Sprintf("set.%d.%d", c, i), fmt.Sprintf("v%d.%d", c, i)
-				rep, err := m.call(faultRequest{Op: "put", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
+				req := next(c, i)
+				req.Timeout = cmpOr(req.Timeout, j.r.opTimeout)
+				rep, err := m.call(req, req.Timeout+30*time.Second)
 				if errors.Is(err, errFaultNotSent) {
 					continue
 				}
-				j.mu.Lock()
-				if err == nil && rep.Err == "" {
-					j.setAcked[k] = v
-				} else {
-					j.setUnknown[k] = v
+				if err == nil && rep.Err != "" {
+					err = errors.New(rep.Err)
 				}
+				j.mu.Lock()
+				record(req, rep, err)
 				j.mu.Unlock()
 			}
 		})
@@ -600,7 +674,14 @@ func (j *jepsen) writeHistories() {
 	j.mu.Lock()
 	set, _ := json.MarshalIndent(map[string]any{"acknowledged": j.setAcked, "unknown": j.setUnknown}, "", " ")
 	nemesis := strings.Join(j.log, "\n") + "\n"
+	var q []byte
+	if j.queue != nil {
+		q, _ = json.MarshalIndent(j.queue, "", " ")
+	}
 	j.mu.Unlock()
+	if q != nil {
+		j.write("queue.json", q)
+	}
 	j.write("set.json", set)
 	j.write("nemesis.log", []byte(nemesis))
 }
@@ -666,34 +747,11 @@ func (j *jepsen) runWriteBehind(n int) (stop func()) {
 	j.mu.Lock()
 	j.wb = map[string][]wbWrite{}
 	j.mu.Unlock()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for c := range n {
-		wg.Go(func() {
-			pace := time.NewTicker(25 * time.Millisecond)
-			defer pace.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-done:
-					return
-				case <-pace.C:
-				}
-				m := j.r.memberFor(c)
-				if m == nil {
-					continue
-				}
-				k, v := fmt.Sprintf("wb.%d.%d", c, i%20), fmt.Sprintf("v%d.%d", c, i)
-				rep, err := m.call(faultRequest{Op: "wput", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
-				if errors.Is(err, errFaultNotSent) {
-					continue
-				}
-				j.mu.Lock()
-				j.wb[k] = append(j.wb[k], wbWrite{Value: v, Acked: err == nil && rep.Err == ""})
-				j.mu.Unlock()
-			}
-		})
-	}
-	return func() { close(done); wg.Wait() }
+	return j.runPaced(n, 25*time.Millisecond, func(c, i int) faultRequest {
+		return faultRequest{Op: "wput", Key: fmt.Sprintf("wb.%d.%d", c, i%20), Value: fmt.Sprintf("v%d.%d", c, i)}
+	}, func(req faultRequest, _ faultReply, err error) {
+		j.wb[req.Key] = append(j.wb[req.Key], wbWrite{Value: req.Value, Acked: err == nil})
+	})
 }
 
 // checkWriteBehind flushes every live member (retrying until the settle time is up) and then
@@ -747,37 +805,14 @@ func (j *jepsen) runTx(n int) (stop func()) {
 	j.mu.Lock()
 	j.tx = map[string][]wbWrite{}
 	j.mu.Unlock()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for c := range n {
-		wg.Go(func() {
-			pace := time.NewTicker(25 * time.Millisecond)
-			defer pace.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-done:
-					return
-				case <-pace.C:
-				}
-				m := j.r.memberFor(c)
-				if m == nil {
-					continue
-				}
-				k, v := fmt.Sprintf("tx.%d.%d", c, i%10), fmt.Sprintf("v%d.%d", c, i)
-				rep, err := m.call(faultRequest{Op: "tx", Key: k, Value: v, Timeout: j.r.opTimeout}, j.r.opTimeout+30*time.Second)
-				if errors.Is(err, errFaultNotSent) {
-					continue
-				}
-				j.mu.Lock()
-				j.tx[k] = append(j.tx[k], wbWrite{Value: v, Acked: err == nil && rep.Err == ""})
-				if err == nil && rep.Err == "" && rep.Value != rep.Other {
-					j.txTorn = append(j.txTorn, fmt.Sprintf("%s: a transaction read txa=%q txb=%q", k, rep.Value, rep.Other))
-				}
-				j.mu.Unlock()
-			}
-		})
-	}
-	return func() { close(done); wg.Wait() }
+	return j.runPaced(n, 25*time.Millisecond, func(c, i int) faultRequest {
+		return faultRequest{Op: "tx", Key: fmt.Sprintf("tx.%d.%d", c, i%10), Value: fmt.Sprintf("v%d.%d", c, i)}
+	}, func(req faultRequest, rep faultReply, err error) {
+		j.tx[req.Key] = append(j.tx[req.Key], wbWrite{Value: req.Value, Acked: err == nil})
+		if err == nil && rep.Value != rep.Other {
+			j.txTorn = append(j.txTorn, fmt.Sprintf("%s: a transaction read txa=%q txb=%q", req.Key, rep.Value, rep.Other))
+		}
+	})
 }
 
 // checkTx reads every key of the transaction workload in both maps, in one transaction,

@@ -18,6 +18,10 @@ const (
 	pollBatchBytes = 1 << 20
 	// clearBatch is the most items one Clear call to the owner removes.
 	clearBatch = 4096
+	// takeRecovery bounds how long a removal whose answer did not arrive (a timeout) is sent
+	// again, as the same operation, to get its items (see take): long enough for a lossy link
+	// or a failover, short enough that a caller cut off from the owner hears of it.
+	takeRecovery = 30 * time.Second
 )
 
 // Queue is a typed view of one distributed FIFO queue. Its items live on the owner of the
@@ -27,8 +31,10 @@ const (
 //
 // Items are handed out once: an item a Poll, Take or Drain returned is gone from the queue,
 // on every replica. A call that removes items, once sent, is not abandoned when its context
-// ends (it completes within the operation timeout, and its items are returned), so that no item
-// is removed without reaching a caller.
+// ends (it completes within the operation timeout, and its items are returned), and one whose
+// answer is lost or late is sent again as the same operation (for up to 30 s), which the owner
+// answers with the items it removed the first time, so that no item is removed without
+// reaching a caller.
 type Queue[T any] struct {
 	svc   *Service
 	name  string
@@ -189,18 +195,33 @@ func (q *Queue[T]) Drain(ctx context.Context, max int) ([]T, error) {
 }
 
 // take runs one poll of up to max items on the owner. The call is not abandoned when ctx ends
-// (only ctx's values reach it; the engine's operation timeout bounds it): its items are
-// removed on every replica once the owner applied it, so they must reach the caller.
+// (only ctx's values reach it; the engine's operation timeout bounds each attempt): its items
+// are removed once the owner applied it, so they must reach the caller. An attempt that ends
+// without an answer (a timeout: the poll may have been applied, its answer lost or late) is
+// sent again at once as the same operation, which the owner answers with the items it removed
+// the first time (or polls afresh when the first never arrived), for up to takeRecovery; an
+// owner that applied the poll but whose backups did not acknowledge it answers with the items
+// and an error: they are returned (a failover to a backup that missed the poll would hand them
+// out again: a duplicate, never a loss).
 func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	arg := uvarintArgs(uint64(max), pollBatchBytes)
-	res, err := q.raw.ExecutePartition(context.WithoutCancel(ctx), procPoll, q.part, arg)
-	if err != nil {
-		return nil, q.opErr(err)
+	var a engine.Attempt
+	wctx := context.WithoutCancel(ctx)
+	giveUp := time.Now().Add(takeRecovery)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		res, err := q.raw.ExecutePartitionAttempt(wctx, &a, procPoll, q.part, arg)
+		if err == nil || len(res) > 0 {
+			return q.decode(res)
+		}
+		if !errors.Is(err, engine.ErrTimeout) || time.Now().After(giveUp) {
+			return nil, q.opErr(err)
+		}
+		// Soon: the owner remembers the answer only for its partition's last 256 writes.
+		time.Sleep(wait)
 	}
-	return q.decode(res)
 }
 
 func (q *Queue[T]) decode(res []byte) ([]T, error) {

@@ -144,10 +144,13 @@ type answerEntry struct {
 
 // response rebuilds the answer the owner first gave.
 func (t *answerTable) response(e *answerEntry) opResponse {
+	var resp opResponse
 	if e.failed {
-		return opResponse{Status: statusFailed, Msg: "an earlier attempt of this write was applied by the owner but not acknowledged by every backup: its outcome is unknown"}
+		// The result goes with the failure, as it did the first time (ownerWrite).
+		resp = opResponse{Status: statusFailed, Msg: "an earlier attempt of this write was applied by the owner but not acknowledged by every backup: its outcome is unknown"}
+	} else {
+		resp = opResponse{Status: status(e.ans >> 1), Done: e.ans&1 == 1}
 	}
-	resp := opResponse{Status: status(e.ans >> 1), Done: e.ans&1 == 1}
 	if e.result {
 		resp.Value = t.results[e.id]
 	}

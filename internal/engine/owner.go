@@ -350,7 +350,13 @@ func (s *Service) ownerWriteOnce(ctx context.Context, p *part, epoch uint64, dl 
 	err := s.replicate(ctx, p, muts, dl)
 	s.settle(p, w, err)
 	if err != nil {
-		return opResponse{Status: statusOf(err), Msg: err.Error()}, noRoom{}, false
+		failed := opResponse{Status: statusOf(err), Msg: err.Error()}
+		if req != nil && req.Kind == opExecutePartition {
+			// The owner keeps the write: a partition processor's result goes with the error,
+			// for a caller that must not lose what the processor removed (ExecutePartition).
+			failed.Value = resp.Value
+		}
+		return failed, noRoom{}, false
 	}
 	return resp, noRoom{}, false
 }

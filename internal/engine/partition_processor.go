@@ -122,13 +122,42 @@ func (s *Service) partitionProcessor(name string) RawPartitionProcessor {
 // over this map's entries there, with arg, and returns its result. A processor's error arrives
 // as ErrProcessor (matching a registered error value too, see RegisterProcessorError), and
 // nothing it wrote is applied.
+//
+// When the owner applied the processor's writes but its synchronous backups did not all
+// acknowledge them (the write's outcome is unknown: the owner keeps it, a failover to a backup
+// that missed it would undo it), the error comes with the processor's result: a caller whose
+// processor removed something (a queue's poll) must still get it.
 func (m *Map) ExecutePartition(ctx context.Context, proc string, p partition.ID, arg []byte) ([]byte, error) {
+	return m.ExecutePartitionAttempt(ctx, nil, proc, p, arg)
+}
+
+// An Attempt makes calls of ExecutePartitionAttempt one operation: every call with the same
+// Attempt carries the same write ID, and every call after the first is marked a retry, so that
+// an owner that applied an earlier call (whose answer the caller never got: a timeout, a lost
+// connection) answers with the first call's answer and result instead of running the processor
+// again, as long as it remembers it (the last 256 writes of the partition, see answers.go):
+// retry at once. The zero Attempt is ready; it is not safe for concurrent use.
+type Attempt struct {
+	id   opID
+	sent bool
+}
+
+// ExecutePartitionAttempt is ExecutePartition as one attempt of the operation a (nil: a new
+// operation).
+func (m *Map) ExecutePartitionAttempt(ctx context.Context, a *Attempt, proc string, p partition.ID, arg []byte) ([]byte, error) {
 	if err := m.ensureLoaded(ctx); err != nil {
 		return nil, err
 	}
-	resp, err := m.s.do(ctx, &opRequest{Map: m.name, Kind: opExecutePartition, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx)})
+	req := &opRequest{Map: m.name, Kind: opExecutePartition, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx)}
+	if a != nil {
+		req.ID, req.Retry = a.id, a.sent
+	}
+	resp, err := m.s.do(ctx, req)
+	if a != nil {
+		a.id, a.sent = req.ID, true
+	}
 	if err == nil && resp.Status != statusOK {
-		err = m.s.respErr(resp)
+		return resp.Value, m.s.respErr(resp)
 	}
 	if err != nil {
 		return nil, err

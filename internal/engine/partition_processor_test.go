@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -208,5 +210,103 @@ func TestStructureMapsConfig(t *testing.T) {
 	cfg.StructureMaps = map[string]MapConfig{StructureMapName("queue", "jobs"): {}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// appendedAt decodes what "append" returns: the index it appended at.
+func appendedAt(t *testing.T, res []byte) uint64 {
+	t.Helper()
+	if len(res) != 8 {
+		t.Fatalf("append answered %d bytes", len(res))
+	}
+	return binary.BigEndian.Uint64(res)
+}
+
+// A partition processor whose answer arrives after the caller gave up (a timeout: it may have
+// been applied) is sent again as the same operation (an Attempt): the owner answers with the
+// first run's result instead of running it again. A queue's poll relies on it, or an item
+// removed for a caller that timed out would reach no one (the Jepsen queue workload found that
+// under a lossy network, docs/faults.md).
+func TestPartitionProcessorAttemptGetsLateResult(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	registerAppend(t, c)
+	owner, client := c.Svc(0), c.Svc(1)
+	p := partition.ID(-1)
+	for id := range partition.ID(31) {
+		if c.Coord.Table.Owner(id) == owner.self {
+			p = id
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("the first member owns no partition")
+	}
+	m := client.mustOpen(t, "log")
+	release := make(chan struct{})
+	c.Net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
+		if from == string(client.self) && typ == msgOp {
+			<-release // the answer is late: the caller has given up
+		}
+		return false
+	})
+	var a Attempt
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := m.ExecutePartitionAttempt(ctx, &a, "append", p, []byte("first"))
+	cancel()
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("the late call returned %v, want ErrTimeout", err)
+	}
+	close(release)
+	c.Net.SetAnswered(nil)
+	res, err := m.ExecutePartitionAttempt(context.Background(), &a, "append", p, []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendedAt(t, res); got != 0 {
+		t.Fatalf("the attempt again answered index %d, want 0 (the first run's)", got)
+	}
+	res, err = m.ExecutePartition(context.Background(), "append", p, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendedAt(t, res); got != 1 {
+		t.Fatalf("the next operation appended at %d, want 1 (the first ran once)", got)
+	}
+}
+
+// A partition processor that the owner applied but its backup never acknowledged fails with a
+// timeout and its result, and so does the same operation sent again (remembered as failed).
+func TestPartitionProcessorResultWithUnacknowledgedBackup(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	registerAppend(t, c)
+	owner, client := c.Svc(0), c.Svc(1)
+	p := partition.ID(-1)
+	for id := range partition.ID(31) {
+		if c.Coord.Table.Owner(id) == owner.self {
+			p = id
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("the first member owns no partition")
+	}
+	m := client.mustOpen(t, "log")
+	c.Net.SetHang(func(from, to string, typ transport.MsgType) bool {
+		return from == string(owner.self) && typ == msgBackup
+	})
+	var a Attempt
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	res, err := m.ExecutePartitionAttempt(ctx, &a, "append", p, []byte("first"))
+	cancel()
+	if !errors.Is(err, ErrTimeout) || len(res) == 0 {
+		t.Fatalf("a write its backup never acknowledged returned %q, %v; want its result and ErrTimeout", res, err)
+	}
+	if got := appendedAt(t, res); got != 0 {
+		t.Fatalf("appended at %d, want 0", got)
+	}
+	c.Net.SetHang(nil)
+	res, err = m.ExecutePartitionAttempt(context.Background(), &a, "append", p, []byte("first"))
+	if err == nil || len(res) == 0 || appendedAt(t, res) != 0 {
+		t.Fatalf("the same operation again: %q, %v; want the first result (index 0) with its unknown outcome", res, err)
 	}
 }

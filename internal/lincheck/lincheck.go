@@ -15,6 +15,7 @@ package lincheck
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -198,8 +199,9 @@ type KeyResult struct {
 }
 
 // Check checks the history of every key on its own (a map is linearizable if and only if each of
-// its keys is) and returns the verdicts sorted by key. timeout bounds the whole check (0: none);
-// keys not decided in time are Unknown.
+// its keys is) and returns the verdicts sorted by key. timeout bounds the whole check (0: none):
+// each key gets an equal share of the time left, so that one hard key cannot starve the others;
+// keys not decided in their share are Unknown.
 func Check(ops []Op, timeout time.Duration) []KeyResult {
 	byKey := map[string][]Op{}
 	for _, o := range ops {
@@ -211,11 +213,13 @@ func Check(ops []Op, timeout time.Duration) []KeyResult {
 		deadline = time.Now().Add(timeout)
 	}
 	results := make([]KeyResult, 0, len(byKey))
-	for key, kops := range byKey {
+	keys := slices.Sorted(maps.Keys(byKey))
+	for i, key := range keys {
+		kops := byKey[key]
 		pops := Operations(kops)
 		left := time.Duration(0)
 		if !deadline.IsZero() {
-			if left = time.Until(deadline); left <= 0 {
+			if left = time.Until(deadline) / time.Duration(len(keys)-i); left <= 0 {
 				results = append(results, KeyResult{Key: key, Result: porcupine.Unknown, Ops: len(kops)})
 				continue
 			}

@@ -1,0 +1,197 @@
+package gridmap
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The queue workload of the combined nemesis (jepsen_test.go): clients on every host offer
+// unique items to a few queues and take them; after the heal the queues are drained. Every
+// acknowledged offer must have been taken (by a client or the final drain); an item taken
+// twice is a duplicate, which docs/queue.md allows only for an Offer retried after its
+// partition's owner forgot the answer: duplicates are counted and reported, not failed.
+
+// jepsenQueues is the number of queues of the workload (each in the partition of its name,
+// so that faults hit their owners differently).
+const jepsenQueues = 3
+
+// queueHistory is what the queue workload saw.
+type queueHistory struct {
+	// Offered is every offered item: true when the offer was acknowledged, false when its
+	// outcome is unknown (an error or no answer).
+	Offered map[string]bool `json:"offered"`
+	// Taken counts, per item, how many times a take or the final drain returned it.
+	Taken map[string]int `json:"taken"`
+	// Takes counts the takes by outcome: an item, the queue empty for the take's wait, a
+	// failure answered by the member (nothing was removed: docs/queue.md).
+	TakesOK, TakesEmpty, TakesFailed int
+	// Unanswered counts the takes and drains whose member never answered (it was killed or
+	// stalled while the call ran): each may have removed an item that no caller saw.
+	Unanswered int
+	// TakeErrors counts the takes' errors (but the empty queue's) by message, numbers elided,
+	// to tell why a take failed.
+	TakeErrors map[string]int `json:"take_errors"`
+}
+
+// queueVerdict is the queue checker's result.
+type queueVerdict struct {
+	Acked, Unknown int
+	UnknownTaken   int      // offers of unknown outcome whose item was taken: they happened
+	Lost           []string // acknowledged, never taken
+	Duplicated     []string // "item xN": taken N > 1 times
+	Extra          int      // takes beyond the first of every item
+	NeverOffered   []string // taken but never offered
+}
+
+// failed reports whether the verdict is a violation: an item taken that was never offered, or
+// more acknowledged items lost than takes left unanswered (each of those may have removed one
+// item whose caller died with it; the promise is about items removed for a caller that lives).
+func (v queueVerdict) failed(h *queueHistory) bool {
+	return len(v.NeverOffered) > 0 || len(v.Lost) > h.Unanswered
+}
+
+// check computes the verdict of the history.
+func (h *queueHistory) check() queueVerdict {
+	var v queueVerdict
+	for _, item := range slices.Sorted(maps.Keys(h.Offered)) {
+		n := h.Taken[item]
+		switch acked := h.Offered[item]; {
+		case acked:
+			v.Acked++
+			if n == 0 {
+				v.Lost = append(v.Lost, item)
+			}
+		default:
+			v.Unknown++
+			if n > 0 {
+				v.UnknownTaken++
+			}
+		}
+	}
+	for _, item := range slices.Sorted(maps.Keys(h.Taken)) {
+		n := h.Taken[item]
+		if _, ok := h.Offered[item]; !ok {
+			v.NeverOffered = append(v.NeverOffered, item)
+		}
+		if n > 1 {
+			v.Duplicated = append(v.Duplicated, fmt.Sprintf("%s x%d", item, n))
+			v.Extra += n - 1
+		}
+	}
+	return v
+}
+
+func (v queueVerdict) String() string {
+	return fmt.Sprintf("%d offers acknowledged, %d unknown (%d of them taken), lost %d, duplicated %d (%d extra copies), never offered %d",
+		v.Acked, v.Unknown, v.UnknownTaken, len(v.Lost), len(v.Duplicated), v.Extra, len(v.NeverOffered))
+}
+
+// runQueue runs n clients of the queue workload: client c's i-th operation, on queue
+// jq((c+i) mod jepsenQueues), takes an item (waiting up to 1 s) two times in five and offers the
+// unique item q.c.i otherwise, so the queues grow slowly and the final drain has work.
+func (j *jepsen) runQueue(n int) (stop func()) {
+	j.mu.Lock()
+	j.queue = &queueHistory{Offered: map[string]bool{}, Taken: map[string]int{}, TakeErrors: map[string]int{}}
+	j.mu.Unlock()
+	return j.runPaced(n, 25*time.Millisecond, func(c, i int) faultRequest {
+		q := fmt.Sprintf("jq%d", (c+i)%jepsenQueues)
+		if i%5 == 1 || i%5 == 3 {
+			return faultRequest{Op: "take", Key: q, Timeout: time.Second}
+		}
+		return faultRequest{Op: "offer", Key: q, Value: fmt.Sprintf("q.%d.%d", c, i)}
+	}, func(req faultRequest, rep faultReply, err error) {
+		h := j.queue
+		switch {
+		case req.Op == "offer":
+			h.Offered[req.Value] = err == nil
+		case err == nil:
+			h.TakesOK++
+			h.Taken[rep.Value]++
+		case errors.Is(err, errFaultNoAnswer):
+			h.Unanswered++
+		case rep.Timeout && strings.Contains(rep.Err, "waiting for an item"):
+			h.TakesEmpty++ // the queue stayed empty (or its owner out of reach) for the wait
+		default:
+			h.TakesFailed++
+			h.TakeErrors[digits.ReplaceAllString(rep.Err, "N")]++
+		}
+	})
+}
+
+// digits matches the numbers of an error message.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// checkQueue drains every queue through the live members (retrying until a drain succeeds,
+// which leaves the queue empty, or the settle time is up), adds the drained items to the
+// history and returns the verdict, with the queues that could not be drained.
+func (j *jepsen) checkQueue() (v queueVerdict, undrained []string) {
+	r := j.r
+	deadline := time.Now().Add(r.settle)
+	live := r.live()
+	i := 0
+	for q := range jepsenQueues {
+		name := fmt.Sprintf("jq%d", q)
+		for {
+			m := live[i%len(live)]
+			i++
+			rep, err := m.call(faultRequest{Op: "qdrain", Key: name, Timeout: r.opTimeout}, r.opTimeout+30*time.Second)
+			j.mu.Lock()
+			for _, item := range rep.Values { // removed even when the drain failed later
+				j.queue.Taken[item]++
+			}
+			if errors.Is(err, errFaultNoAnswer) {
+				j.queue.Unanswered++
+			}
+			j.mu.Unlock()
+			if err == nil && rep.OK {
+				break
+			}
+			if time.Now().After(deadline) {
+				undrained = append(undrained, fmt.Sprintf("%s: drain failed: %v %s", name, err, rep.Err))
+				break
+			}
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.queue.check(), undrained
+}
+
+// The queue checker must be able to fail: an acknowledged item never taken is lost, an item
+// taken twice is a duplicate, an item nobody offered is a violation, and a lost item is only
+// excused by a take whose member never answered.
+func TestJepsenQueueCheckerFindsLossAndDuplicates(t *testing.T) {
+	h := &queueHistory{
+		Offered: map[string]bool{"a": true, "b": true, "c": false, "d": false, "e": true},
+		Taken:   map[string]int{"a": 1, "b": 2, "d": 1},
+	}
+	v := h.check()
+	if v.Acked != 3 || v.Unknown != 2 || v.UnknownTaken != 1 {
+		t.Errorf("counts: %+v", v)
+	}
+	if !slices.Equal(v.Lost, []string{"e"}) || !slices.Equal(v.Duplicated, []string{"b x2"}) || v.Extra != 1 || len(v.NeverOffered) != 0 {
+		t.Errorf("verdict %+v: want e lost, b duplicated", v)
+	}
+	if !v.failed(h) {
+		t.Error("an acknowledged item lost passed the checker")
+	}
+	h.Unanswered = 1
+	if v.failed(h) {
+		t.Error("one lost item with one take unanswered (its member died mid-take) failed the checker")
+	}
+	h.Taken["e"], h.Taken["z"] = 1, 1
+	v = h.check()
+	if len(v.Lost) != 0 || !slices.Equal(v.NeverOffered, []string{"z"}) || !v.failed(h) {
+		t.Errorf("an item never offered passed the checker: %+v", v)
+	}
+	delete(h.Taken, "z")
+	if v = h.check(); v.failed(h) || len(v.Duplicated) != 1 {
+		t.Errorf("duplicates alone failed the checker or went unreported: %+v", v)
+	}
+}

@@ -3,7 +3,9 @@ package replicadisk
 import "testing"
 
 func TestBest(t *testing.T) {
-	m := func(life, epoch, seq uint64, owner bool) Mark { return Mark{Life: life, Epoch: epoch, Seq: seq, Owner: owner} }
+	m := func(life, epoch, seq uint64, owner bool) Mark {
+		return Mark{Life: life, Epoch: epoch, Seq: seq, Owner: owner}
+	}
 	tests := []struct {
 		name  string
 		cands []Candidate

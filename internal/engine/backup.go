@@ -304,7 +304,7 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 		return encodeResponse(resp)
 	}
 	now := s.now()
-	keeps := false // whether anything applying the batch keeps slices of msg
+	keeps := false           // whether anything applying the batch keeps slices of msg
 	var persisted []mutation // what changed, for the data folder (only with one)
 	for _, m := range h.Muts {
 		if s.applyReplicated(p, m, now, true) && p.disk != nil {

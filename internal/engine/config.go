@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"github.com/gridmap/gridmap/internal/replicadisk"
 	"fmt"
+	"github.com/gridmap/gridmap/internal/replicadisk"
 	"log/slog"
 	"maps"
 	"slices"

@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"github.com/gridmap/gridmap/internal/replicadisk"
 	"context"
 	"fmt"
+	"github.com/gridmap/gridmap/internal/replicadisk"
 	"log/slog"
 	"sync"
 	"sync/atomic"

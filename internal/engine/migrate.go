@@ -407,7 +407,8 @@ func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (t
 			p.unsure = true // until the copy is complete
 			return
 		}
-		p.clearDiskCopy(s) // a partial copy must never be restored from: it is written at the end
+		p.clearDiskCopy(s)      // a partial copy must never be restored from: it is written at the end
+		p.restored.Store(false) // the copy brings the restore records, if the partition has them
 		p.rs.beginSync()
 		p.rs.seq = seq
 		for _, q := range p.queues {
@@ -441,6 +442,7 @@ func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (tra
 			}
 			p.dropQueues()
 			p.rs, p.queues, p.shadow = sh.rs, sh.queues, nil
+			p.restored.Store(false) // isRestored reads the copy's records
 		} else {
 			p.rs.endSync()
 			for _, q := range p.queues {

@@ -105,6 +105,7 @@ func (p *part) forget(s *Service) {
 	} else {
 		p.clearDiskCopy(s)
 	}
+	p.restored.Store(false) // the restore records went with the entries
 	p.rs = newRecordStore()
 	p.dropQueues()
 	if p.shadow != nil {

@@ -75,19 +75,19 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if t.Owner(p.id) != s.self {
 		return nil
 	}
-	var best replicadisk.Candidate
-	found := false
-	if t.Partitions[p.id].LostAt == 0 {
-		// A partition lost in this life (every replica died) starts empty: the folders hold
-		// only what it had when the cluster started.
-		var err error
-		if best, found, err = s.newestCopy(ctx, t, p.id); err != nil {
-			return err
-		}
+	best, found, err := s.newestCopy(ctx, t, p.id)
+	if err != nil {
+		return err
 	}
 	life := uint64(1)
 	if found {
 		life = best.Mark.Life + 1
+	}
+	if t.Partitions[p.id].LostAt != 0 {
+		// A partition lost in this life (every replica died) starts empty, in a life later than
+		// every copy in the folders (they hold what it had when the cluster started, or before
+		// the loss), so that none of them is restored at the next restart.
+		found = false
 	}
 	lifeValue := binary.BigEndian.AppendUint64(nil, life)
 	write := func(decide func(w *writeBatch)) error {

@@ -127,8 +127,21 @@ type Config struct {
 	// mem/live), and the Go heap around it grows further before each garbage collection (GOGC,
 	// GOMEMLIMIT).
 	MemoryBudget int64
+	// DataDir is this member's data folder: one per member, never shared by two running
+	// members (the second fails to start). With it, every map that names no Store or Loader in
+	// Maps (listed or not) persists to an embedded store (pebble) in the folder, on every
+	// replica of each partition, and a cluster stopped and started again on the same folders,
+	// with the same or another member count, gets every such map back as it was: see
+	// docs/restart.md for the design and what each kind of stop keeps. Queues and topics are not
+	// persisted there. Default "": those maps live in memory only.
+	//
+	// Start the members of a restarted cluster with ExpectMembers set to how many will start
+	// together: each partition is restored from the members present once the table names that
+	// many, so they must hold, together, a copy of every partition (any N-BackupCount of the N
+	// old folders do).
+	DataDir string
 	// Maps configures maps by name: a store for write-through or write-behind persistence, a
-	// loader for read-through. Maps not listed live in memory only. Every member of a cluster
+	// loader for read-through. Maps not listed live in memory only (or in DataDir). Every member of a cluster
 	// must have the same Maps. Validate checks each with dmap.MapConfig.Validate.
 	Maps map[string]dmap.MapConfig
 	// Queues configures queues by name (queue.Config: capacity, store). Queues not listed are
@@ -360,5 +373,6 @@ func (c Config) engineConfig(log *slog.Logger) engine.Config {
 		StructureMaps:    engineStructureMaps(c.Queues),
 		MemoryBudget:     c.MemoryBudget,
 		Logger:           log,
+		RestoreMembers:   c.ExpectMembers,
 	}
 }

@@ -55,7 +55,8 @@ func runChild() int {
 	if d, err := time.ParseDuration(os.Getenv("GRIDMAP_OPTIMEOUT")); err == nil {
 		cfg.OperationTimeout = d
 	}
-	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set (persist_crash_test.go)
+	cfg.Maps = childStoreMaps()         // write-behind map "wb" when GRIDMAP_STORE_URL is set (persist_crash_test.go)
+	cfg.DataDir = os.Getenv(dataDirEnv) // restart_crash_test.go
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()
@@ -98,6 +99,7 @@ func runChild() int {
 			fmt.Fprintln(out, "state", leader, t.Epoch, minReplicas, pending, len(t.Members()))
 		case txCommand(ctx, m, f, out): // tx, pair (txcrash_test.go)
 		case persistCommand(ctx, m, f, out): // wput, wget, close (persist_crash_test.go)
+		case restartCommand(ctx, mp, f, out): // mput, mdel, dump, flush (restart_crash_test.go)
 		case topicCommand(ctx, m, f, out): // tsub, tpub, tread (topic_crash_test.go)
 		default:
 			fmt.Fprintln(out, "err unknown command")
@@ -132,13 +134,14 @@ func answerGet(out *bufio.Writer, v string, err error) {
 
 // child is a member process driven by the test.
 type child struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Scanner
-	id   string
-	mu   sync.Mutex
-	dead bool
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	id     string
+	gossip string // its gossip address, a seed for members joining it
+	mu     sync.Mutex
+	dead   bool
 }
 
 func startChildren(t *testing.T, n int) []*child {
@@ -182,7 +185,7 @@ func startChildrenWith(t *testing.T, gossip []string, env func(i int) []string, 
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		c := &child{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+		c := &child{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out), gossip: gossip[i]}
 		children[i] = c
 		t.Cleanup(c.kill)
 	}

@@ -184,7 +184,7 @@ func Example_transactionByHand() {
 // after the delay; Flush waits until everything written before it is stored.
 func Example_writeBehind() {
 	ctx := context.Background()
-	store := memstore.New() // the embedded default is mapstore/pebblestore
+	store := memstore.New() // the embedded default is Config.DataDir (docs/restart.md)
 	member, err := gridmap.Start(ctx, gridmap.Config{Maps: map[string]dmap.MapConfig{
 		"reports": {Store: store, Persistence: mapstore.Config{WriteDelay: time.Second}},
 	}})

@@ -15,6 +15,7 @@ import (
 	"github.com/gridmap/gridmap/internal/control"
 	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/internal/memberhook"
+	"github.com/gridmap/gridmap/internal/replicadisk"
 	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 	"github.com/gridmap/gridmap/queue"
@@ -32,11 +33,12 @@ type Member struct {
 	server *transport.Server
 	client *transport.Client
 	node   *control.Node
-	engine *engine.Service // the member's map engine: the member alone closes it
-	maps   *dmap.Service   // the engine's user-facing view (Maps)
-	queues *queue.Service  // the engine's queues (Queues)
-	topics *topic.Service  // the engine's topics (Topics)
-	obs    observability   // metrics, throughput history and console (console.go)
+	engine *engine.Service   // the member's map engine: the member alone closes it
+	disk   *replicadisk.Disk // the data folder (Config.DataDir), closed after the engine; nil without
+	maps   *dmap.Service     // the engine's user-facing view (Maps)
+	queues *queue.Service    // the engine's queues (Queues)
+	topics *topic.Service    // the engine's topics (Topics)
+	obs    observability     // metrics, throughput history and console (console.go)
 
 	serveDone chan struct{}
 	closed    chan struct{} // closed when the member stops
@@ -115,18 +117,28 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 	}()
 
 	ccfg := cfg.controlConfig(id, advertise, log.With("component", "control"))
+	if cfg.DataDir != "" {
+		if m.disk, err = replicadisk.Open(cfg.DataDir); err != nil {
+			m.stopTransport()
+			return nil, fmt.Errorf("gridmap: data folder: %w", err)
+		}
+	}
 	// Open the control plane, install the map service's handlers, and only then wait to be part
 	// of the cluster: the coordinator may send this member copies as soon as it knows it.
 	deps.Server, deps.Client = server, client
 	m.node, err = control.Open(ccfg, deps)
 	if err != nil {
 		m.stopTransport()
+		m.closeDisk()
 		return nil, configError(err)
 	}
-	m.engine, err = engine.NewService(cfg.engineConfig(log.With("component", "dmap")), m.node, client, server)
+	ecfg := cfg.engineConfig(log.With("component", "dmap"))
+	ecfg.Disk = m.disk
+	m.engine, err = engine.NewService(ecfg, m.node, client, server)
 	if err != nil {
 		m.node.Close()
 		m.stopTransport()
+		m.closeDisk()
 		return nil, configError(err)
 	}
 	m.maps = dmap.WrapEngine(m.engine)
@@ -134,6 +146,7 @@ func start(ctx context.Context, cfg Config, nets *memberhook.Networks) (*Member,
 		m.engine.Close()
 		m.node.Close()
 		m.stopTransport()
+		m.closeDisk()
 		return nil, configError(err)
 	}
 	m.topics = topic.WrapEngine(m.engine)
@@ -191,6 +204,7 @@ func (m *Member) Close(ctx context.Context) error {
 				m.closeErr = err
 			}
 		}
+		m.engine.BeginLeave()
 		if err := m.node.Leave(ctx); err != nil {
 			m.log.Warn("graceful leave incomplete", "err", err)
 			m.closeErr = err
@@ -211,6 +225,17 @@ func (m *Member) stop() {
 	m.engine.Close()
 	m.node.Close()
 	m.stopTransport()
+	m.closeDisk()
+}
+
+// closeDisk closes the data folder, if any, once nothing writes to it.
+func (m *Member) closeDisk() {
+	if m.disk == nil {
+		return
+	}
+	if err := m.disk.Close(); err != nil {
+		m.log.Error("closing the data folder", "err", err)
+	}
 }
 
 func (m *Member) stopTransport() {

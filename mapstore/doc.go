@@ -31,7 +31,8 @@
 // # Backends
 //
 // Package mapstore/memstore is an in-memory store with fault injection for tests and examples;
-// package mapstore/pebblestore is the embedded default store on cockroachdb/pebble.
+// package mapstore/pebblestore is a store on cockroachdb/pebble in one local folder. (A cluster's
+// embedded default is gridmap.Config.DataDir, which keeps every replica's copy: docs/restart.md.)
 //
 // # Tests
 //

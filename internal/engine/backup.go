@@ -316,14 +316,20 @@ func (s *Service) handleBackup(ctx context.Context, msg transport.Message) (tran
 		return encodeResponse(resp)
 	}
 	now := s.now()
-	keeps := false // whether anything applying the batch keeps slices of msg
+	keeps := false           // whether anything applying the batch keeps slices of msg
+	var persisted []mutation // what changed, for the data folder (only with one)
 	for _, m := range h.Muts {
-		s.applyReplicated(p, m, now, true)
+		if s.applyReplicated(p, m, now, true) && p.disk != nil {
+			persisted = append(persisted, m)
+		}
 		if p.shadow != nil {
 			// A full copy is being built beside the store: it must see the writes too.
 			s.applyReplicated(p.shadow, m, now, true)
 		}
 		keeps = keeps || keepsMessageBytes(m)
+	}
+	if len(persisted) > 0 {
+		s.persist(p, persisted, h.Epoch, false) // before msg is recycled: it copies the bytes
 	}
 	p.mu.Unlock()
 	if !keeps {

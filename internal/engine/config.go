@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/gridmap/gridmap/internal/replicadisk"
 	"log/slog"
 	"maps"
 	"slices"
@@ -71,6 +72,15 @@ type Config struct {
 	// StructureMaps configures the maps of façades' structures (a queue's store, say), keyed by
 	// StructureMapName, the way Maps does for user maps. Every member must have the same ones.
 	StructureMaps map[string]MapConfig
+	// Disk is the member's data folder (see docs/restart.md). With it, every user map without
+	// a Store or Loader in Maps persists to it on every replica, and a cluster started again
+	// on the folders restores those maps from the newest copies. The caller opens it before
+	// NewService and closes it after Close. Default nil: such maps live in memory only.
+	Disk *replicadisk.Disk
+	// RestoreMembers is how many members the partition table must name before an owner
+	// restores a partition from the data folders: the restore reads the copies of the members
+	// present then. Default 1. The member passes its ExpectMembers.
+	RestoreMembers int
 }
 
 // withDefaults is WithDefaults (the service's name for it).
@@ -101,6 +111,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.RestoreMembers == 0 {
+		c.RestoreMembers = 1
 	}
 	return c
 }

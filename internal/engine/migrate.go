@@ -96,7 +96,7 @@ func (s *Service) dropStale(prev, t *partition.Table) {
 		p := s.parts[i]
 		holds := t.IsReplica(id, s.self) || t.IsPending(id, s.self)
 		if holds && prev != nil && len(prev.Partitions) == len(t.Partitions) && a.LostAt > prev.Partitions[i].LostAt {
-			p.enterIncarnation(a.LostAt)
+			p.enterIncarnation(s, a.LostAt)
 			continue
 		}
 		fresh := prev != nil && prev.Epoch > 0 && t.IsReplica(id, s.self) &&
@@ -111,8 +111,8 @@ func (s *Service) dropStale(prev, t *partition.Table) {
 		if fresh {
 			decided = prev.Epoch
 		}
-		if (len(p.rs.maps) > 0 || len(p.queues) > 0 || p.shadow != nil) && p.seenEpoch <= decided {
-			p.forget()
+		if (len(p.rs.maps) > 0 || len(p.queues) > 0 || p.shadow != nil || p.diskLife != 0) && p.seenEpoch <= decided {
+			p.forget(s)
 		}
 		p.mu.Unlock()
 	}
@@ -404,6 +404,8 @@ func (s *Service) handleSyncBegin(ctx context.Context, msg transport.Message) (t
 			p.unsure = true // until the copy is complete
 			return
 		}
+		p.clearDiskCopy(s)      // a partial copy must never be restored from: it is written at the end
+		p.restored.Store(false) // the copy brings the restore records, if the partition has them
 		p.rs.beginSync()
 		p.rs.seq = seq
 		for _, q := range p.queues {
@@ -428,7 +430,7 @@ func (s *Service) handleSyncChunk(ctx context.Context, msg transport.Message) (t
 
 // handleSyncEnd marks a copy complete; a shadow replaces the partition's store and queues.
 func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (transport.Message, error) {
-	return encodeResponse(s.applyBatch(msg, func(p *part, _ *batchHeader) {
+	return encodeResponse(s.applyBatch(msg, func(p *part, h *batchHeader) {
 		p.unsure = false
 		if sh := p.shadow; sh != nil {
 			sh.rs.endSync()
@@ -438,11 +440,13 @@ func (s *Service) handleSyncEnd(ctx context.Context, msg transport.Message) (tra
 			p.dropQueues()
 			p.rs.release() // the shadow's records are counted already
 			p.rs, p.queues, p.shadow = sh.rs, sh.queues, nil
-			return
+			p.restored.Store(false) // isRestored reads the copy's records
+		} else {
+			p.rs.endSync()
+			for _, q := range p.queues {
+				q.EndSync()
+			}
 		}
-		p.rs.endSync()
-		for _, q := range p.queues {
-			q.EndSync()
-		}
+		s.persistCopy(p, h.Epoch)
 	}))
 }

@@ -78,6 +78,9 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 		return false
 	}
 	p := s.parts[req.Part]
+	if p.disk != nil && !p.isRestored() {
+		return false // serveOp restores it first (restore.go)
+	}
 	switch req.Kind {
 	case opGet, opContains:
 		resp, ok := s.tryRead(p, &req)
@@ -117,6 +120,9 @@ func (s *Service) tryServeOp(ctx context.Context, msg transport.Message, reply t
 // context with a deadline (and its timer) the ordinary path needs.
 func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline time.Time) (opResponse, bool) {
 	p := s.parts[req.Part]
+	if p.disk != nil && !p.isRestored() {
+		return opResponse{}, false // serveOp restores it first (restore.go)
+	}
 	switch req.Kind {
 	case opGet, opContains:
 		return s.tryRead(p, req)

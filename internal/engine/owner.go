@@ -74,7 +74,7 @@ func (s *Service) ownerStatus(t *partition.Table, p partition.ID) (status, uint6
 		return statusPartitionLost, t.Epoch
 	}
 	if pt := s.parts[p]; a.LostAt > pt.lostAt.Load() {
-		pt.enterIncarnation(a.LostAt)
+		pt.enterIncarnation(s, a.LostAt)
 	}
 	return statusOK, t.Epoch
 }
@@ -83,23 +83,32 @@ func (s *Service) ownerStatus(t *partition.Table, p partition.ID) (status, uint6
 // when it was lost and assigned afresh at epoch lostAt: data received from an owner at that
 // epoch or later (seenEpoch) is of it; anything else (a copy left unfinished by the loss, or
 // entries kept from before it) is stale and dropped, so that the partition is served empty.
-func (p *part) enterIncarnation(lostAt uint64) {
+func (p *part) enterIncarnation(s *Service, lostAt uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lostAt.Load() >= lostAt {
 		return
 	}
 	if p.seenEpoch < lostAt {
-		p.forget()
+		p.forget(s)
 	}
 	p.lostAt.Store(lostAt)
 }
 
 // forget empties the partition on this member: its entries, write-behind queues and any copy
 // being received. The caller holds p.mu.
-func (p *part) forget() {
+func (p *part) forget(s *Service) {
 	mem := p.rs.mem
 	p.rs.release()
+	if s.leaving.Load() {
+		// The member leaves: the copies in its folder stay, so that a cluster stopped member by
+		// member can start again on any folders holding, together, the newest copies (their
+		// marks tell them from older ones).
+		p.diskLife = 0
+	} else {
+		p.clearDiskCopy(s)
+	}
+	p.restored.Store(false) // the restore records went with the entries
 	p.rs = newRecordStore()
 	p.rs.mem = mem
 	p.dropQueues()
@@ -134,6 +143,11 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, dl)
 			defer cancel()
+		}
+	}
+	if p.disk != nil {
+		if err := s.ensureRestored(ctx, p); err != nil {
+			return opResponse{Status: statusOf(err), Msg: err.Error()}
 		}
 	}
 	if req.Kind == opFlush {
@@ -474,6 +488,9 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 		s.trackDirty(p, w.muts[i], w.cleared[i], w.now)
 	}
 	s.mem.unreserve(reserved) // applying counted what the write really added
+	if p.disk != nil {
+		s.persist(p, w.muts, s.cluster.Table().Epoch, true)
+	}
 	if !s.cfg.AsyncBackups {
 		p.pending = w
 	}

@@ -266,6 +266,9 @@ func (m *Map) Clear(ctx context.Context) error {
 // Flush returns once every write made to the map before the call is in its store (a no-op for
 // maps without write-behind).
 func (m *Map) Flush(ctx context.Context) error {
+	if m.s.embedded(m.name) {
+		return m.s.SyncDisks(ctx)
+	}
 	if !m.s.persistenceOf(m.name).writeBehind() {
 		return nil
 	}

@@ -156,6 +156,7 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 	// This member's store is now the partition's truth: whatever copy it was receiving is moot.
 	p.dropShadow()
 	p.unsure = false
+	s.persistTakeover(p, t.Epoch)
 	s.startResyncs(p)
 	p.ownEpoch.Store(t.Epoch)
 	return opResponse{}, true
@@ -287,15 +288,16 @@ func (s *Service) startTakeOvers(t *partition.Table) {
 // is a partition or its shadow. The caller holds the partition's mu. With detach, the message
 // m came in is reused afterwards: a write-behind queue, the only thing here that keeps a
 // write's key and value, gets the stored copies instead (recordStore.detach).
-func (s *Service) applyReplicated(p *part, m mutation, now int64, detach bool) {
+func (s *Service) applyReplicated(p *part, m mutation, now int64, detach bool) (changed bool) {
 	wb := s.persistenceOf(m.Map).writeBehind()
 	var cleared []string
 	if m.Kind == mutClear && wb {
 		cleared = p.rs.keysBefore(m.Map, m.Seq)
 	}
-	p.rs.applyAt(m, now)
+	changed = p.rs.applyAt(m, now)
 	if detach && wb && (m.Kind == mutSet || m.Kind == mutDelete) {
 		p.rs.detach(&m)
 	}
 	s.trackDirty(p, m, cleared, now)
+	return changed
 }

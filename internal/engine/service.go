@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/gridmap/gridmap/internal/replicadisk"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 // backs up, the handlers that serve other members, and the driver that copies partitions when
 // the table asks for it. Maps are typed views on a Service (see New).
 type Service struct {
+	// leaving: the member leaves gracefully (BeginLeave).
+	leaving atomic.Bool
 	cfg     Config
 	cluster Cluster
 	caller  Caller
@@ -107,6 +110,16 @@ type part struct {
 	// retried holds the IDs of the last maxRetried retries this member, as owner, decided
 	// afresh, oldest first (guarded by mu; see answers.go).
 	retried []opID
+
+	// The data folder (embedded.go, restore.go). disk is the member's (nil for a shadow and
+	// without a data folder); diskLife is the life of the copy this member's folder holds of
+	// the partition in this process (0: none written yet; guarded by mu). restored is set once
+	// the partition's restore is complete (its restoreMap "done" record is held); restoreMu
+	// serialises restorers.
+	disk      *replicadisk.Disk
+	diskLife  uint64
+	restored  atomic.Bool
+	restoreMu sync.Mutex
 }
 
 // observer is told about the writes this member applies as a partition's owner. ownerApplied is
@@ -152,7 +165,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		mem:      newMemAccount(cfg.MemoryBudget),
 	}
 	for i := range s.parts {
-		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore()}
+		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore(), disk: cfg.Disk}
 	}
 	s.stores = make(map[string]*persistence)
 	s.flushKick = make(chan struct{}, flushWorkers)
@@ -183,6 +196,9 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	reg.Handle(msgSyncQueue, transport.HandlerFunc(s.handleSyncQueue))
 	reg.Handle(msgSyncRegs, transport.HandlerFunc(s.handleListenerRegs)) // forwarded lists apply like the registrants'
 	reg.Handle(msgLoad, transport.HandlerFunc(s.handleLoad))
+	reg.Handle(msgRestoreMark, transport.HandlerFunc(s.handleRestoreMark))
+	reg.Handle(msgRestoreFetch, transport.HandlerFunc(s.handleRestoreFetch))
+	reg.Handle(msgDiskSync, transport.HandlerFunc(s.handleDiskSync))
 	s.wg.Add(3)
 	go s.runEvictor()
 	if s.hasWriteBehind() {
@@ -192,6 +208,12 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		}
 	}
 	go s.runMigrations()
+	if cfg.Disk != nil {
+		s.wg.Add(restoreWorkers)
+		for i := range restoreWorkers {
+			go s.runRestorer(i)
+		}
+	}
 	go s.runExpiry()
 	return s, nil
 }

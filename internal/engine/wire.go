@@ -22,6 +22,11 @@ import (
 //	msgResyncProbe   a backup's sequence probe (batch)          encodeBatch / decodeBatch
 //	msgSyncQueue     write-behind queue entries of a copy       encodeQueueChunk / decodeQueueChunk
 //	msgLoad          stored keys to load, by partition          encodeLoadRequest / decodeLoadRequest
+//	msgRestoreMark   a data folder's mark of a partition        encodeRestoreRequest / decodeRestoreRequest
+//	  its answer                                                encodeRestoreMark / decodeRestoreMark
+//	msgRestoreFetch  a page of a data folder's partition copy   encodeRestoreRequest / decodeRestoreRequest
+//	  its answer                                                encodeRestorePage / decodeRestorePage
+//	msgDiskSync      a flush of data folders (batch)            encodeBatch / decodeBatch
 //	msgEvents        cluster-wide listener events               encodeEvents / decodeEvents
 //	msgListenerRegs  a member's listener registrations          encodeRegs / decodeRegs
 //	msgSyncRegs      registrations carried by a copy            encodeRegs / decodeRegs
@@ -37,14 +42,17 @@ import (
 
 // Message types of the engine on the member transport.
 const (
-	msgOp          transport.MsgType = 10 // single-key and per-partition operations
-	msgBackup      transport.MsgType = 11 // replicate mutations to a backup or pending member
-	msgSyncBegin   transport.MsgType = 12 // a full partition copy starts: empty the partition
-	msgSyncChunk   transport.MsgType = 13 // part of a partition copy
-	msgSyncEnd     transport.MsgType = 14 // the copy is complete
-	msgSyncQueue   transport.MsgType = 15 // part of a copy: write-behind queue entries
-	msgLoad        transport.MsgType = 16 // a member's share of a map's initial load
-	msgResyncProbe transport.MsgType = 17 // an owner asks a backup whether it needs a full copy
+	msgOp           transport.MsgType = 10 // single-key and per-partition operations
+	msgBackup       transport.MsgType = 11 // replicate mutations to a backup or pending member
+	msgSyncBegin    transport.MsgType = 12 // a full partition copy starts: empty the partition
+	msgSyncChunk    transport.MsgType = 13 // part of a partition copy
+	msgSyncEnd      transport.MsgType = 14 // the copy is complete
+	msgSyncQueue    transport.MsgType = 15 // part of a copy: write-behind queue entries
+	msgLoad         transport.MsgType = 16 // a member's share of a map's initial load
+	msgResyncProbe  transport.MsgType = 17 // an owner asks a backup whether it needs a full copy
+	msgRestoreMark  transport.MsgType = 18 // a restoring owner asks a member for its copy's mark
+	msgRestoreFetch transport.MsgType = 19 // a restoring owner reads a member's copy
+	msgDiskSync     transport.MsgType = 23 // an owner's flush: make the partition's copy durable
 
 	msgEvents       transport.MsgType = 20 // owner -> registrant: a batch of cluster-wide listener events
 	msgListenerRegs transport.MsgType = 21 // registrant -> every member: its cluster-wide listener registrations

@@ -146,3 +146,62 @@ func decodeTxCommit(b []byte) (txCommit, error) {
 	err := unmarshalMsg(b, &c, "transaction")
 	return c, err
 }
+
+// restoreRequest asks a member about its data folder's copy of a partition: its mark
+// (msgRestoreMark), or a page of its entries of life Life after Cursor (msgRestoreFetch).
+type restoreRequest struct {
+	Part   int32  `msgpack:"p"`
+	Life   uint64 `msgpack:"l,omitempty"`
+	Cursor []byte `msgpack:"c,omitempty"`
+	Max    int    `msgpack:"x,omitempty"`
+}
+
+func encodeRestoreRequest(r *restoreRequest) ([]byte, error) {
+	return marshalMsg(r, "restore request")
+}
+
+func decodeRestoreRequest(b []byte) (restoreRequest, error) {
+	var r restoreRequest
+	err := unmarshalMsg(b, &r, "restore request")
+	return r, err
+}
+
+// restoreMark is a member's answer to msgRestoreMark: the mark of its newest complete copy.
+type restoreMark struct {
+	Has   bool   `msgpack:"h"`
+	Life  uint64 `msgpack:"l"`
+	Epoch uint64 `msgpack:"e"`
+	Seq   uint64 `msgpack:"s"`
+	Owner bool   `msgpack:"o"`
+}
+
+func encodeRestoreMark(r *restoreMark) ([]byte, error) { return marshalMsg(r, "restore mark") }
+
+func decodeRestoreMark(b []byte) (restoreMark, error) {
+	var r restoreMark
+	err := unmarshalMsg(b, &r, "restore mark")
+	return r, err
+}
+
+// restoreEntry is one entry of a copy in a data folder.
+type restoreEntry struct {
+	Map      string `msgpack:"m"`
+	Key      []byte `msgpack:"k"`
+	Value    []byte `msgpack:"v"`
+	ExpireAt int64  `msgpack:"x,omitempty"`
+}
+
+// restorePage is a member's answer to msgRestoreFetch.
+type restorePage struct {
+	Entries []restoreEntry `msgpack:"e"`
+	Next    []byte         `msgpack:"n,omitempty"`
+	More    bool           `msgpack:"m,omitempty"`
+}
+
+func encodeRestorePage(r *restorePage) ([]byte, error) { return marshalMsg(r, "restore page") }
+
+func decodeRestorePage(b []byte) (restorePage, error) {
+	var r restorePage
+	err := unmarshalMsg(b, &r, "restore page")
+	return r, err
+}

@@ -1,5 +1,7 @@
-// Package pebblestore is gridmap's embedded default store: a mapstore backend on
-// cockroachdb/pebble in a data directory, with zero configuration.
+// Package pebblestore is a mapstore backend on cockroachdb/pebble in one local data directory,
+// with zero configuration. A cluster that must survive a full restart without an external store
+// uses gridmap.Config.DataDir instead, which keeps every replica's copy of its partitions in its
+// member's folder (docs/restart.md): a pebblestore directory holds what one member wrote behind.
 //
 // # Layout
 //

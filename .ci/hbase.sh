@@ -12,6 +12,12 @@
 # its tables; GRIDMAP_HBASE_FRESH=1 wipes it first), hbase.pid, hbase.log. Ports: master RPC 16000, region
 # server RPC 16020, ZooKeeper 2181; the web UIs are off.
 #
+# A second instance beside the first (another test, a heap size to try) takes a home and ports of
+# its own: GRIDMAP_HBASE_HOME, GRIDMAP_HBASE_MASTER_PORT, GRIDMAP_HBASE_RS_PORT and
+# GRIDMAP_HBASE_ZK_PORT; GRIDMAP_HBASE_JARS points it at an existing jars/ folder (no second
+# Maven run). GRIDMAP_HBASE_HEAP sets the JVM heap (default 1g, the size the settings below are
+# made for); GRIDMAP_HBASE_JAVA_OPTS adds JVM options (say -XX:+HeapDumpOnOutOfMemoryError).
+#
 # Why it looks like this (see issue 19): the jars come from org.apache.hbase:hbase-server:2.6.3 and
 # its runtime dependencies (.ci/hbase/pom.xml), because no HBase binary tarball can be fetched
 # here; Hadoop's UserGroupInformation fails on Java 23+ ("getSubject is not supported"), so it runs
@@ -21,12 +27,14 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 home="${GRIDMAP_HBASE_HOME:-/tmp/gridmap-hbase}"
-jars="$home/jars"
+jars="${GRIDMAP_HBASE_JARS:-$home/jars}"
 pidfile="$home/hbase.pid"
 log="$home/hbase.log"
 start_deadline="${GRIDMAP_HBASE_START_TIMEOUT:-180}"
-master_port=16000
-rs_port=16020
+master_port="${GRIDMAP_HBASE_MASTER_PORT:-16000}"
+rs_port="${GRIDMAP_HBASE_RS_PORT:-16020}"
+zk_port="${GRIDMAP_HBASE_ZK_PORT:-2181}"
+heap="${GRIDMAP_HBASE_HEAP:-1g}"
 
 say() { echo "hbase.sh: $*" >&2; }
 
@@ -117,10 +125,26 @@ PROPS
        the region server aborted (OutOfMemoryError in TextFormat). Keep the log, drop the dump. -->
   <property><name>hbase.ipc.warn.response.time</name><value>-1</value></property>
   <property><name>hbase.ipc.warn.response.size</name><value>-1</value></property>
+  <!-- Memory for a 1 GiB heap taking multi-megabyte cells (issue 19). Every report a region
+       server sends the master (every 3 s) snapshots its RPC handlers, and the snapshot prints
+       each running call's request as protobuf text (MonitoredRPCHandlerImpl.generateCallInfoMap;
+       HBASE-30092, open upstream): about 3 bytes of string per byte of request for binary
+       dumps, so 30 handlers busy with 8 MB multi requests while the memstores block writes
+       asked for more than the heap. The clients bound their bytes in flight per server
+       (mapstore/hbase Config.MaxInFlightBytes); here the memstores get 25% of the heap (default
+       40%), flushed at 32 MB (default 128 MB, which ten regions never reach before the global
+       limit blocks every write), the block cache 10% (default 40%: write-behind rarely reads),
+       and the call queue at most 128 MB of requests (default 1 GiB, the whole heap): past it the
+       server answers CallQueueTooBigException, which a client retries after a back-off. -->
+  <property><name>hbase.regionserver.global.memstore.size</name><value>0.25</value></property>
+  <property><name>hbase.hregion.memstore.flush.size</name><value>33554432</value></property>
+  <property><name>hfile.block.cache.size</name><value>0.1</value></property>
+  <property><name>hbase.ipc.server.max.callqueue.size</name><value>134217728</value></property>
   <property><name>hbase.master.info.port</name><value>-1</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <property><name>hbase.master.port</name><value>$master_port</value></property>
   <property><name>hbase.regionserver.port</name><value>$rs_port</value></property>
+  <property><name>hbase.zookeeper.property.clientPort</name><value>$zk_port</value></property>
   <!-- Advertise the loopback name so the client reaches the region server by what meta says. -->
   <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
   <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
@@ -161,8 +185,8 @@ start() {
   t0=$(date +%s.%N)
   # setsid: the JVM gets a session of its own, so a test harness that ends the caller's process
   # group does not take HBase with it, and stop ends exactly this PID.
-  setsid "$java" -Xms256m -Xmx1g -XX:+UseG1GC \
-    -Djava.net.preferIPv4Stack=true \
+  setsid "$java" -Xms256m -Xmx"$heap" -XX:+UseG1GC \
+    -Djava.net.preferIPv4Stack=true ${GRIDMAP_HBASE_JAVA_OPTS:-} \
     -Dhbase.log.dir="$home" -Dhbase.home.dir="$home" \
     --add-opens java.base/java.lang=ALL-UNNAMED \
     --add-opens java.base/java.lang.reflect=ALL-UNNAMED \

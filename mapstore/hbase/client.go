@@ -28,7 +28,8 @@ type Client struct {
 
 	mu     sync.Mutex
 	conns  map[connKey]*rpc.Conn
-	meta   *region // location of hbase:meta's first region; nil until looked up
+	gates  map[string]*byteGate // per region server address: write bytes in flight
+	meta   *region              // location of hbase:meta's first region; nil until looked up
 	closed bool
 }
 
@@ -46,6 +47,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log:     cfg.Logger,
 		regions: newRegionCache(),
 		conns:   make(map[connKey]*rpc.Conn),
+		gates:   make(map[string]*byteGate),
 	}, nil
 }
 
@@ -116,6 +118,30 @@ func (c *Client) dropConn(addr string) {
 		cn.Close()
 	}
 	c.regions.removeServer(addr)
+}
+
+// gate returns the in-flight bound of the region server at addr.
+func (c *Client) gate(addr string) *byteGate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.gates[addr]
+	if g == nil {
+		g = newByteGate(c.cfg.MaxInFlightBytes)
+		c.gates[addr] = g
+	}
+	return g
+}
+
+// writeCall is call for a write of about size bytes: it waits until the bytes fit under
+// Config.MaxInFlightBytes for addr, and holds them until the answer is in.
+func (c *Client) writeCall(ctx context.Context, addr, method string, size int64, req, resp proto.Message) error {
+	g := c.gate(addr)
+	n, err := g.acquire(ctx, size)
+	if err != nil {
+		return err
+	}
+	defer g.release(n)
+	return c.call(ctx, addr, rpc.ClientService, method, req, resp)
 }
 
 // call runs one RPC and converts its error. A connection failure drops the connection and the
@@ -301,15 +327,20 @@ func (c *Client) relocate(r *region, err error) {
 	}
 }
 
-// regionCall runs method on the region of table holding row, retrying through re-location.
-func (c *Client) regionCall(ctx context.Context, table string, row []byte, method string, build func(r *region) proto.Message, resp proto.Message) error {
+// regionCall runs method on the region of table holding row, retrying through re-location. A
+// write passes its size (for Config.MaxInFlightBytes); a read passes 0.
+func (c *Client) regionCall(ctx context.Context, table string, row []byte, method string, size int64, build func(r *region) proto.Message, resp proto.Message) error {
 	return c.retry(ctx, method, func(ctx context.Context) error {
 		r, err := c.locate(ctx, table, row)
 		if err != nil {
 			return err
 		}
 		proto.Reset(resp)
-		err = c.call(ctx, r.addr, rpc.ClientService, method, build(r), resp)
+		if size > 0 {
+			err = c.writeCall(ctx, r.addr, method, size, build(r), resp)
+		} else {
+			err = c.call(ctx, r.addr, rpc.ClientService, method, build(r), resp)
+		}
 		c.relocate(r, err)
 		return err
 	})

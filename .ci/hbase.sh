@@ -19,7 +19,7 @@
 # made for); GRIDMAP_HBASE_JAVA_OPTS adds JVM options (say -XX:+HeapDumpOnOutOfMemoryError).
 #
 # GRIDMAP_HBASE_REGIONSERVERS=2 (or more) starts extra region servers beside the standalone's
-# own, each a JVM of its own (GRIDMAP_HBASE_RS_HEAP, default 512m) on the next RPC ports
+# own, each a JVM of its own (GRIDMAP_HBASE_RS_HEAP, default 1g) on the next RPC ports
 # (16021, ...), joining through the standalone's ZooKeeper and sharing its data folder, so the
 # master can move regions between servers (mapstore/hbase's TestRegionMove). Why processes and
 # not the standalone's own local-region-servers setting (hbase.regionservers): that starts every
@@ -46,7 +46,7 @@ rs_port="${GRIDMAP_HBASE_RS_PORT:-16020}"
 zk_port="${GRIDMAP_HBASE_ZK_PORT:-2181}"
 heap="${GRIDMAP_HBASE_HEAP:-1g}"
 regionservers="${GRIDMAP_HBASE_REGIONSERVERS:-1}"
-rs_heap="${GRIDMAP_HBASE_RS_HEAP:-512m}"
+rs_heap="${GRIDMAP_HBASE_RS_HEAP:-1g}"
 
 say() { echo "hbase.sh: $*" >&2; }
 
@@ -212,7 +212,13 @@ launch() {
   local java
   java="$(java17)"
   # shellcheck disable=SC2086 # GRIDMAP_HBASE_JAVA_OPTS holds several options
-  setsid "$java" -Xms256m -Xmx"$5" -XX:+UseG1GC \
+  # The parallel collector, not G1: with G1 on a 1 GiB heap (1 MB regions) every cell over
+  # 512 KB is a humongous object needing contiguous free regions, which G1 never moves, and
+  # under multi-megabyte dumps the heap fragmented until a 20 MB allocation failed with half the
+  # heap free (full GCs at 512 MB of 1024 MB, then OutOfMemoryError). The parallel collector's
+  # full collections compact everything; its pauses (a few hundred ms on this heap) are fine for
+  # a test server.
+  setsid "$java" -Xms256m -Xmx"$5" -XX:+UseParallelGC \
     -Djava.net.preferIPv4Stack=true ${GRIDMAP_HBASE_JAVA_OPTS:-} \
     -Dhbase.log.dir="$home" -Dhbase.home.dir="$home" \
     --add-opens java.base/java.lang=ALL-UNNAMED \

@@ -28,7 +28,8 @@ type Client struct {
 
 	mu     sync.Mutex
 	conns  map[connKey]*rpc.Conn
-	gates  map[string]*byteGate // per region server address: write bytes in flight
+	gates  map[string]*byteGate // per region server address: request bytes in flight
+	bg     sync.WaitGroup       // writeCall's calls that outlive their callers
 	meta   *region              // location of hbase:meta's first region; nil until looked up
 	closed bool
 }
@@ -65,6 +66,8 @@ func (c *Client) Close() error {
 	for _, cn := range conns {
 		cn.Close()
 	}
+	// Calls still waiting for an answer fail with their connections.
+	c.bg.Wait()
 	return nil
 }
 
@@ -132,16 +135,58 @@ func (c *Client) gate(addr string) *byteGate {
 	return g
 }
 
-// writeCall is call for a write of about size bytes: it waits until the bytes fit under
-// Config.MaxInFlightBytes for addr, and holds them until the answer is in.
+// writeCall is call for a request of about size bytes: it waits until the bytes fit under
+// Config.MaxInFlightBytes for addr, and holds them until the server has answered. That is not
+// when the caller stops waiting: a region server blocked on full memstores keeps a request it
+// has read (and prints it into its reports to the master) for up to a minute, and a caller that
+// gave up and retried would put a second copy beside the first. So the call goes on in the
+// background after ctx ends, until the answer comes, the connection fails, the client closes,
+// or Config.OpTimeout passes; the caller gets ctx's error at once.
 func (c *Client) writeCall(ctx context.Context, addr, method string, size int64, req, resp proto.Message) error {
 	g := c.gate(addr)
 	n, err := g.acquire(ctx, size)
 	if err != nil {
 		return err
 	}
-	defer g.release(n)
-	return c.call(ctx, addr, rpc.ClientService, method, req, resp)
+	cn, err := c.conn(ctx, addr, rpc.ClientService)
+	if err != nil {
+		g.release(n)
+		if errors.Is(err, ErrConnection) {
+			c.regions.removeServer(addr)
+		}
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		g.release(n)
+		return ErrClosed
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	answer := resp.ProtoReflect().New().Interface() // the background call's own: resp is the caller's
+	done := make(chan error, 1)
+	go func() {
+		defer c.bg.Done()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.OpTimeout)
+		defer cancel()
+		err := cn.Call(bctx, method, req, answer)
+		g.release(n)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		err = convertErr(err)
+		if errors.Is(err, ErrConnection) {
+			c.dropConn(addr)
+		}
+		if err == nil {
+			proto.Merge(resp, answer)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // call runs one RPC and converts its error. A connection failure drops the connection and the

@@ -157,12 +157,12 @@ site_xml() {
        HBASE-30092, open upstream): about 3 bytes of string per byte of request for binary
        dumps, so 30 handlers busy with 8 MB multi requests while the memstores block writes
        asked for more than the heap. The clients bound their bytes in flight per server
-       (mapstore/hbase Config.MaxInFlightBytes); here the memstores get 25% of the heap (default
+       (mapstore/hbase Config.MaxInFlightBytes); here the memstores get 20% of the heap (default
        40%), flushed at 32 MB (default 128 MB, which ten regions never reach before the global
        limit blocks every write), the block cache 10% (default 40%: write-behind rarely reads),
        and the call queue at most 128 MB of requests (default 1 GiB, the whole heap): past it the
        server answers CallQueueTooBigException, which a client retries after a back-off. -->
-  <property><name>hbase.regionserver.global.memstore.size</name><value>0.25</value></property>
+  <property><name>hbase.regionserver.global.memstore.size</name><value>0.2</value></property>
   <property><name>hbase.hregion.memstore.flush.size</name><value>33554432</value></property>
   <property><name>hfile.block.cache.size</name><value>0.1</value></property>
   <property><name>hbase.ipc.server.max.callqueue.size</name><value>134217728</value></property>

@@ -16,8 +16,8 @@ const (
 	DefaultOpTimeout        = 60 * time.Second
 	DefaultRetryInitial     = 20 * time.Millisecond
 	DefaultRetryMax         = 2 * time.Second
-	DefaultMaxRequestBytes  = 8 << 20  // 8 MiB
-	DefaultMaxInFlightBytes = 32 << 20 // 32 MiB
+	DefaultMaxRequestBytes  = 4 << 20 // 4 MiB
+	DefaultMaxInFlightBytes = 8 << 20 // 8 MiB
 	DefaultScanCaching      = 256
 )
 
@@ -57,8 +57,8 @@ type Config struct {
 	// partition flushing at once) lands on the server at once, and a 1 GB heap ran out of
 	// memory under the Socorro demo's 2 reports/s. Keep the clients' sum well under the
 	// servers' hbase.ipc.server.max.callqueue.size (1 GiB by default, 128 MiB in .ci/hbase.sh).
-	// Default 16 MiB: four requests of MaxRequestBytes, enough to keep one server's WAL busy
-	// (the figures are in docs/stores.md).
+	// Default 8 MiB: two requests of MaxRequestBytes at a time per server and client (the cost in
+	// throughput is in docs/stores.md).
 	MaxInFlightBytes int64
 	// Dial, if set, opens every TCP connection to a server (a proxy, a tunnel, or a test that
 	// cuts the network). nil: a net.Dialer.

@@ -17,7 +17,7 @@ import (
 	"github.com/gridmap/gridmap/mapstore"
 )
 
-var pressureMB = flag.Int("hbase.pressure-mb", 240, "megabytes of dumps TestWriteBehindDumpPressure writes behind")
+var pressureMB = flag.Int("hbase.pressure-mb", 600, "megabytes of dumps TestWriteBehindDumpPressure writes behind")
 
 // TestWriteBehindDumpPressure writes a few hundred megabytes of Socorro-sized dumps (1-10 MB
 // each, log-uniform) into a write-behind map as fast as the map takes them: every partition's

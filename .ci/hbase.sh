@@ -166,6 +166,12 @@ site_xml() {
   <property><name>hbase.hregion.memstore.flush.size</name><value>33554432</value></property>
   <property><name>hfile.block.cache.size</name><value>0.1</value></property>
   <property><name>hbase.ipc.server.max.callqueue.size</name><value>134217728</value></property>
+  <!-- The standalone's master, region server and ZooKeeper share one JVM; its ZooKeeper session
+       times out after 10 s by default, and a 4 s full collection followed by seconds of CPU
+       starvation on a loaded 2-core box expired it: the master aborted (after 11 minutes of the
+       Socorro demo's dumps, with 300 MB of the heap live). 40 s is ZooKeeper's ceiling for its
+       default tick (20 ticks of 2 s). -->
+  <property><name>zookeeper.session.timeout.localHBaseCluster</name><value>40000</value></property>
   <property><name>hbase.master.info.port</name><value>-1</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <property><name>hbase.master.port</name><value>$master_port</value></property>

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -218,4 +220,114 @@ func probeRow(start []byte) []byte {
 		return []byte{0}
 	}
 	return start
+}
+
+// MoveRegion asks the master to move the region of table holding row to another region server
+// (the master picks one) and waits until the region is open there. It returns the address of the
+// server serving it now. The region is closed on its old server meanwhile: calls to it fail
+// there with NotServingRegionException or RegionMovedException, and the client looks the region
+// up again in hbase:meta. With no other live region server there is nowhere to move to:
+// ErrNoOtherServer (use ReopenRegion to close and reopen a region in place).
+func (c *Client) MoveRegion(ctx context.Context, table string, row []byte) (string, error) {
+	r, err := c.freshRegion(ctx, table, row)
+	if err != nil {
+		return "", fmt.Errorf("move %s region of %q: %w", table, row, err)
+	}
+	enc := encodedName(r)
+	if enc == "" {
+		return "", fmt.Errorf("move %s region %q: %w: no encoded name", table, r.name, ErrMalformed)
+	}
+	err = c.masterCall(ctx, "MoveRegion", &pb.MoveRegionRequest{
+		Region: &pb.RegionSpecifier{Type: pb.RegionSpecifier_ENCODED_REGION_NAME.Enum(), Value: []byte(enc)},
+	}, &pb.MoveRegionResponse{})
+	if err != nil {
+		return "", fmt.Errorf("move %s region %q: %w", table, r.name, err)
+	}
+	// The master answers once the move procedure finished (HBase 2.x waits for it), or at once
+	// when it found no server to move to: then the region is still open where it was.
+	moved, err := c.waitReopened(ctx, table, row, r)
+	if err != nil {
+		return "", fmt.Errorf("move %s region %q: %w", table, r.name, err)
+	}
+	if moved.addr == r.addr {
+		return "", fmt.Errorf("move %s region %q: %w: still on %s", table, r.name, ErrNoOtherServer, r.addr)
+	}
+	return moved.addr, nil
+}
+
+// ReopenRegion closes the region of table holding row (the master's UnassignRegion) and opens it
+// again (AssignRegion) on a server of the master's choice, often the same one, and waits until
+// it is served. In between the region is offline: calls to it fail with ErrNotServingRegion
+// internally and are retried. It returns the address serving the region now.
+func (c *Client) ReopenRegion(ctx context.Context, table string, row []byte) (string, error) {
+	r, err := c.freshRegion(ctx, table, row)
+	if err != nil {
+		return "", fmt.Errorf("reopen %s region of %q: %w", table, row, err)
+	}
+	spec := &pb.RegionSpecifier{Type: pb.RegionSpecifier_REGION_NAME.Enum(), Value: r.name}
+	if err := c.masterCall(ctx, "UnassignRegion", &pb.UnassignRegionRequest{Region: spec}, &pb.UnassignRegionResponse{}); err != nil {
+		return "", fmt.Errorf("reopen %s region %q: unassign: %w", table, r.name, err)
+	}
+	if err := c.masterCall(ctx, "AssignRegion", &pb.AssignRegionRequest{Region: spec}, &pb.AssignRegionResponse{}); err != nil {
+		return "", fmt.Errorf("reopen %s region %q: assign: %w", table, r.name, err)
+	}
+	now, err := c.waitReopened(ctx, table, row, nil)
+	if err != nil {
+		return "", fmt.Errorf("reopen %s region %q: %w", table, r.name, err)
+	}
+	return now.addr, nil
+}
+
+// freshRegion locates the region of table holding row in hbase:meta, not in the cache.
+func (c *Client) freshRegion(ctx context.Context, table string, row []byte) (*region, error) {
+	var r *region
+	err := c.retry(ctx, "locate", func(ctx context.Context) error {
+		if old := c.regions.lookup(table, row); old != nil {
+			c.regions.remove(old)
+		}
+		var err error
+		r, err = c.locate(ctx, table, row)
+		return err
+	})
+	return r, err
+}
+
+// waitReopened waits until the region of table holding row is open and answers a read; when
+// from is not nil and meta still shows it on from's server, it waits up to a few seconds for a
+// move to show (and returns the region where it is after that).
+func (c *Client) waitReopened(ctx context.Context, table string, row []byte, from *region) (*region, error) {
+	settle := time.Now().Add(5 * time.Second)
+	var r *region
+	err := c.retry(ctx, "waitReopened", func(ctx context.Context) error {
+		var err error
+		r, err = c.freshRegion(ctx, table, row)
+		if err != nil {
+			return err
+		}
+		if from != nil && r.addr == from.addr && time.Now().Before(settle) {
+			return fmt.Errorf("%w: region %q still on %s", ErrNotServingRegion, r.name, r.addr)
+		}
+		err = c.call(ctx, r.addr, rpc.ClientService, "Get", &pb.GetRequest{Region: r.specifier(), Get: getProto(probeRow(r.start), "", true)}, &pb.GetResponse{})
+		c.relocate(r, err)
+		return err
+	})
+	return r, err
+}
+
+// encodedName returns the encoded name of r: from its info, else from its region name
+// ("<table>,<start>,<id>.<encoded>.").
+func encodedName(r *region) string {
+	if r.info != nil && r.info.GetRegionEncodedName() != "" {
+		return r.info.GetRegionEncodedName()
+	}
+	n := string(r.name)
+	if !strings.HasSuffix(n, ".") {
+		return ""
+	}
+	n = n[:len(n)-1]
+	i := strings.LastIndexByte(n, '.')
+	if i < 0 {
+		return ""
+	}
+	return n[i+1:]
 }

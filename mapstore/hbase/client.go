@@ -28,7 +28,9 @@ type Client struct {
 
 	mu     sync.Mutex
 	conns  map[connKey]*rpc.Conn
-	meta   *region // location of hbase:meta's first region; nil until looked up
+	gates  map[string]*byteGate // per region server address: request bytes in flight
+	bg     sync.WaitGroup       // writeCall's calls that outlive their callers
+	meta   *region              // location of hbase:meta's first region; nil until looked up
 	closed bool
 }
 
@@ -46,6 +48,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log:     cfg.Logger,
 		regions: newRegionCache(),
 		conns:   make(map[connKey]*rpc.Conn),
+		gates:   make(map[string]*byteGate),
 	}, nil
 }
 
@@ -63,6 +66,8 @@ func (c *Client) Close() error {
 	for _, cn := range conns {
 		cn.Close()
 	}
+	// Calls still waiting for an answer fail with their connections.
+	c.bg.Wait()
 	return nil
 }
 
@@ -116,6 +121,72 @@ func (c *Client) dropConn(addr string) {
 		cn.Close()
 	}
 	c.regions.removeServer(addr)
+}
+
+// gate returns the in-flight bound of the region server at addr.
+func (c *Client) gate(addr string) *byteGate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.gates[addr]
+	if g == nil {
+		g = newByteGate(c.cfg.MaxInFlightBytes)
+		c.gates[addr] = g
+	}
+	return g
+}
+
+// writeCall is call for a request of about size bytes: it waits until the bytes fit under
+// Config.MaxInFlightBytes for addr, and holds them until the server has answered. That is not
+// when the caller stops waiting: a region server blocked on full memstores keeps a request it
+// has read (and prints it into its reports to the master) for up to a minute, and a caller that
+// gave up and retried would put a second copy beside the first. So the call goes on in the
+// background after ctx ends, until the answer comes, the connection fails, the client closes,
+// or Config.OpTimeout passes; the caller gets ctx's error at once.
+func (c *Client) writeCall(ctx context.Context, addr, method string, size int64, req, resp proto.Message) error {
+	g := c.gate(addr)
+	n, err := g.acquire(ctx, size)
+	if err != nil {
+		return err
+	}
+	cn, err := c.conn(ctx, addr, rpc.ClientService)
+	if err != nil {
+		g.release(n)
+		if errors.Is(err, ErrConnection) {
+			c.regions.removeServer(addr)
+		}
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		g.release(n)
+		return ErrClosed
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	answer := resp.ProtoReflect().New().Interface() // the background call's own: resp is the caller's
+	done := make(chan error, 1)
+	go func() {
+		defer c.bg.Done()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.OpTimeout)
+		defer cancel()
+		err := cn.Call(bctx, method, req, answer)
+		g.release(n)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		err = convertErr(err)
+		if errors.Is(err, ErrConnection) {
+			c.dropConn(addr)
+		}
+		if err == nil {
+			proto.Merge(resp, answer)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // call runs one RPC and converts its error. A connection failure drops the connection and the
@@ -301,15 +372,20 @@ func (c *Client) relocate(r *region, err error) {
 	}
 }
 
-// regionCall runs method on the region of table holding row, retrying through re-location.
-func (c *Client) regionCall(ctx context.Context, table string, row []byte, method string, build func(r *region) proto.Message, resp proto.Message) error {
+// regionCall runs method on the region of table holding row, retrying through re-location. A
+// write passes its size (for Config.MaxInFlightBytes); a read passes 0.
+func (c *Client) regionCall(ctx context.Context, table string, row []byte, method string, size int64, build func(r *region) proto.Message, resp proto.Message) error {
 	return c.retry(ctx, method, func(ctx context.Context) error {
 		r, err := c.locate(ctx, table, row)
 		if err != nil {
 			return err
 		}
 		proto.Reset(resp)
-		err = c.call(ctx, r.addr, rpc.ClientService, method, build(r), resp)
+		if size > 0 {
+			err = c.writeCall(ctx, r.addr, method, size, build(r), resp)
+		} else {
+			err = c.call(ctx, r.addr, rpc.ClientService, method, build(r), resp)
+		}
 		c.relocate(r, err)
 		return err
 	})

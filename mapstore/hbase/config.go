@@ -12,12 +12,13 @@ import (
 
 // Defaults filled in by Config.WithDefaults.
 const (
-	DefaultDialTimeout     = 5 * time.Second
-	DefaultOpTimeout       = 60 * time.Second
-	DefaultRetryInitial    = 20 * time.Millisecond
-	DefaultRetryMax        = 2 * time.Second
-	DefaultMaxRequestBytes = 8 << 20 // 8 MiB
-	DefaultScanCaching     = 256
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultOpTimeout        = 60 * time.Second
+	DefaultRetryInitial     = 20 * time.Millisecond
+	DefaultRetryMax         = 2 * time.Second
+	DefaultMaxRequestBytes  = 4 << 20 // 4 MiB
+	DefaultMaxInFlightBytes = 8 << 20 // 8 MiB
+	DefaultScanCaching      = 256
 )
 
 // Config configures a Client. Zero fields take the defaults above (WithDefaults); Addrs is
@@ -42,10 +43,23 @@ type Config struct {
 	RetryMax     time.Duration
 	// MaxRequestBytes bounds the keys and values of one multi request to a region server: a
 	// batch larger than that is sent as several requests (each at least one action). It must
-	// stay below the servers' hbase.ipc.max.request.size (256 MiB by default). Default 8 MiB:
+	// stay below the servers' hbase.ipc.max.request.size (256 MiB by default). Default 4 MiB:
 	// small requests keep each call short and spread a batch over the server's handlers, in
 	// flight together on the one connection.
 	MaxRequestBytes int64
+	// MaxInFlightBytes bounds the bytes of the requests (multi requests and single puts and
+	// deletes) this client has in flight to one region server: a request waits until its bytes
+	// fit beside those in flight, and one larger than the bound goes alone. A region server
+	// holds every request it has read in its heap until a handler has applied it, blocks writes
+	// while its memstores are full, and meanwhile prints each running request as protobuf text
+	// into every report to the master (about 3 bytes of string per byte of a binary dump;
+	// HBASE-30092): without this bound a write-behind backlog of multi-megabyte dumps (every
+	// partition flushing at once) lands on the server at once, and a 1 GB heap ran out of
+	// memory under the Socorro demo's 2 reports/s. Keep the clients' sum well under the
+	// servers' hbase.ipc.server.max.callqueue.size (1 GiB by default, 128 MiB in .ci/hbase.sh).
+	// Default 8 MiB: two requests of MaxRequestBytes at a time per server and client (the cost in
+	// throughput is in docs/stores.md).
+	MaxInFlightBytes int64
 	// Dial, if set, opens every TCP connection to a server (a proxy, a tunnel, or a test that
 	// cuts the network). nil: a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -76,6 +90,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MaxRequestBytes %d is not positive", c.MaxRequestBytes))
+	}
+	if c.MaxInFlightBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MaxInFlightBytes %d is not positive", c.MaxInFlightBytes))
 	}
 	if len(errs) == 0 {
 		return nil

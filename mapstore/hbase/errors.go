@@ -38,6 +38,8 @@ var (
 	// (hbase.server.keyvalue.maxsize, 10 MiB by default): raise that limit on the servers to
 	// store larger values.
 	ErrValueTooLarge = errors.New("hbase: value too large for the server")
+	// ErrNoOtherServer: MoveRegion found no other live region server to move the region to.
+	ErrNoOtherServer = errors.New("hbase: no other region server")
 	// ErrBadKey: a map key cannot be turned into a row key by the store's RowKeys (for
 	// SocorroKeys: it does not start with a crash ID), or a row key cannot be turned back.
 	ErrBadKey = errors.New("hbase: bad key")

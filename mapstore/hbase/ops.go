@@ -117,7 +117,7 @@ func (c *Client) Get(ctx context.Context, table string, row []byte, family strin
 		return Row{}, false, fmt.Errorf("%w: empty row key", ErrBadKey)
 	}
 	resp := &pb.GetResponse{}
-	err = c.regionCall(ctx, table, row, "Get", func(r *region) proto.Message {
+	err = c.regionCall(ctx, table, row, "Get", 0, func(r *region) proto.Message {
 		return &pb.GetRequest{Region: r.specifier(), Get: getProto(row, family, false)}
 	}, resp)
 	if err != nil {
@@ -136,7 +136,7 @@ func (c *Client) Apply(ctx context.Context, table string, m Mutation) error {
 		return err
 	}
 	resp := &pb.MutateResponse{}
-	err := c.regionCall(ctx, table, m.Row, "Mutate", func(r *region) proto.Message {
+	err := c.regionCall(ctx, table, m.Row, "Mutate", m.size(), func(r *region) proto.Message {
 		return &pb.MutateRequest{Region: r.specifier(), Mutation: m.proto()}
 	}, resp)
 	if err != nil {
@@ -247,6 +247,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 			req     *pb.MultiRequest
 			regions []*region
 			index   [][]int // per region action: original indices by action index
+			bytes   int64
 		}
 		var reqs []*request
 		for _, addr := range servers {
@@ -273,6 +274,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 					ra.Action = append(ra.Action, a)
 					cur.index[k] = append(cur.index[k], i)
 					curBytes += size
+					cur.bytes += size
 				}
 			}
 		}
@@ -285,7 +287,7 @@ func (c *Client) multi(ctx context.Context, table string, rows [][]byte, action 
 			go func() {
 				defer wg.Done()
 				resp := &pb.MultiResponse{}
-				err := c.call(ctx, rq.addr, rpc.ClientService, "Multi", rq.req, resp)
+				err := c.writeCall(ctx, rq.addr, "Multi", rq.bytes, rq.req, resp)
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil && len(resp.GetRegionActionResult()) != len(rq.req.GetRegionAction()) {

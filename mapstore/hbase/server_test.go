@@ -2,6 +2,7 @@ package hbase
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,10 +39,12 @@ func serverAddr(t testing.TB) string {
 	return addr
 }
 
+var inFlightMB = flag.Int64("hbase.inflight-mb", 0, "Config.MaxInFlightBytes of the test clients, in MiB (0: the default): to compare throughputs, or to see a server run out of memory without the bound")
+
 // testClient returns a client of the test server; GRIDMAP_HBASE_DEBUG=1 logs its retries.
 func testClient(t testing.TB) *Client {
 	t.Helper()
-	cfg := Config{Addrs: []string{serverAddr(t)}}
+	cfg := Config{Addrs: []string{serverAddr(t)}, MaxInFlightBytes: *inFlightMB << 20}
 	if os.Getenv("GRIDMAP_HBASE_DEBUG") == "1" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

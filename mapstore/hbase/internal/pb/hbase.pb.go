@@ -524,7 +524,7 @@ func (x *GetProcedureResultResponse_State) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use GetProcedureResultResponse_State.Descriptor instead.
 func (GetProcedureResultResponse_State) EnumDescriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{52, 0}
+	return file_hbase_proto_rawDescGZIP(), []int{58, 0}
 }
 
 type UserInformation struct {
@@ -3694,6 +3694,282 @@ func (x *SplitTableRegionResponse) GetProcId() uint64 {
 	return 0
 }
 
+// Region moves (Master.proto): the master closes the region where it is and opens it again,
+// elsewhere for a move, on a server of its choice for an assign.
+type MoveRegionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Region         *RegionSpecifier       `protobuf:"bytes,1,req,name=region" json:"region,omitempty"` // ENCODED_REGION_NAME
+	DestServerName *ServerName            `protobuf:"bytes,2,opt,name=dest_server_name,json=destServerName" json:"dest_server_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MoveRegionRequest) Reset() {
+	*x = MoveRegionRequest{}
+	mi := &file_hbase_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRegionRequest) ProtoMessage() {}
+
+func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRegionRequest.ProtoReflect.Descriptor instead.
+func (*MoveRegionRequest) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *MoveRegionRequest) GetRegion() *RegionSpecifier {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+func (x *MoveRegionRequest) GetDestServerName() *ServerName {
+	if x != nil {
+		return x.DestServerName
+	}
+	return nil
+}
+
+type MoveRegionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRegionResponse) Reset() {
+	*x = MoveRegionResponse{}
+	mi := &file_hbase_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRegionResponse) ProtoMessage() {}
+
+func (x *MoveRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRegionResponse.ProtoReflect.Descriptor instead.
+func (*MoveRegionResponse) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{48}
+}
+
+type AssignRegionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        *RegionSpecifier       `protobuf:"bytes,1,req,name=region" json:"region,omitempty"` // REGION_NAME
+	Override      *bool                  `protobuf:"varint,2,opt,name=override,def=0" json:"override,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+// Default values for AssignRegionRequest fields.
+const (
+	Default_AssignRegionRequest_Override = bool(false)
+)
+
+func (x *AssignRegionRequest) Reset() {
+	*x = AssignRegionRequest{}
+	mi := &file_hbase_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRegionRequest) ProtoMessage() {}
+
+func (x *AssignRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRegionRequest.ProtoReflect.Descriptor instead.
+func (*AssignRegionRequest) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AssignRegionRequest) GetRegion() *RegionSpecifier {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+func (x *AssignRegionRequest) GetOverride() bool {
+	if x != nil && x.Override != nil {
+		return *x.Override
+	}
+	return Default_AssignRegionRequest_Override
+}
+
+type AssignRegionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignRegionResponse) Reset() {
+	*x = AssignRegionResponse{}
+	mi := &file_hbase_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRegionResponse) ProtoMessage() {}
+
+func (x *AssignRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRegionResponse.ProtoReflect.Descriptor instead.
+func (*AssignRegionResponse) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{50}
+}
+
+type UnassignRegionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        *RegionSpecifier       `protobuf:"bytes,1,req,name=region" json:"region,omitempty"` // REGION_NAME
+	Force         *bool                  `protobuf:"varint,2,opt,name=force,def=0" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+// Default values for UnassignRegionRequest fields.
+const (
+	Default_UnassignRegionRequest_Force = bool(false)
+)
+
+func (x *UnassignRegionRequest) Reset() {
+	*x = UnassignRegionRequest{}
+	mi := &file_hbase_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnassignRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnassignRegionRequest) ProtoMessage() {}
+
+func (x *UnassignRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnassignRegionRequest.ProtoReflect.Descriptor instead.
+func (*UnassignRegionRequest) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UnassignRegionRequest) GetRegion() *RegionSpecifier {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+func (x *UnassignRegionRequest) GetForce() bool {
+	if x != nil && x.Force != nil {
+		return *x.Force
+	}
+	return Default_UnassignRegionRequest_Force
+}
+
+type UnassignRegionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnassignRegionResponse) Reset() {
+	*x = UnassignRegionResponse{}
+	mi := &file_hbase_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnassignRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnassignRegionResponse) ProtoMessage() {}
+
+func (x *UnassignRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hbase_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnassignRegionResponse.ProtoReflect.Descriptor instead.
+func (*UnassignRegionResponse) Descriptor() ([]byte, []int) {
+	return file_hbase_proto_rawDescGZIP(), []int{52}
+}
+
 type GetTableStateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TableName     *TableName             `protobuf:"bytes,1,req,name=table_name,json=tableName" json:"table_name,omitempty"`
@@ -3703,7 +3979,7 @@ type GetTableStateRequest struct {
 
 func (x *GetTableStateRequest) Reset() {
 	*x = GetTableStateRequest{}
-	mi := &file_hbase_proto_msgTypes[47]
+	mi := &file_hbase_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3991,7 @@ func (x *GetTableStateRequest) String() string {
 func (*GetTableStateRequest) ProtoMessage() {}
 
 func (x *GetTableStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[47]
+	mi := &file_hbase_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +4004,7 @@ func (x *GetTableStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableStateRequest.ProtoReflect.Descriptor instead.
 func (*GetTableStateRequest) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{47}
+	return file_hbase_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetTableStateRequest) GetTableName() *TableName {
@@ -3747,7 +4023,7 @@ type GetTableStateResponse struct {
 
 func (x *GetTableStateResponse) Reset() {
 	*x = GetTableStateResponse{}
-	mi := &file_hbase_proto_msgTypes[48]
+	mi := &file_hbase_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +4035,7 @@ func (x *GetTableStateResponse) String() string {
 func (*GetTableStateResponse) ProtoMessage() {}
 
 func (x *GetTableStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[48]
+	mi := &file_hbase_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +4048,7 @@ func (x *GetTableStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableStateResponse.ProtoReflect.Descriptor instead.
 func (*GetTableStateResponse) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{48}
+	return file_hbase_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetTableStateResponse) GetTableState() *TableState {
@@ -3793,7 +4069,7 @@ type GenericExceptionMessage struct {
 
 func (x *GenericExceptionMessage) Reset() {
 	*x = GenericExceptionMessage{}
-	mi := &file_hbase_proto_msgTypes[49]
+	mi := &file_hbase_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3805,7 +4081,7 @@ func (x *GenericExceptionMessage) String() string {
 func (*GenericExceptionMessage) ProtoMessage() {}
 
 func (x *GenericExceptionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[49]
+	mi := &file_hbase_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3818,7 +4094,7 @@ func (x *GenericExceptionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenericExceptionMessage.ProtoReflect.Descriptor instead.
 func (*GenericExceptionMessage) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{49}
+	return file_hbase_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GenericExceptionMessage) GetClassName() string {
@@ -3852,7 +4128,7 @@ type ForeignExceptionMessage struct {
 
 func (x *ForeignExceptionMessage) Reset() {
 	*x = ForeignExceptionMessage{}
-	mi := &file_hbase_proto_msgTypes[50]
+	mi := &file_hbase_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +4140,7 @@ func (x *ForeignExceptionMessage) String() string {
 func (*ForeignExceptionMessage) ProtoMessage() {}
 
 func (x *ForeignExceptionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[50]
+	mi := &file_hbase_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +4153,7 @@ func (x *ForeignExceptionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignExceptionMessage.ProtoReflect.Descriptor instead.
 func (*ForeignExceptionMessage) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{50}
+	return file_hbase_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ForeignExceptionMessage) GetSource() string {
@@ -3903,7 +4179,7 @@ type GetProcedureResultRequest struct {
 
 func (x *GetProcedureResultRequest) Reset() {
 	*x = GetProcedureResultRequest{}
-	mi := &file_hbase_proto_msgTypes[51]
+	mi := &file_hbase_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4191,7 @@ func (x *GetProcedureResultRequest) String() string {
 func (*GetProcedureResultRequest) ProtoMessage() {}
 
 func (x *GetProcedureResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[51]
+	mi := &file_hbase_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4204,7 @@ func (x *GetProcedureResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcedureResultRequest.ProtoReflect.Descriptor instead.
 func (*GetProcedureResultRequest) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{51}
+	return file_hbase_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetProcedureResultRequest) GetProcId() uint64 {
@@ -3951,7 +4227,7 @@ type GetProcedureResultResponse struct {
 
 func (x *GetProcedureResultResponse) Reset() {
 	*x = GetProcedureResultResponse{}
-	mi := &file_hbase_proto_msgTypes[52]
+	mi := &file_hbase_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4239,7 @@ func (x *GetProcedureResultResponse) String() string {
 func (*GetProcedureResultResponse) ProtoMessage() {}
 
 func (x *GetProcedureResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[52]
+	mi := &file_hbase_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4252,7 @@ func (x *GetProcedureResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcedureResultResponse.ProtoReflect.Descriptor instead.
 func (*GetProcedureResultResponse) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{52}
+	return file_hbase_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetProcedureResultResponse) GetState() GetProcedureResultResponse_State {
@@ -4022,7 +4298,7 @@ type GetClusterIdRequest struct {
 
 func (x *GetClusterIdRequest) Reset() {
 	*x = GetClusterIdRequest{}
-	mi := &file_hbase_proto_msgTypes[53]
+	mi := &file_hbase_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4310,7 @@ func (x *GetClusterIdRequest) String() string {
 func (*GetClusterIdRequest) ProtoMessage() {}
 
 func (x *GetClusterIdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[53]
+	mi := &file_hbase_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +4323,7 @@ func (x *GetClusterIdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterIdRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterIdRequest) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{53}
+	return file_hbase_proto_rawDescGZIP(), []int{59}
 }
 
 type GetClusterIdResponse struct {
@@ -4059,7 +4335,7 @@ type GetClusterIdResponse struct {
 
 func (x *GetClusterIdResponse) Reset() {
 	*x = GetClusterIdResponse{}
-	mi := &file_hbase_proto_msgTypes[54]
+	mi := &file_hbase_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4071,7 +4347,7 @@ func (x *GetClusterIdResponse) String() string {
 func (*GetClusterIdResponse) ProtoMessage() {}
 
 func (x *GetClusterIdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[54]
+	mi := &file_hbase_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4084,7 +4360,7 @@ func (x *GetClusterIdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterIdResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterIdResponse) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{54}
+	return file_hbase_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetClusterIdResponse) GetClusterId() string {
@@ -4102,7 +4378,7 @@ type GetActiveMasterRequest struct {
 
 func (x *GetActiveMasterRequest) Reset() {
 	*x = GetActiveMasterRequest{}
-	mi := &file_hbase_proto_msgTypes[55]
+	mi := &file_hbase_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4114,7 +4390,7 @@ func (x *GetActiveMasterRequest) String() string {
 func (*GetActiveMasterRequest) ProtoMessage() {}
 
 func (x *GetActiveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[55]
+	mi := &file_hbase_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4127,7 +4403,7 @@ func (x *GetActiveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveMasterRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{55}
+	return file_hbase_proto_rawDescGZIP(), []int{61}
 }
 
 type GetActiveMasterResponse struct {
@@ -4139,7 +4415,7 @@ type GetActiveMasterResponse struct {
 
 func (x *GetActiveMasterResponse) Reset() {
 	*x = GetActiveMasterResponse{}
-	mi := &file_hbase_proto_msgTypes[56]
+	mi := &file_hbase_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4151,7 +4427,7 @@ func (x *GetActiveMasterResponse) String() string {
 func (*GetActiveMasterResponse) ProtoMessage() {}
 
 func (x *GetActiveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[56]
+	mi := &file_hbase_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4164,7 +4440,7 @@ func (x *GetActiveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveMasterResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{56}
+	return file_hbase_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetActiveMasterResponse) GetServerName() *ServerName {
@@ -4182,7 +4458,7 @@ type GetMetaRegionLocationsRequest struct {
 
 func (x *GetMetaRegionLocationsRequest) Reset() {
 	*x = GetMetaRegionLocationsRequest{}
-	mi := &file_hbase_proto_msgTypes[57]
+	mi := &file_hbase_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4470,7 @@ func (x *GetMetaRegionLocationsRequest) String() string {
 func (*GetMetaRegionLocationsRequest) ProtoMessage() {}
 
 func (x *GetMetaRegionLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[57]
+	mi := &file_hbase_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4483,7 @@ func (x *GetMetaRegionLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRegionLocationsRequest.ProtoReflect.Descriptor instead.
 func (*GetMetaRegionLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{57}
+	return file_hbase_proto_rawDescGZIP(), []int{63}
 }
 
 type GetMetaRegionLocationsResponse struct {
@@ -4219,7 +4495,7 @@ type GetMetaRegionLocationsResponse struct {
 
 func (x *GetMetaRegionLocationsResponse) Reset() {
 	*x = GetMetaRegionLocationsResponse{}
-	mi := &file_hbase_proto_msgTypes[58]
+	mi := &file_hbase_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4231,7 +4507,7 @@ func (x *GetMetaRegionLocationsResponse) String() string {
 func (*GetMetaRegionLocationsResponse) ProtoMessage() {}
 
 func (x *GetMetaRegionLocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[58]
+	mi := &file_hbase_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4244,7 +4520,7 @@ func (x *GetMetaRegionLocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRegionLocationsResponse.ProtoReflect.Descriptor instead.
 func (*GetMetaRegionLocationsResponse) Descriptor() ([]byte, []int) {
-	return file_hbase_proto_rawDescGZIP(), []int{58}
+	return file_hbase_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetMetaRegionLocationsResponse) GetMetaLocations() []*RegionLocation {
@@ -4264,7 +4540,7 @@ type MutationProto_ColumnValue struct {
 
 func (x *MutationProto_ColumnValue) Reset() {
 	*x = MutationProto_ColumnValue{}
-	mi := &file_hbase_proto_msgTypes[59]
+	mi := &file_hbase_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4552,7 @@ func (x *MutationProto_ColumnValue) String() string {
 func (*MutationProto_ColumnValue) ProtoMessage() {}
 
 func (x *MutationProto_ColumnValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[59]
+	mi := &file_hbase_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4319,7 +4595,7 @@ type MutationProto_ColumnValue_QualifierValue struct {
 
 func (x *MutationProto_ColumnValue_QualifierValue) Reset() {
 	*x = MutationProto_ColumnValue_QualifierValue{}
-	mi := &file_hbase_proto_msgTypes[60]
+	mi := &file_hbase_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4331,7 +4607,7 @@ func (x *MutationProto_ColumnValue_QualifierValue) String() string {
 func (*MutationProto_ColumnValue_QualifierValue) ProtoMessage() {}
 
 func (x *MutationProto_ColumnValue_QualifierValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hbase_proto_msgTypes[60]
+	mi := &file_hbase_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4688,7 +4964,19 @@ const file_hbase_proto_rawDesc = "" +
 	"nonceGroup\x12\x17\n" +
 	"\x05nonce\x18\x04 \x01(\x04:\x010R\x05nonce\"3\n" +
 	"\x18SplitTableRegionResponse\x12\x17\n" +
-	"\aproc_id\x18\x01 \x01(\x04R\x06procId\"R\n" +
+	"\aproc_id\x18\x01 \x01(\x04R\x06procId\"\x96\x01\n" +
+	"\x11MoveRegionRequest\x129\n" +
+	"\x06region\x18\x01 \x02(\v2!.gridmap.hbase.pb.RegionSpecifierR\x06region\x12F\n" +
+	"\x10dest_server_name\x18\x02 \x01(\v2\x1c.gridmap.hbase.pb.ServerNameR\x0edestServerName\"\x14\n" +
+	"\x12MoveRegionResponse\"s\n" +
+	"\x13AssignRegionRequest\x129\n" +
+	"\x06region\x18\x01 \x02(\v2!.gridmap.hbase.pb.RegionSpecifierR\x06region\x12!\n" +
+	"\boverride\x18\x02 \x01(\b:\x05falseR\boverride\"\x16\n" +
+	"\x14AssignRegionResponse\"o\n" +
+	"\x15UnassignRegionRequest\x129\n" +
+	"\x06region\x18\x01 \x02(\v2!.gridmap.hbase.pb.RegionSpecifierR\x06region\x12\x1b\n" +
+	"\x05force\x18\x02 \x01(\b:\x05falseR\x05force\"\x18\n" +
+	"\x16UnassignRegionResponse\"R\n" +
 	"\x14GetTableStateRequest\x12:\n" +
 	"\n" +
 	"table_name\x18\x01 \x02(\v2\x1b.gridmap.hbase.pb.TableNameR\ttableName\"V\n" +
@@ -4756,7 +5044,7 @@ func file_hbase_proto_rawDescGZIP() []byte {
 }
 
 var file_hbase_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_hbase_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hbase_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_hbase_proto_goTypes = []any{
 	(CellType)(0),                                    // 0: gridmap.hbase.pb.CellType
 	(Consistency)(0),                                 // 1: gridmap.hbase.pb.Consistency
@@ -4813,20 +5101,26 @@ var file_hbase_proto_goTypes = []any{
 	(*DisableTableResponse)(nil),                     // 52: gridmap.hbase.pb.DisableTableResponse
 	(*SplitTableRegionRequest)(nil),                  // 53: gridmap.hbase.pb.SplitTableRegionRequest
 	(*SplitTableRegionResponse)(nil),                 // 54: gridmap.hbase.pb.SplitTableRegionResponse
-	(*GetTableStateRequest)(nil),                     // 55: gridmap.hbase.pb.GetTableStateRequest
-	(*GetTableStateResponse)(nil),                    // 56: gridmap.hbase.pb.GetTableStateResponse
-	(*GenericExceptionMessage)(nil),                  // 57: gridmap.hbase.pb.GenericExceptionMessage
-	(*ForeignExceptionMessage)(nil),                  // 58: gridmap.hbase.pb.ForeignExceptionMessage
-	(*GetProcedureResultRequest)(nil),                // 59: gridmap.hbase.pb.GetProcedureResultRequest
-	(*GetProcedureResultResponse)(nil),               // 60: gridmap.hbase.pb.GetProcedureResultResponse
-	(*GetClusterIdRequest)(nil),                      // 61: gridmap.hbase.pb.GetClusterIdRequest
-	(*GetClusterIdResponse)(nil),                     // 62: gridmap.hbase.pb.GetClusterIdResponse
-	(*GetActiveMasterRequest)(nil),                   // 63: gridmap.hbase.pb.GetActiveMasterRequest
-	(*GetActiveMasterResponse)(nil),                  // 64: gridmap.hbase.pb.GetActiveMasterResponse
-	(*GetMetaRegionLocationsRequest)(nil),            // 65: gridmap.hbase.pb.GetMetaRegionLocationsRequest
-	(*GetMetaRegionLocationsResponse)(nil),           // 66: gridmap.hbase.pb.GetMetaRegionLocationsResponse
-	(*MutationProto_ColumnValue)(nil),                // 67: gridmap.hbase.pb.MutationProto.ColumnValue
-	(*MutationProto_ColumnValue_QualifierValue)(nil), // 68: gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue
+	(*MoveRegionRequest)(nil),                        // 55: gridmap.hbase.pb.MoveRegionRequest
+	(*MoveRegionResponse)(nil),                       // 56: gridmap.hbase.pb.MoveRegionResponse
+	(*AssignRegionRequest)(nil),                      // 57: gridmap.hbase.pb.AssignRegionRequest
+	(*AssignRegionResponse)(nil),                     // 58: gridmap.hbase.pb.AssignRegionResponse
+	(*UnassignRegionRequest)(nil),                    // 59: gridmap.hbase.pb.UnassignRegionRequest
+	(*UnassignRegionResponse)(nil),                   // 60: gridmap.hbase.pb.UnassignRegionResponse
+	(*GetTableStateRequest)(nil),                     // 61: gridmap.hbase.pb.GetTableStateRequest
+	(*GetTableStateResponse)(nil),                    // 62: gridmap.hbase.pb.GetTableStateResponse
+	(*GenericExceptionMessage)(nil),                  // 63: gridmap.hbase.pb.GenericExceptionMessage
+	(*ForeignExceptionMessage)(nil),                  // 64: gridmap.hbase.pb.ForeignExceptionMessage
+	(*GetProcedureResultRequest)(nil),                // 65: gridmap.hbase.pb.GetProcedureResultRequest
+	(*GetProcedureResultResponse)(nil),               // 66: gridmap.hbase.pb.GetProcedureResultResponse
+	(*GetClusterIdRequest)(nil),                      // 67: gridmap.hbase.pb.GetClusterIdRequest
+	(*GetClusterIdResponse)(nil),                     // 68: gridmap.hbase.pb.GetClusterIdResponse
+	(*GetActiveMasterRequest)(nil),                   // 69: gridmap.hbase.pb.GetActiveMasterRequest
+	(*GetActiveMasterResponse)(nil),                  // 70: gridmap.hbase.pb.GetActiveMasterResponse
+	(*GetMetaRegionLocationsRequest)(nil),            // 71: gridmap.hbase.pb.GetMetaRegionLocationsRequest
+	(*GetMetaRegionLocationsResponse)(nil),           // 72: gridmap.hbase.pb.GetMetaRegionLocationsResponse
+	(*MutationProto_ColumnValue)(nil),                // 73: gridmap.hbase.pb.MutationProto.ColumnValue
+	(*MutationProto_ColumnValue_QualifierValue)(nil), // 74: gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue
 }
 var file_hbase_proto_depIdxs = []int32{
 	8,  // 0: gridmap.hbase.pb.ConnectionHeader.user_info:type_name -> gridmap.hbase.pb.UserInformation
@@ -4855,7 +5149,7 @@ var file_hbase_proto_depIdxs = []int32{
 	31, // 23: gridmap.hbase.pb.GetRequest.get:type_name -> gridmap.hbase.pb.Get
 	32, // 24: gridmap.hbase.pb.GetResponse.result:type_name -> gridmap.hbase.pb.Result
 	5,  // 25: gridmap.hbase.pb.MutationProto.mutate_type:type_name -> gridmap.hbase.pb.MutationProto.MutationType
-	67, // 26: gridmap.hbase.pb.MutationProto.column_value:type_name -> gridmap.hbase.pb.MutationProto.ColumnValue
+	73, // 26: gridmap.hbase.pb.MutationProto.column_value:type_name -> gridmap.hbase.pb.MutationProto.ColumnValue
 	23, // 27: gridmap.hbase.pb.MutationProto.attribute:type_name -> gridmap.hbase.pb.NameBytesPair
 	4,  // 28: gridmap.hbase.pb.MutationProto.durability:type_name -> gridmap.hbase.pb.MutationProto.Durability
 	20, // 29: gridmap.hbase.pb.MutationProto.time_range:type_name -> gridmap.hbase.pb.TimeRange
@@ -4883,20 +5177,24 @@ var file_hbase_proto_depIdxs = []int32{
 	14, // 51: gridmap.hbase.pb.DeleteTableRequest.table_name:type_name -> gridmap.hbase.pb.TableName
 	14, // 52: gridmap.hbase.pb.DisableTableRequest.table_name:type_name -> gridmap.hbase.pb.TableName
 	18, // 53: gridmap.hbase.pb.SplitTableRegionRequest.region_info:type_name -> gridmap.hbase.pb.RegionInfo
-	14, // 54: gridmap.hbase.pb.GetTableStateRequest.table_name:type_name -> gridmap.hbase.pb.TableName
-	16, // 55: gridmap.hbase.pb.GetTableStateResponse.table_state:type_name -> gridmap.hbase.pb.TableState
-	57, // 56: gridmap.hbase.pb.ForeignExceptionMessage.generic_exception:type_name -> gridmap.hbase.pb.GenericExceptionMessage
-	7,  // 57: gridmap.hbase.pb.GetProcedureResultResponse.state:type_name -> gridmap.hbase.pb.GetProcedureResultResponse.State
-	58, // 58: gridmap.hbase.pb.GetProcedureResultResponse.exception:type_name -> gridmap.hbase.pb.ForeignExceptionMessage
-	21, // 59: gridmap.hbase.pb.GetActiveMasterResponse.server_name:type_name -> gridmap.hbase.pb.ServerName
-	26, // 60: gridmap.hbase.pb.GetMetaRegionLocationsResponse.meta_locations:type_name -> gridmap.hbase.pb.RegionLocation
-	68, // 61: gridmap.hbase.pb.MutationProto.ColumnValue.qualifier_value:type_name -> gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue
-	6,  // 62: gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue.delete_type:type_name -> gridmap.hbase.pb.MutationProto.DeleteType
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	19, // 54: gridmap.hbase.pb.MoveRegionRequest.region:type_name -> gridmap.hbase.pb.RegionSpecifier
+	21, // 55: gridmap.hbase.pb.MoveRegionRequest.dest_server_name:type_name -> gridmap.hbase.pb.ServerName
+	19, // 56: gridmap.hbase.pb.AssignRegionRequest.region:type_name -> gridmap.hbase.pb.RegionSpecifier
+	19, // 57: gridmap.hbase.pb.UnassignRegionRequest.region:type_name -> gridmap.hbase.pb.RegionSpecifier
+	14, // 58: gridmap.hbase.pb.GetTableStateRequest.table_name:type_name -> gridmap.hbase.pb.TableName
+	16, // 59: gridmap.hbase.pb.GetTableStateResponse.table_state:type_name -> gridmap.hbase.pb.TableState
+	63, // 60: gridmap.hbase.pb.ForeignExceptionMessage.generic_exception:type_name -> gridmap.hbase.pb.GenericExceptionMessage
+	7,  // 61: gridmap.hbase.pb.GetProcedureResultResponse.state:type_name -> gridmap.hbase.pb.GetProcedureResultResponse.State
+	64, // 62: gridmap.hbase.pb.GetProcedureResultResponse.exception:type_name -> gridmap.hbase.pb.ForeignExceptionMessage
+	21, // 63: gridmap.hbase.pb.GetActiveMasterResponse.server_name:type_name -> gridmap.hbase.pb.ServerName
+	26, // 64: gridmap.hbase.pb.GetMetaRegionLocationsResponse.meta_locations:type_name -> gridmap.hbase.pb.RegionLocation
+	74, // 65: gridmap.hbase.pb.MutationProto.ColumnValue.qualifier_value:type_name -> gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue
+	6,  // 66: gridmap.hbase.pb.MutationProto.ColumnValue.QualifierValue.delete_type:type_name -> gridmap.hbase.pb.MutationProto.DeleteType
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_hbase_proto_init() }
@@ -4910,7 +5208,7 @@ func file_hbase_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hbase_proto_rawDesc), len(file_hbase_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   61,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

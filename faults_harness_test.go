@@ -146,7 +146,8 @@ func runFaultMember() int {
 		cfg.OperationTimeout = d
 	}
 	if os.Getenv(faultLogEnv) != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		// Tagged with the member's address: the members of a run share the parent's stderr.
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("at", cmpOrString(cfg.BindAddr, cfg.GossipBindAddr))
 	}
 	faultTimings(&cfg, os.Getenv(faultTimingsEnv))
 	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set

@@ -162,7 +162,9 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 		kept := a.Pending[:0]
 		for _, pe := range a.Pending {
 			if i := pendingIndex(want[p], pe.Member); i >= 0 {
-				kept = append(kept, want[p][i]) // AsOwner follows the target
+				w := want[p][i] // AsOwner follows the target; the stint goes on
+				w.Since = pe.Since
+				kept = append(kept, w)
 				if !isPromotion(a, want[p][i]) {
 					incoming[pe.Member]++
 				}
@@ -185,6 +187,7 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 				}
 				incoming[pe.Member]++
 			}
+			pe.Since = cur.Epoch + 1 // a new stint: copies begun before it do not count
 			a.Pending = append(a.Pending, pe)
 		}
 		if len(a.Pending) == 0 {
@@ -199,6 +202,23 @@ func Plan(cur *Table, members Members, cfg PlanConfig) (next *Table, lost []ID, 
 	}
 	next.Epoch = cur.Epoch + 1
 	return next, lost, true
+}
+
+// CompleteCopy is Complete for a copy that the owner began under its table at copyEpoch: it
+// changes nothing (a stale report) when m became pending for p, in the stint cur records, after
+// copyEpoch. Such a copy belongs to an earlier stint, between which and this one m was not
+// pending: m may have dropped what it had received of it (a member frees the partitions the
+// table does not give it), and the owner's writes of that interval were not replicated to m,
+// so m would join the replicas with a partial copy, and a promotion would serve it.
+func CompleteCopy(cur *Table, p ID, m MemberID, copyEpoch uint64, members Members, cfg PlanConfig) (next *Table, changed bool) {
+	a := cur.at(p)
+	if a == nil {
+		return cur, false
+	}
+	if i := pendingIndex(a.Pending, m); i >= 0 && a.Pending[i].Since > copyEpoch {
+		return cur, false
+	}
+	return Complete(cur, p, m, members, cfg)
 }
 
 // Complete records that pending member m of partition p holds a full copy

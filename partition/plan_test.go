@@ -417,3 +417,53 @@ func TestOwnerDiesDuringHandOff(t *testing.T) {
 	after, _ := converge(t, next, ms, cfg)
 	checkBalanced(t, after, ms.Active, cfg.Backups)
 }
+
+// A pending entry records the epoch of its stint; it keeps it while the member stays pending
+// across plans, gets a new one once dropped and added again, and a copy begun before the
+// current stint does not complete it.
+func TestPendingStintSince(t *testing.T) {
+	cfg := PlanConfig{Backups: 1}
+	all := members("m", 4)
+	cur := start(t, DefaultCount, all[:3], cfg)
+	ms := Members{Active: all}
+	t1, _, _ := Plan(cur, ms, cfg)
+	var p ID = -1
+	for i, a := range t1.Partitions {
+		if len(a.Pending) > 0 {
+			p = ID(i)
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("join planned no copies")
+	}
+	m := t1.Partitions[p].Pending[0].Member
+	if got := t1.Partitions[p].Pending[0].Since; got != t1.Epoch {
+		t.Fatalf("new pending entry Since = %d, want the plan's epoch %d", got, t1.Epoch)
+	}
+	// Another change elsewhere: the stint goes on.
+	t2 := t1.Clone()
+	t2.Epoch++
+	if again, _, _ := Plan(t2, ms, cfg); again.Partitions[p].Pending[0].Since != t1.Epoch {
+		t.Fatalf("replanned pending entry Since = %d, want %d", again.Partitions[p].Pending[0].Since, t1.Epoch)
+	}
+	// m suspected: its pending entries go; then active again: a new stint.
+	t3, _, _ := Plan(t1, Members{Active: without(all, m), Suspect: []MemberID{m}}, cfg)
+	if pendingIndex(t3.Partitions[p].Pending, m) >= 0 {
+		t.Fatalf("suspect %s still pending for partition %d", m, p)
+	}
+	t4, _, _ := Plan(t3, ms, cfg)
+	i := pendingIndex(t4.Partitions[p].Pending, m)
+	if i < 0 {
+		t.Fatalf("%s not pending again for partition %d", m, p)
+	}
+	if got := t4.Partitions[p].Pending[i].Since; got != t4.Epoch {
+		t.Fatalf("re-added pending entry Since = %d, want %d", got, t4.Epoch)
+	}
+	if _, changed := CompleteCopy(t4, p, m, t1.Epoch, ms, cfg); changed {
+		t.Errorf("a copy begun at epoch %d completed the stint that began at %d", t1.Epoch, t4.Epoch)
+	}
+	if _, changed := CompleteCopy(t4, p, m, t4.Epoch, ms, cfg); !changed {
+		t.Errorf("a copy begun in the current stint was refused")
+	}
+}

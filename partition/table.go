@@ -22,6 +22,13 @@ type Pending struct {
 	// ownership (for example a member leaving a two-member cluster with one
 	// backup), because a live owner is never replaced without a hand-off.
 	AsOwner bool `msgpack:"o"`
+	// Since is the epoch of the table that made Member pending, for this stint: an entry
+	// dropped (its member suspected or dead, the target changed) and added again later is a new
+	// stint with a later Since. A copy the owner began under an older table does not complete
+	// it (see CompleteCopy): the member may have dropped what it received of that copy, and
+	// writes made while it was not pending were not replicated to it. 0 in tables written
+	// before the field existed, which accepts any copy.
+	Since uint64 `msgpack:"s,omitempty"`
 }
 
 // Assignment is who holds one partition.

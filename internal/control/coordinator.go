@@ -375,7 +375,7 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 			r.reply <- ErrStale
 			continue
 		}
-		t, changed := partition.Complete(next, p, r.M, members, n.cfg.Plan)
+		t, changed := partition.CompleteCopy(next, p, r.M, r.Epoch, members, n.cfg.Plan)
 		if !changed {
 			r.reply <- ErrStale
 			continue

@@ -499,11 +499,12 @@ func (n *Node) ResetLost(ctx context.Context, parts []partition.ID) error {
 
 // ReportSynced tells the coordinator that pending member m now holds a full
 // copy of partition p. The caller is p's owner; epoch is the table epoch at
-// which it started the copy (informational). The report is forwarded to the
-// raft leader, retried across leader changes until ctx ends, and ReportSynced
-// returns once the resulting table is committed. It returns ErrStale when
-// the report does not apply to the committed table (m is not pending for p,
-// or the caller is not p's owner any more).
+// which it started the copy. The report is forwarded to the raft leader,
+// retried across leader changes until ctx ends, and ReportSynced returns once
+// the resulting table is committed. It returns ErrStale when the report does
+// not apply to the committed table (m is not pending for p, the caller is not
+// p's owner any more, or m became pending again after epoch: the copy belongs
+// to an earlier stint, see partition.CompleteCopy).
 func (n *Node) ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error {
 	return n.toLeader(ctx, rpcReq{Op: reqSync, From: n.cfg.ID, P: int32(p), M: m, Epoch: epoch})
 }

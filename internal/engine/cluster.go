@@ -23,7 +23,9 @@ type Cluster interface {
 	// serve operations on the partitions it owns.
 	LeaseValid() bool
 	// ReportSynced tells the coordinator that pending member m holds a full copy of partition p
-	// (copied by this member, its owner at table epoch epoch).
+	// (copied by this member, its owner at table epoch epoch, the table the copy began under:
+	// a copy begun before m's current stint as pending does not count, see
+	// partition.CompleteCopy).
 	ReportSynced(ctx context.Context, p partition.ID, m partition.MemberID, epoch uint64) error
 	// ReportUnreachable tells the coordinator that member m did not acknowledge a backup or
 	// copy in time (Config.BackupAckTimeout), so that it can take m out of every partition's

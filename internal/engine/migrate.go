@@ -183,7 +183,9 @@ func (s *Service) copyPartition(ctx context.Context, p partition.ID, m partition
 	}
 	wait, cancel := context.WithTimeout(ctx, handOffWait)
 	defer cancel()
-	if err := s.cluster.ReportSynced(wait, p, m, t.Epoch); err != nil {
+	// The copy's epoch, not the current table's: the coordinator refuses a copy begun before m's
+	// current stint as pending (partition.CompleteCopy).
+	if err := s.cluster.ReportSynced(wait, p, m, epoch); err != nil {
 		return fmt.Errorf("hand-off report: %w", err)
 	}
 	for t.Owner(p) == s.self {

@@ -186,7 +186,7 @@ func (n *Node) ReportSynced(ctx context.Context, p partition.ID, m partition.Mem
 	if c.Table.Owner(p) != n.ID {
 		return nil // a stale report (the coordinator refuses it): nothing changes
 	}
-	next, changed := partition.Complete(c.Table, p, m, c.Members, c.Cfg)
+	next, changed := partition.CompleteCopy(c.Table, p, m, epoch, c.Members, c.Cfg)
 	if !changed {
 		return nil
 	}

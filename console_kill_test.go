@@ -124,9 +124,13 @@ func TestConsoleDropsKilledMember(t *testing.T) {
 				return len(rows) == 2 && total == float64(after.PartitionCount)
 			})
 	}
-	for _, c := range children[:2] {
-		if after.Owners[c.id] <= before.Owners[c.id] {
-			t.Errorf("survivor %s owns %d partitions, %d before: the victim's did not move to it", c.id, after.Owners[c.id], before.Owners[c.id])
-		}
-	}
+	// The victim's partitions go first to whichever survivor held their backups (possibly all
+	// to one), then the planner balances the owners: each survivor ends up owning more than
+	// before.
+	balanced := waitConsole(t, addr, budget, "the survivors sharing the victim's partitions", func(c console.Cluster) bool {
+		return len(c.Members) == 2 && c.Owners[children[0].id] > before.Owners[children[0].id] &&
+			c.Owners[children[1].id] > before.Owners[children[1].id] &&
+			c.Owners[children[0].id]+c.Owners[children[1].id] == c.PartitionCount
+	})
+	t.Logf("owners once balanced: %v", balanced.Owners)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,85 +13,17 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gridmap/gridmap/internal/browsertest"
 	"github.com/gridmap/gridmap/queue"
 	"github.com/gridmap/gridmap/topic"
 )
-
-// chromium finds the browser the console tests drive: $GRIDMAP_CHROMIUM, else chromium on the
-// PATH (Debian's package, which .ci/run installs). Without one the test is skipped, except in CI
-// (CI=true), where it fails.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := findChromium(); p != "" {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium found (CI=true: .ci/run installs Debian's chromium)")
-	}
-	t.Skip("no chromium on the PATH (apt-get install chromium, or set GRIDMAP_CHROMIUM)")
-	return ""
-}
-
-// findChromium returns the path of the browser (see chromium), "" if there is none.
-func findChromium() string {
-	if p := os.Getenv("GRIDMAP_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browser starts a headless chromium for the test and returns its context.
-func browser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 1100),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
-}
-
-// waitPage evaluates expr in the page until ok accepts its result, or fails the test after d.
-func waitPage[T any](t *testing.T, ctx context.Context, d time.Duration, what, expr string, ok func(T) bool) T {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var v T
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-		if err == nil {
-			v = got
-			if ok(got) {
-				return got
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not seen within %v (last: %+v, err %v)", what, d, v, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the page, not waiting for a fixed time
-	}
-}
 
 // TestConsoleInBrowser drives the console of one member of a 3-member cluster in headless
 // chromium: the member list and partition counts match the partition table, the throughput
 // chart moves under load, and the publish form reaches the topic hook (refused without the
 // token). It leaves a screenshot in the test's artifact directory.
 func TestConsoleInBrowser(t *testing.T) {
-	ctx := browser(t, 3*time.Minute)
+	ctx := browsertest.Start(t, 3*time.Minute)
 	const token = "s3cret-token"
 	members := startCluster(t, 3, func(c *Config) {
 		if c.Name == "m0" {
@@ -133,7 +64,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, p := range m0.Cluster().Partitions() {
 		want[string(p.Owner)]++
 	}
-	waitPage(t, ctx, 20*time.Second, "members with the table's partition counts",
+	browsertest.WaitPage(t, ctx, 20*time.Second, "members with the table's partition counts",
 		`Object.fromEntries(Array.from(document.querySelectorAll('#members tbody tr'))
 			.filter(r => r.classList.contains('alive'))
 			.map(r => [r.dataset.id, Number(r.querySelector('.owned').textContent)]))`,
@@ -162,18 +93,18 @@ func TestConsoleInBrowser(t *testing.T) {
 			_ = mp.Put(loadCtx, fmt.Sprint("k", i%500), "v")
 		}
 	})
-	rate := waitPage(t, ctx, 30*time.Second, "the chart moving under load",
+	rate := browsertest.WaitPage(t, ctx, 30*time.Second, "the chart moving under load",
 		fmt.Sprintf(`Number((document.querySelector('#chart polyline[data-member="%s"]') || {dataset: {}}).dataset.last || 0)`, m1.ID()),
 		func(r float64) bool { return r > 0 })
 	t.Logf("chart shows %.0f ops/s for the loaded member", rate)
-	waitPage(t, ctx, 10*time.Second, "the loaded map's entries in the maps table",
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the loaded map's entries in the maps table",
 		`Number((document.querySelector('#maps tr[data-map="load"] .entries') || {}).textContent || 0)`,
 		func(n float64) bool { return n > 0 })
 
 	// Publish: refused without the token, delivered with it.
 	status := func(want string) {
 		t.Helper()
-		waitPage(t, ctx, 10*time.Second, "publish status "+want,
+		browsertest.WaitPage(t, ctx, 10*time.Second, "publish status "+want,
 			`document.getElementById('publish-status').textContent`,
 			func(s string) bool { return strings.Contains(s, want) })
 	}
@@ -201,10 +132,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the subscriber on another member did not receive the published message")
 	}
-	waitPage(t, ctx, 10*time.Second, "the queue listed with its 7 items",
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the queue listed with its 7 items",
 		`Number((document.querySelector('#queues tr[data-queue="process"] td:nth-child(2)') || {}).textContent || 0)`,
 		func(n float64) bool { return n == 7 })
-	waitPage(t, ctx, 10*time.Second, "the topic listed with its published count",
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the topic listed with its published count",
 		`Number((document.querySelector('#topics tr[data-topic="command"] td:nth-child(2)') || {}).textContent || 0)`,
 		func(n float64) bool { return n == 1 })
 

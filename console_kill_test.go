@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gridmap/gridmap/internal/browsertest"
 	"github.com/gridmap/gridmap/internal/console"
 	"github.com/gridmap/gridmap/internal/freeport"
 )
@@ -74,12 +75,12 @@ func TestConsoleDropsKilledMember(t *testing.T) {
 	}
 	// The page too, where a browser is at hand (always in CI): the same JSON, rendered.
 	var page context.Context
-	if findChromium() != "" || os.Getenv("CI") == "true" {
-		page = browser(t, 3*time.Minute)
+	if browsertest.Find() != "" || os.Getenv("CI") == "true" {
+		page = browsertest.Start(t, 3*time.Minute)
 		if err := chromedp.Do(page, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(chromedp.CSS(`#members tbody tr.alive`))); err != nil {
 			t.Fatalf("open the console: %v", err)
 		}
-		rows := waitPage(t, page, 20*time.Second, "3 alive members on the page",
+		rows := browsertest.WaitPage(t, page, 20*time.Second, "3 alive members on the page",
 			`Array.from(document.querySelectorAll('#members tbody tr.alive')).map(r => r.dataset.id)`,
 			func(ids []string) bool { return len(ids) == 3 })
 		if !slices.Contains(rows, victim.id) {
@@ -110,7 +111,7 @@ func TestConsoleDropsKilledMember(t *testing.T) {
 		time.Since(killed).Round(time.Millisecond), budget, before.Owners, after.Owners)
 	if page != nil {
 		// Within a refresh or two of the API showing it.
-		waitPage(t, page, 10*time.Second, "the page without the victim, the survivors owning every partition",
+		browsertest.WaitPage(t, page, 10*time.Second, "the page without the victim, the survivors owning every partition",
 			`Array.from(document.querySelectorAll('#members tbody tr')).map(r => [r.dataset.id, Number(r.querySelector('.owned').textContent)])`,
 			func(rows [][]any) bool {
 				total := 0.0

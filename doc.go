@@ -103,6 +103,7 @@
 //	internal/writebehind/ the write-behind queue and dirty-data budget
 //	internal/enginetest/  the engine's and dmap's test harness: a coordinator played by the
 //	                      test, members over transport's in-memory network
+//	internal/browsertest/ headless chromium for the console's and Socorro's browser tests
 //	discovery/            how a member finds its seeds
 //	gridmaptest/          real in-process clusters for an application's tests
 //	internal/transport/   framed, multiplexed member-to-member TCP (and raft's stream), and

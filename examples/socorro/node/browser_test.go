@@ -5,79 +5,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/gridmap/gridmap/internal/browsertest"
 )
-
-// chromium finds the browser the test drives: $GRIDMAP_CHROMIUM, else chromium on the PATH
-// (Debian's package, which .ci/run installs), as the console's browser test does. Without one
-// the test is skipped, except in CI (CI=true), where it fails.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("GRIDMAP_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium found (CI=true: .ci/run installs Debian's chromium)")
-	}
-	t.Skip("no chromium on the PATH (apt-get install chromium, or set GRIDMAP_CHROMIUM)")
-	return ""
-}
-
-// browser starts a headless chromium for the test and returns its context.
-func browser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 1100),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
-}
-
-// waitPage evaluates expr in the page until ok accepts its result, or fails the test after d.
-// The pages refresh themselves (meta refresh), so an evaluation may meet a page being loaded:
-// such errors are retried like a result not yet accepted.
-func waitPage[T any](t *testing.T, ctx context.Context, d time.Duration, what, expr string, ok func(T) bool) T {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var v T
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-		if err == nil {
-			v = got
-			if ok(got) {
-				return got
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not seen within %v (last: %+v, err %v)", what, d, v, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the page, not waiting for a fixed time
-	}
-}
 
 // screenshot saves the page as name in the test's artifact directory (go test -artifacts keeps
 // it).
@@ -101,7 +38,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // form sets every node's generator going, and the pages show the new setting and the
 // collected rates rising. Screenshots go to the test's artifact directory.
 func TestPagesInBrowser(t *testing.T) {
-	ctx := browser(t, 3*time.Minute)
+	ctx := browsertest.Start(t, 3*time.Minute)
 	genDump, err := os.ReadFile("../minidump/testdata/test.dmp")
 	if err != nil {
 		t.Fatal(err)
@@ -130,12 +67,12 @@ func TestPagesInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(nodes[0].URL()+"/"), chromedp.WaitVisible(chromedp.CSS(`#command-form`))); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, ctx, 10*time.Second, "the index showing 3 members and idle generators",
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the index showing 3 members and idle generators",
 		`document.querySelector('.members').textContent + ' | ' + document.getElementById('generator-rate').textContent`,
 		func(s string) bool {
 			return strings.HasPrefix(s, "Cluster: 3 members") && strings.HasSuffix(s, "| 0.00")
 		})
-	waitPage(t, ctx, 20*time.Second, "the nodes table listing the 3 nodes",
+	browsertest.WaitPage(t, ctx, 20*time.Second, "the nodes table listing the 3 nodes",
 		`document.querySelectorAll('#nodes tr').length`, func(n int) bool { return n == 4 })
 	screenshot(t, ctx, "index-idle.png")
 
@@ -168,16 +105,16 @@ func TestPagesInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(nodes[2].URL()+"/report/bp-"+id), chromedp.WaitVisible(chromedp.CSS(`#status`))); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, ctx, 10*time.Second, "the report pending", `document.getElementById('status').className`,
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the report pending", `document.getElementById('status').className`,
 		func(s string) bool { return s == "status pending" })
-	waitPage(t, ctx, 10*time.Second, "the dump listed with its size",
+	browsertest.WaitPage(t, ctx, 10*time.Second, "the dump listed with its size",
 		`Array.from(document.querySelectorAll('.dumps td')).map(td => td.textContent).join(' ')`,
 		func(s string) bool { return strings.Contains(s, fmt.Sprintf("upload_file_minidump %d", len(dump))) })
 	screenshot(t, ctx, "report-pending.png")
 	release()
-	waitPage(t, ctx, 30*time.Second, "the report processed", `document.getElementById('status').className`,
+	browsertest.WaitPage(t, ctx, 30*time.Second, "the report processed", `document.getElementById('status').className`,
 		func(s string) bool { return s == "status processed" })
-	fields := waitPage(t, ctx, 10*time.Second, "the processed fields",
+	fields := browsertest.WaitPage(t, ctx, 10*time.Second, "the processed fields",
 		`document.getElementById('reason').textContent + ' | ' + document.getElementById('signature').textContent`,
 		func(s string) bool { return strings.Contains(s, "SIGSEGV") })
 	if strings.TrimSpace(strings.SplitN(fields, "|", 2)[1]) == "" {
@@ -191,7 +128,7 @@ func TestPagesInBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(nd.URL()+"/")); err != nil {
 			t.Fatal(err)
 		}
-		waitPage(t, ctx, 20*time.Second, nd.cfg.Name+"'s index listing the crash",
+		browsertest.WaitPage(t, ctx, 20*time.Second, nd.cfg.Name+"'s index listing the crash",
 			fmt.Sprintf(`!!document.querySelector('#recent a[href="/report/bp-%s"]')`, id), func(b bool) bool { return b })
 	}
 
@@ -210,10 +147,10 @@ func TestPagesInBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, ctx, 30*time.Second, "the page showing 2 reports/s per node and this node at 2.00",
+	browsertest.WaitPage(t, ctx, 30*time.Second, "the page showing 2 reports/s per node and this node at 2.00",
 		`document.getElementById('per-node').textContent + ' ' + document.getElementById('generator-rate').textContent`,
 		func(s string) bool { return s == "2 2.00" })
-	rates := waitPage(t, ctx, 40*time.Second, "every node's collected rate rising on the page",
+	rates := browsertest.WaitPage(t, ctx, 40*time.Second, "every node's collected rate rising on the page",
 		`Array.from(document.querySelectorAll('#nodes tr')).slice(1).map(r => Number(r.children[1].textContent))`,
 		func(r []float64) bool {
 			if len(r) != 3 {
@@ -234,7 +171,7 @@ func TestPagesInBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(nd.URL()+"/")); err != nil {
 			t.Fatal(err)
 		}
-		waitPage(t, ctx, 10*time.Second, nd.cfg.Name+"'s page showing its generator at 2.00",
+		browsertest.WaitPage(t, ctx, 10*time.Second, nd.cfg.Name+"'s page showing its generator at 2.00",
 			`document.getElementById('generator-rate').textContent`, func(s string) bool { return s == "2.00" })
 	}
 	// Stop the generators before the cluster closes.

@@ -30,6 +30,9 @@ import (
 // and, with a store URL, the write-behind commands of persistCommand.
 const childEnv = "GRIDMAP_TEST_CHILD"
 
+// maxChildLine bounds one line a child writes (one answer).
+const maxChildLine = 256 << 20
+
 func TestMain(m *testing.M) {
 	if os.Getenv(faultMemberEnv) != "" {
 		os.Exit(runFaultMember()) // faults_harness_test.go
@@ -137,7 +140,7 @@ type child struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	in     io.WriteCloser
-	out    *bufio.Scanner
+	out    *bufio.Scanner // lines of up to maxChildLine bytes
 	id     string
 	gossip string // its gossip address, a seed for members joining it
 	mu     sync.Mutex
@@ -185,7 +188,12 @@ func startChildrenWith(t *testing.T, gossip []string, env func(i int) []string, 
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		c := &child{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out), gossip: gossip[i]}
+		sc := bufio.NewScanner(out)
+		// A line is one answer, and a queue drain's answer holds every item drained: far more
+		// than the scanner's default 64 KiB (a longer line would end the scan, and with it
+		// every answer of this child).
+		sc.Buffer(make([]byte, 64<<10), maxChildLine)
+		c := &child{t: t, cmd: cmd, in: in, out: sc, gossip: gossip[i]}
 		children[i] = c
 		t.Cleanup(c.kill)
 	}

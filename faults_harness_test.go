@@ -1,6 +1,7 @@
 package gridmap
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -563,6 +564,11 @@ func (fm *faultMember) readLoop() {
 			ch <- r
 		}
 		fm.mu.Unlock()
+	}
+	if err := fm.out.Err(); errors.Is(err, bufio.ErrTooLong) {
+		// Not a member's death: its answers would be lost from here on, and what they carried
+		// (a drain's items) counted as lost.
+		fm.child.t.Errorf("member %s: an answer line longer than %d bytes: %v", fm.child.id, maxChildLine, err)
 	}
 	fm.mu.Lock()
 	fm.gone = true

@@ -132,9 +132,10 @@ func TestJepsen(t *testing.T) {
 			// promises survival of B failures at once, not of one more before repair is done, so a
 			// destructive fault waits until the cluster is safe again (the network faults do not).
 			if !j.waitSafe(r.settle) {
-				// A liveness failure; killing now would lose data by design and blur what
-				// follows, so the cycle cuts the network instead.
-				t.Errorf("cycle %d: the cluster is not safe %v after the heal (seed %d, histories in %s)", cycle, r.settle, seed, j.dir)
+				// A liveness failure (reported already, at the heal, unless the cluster became
+				// unsafe since); killing now would lose data by design and blur what follows, so
+				// the cycle cuts the network instead.
+				t.Errorf("cycle %d: the cluster is not safe %v before a destructive fault (seed %d, histories in %s)", cycle, r.settle, seed, j.dir)
 				f = nemSplit
 			}
 		}
@@ -142,11 +143,21 @@ func TestJepsen(t *testing.T) {
 		j.inject(f, faulty)
 		j.heal()
 		j.logf("cycle %d: healed", cycle)
+		// Liveness: the cluster must be safe again within healBound of every heal. The healed
+		// phase lasts its length, or longer while the cluster converges.
 		healedAt := time.Now()
-		if j.waitSafe(healed) {
-			j.logf("cycle %d: safe %v after the heal", cycle, time.Since(healedAt).Round(time.Millisecond))
+		safe := j.waitSafe(healBound)
+		h := healTime{Cycle: cycle, Safe: safe, Seconds: time.Since(healedAt).Seconds()}
+		j.mu.Lock()
+		h.Fault = j.faults[len(j.faults)-1]
+		j.heals = append(j.heals, h)
+		j.mu.Unlock()
+		if safe {
+			j.logf("cycle %d: safe %.1fs after the heal", cycle, h.Seconds)
+		} else {
+			t.Errorf("cycle %d: the cluster is not safe %v after the heal of %s (seed %d, histories in %s)", cycle, healBound, h.Fault, seed, j.dir)
 		}
-		pause(healed - time.Since(healedAt)) // the healed phase lasts its length, safe or not
+		pause(healed - time.Since(healedAt))
 	}
 	stopRegs()
 	stopSet()
@@ -195,11 +206,14 @@ func TestJepsen(t *testing.T) {
 	}
 	qh := *j.queue
 	j.mu.Unlock()
-	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
+	j.mu.Lock()
+	heals := slices.Clone(j.heals)
+	j.mu.Unlock()
+	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; %s; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
 		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; "+
 		"transactions: %d committed, %d unknown on %d keys, %d torn or lost; "+
 		"queue: %d takes (%d empty, %d failed, %d unanswered), %v, %d queues not drained",
-		seed, r.now().Round(time.Second), len(j.faults), j.faults, nops, len(keys), len(stale), stale, disagree,
+		seed, r.now().Round(time.Second), len(j.faults), j.faults, healSummary(heals), nops, len(keys), len(stale), stale, disagree,
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad),
 		txAcked, txUnknown, txKeys, len(txBad),
 		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qv, len(qUndrained))
@@ -267,6 +281,40 @@ type jepsen struct {
 	txTorn []string
 	// queue is the queue workload's history (jepsen_queue_test.go).
 	queue *queueHistory
+	// heals records, per cycle, how long the cluster took to be safe again after the heal.
+	heals []healTime
+}
+
+// healBound is how long after a heal the cluster may take to be safe again (Cluster.WaitSafe
+// on every live member: every partition has its owner and backups, none pending or lost, raft
+// has its voters): a run fails when a heal takes longer (docs/faults.md, "Liveness").
+const healBound = 60 * time.Second
+
+// healTime is one heal's time to safety, written to heals.json.
+type healTime struct {
+	Cycle   int     `json:"cycle"`
+	Fault   string  `json:"fault"`
+	Safe    bool    `json:"safe"`    // safe within healBound
+	Seconds float64 `json:"seconds"` // from the heal until every live member found the cluster safe (healBound when not)
+}
+
+// healSummary is the summary's liveness part: each heal's time to safety, the slowest, and how
+// many heals did not converge within healBound.
+func healSummary(hs []healTime) string {
+	if len(hs) == 0 {
+		return "heals: none"
+	}
+	times := make([]string, len(hs))
+	slowest, late := 0.0, 0
+	for i, h := range hs {
+		times[i] = fmt.Sprintf("%.1fs", h.Seconds)
+		if !h.Safe {
+			times[i] = fmt.Sprintf(">%v", healBound)
+			late++
+		}
+		slowest = max(slowest, h.Seconds)
+	}
+	return fmt.Sprintf("heals: safe after [%s], slowest %.1fs, %d not safe within %v", strings.Join(times, " "), slowest, late, healBound)
 }
 
 func (j *jepsen) logf(format string, args ...any) {
@@ -674,6 +722,7 @@ func (j *jepsen) writeHistories() {
 	j.mu.Lock()
 	set, _ := json.MarshalIndent(map[string]any{"acknowledged": j.setAcked, "unknown": j.setUnknown}, "", " ")
 	nemesis := strings.Join(j.log, "\n") + "\n"
+	heals, _ := json.MarshalIndent(j.heals, "", " ")
 	var q []byte
 	if j.queue != nil {
 		q, _ = json.MarshalIndent(j.queue, "", " ")
@@ -684,6 +733,7 @@ func (j *jepsen) writeHistories() {
 	}
 	j.write("set.json", set)
 	j.write("nemesis.log", []byte(nemesis))
+	j.write("heals.json", heals)
 }
 
 // lincheckOpsFromFile reads a registers.jsonl history back, to check it again.

@@ -369,19 +369,25 @@ func (n *Node) lead(servers []raft.Server, reqs []*request) (err error) {
 		}
 		applied = append(applied, r)
 	}
+	stale := staleReasons{}
 	for _, r := range syncs {
 		p := partition.ID(r.P)
 		if r.P < 0 || int(r.P) >= next.Count() || next.Owner(p) != r.From || !next.IsPending(p, r.M) {
+			stale[staleReason(next, p, r.From, r.M, r.Epoch, members)]++
 			r.reply <- ErrStale
 			continue
 		}
 		t, changed := partition.CompleteCopy(next, p, r.M, r.Epoch, members, n.cfg.Plan)
 		if !changed {
+			stale[staleReason(next, p, r.From, r.M, r.Epoch, members)]++
 			r.reply <- ErrStale
 			continue
 		}
 		next = t
 		applied = append(applied, r)
+	}
+	if len(stale) > 0 {
+		n.log.Info("control: stale sync reports refused", "epoch", table.Epoch, "reasons", stale.String())
 	}
 	if next != table {
 		// Each step above made a table one epoch after the one it started

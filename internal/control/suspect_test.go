@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -192,5 +194,50 @@ func TestPenaltiesDoubleUpToLimit(t *testing.T) {
 	}
 	if ps.holds("b", now) {
 		t.Fatal("a member without penalty is held")
+	}
+}
+
+// At most a minority of the live members may be suspect at once: a leader that reports four
+// of its five members (issue 21's Jepsen run after a heal under load) is the slow one, and
+// demoting them all would restart every copy to them and leave no member for backups.
+func TestSuspectsAreAMinority(t *testing.T) {
+	n := &Node{cfg: Config{ID: "a", Timings: LocalTimings()}, log: slog.New(slog.DiscardHandler)}
+	n.co.init()
+	ids := []partition.MemberID{"a", "b", "c", "d", "e"}
+	alive := map[partition.MemberID]membership.Member{}
+	inRaft := map[partition.MemberID]bool{}
+	tb := partition.NewTable(len(ids))
+	tb.Epoch = 1
+	for i, id := range ids {
+		alive[id] = membership.Member{}
+		inRaft[id] = true
+		tb.Partitions[i] = partition.Assignment{Replicas: []partition.MemberID{id, ids[(i+1)%len(ids)]}}
+	}
+	now := time.Unix(1000, 0)
+	if err := n.suspect("a", []partition.MemberID{"b", "c", "d", "e"}, tb, alive, inRaft, now); err != nil {
+		t.Fatal(err)
+	}
+	got := n.suspected(alive, now)
+	if len(got) != suspectLimit(len(ids)) || len(got) != 2 || !got["b"] || !got["c"] {
+		t.Fatalf("suspects after a report of four of five members: %v, want the first two", got)
+	}
+	// Another report while two are suspect changes nothing; once a penalty ends, one more fits.
+	if err := n.suspect("e", []partition.MemberID{"d"}, tb, alive, inRaft, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.suspected(alive, now); got["d"] {
+		t.Fatalf("a third suspect of five: %v", got)
+	}
+	later := now.Add(n.cfg.Timings.SuspectBackoff)
+	if err := n.suspect("a", []partition.MemberID{"d"}, tb, alive, inRaft, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.suspected(alive, later); len(got) != 1 || !got["d"] {
+		t.Fatalf("suspects once the first penalties ended: %v, want [d]", got)
+	}
+	for alive, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 3} {
+		if got := suspectLimit(alive); got != want {
+			t.Errorf("suspectLimit(%d) = %d, want %d", alive, got, want)
+		}
 	}
 }

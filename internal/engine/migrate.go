@@ -26,45 +26,53 @@ type copyTask struct {
 
 // runMigrations is the migration driver. On every table change it starts the copies this
 // member must send as owner (one per pending member, at most MaxConcurrentMigrations at once) and
-// drops the partitions it no longer holds.
+// drops the partitions it no longer holds. A copy that fails is tried again after a pause that
+// grows with its failures (copyBackoff); none starts while this member has no lease, since
+// each would fail before it begins (mayPush).
 func (s *Service) runMigrations() {
 	defer s.wg.Done()
-	running := make(map[copyTask]bool)
-	done := make(chan copyTask)
+	running := make(map[copyTask]uint64) // task -> the target's Pending.Since when it started
+	done := make(chan copyResult)
 	slots := make(chan struct{}, s.cfg.MaxConcurrentMigrations)
 	retry := time.NewTicker(migrationRetry)
 	defer retry.Stop()
+	var backoff copyBackoff
 	var prev *partition.Table
 	for {
 		t, changed := s.cluster.Watch()
 		if prev == nil || t.Epoch != prev.Epoch {
 			s.extendOwnership(prev, t)
 			s.dropStale(prev, t)
+			backoff.prune(t, s.self)
 			prev = t
 		}
 		s.startTakeOvers(t)
+		leased := s.cluster.LeaseValid()
+		now := time.Now()
 		for i, a := range t.Partitions {
+			if !leased {
+				break
+			}
 			if len(a.Replicas) == 0 || a.Replicas[0] != s.self {
 				continue
 			}
 			for _, pm := range a.Pending {
 				task := copyTask{p: partition.ID(i), m: pm.Member}
-				if running[task] || len(running) >= cap(slots) {
+				if _, ok := running[task]; ok || len(running) >= cap(slots) || !backoff.ready(task, pm.Since, now) {
 					continue
 				}
-				running[task] = true
+				running[task] = pm.Since
 				slots <- struct{}{}
 				s.wg.Add(1)
 				go func() {
 					defer s.wg.Done()
-					if err := s.copyPartition(s.ctx, task.p, task.m); err != nil && !s.closed() {
-						s.log.Info("partition copy failed, will retry", "partition", task.p, "to", task.m, "err", err)
-					} else if err == nil {
+					err := s.copyPartition(s.ctx, task.p, task.m)
+					if err == nil {
 						s.copiesDone.Add(1)
 					}
 					<-slots
 					select {
-					case done <- task:
+					case done <- copyResult{task: task, err: err}:
 					case <-s.ctx.Done():
 					}
 				}()
@@ -73,12 +81,30 @@ func (s *Service) runMigrations() {
 		select {
 		case <-s.ctx.Done():
 			return
-		case task := <-done:
-			delete(running, task)
+		case r := <-done:
+			since := running[r.task]
+			delete(running, r.task)
+			if r.err == nil {
+				backoff.succeeded(r.task)
+				break
+			}
+			if s.closed() {
+				return
+			}
+			s.copiesFailed.Add(1)
+			pause := backoff.failed(r.task, since, time.Now())
+			s.log.Info("partition copy failed, will retry", "partition", r.task.p, "to", r.task.m, "err", r.err,
+				"retry_in", pause.Round(time.Millisecond))
 		case <-changed:
 		case <-retry.C:
 		}
 	}
+}
+
+// copyResult is how a copy the driver started ended.
+type copyResult struct {
+	task copyTask
+	err  error
 }
 
 // dropStale frees the data of partitions this member neither replicates nor receives, and

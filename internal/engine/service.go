@@ -48,6 +48,9 @@ type Service struct {
 	// copiesDone counts the partition copies this member completed as a source (migrations,
 	// new backups, resyncs).
 	copiesDone atomic.Uint64
+	// copiesFailed counts the partition copies the migration driver started that failed (each
+	// is retried after a pause, see copyBackoff).
+	copiesFailed atomic.Uint64
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc

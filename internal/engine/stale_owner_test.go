@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -43,14 +42,8 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 			ctx := context.Background()
 			const name = "set"
 			probe := mustMap[string, string](t, c.Svc(0), name)
-			_, p, _ := probe.encodeKey("k0")
-			var keys []string // keys of partition p
-			for i := 0; len(keys) < 20; i++ {
-				k := fmt.Sprint("k", i)
-				if _, q, _ := probe.encodeKey(k); q == p {
-					keys = append(keys, k)
-				}
-			}
+			keys := keysOwnedBy(t, c, probe, c.Svc(0).self, 20, true) // keys of partition p
+			p, _ := probe.Partition(keys[0])
 			t0 := c.Coord.Table
 			reps := t0.Partitions[p].Replicas
 			if len(reps) != 3 {

@@ -35,22 +35,11 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 		{"catching up without a lease, receiver lagging too", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 4, 2, func(cfg *Config) {
-				cfg.OperationTimeout = 2 * time.Second
-				cfg.BackupAckTimeout = 100 * time.Millisecond
-			})
-			ctx := context.Background()
 			const name = "set"
-			probe := mustMap[string, string](t, c.Svc(0), name)
-			keys := keysOwnedBy(t, c, probe, c.Svc(0).self, 20, true) // keys of partition p
-			p, _ := probe.Partition(keys[0])
+			c, p, keys, reps, x := onePartition(t, 4, 2, name)
+			ctx := context.Background()
 			t0 := c.Coord.Table
-			reps := t0.Partitions[p].Replicas
-			if len(reps) != 3 {
-				t.Fatalf("partition %d has replicas %v, want 3", p, reps)
-			}
 			a, y, z := reps[0], reps[1], reps[2]
-			x := c.Active[slices.IndexFunc(c.Active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })]
 			want := map[string]string{}
 			am := mustMap[string, string](t, c.Svcs[a], name)
 			for _, k := range keys[:5] {

@@ -175,6 +175,70 @@ func TestMemoryLimitBackups(t *testing.T) {
 	}
 }
 
+// Asynchronous backups: nothing waits for a backup's acknowledgement, but the owner still learns
+// from the asynchronous sender's acknowledgements that the backup is at its budget and holds
+// growing writes back, so that the backup's memory stays bounded: within its budget plus the
+// writes already queued for it when it said so. One writer, far more data than the budget: the
+// writes must be refused (all 2000 would pass if the owner ignored the asynchronous
+// acknowledgements), and the backup, once the backlog reached it, holds at most the budget and
+// the slack below.
+func TestMemoryLimitAsyncBackups(t *testing.T) {
+	const budget = 48 << 10
+	c := newCluster(t, 1, 1, func(cfg *Config) { cfg.AsyncBackups = true }) // m00: no budget
+	c.cfg.MemoryBudget = budget
+	c.Start() // m01: budget
+	c.Replan(nil)
+	tab := c.WaitStable()
+	owner, backup := c.Svc(0), c.Svc(1)
+	m := mustMap[int, []byte](t, owner, "plain")
+	var keys []int
+	for k := 0; len(keys) < 2000; k++ {
+		p, err := m.Partition(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tab.Owner(p) == owner.self && tab.IsReplica(p, backup.self) {
+			keys = append(keys, k)
+		}
+	}
+	value := make([]byte, 1000)
+	per := int64(len(value) + 8 + recordOverhead)
+	n := 0
+	for ; n < len(keys); n++ {
+		err := putShort(t, m, keys[n], value)
+		if errors.Is(err, ErrMemoryLimit) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n == len(keys) {
+		t.Fatalf("%d asynchronously backed-up writes of %d bytes all passed with a backup of budget %d", n, len(value), budget)
+	}
+	// The backlog reaches the backup: then it holds what the owner admitted.
+	enginetest.Eventually(t, 10*time.Second, "the asynchronous backlog to drain", func() bool {
+		for _, p := range owner.parts {
+			p.async.mu.Lock()
+			busy := len(p.async.items) > 0 || p.async.running
+			p.async.mu.Unlock()
+			if busy {
+				return false
+			}
+		}
+		return true
+	})
+	// The slack: the writes queued while the batch that took the backup to its budget was on
+	// its way (the sender sends the whole backlog at once). 5 to 60 writes in runs on a loaded
+	// machine; the documented bound is the backlog itself (maxAsyncBacklog per partition).
+	const slack = 1024 // writes
+	if used := backup.MemoryUsed(); used > budget+slack*per || used < budget {
+		t.Fatalf("backup counts %d bytes after %d writes; budget %d, slack %d writes of %d", used, n, budget, slack, per)
+	}
+	t.Logf("refused after %d writes; the backup holds %d bytes (budget %d, %.1f writes over)", n, backup.MemoryUsed(), budget,
+		float64(backup.MemoryUsed()-budget)/float64(per))
+}
+
 // The events a listener's queue holds count in the budget until they are delivered: a stalled
 // listener holding values makes growing writes wait, and its draining frees the room.
 func TestMemoryLimitCountsListenerQueues(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -73,4 +74,112 @@ func TestRestartInProcess(t *testing.T) {
 	}
 	members = startCluster(t, 2, withDataDirs(dirs[1:]))
 	check(members)
+}
+
+// TestRestartRacingJoinAndLeave: a cluster of 3 members with data folders is closed and started
+// again on its folders, and at once, while the partitions are restored (each on its first
+// operation, docs/restart.md), a fourth member with an empty folder joins and one of the three
+// leaves gracefully, with readers and writers running: afterwards every key has its last
+// acknowledged value on every member. Every partition had a copy on 2 of the 3 folders, so the
+// leaver's folder is never the only copy; the leaver must hand off what it restored or owned.
+func TestRestartRacingJoinAndLeave(t *testing.T) {
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c"), filepath.Join(root, "d")}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const name, keys = "restart", 600
+	want := map[string]string{}
+	members := startCluster(t, 3, withDataDirs(dirs))
+	mp, err := GetMap[string, string](members[0], name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		k, v := fmt.Sprint("k", i), fmt.Sprint("v", i)
+		if err := mp.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	for _, m := range members {
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	members = startMembers(t, 3, withDataDirs(dirs))
+	var wg sync.WaitGroup
+	var joiner *Member
+	errs := make(chan error, 4)
+	wg.Go(func() {
+		cfg := testConfig(freeGossipAddr(t), []string{members[0].GossipAddr(), members[1].GossipAddr()}, 1)
+		cfg.Name = "m3"
+		withDataDirs(dirs)(&cfg)
+		jctx, jcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer jcancel()
+		m, err := Start(jctx, cfg)
+		if err != nil {
+			errs <- fmt.Errorf("join: %w", err)
+			return
+		}
+		joiner = m
+	})
+	wg.Go(func() {
+		if err := members[2].Close(ctx); err != nil {
+			errs <- fmt.Errorf("leave: %w", err)
+		}
+	})
+	// Writers and readers on the two that stay: the first operation on a partition restores it.
+	var mu sync.Mutex
+	for w := range 2 {
+		wg.Go(func() {
+			m, err := GetMap[string, string](members[w], name)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := w; i < keys; i += 2 {
+				k := fmt.Sprint("k", i)
+				if i%5 == 0 {
+					v := fmt.Sprint("w", i)
+					if err := m.Put(ctx, k, v); err != nil {
+						errs <- fmt.Errorf("put %s: %w", k, err)
+						return
+					}
+					mu.Lock()
+					want[k] = v
+					mu.Unlock()
+					continue
+				}
+				got, err := m.Get(ctx, k)
+				if err != nil {
+					errs <- fmt.Errorf("get %s: %w", k, err)
+					return
+				}
+				mu.Lock()
+				exp := want[k]
+				mu.Unlock()
+				if got != exp {
+					errs <- fmt.Errorf("during the restore, join and leave: %s = %q, want %q", k, got, exp)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if joiner == nil {
+		t.FailNow()
+	}
+	t.Cleanup(joiner.kill)
+	stay := []*Member{members[0], members[1], joiner}
+	waitSettled(t, stay...)
+	for _, m := range stay {
+		if d := diff(mapContents(t, m, name), want); d != "" {
+			t.Fatalf("after the restore, join and leave, via %s: %s", m.cfg.Name, d)
+		}
+	}
 }

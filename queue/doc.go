@@ -25,6 +25,8 @@
 //     the item;
 //   - an item Poll, Take or Drain returned is not handed out again; a removal in flight at a
 //     crash is answered from the new owner's memory of it, not run twice;
+//   - every call returns when its context ends; the items of a removal its caller gave up on
+//     (applied, unanswered) go back to the head of the queue (giveback.go);
 //   - a member that leaves gracefully (gridmap.Member.Close) hands its queues over with its
 //     partitions, items and all.
 //

@@ -80,6 +80,9 @@ const (
 	offerNoMemory byte = 2
 )
 
+// unpolled is unpoll's result.
+const unpolled byte = 1
+
 // offer appends items (each an encoded item) if they all fit within capacity (0: unbounded)
 // and returns offerAccepted, or changes nothing and returns offerFull.
 func offer(v view, capacity uint64, items [][]byte) ([]byte, error) {
@@ -126,6 +129,30 @@ func poll(v view, maxItems, maxBytes int) ([]byte, error) {
 		writeMeta(v, m)
 	}
 	return encodeItems(items), nil
+}
+
+// unpoll puts items (encoded items, oldest first) back before the head, so that the first is
+// the head again: the items of a poll whose taker gave up before it had them. Their slots are
+// free: a poll that removed n items left the head at n or beyond, and nothing writes below the
+// head. Capacity does not bound it (the items were in the queue; the queue may exceed its
+// capacity by them until they are taken). It returns unpolled: a result, so that the owner
+// remembers it and a retry of the same operation does not put the items back twice.
+func unpoll(v view, items [][]byte) ([]byte, error) {
+	m, err := readMeta(v)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(items)) > m.head {
+		return nil, fmt.Errorf("%w: %d items to put back before head %d", errCorrupt, len(items), m.head)
+	}
+	m.head -= uint64(len(items))
+	for i, it := range items {
+		v.Set(itemKey(m.head+uint64(i)), it)
+	}
+	if len(items) > 0 {
+		writeMeta(v, m)
+	}
+	return []byte{unpolled}, nil
 }
 
 // peek returns the head item without removing it (encodeItems, zero or one item).

@@ -101,6 +101,42 @@ func TestPollBoundsAndSkipsMissing(t *testing.T) {
 	}
 }
 
+// Items a taker gave up on go back before the head, in their order, ahead of the items still
+// queued; the queue may exceed its capacity by them.
+func TestUnpollPutsItemsBackAtTheHead(t *testing.T) {
+	v := mapView{}
+	for _, it := range []string{"a", "b", "c", "d"} {
+		if _, err := offer(v, 4, [][]byte{[]byte(it)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := poll(v, 2, 1<<20)
+	if got := mustItems(t, res, err); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("poll 2 = %q", got)
+	}
+	if res, err := offer(v, 4, [][]byte{[]byte("e"), []byte("f")}); err != nil || res[0] != offerAccepted {
+		t.Fatalf("offer = %v, %v", res, err)
+	}
+	if res, err := unpoll(v, [][]byte{[]byte("a"), []byte("b")}); err != nil || !slices.Equal(res, []byte{unpolled}) {
+		t.Fatalf("unpoll = %v, %v", res, err)
+	}
+	res, _ = size(v)
+	if n, _ := uvarints(res, 1); n[0] != 6 {
+		t.Fatalf("size after unpoll = %d, want 6 (over the capacity of 4)", n[0])
+	}
+	res, err = poll(v, 10, 1<<20)
+	if got := mustItems(t, res, err); !slices.Equal(got, []string{"a", "b", "c", "d", "e", "f"}) {
+		t.Fatalf("poll all = %q", got)
+	}
+	// More items than ever left the head: refused, nothing changed.
+	if _, err := unpoll(v, make([][]byte, 7)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("unpoll beyond the first item = %v, want errCorrupt", err)
+	}
+	if res, _ := size(v); res[0] != 0 {
+		t.Fatalf("a refused unpoll changed the size to %d", res[0])
+	}
+}
+
 func TestClearChunksUpToTheTailAtStart(t *testing.T) {
 	v := mapView{}
 	for i := range 10 {

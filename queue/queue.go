@@ -19,8 +19,9 @@ const (
 	// clearBatch is the most items one Clear call to the owner removes.
 	clearBatch = 4096
 	// takeRecovery bounds how long a removal whose answer did not arrive (a timeout) is sent
-	// again, as the same operation, to get its items (see take): long enough for a lossy link
-	// or a failover, short enough that a caller cut off from the owner hears of it.
+	// again, as the same operation, to get its items (see take), and how long giveBack tries
+	// to put them back: long enough for a lossy link or a failover, short enough that a caller
+	// cut off from the owner hears of it.
 	takeRecovery = 30 * time.Second
 )
 
@@ -30,10 +31,11 @@ const (
 // deadline, gridmap.Config.OperationTimeout bounds each call to the owner.
 //
 // Items are handed out once: an item a Poll, Take or Drain returned is gone from the queue,
-// on every replica. A call that removes items, once sent, is not abandoned when its context
-// ends (it completes within the operation timeout, and its items are returned), and one whose
-// answer is lost or late is sent again as the same operation (for up to 30 s), which the owner
-// answers with the items it removed the first time, so that no item is removed without
+// on every replica. A call that removes items and whose answer is lost or late is sent again
+// as the same operation, which the owner answers with the items it removed the first time.
+// Every call returns when its context ends; when a removal's outcome is unknown then (sent,
+// not answered), the member gets its items in the background and puts them back at the head
+// of the queue (for up to 30 s, while the member runs), so that no item is removed without
 // reaching a caller.
 type Queue[T any] struct {
 	svc   *Service
@@ -194,34 +196,48 @@ func (q *Queue[T]) Drain(ctx context.Context, max int) ([]T, error) {
 	return out, nil
 }
 
-// take runs one poll of up to max items on the owner. The call is not abandoned when ctx ends
-// (only ctx's values reach it; the engine's operation timeout bounds each attempt): its items
-// are removed once the owner applied it, so they must reach the caller. An attempt that ends
-// without an answer (a timeout: the poll may have been applied, its answer lost or late) is
-// sent again at once as the same operation, which the owner answers with the items it removed
-// the first time (or polls afresh when the first never arrived), for up to takeRecovery; an
-// owner that applied the poll but whose backups did not acknowledge it answers with the items
-// and an error: they are returned (a failover to a backup that missed the poll would hand them
-// out again: a duplicate, never a loss).
+// take runs one poll of up to max items on the owner and returns its items, or ErrTimeout
+// once ctx ends. The poll runs apart from ctx (only ctx's values reach it), on a goroutine of
+// the member's engine (handOff), so that an answer that comes after the caller gave up is not
+// thrown away: the items go back to the head of the queue (giveBack). An attempt that ends
+// without an answer (a timeout: the poll may have been applied, its answer lost or late) is sent
+// again at once as the same operation, which the owner answers with the items it removed the
+// first time (or polls afresh when the first never arrived). An owner that applied the poll but
+// whose backups did not acknowledge it answers with the items and an error: they are returned
+// (a failover to a backup that missed the poll would hand them out again: a duplicate, never a
+// loss).
 func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	arg := uvarintArgs(uint64(max), pollBatchBytes)
-	var a engine.Attempt
-	wctx := context.WithoutCancel(ctx)
-	giveUp := time.Now().Add(takeRecovery)
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		res, err := q.raw.ExecutePartitionAttempt(wctx, &a, procPoll, q.part, arg)
-		if err == nil || len(res) > 0 {
-			return q.decode(res)
+	h := &handOff{done: make(chan struct{})}
+	started := q.svc.e.Go(func(ectx context.Context) {
+		// The engine's context ends the poll only when the member closes.
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ectx, cancel)
+		defer func() { stop(); cancel() }()
+		var a engine.Attempt
+		res, err := retryAttempt(pctx, q.raw, &a, procPoll, q.part, arg)
+		if !h.deliver(res, err) {
+			q.svc.giveBack(ectx, q.raw, q.part, res, err)
 		}
-		if !errors.Is(err, engine.ErrTimeout) || time.Now().After(giveUp) {
-			return nil, q.opErr(err)
-		}
-		// Soon: the owner remembers the answer only for its partition's last 256 writes.
-		time.Sleep(wait)
+	})
+	if !started {
+		return nil, fmt.Errorf("queue %s: %w", q.name, engine.ErrClosed)
 	}
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		if h.abandon() {
+			return nil, fmt.Errorf("%w: queue %s: %w", ErrTimeout, q.name, ctx.Err())
+		}
+		<-h.done // delivered meanwhile
+	}
+	if h.err == nil || len(h.res) > 0 {
+		return q.decode(h.res)
+	}
+	return nil, q.opErr(h.err)
 }
 
 func (q *Queue[T]) decode(res []byte) ([]T, error) {

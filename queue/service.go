@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/listener"
@@ -16,6 +17,7 @@ const kind = "queue"
 const (
 	procOffer  = "queue.offer"
 	procPoll   = "queue.poll"
+	procUnpoll = "queue.unpoll"
 	procPeek   = "queue.peek"
 	procSize   = "queue.size"
 	procClear  = "queue.clear"
@@ -30,6 +32,8 @@ type Service struct {
 	e       *engine.Service
 	configs map[string]Config
 	waits   waiters
+	// returned counts the items giveBack put back at a queue's head.
+	returned atomic.Uint64
 }
 
 // WrapEngine returns the queue service of a member's engine, with the queues' configurations
@@ -56,6 +60,13 @@ func WrapEngine(e *engine.Service, configs map[string]Config) (*Service, error) 
 	}{
 		{procOffer, s.offerProc},
 		{procPoll, s.pollProc},
+		{procUnpoll, func(_ context.Context, v *engine.PartitionView, arg []byte) ([]byte, error) {
+			items, err := decodeItems(arg)
+			if err != nil {
+				return nil, err
+			}
+			return unpoll(v, items)
+		}},
 		{procPeek, func(_ context.Context, v *engine.PartitionView, _ []byte) ([]byte, error) { return peek(v) }},
 		{procSize, func(_ context.Context, v *engine.PartitionView, _ []byte) ([]byte, error) { return size(v) }},
 		{procClear, s.clearProc},

@@ -44,6 +44,7 @@ type testNode struct {
 	stopOnce sync.Once
 	drvStop  chan struct{}
 	drvDone  chan struct{}
+	drvOnce  sync.Once
 	down     bool // closed, left or cut off (test goroutine only)
 }
 
@@ -207,8 +208,7 @@ func (c *testCluster) crash(tn *testNode) {
 func (tn *testNode) shutdown(leave bool) error {
 	var err error
 	tn.stopOnce.Do(func() {
-		close(tn.drvStop)
-		<-tn.drvDone
+		tn.stopDriving()
 		if leave {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			err = tn.Leave(ctx)
@@ -231,6 +231,13 @@ func (c *testCluster) closeAll() {
 		wg.Go(func() { tn.shutdown(false) })
 	}
 	wg.Wait()
+}
+
+// stopDriving stops the member's driver: the pending copies of its partitions stay pending
+// until the test reports them.
+func (tn *testNode) stopDriving() {
+	tn.drvOnce.Do(func() { close(tn.drvStop) })
+	<-tn.drvDone
 }
 
 // drive plays the map service: whenever this member owns a partition with

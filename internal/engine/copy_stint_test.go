@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -25,28 +24,11 @@ import (
 // again (stint 2); A reports the copy of stint 1. X must not become a replica. Once A's view
 // follows the table again, its own copy hands p over, and every replica holds every write.
 func TestCopyOfAnEarlierPendingStintDoesNotComplete(t *testing.T) {
-	c := newCluster(t, 3, 1, func(cfg *Config) {
-		cfg.OperationTimeout = 2 * time.Second
-		cfg.BackupAckTimeout = 100 * time.Millisecond
-	})
-	ctx := context.Background()
 	const name = "set"
-	probe := mustMap[string, string](t, c.Svc(0), name)
-	_, p, _ := probe.encodeKey("k0")
-	var keys []string // keys of partition p
-	for i := 0; len(keys) < 20; i++ {
-		k := fmt.Sprint("k", i)
-		if _, q, _ := probe.encodeKey(k); q == p {
-			keys = append(keys, k)
-		}
-	}
+	c, p, keys, reps, x := onePartition(t, 3, 1, name)
+	ctx := context.Background()
 	t0 := c.Coord.Table
-	reps := t0.Partitions[p].Replicas
-	if len(reps) != 2 {
-		t.Fatalf("partition %d has replicas %v, want 2", p, reps)
-	}
 	a := reps[0]
-	x := c.Active[slices.IndexFunc(c.Active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })]
 	c.Nodes[a].Freeze(t0)
 	am := mustMap[string, string](t, c.Svcs[a], name)
 	want := map[string]string{}
@@ -121,4 +103,28 @@ func TestCopyOfAnEarlierPendingStintDoesNotComplete(t *testing.T) {
 			t.Errorf("Get(%s) = %q, %v; want %q", k, v, err, want[k])
 		}
 	}
+}
+
+// onePartition starts a cluster of n members with the given backups and short operation and
+// backup-ack timeouts (for tests of refused or unanswered writes), and returns 20 keys of map
+// name in one partition p, p's replicas (checked to be backups+1) and a member x that holds no
+// copy of p.
+func onePartition(t *testing.T, n, backups int, name string) (c *cluster, p partition.ID, keys []string, reps []partition.MemberID, x partition.MemberID) {
+	t.Helper()
+	c = newCluster(t, n, backups, func(cfg *Config) {
+		cfg.OperationTimeout = 2 * time.Second
+		cfg.BackupAckTimeout = 100 * time.Millisecond
+	})
+	probe := mustMap[string, string](t, c.Svc(0), name)
+	keys = keysOwnedBy(t, c, probe, c.Svc(0).self, 20, true)
+	p, _ = probe.Partition(keys[0])
+	reps = c.Coord.Table.Partitions[p].Replicas
+	if len(reps) != backups+1 {
+		t.Fatalf("partition %d has replicas %v, want %d", p, reps, backups+1)
+	}
+	i := slices.IndexFunc(c.Active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })
+	if i < 0 {
+		t.Fatalf("every member holds partition %d", p)
+	}
+	return c, p, keys, reps, c.Active[i]
 }

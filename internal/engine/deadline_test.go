@@ -33,6 +33,19 @@ func keyOn[V any](t *testing.T, c *cluster, m *tmap[string, V], owner, backup pa
 	return "", 0
 }
 
+// partitionOwnedBy returns a partition that owner owns in the current table.
+func partitionOwnedBy(t *testing.T, c *cluster, owner partition.MemberID) partition.ID {
+	t.Helper()
+	tab, _ := c.Coord.Watch()
+	for p := range partition.ID(len(tab.Partitions)) {
+		if tab.Owner(p) == owner {
+			return p
+		}
+	}
+	t.Fatalf("%s owns no partition", owner)
+	return 0
+}
+
 // hangBackups makes the backups owner sends to backup go unanswered.
 func hangBackups(c *cluster, owner, backup partition.MemberID) {
 	c.Net.SetHang(func(from, to string, mt transport.MsgType) bool {

@@ -231,16 +231,7 @@ func TestPartitionProcessorAttemptGetsLateResult(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	registerAppend(t, c)
 	owner, client := c.Svc(0), c.Svc(1)
-	p := partition.ID(-1)
-	for id := range partition.ID(31) {
-		if c.Coord.Table.Owner(id) == owner.self {
-			p = id
-			break
-		}
-	}
-	if p < 0 {
-		t.Fatal("the first member owns no partition")
-	}
+	p := partitionOwnedBy(t, c, owner.self)
 	m := client.mustOpen(t, "log")
 	release := make(chan struct{})
 	c.Net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
@@ -280,16 +271,7 @@ func TestPartitionProcessorResultWithUnacknowledgedBackup(t *testing.T) {
 	c := newCluster(t, 2, 1, nil)
 	registerAppend(t, c)
 	owner, client := c.Svc(0), c.Svc(1)
-	p := partition.ID(-1)
-	for id := range partition.ID(31) {
-		if c.Coord.Table.Owner(id) == owner.self {
-			p = id
-			break
-		}
-	}
-	if p < 0 {
-		t.Fatal("the first member owns no partition")
-	}
+	p := partitionOwnedBy(t, c, owner.self)
 	m := client.mustOpen(t, "log")
 	c.Net.SetHang(func(from, to string, typ transport.MsgType) bool {
 		return from == string(owner.self) && typ == msgBackup

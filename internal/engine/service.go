@@ -259,6 +259,17 @@ func (s *Service) spawn(f func()) bool {
 	return true
 }
 
+// Go runs f on a goroutine of the service, with a context that ends when Close begins (Close
+// waits for f), and reports true; once Close has begun it runs nothing and reports false.
+// Services built on the engine use it for work a caller started but does not wait for (a
+// queue's return of the items its taker gave up on).
+func (s *Service) Go(f func(ctx context.Context)) bool {
+	return s.spawn(func() { f(s.ctx) })
+}
+
+// Logger returns the service's logger (Config.Logger).
+func (s *Service) Logger() *slog.Logger { return s.log }
+
 func (s *Service) now() int64 { return s.cfg.Now().UnixNano() }
 
 // runExpiry removes expired entries from every partition this member holds.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -36,28 +35,11 @@ func TestStaleOwnerCannotOverwriteReplicas(t *testing.T) {
 		{"catching up without a lease, receiver lagging too", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 4, 2, func(cfg *Config) {
-				cfg.OperationTimeout = 2 * time.Second
-				cfg.BackupAckTimeout = 100 * time.Millisecond
-			})
-			ctx := context.Background()
 			const name = "set"
-			probe := mustMap[string, string](t, c.Svc(0), name)
-			_, p, _ := probe.encodeKey("k0")
-			var keys []string // keys of partition p
-			for i := 0; len(keys) < 20; i++ {
-				k := fmt.Sprint("k", i)
-				if _, q, _ := probe.encodeKey(k); q == p {
-					keys = append(keys, k)
-				}
-			}
+			c, p, keys, reps, x := onePartition(t, 4, 2, name)
+			ctx := context.Background()
 			t0 := c.Coord.Table
-			reps := t0.Partitions[p].Replicas
-			if len(reps) != 3 {
-				t.Fatalf("partition %d has replicas %v, want 3", p, reps)
-			}
 			a, y, z := reps[0], reps[1], reps[2]
-			x := c.Active[slices.IndexFunc(c.Active, func(m partition.MemberID) bool { return !slices.Contains(reps, m) })]
 			want := map[string]string{}
 			am := mustMap[string, string](t, c.Svcs[a], name)
 			for _, k := range keys[:5] {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/replicadisk"
@@ -17,7 +18,10 @@ import (
 // it, the owner restores it once for the whole cluster (ensureRestored):
 //  1. it waits until the table names Config.RestoreMembers members;
 //  2. it asks every member of the table for the mark of the newest complete copy of the
-//     partition in its folder, and picks the newest (replicadisk.Best);
+//     partition in its folder, its folder's ID and the folders it remembers; while a remembered
+//     folder is absent, it waits for it (folders.go), up to Config.RestoreTimeout, then refuses
+//     (ErrRestoreIncomplete) unless a partial restore is allowed; then it picks the newest
+//     copy (replicadisk.Best);
 //  3. it writes, as ordinary writes of the partition (so its backups apply and persist them),
 //     the record of the partition's new life (the chosen copy's life plus one), then the chosen
 //     copy's entries, page by page, then the record that the restore is complete.
@@ -72,12 +76,45 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 			return ErrClosed
 		}
 	}
-	if t.Owner(p.id) != s.self {
-		return nil
-	}
-	best, found, err := s.newestCopy(ctx, t, p.id)
-	if err != nil {
-		return err
+	var best replicadisk.Candidate
+	var found bool
+	for {
+		if t.Owner(p.id) != s.self {
+			return nil
+		}
+		var missing []string
+		var err error
+		best, found, missing, err = s.newestCopy(ctx, t, p.id)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if s.partialRestore() {
+			s.log.Warn("partial restore: partition restored from the newest copy present, absent data folders may have held a newer one",
+				"partition", p.id, "absent folders", missing, "from", best.Member, "mark", best.Mark.String())
+			break
+		}
+		if s.restoreWaitOver() {
+			s.logAbsent(missing, true)
+			return fmt.Errorf("%w: partition %d: absent data folders %s may hold its newest copy", ErrRestoreIncomplete, p.id, strings.Join(missing, ", "))
+		}
+		s.logAbsent(missing, false)
+		wait := time.NewTimer(min(s.restoreWaitLeft(), migrationRetry))
+		select {
+		case <-changed:
+			t, changed = s.cluster.Watch()
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return fmt.Errorf("%w: partition %d waits for absent data folders %s to restore it: %w",
+				ErrTimeout, p.id, strings.Join(missing, ", "), ctx.Err())
+		case <-s.ctx.Done():
+			wait.Stop()
+			return ErrClosed
+		}
+		wait.Stop()
 	}
 	life := uint64(1)
 	if found {
@@ -141,28 +178,32 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	return nil
 }
 
-// newestCopy asks every member of t for the mark of its folder's newest complete copy of p and
-// returns the newest. A member that does not answer is asked again until ctx ends: its copy may
-// be the only up-to-date one.
-func (s *Service) newestCopy(ctx context.Context, t *partition.Table, p partition.ID) (replicadisk.Candidate, bool, error) {
+// newestCopy asks every member of t for the mark of its folder's newest complete copy of p, its
+// folder's ID and the folders it remembers, and returns the newest copy and the remembered
+// folders that are absent (missingFolders). A member that does not answer is asked again until
+// ctx ends: its copy may be the only up-to-date one.
+func (s *Service) newestCopy(ctx context.Context, t *partition.Table, p partition.ID) (best replicadisk.Candidate, found bool, missing []string, err error) {
 	var cands []replicadisk.Candidate
+	var present, remembered []string
 	for _, m := range t.Members() {
 		for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			mark, ok, err := s.copyMark(ctx, m, p)
+			r, err := s.askMark(ctx, m, int32(p))
 			if err == nil {
-				if ok {
-					cands = append(cands, replicadisk.Candidate{Member: string(m), Mark: mark})
+				if r.Has {
+					cands = append(cands, replicadisk.Candidate{Member: string(m), Mark: replicadisk.Mark{Life: r.Life, Epoch: r.Epoch, Seq: r.Seq, Owner: r.Owner}})
 				}
+				present = append(present, r.Folder)
+				remembered = append(remembered, r.Remembered...)
 				break
 			}
 			s.log.Debug("restore: asking a member for its copy's mark failed, retrying", "partition", p, "member", m, "err", err)
 			if err := sleepCtx(ctx, s.ctx, wait); err != nil {
-				return replicadisk.Candidate{}, false, fmt.Errorf("restoring partition %d: member %s: %w", p, m, err)
+				return best, false, nil, fmt.Errorf("restoring partition %d: member %s: %w", p, m, err)
 			}
 		}
 	}
-	best, ok := replicadisk.Best(cands)
-	return best, ok, nil
+	best, found = replicadisk.Best(cands)
+	return best, found, missingFolders(present, remembered), nil
 }
 
 // sleepCtx waits d, or returns an error when ctx or the service ends first.
@@ -179,24 +220,42 @@ func sleepCtx(ctx, service context.Context, d time.Duration) error {
 	}
 }
 
-// copyMark returns the mark of member m's newest complete copy of p.
-func (s *Service) copyMark(ctx context.Context, m partition.MemberID, p partition.ID) (replicadisk.Mark, bool, error) {
+// askMark asks member m for the mark of its folder's newest complete copy of partition p (none
+// for p -1), its folder's ID and the folders it remembers.
+func (s *Service) askMark(ctx context.Context, m partition.MemberID, p int32) (restoreMark, error) {
 	if m == s.self {
-		return s.cfg.Disk.NewestMark(uint32(p))
+		return s.localMark(p)
 	}
-	body, err := encodeRestoreRequest(&restoreRequest{Part: int32(p)})
+	body, err := encodeRestoreRequest(&restoreRequest{Part: p})
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return restoreMark{}, err
 	}
 	out, err := s.callPeer(ctx, m, msgRestoreMark, body)
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return restoreMark{}, err
 	}
-	r, err := decodeRestoreMark(out)
+	return decodeRestoreMark(out)
+}
+
+// localMark is this member's answer to askMark.
+func (s *Service) localMark(p int32) (restoreMark, error) {
+	var r restoreMark
+	if s.cfg.Disk == nil {
+		return r, nil
+	}
+	if p >= 0 && int(p) < len(s.parts) {
+		m, ok, err := s.cfg.Disk.NewestMark(uint32(p))
+		if err != nil {
+			return r, err
+		}
+		r = restoreMark{Has: ok, Life: m.Life, Epoch: m.Epoch, Seq: m.Seq, Owner: m.Owner}
+	}
+	remembered, err := s.cfg.Disk.Remembered()
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return r, err
 	}
-	return replicadisk.Mark{Life: r.Life, Epoch: r.Epoch, Seq: r.Seq, Owner: r.Owner}, r.Has, nil
+	r.Folder, r.Remembered = s.folders.self, remembered
+	return r, nil
 }
 
 // fetchCopy reads a page of member m's copy of p of life life, after cursor.
@@ -248,13 +307,9 @@ func (s *Service) handleRestoreMark(ctx context.Context, msg transport.Message) 
 	if err != nil {
 		return transport.Message{}, err
 	}
-	var r restoreMark
-	if s.cfg.Disk != nil && req.Part >= 0 && int(req.Part) < len(s.parts) {
-		m, ok, err := s.cfg.Disk.NewestMark(uint32(req.Part))
-		if err != nil {
-			return transport.Message{}, err
-		}
-		r = restoreMark{Has: ok, Life: m.Life, Epoch: m.Epoch, Seq: m.Seq, Owner: m.Owner}
+	r, err := s.localMark(req.Part)
+	if err != nil {
+		return transport.Message{}, err
 	}
 	body, err := encodeRestoreMark(&r)
 	return transport.Message{Body: body}, err

@@ -167,3 +167,48 @@ func TestRestartPartialPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowPartialRestore: a cluster of 3 members killed at once starts again on 2 of its
+// folders with the default policy and a long restore timeout: operations wait for the absent
+// folder (and end with ErrTimeout; a warning names it) until the operator allows a partial
+// restore on every member, which then restores the map at once.
+func TestAllowPartialRestore(t *testing.T) {
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	members := startCluster(t, 3, withDataDirs(dirs))
+	want := fillRestartMap(t, members[0], 300)
+	for _, m := range members {
+		m.kill()
+	}
+
+	sink := &logSink{}
+	members = startCluster(t, 2, func(c *Config) {
+		var i int
+		fmt.Sscanf(c.Name, "m%d", &i)
+		onFolder(dirs[1+i], 10*time.Minute, sink)(c)
+	})
+	mp, err := GetMap[string, string](members[0], "restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	v, err := mp.Get(ctx, "k1")
+	cancel()
+	if !errors.Is(err, dmap.ErrTimeout) {
+		t.Fatalf("Get while a remembered folder is absent: %q, %v; want dmap.ErrTimeout", v, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(sink.String(), "restore waits for absent data folders"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning names the absent folder:\n%s", sink.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, m := range members {
+		m.Cluster().AllowPartialRestore()
+	}
+	for _, m := range members {
+		if d := diff(mapContents(t, m, "restart"), want); d != "" {
+			t.Fatalf("after AllowPartialRestore, via %s: %s", m.cfg.Name, d)
+		}
+	}
+}

@@ -41,6 +41,7 @@ type folderBook struct {
 
 	mu       sync.Mutex
 	ofMember map[partition.MemberID]string
+	checks   map[partition.ID]folderCheck
 	logged   string // the absent folders last logged, to log each change once
 }
 
@@ -49,7 +50,7 @@ func newFolderBook(d *replicadisk.Disk, now time.Time) (*folderBook, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &folderBook{self: id, started: now, ofMember: map[partition.MemberID]string{}}, nil
+	return &folderBook{self: id, started: now, ofMember: map[partition.MemberID]string{}, checks: map[partition.ID]folderCheck{}}, nil
 }
 
 // missingFolders returns, sorted, the folders that the present folders remember and that are
@@ -204,4 +205,37 @@ func (s *Service) runFolderRecorder() {
 		}
 		retry.Stop()
 	}
+}
+
+// folderCheck is the last finding of absent folders for a partition, shared by the operations
+// waiting on it and the restorers so that they ask the members at most every migrationRetry.
+type folderCheck struct {
+	epoch   uint64
+	at      time.Time
+	missing []string
+}
+
+// absentFolders returns the folders that the folders of t's members remember and that are
+// absent, for the restore of p (newestCopy), reusing a finding of the same table less than
+// migrationRetry old.
+func (s *Service) absentFolders(ctx context.Context, t *partition.Table, p partition.ID) ([]string, error) {
+	b := s.folders
+	b.mu.Lock()
+	c, ok := b.checks[p]
+	b.mu.Unlock()
+	if ok && c.epoch == t.Epoch && time.Since(c.at) < migrationRetry {
+		return c.missing, nil
+	}
+	_, _, missing, err := s.newestCopy(ctx, t, p)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if len(missing) == 0 {
+		delete(b.checks, p)
+	} else {
+		b.checks[p] = folderCheck{epoch: t.Epoch, at: time.Now(), missing: missing}
+	}
+	b.mu.Unlock()
+	return missing, nil
 }

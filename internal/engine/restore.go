@@ -52,69 +52,90 @@ func (p *part) isRestored() bool {
 // ensureRestored restores partition p from the data folders when this member owns it and it is
 // not restored yet (see the top of this file). It returns at once without a data folder, and
 // when this member does not own p (the caller's ownership check then refuses the operation).
+// The waits for members and folders hold no lock: each caller waits within its own context.
 func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if p.disk == nil || p.isRestored() {
 		return nil
 	}
-	p.restoreMu.Lock()
-	defer p.restoreMu.Unlock()
-	if p.isRestored() {
-		return nil
-	}
-	t, changed := s.cluster.Watch()
-	for len(t.Members()) < s.cfg.RestoreMembers {
-		if t.Owner(p.id) != s.self {
-			return nil
-		}
-		select {
-		case <-changed:
-			t, changed = s.cluster.Watch()
-		case <-ctx.Done():
-			return fmt.Errorf("%w: partition %d waits for %d members to restore it from the data folders, the table has %d: %w",
-				ErrTimeout, p.id, s.cfg.RestoreMembers, len(t.Members()), ctx.Err())
-		case <-s.ctx.Done():
-			return ErrClosed
-		}
-	}
-	var best replicadisk.Candidate
-	var found bool
 	for {
-		if t.Owner(p.id) != s.self {
-			return nil
-		}
-		var missing []string
-		var err error
-		best, found, missing, err = s.newestCopy(ctx, t, p.id)
-		if err != nil {
+		owner, err := s.awaitRestorable(ctx, p)
+		if err != nil || !owner {
 			return err
 		}
-		if len(missing) == 0 {
-			break
+		if done, err := s.restore(ctx, p); done || err != nil {
+			return err
 		}
-		if s.partialRestore() {
-			s.log.Warn("partial restore: partition restored from the newest copy present, absent data folders may have held a newer one",
-				"partition", p.id, "absent folders", missing, "from", best.Member, "mark", best.Mark.String())
-			break
+		// A folder went absent between the wait and the restore: wait again.
+	}
+}
+
+// awaitRestorable waits until the table names Config.RestoreMembers members and no folder
+// that the present folders remember is absent (or a partial restore is allowed), while this
+// member owns p. It reports whether this member owns p then.
+func (s *Service) awaitRestorable(ctx context.Context, p *part) (owner bool, err error) {
+	t, changed := s.cluster.Watch()
+	for {
+		if t.Owner(p.id) != s.self || p.isRestored() {
+			return false, nil
 		}
-		if s.restoreWaitOver() {
-			s.logAbsent(missing, true)
-			return fmt.Errorf("%w: partition %d: absent data folders %s may hold its newest copy", ErrRestoreIncomplete, p.id, strings.Join(missing, ", "))
+		var missing []string
+		if len(t.Members()) >= s.cfg.RestoreMembers {
+			if missing, err = s.absentFolders(ctx, t, p.id); err != nil {
+				return false, err
+			}
+			if len(missing) == 0 || s.partialRestore() {
+				return true, nil
+			}
+			if s.restoreWaitOver() {
+				s.logAbsent(missing, true)
+				return false, fmt.Errorf("%w: partition %d: absent data folders %s may hold its newest copy", ErrRestoreIncomplete, p.id, strings.Join(missing, ", "))
+			}
+			s.logAbsent(missing, false)
 		}
-		s.logAbsent(missing, false)
-		wait := time.NewTimer(min(s.restoreWaitLeft(), migrationRetry))
+		wait := time.NewTimer(max(min(s.restoreWaitLeft(), migrationRetry), time.Millisecond))
 		select {
 		case <-changed:
 			t, changed = s.cluster.Watch()
 		case <-wait.C:
 		case <-ctx.Done():
 			wait.Stop()
-			return fmt.Errorf("%w: partition %d waits for absent data folders %s to restore it: %w",
+			if missing == nil {
+				return false, fmt.Errorf("%w: partition %d waits for %d members to restore it from the data folders, the table has %d: %w",
+					ErrTimeout, p.id, s.cfg.RestoreMembers, len(t.Members()), ctx.Err())
+			}
+			return false, fmt.Errorf("%w: partition %d waits for absent data folders %s to restore it: %w",
 				ErrTimeout, p.id, strings.Join(missing, ", "), ctx.Err())
 		case <-s.ctx.Done():
 			wait.Stop()
-			return ErrClosed
+			return false, ErrClosed
 		}
 		wait.Stop()
+	}
+}
+
+// restore restores p under its restore lock, once, from the newest copy in the folders. It
+// reports done false when a remembered folder is absent (and no partial restore is allowed):
+// the caller waits again.
+func (s *Service) restore(ctx context.Context, p *part) (done bool, err error) {
+	p.restoreMu.Lock()
+	defer p.restoreMu.Unlock()
+	if p.isRestored() {
+		return true, nil
+	}
+	t := s.cluster.Table()
+	if t.Owner(p.id) != s.self {
+		return true, nil
+	}
+	best, found, missing, err := s.newestCopy(ctx, t, p.id)
+	if err != nil {
+		return false, err
+	}
+	if len(missing) != 0 {
+		if !s.partialRestore() {
+			return false, nil
+		}
+		s.log.Warn("partial restore: partition restored from the newest copy present, absent data folders may have held a newer one",
+			"partition", p.id, "absent folders", missing, "from", best.Member, "mark", best.Mark.String())
 	}
 	life := uint64(1)
 	if found {
@@ -140,14 +161,14 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if err := write(func(w *writeBatch) {
 		w.emit(mutation{Map: restoreMap, Kind: mutSet, Key: []byte(restoreLife), Value: lifeValue})
 	}); err != nil {
-		return err
+		return false, err
 	}
 	if found {
 		var cursor []byte
 		for {
 			page, err := s.fetchCopy(ctx, partition.MemberID(best.Member), p.id, best.Mark.Life, cursor)
 			if err != nil {
-				return err
+				return false, err
 			}
 			now := s.now()
 			if err := write(func(w *writeBatch) {
@@ -158,7 +179,7 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 					w.emit(mutation{Map: e.Map, Kind: mutSet, Key: e.Key, Value: e.Value, ExpireAt: e.ExpireAt})
 				}
 			}); err != nil {
-				return err
+				return false, err
 			}
 			if !page.More {
 				break
@@ -169,13 +190,13 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if err := write(func(w *writeBatch) {
 		w.emit(mutation{Map: restoreMap, Kind: mutSet, Key: []byte(restoreDone), Value: []byte{}})
 	}); err != nil {
-		return err
+		return false, err
 	}
 	p.restored.Store(true)
 	if found {
 		s.log.Debug("partition restored from the data folders", "partition", p.id, "from", best.Member, "mark", best.Mark.String(), "life", life)
 	}
-	return nil
+	return true, nil
 }
 
 // newestCopy asks every member of t for the mark of its folder's newest complete copy of p, its

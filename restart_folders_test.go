@@ -212,3 +212,40 @@ func TestAllowPartialRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartOnLastFolderAfterGracefulStop: members closed one after another hand their
+// partitions to those still running, so the last one to stop holds the newest copy of every
+// partition, and its folder remembers only itself: started again alone (ExpectMembers 1, the
+// default policy and a restore timeout far beyond the test's), it restores everything at once.
+// The first to stop, started alone, waits instead: its folder remembers the others.
+func TestRestartOnLastFolderAfterGracefulStop(t *testing.T) {
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	members := startCluster(t, 3, withDataDirs(dirs))
+	want := fillRestartMap(t, members[0], 600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, m := range members {
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := startMembers(t, 1, onFolder(dirs[0], time.Hour, nil))[0]
+	mp, err := GetMap[string, string](first, "restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	getCtx, getCancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	v, err := mp.Get(getCtx, "k1")
+	getCancel()
+	if !errors.Is(err, dmap.ErrTimeout) {
+		t.Fatalf("the first folder to stop, alone: Get = %q, %v; want dmap.ErrTimeout (waiting for the others)", v, err)
+	}
+	first.kill()
+
+	last := startMembers(t, 1, onFolder(dirs[2], time.Hour, nil))[0]
+	if d := diff(mapContents(t, last, "restart"), want); d != "" {
+		t.Fatalf("the last folder to stop, alone: %s", d)
+	}
+}

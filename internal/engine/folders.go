@@ -39,6 +39,9 @@ type folderBook struct {
 	started time.Time
 	partial atomic.Bool // AllowPartialRestore was called
 
+	// recordMu serialises recordFolders (the recorder's and Close's last one).
+	recordMu sync.Mutex
+
 	mu       sync.Mutex
 	ofMember map[partition.MemberID]string
 	checks   map[partition.ID]folderCheck
@@ -146,51 +149,74 @@ func (s *Service) holdsUnrestored(t *partition.Table) bool {
 }
 
 // recordFolders makes this member's folder remember the folders of t's members (and, while it
-// holds an unrestored partition, those it remembered). It reports whether it must be called
-// again although t does not change (an unrestored partition held).
-func (s *Service) recordFolders(ctx context.Context, t *partition.Table) (again bool, err error) {
+// holds an unrestored partition or a member did not say its folder, those it remembered). It
+// reports whether it must be called again although t does not change.
+func (s *Service) recordFolders(ctx context.Context) (again bool, err error) {
+	s.folders.recordMu.Lock()
+	defer s.folders.recordMu.Unlock()
+	t := s.cluster.Table()
+	if t.Epoch == 0 {
+		return false, nil
+	}
 	var ids []string
+	keep := s.holdsUnrestored(t)
 	for _, m := range t.Members() {
-		id, err := s.folderOf(ctx, m)
-		if err != nil {
-			return true, fmt.Errorf("asking member %s for its data folder: %w", m, err)
+		askCtx, cancel := context.WithTimeout(ctx, folderAskTimeout)
+		id, askErr := s.folderOf(askCtx, m)
+		cancel()
+		if askErr != nil {
+			// A member that does not answer (dead, not yet out of the table) must not hold the
+			// others' record up; what its folder was is unknown, so nothing is forgotten.
+			keep = true
+			err = fmt.Errorf("asking member %s for its data folder: %w", m, askErr)
+			continue
 		}
 		ids = append(ids, id)
 	}
-	old, err := s.cfg.Disk.Remembered()
-	if err != nil {
-		return true, err
+	old, rerr := s.cfg.Disk.Remembered()
+	if rerr != nil {
+		return true, rerr
 	}
-	if s.holdsUnrestored(t) {
+	if keep {
 		ids = append(ids, old...)
-		again = true
 	}
 	ids = replicadisk.SortedIDs(ids)
-	if slices.Equal(ids, old) {
-		return again, nil
+	if !slices.Equal(ids, old) {
+		if werr := s.cfg.Disk.Remember(ids); werr != nil {
+			return true, werr
+		}
+		s.log.Debug("data folder remembers the cluster's folders", "folders", ids)
 	}
-	if err := s.cfg.Disk.Remember(ids); err != nil {
-		return true, err
-	}
-	s.log.Debug("data folder remembers the cluster's folders", "folders", ids)
-	return again, nil
+	return keep, err
 }
+
+// recordLastFolders records, as the service closes, the folders of the latest table: the
+// recorder may not have seen it yet (a member that left just before this one closes).
+func (s *Service) recordLastFolders() {
+	if s.folders == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*folderAskTimeout)
+	defer cancel()
+	if _, err := s.recordFolders(ctx); err != nil {
+		s.log.Debug("recording the cluster's data folders at close", "err", err)
+	}
+}
+
+// folderAskTimeout bounds the question of a member's folder ID when the recorder asks it.
+const folderAskTimeout = 2 * time.Second
 
 // runFolderRecorder keeps this member's folder's memory of the cluster's folders current
 // (recordFolders), at every table change.
 func (s *Service) runFolderRecorder() {
 	defer s.wg.Done()
 	for {
-		t, changed := s.cluster.Watch()
-		again := false
-		if t.Epoch != 0 {
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
-			var err error
-			again, err = s.recordFolders(ctx, t)
-			cancel()
-			if err != nil && !s.closed() {
-				s.log.Debug("recording the cluster's data folders failed, will retry", "err", err)
-			}
+		_, changed := s.cluster.Watch()
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OperationTimeout)
+		again, err := s.recordFolders(ctx)
+		cancel()
+		if err != nil && !s.closed() {
+			s.log.Debug("recording the cluster's data folders failed, will retry", "err", err)
 		}
 		retry := time.NewTimer(migrationRetry)
 		if !again {

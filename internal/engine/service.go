@@ -233,6 +233,7 @@ func (s *Service) Close() error {
 	s.spawnMu.Lock()
 	s.stopping = true
 	s.spawnMu.Unlock()
+	s.recordLastFolders()
 	s.cancel()
 	s.wg.Wait()
 	s.events.close()

@@ -78,8 +78,10 @@ type Config struct {
 	// NewService and closes it after Close. Default nil: such maps live in memory only.
 	Disk *replicadisk.Disk
 	// RestoreMembers is how many members the partition table must name before an owner
-	// restores a partition from the data folders: the restore reads the copies of the members
-	// present then. Default 1. The member passes its ExpectMembers.
+	// restores a partition from the data folders. Correctness does not depend on it (the
+	// restore also waits for the folders the present ones remember, folders.go); it spares a
+	// cluster started together the questions to the first members. Default 1. The member
+	// passes its ExpectMembers.
 	RestoreMembers int
 	// RestoreTimeout bounds, from the member's start, how long a restore waits for absent data
 	// folders that the present ones remember (folders.go): then the partition's operations fail

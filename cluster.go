@@ -251,6 +251,13 @@ func (c *Cluster) ResetLostPartitions(ctx context.Context, parts ...partition.ID
 	return c.m.node.ResetLost(ctx, parts)
 }
 
+// AllowPartialRestore is the operator's decision that the absent data folders a restarted
+// cluster waits for will not come back: this member's restores of the partitions that wait for
+// them (or were refused, dmap.ErrRestoreIncomplete) load the newest copies present, at once,
+// as Config.RestorePolicy RestorePartialMostRecent does after RestoreTimeout. A partition is
+// restored by its owner: call it on every member. Writes only the absent folders held are lost.
+func (c *Cluster) AllowPartialRestore() { c.m.engine.AllowPartialRestore() }
+
 // RecoverQuorum is the way out for a cluster that lost its raft majority for good (more
 // voters died at once than a majority tolerates, before the coordinator could replace them):
 // no table can be committed, so nothing is repaired and owners lose their leases. Call it on

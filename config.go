@@ -34,6 +34,7 @@ const (
 	DefaultMaxVoters        = 3
 	DefaultOperationTimeout = 30 * time.Second
 	DefaultMaxFrameSize     = 64 << 20
+	DefaultRestoreTimeout   = engine.DefaultRestoreTimeout
 )
 
 // Config configures a member. Every configuration of this module follows one contract: zero
@@ -135,11 +136,23 @@ type Config struct {
 	// docs/restart.md for the design and what each kind of stop keeps. Queues and topics are not
 	// persisted there. Default "": those maps live in memory only.
 	//
-	// Start the members of a restarted cluster with ExpectMembers set to how many will start
-	// together: each partition is restored from the members present once the table names that
-	// many, so they must hold, together, a copy of every partition (any N-BackupCount of the N
-	// old folders do).
+	// Each folder remembers the folders of the cluster it served in: a restarted cluster
+	// restores a partition only once the folders that may hold its newest copy are present,
+	// in any order and without any setting (ExpectMembers plays no part in it); see
+	// RestoreTimeout and RestorePolicy for when some never come back.
 	DataDir string
+	// RestoreTimeout bounds how long, from the member's start, the restore of a restarted
+	// cluster waits for absent data folders that the present ones remember (members not
+	// started again yet). Then, under RestoreFullOnly, the operations on the partitions they
+	// may hold the newest copies of fail with dmap.ErrRestoreIncomplete (naming the absent
+	// folders, also in an error log) until those members start; under
+	// RestorePartialMostRecent such partitions are restored from the newest copies present.
+	// Default DefaultRestoreTimeout (5 minutes).
+	RestoreTimeout time.Duration
+	// RestorePolicy says what a restore does once RestoreTimeout passed with remembered data
+	// folders absent. Default RestoreFullOnly: refuse. Cluster.AllowPartialRestore decides
+	// the same for a running member.
+	RestorePolicy RestorePolicy
 	// Maps configures maps by name: a store for write-through or write-behind persistence, a
 	// loader for read-through. Maps not listed live in memory only (or in DataDir). Every member of a cluster
 	// must have the same Maps. Validate checks each with dmap.MapConfig.Validate.
@@ -200,6 +213,9 @@ func (c Config) WithDefaults() Config {
 	if c.OperationTimeout == 0 {
 		c.OperationTimeout = DefaultOperationTimeout
 	}
+	if c.RestoreTimeout == 0 {
+		c.RestoreTimeout = DefaultRestoreTimeout
+	}
 	if c.MaxFrameSize == 0 {
 		c.MaxFrameSize = DefaultMaxFrameSize
 	}
@@ -236,6 +252,12 @@ func (c Config) Validate() error {
 	}
 	if c.PartitionCount < 1 {
 		errs = append(errs, fmt.Errorf("PartitionCount must be positive, got %d", c.PartitionCount))
+	}
+	if c.RestoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RestoreTimeout must not be negative, got %v", c.RestoreTimeout))
+	}
+	if c.RestorePolicy != RestoreFullOnly && c.RestorePolicy != RestorePartialMostRecent {
+		errs = append(errs, fmt.Errorf("RestorePolicy %d is not a RestorePolicy", c.RestorePolicy))
 	}
 	if n := c.backups(); n < 0 || n > MaxBackupCount {
 		errs = append(errs, fmt.Errorf("BackupCount must be within 0..%d, got %d", MaxBackupCount, n))
@@ -374,5 +396,7 @@ func (c Config) engineConfig(log *slog.Logger) engine.Config {
 		MemoryBudget:     c.MemoryBudget,
 		Logger:           log,
 		RestoreMembers:   c.ExpectMembers,
+		RestoreTimeout:   c.RestoreTimeout,
+		PartialRestore:   c.RestorePolicy == RestorePartialMostRecent,
 	}
 }

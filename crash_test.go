@@ -60,6 +60,9 @@ func runChild() int {
 	}
 	cfg.Maps = childStoreMaps()         // write-behind map "wb" when GRIDMAP_STORE_URL is set (persist_crash_test.go)
 	cfg.DataDir = os.Getenv(dataDirEnv) // restart_crash_test.go
+	if os.Getenv(partialRestoreEnv) != "" {
+		cfg.RestorePolicy, cfg.RestoreTimeout = RestorePartialMostRecent, time.Second
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	m, err := Start(ctx, cfg)
 	cancel()

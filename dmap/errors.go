@@ -69,4 +69,9 @@ var (
 	// the application resets it (Member.ResetLostPartitions), unless the cluster is configured
 	// to re-create lost partitions empty. A PartitionLost event tells every member.
 	ErrPartitionLost = engine.ErrPartitionLost
+	// ErrRestoreIncomplete: the key's partition is not restored from the data folders of a
+	// restarted cluster, because folders that may hold its newest copy are absent (the message
+	// names them) and gridmap.Config.RestoreTimeout passed. Start their members, or allow a
+	// partial restore (gridmap.Config.RestorePolicy, Cluster.AllowPartialRestore).
+	ErrRestoreIncomplete = engine.ErrRestoreIncomplete
 )

@@ -78,10 +78,24 @@ type Config struct {
 	// NewService and closes it after Close. Default nil: such maps live in memory only.
 	Disk *replicadisk.Disk
 	// RestoreMembers is how many members the partition table must name before an owner
-	// restores a partition from the data folders: the restore reads the copies of the members
-	// present then. Default 1. The member passes its ExpectMembers.
+	// restores a partition from the data folders. Correctness does not depend on it (the
+	// restore also waits for the folders the present ones remember, folders.go); it spares a
+	// cluster started together the questions to the first members. Default 1. The member
+	// passes its ExpectMembers.
 	RestoreMembers int
+	// RestoreTimeout bounds, from the member's start, how long a restore waits for absent data
+	// folders that the present ones remember (folders.go): then the partition's operations fail
+	// with ErrRestoreIncomplete, or with PartialRestore it is restored from the newest copy
+	// present. Default DefaultRestoreTimeout.
+	RestoreTimeout time.Duration
+	// PartialRestore restores, once RestoreTimeout passed, a partition from the newest copy the
+	// present folders hold although remembered folders are absent. Default false: refuse.
+	PartialRestore bool
 }
+
+// DefaultRestoreTimeout is Config.RestoreTimeout's default: time enough to start every member
+// of a cluster by hand.
+const DefaultRestoreTimeout = 5 * time.Minute
 
 // withDefaults is WithDefaults (the service's name for it).
 func (c Config) withDefaults() Config { return c.WithDefaults() }
@@ -115,6 +129,9 @@ func (c Config) WithDefaults() Config {
 	if c.RestoreMembers == 0 {
 		c.RestoreMembers = 1
 	}
+	if c.RestoreTimeout == 0 {
+		c.RestoreTimeout = DefaultRestoreTimeout
+	}
 	return c
 }
 
@@ -140,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrentMigrations < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentMigrations must not be negative, got %d", c.MaxConcurrentMigrations))
+	}
+	if c.RestoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RestoreTimeout must not be negative, got %v", c.RestoreTimeout))
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Maps)) {
 		prefix := fmt.Sprintf("Maps[%q]: ", name)

@@ -75,6 +75,12 @@ var (
 	// the application resets it (Member.ResetLostPartitions), unless the cluster is configured
 	// to re-create lost partitions empty. A PartitionLost event tells every member.
 	ErrPartitionLost = errors.New("dmap: partition lost")
+	// ErrRestoreIncomplete: the key's partition is not restored from the data folders of a
+	// restarted cluster because folders that may hold its newest copy are absent (the message
+	// names them) and Config.RestoreTimeout passed. Start the members of those folders, or allow
+	// a partial restore from the newest copies present (Config.PartialRestore,
+	// Service.AllowPartialRestore). Operations on the partition fail with it until then.
+	ErrRestoreIncomplete = errors.New("dmap: restore incomplete: data folders absent")
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own
 	// the partition at the epoch the operation was routed with. Callers re-route; users never see it.
 	ErrWrongOwner = errors.New("dmap: member does not own the partition")
@@ -113,34 +119,36 @@ const (
 	statusNoPredicate
 	statusDuplicateName
 	statusMemoryLimit
+	statusRestoreIncomplete
 )
 
 // statusErrs maps each status that stands for one of the package's sentinel errors to it, both
 // ways (statusOf, status.err): a remote owner's error is one the caller can check with
 // errors.Is.
 var statusErrs = [...]error{
-	statusNotFound:       ErrNotFound,
-	statusLocked:         ErrLocked,
-	statusWrongOwner:     ErrWrongOwner,
-	statusNoLease:        ErrNoLease,
-	statusTooLarge:       ErrValueTooLarge,
-	statusBadRequest:     ErrBadRequest,
-	statusClosed:         ErrClosed,
-	statusNotLockOwner:   ErrNotLockOwner,
-	statusConflict:       ErrConflict,
-	statusNoProcessor:    ErrNoProcessor,
-	statusProcessor:      ErrProcessor,
-	statusStore:          ErrStore,
-	statusDirtyLimit:     ErrDirtyLimit,
-	statusTimeout:        ErrTimeout,
-	statusPartitionLost:  ErrPartitionLost,
-	statusCodec:          ErrCodec,
-	statusInvalidConfig:  ErrInvalidConfig,
-	statusCrossPartition: ErrCrossPartition,
-	statusTxDone:         ErrTxDone,
-	statusNoPredicate:    ErrNoPredicate,
-	statusDuplicateName:  ErrAlreadyRegistered,
-	statusMemoryLimit:    ErrMemoryLimit,
+	statusNotFound:          ErrNotFound,
+	statusLocked:            ErrLocked,
+	statusWrongOwner:        ErrWrongOwner,
+	statusNoLease:           ErrNoLease,
+	statusTooLarge:          ErrValueTooLarge,
+	statusBadRequest:        ErrBadRequest,
+	statusClosed:            ErrClosed,
+	statusNotLockOwner:      ErrNotLockOwner,
+	statusConflict:          ErrConflict,
+	statusNoProcessor:       ErrNoProcessor,
+	statusProcessor:         ErrProcessor,
+	statusStore:             ErrStore,
+	statusDirtyLimit:        ErrDirtyLimit,
+	statusTimeout:           ErrTimeout,
+	statusPartitionLost:     ErrPartitionLost,
+	statusCodec:             ErrCodec,
+	statusInvalidConfig:     ErrInvalidConfig,
+	statusCrossPartition:    ErrCrossPartition,
+	statusTxDone:            ErrTxDone,
+	statusNoPredicate:       ErrNoPredicate,
+	statusDuplicateName:     ErrAlreadyRegistered,
+	statusMemoryLimit:       ErrMemoryLimit,
+	statusRestoreIncomplete: ErrRestoreIncomplete,
 }
 
 func (s status) err(msg string) error {

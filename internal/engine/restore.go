@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/replicadisk"
@@ -17,7 +18,10 @@ import (
 // it, the owner restores it once for the whole cluster (ensureRestored):
 //  1. it waits until the table names Config.RestoreMembers members;
 //  2. it asks every member of the table for the mark of the newest complete copy of the
-//     partition in its folder, and picks the newest (replicadisk.Best);
+//     partition in its folder, its folder's ID and the folders it remembers; while a remembered
+//     folder is absent, it waits for it (folders.go), up to Config.RestoreTimeout, then refuses
+//     (ErrRestoreIncomplete) unless a partial restore is allowed; then it picks the newest
+//     copy (replicadisk.Best);
 //  3. it writes, as ordinary writes of the partition (so its backups apply and persist them),
 //     the record of the partition's new life (the chosen copy's life plus one), then the chosen
 //     copy's entries, page by page, then the record that the restore is complete.
@@ -48,36 +52,90 @@ func (p *part) isRestored() bool {
 // ensureRestored restores partition p from the data folders when this member owns it and it is
 // not restored yet (see the top of this file). It returns at once without a data folder, and
 // when this member does not own p (the caller's ownership check then refuses the operation).
+// The waits for members and folders hold no lock: each caller waits within its own context.
 func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if p.disk == nil || p.isRestored() {
 		return nil
 	}
-	p.restoreMu.Lock()
-	defer p.restoreMu.Unlock()
-	if p.isRestored() {
-		return nil
-	}
-	t, changed := s.cluster.Watch()
-	for len(t.Members()) < s.cfg.RestoreMembers {
-		if t.Owner(p.id) != s.self {
-			return nil
+	for {
+		owner, err := s.awaitRestorable(ctx, p)
+		if err != nil || !owner {
+			return err
 		}
+		if done, err := s.restore(ctx, p); done || err != nil {
+			return err
+		}
+		// A folder went absent between the wait and the restore: wait again.
+	}
+}
+
+// awaitRestorable waits until the table names Config.RestoreMembers members and no folder
+// that the present folders remember is absent (or a partial restore is allowed), while this
+// member owns p. It reports whether this member owns p then.
+func (s *Service) awaitRestorable(ctx context.Context, p *part) (owner bool, err error) {
+	t, changed := s.cluster.Watch()
+	for {
+		if t.Owner(p.id) != s.self || p.isRestored() {
+			return false, nil
+		}
+		var missing []string
+		if len(t.Members()) >= s.cfg.RestoreMembers {
+			if missing, err = s.absentFolders(ctx, t, p.id); err != nil {
+				return false, err
+			}
+			if len(missing) == 0 || s.partialRestore() {
+				return true, nil
+			}
+			if s.restoreWaitOver() {
+				s.logAbsent(missing, true)
+				return false, fmt.Errorf("%w: partition %d: absent data folders %s may hold its newest copy", ErrRestoreIncomplete, p.id, strings.Join(missing, ", "))
+			}
+			s.logAbsent(missing, false)
+		}
+		wait := time.NewTimer(max(min(s.restoreWaitLeft(), migrationRetry), time.Millisecond))
 		select {
 		case <-changed:
 			t, changed = s.cluster.Watch()
+		case <-wait.C:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: partition %d waits for %d members to restore it from the data folders, the table has %d: %w",
-				ErrTimeout, p.id, s.cfg.RestoreMembers, len(t.Members()), ctx.Err())
+			wait.Stop()
+			if missing == nil {
+				return false, fmt.Errorf("%w: partition %d waits for %d members to restore it from the data folders, the table has %d: %w",
+					ErrTimeout, p.id, s.cfg.RestoreMembers, len(t.Members()), ctx.Err())
+			}
+			return false, fmt.Errorf("%w: partition %d waits for absent data folders %s to restore it: %w",
+				ErrTimeout, p.id, strings.Join(missing, ", "), ctx.Err())
 		case <-s.ctx.Done():
-			return ErrClosed
+			wait.Stop()
+			return false, ErrClosed
 		}
+		wait.Stop()
 	}
+}
+
+// restore restores p under its restore lock, once, from the newest copy in the folders. It
+// reports done false when a remembered folder is absent (and no partial restore is allowed):
+// the caller waits again.
+func (s *Service) restore(ctx context.Context, p *part) (done bool, err error) {
+	p.restoreMu.Lock()
+	defer p.restoreMu.Unlock()
+	if p.isRestored() {
+		return true, nil
+	}
+	t := s.cluster.Table()
 	if t.Owner(p.id) != s.self {
-		return nil
+		return true, nil
 	}
-	best, found, err := s.newestCopy(ctx, t, p.id)
+	best, found, missing, err := s.newestCopy(ctx, t, p.id)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if len(missing) != 0 {
+		if !s.partialRestore() {
+			return false, nil
+		}
+		s.log.Warn("partial restore: partition restored from the newest copy present, absent data folders may have held a newer one",
+			"partition", p.id, "absent folders", missing, "from", best.Member, "mark", best.Mark.String())
 	}
 	life := uint64(1)
 	if found {
@@ -103,14 +161,14 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if err := write(func(w *writeBatch) {
 		w.emit(mutation{Map: restoreMap, Kind: mutSet, Key: []byte(restoreLife), Value: lifeValue})
 	}); err != nil {
-		return err
+		return false, err
 	}
 	if found {
 		var cursor []byte
 		for {
 			page, err := s.fetchCopy(ctx, partition.MemberID(best.Member), p.id, best.Mark.Life, cursor)
 			if err != nil {
-				return err
+				return false, err
 			}
 			now := s.now()
 			if err := write(func(w *writeBatch) {
@@ -121,7 +179,7 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 					w.emit(mutation{Map: e.Map, Kind: mutSet, Key: e.Key, Value: e.Value, ExpireAt: e.ExpireAt})
 				}
 			}); err != nil {
-				return err
+				return false, err
 			}
 			if !page.More {
 				break
@@ -132,37 +190,41 @@ func (s *Service) ensureRestored(ctx context.Context, p *part) error {
 	if err := write(func(w *writeBatch) {
 		w.emit(mutation{Map: restoreMap, Kind: mutSet, Key: []byte(restoreDone), Value: []byte{}})
 	}); err != nil {
-		return err
+		return false, err
 	}
 	p.restored.Store(true)
 	if found {
 		s.log.Debug("partition restored from the data folders", "partition", p.id, "from", best.Member, "mark", best.Mark.String(), "life", life)
 	}
-	return nil
+	return true, nil
 }
 
-// newestCopy asks every member of t for the mark of its folder's newest complete copy of p and
-// returns the newest. A member that does not answer is asked again until ctx ends: its copy may
-// be the only up-to-date one.
-func (s *Service) newestCopy(ctx context.Context, t *partition.Table, p partition.ID) (replicadisk.Candidate, bool, error) {
+// newestCopy asks every member of t for the mark of its folder's newest complete copy of p, its
+// folder's ID and the folders it remembers, and returns the newest copy and the remembered
+// folders that are absent (missingFolders). A member that does not answer is asked again until
+// ctx ends: its copy may be the only up-to-date one.
+func (s *Service) newestCopy(ctx context.Context, t *partition.Table, p partition.ID) (best replicadisk.Candidate, found bool, missing []string, err error) {
 	var cands []replicadisk.Candidate
+	var present, remembered []string
 	for _, m := range t.Members() {
 		for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			mark, ok, err := s.copyMark(ctx, m, p)
+			r, err := s.askMark(ctx, m, int32(p))
 			if err == nil {
-				if ok {
-					cands = append(cands, replicadisk.Candidate{Member: string(m), Mark: mark})
+				if r.Has {
+					cands = append(cands, replicadisk.Candidate{Member: string(m), Mark: replicadisk.Mark{Life: r.Life, Epoch: r.Epoch, Seq: r.Seq, Owner: r.Owner}})
 				}
+				present = append(present, r.Folder)
+				remembered = append(remembered, r.Remembered...)
 				break
 			}
 			s.log.Debug("restore: asking a member for its copy's mark failed, retrying", "partition", p, "member", m, "err", err)
 			if err := sleepCtx(ctx, s.ctx, wait); err != nil {
-				return replicadisk.Candidate{}, false, fmt.Errorf("restoring partition %d: member %s: %w", p, m, err)
+				return best, false, nil, fmt.Errorf("restoring partition %d: member %s: %w", p, m, err)
 			}
 		}
 	}
-	best, ok := replicadisk.Best(cands)
-	return best, ok, nil
+	best, found = replicadisk.Best(cands)
+	return best, found, missingFolders(present, remembered), nil
 }
 
 // sleepCtx waits d, or returns an error when ctx or the service ends first.
@@ -179,24 +241,42 @@ func sleepCtx(ctx, service context.Context, d time.Duration) error {
 	}
 }
 
-// copyMark returns the mark of member m's newest complete copy of p.
-func (s *Service) copyMark(ctx context.Context, m partition.MemberID, p partition.ID) (replicadisk.Mark, bool, error) {
+// askMark asks member m for the mark of its folder's newest complete copy of partition p (none
+// for p -1), its folder's ID and the folders it remembers.
+func (s *Service) askMark(ctx context.Context, m partition.MemberID, p int32) (restoreMark, error) {
 	if m == s.self {
-		return s.cfg.Disk.NewestMark(uint32(p))
+		return s.localMark(p)
 	}
-	body, err := encodeRestoreRequest(&restoreRequest{Part: int32(p)})
+	body, err := encodeRestoreRequest(&restoreRequest{Part: p})
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return restoreMark{}, err
 	}
 	out, err := s.callPeer(ctx, m, msgRestoreMark, body)
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return restoreMark{}, err
 	}
-	r, err := decodeRestoreMark(out)
+	return decodeRestoreMark(out)
+}
+
+// localMark is this member's answer to askMark.
+func (s *Service) localMark(p int32) (restoreMark, error) {
+	var r restoreMark
+	if s.cfg.Disk == nil {
+		return r, nil
+	}
+	if p >= 0 && int(p) < len(s.parts) {
+		m, ok, err := s.cfg.Disk.NewestMark(uint32(p))
+		if err != nil {
+			return r, err
+		}
+		r = restoreMark{Has: ok, Life: m.Life, Epoch: m.Epoch, Seq: m.Seq, Owner: m.Owner}
+	}
+	remembered, err := s.cfg.Disk.Remembered()
 	if err != nil {
-		return replicadisk.Mark{}, false, err
+		return r, err
 	}
-	return replicadisk.Mark{Life: r.Life, Epoch: r.Epoch, Seq: r.Seq, Owner: r.Owner}, r.Has, nil
+	r.Folder, r.Remembered = s.folders.self, remembered
+	return r, nil
 }
 
 // fetchCopy reads a page of member m's copy of p of life life, after cursor.
@@ -248,13 +328,9 @@ func (s *Service) handleRestoreMark(ctx context.Context, msg transport.Message) 
 	if err != nil {
 		return transport.Message{}, err
 	}
-	var r restoreMark
-	if s.cfg.Disk != nil && req.Part >= 0 && int(req.Part) < len(s.parts) {
-		m, ok, err := s.cfg.Disk.NewestMark(uint32(req.Part))
-		if err != nil {
-			return transport.Message{}, err
-		}
-		r = restoreMark{Has: ok, Life: m.Life, Epoch: m.Epoch, Seq: m.Seq, Owner: m.Owner}
+	r, err := s.localMark(req.Part)
+	if err != nil {
+		return transport.Message{}, err
 	}
 	body, err := encodeRestoreMark(&r)
 	return transport.Message{Body: body}, err

@@ -58,6 +58,8 @@ type Service struct {
 	// spawnMu orders spawn before Close's wait: once stopping is set no goroutine is added.
 	spawnMu  sync.RWMutex
 	stopping bool
+	// folders: the data folders' identities and memory (folders.go); nil without Disk.
+	folders *folderBook
 	// mem counts the memory Config.MemoryBudget covers (nil: no budget; memory.go), and
 	// fullBackups the members that said they are at theirs.
 	mem         *memAccount
@@ -170,6 +172,12 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore(), disk: cfg.Disk}
 	}
+	if cfg.Disk != nil {
+		if s.folders, err = newFolderBook(cfg.Disk, time.Now()); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	s.stores = make(map[string]*persistence)
 	s.flushKick = make(chan struct{}, flushWorkers)
 	for _, configured := range []map[string]MapConfig{cfg.Maps, cfg.StructureMaps} {
@@ -212,7 +220,8 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	}
 	go s.runMigrations()
 	if cfg.Disk != nil {
-		s.wg.Add(restoreWorkers)
+		s.wg.Add(1 + restoreWorkers)
+		go s.runFolderRecorder()
 		for i := range restoreWorkers {
 			go s.runRestorer(i)
 		}
@@ -227,6 +236,7 @@ func (s *Service) Close() error {
 	s.spawnMu.Lock()
 	s.stopping = true
 	s.spawnMu.Unlock()
+	s.recordLastFolders()
 	s.cancel()
 	s.wg.Wait()
 	s.events.close()

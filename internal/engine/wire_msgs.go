@@ -166,13 +166,16 @@ func decodeRestoreRequest(b []byte) (restoreRequest, error) {
 	return r, err
 }
 
-// restoreMark is a member's answer to msgRestoreMark: the mark of its newest complete copy.
+// restoreMark is a member's answer to msgRestoreMark: the mark of its newest complete copy (none
+// when Part is -1), its folder's ID ("" without a folder) and the folders it remembers.
 type restoreMark struct {
-	Has   bool   `msgpack:"h"`
-	Life  uint64 `msgpack:"l"`
-	Epoch uint64 `msgpack:"e"`
-	Seq   uint64 `msgpack:"s"`
-	Owner bool   `msgpack:"o"`
+	Has        bool     `msgpack:"h"`
+	Life       uint64   `msgpack:"l"`
+	Epoch      uint64   `msgpack:"e"`
+	Seq        uint64   `msgpack:"s"`
+	Owner      bool     `msgpack:"o"`
+	Folder     string   `msgpack:"f,omitempty"`
+	Remembered []string `msgpack:"r,omitempty"`
 }
 
 func encodeRestoreMark(r *restoreMark) ([]byte, error) { return marshalMsg(r, "restore mark") }

@@ -69,3 +69,40 @@ func BenchmarkMap(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutDataDir measures what Config.DataDir costs a put: on a 3-member cluster with one
+// synchronous backup, puts of keys another member owns (so the owner's and the backup's folder
+// commits are both on the write's path), with the data folder off and on, for small and large
+// values. docs/restart.md has the figures.
+func BenchmarkPutDataDir(b *testing.B) {
+	for _, folder := range []bool{false, true} {
+		for _, size := range []int{256, 64 << 10, 1 << 20} {
+			name := fmt.Sprintf("datadir=%v/value=%d", folder, size)
+			b.Run(name, func(b *testing.B) {
+				members := startCluster(b, 3, func(cfg *Config) {
+					if folder {
+						cfg.DataDir = b.TempDir()
+					}
+				})
+				m := members[0]
+				mp := getMap[string, []byte](b, m, "bench")
+				keys := keysOwnedBy(b, m, false, 256)
+				value := make([]byte, size)
+				ctx := context.Background()
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if err := mp.Put(ctx, keys[i%len(keys)], value); err != nil {
+							b.Error(err)
+							return
+						}
+						i++
+					}
+				})
+			})
+		}
+	}
+}

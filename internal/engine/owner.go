@@ -126,6 +126,15 @@ func (p *part) dropShadow() {
 	}
 }
 
+// notRestored refuses an operation on a partition this member owns but has not restored from
+// the data folders: ensureRestored found it was not the owner, and the table made it the owner
+// before the ownership check. Serving it now would let the restore, done by the next
+// operation, write the folders' older entries over it. The router routes it again, and that
+// attempt restores the partition first.
+func notRestored(p *part) opResponse {
+	return opResponse{Status: statusWrongOwner, Msg: fmt.Sprintf("partition %d is not restored from the data folders on this member yet", p.id)}
+}
+
 // serveOp executes an operation on this member as the partition's owner, within req.deadline.
 func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 	if req.Part < 0 || int(req.Part) >= len(s.parts) {
@@ -161,6 +170,9 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 	if !req.Kind.writes() {
 		if st, ep := s.checkOwner(ctx, p.id, req.Epoch, dl); st != statusOK {
 			return opResponse{Status: st, Epoch: ep}
+		}
+		if p.disk != nil && !p.isRestored() {
+			return notRestored(p)
 		}
 		if req.Kind.perPartition() {
 			return s.readPartitionSettled(p, req)
@@ -352,6 +364,9 @@ func (s *Service) ownerWriteOnce(ctx context.Context, p *part, epoch uint64, dl 
 		if resp, ok := s.takeOver(tctx, p); !ok {
 			return resp, noRoom{}, false
 		}
+	}
+	if req != nil && p.disk != nil && !p.isRestored() {
+		return notRestored(p), noRoom{}, false
 	}
 	w := &writeBatch{}
 	if req != nil {

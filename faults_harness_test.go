@@ -1062,12 +1062,13 @@ func (r *faultRun) check() (illegal []string) {
 	}
 	r.t.Logf("checked %d operations (%d errored, %d timeouts, slowest %v) on %d keys in %v",
 		len(ops), errored, r.timeout, r.slowest.Round(time.Millisecond), len(res), time.Since(start).Round(time.Millisecond))
+	var undecided []string
 	for _, kr := range res {
 		switch kr.Result {
 		case "Ok":
 			continue
 		case "Unknown":
-			r.t.Errorf("key %s: linearizability check ran out of time (%d operations)", kr.Key, kr.Ops)
+			undecided = append(undecided, fmt.Sprintf("%s (%d operations)", kr.Key, kr.Ops))
 			continue
 		}
 		illegal = append(illegal, kr.Key)
@@ -1086,8 +1087,22 @@ func (r *faultRun) check() (illegal []string) {
 		}
 		r.t.Logf("key %s history (call, return, client, op):\n%s", kr.Key, strings.Join(lines, "\n"))
 	}
+	// A key porcupine could not decide within its time (long operations of unknown outcome,
+	// from faults, make the search explode: a 1,497-operation key stayed undecided in 2 minutes)
+	// is not a violation, but it is not checked either: a few are reported, more than
+	// maxUndecided of the keys fail the run, which then checked too little.
+	if len(undecided) > 0 {
+		r.t.Logf("linearizability check ran out of time on %d of %d keys, not counted as violations: %s", len(undecided), len(res), strings.Join(undecided, ", "))
+	}
+	if len(res) > 0 && float64(len(undecided)) > maxUndecided*float64(len(res)) {
+		r.t.Errorf("the linearizability check ran out of time on %d of %d keys (more than %.0f%%): the run checked too little", len(undecided), len(res), 100*maxUndecided)
+	}
 	return illegal
 }
+
+// maxUndecided is the share of keys the linearizability check may leave undecided (out of
+// time) before a run fails for checking too little.
+const maxUndecided = 0.125
 
 // unavailability logs, for each kill, how long operations called after the kill (until the next
 // kill, or end) waited for their key to serve (lincheck.Waits): a write for a successful write,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gridmap/gridmap/partition"
 )
@@ -200,5 +201,43 @@ func TestRetryBeyondMemoryIsOutcomeUnknown(t *testing.T) {
 	}
 	if v, err := cm.Get(ctx, key); err != nil || v != "newer" {
 		t.Fatalf("value = %q, %v; want newer (the late retry applied the put again)", v, err)
+	}
+}
+
+// TestRetryAgeReachesTheOwner: a retry carries the age of its operation's first call (an
+// Attempt's, across calls) to the owner, which refuses it when its memory of the partition
+// begins later (a copy received since, say) and decides it when its memory reaches back.
+func TestRetryAgeReachesTheOwner(t *testing.T) {
+	c := newCluster(t, 2, 1, nil)
+	registerQueue(t, c)
+	ctx := context.Background()
+	owner, client := c.Svc(0), c.Svc(1)
+	p := partitionOwnedBy(t, c, owner.self)
+	q := client.mustOpen(t, "q")
+	for _, item := range []string{"a", "b"} {
+		if _, err := q.ExecutePartition(ctx, "qoffer", p, []byte(item)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	memoryBegins := func(ago time.Duration) {
+		pt := owner.parts[p]
+		pt.mu.Lock()
+		pt.rs.answers.from = monoNow() - int64(ago)
+		pt.rs.answers.reach = pt.rs.answers.from
+		pt.mu.Unlock()
+	}
+	memoryBegins(time.Minute)
+	// A retry whose first call was two minutes ago: the owner may have forgotten it.
+	a := Attempt{id: client.newOpID(), sent: true, first: time.Now().Add(-2 * time.Minute)}
+	if res, err := q.ExecutePartitionAttempt(ctx, &a, "qpoll", p, nil); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("a retry older than the owner's memory returned %q, %v; want ErrOutcomeUnknown", res, err)
+	}
+	// One whose first call is younger than the memory (less the transit slack) is decided.
+	a = Attempt{id: client.newOpID(), sent: true, first: time.Now().Add(-time.Minute + retryTransitSlack + 10*time.Second)}
+	if res, err := q.ExecutePartitionAttempt(ctx, &a, "qpoll", p, nil); err != nil || string(res) != "a" {
+		t.Fatalf("a retry younger than the owner's memory returned %q, %v; want a", res, err)
+	}
+	if got := queueItems(t, owner, "q", p); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("the queue holds %q; want [b]", got)
 	}
 }

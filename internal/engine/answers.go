@@ -293,9 +293,10 @@ type answerTable struct {
 	// total-1.
 	total uint64
 	// marks are clock readings, oldest first: one as every answerMarkEvery-th answer is
-	// remembered, and none older than what the oldest answer needs (the first mark at or
-	// after its number, which bounds when it was remembered).
+	// remembered. Those before marks[mhead] are no longer needed: the oldest answer needs the
+	// first mark at or after its number, which bounds when it was remembered.
 	marks []answerMark
+	mhead int
 	// reach: every answer remembered after it (monoNow time) is still here (see the package
 	// comment above): the later of from, where this memory begins (the store's creation, a
 	// copy's begin, or what the copy's sender reached back to), and forgot, when the newest
@@ -396,6 +397,10 @@ func (t *answerTable) remember(id opID, ans answer, result []byte, failed, mayRe
 	t.n++
 	t.total++
 	if t.total%answerMarkEvery == 0 {
+		if t.mhead > 0 && 2*t.mhead >= len(t.marks) {
+			t.marks = append(t.marks[:0], t.marks[t.mhead:]...)
+			t.mhead = 0
+		}
 		t.marks = append(t.marks, answerMark{num: t.total - 1, at: t.now()})
 		t.expire()
 	}
@@ -417,7 +422,7 @@ func (t *answerTable) grow() {
 // answerRetention: remembered before a mark that is that much older than the newest mark. It
 // runs as a mark is taken, so it reads no clock of its own.
 func (t *answerTable) expire() {
-	newest := t.marks[len(t.marks)-1].at
+	newest := t.marks[len(t.marks)-1].at // just taken
 	for t.n > minAnswers {
 		m, ok := t.markOf(t.total - uint64(t.n))
 		if !ok || newest-m.at < int64(answerRetention) {
@@ -427,45 +432,35 @@ func (t *answerTable) expire() {
 	}
 }
 
-// markOf returns the first mark at or after answer number num, which bounds when it was
-// remembered.
+// markOf returns the first mark at or after answer number num, the oldest remembered answer,
+// which bounds when it was remembered; it drops the marks before it.
 func (t *answerTable) markOf(num uint64) (answerMark, bool) {
-	for _, m := range t.marks {
-		if m.num >= num {
-			return m, true
-		}
+	for t.mhead < len(t.marks) && t.marks[t.mhead].num < num {
+		t.mhead++
 	}
-	return answerMark{}, false
+	if t.mhead == len(t.marks) {
+		return answerMark{}, false
+	}
+	return t.marks[t.mhead], true
 }
 
 // forgetOldest forgets the oldest answer and moves reach to when it was remembered (its mark,
 // or now if it has none yet).
 func (t *answerTable) forgetOldest() {
-	num := t.total - uint64(t.n)
-	at := int64(0)
-	if m, ok := t.markOf(num); ok {
-		at = m.at
-	} else {
-		at = t.now()
+	m, ok := t.markOf(t.total - uint64(t.n))
+	if !ok {
+		m.at = t.now()
 	}
-	t.forgot = max(t.forgot, at)
-	t.reach = max(t.from, t.forgot)
-	old := t.at(0)
-	if old.result {
+	if m.at > t.forgot {
+		t.forgot = m.at
+		t.reach = max(t.from, t.forgot)
+	}
+	if old := t.at(0); old.result {
 		t.resultBytes -= len(t.results[old.id])
 		delete(t.results, old.id)
 	}
-	*old = answerEntry{}
 	t.head = (t.head + 1) & (len(t.ring) - 1)
 	t.n--
-	// Drop the marks no remembered answer needs any more.
-	k := 0
-	for k < len(t.marks)-1 && t.marks[k].num <= num {
-		k++
-	}
-	if k > 0 {
-		t.marks = append(t.marks[:0], t.marks[k:]...)
-	}
 }
 
 // mayPredate reports whether the first attempt of a retry of the given age (opRequest.Age)

@@ -84,6 +84,7 @@ type faultReply struct {
 	Err     string       `json:"err,omitempty"`
 	Lost    bool         `json:"lost,omitempty"`    // Err is dmap.ErrPartitionLost
 	Timeout bool         `json:"timeout,omitempty"` // Err is dmap.ErrTimeout
+	Unknown bool         `json:"unknown,omitempty"` // Err is dmap.ErrOutcomeUnknown
 	View    *faultView   `json:"view,omitempty"`    // info
 	Places  []faultPlace `json:"places,omitempty"`  // place
 	Event   *faultEvent  `json:"event,omitempty"`
@@ -284,6 +285,7 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		rep.Err = err.Error()
 		rep.Lost = errors.Is(err, dmap.ErrPartitionLost)
 		rep.Timeout = errors.Is(err, dmap.ErrTimeout)
+		rep.Unknown = errors.Is(err, dmap.ErrOutcomeUnknown)
 	}
 	return rep
 }

@@ -34,6 +34,10 @@ type queueHistory struct {
 	// Unanswered counts the takes and drains whose member never answered (it was killed or
 	// stalled while the call ran): each may have removed an item that no caller saw.
 	Unanswered int
+	// TakesUnknown counts the takes and drains that failed with queue.ErrOutcomeUnknown (a
+	// removal sent again after the owner forgot whether the first call removed items): like
+	// unanswered ones, each may have removed items that no caller saw.
+	TakesUnknown int
 	// TakeErrors counts the takes' errors (but the empty queue's) by message, numbers elided,
 	// to tell why a take failed.
 	TakeErrors map[string]int `json:"take_errors"`
@@ -50,10 +54,11 @@ type queueVerdict struct {
 }
 
 // failed reports whether the verdict is a violation: an item taken that was never offered, or
-// more acknowledged items lost than takes left unanswered (each of those may have removed one
-// item whose caller died with it; the promise is about items removed for a caller that lives).
+// more acknowledged items lost than takes left unanswered or answered ErrOutcomeUnknown (each
+// of those may have removed one item that no caller saw, and said so; the promise is about
+// items removed for a caller that was told it got them).
 func (v queueVerdict) failed(h *queueHistory) bool {
-	return len(v.NeverOffered) > 0 || len(v.Lost) > h.Unanswered
+	return len(v.NeverOffered) > 0 || len(v.Lost) > h.Unanswered+h.TakesUnknown
 }
 
 // check computes the verdict of the history.
@@ -105,23 +110,29 @@ func (j *jepsen) runQueue(n int) (stop func()) {
 			return faultRequest{Op: "take", Key: q, Timeout: time.Second}
 		}
 		return faultRequest{Op: "offer", Key: q, Value: fmt.Sprintf("q.%d.%d", c, i)}
-	}, func(req faultRequest, rep faultReply, err error) {
-		h := j.queue
-		switch {
-		case req.Op == "offer":
-			h.Offered[req.Value] = err == nil
-		case err == nil:
-			h.TakesOK++
-			h.Taken[rep.Value]++
-		case errors.Is(err, errFaultNoAnswer):
-			h.Unanswered++
-		case rep.Timeout && strings.Contains(rep.Err, "waiting for an item"):
-			h.TakesEmpty++ // the queue stayed empty (or its owner out of reach) for the wait
-		default:
-			h.TakesFailed++
-			h.TakeErrors[digits.ReplaceAllString(rep.Err, "N")]++
-		}
-	})
+	}, func(req faultRequest, rep faultReply, err error) { j.queue.record(req, rep, err) })
+}
+
+// record adds one operation of the queue workload to the history: its request, the member's
+// reply, and err, the call's error (errFaultNoAnswer: the member never answered).
+func (h *queueHistory) record(req faultRequest, rep faultReply, err error) {
+	switch {
+	case req.Op == "offer":
+		h.Offered[req.Value] = err == nil
+	case err == nil:
+		h.TakesOK++
+		h.Taken[rep.Value]++
+	case errors.Is(err, errFaultNoAnswer):
+		h.Unanswered++
+	case rep.Unknown:
+		h.TakesUnknown++ // it may have removed an item: counted like an unanswered take
+		h.TakeErrors[digits.ReplaceAllString(rep.Err, "N")]++
+	case rep.Timeout && strings.Contains(rep.Err, "waiting for an item"):
+		h.TakesEmpty++ // the queue stayed empty (or its owner out of reach) for the wait
+	default:
+		h.TakesFailed++
+		h.TakeErrors[digits.ReplaceAllString(rep.Err, "N")]++
+	}
 }
 
 // digits matches the numbers of an error message.
@@ -147,6 +158,8 @@ func (j *jepsen) checkQueue() (v queueVerdict, undrained []string) {
 			}
 			if errors.Is(err, errFaultNoAnswer) {
 				j.queue.Unanswered++
+			} else if rep.Unknown {
+				j.queue.TakesUnknown++
 			}
 			j.mu.Unlock()
 			if err == nil && rep.OK {
@@ -168,8 +181,9 @@ func (j *jepsen) checkQueue() (v queueVerdict, undrained []string) {
 // excused by a take whose member never answered.
 func TestJepsenQueueCheckerFindsLossAndDuplicates(t *testing.T) {
 	h := &queueHistory{
-		Offered: map[string]bool{"a": true, "b": true, "c": false, "d": false, "e": true},
-		Taken:   map[string]int{"a": 1, "b": 2, "d": 1},
+		Offered:    map[string]bool{"a": true, "b": true, "c": false, "d": false, "e": true},
+		Taken:      map[string]int{"a": 1, "b": 2, "d": 1},
+		TakeErrors: map[string]int{},
 	}
 	v := h.check()
 	if v.Acked != 3 || v.Unknown != 2 || v.UnknownTaken != 1 {
@@ -185,6 +199,18 @@ func TestJepsenQueueCheckerFindsLossAndDuplicates(t *testing.T) {
 	if v.failed(h) {
 		t.Error("one lost item with one take unanswered (its member died mid-take) failed the checker")
 	}
+	// A take answered ErrOutcomeUnknown excuses a lost item as an unanswered one does; a take
+	// that failed otherwise (nothing removed) does not.
+	h.Unanswered = 0
+	h.record(faultRequest{Op: "take", Key: "jq0"}, faultReply{Err: "queue jq0: failed: dmap: partition lost"}, errors.New("member error"))
+	if !v.failed(h) || h.TakesFailed != 1 {
+		t.Errorf("a take that failed removing nothing excused a lost item: %+v", h)
+	}
+	h.record(faultRequest{Op: "take", Key: "jq0"}, faultReply{Err: "queue jq0: dmap: outcome unknown", Unknown: true}, errors.New("member error"))
+	if v.failed(h) || h.TakesUnknown != 1 || h.TakesFailed != 1 {
+		t.Errorf("one lost item with one take of unknown outcome failed the checker: %+v", h)
+	}
+	h.TakesUnknown, h.Unanswered = 0, 1
 	h.Taken["e"], h.Taken["z"] = 1, 1
 	v = h.check()
 	if len(v.Lost) != 0 || !slices.Equal(v.NeverOffered, []string{"z"}) || !v.failed(h) {

@@ -212,11 +212,11 @@ func TestJepsen(t *testing.T) {
 	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; %s; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
 		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; "+
 		"transactions: %d committed, %d unknown on %d keys, %d torn or lost; "+
-		"queue: %d takes (%d empty, %d failed, %d unanswered), %v, %d queues not drained",
+		"queue: %d takes (%d empty, %d failed, %d unanswered, %d outcome unknown), %v, %d queues not drained",
 		seed, r.now().Round(time.Second), len(j.faults), j.faults, healSummary(heals), nops, len(keys), len(stale), stale, disagree,
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad),
 		txAcked, txUnknown, txKeys, len(txBad),
-		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qv, len(qUndrained))
+		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered+qh.TakesUnknown, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qh.TakesUnknown, qv, len(qUndrained))
 	t.Log(summary)
 	j.write("summary.txt", []byte(summary+"\n"))
 	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\ntransactions, torn or lost (%d):\n%s\n"+
@@ -243,8 +243,8 @@ func TestJepsen(t *testing.T) {
 		t.Errorf("transactions: %d keys torn (txa and txb differ) or without their last committed value, e.g. %v (seed %d)", len(txBad), firstN(txBad, 10), seed)
 	}
 	if qv.failed(&qh) {
-		t.Errorf("queue: %d acknowledged items lost (%d takes unanswered), e.g. %v; %d items taken that were never offered, e.g. %v (seed %d, histories in %s)",
-			len(qv.Lost), qh.Unanswered, firstN(qv.Lost, 10), len(qv.NeverOffered), firstN(qv.NeverOffered, 10), seed, j.dir)
+		t.Errorf("queue: %d acknowledged items lost (%d takes unanswered, %d outcome unknown), e.g. %v; %d items taken that were never offered, e.g. %v (seed %d, histories in %s)",
+			len(qv.Lost), qh.Unanswered, qh.TakesUnknown, firstN(qv.Lost, 10), len(qv.NeverOffered), firstN(qv.NeverOffered, 10), seed, j.dir)
 	}
 	if len(qUndrained) > 0 {
 		t.Errorf("queue: not drained at the end: %v", qUndrained)

@@ -74,4 +74,12 @@ var (
 	// names them) and gridmap.Config.RestoreTimeout passed. Start their members, or allow a
 	// partial restore (gridmap.Config.RestorePolicy, Cluster.AllowPartialRestore).
 	ErrRestoreIncomplete = engine.ErrRestoreIncomplete
+	// ErrOutcomeUnknown: a write sent again after an attempt whose answer never came (a lost
+	// connection, a timeout) may or may not have been applied, and its owner cannot tell: it
+	// no longer remembers answers as old as the first attempt (it keeps them at least
+	// engine.MaxRetryWindow, 30 s, unless the partition is written thousands of times in that
+	// time or its copy on that member is younger than the attempt), or an earlier attempt was
+	// applied but not acknowledged by every backup. The write was not applied again: read the
+	// entry to learn what happened.
+	ErrOutcomeUnknown = engine.ErrOutcomeUnknown
 )

@@ -30,10 +30,11 @@
 //   - a member that leaves gracefully (gridmap.Member.Close) hands its queues over with its
 //     partitions, items and all.
 //
-// The one gap is a call cut off for longer than the owner remembers answers (the last 256
-// writes of its partition): an Offer retried so late is applied again, and its item is then in
-// the queue twice; a Poll retried so late removes the next item too, and the first one is lost
-// to its caller.
+// The one gap is a call cut off for longer than the owner remembers answers (at least 30 s,
+// engine.MaxRetryWindow, unless the queue's partition takes thousands of writes in that time;
+// and no longer than its copy of the partition exists): the call sent again is then not run
+// again but fails with ErrOutcomeUnknown. For a Poll, Take or Drain that means items may have
+// been removed and reached no caller; for an Offer, that its item may be in the queue.
 //
 // Blocking calls wait on the caller's member, not on the owner: Take and Put try, then wait for
 // a change of the queue (a cluster-wide listener on its head and tail entry, registered by

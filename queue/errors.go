@@ -34,4 +34,10 @@ var (
 	// ErrCorrupt: the queue's entries on its owner do not have the queue's layout (a store
 	// that holds something else under the queue's name, say). The operation changed nothing.
 	ErrCorrupt = errCorrupt
+	// ErrOutcomeUnknown: a Poll, Take or Drain whose call to the owner went unanswered was
+	// sent again, and the owner could no longer tell whether the first call had removed items
+	// (dmap.ErrOutcomeUnknown): it may have, and those items reached no caller. It is not a
+	// timeout: the removal is over, and was not run twice. An Offer that returns it may have
+	// added its item.
+	ErrOutcomeUnknown = dmap.ErrOutcomeUnknown
 )

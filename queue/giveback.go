@@ -62,7 +62,7 @@ func (h *handOff) abandon() bool {
 // poll's answer) back at the head of the queue.
 func (s *Service) giveBack(ctx context.Context, raw *engine.Map, p partition.ID, res []byte, err error) {
 	if err != nil && len(res) == 0 {
-		if !errors.Is(err, engine.ErrTimeout) && !errors.Is(err, engine.ErrClosed) {
+		if !errors.Is(err, engine.ErrTimeout) && !errors.Is(err, engine.ErrClosed) && !errors.Is(err, engine.ErrOutcomeUnknown) {
 			return // refused: nothing removed
 		}
 		s.e.Logger().Error("queue: a removal its taker gave up on did not complete: its items, if it removed any, are lost",
@@ -91,7 +91,8 @@ func retryAttempt(ctx context.Context, raw *engine.Map, a *engine.Attempt, proc 
 		if err == nil || len(res) > 0 || !errors.Is(err, engine.ErrTimeout) || ctx.Err() != nil || time.Now().After(giveUp) {
 			return res, err
 		}
-		// Soon: the owner remembers the answer only for its partition's last 256 writes.
+		// Soon: the owner remembers the answer for MaxRetryWindow (unless its partition is
+		// written very fast); a retry it no longer can answer fails with ErrOutcomeUnknown.
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

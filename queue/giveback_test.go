@@ -197,3 +197,58 @@ func TestTakersGivingUpLoseNoItem(t *testing.T) {
 	}
 	t.Logf("%d items went back to the head for takers that gave up", client.returned.Load())
 }
+
+// A Poll whose answer is lost and whose retry reaches the owner only after it forgot the
+// first poll's answer (the queue's partition took more writes meanwhile than the owner keeps
+// answers of) fails with ErrOutcomeUnknown: not an empty answer, since the first poll removed
+// an item, and not a second poll, which would remove another item for nobody.
+func TestPollRetriedBeyondTheOwnersMemoryIsOutcomeUnknown(t *testing.T) {
+	c, owner, client, name := takeCluster(t)
+	ctx := context.Background()
+	qc, qo := mustQueue(t, client, name), mustQueue(t, owner, name)
+	for _, it := range []string{"a", "b"} {
+		if err := qc.Offer(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another queue in the same partition, which the owner floods.
+	var other *Queue[string]
+	for i := 0; other == nil; i++ {
+		if n := fmt.Sprint("other", i); owner.e.PartitionOf([]byte(n)) == qo.Partition() {
+			other = mustQueue(t, owner, n)
+		}
+	}
+	from := string(c.Active[1])
+	var lost sync.Once
+	lostOne := false
+	c.Net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
+		if f != from || typ != engine.MsgOp {
+			return false
+		}
+		first := false
+		lost.Do(func() {
+			first, lostOne = true, true
+			for i := range 4100 {
+				if err := other.Offer(ctx, fmt.Sprint(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		return first
+	})
+	it, ok, err := qc.Poll(ctx)
+	c.Net.SetAnswered(nil)
+	if !lostOne {
+		t.Fatal("no answer was lost: the test did not test a retry")
+	}
+	if !errors.Is(err, ErrOutcomeUnknown) || ok {
+		t.Fatalf("the late retried poll returned %q, %v, %v; want ErrOutcomeUnknown", it, ok, err)
+	}
+	if errors.Is(err, ErrTimeout) {
+		t.Fatalf("ErrOutcomeUnknown also matches ErrTimeout: %v", err)
+	}
+	if got, err := qo.Drain(ctx, 10); err != nil || !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("the queue holds %q, %v; want [b] (the first poll removed a, the retry nothing)", got, err)
+	}
+}

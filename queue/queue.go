@@ -21,8 +21,9 @@ const (
 	// takeRecovery bounds how long a removal whose answer did not arrive (a timeout) is sent
 	// again, as the same operation, to get its items (see take), and how long giveBack tries
 	// to put them back: long enough for a lossy link or a failover, short enough that a caller
-	// cut off from the owner hears of it.
-	takeRecovery = 30 * time.Second
+	// cut off from the owner hears of it. It is the engine's MaxRetryWindow, which owners keep
+	// answers for (so that such a retry gets the first answer).
+	takeRecovery = engine.MaxRetryWindow
 )
 
 // Queue is a typed view of one distributed FIFO queue. Its items live on the owner of the
@@ -36,7 +37,9 @@ const (
 // Every call returns when its context ends; when a removal's outcome is unknown then (sent,
 // not answered), the member gets its items in the background and puts them back at the head
 // of the queue (for up to 30 s, while the member runs), so that no item is removed without
-// reaching a caller.
+// reaching a caller. A removal sent again so late, or after so many writes of the queue's
+// partition, that the owner no longer remembers the first call's answer is not run again: it
+// fails with ErrOutcomeUnknown, which says that items may have been removed for nobody.
 type Queue[T any] struct {
 	svc   *Service
 	name  string
@@ -205,7 +208,8 @@ func (q *Queue[T]) Drain(ctx context.Context, max int) ([]T, error) {
 // first time (or polls afresh when the first never arrived). An owner that applied the poll but
 // whose backups did not acknowledge it answers with the items and an error: they are returned
 // (a failover to a backup that missed the poll would hand them out again: a duplicate, never a
-// loss).
+// loss). An owner that no longer remembers whether the first attempt removed items answers
+// ErrOutcomeUnknown, returned as such: never an empty answer, since items may be gone.
 func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
@@ -236,6 +240,9 @@ func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 	}
 	if h.err == nil || len(h.res) > 0 {
 		return q.decode(h.res)
+	}
+	if errors.Is(h.err, ErrOutcomeUnknown) {
+		return nil, fmt.Errorf("queue %s: a removal sent again after its answer was lost may have taken items that reached no caller: %w", q.name, h.err)
 	}
 	return nil, q.opErr(h.err)
 }

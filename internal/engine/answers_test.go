@@ -112,48 +112,164 @@ func TestRetryAfterFailoverGetsFirstAnswer(t *testing.T) {
 	c.Net.SetAnswered(nil)
 }
 
-// TestAnswerTableBound: the remembered answers of a partition stay at maxAnswers, the newest
-// ones, whatever the number of writes.
+// fakeMono is a settable clock for answer tables (answerTable.clock).
+type fakeMono struct{ t int64 }
+
+func (c *fakeMono) now() int64 { return c.t }
+
+func (c *fakeMono) add(d time.Duration) { c.t += int64(d) }
+
+// TestAnswerTableBound: a partition keeps every answer younger than answerRetention up to
+// maxAnswers, and at least the newest minAnswers however old; what it forgot moves its reach,
+// and a retry whose first attempt may predate the reach is refused (mayPredate).
 func TestAnswerTableBound(t *testing.T) {
-	var tab answerTable
+	clock := &fakeMono{t: int64(time.Hour)}
+	tab := answerTable{clock: clock.now}
+	tab.resetFresh()
 	r := rand.New(rand.NewPCG(1, 2))
 	var ids []opID
-	for i := range 20 * maxAnswers {
-		id := opID{r.Uint64() | 1, r.Uint64()}
-		if i%7 == 0 {
-			id.lo = uint64(i) // neighbours share probe sequences more often
-		}
-		ids = append(ids, id)
-		tab.remember(id, answer(i%4), nil, false, i%2 == 0)
-		if tab.len() > maxAnswers {
-			t.Fatalf("%d answers remembered after %d writes", tab.len(), i+1)
-		}
-		if i%97 == 0 || i > 19*maxAnswers {
-			for j := max(0, i-maxAnswers+1); j <= i; j++ {
-				if e, ok := tab.lookup(ids[j]); !ok || e.ans != answer(j%4) {
-					t.Fatalf("after %d writes, write %d is forgotten or wrong", i+1, j)
-				}
+	add := func(n int, every time.Duration) {
+		for range n {
+			id := opID{r.Uint64() | 1, r.Uint64()}
+			if len(ids)%7 == 0 {
+				id.lo = uint64(len(ids)) // neighbours share probe sequences more often
 			}
-			if i >= maxAnswers {
-				if _, ok := tab.lookup(ids[i-maxAnswers]); ok {
-					t.Fatalf("after %d writes, write %d is still remembered", i+1, i-maxAnswers)
-				}
+			tab.remember(id, answer(len(ids)%4), nil, false, len(ids)%2 == 0)
+			ids = append(ids, id)
+			clock.add(every)
+		}
+	}
+	remembered := func(from int) {
+		t.Helper()
+		for j := from; j < len(ids); j++ {
+			if e, ok := tab.lookup(ids[j]); !ok || e.ans != answer(j%4) {
+				t.Fatalf("after %d writes, write %d is forgotten or wrong", len(ids), j)
 			}
 		}
+		for j := range from {
+			if _, ok := tab.lookup(ids[j]); ok {
+				t.Fatalf("after %d writes, write %d is still remembered (from %d on)", len(ids), j, from)
+			}
+		}
+		if tab.len() != len(ids)-from {
+			t.Fatalf("%d answers remembered, want %d", tab.len(), len(ids)-from)
+		}
+	}
+
+	// Fresh: it forgot nothing, so every retry is decided.
+	add(3*minAnswers, time.Millisecond)
+	remembered(0)
+	if tab.mayPredate(time.Hour) || tab.mayPredate(ageUnknown) {
+		t.Fatal("a table that forgot nothing refuses a retry")
+	}
+	// Young answers are kept beyond minAnswers, up to maxAnswers.
+	add(maxAnswers, time.Millisecond)
+	remembered(len(ids) - maxAnswers)
+	for i := 0; i < 4; i++ {
+		add(maxAnswers/2, time.Millisecond)
+		remembered(len(ids) - maxAnswers)
+	}
+	// Forgetting moved the reach to about maxAnswers writes ago: 4 s at 1 ms a write, less than
+	// retryTransitSlack, so even a retry sent right after its first attempt may predate it.
+	if !tab.mayPredate(0) {
+		t.Fatal("a retry placed before the reach was decided")
+	}
+	clock.add(answerRetention)
+	// Old answers beyond minAnswers are forgotten as time passes (at the next mark).
+	add(answerMarkEvery, 0)
+	remembered(len(ids) - minAnswers)
+	reach := tab.reach
+	if reach > clock.t-int64(answerRetention)+int64(answerMarkEvery)*int64(time.Millisecond) || reach < clock.t-int64(answerRetention)-int64(time.Second) {
+		t.Fatalf("reach %v before now, want about answerRetention", time.Duration(clock.t-reach))
+	}
+	if tab.mayPredate(MaxRetryWindow - time.Second) {
+		t.Fatal("a retry within MaxRetryWindow was refused by a table that kept answerRetention")
+	}
+	if !tab.mayPredate(MaxRetryWindow+time.Second) || !tab.mayPredate(ageUnknown) {
+		t.Fatal("a retry older than the memory was decided")
 	}
 	// Remembering an answer again (a write applied twice, a copy) forgets nothing.
 	tab.remember(ids[len(ids)-1], 0, nil, false, true)
-	if _, ok := tab.lookup(ids[len(ids)-maxAnswers]); !ok {
-		t.Fatal("remembering an answer again forgot the oldest")
+	remembered(len(ids) - minAnswers)
+
+	// Results: beyond minAnswers, at most maxAnswerResultBytes of them.
+	tab.resetFresh()
+	ids = ids[:0]
+	big := make([]byte, 4<<10)
+	for i := range 2 * maxAnswerResultBytes / len(big) {
+		id := opID{1, uint64(i + 1)}
+		tab.remember(id, 1, big, false, false)
+		ids = append(ids, id)
 	}
-	// In a cluster: owner and backup hold the same bounded memory, and a copy to a new backup
-	// carries it.
+	if tab.resultBytes > max(maxAnswerResultBytes, minAnswers*len(big)) || tab.resultBytes != len(big)*tab.len() {
+		t.Fatalf("%d bytes of results remembered for %d answers", tab.resultBytes, tab.len())
+	}
+	last := ids[len(ids)-1]
+	if e, ok := tab.lookup(last); !ok || len(tab.response(e).Value) != len(big) {
+		t.Fatal("the newest result is not remembered")
+	}
+	if len(tab.results) != tab.len() {
+		t.Fatalf("%d results for %d answers", len(tab.results), tab.len())
+	}
+}
+
+// TestAnswerReachTravelsWithCopies: a copy carries its sender's reach (a store that forgot
+// nothing copies as one that forgot nothing, else the receiver's memory begins no earlier than
+// the sender's), and a store emptied for a copy from a sender without reach marks begins at the
+// copy.
+func TestAnswerReachTravelsWithCopies(t *testing.T) {
+	clock := &fakeMono{t: int64(time.Hour)}
+	src := newRecordStore()
+	src.answers.clock = clock.now
+	for i := range 10 {
+		src.answers.remember(opID{1, uint64(i + 1)}, 1, nil, false, false)
+	}
+	receive := func(snap []mutation) *recordStore {
+		dst := newRecordStore()
+		dst.answers.clock = clock.now
+		dst.beginSync()
+		for _, m := range snap {
+			dst.apply(m)
+		}
+		return dst
+	}
+	dst := receive(src.snapshot())
+	if dst.answers.len() != 10 || dst.answers.mayPredate(time.Hour) {
+		t.Fatalf("copy of a table that forgot nothing: %d answers, refuses old retries %v", dst.answers.len(), dst.answers.mayPredate(time.Hour))
+	}
+	// The sender forgot answers: the receiver's memory begins no earlier.
+	for i := range maxAnswers + 100 {
+		src.answers.remember(opID{2, uint64(i + 1)}, 1, nil, false, false)
+		clock.add(time.Millisecond)
+	}
+	clock.add(time.Minute)
+	snap := src.snapshot()
+	clock.add(time.Second) // the copy's way
+	dst = receive(snap)
+	if dst.answers.reach < src.answers.reach || dst.answers.reach > src.answers.reach+int64(2*time.Second) {
+		t.Fatalf("receiver reaches back to %d, sender to %d", dst.answers.reach, src.answers.reach)
+	}
+	// Without the reach mark (a sender from before them), the memory begins at the copy.
+	clock.add(time.Minute)
+	dst = receive(snap[:len(snap)-1])
+	if dst.answers.reach != clock.t || !dst.answers.mayPredate(0) {
+		t.Fatalf("a copy without reach mark: reach %d, now %d", dst.answers.reach, clock.t)
+	}
+	clock.add(retryTransitSlack + time.Second)
+	if dst.answers.mayPredate(0) {
+		t.Fatal("a retry whose first attempt came after the copy was refused")
+	}
+}
+
+// TestAnswersAreReplicatedAndCopied: owner and backup hold the same answers, and a copy to a
+// new backup carries them.
+func TestAnswersAreReplicatedAndCopied(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	ctx := context.Background()
 	m := mustMap[string, string](t, c.Svc(1), "m")
 	key := keysOwnedBy(t, c, m, c.Svc(0).self, 1, false)[0]
 	p, _ := m.Partition(key)
-	for i := range 3 * maxAnswers {
+	for i := range 3 * minAnswers {
 		if err := m.Put(ctx, key, fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -163,16 +279,15 @@ func TestAnswerTableBound(t *testing.T) {
 		pt.mu.RLock()
 		defer pt.mu.RUnlock()
 		out := map[opID]answer{}
-		for _, e := range pt.rs.answers.ring {
-			if _, ok := pt.rs.answers.lookup(e.id); ok {
-				out[e.id] = e.ans
-			}
+		for i := range pt.rs.answers.len() {
+			e := pt.rs.answers.at(i)
+			out[e.id] = e.ans
 		}
 		return out
 	}
 	want := remembered(c.Svc(0))
-	if len(want) != maxAnswers {
-		t.Fatalf("the owner remembers %d answers of partition %d, want %d", len(want), p, maxAnswers)
+	if len(want) != 3*minAnswers {
+		t.Fatalf("the owner remembers %d answers of partition %d, want %d (all young)", len(want), p, 3*minAnswers)
 	}
 	cur, _ := c.Coord.Watch()
 	backup := cur.Partitions[p].Replicas[1]

@@ -81,6 +81,15 @@ var (
 	// a partial restore from the newest copies present (Config.PartialRestore,
 	// Service.AllowPartialRestore). Operations on the partition fail with it until then.
 	ErrRestoreIncomplete = errors.New("dmap: restore incomplete: data folders absent")
+	// ErrOutcomeUnknown: a write sent again after an attempt whose answer did not come (a lost
+	// connection, a timeout) may or may not have been applied, and the owner cannot tell: it
+	// has forgotten the answers of writes as old as the first attempt (it keeps them at least
+	// MaxRetryWindow, longer than its routing retries take, unless the partition is written
+	// very fast or its copy on this owner is younger than the attempt), or an earlier attempt
+	// was applied but not acknowledged by every backup. The write was not applied again.
+	// Read the data to learn what happened; a queue's Poll, Take or Drain that returns it may
+	// have removed items that reached no caller.
+	ErrOutcomeUnknown = errors.New("dmap: outcome unknown")
 	// ErrWrongOwner is internal and retryable: the member that received an operation does not own
 	// the partition at the epoch the operation was routed with. Callers re-route; users never see it.
 	ErrWrongOwner = errors.New("dmap: member does not own the partition")
@@ -120,6 +129,7 @@ const (
 	statusDuplicateName
 	statusMemoryLimit
 	statusRestoreIncomplete
+	statusOutcomeUnknown
 )
 
 // statusErrs maps each status that stands for one of the package's sentinel errors to it, both
@@ -149,6 +159,7 @@ var statusErrs = [...]error{
 	statusDuplicateName:     ErrAlreadyRegistered,
 	statusMemoryLimit:       ErrMemoryLimit,
 	statusRestoreIncomplete: ErrRestoreIncomplete,
+	statusOutcomeUnknown:    ErrOutcomeUnknown,
 }
 
 func (s status) err(msg string) error {

@@ -23,7 +23,7 @@ var sentinels = map[string]error{
 	"ErrNoPredicate": ErrNoPredicate, "ErrProcessor": ErrProcessor, "ErrStore": ErrStore,
 	"ErrDirtyLimit": ErrDirtyLimit, "ErrPartitionLost": ErrPartitionLost, "ErrWrongOwner": ErrWrongOwner,
 	"ErrNoLease": ErrNoLease, "ErrLocked": ErrLocked, "ErrAlreadyRegistered": ErrAlreadyRegistered,
-	"ErrMemoryLimit": ErrMemoryLimit, "ErrRestoreIncomplete": ErrRestoreIncomplete,
+	"ErrMemoryLimit": ErrMemoryLimit, "ErrRestoreIncomplete": ErrRestoreIncomplete, "ErrOutcomeUnknown": ErrOutcomeUnknown,
 }
 
 // TestSentinelsListed: sentinels names every exported error errors.go declares.

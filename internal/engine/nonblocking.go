@@ -279,7 +279,7 @@ func (iw *inlineWrite) start() bool {
 		p.writeMu.Unlock()
 		return false
 	}
-	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry}
+	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry, age: iw.req.Age}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
 	if iw.w.refused {
 		// No memory for it: the ordinary path waits for room (ownerWrite).

@@ -70,6 +70,11 @@ type opRequest struct {
 	// Retry marks an attempt after the first of the same operation (ID): only a retry may have
 	// been applied already, so only a retry makes the owner look its ID up (answers.go).
 	Retry bool
+	// Age is, for a retry, how long before it was sent the operation's first attempt was
+	// sent, on the caller's monotonic clock (ageUnknown from a peer that does not send it): an
+	// owner that may have forgotten the first attempt's answer refuses to decide the retry
+	// again (answers.go).
+	Age time.Duration
 	// StashAt and Stash name the copy of Value the caller's member holds when it is one of the
 	// partition's backups (see callercopy.go): the owner then sends that backup the write without
 	// its value. Zero: no copy.
@@ -80,6 +85,9 @@ type opRequest struct {
 	// into deadline, on its own monotonic clock, when the request arrives.
 	Timeout uint64
 	Value   []byte
+	// firstSent is when the operation's first attempt was sent or served (zero: none yet),
+	// for Age; the caller's only (Service.route, Attempt).
+	firstSent time.Time
 	// deadline bounds the owner's work for the operation (zero: none): the catch-up wait, the
 	// write lock's queue, back-pressure, stores and the backups' acknowledgements. It is set
 	// where the request enters the owner (handleOp, tryServeOp, do for its own member).

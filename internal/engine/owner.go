@@ -253,9 +253,11 @@ type writeBatch struct {
 	detach bool
 	// op is the write's ID (zero: none); applyWrite answers a retry of a write the partition
 	// remembers, and marks the batch's last mutation with the ID and the answer (answers.go).
-	// retry: the write is a retry (opRequest.Retry).
+	// retry: the write is a retry (opRequest.Retry), sent age after its first attempt
+	// (opRequest.Age).
 	op    opID
 	retry bool
+	age   time.Duration
 	// refused: applyWrite did not admit the write, which would grow memory past the budget
 	// (noRoom says how; memory.go). Nothing was applied.
 	refused bool
@@ -370,7 +372,7 @@ func (s *Service) ownerWriteOnce(ctx context.Context, p *part, epoch uint64, dl 
 	}
 	w := &writeBatch{}
 	if req != nil {
-		w.op, w.retry = req.ID, req.Retry
+		w.op, w.retry, w.age = req.ID, req.Retry, req.Age
 	}
 	muts, resp := s.applyWrite(ctx, p, w, decideFunc(decide))
 	if len(muts) == 0 {
@@ -465,6 +467,13 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 			// has its answer (or gave up); applying now would contradict it.
 			p.mu.RUnlock()
 			return nil, opResponse{Status: statusFailed, Msg: "a retry of this write was served first"}
+		}
+		if p.rs.answers.mayPredate(w.age) {
+			// Its first attempt may have been applied here and its answer forgotten since:
+			// deciding it again could apply it twice.
+			p.mu.RUnlock()
+			return nil, opResponse{Status: statusOutcomeUnknown, Msg: fmt.Sprintf(
+				"partition %d no longer remembers the answers of writes as old as this retry's first attempt (%v before it)", p.id, w.age)}
 		}
 	}
 	w.rs, w.now = p.rs, s.now()

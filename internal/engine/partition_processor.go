@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gridmap/gridmap/partition"
 )
@@ -135,11 +136,16 @@ func (m *Map) ExecutePartition(ctx context.Context, proc string, p partition.ID,
 // Attempt carries the same write ID, and every call after the first is marked a retry, so that
 // an owner that applied an earlier call (whose answer the caller never got: a timeout, a lost
 // connection) answers with the first call's answer and result instead of running the processor
-// again, as long as it remembers it (the last 256 writes of the partition, see answers.go):
-// retry at once. The zero Attempt is ready; it is not safe for concurrent use.
+// again, as long as it remembers it: at least MaxRetryWindow, unless the partition is written
+// faster than its answer memory holds (answers.go). An owner that may have forgotten it answers
+// ErrOutcomeUnknown instead of running the processor again. The zero Attempt is ready; it is
+// not safe for concurrent use.
 type Attempt struct {
 	id   opID
 	sent bool
+	// first is when the operation's first call began: its calls' retries carry their age
+	// from it (opRequest.Age).
+	first time.Time
 }
 
 // ExecutePartitionAttempt is ExecutePartition as one attempt of the operation a (nil: a new
@@ -150,7 +156,10 @@ func (m *Map) ExecutePartitionAttempt(ctx context.Context, a *Attempt, proc stri
 	}
 	req := &opRequest{Map: m.name, Kind: opExecutePartition, Part: int32(p), Value: arg, Proc: proc, Holder: HolderFrom(ctx)}
 	if a != nil {
-		req.ID, req.Retry = a.id, a.sent
+		if a.first.IsZero() {
+			a.first = time.Now() // before anything is sent: ages are never too short
+		}
+		req.ID, req.Retry, req.firstSent = a.id, a.sent, a.first
 	}
 	resp, err := m.s.do(ctx, req)
 	if a != nil {

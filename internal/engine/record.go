@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"iter"
 	"strings"
 	"unsafe"
@@ -125,7 +126,9 @@ func (rs *recordStore) lockedAgainst(mapName string, key []byte, holder string, 
 }
 
 func newRecordStore() *recordStore {
-	return &recordStore{maps: make(map[string]*entryTable)}
+	rs := &recordStore{maps: make(map[string]*entryTable)}
+	rs.answers.resetFresh() // nothing was remembered in it: it has forgotten nothing (answers.go)
+	return rs
 }
 
 // get returns the live record of key, or the zero record.
@@ -197,7 +200,9 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 	if fresh {
 		rs.seq = m.Seq
 	}
-	if !m.Op.zero() {
+	if isReachMark(&m) {
+		rs.answers.reachFrom(binary.BigEndian.Uint64(m.Value))
+	} else if !m.Op.zero() {
 		var result []byte
 		if m.Kind == mutAnswer {
 			result = m.Value
@@ -340,7 +345,7 @@ func (rs *recordStore) beginSync() {
 	rs.ttls = 0
 	rs.locks = nil
 	rs.seq = 0
-	rs.answers = answerTable{} // the copy brings the owner's
+	rs.answers.reset() // the copy brings the owner's, and nothing older (answers.go)
 	rs.syncing = true
 	rs.tombs = make(map[string]map[string]uint64)
 	rs.clearSeq = make(map[string]uint64)

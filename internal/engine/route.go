@@ -81,6 +81,18 @@ func (s *Service) route(ctx context.Context, req *opRequest, start time.Time) (o
 		case owner == "":
 			err = errors.New("partition has no owner yet")
 		case owner == s.self:
+			if !req.ID.zero() {
+				// A retry's age (opRequest.Age). The first attempt's time is the operation's
+				// start, when do read it; a local attempt that is retried within this call was
+				// not applied (only remote answers and refusals decided before applying are
+				// retried), so its time does not matter.
+				if req.firstSent.IsZero() {
+					req.firstSent = start
+				}
+				if req.Retry {
+					req.Age = retryAge(req.firstSent, time.Now())
+				}
+			}
 			if req.borrowed {
 				req.Value, req.borrowed = bytes.Clone(req.Value), false
 			}
@@ -100,7 +112,8 @@ func (s *Service) route(ctx context.Context, req *opRequest, start time.Time) (o
 				}
 			}
 		default:
-			remaining := time.Until(deadline)
+			now := time.Now()
+			remaining := deadline.Sub(now)
 			if remaining <= 0 {
 				if last == nil {
 					last = context.DeadlineExceeded
@@ -111,6 +124,15 @@ func (s *Service) route(ctx context.Context, req *opRequest, start time.Time) (o
 				callTimeout = remaining
 			}
 			req.Epoch, req.Timeout = t.Epoch, wireTimeout(remaining-answerMargin(remaining))
+			if !req.ID.zero() {
+				// The clock read above dates the first attempt, and gives a retry its age.
+				if req.firstSent.IsZero() {
+					req.firstSent = now
+				}
+				if req.Retry {
+					req.Age = retryAge(req.firstSent, now)
+				}
+			}
 			s.stashFor(t, req)
 			resp, err = s.callOwner(ctx, owner, req, callTimeout)
 			s.unstash(req)
@@ -148,6 +170,15 @@ func (s *Service) route(ctx context.Context, req *opRequest, start time.Time) (o
 		wait = min(wait*2, maxRouteBackoff)
 		req.Retry = !req.ID.zero() // the attempt that failed may have been applied
 	}
+}
+
+// retryAge is opRequest.Age of a retry sent at now whose operation's first attempt was sent at
+// first (zero: not known, when no attempt was sent before: age 0).
+func retryAge(first, now time.Time) time.Duration {
+	if first.IsZero() {
+		return 0
+	}
+	return min(max(now.Sub(first), 0), maxRetryAge)
 }
 
 // serveLocal serves an operation this member owns, under ctx bounded by deadline (which is

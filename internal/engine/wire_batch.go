@@ -143,7 +143,7 @@ func (m *mutation) decodeFast(r *wireReader) bool {
 	id, ok[9] = r.bytes()
 	if ok[9] {
 		var retry bool
-		m.Op, retry, ok[9] = parseOpID(id)
+		m.Op, retry, _, ok[9] = parseOpID(id)
 		ok[9] = ok[9] && !retry
 	}
 	ans, ok[10] = r.uint()
@@ -154,7 +154,7 @@ func (m *mutation) decodeFast(r *wireReader) bool {
 func (m *mutation) encodedSize() int {
 	return sizeArrayLen(11) + sizeStr(m.Map) + sizeUint(uint64(m.Kind)) + sizeBin(m.Key) + sizeInt(m.ExpireAt) +
 		sizeUint(m.Seq) + sizeStr(m.Holder) + sizeInt(int64(m.Count)) + 1 + sizeUint(m.Stash) +
-		sizeOpID(m.Op, false) + sizeUint(uint64(m.Ans))
+		sizeOpID(m.Op, false, 0) + sizeUint(uint64(m.Ans))
 }
 
 func (m *mutation) appendTo(b []byte) []byte {
@@ -168,7 +168,7 @@ func (m *mutation) appendTo(b []byte) []byte {
 	b = appendInt(b, int64(m.Count))
 	b = appendBool(b, m.Clean)
 	b = appendUint(b, m.Stash)
-	b = appendOpID(b, m.Op, false)
+	b = appendOpID(b, m.Op, false, 0)
 	return appendUint(b, uint64(m.Ans))
 }
 

@@ -19,7 +19,7 @@ func encodeOpRequest(req *opRequest) (transport.Message, error) {
 func (r *opRequest) encodedSize() int {
 	return sizeArrayLen(13) + sizeStr(r.Map) + sizeUint(uint64(r.Kind)) + sizeInt(int64(r.Part)) +
 		sizeUint(r.Epoch) + sizeBin(r.Key) + sizeInt(r.TTL) + sizeBin(r.Expect) + sizeStr(r.Holder) +
-		sizeStr(r.Proc) + sizeOpID(r.ID, r.Retry) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash) + sizeUint(r.Timeout)
+		sizeStr(r.Proc) + sizeOpID(r.ID, r.Retry, r.Age) + sizeStr(string(r.StashAt)) + sizeUint(r.Stash) + sizeUint(r.Timeout)
 }
 
 // appendTo appends the request header: a msgpack array of its 13 fields.
@@ -34,7 +34,7 @@ func (r *opRequest) appendTo(b []byte) []byte {
 	b = appendBin(b, r.Expect)
 	b = appendStr(b, r.Holder)
 	b = appendStr(b, r.Proc)
-	b = appendOpID(b, r.ID, r.Retry)
+	b = appendOpID(b, r.ID, r.Retry, r.Age)
 	b = appendStr(b, string(r.StashAt))
 	b = appendUint(b, r.Stash)
 	return appendUint(b, r.Timeout)
@@ -65,7 +65,7 @@ func (req *opRequest) decodeFast(header []byte) bool {
 	req.Proc, ok[8] = r.name()
 	id, ok[9] = r.bytes()
 	if ok[9] {
-		req.ID, req.Retry, ok[9] = parseOpID(id)
+		req.ID, req.Retry, req.Age, ok[9] = parseOpID(id)
 	}
 	stashAt, ok[10] = r.name()
 	req.Stash, ok[11] = r.uint()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
@@ -46,6 +47,12 @@ func TestAppendersRoundTrip(t *testing.T) {
 		reqs = append(reqs, opRequest{Map: s, Kind: opKind(n), Part: int32(n), Epoch: uint64(n), Key: b, TTL: n,
 			Expect: edgeBytes()[(i+1)%len(edgeBytes())], Holder: s, Proc: edgeStrings[(i+2)%len(edgeStrings)], ID: opID{uint64(n), uint64(i)}, Retry: i%2 == 1 && (n != 0 || i != 0),
 			StashAt: partition.MemberID(edgeStrings[(i+3)%len(edgeStrings)]), Stash: uint64(n), Timeout: uint64(n) >> (i % 64)})
+		if r := &reqs[len(reqs)-1]; r.Retry {
+			r.Age = time.Duration(uint64(n) % uint64(maxRetryAge+1))
+			if i%4 == 3 {
+				r.Age = ageUnknown // a peer from before ages
+			}
+		}
 		muts = append(muts, mutation{Map: s, Kind: mutSet + mutKind(i%int(mutAnswer)), Key: b, ExpireAt: n, Seq: uint64(n), Holder: s,
 			Count: int(n), Clean: i%2 == 0, Stash: uint64(n) >> (i % 64), Value: edgeBytes()[(i+3)%len(edgeBytes())],
 			Op: opID{uint64(i), uint64(n)}, Ans: answer(n)})
@@ -122,6 +129,53 @@ func TestOpRequestFromOlderPeer(t *testing.T) {
 	}
 }
 
+// TestRetryAgeOnTheWire: a retry carries its age after the operation ID; a retry from a peer
+// before ages (the mark alone) decodes with ageUnknown and encodes back the same; malformed
+// marks and ages beyond maxRetryAge are refused, and a mutation never carries a retry.
+func TestRetryAgeOnTheWire(t *testing.T) {
+	id := opID{0x0102030405060708, 0x1112131415161718}
+	for _, tc := range []struct {
+		retry bool
+		age   time.Duration
+		size  int
+	}{{false, 0, 18}, {true, ageUnknown, 19}, {true, 0, 27}, {true, 90 * time.Second, 27}, {true, maxRetryAge, 27}} {
+		b := appendOpID(nil, id, tc.retry, tc.age)
+		if len(b) != tc.size || sizeOpID(id, tc.retry, tc.age) != tc.size {
+			t.Fatalf("%+v: %d bytes (size %d), want %d", tc, len(b), sizeOpID(id, tc.retry, tc.age), tc.size)
+		}
+		gotID, retry, age, ok := parseOpID(b[2:])
+		if !ok || gotID != id || retry != tc.retry || age != tc.age {
+			t.Fatalf("%+v: parsed %v %v %v %v", tc, gotID, retry, age, ok)
+		}
+		if again := appendOpID(nil, gotID, retry, age); !bytes.Equal(again, b) {
+			t.Fatalf("%+v: re-encoded %x, want %x", tc, again, b)
+		}
+	}
+	bad := [][]byte{
+		append(appendOpID(nil, id, true, ageUnknown)[2:len(appendOpID(nil, id, true, ageUnknown))-1], 2),     // age mark, no age
+		append(appendOpID(nil, id, false, 0)[2:], 7),                                                         // unknown mark
+		append(appendOpID(nil, id, true, time.Second)[2:], 0),                                                // trailing byte
+		binary.BigEndian.AppendUint64(append(appendOpID(nil, id, false, 0)[2:], retryMarkAge), 1<<63),        // negative age
+		binary.BigEndian.AppendUint64(append(appendOpID(nil, opID{}, false, 0), make([]byte, 16)...), 0)[1:], // zero ID
+	}
+	bad = append(bad, binary.BigEndian.AppendUint64(append(appendOpID(nil, id, false, 0)[2:], retryMarkAge), uint64(maxRetryAge)+1))
+	for _, b := range bad {
+		if _, _, _, ok := parseOpID(b); ok {
+			t.Fatalf("accepted %x", b)
+		}
+	}
+	// A mutation's ID never carries a retry mark.
+	m := mutation{Map: "m", Kind: mutSet, Key: []byte("k"), Seq: 1, Op: id}
+	h, body, _ := encodeBatch(1, 1, "m1", []mutation{m})
+	withRetry := bytes.Replace(h, appendOpID(nil, id, false, 0), appendOpID(nil, id, true, ageUnknown), 1)
+	if bytes.Equal(withRetry, h) {
+		t.Fatal("the test did not find the mutation's ID")
+	}
+	if _, err := decodeBatch(withRetry, body); err == nil {
+		t.Fatal("a mutation with a retry mark was accepted")
+	}
+}
+
 // TestCompactResponse: the answers of single-key operations round-trip in the compact form,
 // without a heap-allocated header when they carry no version.
 func TestCompactResponse(t *testing.T) {
@@ -187,6 +241,10 @@ func FuzzDecodeBatch(f *testing.F) {
 func FuzzDecodeOpRequest(f *testing.F) {
 	good, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opPut, Part: 3, Epoch: 9, Key: []byte("k"), TTL: 5, Holder: "h", Proc: "p", ID: opID{1, 2}})
 	f.Add(good.Header)
+	for _, age := range []time.Duration{0, 1500 * time.Millisecond, maxRetryAge, ageUnknown} {
+		retry, _ := encodeOpRequest(&opRequest{Map: "m", Kind: opExecutePartition, Part: 3, Epoch: 9, Proc: "p", ID: opID{1, 2}, Retry: true, Age: age})
+		f.Add(retry.Header)
+	}
 	f.Add([]byte{0x9a})
 	f.Add([]byte{0xc1})
 	f.Fuzz(func(t *testing.T, header []byte) {
@@ -199,7 +257,8 @@ func FuzzDecodeOpRequest(f *testing.F) {
 			t.Fatalf("accepted request does not re-encode: %v", err)
 		}
 		var back opRequest
-		if err := decodeOpRequest(again.Header, &back); err != nil || back.Map != req.Map || back.Part != req.Part || back.Epoch != req.Epoch {
+		if err := decodeOpRequest(again.Header, &back); err != nil || back.Map != req.Map || back.Part != req.Part || back.Epoch != req.Epoch ||
+			back.ID != req.ID || back.Retry != req.Retry || back.Age != req.Age {
 			t.Fatalf("round trip: %+v -> %+v (%v)", req, back, err)
 		}
 	})

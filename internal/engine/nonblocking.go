@@ -153,8 +153,8 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 }
 
 // tryRead serves a single-key read that needs no waiting and reports whether it did: it
-// declines when this member's table is older than the caller's or the entry must be read
-// through from the map's store.
+// declines when this member's table is older than the caller's, the entry must be read through
+// from the map's store, or its value is paged out to the data folder (paging.go).
 func (s *Service) tryRead(p *part, req *opRequest) (opResponse, bool) {
 	st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
 	if !ok {
@@ -163,8 +163,8 @@ func (s *Service) tryRead(p *part, req *opRequest) (opResponse, bool) {
 	if st != statusOK {
 		return opResponse{Status: st, Epoch: ep}, true
 	}
-	resp := s.read(p, req)
-	if s.mayReadThrough(req, resp) {
+	resp, wait := s.readOnce(p, req, false)
+	if wait || s.mayReadThrough(req, resp) {
 		return opResponse{}, false
 	}
 	return resp, true

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gridmap/gridmap/internal/enginetest"
+	"github.com/gridmap/gridmap/internal/replicadisk"
+	"github.com/gridmap/gridmap/partition"
+)
+
+// newDiskCluster is newCluster with a data folder per member, under dir (members started
+// later, and a cluster started again on the same dir, get folders of their own: m00, m01...).
+func newDiskCluster(t testing.TB, dir string, n, backups int, mod func(*Config)) *cluster {
+	t.Helper()
+	cfg := Config{ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c := &cluster{cfg: cfg}
+	c.Cluster = enginetest.NewCluster(t, n, enginetest.Config[*Service]{
+		Partitions: testPartitions,
+		Plan:       partition.PlanConfig{Backups: backups, RecreateLost: true},
+		Start: func(m enginetest.Member) (*Service, error) {
+			d, err := replicadisk.Open(filepath.Join(dir, string(m.ID)))
+			if err != nil {
+				return nil, err
+			}
+			cfg := c.cfg
+			cfg.Disk = d
+			s, err := NewService(cfg, m.Node, m.Caller, m.Server)
+			if err != nil {
+				d.Close()
+			}
+			return s, err
+		},
+		Stop: func(s *Service) {
+			s.Close()
+			s.cfg.Disk.Close()
+		},
+	})
+	return c
+}
+
+// pagedCount counts the paged-out entries member s holds, as owner or backup.
+func pagedCount(s *Service) int {
+	n := 0
+	for _, p := range s.parts {
+		p.mu.RLock()
+		n += p.rs.paged
+		p.mu.RUnlock()
+	}
+	return n
+}
+
+// pagingValue is key i's value of version v: large enough that values dominate memory, and
+// different for every key and version.
+func pagingValue(i, v int) []byte {
+	b := bytes.Repeat([]byte{byte(i), byte(v)}, 1024)
+	return fmt.Appendf(b, "%d/%d", i, v)
+}
+
+// waitWithinBudget waits until every member's memory is within its budget.
+func waitWithinBudget(t *testing.T, c *cluster, budget int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		over := ""
+		for _, id := range c.Active {
+			if u := c.Svcs[id].MemoryUsed(); u > budget {
+				over = fmt.Sprintf("%s uses %d", id, u)
+			}
+		}
+		if over == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory stays above the budget %d: %s", budget, over)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkAll reads every key of want (nil: deleted) through member s.
+func checkAll(t *testing.T, m *tmap[int, []byte], want map[int][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	for k, v := range want {
+		got, err := m.Get(ctx, k)
+		switch {
+		case v == nil && !errors.Is(err, ErrNotFound):
+			t.Fatalf("Get %d of a deleted key = %d bytes, %v", k, len(got), err)
+		case v != nil && (err != nil || !bytes.Equal(got, v)):
+			t.Fatalf("Get %d = %d bytes (%.20q), %v; want %d bytes (%.20q)", k, len(got), got, err, len(v), v)
+		}
+	}
+	n := 0
+	for _, v := range want {
+		if v != nil {
+			n++
+		}
+	}
+	if size, err := m.Size(ctx); err != nil || size != n {
+		t.Fatalf("Size = %d, %v; want %d", size, err, n)
+	}
+}
+
+// A store-less map on members with a data folder, written to several times their memory budget:
+// its entries are paged out on owners and backups, every write is accepted, and every key reads
+// its last value; overwrites, deletes, conditional replaces and expiry of paged-out entries are
+// exact.
+func TestPagingHoldsMoreThanMemory(t *testing.T) {
+	const budget = 256 << 10
+	c := newDiskCluster(t, t.TempDir(), 3, 1, func(cfg *Config) { cfg.MemoryBudget = budget })
+	ctx := context.Background()
+	m := mustMap[int, []byte](t, c.Svc(0), "crashes")
+	want := map[int][]byte{}
+	const keys = 1200 // about 2.5 MiB of values, twice over with the backups: 3 members of 256 KiB
+	for i := range keys {
+		v := pagingValue(i, 0)
+		if err := m.Put(ctx, i, v); err != nil {
+			t.Fatalf("Put %d: %v", i, err)
+		}
+		want[i] = v
+	}
+	waitWithinBudget(t, c, budget)
+	paged := 0
+	for _, id := range c.Active {
+		paged += pagedCount(c.Svcs[id])
+	}
+	if paged < keys {
+		t.Fatalf("%d entries paged out on the 3 members, want most of the %d owned and %d backed up", paged, keys, keys)
+	}
+	checkAll(t, m, want)
+
+	// Overwrites, deletes and conditional replaces of paged-out entries, then expiry.
+	for i := 0; i < keys; i += 3 {
+		v := pagingValue(i, 1)
+		if err := m.Put(ctx, i, v); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = v
+	}
+	for i := 1; i < keys; i += 3 {
+		if ok, err := m.Delete(ctx, i); err != nil || !ok {
+			t.Fatalf("Delete %d = %v, %v", i, ok, err)
+		}
+		want[i] = nil
+	}
+	for i := 2; i < keys; i += 30 {
+		if ok, err := m.ReplaceIfSame(ctx, i, pagingValue(i, 9), pagingValue(i, 2)); err != nil || ok {
+			t.Fatalf("ReplaceIfSame %d with a wrong old value = %v, %v", i, ok, err)
+		}
+		if ok, err := m.ReplaceIfSame(ctx, i, want[i], pagingValue(i, 2)); err != nil || !ok {
+			t.Fatalf("ReplaceIfSame %d = %v, %v", i, ok, err)
+		}
+		want[i] = pagingValue(i, 2)
+	}
+	waitWithinBudget(t, c, budget)
+	checkAll(t, m, want)
+
+	// Entries written with a TTL, paged out, then expired: gone, although the folder keeps them.
+	for i := keys; i < keys+200; i++ {
+		if err := m.Put(ctx, i, pagingValue(i, 0), WithTTL(300*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := 0
+		for i := keys; i < keys+200; i++ {
+			if ok, err := m.ContainsKey(ctx, i); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries with a TTL still there", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkAll(t, m, want)
+}

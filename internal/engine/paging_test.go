@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/replicadisk"
+	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -189,4 +191,186 @@ func TestPagingHoldsMoreThanMemory(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	checkAll(t, m, want)
+}
+
+// fillPaged writes keys entries to m and waits until the members are within budget, most
+// entries paged out; it returns what each key holds.
+func fillPaged(t *testing.T, c *cluster, m *tmap[int, []byte], keys int, budget int64) map[int][]byte {
+	t.Helper()
+	ctx := context.Background()
+	want := map[int][]byte{}
+	for i := range keys {
+		v := pagingValue(i, 0)
+		if err := m.Put(ctx, i, v); err != nil {
+			t.Fatalf("Put %d: %v", i, err)
+		}
+		want[i] = v
+	}
+	waitWithinBudget(t, c, budget)
+	for _, id := range c.Active {
+		if pagedCount(c.Svcs[id]) == 0 {
+			t.Fatalf("member %s paged nothing out", id)
+		}
+	}
+	return want
+}
+
+// A migration (a member joins) and a failover (an owner is killed) while most entries are paged
+// out: the copies carry the paged-out values, read from the senders' folders, and every key
+// reads its last value on its new owner; the receivers page out again under their own budget.
+func TestPagingMigrationAndFailover(t *testing.T) {
+	const budget = 256 << 10
+	c := newDiskCluster(t, t.TempDir(), 3, 1, func(cfg *Config) { cfg.MemoryBudget = budget })
+	m := mustMap[int, []byte](t, c.Svc(2), "crashes")
+	want := fillPaged(t, c, m, 1000, budget)
+
+	joiner := c.Start()
+	c.Replan(nil)
+	c.WaitStable()
+	checkAll(t, m, want)
+	waitWithinBudget(t, c, budget)
+	if pagedCount(joiner) == 0 {
+		t.Fatal("the joiner paged nothing out of the copies it received")
+	}
+	owned := 0
+	table, _ := c.Coord.Watch()
+	for _, p := range joiner.parts {
+		if table.Owner(p.id) == joiner.self {
+			owned++
+		}
+	}
+	if owned == 0 {
+		t.Fatal("the joiner owns no partition")
+	}
+
+	// Kill the first member: its backups take its partitions over from their folders' values,
+	// and resync new backups from them.
+	ctx := context.Background()
+	for i := 0; i < 1000; i += 7 {
+		v := pagingValue(i, 3)
+		if err := m.Put(ctx, i, v); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = v
+	}
+	c.Kill(c.Active[0])
+	c.WaitStable()
+	checkAll(t, m, want)
+	// And once more, so that the partitions resynced from paged-out values are read too.
+	c.Kill(c.Active[0])
+	c.WaitStable()
+	checkAll(t, m, want)
+}
+
+// A cluster stopped while most entries are paged out starts again on its folders with every
+// key, and pages out again.
+func TestPagingRestart(t *testing.T) {
+	const budget = 256 << 10
+	dir := t.TempDir()
+	mod := func(cfg *Config) { cfg.MemoryBudget = budget }
+	c := newDiskCluster(t, dir, 3, 1, mod)
+	m := mustMap[int, []byte](t, c.Svc(0), "crashes")
+	want := fillPaged(t, c, m, 1000, budget)
+	if err := m.Flush(context.Background()); err != nil { // syncs every folder
+		t.Fatal(err)
+	}
+	for _, id := range c.Active {
+		c.Net.SetDown(string(id), true)
+		s := c.Svcs[id]
+		s.Close()
+		s.cfg.Disk.Close()
+	}
+
+	c2 := newDiskCluster(t, dir, 3, 1, mod)
+	m2 := mustMap[int, []byte](t, c2.Svc(1), "crashes")
+	checkAll(t, m2, want)
+	waitWithinBudget(t, c2, budget)
+	for _, id := range c2.Active {
+		if pagedCount(c2.Svcs[id]) == 0 {
+			t.Fatalf("member %s paged nothing out after the restart", id)
+		}
+	}
+}
+
+// Paging out is not an eviction for listeners (no Evicted event); the old values of paged-out
+// entries that are overwritten, deleted or cleared are told, read from the folder; a scan reads
+// paged-out values.
+func TestPagingEventsAndScans(t *testing.T) {
+	const budget = 128 << 10
+	c := newDiskCluster(t, t.TempDir(), 1, 0, func(cfg *Config) { cfg.MemoryBudget = budget })
+	ctx := context.Background()
+	m := mustMap[int, []byte](t, c.Svc(0), "crashes")
+	var mu sync.Mutex
+	var events []EntryEvent[int, []byte]
+	h, err := m.AddLocalEntryListener(t.Context(), func(e EntryEvent[int, []byte]) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}, ListenerOptions[int]{QueueSize: 10000, IncludeValues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
+	const keys = 300
+	want := fillPaged(t, c, m, keys, budget)
+	got := 0
+	for e, err := range m.Entries(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e.Value, want[e.Key]) {
+			t.Fatalf("scanned %d = %.20q, want %.20q", e.Key, e.Value, want[e.Key])
+		}
+		got++
+	}
+	if got != keys {
+		t.Fatalf("scanned %d entries, want %d", got, keys)
+	}
+	for i := range 100 {
+		if err := m.Put(ctx, i, pagingValue(i, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 100; i < 150; i++ {
+		if _, err := m.Delete(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := map[listener.Kind]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(events)
+		mu.Unlock()
+		if n == keys+100+keys { // added, updated, removed (deleted or cleared)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events, want %d", n, keys+100+keys)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range events {
+		switch e.Kind {
+		case listener.Added:
+		case listener.Updated, listener.Removed:
+			if !bytes.Equal(e.OldValue, want[e.Key]) {
+				t.Fatalf("%v event of %d: old value %.20q, want %.20q", e.Kind, e.Key, e.OldValue, want[e.Key])
+			}
+			if e.Kind == listener.Updated {
+				want[e.Key] = pagingValue(e.Key, 1)
+			}
+		default:
+			t.Fatalf("unexpected %v event of %d", e.Kind, e.Key)
+		}
+		old[e.Kind]++
+	}
+	if old[listener.Updated] != 100 || old[listener.Removed] != keys {
+		t.Fatalf("events: %v", old)
+	}
 }

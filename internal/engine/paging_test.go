@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gridmap/gridmap/internal/enginetest"
 	"github.com/gridmap/gridmap/internal/replicadisk"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/listener"
 	"github.com/gridmap/gridmap/partition"
 )
@@ -373,4 +375,71 @@ func TestPagingEventsAndScans(t *testing.T) {
 	if old[listener.Updated] != 100 || old[listener.Removed] != keys {
 		t.Fatalf("events: %v", old)
 	}
+}
+
+// A read of a key whose paged-out value the pending write (not yet acknowledged by its backup)
+// removed waits for that write to settle: the folder no longer holds the value it should answer
+// with, and answering the write's outcome before it is acknowledged would show a write that
+// could still die with the owner.
+func TestPagingReadWaitsForPendingWrite(t *testing.T) {
+	const budget = 128 << 10
+	c := newDiskCluster(t, t.TempDir(), 2, 1, func(cfg *Config) { cfg.MemoryBudget = budget })
+	ctx := context.Background()
+	owner := c.Svc(0)
+	m := mustMap[int, []byte](t, owner, "crashes")
+	want := fillPaged(t, c, m, 400, budget)
+	// A key the owner holds paged out.
+	key, part := -1, partition.ID(0)
+	table, _ := c.Coord.Watch()
+	for k := range want {
+		p, _ := m.Partition(k)
+		if table.Owner(p) != owner.self {
+			continue
+		}
+		pt := owner.parts[p]
+		pt.mu.RLock()
+		r := pt.rs.lookup("crashes", string(mustEncode(t, k)))
+		pt.mu.RUnlock()
+		if r.paged {
+			key, part = k, p
+			break
+		}
+	}
+	if key < 0 {
+		t.Fatal("the owner has no paged-out entry")
+	}
+
+	release := make(chan struct{})
+	var held atomic.Bool
+	c.Net.SetAnswered(func(from, to string, typ transport.MsgType) bool {
+		if typ == msgBackup && from == string(owner.self) && held.CompareAndSwap(false, true) {
+			<-release
+		}
+		return false
+	})
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := m.Delete(ctx, key)
+		deleted <- err
+	}()
+	pt := owner.parts[part]
+	enginetest.Eventually(t, 10*time.Second, "the delete to be pending", func() bool {
+		pt.mu.RLock()
+		defer pt.mu.RUnlock()
+		return pt.pending != nil
+	})
+	req := &opRequest{Kind: opGet, Map: "crashes", Key: mustEncode(t, key), Part: int32(part)}
+	if _, wait := owner.readOnce(pt, req, true); !wait {
+		t.Fatal("a read of the pending delete's paged-out entry did not wait for it")
+	}
+	read := make(chan opResponse, 1)
+	go func() { read <- owner.read(pt, req) }()
+	close(release)
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if resp := <-read; resp.Status != statusNotFound {
+		t.Fatalf("read after the delete settled: status %v, %d bytes; want not found", resp.Status, len(resp.Value))
+	}
+	c.Net.SetAnswered(nil)
 }

@@ -443,3 +443,74 @@ func TestPagingReadWaitsForPendingWrite(t *testing.T) {
 	}
 	c.Net.SetAnswered(nil)
 }
+
+// BenchmarkPaging measures, on one member with a data folder, gets of 4 KiB values held in
+// memory and paged out (read back from the folder), and puts overwriting 2048 keys with 4 KiB
+// values with memory to spare and with the budget full (8 MiB of values in 1 MiB: each put
+// grows memory by its value, and waits when the evictor has not paged out others yet).
+//
+//	go test -run x -bench BenchmarkPaging -count 6 ./internal/engine/
+func BenchmarkPaging(b *testing.B) {
+	const valueSize = 4 << 10
+	value := make([]byte, valueSize)
+	ctx := context.Background()
+	for _, setup := range []struct {
+		name   string
+		budget int64
+	}{{"memory", 1 << 30}, {"paged", 1 << 20}} {
+		b.Run(setup.name, func(b *testing.B) {
+			c := newDiskCluster(b, b.TempDir(), 1, 0, func(cfg *Config) { cfg.MemoryBudget = setup.budget })
+			s := c.Svc(0)
+			m, err := newTMap[int, []byte](s, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			const keys = 2048 // 8 MiB of values
+			for k := range keys {
+				if err := m.Put(ctx, k, value); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The keys whose values are where this case wants them.
+			var gets []int
+			for k := range keys {
+				p, _ := m.Partition(k)
+				pt := s.parts[p]
+				pt.mu.RLock()
+				r := pt.rs.lookup("bench", string(mustEncodeB(b, k)))
+				pt.mu.RUnlock()
+				if r.paged == (setup.budget < keys*valueSize) {
+					gets = append(gets, k)
+				}
+			}
+			if len(gets) < keys/2 {
+				b.Fatalf("only %d of %d keys are where the case wants them", len(gets), keys)
+			}
+			b.Run("get", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if v, err := m.Get(ctx, gets[i%len(gets)]); err != nil || len(v) != valueSize {
+						b.Fatal(len(v), err)
+					}
+				}
+			})
+			b.Run("put", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if err := m.Put(ctx, i%keys, value); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func mustEncodeB[V any](b *testing.B, v V) []byte {
+	b.Helper()
+	out, err := testCodec[V]{}.Encode(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}

@@ -535,16 +535,15 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 // yet, and could die with this member. (Lock state, opIsLocked, is read as it is.)
 //
 // A paged-out value the pending write replaced or removed (paging.go) is no longer in the data
-// folder: such a read waits for the pending write to settle and reads again.
+// folder: such a read waits for the pending write to settle (it holds the partition's writes),
+// then reads with the partition's writes held back, as readPartitionSettled does: no write is
+// pending then.
 func (s *Service) read(p *part, req *opRequest) opResponse {
-	for {
-		resp, wait := s.readOnce(p, req, true)
-		if !wait {
-			return resp
-		}
-		p.writeMu.Lock() // the pending write holds it until it settles
-		p.writeMu.Unlock()
+	resp, wait := s.readOnce(p, req, true)
+	if !wait {
+		return resp
 	}
+	return s.readPartitionSettled(p, req)
 }
 
 // readOnce is one attempt of read. It reports true, without an answer, when the read must wait
@@ -590,10 +589,11 @@ func readRecord(kind opKind, r record, now int64) opResponse {
 	return opResponse{Done: true, Value: r.value, Version: r.seq}
 }
 
-// readPartitionSettled serves a per-partition read (size, scans) with the partition's writes
-// held back, so that it sees no write its backups have not acknowledged: it waits for the
-// write in progress, if any (at most one backup round trip, bounded like that write). It
-// refuses with statusWrongOwner when the partition changed hands while it waited.
+// readPartitionSettled serves a per-partition read (size, scans), or a single-key read that must
+// not see the pending write (see read), with the partition's writes held back, so that it sees
+// no write its backups have not acknowledged: it waits for the write in progress, if any (at
+// most one backup round trip, bounded like that write). It refuses with statusWrongOwner when
+// the partition changed hands while it waited.
 func (s *Service) readPartitionSettled(p *part, req *opRequest) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
@@ -603,7 +603,8 @@ func (s *Service) readPartitionSettled(p *part, req *opRequest) opResponse {
 		}
 		return opResponse{Status: statusWrongOwner, Epoch: ep}
 	}
-	return s.read(p, req)
+	resp, _ := s.readOnce(p, req, true) // no write is pending while its writes are held back
+	return resp
 }
 
 // admitAll applies write-behind back-pressure for every map a write touches.

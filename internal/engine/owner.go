@@ -263,6 +263,10 @@ type writeBatch struct {
 	// events tells emit which maps are listened to (nil: none), whose paged-out old values it
 	// reads (paging.go).
 	events *eventHub
+	// declined: the decider left the write to the ordinary path (a write served on the
+	// connection's reader that would read the data folder, see inlineWrite.decide). Nothing
+	// was decided.
+	declined bool
 }
 
 // before returns, for a read of key in mapName, the record the key had before the batch (the
@@ -484,6 +488,9 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 	w.rs, w.now, w.events = p.rs, s.now(), s.events
 	resp := d.decide(w)
 	p.mu.RUnlock()
+	if w.declined {
+		return nil, resp
+	}
 	if len(w.muts) == 0 {
 		if w.retry && !w.op.zero() {
 			p.mu.Lock()

@@ -514,3 +514,58 @@ func mustEncodeB[V any](b *testing.B, v V) []byte {
 	}
 	return out
 }
+
+// A write served on the connection's reader that would read a paged-out value from the data
+// folder (a conditional replace, or an overwrite whose listeners get the old value) is left to
+// the ordinary path, which may block; other writes of paged-out keys are not.
+func TestPagingInlineWriteDeclines(t *testing.T) {
+	const budget = 128 << 10
+	c := newDiskCluster(t, t.TempDir(), 1, 0, func(cfg *Config) { cfg.MemoryBudget = budget })
+	ctx := context.Background()
+	s := c.Svc(0)
+	m := mustMap[int, []byte](t, s, "crashes")
+	want := fillPaged(t, c, m, 300, budget)
+	key := -1
+	for k := range want {
+		p, _ := m.Partition(k)
+		pt := s.parts[p]
+		pt.mu.RLock()
+		paged := pt.rs.lookup("crashes", string(mustEncode(t, k))).paged
+		pt.mu.RUnlock()
+		if paged {
+			key = k
+			break
+		}
+	}
+	if key < 0 {
+		t.Fatal("no paged-out entry")
+	}
+	p, _ := m.Partition(key)
+	pt := s.parts[p]
+	declines := func(kind opKind) bool {
+		iw := &inlineWrite{s: s, req: opRequest{Kind: kind, Map: "crashes", Key: mustEncode(t, key),
+			Value: mustEncode(t, pagingValue(key, 1)), Expect: mustEncode(t, want[key])}}
+		pt.mu.RLock()
+		defer pt.mu.RUnlock()
+		w := &writeBatch{rs: pt.rs, now: s.now(), events: s.events}
+		iw.decide(w)
+		return w.declined
+	}
+	if !declines(opReplaceIfSame) {
+		t.Fatal("an inline ReplaceIfSame of a paged-out entry was not declined")
+	}
+	if declines(opPut) {
+		t.Fatal("an inline Put of a paged-out entry without listeners was declined")
+	}
+	h, err := m.AddLocalEntryListener(t.Context(), func(EntryEvent[int, []byte]) {}, ListenerOptions[int]{IncludeValues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
+	if !declines(opPut) {
+		t.Fatal("an inline Put of a paged-out entry with a listener was not declined")
+	}
+	if ok, err := m.ReplaceIfSame(ctx, key, want[key], pagingValue(key, 1)); err != nil || !ok {
+		t.Fatalf("ReplaceIfSame = %v, %v", ok, err)
+	}
+}

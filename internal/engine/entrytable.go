@@ -44,6 +44,7 @@ type entryTable struct {
 	cur        int
 	live       int // bytes of live records in chunks
 	dead       int // bytes of removed or replaced records in chunks
+	paged      int // entries whose value is paged out
 }
 
 // slot is one entry's metadata. It has no pointers, so neither has the slots slice.
@@ -150,6 +151,9 @@ func (t *entryTable) set(old record, key string, value []byte, seq uint64, expir
 	var i uint32
 	if old.ok {
 		i = old.slot
+		if t.slots[i].paged {
+			t.paged--
+		}
 		t.release(i)
 	} else {
 		i = t.newSlot(key)
@@ -177,6 +181,7 @@ func (t *entryTable) pageOut(r record) {
 	t.appendRecord(i, r.key, nil)
 	s := &t.slots[i]
 	s.valLen, s.valChunk, s.used, s.paged = 0, 0, true, true
+	t.paged++
 }
 
 // newSlot takes a free slot for a new key and indexes it.
@@ -204,6 +209,9 @@ func (t *entryTable) newSlot(key string) uint32 {
 // remove deletes entry r.
 func (t *entryTable) remove(r record) {
 	i := r.slot
+	if t.slots[i].paged {
+		t.paged--
+	}
 	if h := t.hash(r.key); t.indexed(h, i) {
 		delete(t.index, h) // a key is in index or in spill, never in both
 	} else {

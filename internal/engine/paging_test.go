@@ -62,6 +62,45 @@ func pagedCount(s *Service) int {
 	return n
 }
 
+// checkPagedCounts checks, on every member, the counts of paged-out entries (the stores', the
+// tables', Stats) against the entries marked paged out, and the memory account against the
+// records.
+func checkPagedCounts(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, id := range c.Active {
+		s := c.Svcs[id]
+		marked, counted, tables := 0, 0, 0
+		var bytes int64
+		for _, p := range s.parts {
+			p.mu.RLock()
+			counted += p.rs.paged
+			var rsBytes int64
+			for _, et := range p.rs.maps {
+				tables += et.paged
+				for r := range et.all() {
+					if r.paged {
+						marked++
+					}
+					rsBytes += recordSize(r)
+				}
+			}
+			if rsBytes != p.rs.bytes {
+				t.Errorf("%s partition %d: records of %d bytes, counted %d", id, p.id, rsBytes, p.rs.bytes)
+			}
+			bytes += rsBytes
+			p.mu.RUnlock()
+		}
+		st := s.Stats()
+		stats := 0
+		for _, ms := range st.Maps {
+			stats += ms.OwnedPaged + ms.BackupPaged
+		}
+		if counted != marked || tables != marked || stats != marked {
+			t.Errorf("%s: %d entries paged out, counted %d by the stores, %d by the tables, %d by Stats", id, marked, counted, tables, stats)
+		}
+	}
+}
+
 // pagingValue is key i's value of version v: large enough that values dominate memory, and
 // different for every key and version.
 func pagingValue(i, v int) []byte {
@@ -167,6 +206,7 @@ func TestPagingHoldsMoreThanMemory(t *testing.T) {
 	}
 	waitWithinBudget(t, c, budget)
 	checkAll(t, m, want)
+	checkPagedCounts(t, c)
 
 	// Entries written with a TTL, paged out, then expired: gone, although the folder keeps them.
 	for i := keys; i < keys+200; i++ {
@@ -262,6 +302,7 @@ func TestPagingMigrationAndFailover(t *testing.T) {
 	c.Kill(c.Active[0])
 	c.WaitStable()
 	checkAll(t, m, want)
+	checkPagedCounts(t, c)
 }
 
 // A cluster stopped while most entries are paged out starts again on its folders with every

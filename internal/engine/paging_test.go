@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -609,4 +611,71 @@ func TestPagingInlineWriteDeclines(t *testing.T) {
 	if ok, err := m.ReplaceIfSame(ctx, key, want[key], pagingValue(key, 1)); err != nil || !ok {
 		t.Fatalf("ReplaceIfSame = %v, %v", ok, err)
 	}
+}
+
+// Writers, readers and the evictor at once, on owners and backups paging out: every read of a
+// key a writer wrote returns that writer's last acknowledged value for it (each writer owns its
+// keys), and the map ends as the writers left it.
+func TestPagingConcurrentWritersAndReaders(t *testing.T) {
+	const budget = 128 << 10
+	c := newDiskCluster(t, t.TempDir(), 3, 1, func(cfg *Config) { cfg.MemoryBudget = budget })
+	ctx := context.Background()
+	const writers, keysEach, rounds = 4, 60, 5
+	finals := make([]map[int][]byte, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		m := mustMap[int, []byte](t, c.Svc(w%3), "crashes")
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			last := map[int][]byte{}
+			for round := range rounds {
+				for i := range keysEach {
+					k := w*keysEach + i
+					var err error
+					switch rng.IntN(6) {
+					case 0:
+						if _, err = m.Delete(ctx, k); err == nil {
+							last[k] = nil
+						}
+					default:
+						v := pagingValue(k, round*keysEach+i)
+						if err = m.Put(ctx, k, v); err == nil {
+							last[k] = v
+						}
+					}
+					if err != nil {
+						t.Errorf("writer %d, key %d: %v", w, k, err)
+						return
+					}
+					// Read back an earlier key of this writer: its last value, paged out or not.
+					r := w*keysEach + rng.IntN(i+1)
+					got, err := m.Get(ctx, r)
+					switch want, written := last[r]; {
+					case !written || want == nil:
+						if !errors.Is(err, ErrNotFound) && (written || err != nil) {
+							t.Errorf("writer %d: Get %d = %d bytes, %v; want not found", w, r, len(got), err)
+							return
+						}
+					case err != nil || !bytes.Equal(got, want):
+						t.Errorf("writer %d: Get %d = %d bytes (%.12q), %v; want %.12q", w, r, len(got), got, err, want)
+						return
+					}
+				}
+			}
+			finals[w] = last
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	want := map[int][]byte{}
+	for _, last := range finals {
+		maps.Copy(want, last)
+	}
+	checkAll(t, mustMap[int, []byte](t, c.Svc(0), "crashes"), want)
+	if paged := pagedCount(c.Svc(0)) + pagedCount(c.Svc(1)) + pagedCount(c.Svc(2)); paged == 0 {
+		t.Fatal("nothing was paged out")
+	}
+	checkPagedCounts(t, c)
 }

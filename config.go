@@ -109,9 +109,12 @@ type Config struct {
 	RecreateLostPartitions bool
 	// MemoryBudget bounds the memory this member holds for maps, queues and topics, in bytes.
 	// 0 (the default): no budget. Above 95% of it, clean entries of maps with a loader are
-	// evicted (least recently used first) and read through again when used. A write that would
-	// grow the member's memory past it, when nothing can be evicted (dirty entries, maps without
-	// a loader, structures), waits for room as long as its deadline and context allow, then
+	// evicted (least recently used first) and read through again when used; with DataDir,
+	// entries of the maps persisting there are paged out: their values leave memory and are
+	// read back from the folder when used, their keys stay (docs/restart.md, "Maps larger than
+	// memory"). A write that would grow the member's memory past it, when nothing can be evicted
+	// (dirty entries, maps without a loader or DataDir, keys of paged-out entries, structures),
+	// waits for room as long as its deadline and context allow, then
 	// fails with dmap.ErrMemoryLimit, applied nowhere. Reads, deletes and overwrites that do not
 	// grow always pass, so that memory can be freed. A backup applies what its owner sends and
 	// tells it when it is at its budget; the owner then holds growing writes of the partition

@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(memLimitChildEnv) != "" {
 		os.Exit(runMemLimitChild()) // memlimit_process_test.go
 	}
+	if os.Getenv(pagingChildEnv) != "" {
+		os.Exit(runPagingChild()) // paging_process_test.go
+	}
 	os.Exit(m.Run())
 }
 

@@ -16,7 +16,7 @@ type collector struct {
 }
 
 type collectorDescs struct {
-	entries, bytes                                  *prometheus.Desc
+	entries, paged, bytes                           *prometheus.Desc
 	ops, opErrors, opLatency                        *prometheus.Desc
 	dirty, dirtyBytes, lag, storeCalls, storeErrors *prometheus.Desc
 	storeRetries, storeRejected                     *prometheus.Desc
@@ -36,7 +36,9 @@ func newCollector(m *Member) *collector {
 		return prometheus.NewDesc("gridmap_"+name, help, labels, cl)
 	}
 	return &collector{m: m, descs: collectorDescs{
-		entries:  d("map_entries", "Entries this member holds, by map and role (owner or backup).", "map", "role"),
+		entries: d("map_entries", "Entries this member holds, by map and role (owner or backup).", "map", "role"),
+		paged: d("map_paged_entries", "Entries among them whose value is paged out to this member's data folder under its memory budget "+
+			"(the keys stay in memory), by map and role.", "map", "role"),
 		bytes:    d("map_bytes", "Memory of the entries this member holds (keys, values and a fixed overhead per entry), by map and role.", "map", "role"),
 		ops:      d("map_operations_total", "Map operations this member's callers ran, by map and operation.", "map", "op"),
 		opErrors: d("map_operation_errors_total", "Map operations of this member's callers that failed, by map and operation.", "map", "op"),
@@ -75,7 +77,7 @@ func newCollector(m *Member) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	d := &c.descs
-	for _, x := range []*prometheus.Desc{d.entries, d.bytes, d.ops, d.opErrors, d.opLatency, d.dirty, d.dirtyBytes,
+	for _, x := range []*prometheus.Desc{d.entries, d.paged, d.bytes, d.ops, d.opErrors, d.opLatency, d.dirty, d.dirtyBytes,
 		d.lag, d.storeCalls, d.storeErrors, d.storeRetries, d.storeRejected, d.listeners, d.listenerQueued,
 		d.listenerMissed, d.listenerDelivered, d.partitions, d.migrations, d.copies, d.epoch, d.lost,
 		d.raftLeader, d.raftTerm, d.raftVoters, d.raftLastIndex, d.members, d.topicPublished, d.topicReceived,
@@ -100,6 +102,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(d.entries, float64(ms.OwnedEntries), ms.Name, "owner")
 		gauge(d.entries, float64(ms.BackupEntries), ms.Name, "backup")
+		gauge(d.paged, float64(ms.OwnedPaged), ms.Name, "owner")
+		gauge(d.paged, float64(ms.BackupPaged), ms.Name, "backup")
 		gauge(d.bytes, float64(ms.OwnedBytes), ms.Name, "owner")
 		gauge(d.bytes, float64(ms.BackupBytes), ms.Name, "backup")
 		gauge(d.listeners, float64(ms.Listeners), ms.Name)

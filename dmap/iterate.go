@@ -54,13 +54,19 @@ func (m *Map[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
 }
 
 // LocalEntries iterates over the entries of the partitions this member owns, read from its own
-// memory without network calls. It is how an application finishes lingering work on the data it
+// memory (values paged out under the memory budget from its own data folder) without network
+// calls. It is how an application finishes lingering work on the data it
 // owns (for example after a failover). Unlike Get and the cluster-wide scans, it may yield a
 // write whose backups have not acknowledged it yet.
 func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
 	return func(yield func(Entry[K, V], error) bool) {
 		for _, p := range m.raw.LocalPartitions() {
-			if !m.yieldEntries(m.raw.LocalScan(p, true), yield) {
+			entries, err := m.raw.LocalScan(p, true)
+			if err != nil {
+				yield(Entry[K, V]{}, err)
+				return
+			}
+			if !m.yieldEntries(entries, yield) {
 				return
 			}
 		}
@@ -71,7 +77,13 @@ func (m *Map[K, V]) LocalEntries() iter.Seq2[Entry[K, V], error] {
 func (m *Map[K, V]) LocalKeys() iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
 		for _, p := range m.raw.LocalPartitions() {
-			for _, e := range m.raw.LocalScan(p, false) {
+			entries, err := m.raw.LocalScan(p, false)
+			if err != nil {
+				var zero K
+				yield(zero, err)
+				return
+			}
+			for _, e := range entries {
 				k, err := m.keys.Decode(e.Key)
 				if !yield(k, err) || err != nil {
 					return

@@ -62,9 +62,10 @@ type Config struct {
 	Now func() time.Time
 	// MemoryBudget bounds the memory this member holds, in bytes: an exact running count of its
 	// records (keys, values and recordOverhead each, owned, backed up or being received) and of
-	// the events its listener queues hold. Clean entries of maps with a loader are evicted, least
-	// recently used first, above 95% of it; writes that would grow memory past it wait for room,
-	// then fail with ErrMemoryLimit (memory.go). 0 (the default) means no budget.
+	// the events its listener queues hold. Clean entries of maps with a loader are evicted, and
+	// entries of maps persisting to Disk paged out (paging.go), least recently used first, above
+	// 95% of it; writes that would grow memory past it wait for room, then fail with
+	// ErrMemoryLimit (memory.go). 0 (the default) means no budget.
 	MemoryBudget int64
 	// Maps configures maps by name: their store, loader and write-behind settings. Maps not
 	// listed live in memory only. Every member must have the same Maps.

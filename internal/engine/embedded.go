@@ -68,6 +68,7 @@ func (s *Service) persist(p *part, muts []mutation, epoch uint64, owner bool) {
 				return // nothing of embedded maps is written before the restore begins
 			}
 			if p.diskLife != life {
+				s.pageInAll(p) // their values are in the copy about to go
 				p.clearDiskCopy(s)
 			}
 			b = p.disk.Batch(uint32(p.id), life)
@@ -92,7 +93,14 @@ func (s *Service) persist(p *part, muts []mutation, epoch uint64, owner bool) {
 			// ones may stay.
 			b.ClearMap(m.Map)
 			for r := range p.rs.all(m.Map) {
-				b.Set(replicadisk.Entry{Map: m.Map, Key: []byte(r.key), Value: r.value, ExpireAt: r.expireAt})
+				// A paged-out value is read from the folder before the batch removes it.
+				full, err := p.rs.fill(m.Map, r)
+				if err != nil {
+					b.Discard()
+					s.diskFailed(p, err)
+					return
+				}
+				b.Set(replicadisk.Entry{Map: m.Map, Key: []byte(r.key), Value: full.value, ExpireAt: r.expireAt})
 			}
 		}
 	}
@@ -118,6 +126,7 @@ func (s *Service) persistCopy(p *part, epoch uint64) {
 	}
 	life, done := p.rs.restoreState()
 	if p.diskLife != life {
+		s.pageInAll(p) // their values are in the copy about to go
 		p.clearDiskCopy(s)
 	}
 	if life == 0 {
@@ -130,7 +139,15 @@ func (s *Service) persistCopy(p *part, epoch uint64) {
 			continue
 		}
 		for r := range p.rs.all(name) {
-			b.Set(replicadisk.Entry{Map: name, Key: []byte(r.key), Value: r.value, ExpireAt: r.expireAt})
+			// A copy just received holds no paged-out entry; should one be there, its value is
+			// read from the copy before the batch replaces it.
+			full, err := p.rs.fill(name, r)
+			if err != nil {
+				b.Discard()
+				s.diskFailed(p, err)
+				return
+			}
+			b.Set(replicadisk.Entry{Map: name, Key: []byte(r.key), Value: full.value, ExpireAt: r.expireAt})
 		}
 	}
 	if done {
@@ -142,6 +159,7 @@ func (s *Service) persistCopy(p *part, epoch uint64) {
 		return
 	}
 	p.diskLife = life
+	p.noPaging = false // the folder's copy is whole and current again
 }
 
 // persistTakeover marks this member's copy of p as the owner's at epoch, the table epoch at
@@ -180,6 +198,7 @@ func (p *part) clearDiskCopy(s *Service) {
 // (its mark is dropped, best effort).
 func (s *Service) diskFailed(p *part, err error) {
 	s.log.Error("data folder write failed: this member's copy of the partition will not be restored from", "partition", p.id, "err", err)
+	p.noPaging = true // the folder may now lack what memory holds (paging.go)
 	if p.diskLife != 0 {
 		b := p.disk.Batch(uint32(p.id), p.diskLife)
 		b.DropMark()

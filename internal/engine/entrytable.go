@@ -44,6 +44,7 @@ type entryTable struct {
 	cur        int
 	live       int // bytes of live records in chunks
 	dead       int // bytes of removed or replaced records in chunks
+	paged      int // entries whose value is paged out
 }
 
 // slot is one entry's metadata. It has no pointers, so neither has the slots slice.
@@ -57,6 +58,9 @@ type slot struct {
 	valLen   uint32
 	valChunk uint32 // 1 + the chunk holding only this entry's value; 0: the value follows the key
 	used     bool
+	// paged: the value is not in the table, only in the member's data folder (paging.go); the
+	// record holds the key alone.
+	paged bool
 }
 
 // chunk is a run of records: each is a header (slot index, then the length of what follows),
@@ -114,13 +118,16 @@ func (t *entryTable) view(i uint32) record {
 	b := t.chunks[s.chunk].b
 	k := int(s.off) + recordHeader
 	var v []byte
-	if s.valChunk != 0 {
+	switch {
+	case s.paged: // nil: recordStore.fill reads it
+	case s.valChunk != 0:
 		v = t.chunks[s.valChunk-1].b
-	} else {
-		v = b[k+int(s.keyLen) : k+int(s.keyLen)+int(s.valLen)]
+		v = v[:len(v):len(v)]
+	default:
+		v = b[k+int(s.keyLen) : k+int(s.keyLen)+int(s.valLen) : k+int(s.keyLen)+int(s.valLen)]
 	}
-	return record{key: t.keyAt(i), value: v[:len(v):len(v)], seq: s.seq, expireAt: s.expireAt,
-		access: s.access.Load(), slot: i, ok: true}
+	return record{key: t.keyAt(i), value: v, seq: s.seq, expireAt: s.expireAt,
+		access: s.access.Load(), slot: i, ok: true, paged: s.paged}
 }
 
 // touch marks entry r as accessed at now. It may run under a read lock.
@@ -144,6 +151,9 @@ func (t *entryTable) set(old record, key string, value []byte, seq uint64, expir
 	var i uint32
 	if old.ok {
 		i = old.slot
+		if t.slots[i].paged {
+			t.paged--
+		}
 		t.release(i)
 	} else {
 		i = t.newSlot(key)
@@ -157,7 +167,21 @@ func (t *entryTable) set(old record, key string, value []byte, seq uint64, expir
 	t.appendRecord(i, key, value[:inline])
 	s := &t.slots[i]
 	s.seq, s.expireAt, s.keyLen, s.valLen, s.valChunk, s.used = seq, expireAt, uint32(len(key)), uint32(len(value)), valChunk, true
+	s.paged = false
 	s.access.Store(access)
+}
+
+// pageOut drops the value of entry r (the key's current one, from lookup) from the table,
+// keeping its key, sequence number, expiry and access time: the entry is paged out (paging.go).
+// Its stored bytes become dead, like those of an overwritten entry.
+func (t *entryTable) pageOut(r record) {
+	i := r.slot
+	t.release(i)
+	t.reserve(recordHeader + len(r.key))
+	t.appendRecord(i, r.key, nil)
+	s := &t.slots[i]
+	s.valLen, s.valChunk, s.used, s.paged = 0, 0, true, true
+	t.paged++
 }
 
 // newSlot takes a free slot for a new key and indexes it.
@@ -185,6 +209,9 @@ func (t *entryTable) newSlot(key string) uint32 {
 // remove deletes entry r.
 func (t *entryTable) remove(r record) {
 	i := r.slot
+	if t.slots[i].paged {
+		t.paged--
+	}
 	if h := t.hash(r.key); t.indexed(h, i) {
 		delete(t.index, h) // a key is in index or in spill, never in both
 	} else {

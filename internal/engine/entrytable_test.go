@@ -13,14 +13,23 @@ import (
 // points at its own record, and each chunk's dead count is exactly what no slot points at.
 func checkTable(t *testing.T, tb *entryTable) {
 	t.Helper()
-	used := 0
+	used, paged := 0, 0
 	live := make(map[int]int) // chunk -> live record bytes
 	for i := range tb.slots {
 		s := &tb.slots[i]
 		if !s.used {
+			if s.paged {
+				t.Fatalf("unused slot %d is marked paged out", i)
+			}
 			continue
 		}
 		used++
+		if s.paged {
+			paged++
+			if s.valLen != 0 || s.valChunk != 0 {
+				t.Fatalf("paged-out slot %d keeps a value (%d bytes, chunk %d)", i, s.valLen, s.valChunk)
+			}
+		}
 		key := tb.keyAt(uint32(i))
 		if r := tb.lookup(key); !r.ok || r.slot != uint32(i) {
 			t.Fatalf("slot %d (key %q) is not what lookup finds (%+v)", i, key, r)
@@ -37,6 +46,9 @@ func checkTable(t *testing.T, tb *entryTable) {
 	}
 	if used != tb.len() {
 		t.Fatalf("%d used slots, %d indexed, %d spilled", used, len(tb.index), len(tb.spill))
+	}
+	if paged != tb.paged {
+		t.Fatalf("%d slots paged out, table counts %d", paged, tb.paged)
 	}
 	total := 0
 	for _, n := range live {
@@ -69,8 +81,8 @@ func checkTable(t *testing.T, tb *entryTable) {
 	}
 }
 
-// TestEntryTableModel runs random sets, overwrites and removals (small and adopted values,
-// colliding hashes) against a Go map, and checks that every view handed out keeps its bytes
+// TestEntryTableModel runs random sets, overwrites, removals and page-outs (small and adopted
+// values, colliding hashes) against a Go map, and checks that every view handed out keeps its bytes
 // while later writes compact and drop the chunks it came from.
 func TestEntryTableModel(t *testing.T) {
 	for _, tc := range []struct {
@@ -87,6 +99,7 @@ func TestEntryTableModel(t *testing.T) {
 			tb := newEntryTable()
 			tb.mask = tc.mask
 			model := map[string][]byte{}
+			pagedOut := map[string]bool{}
 			type held struct {
 				r    record
 				want []byte
@@ -102,7 +115,10 @@ func TestEntryTableModel(t *testing.T) {
 				if _, ok := model[key]; ok != old.ok {
 					t.Fatalf("step %d: lookup(%q).ok = %v, model has it: %v", step, key, old.ok, ok)
 				}
-				switch op := rng.IntN(10); {
+				if old.ok && old.paged != pagedOut[key] {
+					t.Fatalf("step %d: lookup(%q).paged = %v, model %v", step, key, old.paged, pagedOut[key])
+				}
+				switch op := rng.IntN(12); {
 				case op < 6:
 					size := rng.IntN(300)
 					if rng.IntN(20) == 0 {
@@ -115,14 +131,24 @@ func TestEntryTableModel(t *testing.T) {
 					seq++
 					tb.set(old, key, v, seq, 0, int64(step))
 					model[key] = bytes.Clone(v)
+					delete(pagedOut, key)
 				case op < 9:
 					if old.ok {
 						tb.remove(old)
 						delete(model, key)
+						delete(pagedOut, key)
+					}
+				case op < 10:
+					if old.ok && !old.paged {
+						views = append(views, held{old, bytes.Clone(model[key])})
 					}
 				default:
-					if old.ok {
-						views = append(views, held{old, bytes.Clone(model[key])})
+					if old.ok && !old.paged {
+						tb.pageOut(old)
+						pagedOut[key] = true
+						if r := tb.lookup(key); !r.ok || !r.paged || r.value != nil || r.seq != old.seq || r.access != old.access {
+							t.Fatalf("step %d: %q paged out: %+v, was %+v", step, key, r, old)
+						}
 					}
 				}
 				if step%997 == 0 {
@@ -136,8 +162,14 @@ func TestEntryTableModel(t *testing.T) {
 			seen := 0
 			for r := range tb.all() {
 				seen++
-				if want, ok := model[r.key]; !ok || !bytes.Equal(r.value, want) {
-					t.Fatalf("entry %q = %d bytes, model %d bytes (present %v)", r.key, len(r.value), len(want), ok)
+				if pagedOut[r.key] {
+					if !r.paged || r.value != nil {
+						t.Fatalf("entry %q: paged out in the model, table: paged %v, %d bytes", r.key, r.paged, len(r.value))
+					}
+					continue
+				}
+				if want, ok := model[r.key]; !ok || !bytes.Equal(r.value, want) || r.paged {
+					t.Fatalf("entry %q = %d bytes (paged %v), model %d bytes (present %v)", r.key, len(r.value), r.paged, len(want), ok)
 				}
 				if cap(r.value) != len(r.value) {
 					t.Fatalf("entry %q: value has spare capacity %d: an append would write into the table", r.key, cap(r.value)-len(r.value))

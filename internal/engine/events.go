@@ -198,10 +198,13 @@ func (s *Service) sweepExpired(now int64) {
 				if !r.expired(now) {
 					continue
 				}
-				p.rs.remove(name, r)
 				if listened {
-					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(r.key), Partition: p.id, Member: s.self, Seq: seq, OldValue: r.value})
+					// A paged-out value is read from the data folder, which keeps expired
+					// entries (a value that cannot be read is told as none).
+					full, _ := p.rs.fill(name, r)
+					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(r.key), Partition: p.id, Member: s.self, Seq: seq, OldValue: full.value})
 				}
+				p.rs.remove(name, r)
 			}
 		}
 		p.mu.Unlock()

@@ -39,16 +39,17 @@ func (s *Service) memoryUsed() int64 {
 func (s *Service) MemoryUsed() int64 { return s.mem.load() }
 
 // runEvictor keeps the member's records within Config.MemoryBudget by evicting clean entries of
-// maps with a loader, least recently used first, from evictHigh of the budget down to
-// evictTarget, and at once when a write waits for room. Dirty entries (not stored yet) and
-// entries of maps without a loader are never evicted: they are the only copy. Nor are structure
-// maps' entries (StructureMapName): their façades read them in partition processors, which do
-// not read through. An evicted entry is read through again on its next use. What cannot be
-// evicted is bounded by write admission instead (memory.go).
+// maps with a loader, and paging out entries of embedded maps (paging.go), least recently used
+// first, from evictHigh of the budget down to evictTarget, and at once when a write waits for
+// room. Dirty entries (not stored yet) and entries of maps with neither a loader nor the data
+// folder are never evicted: they are the only copy. Nor are structure maps' entries
+// (StructureMapName): their façades read them in partition processors, which do not read
+// through. An evicted entry is read through again on its next use; a paged-out one is read from
+// the folder. What cannot be evicted is bounded by write admission instead (memory.go).
 func (s *Service) runEvictor() {
 	defer s.wg.Done()
 	a := s.mem
-	if a == nil || len(s.stores) == 0 {
+	if a == nil || (len(s.stores) == 0 && s.cfg.Disk == nil) {
 		return // nothing could ever be evicted
 	}
 	tick := time.NewTicker(evictInterval)
@@ -74,7 +75,7 @@ func (s *Service) runEvictor() {
 		freed := s.evict(want)
 		if used-freed > high && !warned {
 			warned = true
-			s.log.Warn("memory budget nearly used up by entries that cannot be evicted (dirty, or of maps without a loader): growing writes wait, then fail with ErrMemoryLimit",
+			s.log.Warn("memory budget nearly used up by entries that cannot be evicted (dirty, of maps without a loader or data folder, or keys of paged-out entries): growing writes wait, then fail with ErrMemoryLimit",
 				"used", used-freed, "budget", a.budget)
 		}
 	}
@@ -84,15 +85,25 @@ type evictCandidate struct {
 	p       *part
 	mapName string
 	r       record
+	page    bool // page the value out (an embedded map) rather than evict the entry
 }
 
-// evict removes up to want bytes of clean, loadable entries, oldest access first, and returns
-// the bytes freed.
+// evict removes up to want bytes of clean, loadable entries and values of embedded maps' entries
+// (paging them out), oldest access first, and returns the bytes freed.
 func (s *Service) evict(want int64) int64 {
 	var cands []evictCandidate
 	for _, p := range s.parts {
 		p.mu.RLock()
+		_, pageable := s.pageSource(p)
 		for name := range p.rs.maps {
+			if pageable && s.embedded(name) {
+				for r := range p.rs.all(name) {
+					if !r.paged && len(r.value) > 0 {
+						cands = append(cands, evictCandidate{p: p, mapName: name, r: r, page: true})
+					}
+				}
+				continue
+			}
 			ps := s.persistenceOf(name)
 			if ps == nil || ps.loader == nil || IsStructureMapName(name) {
 				// A structure's façade reads its entries in partition processors, which do not
@@ -123,6 +134,10 @@ func (s *Service) evict(want int64) int64 {
 		if freed >= want {
 			break
 		}
+		if c.page {
+			freed += s.pageOutCandidate(c)
+			continue
+		}
 		// On an owned partition the eviction is an event: take the partition's writes, so that
 		// it is published in order with theirs (a busy partition is skipped this time).
 		owned := t.Owner(c.p.id) == s.self && s.events.listening(c.mapName)
@@ -150,4 +165,21 @@ func (s *Service) evict(want int64) int64 {
 		}
 	}
 	return freed
+}
+
+// pageOutCandidate pages out the value of candidate c, an entry of an embedded map, if it is
+// still as examined and the partition may page out (paging.go), and returns the bytes freed. It
+// needs no event nor the partition's writes: the entry stays in the map.
+func (s *Service) pageOutCandidate(c evictCandidate) int64 {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	from, ok := s.pageSource(c.p)
+	if !ok {
+		return 0
+	}
+	// Not rewritten since (a write has a new sequence number), nor paged out already.
+	if cur := c.p.rs.lookup(c.mapName, c.r.key); cur.ok && cur.seq == c.r.seq && !cur.paged && len(cur.value) > 0 {
+		return c.p.rs.pageOut(c.mapName, cur, from)
+	}
+	return 0
 }

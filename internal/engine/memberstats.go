@@ -13,6 +13,9 @@ type MapStats struct {
 	// entries not yet swept are included.
 	OwnedEntries, BackupEntries int
 	OwnedBytes, BackupBytes     int64
+	// OwnedPaged and BackupPaged count the entries among them whose value is paged out to the
+	// data folder (paging.go): their bytes count only the key and the overhead.
+	OwnedPaged, BackupPaged int
 	// Listeners is the number of local entry listeners on the map; ListenerQueued the events
 	// waiting in their queues, ListenerMissed the events they missed because a queue was full,
 	// ListenerDelivered the events passed to them.
@@ -87,9 +90,11 @@ func (s *Service) Stats() MemberStats {
 			if owner {
 				ms.OwnedEntries += n
 				ms.OwnedBytes += b
+				ms.OwnedPaged += et.paged
 			} else {
 				ms.BackupEntries += n
 				ms.BackupBytes += b
+				ms.BackupPaged += et.paged
 			}
 		}
 		p.mu.RUnlock()

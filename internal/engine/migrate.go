@@ -273,20 +273,41 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	pt.mu.RUnlock()
 	pt.writeMu.Unlock()
 
+	var chunk []mutation
 	for len(snap) > 0 {
+		chunk = chunk[:0]
 		n, size := 0, 0
-		for n < len(snap) && (n == 0 || size+len(snap[n].Value)+len(snap[n].Key) <= s.cfg.MigrationChunkSize) {
+		for n < len(snap) {
+			if snap[n].paged {
+				// Read a paged-out value as the chunk takes it: the copy holds at most a chunk
+				// of them in memory.
+				still, err := s.copyValue(pt, &snap[n])
+				if err != nil {
+					return fmt.Errorf("chunk: %w", err)
+				}
+				if !still {
+					n++
+					continue
+				}
+			}
+			if len(chunk) > 0 && size+len(snap[n].Value)+len(snap[n].Key) > s.cfg.MigrationChunkSize {
+				break
+			}
 			size += len(snap[n].Value) + len(snap[n].Key)
+			chunk = append(chunk, snap[n])
 			n++
 		}
-		header, body, err := encodeBatch(int32(pt.id), epoch, string(s.self), snap[:n])
+		snap = snap[n:]
+		if len(chunk) == 0 {
+			continue
+		}
+		header, body, err := encodeBatch(int32(pt.id), epoch, string(s.self), chunk)
 		if err != nil {
 			return err
 		}
 		if err := s.sendBatch(ctx, m, msgSyncChunk, header, body); err != nil {
 			return fmt.Errorf("chunk: %w", err)
 		}
-		snap = snap[n:]
 	}
 	if err := s.sendQueues(ctx, pt.id, m, epoch, queues); err != nil {
 		return fmt.Errorf("write-behind queues: %w", err)
@@ -303,6 +324,26 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 		return fmt.Errorf("end: %w", err)
 	}
 	return nil
+}
+
+// copyValue reads the value of m, an entry of a copy's snapshot whose value is paged out, from
+// the data folder, and reports whether the entry is still as the snapshot saw it. When it is not,
+// a write since the copy began changed or removed it, and that write reaches the receiver by
+// itself (it is pending in the table, and a write that misses it makes the copy start again):
+// the copy leaves the entry out.
+func (s *Service) copyValue(p *part, m *mutation) (bool, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	r := p.rs.lookup(m.Map, string(m.Key))
+	if !r.ok || r.seq != m.Seq {
+		return false, nil
+	}
+	r, err := p.rs.fill(m.Map, r)
+	if err != nil {
+		return false, err
+	}
+	m.Value, m.paged = r.value, false
+	return true, nil
 }
 
 // mayPush reports (nil) whether this member may push partition p's data to another member (a

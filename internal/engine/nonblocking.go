@@ -153,8 +153,8 @@ func (s *Service) tryServeLocal(ctx context.Context, req *opRequest, deadline ti
 }
 
 // tryRead serves a single-key read that needs no waiting and reports whether it did: it
-// declines when this member's table is older than the caller's or the entry must be read
-// through from the map's store.
+// declines when this member's table is older than the caller's, the entry must be read through
+// from the map's store, or its value is paged out to the data folder (paging.go).
 func (s *Service) tryRead(p *part, req *opRequest) (opResponse, bool) {
 	st, ep, ok := s.checkOwnerNow(p.id, req.Epoch)
 	if !ok {
@@ -163,8 +163,8 @@ func (s *Service) tryRead(p *part, req *opRequest) (opResponse, bool) {
 	if st != statusOK {
 		return opResponse{Status: st, Epoch: ep}, true
 	}
-	resp := s.read(p, req)
-	if s.mayReadThrough(req, resp) {
+	resp, wait := s.readOnce(p, req, false)
+	if wait || s.mayReadThrough(req, resp) {
 		return opResponse{}, false
 	}
 	return resp, true
@@ -281,6 +281,11 @@ func (iw *inlineWrite) start() bool {
 	}
 	iw.w = writeBatch{muts: iw.mutBuf[:0], prevs: iw.prevBuf[:0], detach: iw.detach, op: iw.req.ID, retry: iw.req.Retry, age: iw.req.Age}
 	muts, resp := s.applyWrite(iw.ctx, p, &iw.w, iw)
+	if iw.w.declined {
+		// It reads the data folder: the ordinary path may block.
+		p.writeMu.Unlock()
+		return false
+	}
 	if iw.w.refused {
 		// No memory for it: the ordinary path waits for room (ownerWrite).
 		p.writeMu.Unlock()
@@ -302,8 +307,19 @@ func (iw *inlineWrite) start() bool {
 	return true
 }
 
-// decide implements decider: the write is a single-key data write.
-func (iw *inlineWrite) decide(w *writeBatch) opResponse { return iw.s.decideKeyWrite(w, &iw.req) }
+// decide implements decider: the write is a single-key data write. It declines (w.declined)
+// a write that would read a paged-out value from the data folder (paging.go): a conditional
+// replace comparing it, or a write whose listeners are told it as the old value. The folder
+// read may block, which the connection's reader must not.
+func (iw *inlineWrite) decide(w *writeBatch) opResponse {
+	if w.rs.paged > 0 && (iw.req.Kind == opReplaceIfSame || iw.s.events.listening(iw.req.Map)) {
+		if r := w.rs.lookup(iw.req.Map, string(iw.req.Key)); r.paged {
+			w.declined = true
+			return opResponse{}
+		}
+	}
+	return iw.s.decideKeyWrite(w, &iw.req)
+}
 
 // finish answers the caller.
 func (iw *inlineWrite) finish(resp opResponse) { iw.finishIn(nil, resp) }

@@ -140,6 +140,12 @@ func execute(rs *recordStore, req *opRequest, now int64) (resp opResponse, mut m
 			return opResponse{Status: statusNotFound}, mutation{}, false
 		}
 		rs.touch(req.Map, cur, now) // atomic: readers hold only the partition's read lock
+		if cur.paged {
+			var err error
+			if cur, err = rs.fill(req.Map, cur); err != nil {
+				return opResponse{Status: statusOf(err), Msg: err.Error()}, mutation{}, false
+			}
+		}
 		return opResponse{Done: true, Value: cur.value, Version: cur.seq}, mutation{}, false
 	case opContains:
 		return opResponse{Done: cur.ok}, mutation{}, false
@@ -156,6 +162,12 @@ func execute(rs *recordStore, req *opRequest, now int64) (resp opResponse, mut m
 		}
 		return opResponse{Done: true}, set(), true
 	case opReplaceIfSame:
+		if cur.paged {
+			var err error
+			if cur, err = rs.fill(req.Map, cur); err != nil {
+				return opResponse{Status: statusOf(err), Msg: err.Error()}, mutation{}, false
+			}
+		}
 		if !cur.ok || !bytes.Equal(cur.value, req.Expect) {
 			return opResponse{}, mutation{}, false
 		}

@@ -262,6 +262,13 @@ type writeBatch struct {
 	// (noRoom says how; memory.go). Nothing was applied.
 	refused bool
 	noRoom  noRoom
+	// events tells emit which maps are listened to (nil: none), whose paged-out old values it
+	// reads (paging.go).
+	events *eventHub
+	// declined: the decider left the write to the ordinary path (a write served on the
+	// connection's reader that would read the data folder, see inlineWrite.decide). Nothing
+	// was decided.
+	declined bool
 }
 
 // before returns, for a read of key in mapName, the record the key had before the batch (the
@@ -296,9 +303,17 @@ func (w *writeBatch) before(mapName string, key []byte) (record, bool) {
 func (w *writeBatch) emit(m mutation) {
 	m.Seq = w.rs.seq + uint64(len(w.muts)) + 1
 	var prev record
+	// A paged-out value (paging.go) leaves the data folder with the write: it is read now, while
+	// it is there, when a listener will be told it as the old value. (Otherwise a read of the
+	// key while the write is pending waits for it to settle, see read.) A value that cannot be
+	// read is told as none.
+	oldValues := w.events != nil && w.rs.paged > 0 && w.events.listening(m.Map)
 	switch m.Kind {
 	case mutSet, mutDelete:
 		prev = w.rs.get(m.Map, string(m.Key), w.now)
+		if oldValues {
+			prev, _ = w.rs.fill(m.Map, prev)
+		}
 	case mutClear:
 		if w.cleared == nil {
 			w.cleared = make(map[int][]string)
@@ -306,6 +321,9 @@ func (w *writeBatch) emit(m mutation) {
 		w.cleared[len(w.muts)] = w.rs.keysBefore(m.Map, m.Seq)
 		// The records it removes (all are older than the clear, on the owner), for events.
 		m.cleared = slices.Collect(w.rs.all(m.Map))
+		if oldValues {
+			_ = w.rs.fillAll(m.Map, m.cleared)
+		}
 	}
 	w.muts = append(w.muts, m)
 	w.prevs = append(w.prevs, prev)
@@ -476,9 +494,12 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 				"partition %d no longer remembers the answers of writes as old as this retry's first attempt (%v before it)", p.id, w.age)}
 		}
 	}
-	w.rs, w.now = p.rs, s.now()
+	w.rs, w.now, w.events = p.rs, s.now(), s.events
 	resp := d.decide(w)
 	p.mu.RUnlock()
+	if w.declined {
+		return nil, resp
+	}
 	if len(w.muts) == 0 {
 		if w.retry && !w.op.zero() {
 			p.mu.Lock()
@@ -528,22 +549,47 @@ func (s *Service) applyWrite(ctx context.Context, p *part, w *writeBatch, d deci
 // read serves a read operation from the partition's records. A key the pending write (see
 // part.pending) changes is read as it was before that write: the write is not acknowledged
 // yet, and could die with this member. (Lock state, opIsLocked, is read as it is.)
+//
+// A paged-out value the pending write replaced or removed (paging.go) is no longer in the data
+// folder: such a read waits for the pending write to settle (it holds the partition's writes),
+// then reads with the partition's writes held back, as readPartitionSettled does: no write is
+// pending then.
 func (s *Service) read(p *part, req *opRequest) opResponse {
+	resp, wait := s.readOnce(p, req, true)
+	if !wait {
+		return resp
+	}
+	return s.readPartitionSettled(p, req)
+}
+
+// readOnce is one attempt of read. It reports true, without an answer, when the read must wait
+// for the pending write to settle (see read), or, unless disk, when it would read a paged-out
+// value from the data folder (tryRead leaves that to the ordinary path, which may block).
+func (s *Service) readOnce(p *part, req *opRequest, disk bool) (opResponse, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	switch {
 	case req.Kind == opIsLocked:
-		return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req)
+		return executeLock(&writeBatch{rs: p.rs, now: s.now()}, req), false
 	case req.Kind.perPartition():
-		return readPartition(p.rs, req, s.now())
+		return readPartition(p.rs, req, s.now()), false
 	}
+	now := s.now()
 	if w := p.pending; w != nil {
 		if r, ok := w.before(req.Map, req.Key); ok {
-			return readRecord(req.Kind, r, s.now())
+			if req.Kind == opGet && r.paged && r.value == nil && !r.expired(now) {
+				return opResponse{}, true
+			}
+			return readRecord(req.Kind, r, now), false
 		}
 	}
-	resp, _, _ := execute(p.rs, req, s.now())
-	return resp
+	if !disk && req.Kind == opGet && p.rs.paged > 0 {
+		if r := p.rs.lookup(req.Map, string(req.Key)); r.paged {
+			return opResponse{}, true
+		}
+	}
+	resp, _, _ := execute(p.rs, req, now)
+	return resp, false
 }
 
 // readRecord answers a single-key read (opGet, opContains) from r, a record as it was before
@@ -559,10 +605,11 @@ func readRecord(kind opKind, r record, now int64) opResponse {
 	return opResponse{Done: true, Value: r.value, Version: r.seq}
 }
 
-// readPartitionSettled serves a per-partition read (size, scans) with the partition's writes
-// held back, so that it sees no write its backups have not acknowledged: it waits for the
-// write in progress, if any (at most one backup round trip, bounded like that write). It
-// refuses with statusWrongOwner when the partition changed hands while it waited.
+// readPartitionSettled serves a per-partition read (size, scans), or a single-key read that must
+// not see the pending write (see read), with the partition's writes held back, so that it sees
+// no write its backups have not acknowledged: it waits for the write in progress, if any (at
+// most one backup round trip, bounded like that write). It refuses with statusWrongOwner when
+// the partition changed hands while it waited.
 func (s *Service) readPartitionSettled(p *part, req *opRequest) opResponse {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
@@ -572,7 +619,8 @@ func (s *Service) readPartitionSettled(p *part, req *opRequest) opResponse {
 		}
 		return opResponse{Status: statusWrongOwner, Epoch: ep}
 	}
-	return s.read(p, req)
+	resp, _ := s.readOnce(p, req, true) // no write is pending while its writes are held back
+	return resp
 }
 
 // admitAll applies write-behind back-pressure for every map a write touches.
@@ -605,15 +653,19 @@ func readPartition(rs *recordStore, req *opRequest, now int64) opResponse {
 	case opSize:
 		return opResponse{Count: rs.size(req.Map, now)}
 	case opScanKeys, opScanEntries:
-		return opResponse{Entries: scan(rs, req.Map, req.Kind == opScanEntries, now)}
+		entries, err := scan(rs, req.Map, req.Kind == opScanEntries, now)
+		if err != nil {
+			return opResponse{Status: statusOf(err), Msg: err.Error()}
+		}
+		return opResponse{Entries: entries}
 	}
 	return opResponse{Status: statusBadRequest, Msg: "unknown partition operation"}
 }
 
-// scan lists the live entries of a map (keys copied, values shared). It is apart from
-// readPartition because the loop body is a closure, which would move the request it read to
-// the heap on every read.
-func scan(rs *recordStore, mapName string, values bool, now int64) []kv {
+// scan lists the live entries of a map (keys copied, values shared; paged-out values read from
+// the data folder). It is apart from readPartition because the loop body is a closure, which
+// would move the request it read to the heap on every read.
+func scan(rs *recordStore, mapName string, values bool, now int64) ([]kv, error) {
 	out := make([]kv, 0, rs.count(mapName))
 	for r := range rs.all(mapName) {
 		if r.expired(now) {
@@ -621,11 +673,15 @@ func scan(rs *recordStore, mapName string, values bool, now int64) []kv {
 		}
 		e := kv{Key: []byte(r.key)}
 		if values {
-			e.Value = r.value
+			full, err := rs.fill(mapName, r)
+			if err != nil {
+				return nil, err
+			}
+			e.Value = full.value
 		}
 		out = append(out, e)
 	}
-	return out
+	return out, nil
 }
 
 // handleOp serves msgOp from another member.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -37,6 +38,9 @@ type PartitionView struct {
 	// deterministic); deleted marks removals.
 	writes map[string]int
 	order  []viewWrite
+	// err is the first failure to read a paged-out value from the data folder: the processor's
+	// run fails with it.
+	err error
 }
 
 type viewWrite struct {
@@ -59,6 +63,11 @@ func (v *PartitionView) Get(key []byte) ([]byte, bool) {
 		return wr.value, !wr.deleted
 	}
 	r := v.w.rs.get(v.mapName, string(key), v.w.now)
+	r, err := v.w.rs.fill(v.mapName, r) // a paged-out value is read from the data folder
+	if err != nil {
+		v.err = cmp.Or(v.err, err)
+		return nil, false
+	}
 	return r.value, r.ok
 }
 
@@ -182,6 +191,9 @@ func (s *Service) executePartitionProcessor(ctx context.Context, w *writeBatch, 
 	}
 	v := &PartitionView{mapName: req.Map, part: partition.ID(req.Part), w: w}
 	res, err := p(ctx, v, req.Value)
+	if err == nil {
+		err = v.err // it saw a key as absent that is not
+	}
 	if err != nil {
 		return s.processorFailed(err, err.Error())
 	}

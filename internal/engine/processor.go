@@ -159,6 +159,10 @@ func (s *Service) processor(name string) RawProcessor {
 func runProcessor(ctx context.Context, w *writeBatch, p RawProcessor, mapName string, key, arg []byte) ([]byte, error) {
 	e := &RawEntry{Map: mapName, Key: key}
 	if r := w.rs.get(mapName, string(key), w.now); r.ok {
+		r, err := w.rs.fill(mapName, r) // a paged-out value is read from the data folder
+		if err != nil {
+			return nil, err
+		}
 		e.Value, e.Exists = r.value, true
 	}
 	res, err := p(ctx, e, arg)

@@ -282,8 +282,10 @@ func (m *Map) Flush(ctx context.Context) error {
 func (m *Map) LocalPartitions() []partition.ID { return m.s.localPartitions() }
 
 // LocalScan copies the live entries (keys only unless values) of the map in partition p from
-// this member's memory.
-func (m *Map) LocalScan(p partition.ID, values bool) []KV { return m.s.localScan(p, m.name, values) }
+// this member's memory (paged-out values from its data folder, which can fail: ErrStore).
+func (m *Map) LocalScan(p partition.ID, values bool) ([]KV, error) {
+	return m.s.localScan(p, m.name, values)
+}
 
 // localPartitions lists the partitions this member owns in its latest table.
 func (s *Service) localPartitions() []partition.ID {
@@ -298,7 +300,7 @@ func (s *Service) localPartitions() []partition.ID {
 }
 
 // localScan copies the live entries of one map in partition p.
-func (s *Service) localScan(p partition.ID, mapName string, values bool) []kv {
+func (s *Service) localScan(p partition.ID, mapName string, values bool) ([]kv, error) {
 	pt := s.parts[p]
 	pt.mu.RLock()
 	defer pt.mu.RUnlock()
@@ -306,7 +308,8 @@ func (s *Service) localScan(p partition.ID, mapName string, values bool) []kv {
 	if values {
 		kind = opScanEntries
 	}
-	return readPartition(pt.rs, &opRequest{Map: mapName, Kind: kind}, s.now()).Entries
+	resp := readPartition(pt.rs, &opRequest{Map: mapName, Kind: kind}, s.now())
+	return resp.Entries, resp.Status.err(resp.Msg)
 }
 
 // ListenerReg is a registered listener: Remove ends it, Stats returns its counters.

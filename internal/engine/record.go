@@ -19,6 +19,9 @@ type record struct {
 	access   int64 // when the view was taken
 	slot     uint32
 	ok       bool
+	// paged: the entry's value is not in memory, only in the data folder (paging.go); value is
+	// nil unless recordStore.fill read it.
+	paged bool
 }
 
 func (r record) expired(now int64) bool { return r.expireAt != 0 && now >= r.expireAt }
@@ -27,7 +30,15 @@ func (r record) expired(now int64) bool { return r.expireAt != 0 && now >= r.exp
 // index entry and record header), for the memory budget.
 const recordOverhead = 80
 
-func recordSize(r record) int64 { return int64(len(r.key) + len(r.value) + recordOverhead) }
+// recordSize is the memory the budget counts for r: its key, its value unless it is paged out
+// (a value read back from the folder is not the table's), and recordOverhead.
+func recordSize(r record) int64 {
+	n := len(r.key) + recordOverhead
+	if !r.paged {
+		n += len(r.value)
+	}
+	return int64(n)
+}
 
 // mutKind says what a mutation does to its key.
 type mutKind uint8
@@ -71,6 +82,9 @@ type mutation struct {
 	// cleared holds, on the owner only, the records a clear removed (for Removed events); it
 	// is not replicated.
 	cleared []record
+	// paged, in a copy's snapshot only, marks an entry whose value is paged out (paging.go):
+	// the sender reads it from its data folder before sending (copyValue).
+	paged bool
 }
 
 // recordStore holds one partition's entries for every map. It is plain data with no locking:
@@ -96,6 +110,10 @@ type recordStore struct {
 	ttls int
 	// answers remembers the answers of the partition's last writes, for retries (answers.go).
 	answers answerTable
+	// paged counts the entries whose value is paged out, and folder is the copy in the data
+	// folder that holds their values (paging.go).
+	paged  int
+	folder folderCopy
 }
 
 // lockState is a held lock. A lock belongs to a holder: a member and a token naming one Lock
@@ -236,6 +254,9 @@ func (rs *recordStore) applyTouch(m mutation, now int64, touch bool) bool {
 			if old.expireAt != 0 {
 				rs.ttls--
 			}
+			if old.paged {
+				rs.paged--
+			}
 		}
 		if m.ExpireAt != 0 {
 			rs.ttls++
@@ -343,6 +364,7 @@ func (rs *recordStore) beginSync() {
 	rs.maps = make(map[string]*entryTable)
 	rs.release()
 	rs.ttls = 0
+	rs.paged, rs.folder = 0, folderCopy{}
 	rs.locks = nil
 	rs.seq = 0
 	rs.answers.reset() // the copy brings the owner's, and nothing older (answers.go)
@@ -397,6 +419,9 @@ func (rs *recordStore) remove(mapName string, r record) {
 	if r.expireAt != 0 {
 		rs.ttls--
 	}
+	if r.paged {
+		rs.paged--
+	}
 }
 
 // addBytes counts n more bytes of records (n < 0: fewer), in the store and in the member's
@@ -411,13 +436,13 @@ func (rs *recordStore) addBytes(n int64) {
 func (rs *recordStore) release() { rs.addBytes(-rs.bytes) }
 
 // snapshot returns every record and remembered answer as a mutation, for a copy to another
-// member. Values are shared,
-// not copied: stored bytes are never overwritten.
+// member. Values are shared, not copied: stored bytes are never overwritten. A paged-out value is
+// not read here (the mutation is marked paged): the copy reads it as it sends it (copyValue).
 func (rs *recordStore) snapshot() []mutation {
 	var out []mutation
 	for name := range rs.maps {
 		for r := range rs.all(name) {
-			out = append(out, mutation{Map: name, Kind: mutSet, Key: []byte(r.key), Value: r.value, ExpireAt: r.expireAt, Seq: r.seq})
+			out = append(out, mutation{Map: name, Kind: mutSet, Key: []byte(r.key), Value: r.value, ExpireAt: r.expireAt, Seq: r.seq, paged: r.paged})
 		}
 	}
 	for name, locks := range rs.locks {

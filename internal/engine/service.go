@@ -121,8 +121,12 @@ type part struct {
 	// the partition in this process (0: none written yet; guarded by mu). restored is set once
 	// the partition's restore is complete (its restoreMap "done" record is held); restoreMu
 	// serialises restorers.
-	disk      *replicadisk.Disk
-	diskLife  uint64
+	disk     *replicadisk.Disk
+	diskLife uint64
+	// noPaging: a folder write of the partition failed since its copy was last written whole,
+	// so the folder may lack values memory has: no entry may be paged out (paging.go; guarded
+	// by mu).
+	noPaging  bool
 	restored  atomic.Bool
 	restoreMu sync.Mutex
 }

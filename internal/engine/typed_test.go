@@ -223,7 +223,13 @@ func (m *tmap[K, V]) Keys(ctx context.Context) iter.Seq2[K, error] {
 func (m *tmap[K, V]) LocalKeys() iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
 		for _, p := range m.raw.LocalPartitions() {
-			for _, e := range m.raw.LocalScan(p, false) {
+			entries, err := m.raw.LocalScan(p, false)
+			if err != nil {
+				var zero K
+				yield(zero, err)
+				return
+			}
+			for _, e := range entries {
 				if !yield(testCodec[K]{}.Decode(e.Key)) {
 					return
 				}

@@ -144,6 +144,9 @@ func (b *Batch) SetMark(m Mark) {
 // DropMark marks the batch's copy incomplete.
 func (b *Batch) DropMark() { _ = b.b.Delete(lifePrefix('m', b.part, b.life), nil) }
 
+// Discard drops the batch without writing it.
+func (b *Batch) Discard() { _ = b.b.Close() }
+
 // Commit writes the batch, without waiting for the disk (see Sync).
 func (b *Batch) Commit() error {
 	defer b.b.Close()

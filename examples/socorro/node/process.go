@@ -63,7 +63,12 @@ func (n *Node) processOne(ctx context.Context, id string) {
 }
 
 // sweepLoop sweeps every SweepEvery, and at once after a listener overflow, until ctx ends.
-func (n *Node) sweepLoop(ctx context.Context) {
+// It starts with a catch-up sweep of the entries that arrived before the node started: after a
+// restart of the cluster on its data folders, the process entries are restored but no listener
+// saw them arrive, and the work queue (ModeQueue) is not persisted, so nothing else would
+// process them before SweepAge.
+func (n *Node) sweepLoop(ctx context.Context, started time.Time) {
+	n.sweep(ctx, started)
 	t := time.NewTicker(n.cfg.SweepEvery)
 	defer t.Stop()
 	for {

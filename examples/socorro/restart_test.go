@@ -35,7 +35,7 @@ type demoCluster struct {
 }
 
 func newDemoCluster(t *testing.T, bin string, n int, mode string) *demoCluster {
-	c := &demoCluster{t: t, bin: bin, sweepAge: "10m", sweepEvery: "10m", mode: mode}
+	c := &demoCluster{t: t, bin: bin, sweepAge: "10m", sweepEvery: "1s", mode: mode}
 	root := t.TempDir()
 	for i := range n {
 		c.dirs = append(c.dirs, filepath.Join(root, "node"+strconv.Itoa(i)))
@@ -73,8 +73,8 @@ func (c *demoCluster) start() {
 	}
 	readyc := make(chan ready, n)
 	for i := range n {
-		// The sweep settings leave the restart's catch-up sweep as the only way a crash
-		// restored unprocessed is processed.
+		// A sweep age longer than the test leaves the sweeps' catch-up of the entries from
+		// before the node's start as the only way a crash restored unprocessed is processed.
 		cmd := exec.Command(c.bin, "node", "-name", "node"+strconv.Itoa(i), "-http", c.http[i], "-gossip", c.gossip[i],
 			"-bind", c.bind[i], "-seeds", strings.Join(c.gossip, ","), "-expect", strconv.Itoa(n), "-data", c.dirs[i],
 			"-sweep-every", c.sweepEvery, "-sweep-age", c.sweepAge, "-mode", c.mode)
@@ -207,7 +207,14 @@ type crashView struct {
 
 // waitProcessed waits until every crash of ids is served processed and returns what node0 shows.
 func (c *demoCluster) waitProcessed(ids []string) map[string]crashView {
+	c.t.Helper()
 	views := map[string]crashView{}
+	last := ""
+	c.t.Cleanup(func() {
+		if c.t.Failed() && last != "" {
+			c.t.Logf("last crash not processed: %s", last)
+		}
+	})
 	waitUntil(c.t, 2*time.Minute, "every answered crash is processed", func() bool {
 		for _, id := range ids {
 			if _, ok := views[id]; ok {
@@ -215,6 +222,12 @@ func (c *demoCluster) waitProcessed(ids []string) map[string]crashView {
 			}
 			page, dumps, processed, ok := c.crash(id)
 			if !ok || !processed {
+				last = fmt.Sprintf("%s served %v processed %v", id, ok, processed)
+				if resp, err := http.Get(c.urls[0] + "/report/bp-" + id); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					last += fmt.Sprintf(" (%d %.300s)", resp.StatusCode, b)
+				}
 				return false
 			}
 			views[id] = crashView{page, dumps}

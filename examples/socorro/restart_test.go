@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,17 +36,30 @@ type demoCluster struct {
 	mode                 string
 }
 
+// stableAddr returns a free address below the kernel's ephemeral ports (32768 up on Linux), so
+// that the restarted nodes find it free again: freeAddr's ports come from the ephemeral range,
+// where other tests' nodes and any outgoing connection may take them between two runs.
+func stableAddr(t *testing.T) string {
+	for range 1000 {
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mrand.IntN(12000)))
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return a
+	}
+	t.Fatal("no free port in 20000-31999")
+	return ""
+}
+
 func newDemoCluster(t *testing.T, bin string, n int, mode string) *demoCluster {
 	c := &demoCluster{t: t, bin: bin, sweepAge: "10m", sweepEvery: "1s", mode: mode}
 	root := t.TempDir()
 	for i := range n {
 		c.dirs = append(c.dirs, filepath.Join(root, "node"+strconv.Itoa(i)))
 		for _, l := range []*[]string{&c.http, &c.gossip, &c.bind} {
-			a, err := freeAddr()
-			if err != nil {
-				t.Fatal(err)
-			}
-			*l = append(*l, a)
+			*l = append(*l, stableAddr(t))
 		}
 	}
 	t.Cleanup(func() {

@@ -27,6 +27,11 @@ import (
 //go:embed minidump/testdata/*.dmp
 var dumpFS embed.FS
 
+// defaultDataDir is the launcher's -data: a folder under the working directory, where a user who
+// ran the demo sees it, rather than a temporary or cache folder the system may clear between
+// two runs. Its node<i> folders are the nodes' Config.DataDir.
+const defaultDataDir = "socorro-data"
+
 // launcher is the running demo: its node processes (each with a generator the command topic steers).
 type launcher struct {
 	out   io.Writer
@@ -51,7 +56,7 @@ func runLauncher(args []string) error {
 	port := fs.Int("port", 8080, "HTTP port of the first node; node i listens on port+i, its gossip on port+100+i and its member traffic on port+200+i (0: free ports)")
 	rate := fs.Float64("rate", 2, "reports per second the nodes' generators post in all, shared evenly (0: none until a command such as s2 on the command topic)")
 	mode := fs.String("mode", "listener", "how crashes reach processors: listener (each node processes the crashes it owns) or queue (collectors offer crash IDs to a distributed queue, any node takes them)")
-	data := fs.String("data", "", "folder of the nodes' data folders (default: a temporary folder removed on exit)")
+	data := fs.String("data", defaultDataDir, "folder of the nodes' data folders (node0, node1, ...): kept across runs, so a stopped demo started again finds every crash; remove it to start afresh")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
 	submitBudget := fs.Int64("submit-budget", collector.DefaultMaxInFlightBytes, "report bytes each node's /submit holds at once; beyond it submissions are answered 503 with Retry-After and the generators back off (negative: no limit)")
 	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
@@ -69,14 +74,12 @@ func runLauncher(args []string) error {
 	if *nodes < 1 {
 		return fmt.Errorf("-nodes %d: need at least one", *nodes)
 	}
-	dataDir := *data
-	if dataDir == "" {
-		d, err := os.MkdirTemp("", "socorro-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dataDir = d
+	dataDir, err := filepath.Abs(*data)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
 	}
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -94,7 +97,8 @@ func runLauncher(args []string) error {
 	l := &launcher{out: os.Stdout}
 	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10), "-submit-budget", strconv.FormatInt(*submitBudget, 10),
 		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64), "-mode", *mode)
-	err := l.start(ctx, *nodes, *port, dataDir, nodeArgs)
+	fmt.Fprintf(l.out, "Data: %s (kept when the demo stops; remove it to start afresh)\n", dataDir)
+	err = l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {
 		for _, c := range l.nodes {
 			fmt.Fprintf(l.out, "%s: %s/\n", c.name, c.url)

@@ -30,7 +30,7 @@ func TestLauncherStartsAndStopsNodes(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-port", "0", "-rate", "1")
+	cmd := exec.Command(bin, "-port", "0", "-rate", "1", "-data", filepath.Join(t.TempDir(), "data"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

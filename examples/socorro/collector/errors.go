@@ -13,6 +13,12 @@ var (
 	// ErrInvalidConfig is returned by NewHandler and Config.Validate for an unusable
 	// configuration.
 	ErrInvalidConfig = errors.New("collector: invalid config")
+
+	// ErrStoreFull is what a Store's Save wraps when it refuses a crash for want of room it
+	// expects to get back (a grid at its memory budget, until write-behind, eviction or
+	// processing frees some). The handler answers 503 with Retry-After, as for its own byte
+	// budget, so the client keeps the report and sends it again: never a 500, never a loss.
+	ErrStoreFull = errors.New("collector: store full")
 )
 
 // Reason says what was wrong with a malformed submission. Its text is Antenna's, so the answer

@@ -219,6 +219,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	if err := h.cfg.Store.Save(r.Context(), crash); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			// The body is read already: answer at once.
+			h.refused.Add(1)
+			h.cfg.Logger.Warn("collector: store full, submission refused", "crash_id", id, "err", err)
+			refuse(w, r, h.cfg.RetryAfter, h.cfg.MaxBytes)
+			return
+		}
 		h.cfg.Logger.Error("collector: store failed", "crash_id", id, "err", err)
 		answer(w, http.StatusInternalServerError, "Error=store_failed")
 		return

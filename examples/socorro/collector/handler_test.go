@@ -305,6 +305,19 @@ func TestSubmitAnswersAfterStore(t *testing.T) {
 	if status != http.StatusInternalServerError || strings.Contains(resp, "CrashID") {
 		t.Errorf("store failure: %d %q, want 500 without a crash ID", status, resp)
 	}
+
+	// A store without room (a grid at its memory budget): back-pressure, not a failure.
+	full := &memStore{fail: fmt.Errorf("grid: %w: memory budget", ErrStoreFull)}
+	srv3 := newServer(t, full, nil)
+	r, err := http.Post(srv3.URL+"/submit", formType, bytes.NewReader(body(t, field("ProductName", "Firefox"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || strings.Contains(string(got), "CrashID") {
+		t.Errorf("store full: %d Retry-After %q %q, want 503 with Retry-After and no crash ID", r.StatusCode, r.Header.Get("Retry-After"), got)
+	}
 }
 
 func TestSubmitThrottled(t *testing.T) {

@@ -35,7 +35,8 @@ type Metadata struct {
 // request's goroutine (so concurrently for concurrent requests), and answers the client with the
 // crash ID only after Save returned nil: Save must return only once the report is stored as
 // durably as the deployment promises (in the grid, with its backups), and must store all of it
-// or nothing. An error makes the Handler answer 500, and the client will send the report again.
+// or nothing. An error wrapping ErrStoreFull (no room for now) makes the Handler answer 503 with
+// Retry-After; any other error 500; either way the client will send the report again.
 // The Crash and everything it holds belong to the Store once Save is called: the Handler does not
 // touch them again.
 type Store interface {

@@ -8,6 +8,7 @@ package gridstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,6 +53,10 @@ func (s *Store) Save(ctx context.Context, c *collector.Crash) error {
 		}
 		return dmap.InTx(tx, s.process).Put(ctx, c.ID, c.Submitted)
 	})
+	if errors.Is(err, dmap.ErrMemoryLimit) {
+		// The collector answers 503 + Retry-After: the client sends the crash again later.
+		return fmt.Errorf("gridstore: save %s: %w: %w", c.ID, collector.ErrStoreFull, err)
+	}
 	if err != nil {
 		return fmt.Errorf("gridstore: save %s: %w", c.ID, err)
 	}

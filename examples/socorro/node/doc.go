@@ -10,6 +10,9 @@
 // processed twice keeps its first processed crash (PutIfAbsent), so the pipeline is exactly once
 // in effect.
 //
-// With a DataDir, the three maps write behind to the embedded pebble store, one directory per
-// map, and Config.MemoryBudget evicts clean entries, which are read through again when used.
+// With a DataDir, the maps without an external store live in the member's data folder
+// (gridmap Config.DataDir): the whole cluster stopped and started again on its folders finds
+// every report, processed crash and process entry again, and the sweeper processes the crashes
+// that were waiting. Config.MemoryBudget bounds the entries held; a write beyond it is refused
+// and /submit answers 503 with Retry-After.
 package node

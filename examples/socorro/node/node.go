@@ -34,9 +34,11 @@ type Config struct {
 	// Member configures the embedded gridmap member (addresses, seeds, ExpectMembers, timings).
 	// Its Maps and MemoryBudget are set by the node from DataDir and MemoryBudget.
 	Member gridmap.Config
-	// DataDir is the node's data folder: with it, the maps write behind to pebble stores in
-	// DataDir/<map> (but for those Elasticsearch and HBase keep). Empty: the maps without an
-	// external store live in memory only (with their backups).
+	// DataDir is the node's data folder, the member's Config.DataDir: with it, every replica of
+	// the maps without an external store (all of them but those Elasticsearch and HBase keep)
+	// is persisted there, and the nodes started again on their folders find every crash
+	// (docs/restart.md; start them with Member.ExpectMembers set to how many start together).
+	// Empty: those maps live in memory only (with their backups).
 	DataDir string
 	// Elasticsearch, when not nil, keeps the processed crashes in Elasticsearch instead of the
 	// embedded store, as Socorro does: one searchable document per crash in one index a week
@@ -53,9 +55,10 @@ type Config struct {
 	HBaseTable string
 	// WriteDelay is the write-behind delay. Default 1s.
 	WriteDelay time.Duration
-	// MemoryBudget bounds the member's entries in bytes; clean entries beyond it are evicted
-	// and read through from the store. Used only when a map has a store (a DataDir,
-	// Elasticsearch or HBase): dirty entries are never evicted. Default 256 MiB.
+	// MemoryBudget bounds the member's entries in bytes; clean entries of stored maps beyond it
+	// are evicted and read through from their store; writes beyond it are refused
+	// (dmap.ErrMemoryLimit), and /submit answers them 503 with Retry-After. Used only with a
+	// DataDir, Elasticsearch or HBase. Default 256 MiB.
 	MemoryBudget int64
 	// SweepEvery is how often the sweeper walks this node's process entries. Default 10s.
 	SweepEvery time.Duration
@@ -210,12 +213,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			}
 		}
 	}()
+	started := time.Now() // process entries older than this were not seen arriving by this node
 	mcfg := cfg.Member
 	maps, err := n.openStores(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(maps) > 0 {
+	if cfg.DataDir != "" {
+		mcfg.DataDir = cfg.DataDir
+	}
+	if len(maps) > 0 || mcfg.DataDir != "" {
 		mcfg.MemoryBudget = cfg.MemoryBudget
 		mcfg.Maps = maps
 	}
@@ -292,7 +299,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.sweepLoop(runCtx)
+		n.sweepLoop(runCtx, started)
 	}()
 	return n, nil
 }

@@ -63,7 +63,19 @@ func (n *Node) processOne(ctx context.Context, id string) {
 }
 
 // sweepLoop sweeps every SweepEvery, and at once after a listener overflow, until ctx ends.
-func (n *Node) sweepLoop(ctx context.Context) {
+// Besides the entries older than SweepAge, every sweep (the first at once) processes those that
+// arrived before the node started: after a restart of the cluster on its data folders the
+// process entries are restored but no listener saw them arrive, and the work queue (ModeQueue)
+// is not persisted, so nothing else would process them before SweepAge. Every sweep, not only
+// the first: partitions still move to this node after its start, with their restored entries.
+func (n *Node) sweepLoop(ctx context.Context, started time.Time) {
+	cutoff := func() time.Time {
+		if t := time.Now().Add(-n.cfg.SweepAge); t.After(started) {
+			return t
+		}
+		return started
+	}
+	n.sweep(ctx, cutoff())
 	t := time.NewTicker(n.cfg.SweepEvery)
 	defer t.Stop()
 	for {
@@ -73,7 +85,7 @@ func (n *Node) sweepLoop(ctx context.Context) {
 		case <-t.C:
 		case <-n.sweepNow:
 		}
-		n.sweep(ctx, time.Now().Add(-n.cfg.SweepAge))
+		n.sweep(ctx, cutoff())
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/gridmap/gridmap/dmap"
@@ -14,7 +13,6 @@ import (
 	"github.com/gridmap/gridmap/mapstore"
 	"github.com/gridmap/gridmap/mapstore/elasticsearch"
 	"github.com/gridmap/gridmap/mapstore/hbase"
-	"github.com/gridmap/gridmap/mapstore/pebblestore"
 )
 
 // Defaults of the external stores.
@@ -85,9 +83,12 @@ func esConfig(c elasticsearch.Config) elasticsearch.Config {
 	return c
 }
 
-// openStores opens the maps' stores: processed crashes in Elasticsearch and raw crashes in
-// HBase when configured, every other map in the embedded store under DataDir (none without a
-// DataDir). It returns the maps' configurations; what it opened is released by Close (or by
+// openStores opens the maps' external stores: processed crashes in Elasticsearch and raw
+// crashes in HBase when configured. Every other map has no store: it lives in the member's data
+// folder (gridmap Config.DataDir, set by Start from DataDir), which every replica persists and a
+// restarted cluster restores, or in memory only without a DataDir. (A per-node write-behind
+// store would not do: after partitions moved, a node's store holds crashes its member no longer
+// owns and misses those it gained.) It returns the maps' configurations; what it opened is released by Close (or by
 // Start when it fails), through n.closers.
 func (n *Node) openStores(ctx context.Context) (map[string]dmap.MapConfig, error) {
 	cfg := n.cfg
@@ -128,19 +129,6 @@ func (n *Node) openStores(ctx context.Context) (map[string]dmap.MapConfig, error
 			return nil, fmt.Errorf("node: hbase: %w", err)
 		}
 		maps[gridstore.ReportsMap] = dmap.MapConfig{Store: s, Loader: readThrough{s}, Persistence: persist}
-	}
-	if cfg.DataDir != "" {
-		for _, name := range []string{gridstore.ReportsMap, gridstore.ProcessMap, ProcessedMap} {
-			if _, ok := maps[name]; ok {
-				continue
-			}
-			s, err := pebblestore.Open(filepath.Join(cfg.DataDir, name), pebblestore.Options{})
-			if err != nil {
-				return nil, fmt.Errorf("node: %w", err)
-			}
-			n.closers = append(n.closers, s.Close)
-			maps[name] = dmap.MapConfig{Store: s, Persistence: persist}
-		}
 	}
 	return maps, nil
 }

@@ -162,6 +162,37 @@ func (s *Service) persistCopy(p *part, epoch uint64) {
 	p.noPaging = false // the folder's copy is whole and current again
 }
 
+// unpersistExpired removes from the data folder the entries of embedded maps that an expiry
+// sweep just removed from partition p (gone), so that expired entries do not hold disk space
+// for ever: a map written with TTLs keeps a folder of about its live entries' size. Expiry is
+// not a write of the partition (each replica expires by its own clock, as in memory), so the
+// copy's mark does not change; a restore skips expired entries whether they are there or not.
+// The caller holds p.mu.
+func (s *Service) unpersistExpired(p *part, gone []expiredEntry) {
+	if p.disk == nil || p.rs.syncing || p.diskLife == 0 || len(gone) == 0 {
+		return
+	}
+	if life, _ := p.rs.restoreState(); life != p.diskLife {
+		return // the copy in the folder is an earlier life's: persist replaces it at the next write
+	}
+	var b *replicadisk.Batch
+	for _, e := range gone {
+		if !s.embedded(e.mapName) {
+			continue
+		}
+		if b == nil {
+			b = p.disk.Batch(uint32(p.id), p.diskLife)
+		}
+		b.Delete(e.mapName, []byte(e.key))
+	}
+	if b == nil {
+		return
+	}
+	if err := b.Commit(); err != nil {
+		s.diskFailed(p, err)
+	}
+}
+
 // persistTakeover marks this member's copy of p as the owner's at epoch, the table epoch at
 // which it took p over: a copy of an earlier owner, which may hold writes that died with it
 // unacknowledged, is older than it even before this owner writes. The caller holds p.mu.

@@ -182,7 +182,7 @@ func (s *Service) sweepExpired(now int64) {
 		}
 		if t == nil || t.Owner(p.id) != s.self {
 			p.mu.Lock()
-			p.rs.expire(now)
+			s.unpersistExpired(p, p.rs.expire(now))
 			p.mu.Unlock()
 			continue
 		}
@@ -191,6 +191,7 @@ func (s *Service) sweepExpired(now int64) {
 		}
 		p.mu.Lock()
 		var evs []listener.Event
+		var gone []expiredEntry
 		seq := p.rs.seq
 		for name := range p.rs.maps {
 			listened := len(name) > 0 && name[0] != 0 && s.events.listening(name)
@@ -205,8 +206,10 @@ func (s *Service) sweepExpired(now int64) {
 					evs = append(evs, listener.Event{Map: name, Kind: listener.Expired, Key: []byte(r.key), Partition: p.id, Member: s.self, Seq: seq, OldValue: full.value})
 				}
 				p.rs.remove(name, r)
+				gone = append(gone, expiredEntry{name, r.key})
 			}
 		}
+		s.unpersistExpired(p, gone)
 		p.mu.Unlock()
 		for _, ev := range evs {
 			s.events.publish(ev)

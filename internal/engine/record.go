@@ -398,19 +398,22 @@ func (rs *recordStore) size(mapName string, now int64) int {
 	return n
 }
 
-// expire removes every expired record and returns how many it removed.
-func (rs *recordStore) expire(now int64) int {
-	n := 0
+// expire removes every expired record and returns them.
+func (rs *recordStore) expire(now int64) []expiredEntry {
+	var gone []expiredEntry
 	for name := range rs.maps {
 		for r := range rs.all(name) {
 			if r.expired(now) {
 				rs.remove(name, r)
-				n++
+				gone = append(gone, expiredEntry{name, r.key})
 			}
 		}
 	}
-	return n
+	return gone
 }
+
+// expiredEntry names an entry an expiry sweep removed.
+type expiredEntry struct{ mapName, key string }
 
 // remove deletes r, a record of mapName.
 func (rs *recordStore) remove(mapName string, r record) {

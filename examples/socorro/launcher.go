@@ -48,6 +48,10 @@ type child struct {
 	err   error         // its exit status, once done
 }
 
+// defaultKeep is the launcher's -keep: at the default rate of 2 reports a second, with dumps of
+// about 4 MB on average kept on two replicas, the nodes' data folders hold about 5 GB.
+const defaultKeep = 5 * time.Minute
+
 // runLauncher starts the nodes (their generators at -rate in all), prints their pages' addresses, and on
 // SIGINT or SIGTERM stops each node gracefully, one after the other.
 func runLauncher(args []string) error {
@@ -57,6 +61,7 @@ func runLauncher(args []string) error {
 	rate := fs.Float64("rate", 2, "reports per second the nodes' generators post in all, shared evenly (0: none until a command such as s2 on the command topic)")
 	mode := fs.String("mode", "listener", "how crashes reach processors: listener (each node processes the crashes it owns) or queue (collectors offer crash IDs to a distributed queue, any node takes them)")
 	data := fs.String("data", defaultDataDir, "folder of the nodes' data folders (node0, node1, ...): kept across runs, so a stopped demo started again finds every crash; remove it to start afresh")
+	keep := fs.Duration("keep", defaultKeep, "how long each raw crash (report and dumps) stays after collection; processed crashes stay (0: raw crashes too, and the data folder grows by about 1 GB a minute at -rate 2)")
 	memory := fs.Int64("memory", 256<<20, "memory budget of each node's entries, bytes")
 	submitBudget := fs.Int64("submit-budget", collector.DefaultMaxInFlightBytes, "report bytes each node's /submit holds at once; beyond it submissions are answered 503 with Retry-After and the generators back off (negative: no limit)")
 	logLevel := fs.String("log", "info", "the nodes' log level: debug (their members' routine work too), info, warn or error")
@@ -96,7 +101,7 @@ func runLauncher(args []string) error {
 
 	l := &launcher{out: os.Stdout}
 	nodeArgs := append(stores.args(), "-log", *logLevel, "-memory", strconv.FormatInt(*memory, 10), "-submit-budget", strconv.FormatInt(*submitBudget, 10),
-		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64), "-mode", *mode)
+		"-generate", strconv.FormatFloat(*rate/float64(*nodes), 'f', -1, 64), "-mode", *mode, "-keep", keep.String())
 	fmt.Fprintf(l.out, "Data: %s (kept when the demo stops; remove it to start afresh)\n", dataDir)
 	err = l.start(ctx, *nodes, *port, dataDir, nodeArgs)
 	if err == nil {

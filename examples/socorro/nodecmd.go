@@ -30,6 +30,7 @@ func runNode(args []string) error {
 	data := fs.String("data", "", "data folder for the embedded store (empty: memory only)")
 	budget := fs.Int64("memory", 256<<20, "memory budget of the member's entries, bytes")
 	submitBudget := fs.Int64("submit-budget", collector.DefaultMaxInFlightBytes, "report bytes /submit holds at once; beyond it submissions are answered 503 with Retry-After (negative: no limit)")
+	keep := fs.Duration("keep", 0, "how long each raw crash (report and dumps) stays after collection (0: until deleted); processed crashes stay")
 	sweepEvery := fs.Duration("sweep-every", 10*time.Second, "how often the sweeper walks this node's waiting crashes")
 	sweepAge := fs.Duration("sweep-age", 30*time.Second, "age from which the sweeper processes a waiting crash")
 	mode := fs.String("mode", node.ModeListener, "how crashes reach processors: listener (each node processes what it owns) or queue (any node takes crash IDs from a distributed queue)")
@@ -74,7 +75,7 @@ func runNode(args []string) error {
 	}
 	cfg := node.Config{
 		Name: *name, HTTPAddr: *httpAddr, Member: mc, DataDir: *data, Dumps: dumps, Generate: *generate, Mode: *mode,
-		MemoryBudget: *budget, SubmitBudget: *submitBudget, SweepAge: *sweepAge, SweepEvery: *sweepEvery, Logger: log,
+		MemoryBudget: *budget, SubmitBudget: *submitBudget, SweepAge: *sweepAge, KeepRaw: *keep, SweepEvery: *sweepEvery, Logger: log,
 	}
 	if err := stores.apply(&cfg); err != nil {
 		cancel()

@@ -28,10 +28,12 @@ type Store struct {
 	maps    *dmap.Service
 	reports *dmap.Map[string, *collector.Crash]
 	process *dmap.Map[string, time.Time]
+	keep    []dmap.PutOption // the raw crash's TTL, if any
 }
 
-// New opens the two maps on member.
-func New(member *gridmap.Member) (*Store, error) {
+// New opens the two maps on member. keep, when positive, is how long a crash's two entries
+// stay: they are written with that TTL (see node.Config.KeepRaw).
+func New(member *gridmap.Member, keep time.Duration) (*Store, error) {
 	reports, err := gridmap.GetMap[string, *collector.Crash](member, ReportsMap)
 	if err != nil {
 		return nil, fmt.Errorf("gridstore: %w", err)
@@ -40,7 +42,11 @@ func New(member *gridmap.Member) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gridstore: %w", err)
 	}
-	return &Store{maps: member.Maps(), reports: reports, process: process}, nil
+	s := &Store{maps: member.Maps(), reports: reports, process: process}
+	if keep > 0 {
+		s.keep = []dmap.PutOption{dmap.WithTTL(keep)}
+	}
+	return s, nil
 }
 
 // Save puts the report and its process entry in one transaction: the two keys are the same crash
@@ -48,10 +54,10 @@ func New(member *gridmap.Member) (*Store, error) {
 // done; an error means neither entry was written.
 func (s *Store) Save(ctx context.Context, c *collector.Crash) error {
 	err := s.maps.RunTx(ctx, func(tx *dmap.Tx) error {
-		if err := dmap.InTx(tx, s.reports).Put(ctx, c.ID, c); err != nil {
+		if err := dmap.InTx(tx, s.reports).Put(ctx, c.ID, c, s.keep...); err != nil {
 			return err
 		}
-		return dmap.InTx(tx, s.process).Put(ctx, c.ID, c.Submitted)
+		return dmap.InTx(tx, s.process).Put(ctx, c.ID, c.Submitted, s.keep...)
 	})
 	if errors.Is(err, dmap.ErrMemoryLimit) {
 		// The collector answers 503 + Retry-After: the client sends the crash again later.

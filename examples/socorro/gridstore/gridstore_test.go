@@ -26,7 +26,7 @@ func TestGridStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { member.Close(ctx) })
-	store, err := New(member)
+	store, err := New(member, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

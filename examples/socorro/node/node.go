@@ -60,6 +60,14 @@ type Config struct {
 	// (dmap.ErrMemoryLimit), and /submit answers them 503 with Retry-After. Used only with a
 	// DataDir, Elasticsearch or HBase. Default 256 MiB.
 	MemoryBudget int64
+	// KeepRaw is how long a raw crash (its report with annotations and dumps, and its process
+	// entry) stays after collection: the entries are written with this TTL, and with a DataDir
+	// they leave the data folders when they expire, so the folders hold about the last KeepRaw
+	// of dumps instead of growing for ever (Socorro too keeps raw crashes for a while and
+	// processed ones for long). The processed crash stays, and its page with it. A crash not
+	// processed within KeepRaw is dropped. With Elasticsearch or HBase the stores keep what they
+	// got; the TTL bounds the grid. Default 0: raw crashes stay until deleted.
+	KeepRaw time.Duration
 	// SweepEvery is how often the sweeper walks this node's process entries. Default 10s.
 	SweepEvery time.Duration
 	// SweepAge is the age from which the sweeper processes a process entry the listener did
@@ -139,7 +147,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{"WriteDelay": c.WriteDelay, "SweepEvery": c.SweepEvery, "SweepAge": c.SweepAge, "PublishEvery": c.PublishEvery} {
+	for name, d := range map[string]time.Duration{"WriteDelay": c.WriteDelay, "SweepEvery": c.SweepEvery, "SweepAge": c.SweepAge, "PublishEvery": c.PublishEvery, "KeepRaw": c.KeepRaw} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d))
 		}
@@ -238,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.cfg.Name == "" {
 		n.cfg.Name = string(n.member.ID())
 	}
-	if n.store, err = gridstore.New(n.member); err != nil {
+	if n.store, err = gridstore.New(n.member, n.cfg.KeepRaw); err != nil {
 		return nil, err
 	}
 	if n.reports, err = gridmap.GetMap[string, *collector.Crash](n.member, gridstore.ReportsMap); err != nil {

@@ -125,7 +125,8 @@ type reportPage struct {
 	Name        string
 	ID          string
 	Pending     bool
-	Raw         *collector.Crash
+	Raw         *collector.Crash // nil once the raw crash is gone (Config.KeepRaw)
+	Kept        time.Duration    // Config.KeepRaw
 	Processed   *processor.Crash
 	Annotations []kv
 	Dumps       []dumpInfo
@@ -147,21 +148,24 @@ func (n *Node) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	raw, err := n.reports.Get(ctx, id)
-	if errors.Is(err, dmap.ErrNotFound) {
-		http.Error(w, "no crash "+id, http.StatusNotFound)
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, dmap.ErrNotFound) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	p := reportPage{Name: n.cfg.Name, ID: id, Raw: raw}
+	p := reportPage{Name: n.cfg.Name, ID: id, Raw: raw, Kept: n.cfg.KeepRaw}
 	p.Processed, err = n.processed.Get(ctx, id)
 	switch {
+	case errors.Is(err, dmap.ErrNotFound) && raw == nil:
+		http.Error(w, "no crash "+id, http.StatusNotFound)
+		return
 	case errors.Is(err, dmap.ErrNotFound):
 		p.Pending = true
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if raw == nil { // kept for KeepRaw, processed crash kept longer
+		render(w, http.StatusOK, "report.html", p)
 		return
 	}
 	for k, v := range raw.Annotations {

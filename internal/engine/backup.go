@@ -280,6 +280,9 @@ func unanswered(ctx context.Context, err error, full bool) bool {
 
 // sendBatch sends one replication or copy message to member m and checks its answer.
 func (s *Service) sendBatch(ctx context.Context, m partition.MemberID, t transport.MsgType, header, body []byte) error {
+	if t == msgSyncChunk {
+		s.copyBytes.Add(uint64(len(header) + len(body)))
+	}
 	_, err := s.callMember(ctx, m, transport.Message{Type: t, Header: header, Body: body})
 	return err
 }

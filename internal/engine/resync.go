@@ -224,6 +224,7 @@ func (s *Service) runResync(p *part, m partition.MemberID) {
 			delete(p.resync, m)
 			delete(p.resyncing, m)
 			p.mu.Unlock()
+			s.resyncsDone.Add(1)
 			return
 		}
 		s.log.Info("partition resync failed, will retry", "partition", p.id, "to", m, "err", err)

@@ -44,6 +44,7 @@ func (s *Service) runMigrations() {
 			s.extendOwnership(prev, t)
 			s.dropStale(prev, t)
 			backoff.prune(t, s.self)
+			s.acks.forget(tableHas(t))
 			prev = t
 		}
 		s.startTakeOvers(t)

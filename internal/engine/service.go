@@ -57,6 +57,10 @@ type Service struct {
 	// resyncsDone counts the full copies this member completed as owner to a backup that may
 	// lack writes (resync.go), which copiesDone does not.
 	resyncsDone atomic.Uint64
+	// acks tells slow replica targets from dead ones (ackwatch.go), with heard (nil when the
+	// caller does not tell) saying when each peer's frames last arrived.
+	acks  ackWatch
+	heard lastHeardCaller
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -174,7 +178,9 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		ctx:      ctx,
 		cancel:   cancel,
 		mem:      newMemAccount(cfg.MemoryBudget),
+		acks:     ackWatch{base: time.Now()},
 	}
+	s.heard, _ = caller.(lastHeardCaller)
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore(), disk: cfg.Disk}
 	}

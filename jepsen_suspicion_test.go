@@ -261,3 +261,43 @@ func (j *jepsen) copySummary() string {
 	}
 	return fmt.Sprintf("copies: %d completed, %d resyncs, %.1f MB of entries sent", total.Copies, total.Resyncs, float64(total.CopyBytes)/1e6)
 }
+
+// healTraceEvery is how often traceHeal samples the cluster while it repairs after a heal.
+const healTraceEvery = 3 * time.Second
+
+// traceHeal logs, every healTraceEvery until the returned function is called, how the leader
+// (or the first member that answers) sees the partitions: how many are migrating and how many
+// replicas they have, so that a slow repair shows where it is slow.
+func (j *jepsen) traceHeal(healedAt time.Time) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(healTraceEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var seen *faultView
+			var by *faultMember
+			for _, m := range j.r.live() {
+				v, err := m.info()
+				if err != nil {
+					continue
+				}
+				if seen == nil || v.Leader {
+					seen, by = &v, m
+				}
+				if v.Leader {
+					break
+				}
+			}
+			if seen != nil {
+				j.logf("cycle %d: %.0fs after the heal, member %s sees %s", j.cycle, time.Since(healedAt).Seconds(), by.id[:8], seen.Parts)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}

@@ -147,7 +147,9 @@ func TestJepsen(t *testing.T) {
 		// Liveness: the cluster must be safe again within healBound of every heal. The healed
 		// phase lasts its length, or longer while the cluster converges.
 		healedAt := time.Now()
+		stopTrace := j.traceHeal(healedAt)
 		safe := j.waitSafe(healBound)
+		stopTrace()
 		h := healTime{Cycle: cycle, Safe: safe, Seconds: time.Since(healedAt).Seconds()}
 		j.mu.Lock()
 		h.Fault = j.faults[len(j.faults)-1]

@@ -19,7 +19,7 @@ import (
 // before its owned partitions are given to their backups (LeaseDuration * 1.25 +
 // RaftLeaderLeaseTimeout, so that the dead member's lease has surely ended). Writes whose only
 // problem is a dead backup wait for it until its connection fails (at once for a crashed
-// process), or two BackupAckTimeouts of silence for a stopped or cut-off one.
+// process), or about three BackupAckTimeouts of silence for a stopped or cut-off one.
 type Timings struct {
 	// ProbeInterval is the time between gossip failure probes of one member by another. LAN
 	// default 1s.
@@ -97,8 +97,8 @@ type Timings struct {
 	// up to 16 times this. The member keeps the partitions it owns. LAN default 2s.
 	SuspectBackoff time.Duration
 	// BackupAckTimeout is how long an owner waits for one synchronous backup to acknowledge a
-	// write before it suspects the backup. A backup that stays silent through two such waits in
-	// a row is reported unreachable, so that the coordinator can take it out of the
+	// write before it suspects the backup. A backup that stays silent through two waits in a
+	// row (the second twice as long) is reported unreachable, so that the coordinator can take it out of the
 	// partition's backups and the write completes with the remaining replicas; one whose
 	// answers keep arriving, late, is slow, not dead: it is not reported, and the owner waits
 	// longer for it (twice its slowest recent acknowledgement, up to 4 times this). A batch's

@@ -25,11 +25,15 @@ import (
 //     peer, LastHeard) is slow, not dead: the target is not reported, and the owner waits
 //     longer for it next time.
 //   - A target is reported only when it stays silent for two attempts in a row: the first call
-//     that times out without any answer since it was sent marks the target; a call sent after
-//     the mark that times out in silence too reports it. A live but slow target's late answer
-//     to the first call arrives during the second; a dead or cut-off target's never does. So a
-//     dead target is reported after about two waits instead of one (0.5 s with the local
-//     timings, 1 s on a LAN).
+//     that times out without any answer since it was sent marks the target and doubles the
+//     next wait; a call sent after the mark that times out in silence too reports it. A live
+//     but slow target's late answer to the first call arrives during the second; a dead or
+//     cut-off target's never does. So a stopped or cut-off target is reported after about three
+//     BackupAckTimeouts instead of one (0.75 s with the local timings, 1.5 s on a LAN).
+//   - Answers to other calls prove the target alive only for a while: once this member's
+//     replica calls to it have failed for ackSlackMax BackupAckTimeouts without one succeeding,
+//     its timeouts count as silence whatever else it answers (a member alive but unable to
+//     apply backups must not hold its partitions' writers forever).
 //   - The wait adapts to the target's recent acknowledgements: twice the slowest of them
 //     (decaying by half every ackHalfLife), at least BackupAckTimeout and at most
 //     ackStretchMax times it.
@@ -43,6 +47,10 @@ const ackStretchMax = 4
 // ackSlack is how much longer than the slowest recent acknowledgement of a target the owner
 // waits for the next one.
 const ackSlack = 2
+
+// ackSlackMax bounds, in BackupAckTimeouts, how long a target whose replica calls all fail is
+// still taken for slow because it answers other calls (2 s with the local timings).
+const ackSlackMax = 2 * ackStretchMax
 
 // ackHalfLife is how fast a target's slowness is forgotten: its slowest recent acknowledgement
 // counts half as much after each ackHalfLife.
@@ -59,9 +67,12 @@ type ackWatch struct {
 
 // ackPeer is one target's record; times are nanoseconds since ackWatch.base.
 type ackPeer struct {
-	heard  atomic.Int64 // when its last answer arrived
-	slow   atomic.Int64 // its slowest recent acknowledgement (ns), as of slowAt
-	slowAt atomic.Int64 // when slow was set
+	heard atomic.Int64 // when its last answer arrived
+	// failing is when the first replica call to it that timed out since one last succeeded
+	// was sent (0: none).
+	failing atomic.Int64
+	slow    atomic.Int64 // its slowest recent acknowledgement (ns), as of slowAt
+	slowAt  atomic.Int64 // when slow was set
 	// silentAt is when a call to it first timed out without any answer from it since the call
 	// was sent (0: not since its last answer): the first of the two strikes.
 	silentAt atomic.Int64
@@ -137,11 +148,15 @@ func (p *ackPeer) raise(took time.Duration, now int64) {
 	}
 }
 
-// answered records that m answered a call sent at start (ackWatch.now).
-func (w *ackWatch) answered(m partition.MemberID, start int64) {
+// answered records that m answered a call sent at start (ackWatch.now): acknowledged it (ok),
+// or answered it with an error.
+func (w *ackWatch) answered(m partition.MemberID, start int64, ok bool) {
 	now := w.now()
 	p := w.peer(m)
 	p.heard.Store(now)
+	if ok && p.failing.Load() != 0 {
+		p.failing.Store(0)
+	}
 	p.raise(time.Duration(now-start), now)
 }
 
@@ -150,18 +165,28 @@ func (w *ackWatch) answered(m partition.MemberID, start int64) {
 // (0: never). It reports whether m is to be reported: silent since a call sent after its
 // first silent timeout (see the top of this file). When an answer from m arrived since start,
 // m is slow: the next wait for it is longer (timeout counts as an acknowledgement that slow).
-func (w *ackWatch) timedOut(m partition.MemberID, start, heard int64, timeout time.Duration) (gone bool) {
+// base is BackupAckTimeout.
+func (w *ackWatch) timedOut(m partition.MemberID, start, heard int64, timeout, base time.Duration) (gone bool) {
 	p := w.peer(m)
 	now := w.now()
 	heard = max(heard, p.heard.Load())
+	since := p.failing.Load()
+	if since == 0 || since > start {
+		p.failing.CompareAndSwap(since, start)
+		since = start
+	}
+	if now-since > int64(ackSlackMax*base) {
+		heard = 0 // failing too long: other answers no longer count
+	}
 	if heard >= start {
 		p.raise(timeout, now)
 		return false
 	}
 	mark := p.silentAt.Load()
 	if mark == 0 || heard >= mark {
-		// The first strike, or silence again after an answer: wait once more.
+		// The first strike, or silence again after an answer: wait once more, and longer.
 		p.silentAt.CompareAndSwap(mark, now)
+		p.raise(timeout, now)
 		return false
 	}
 	// Sent before the first strike: the same silence, not a second one.

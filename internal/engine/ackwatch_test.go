@@ -21,17 +21,17 @@ func TestAckWatchTellsSlowFromSilent(t *testing.T) {
 		t.Fatalf("wait for a member never heard from: %v, want %v", got, base)
 	}
 	// Acknowledgements of 30 ms: a fast member, the base wait.
-	w.answered("a", w.now()-int64(30*time.Millisecond))
+	w.answered("a", w.now()-int64(30*time.Millisecond), true)
 	if got := w.wait("a", base); got != base {
 		t.Fatalf("wait after a 30ms ack: %v, want %v", got, base)
 	}
 	// One of 150 ms: twice that.
-	w.answered("a", w.now()-int64(150*time.Millisecond))
+	w.answered("a", w.now()-int64(150*time.Millisecond), true)
 	if got := w.wait("a", base); got < 300*time.Millisecond || got > 310*time.Millisecond {
 		t.Fatalf("wait after a 150ms ack: %v, want about 300ms", got)
 	}
 	// Bounded.
-	w.answered("a", w.now()-int64(time.Second))
+	w.answered("a", w.now()-int64(time.Second), true)
 	if got := w.wait("a", base); got != ackStretchMax*base {
 		t.Fatalf("wait after a 1s ack: %v, want the bound %v", got, ackStretchMax*base)
 	}
@@ -49,7 +49,7 @@ func TestAckWatchTellsSlowFromSilent(t *testing.T) {
 	// A timeout while the transport read something from b since the call went out: slow, and
 	// the next wait grows.
 	start := w.now()
-	if w.timedOut("b", start, start+1, base) {
+	if w.timedOut("b", start, start+1, base, base) {
 		t.Fatal("a target heard from during the call was reported")
 	}
 	if got := w.wait("b", base); got != ackSlack*base {
@@ -59,28 +59,45 @@ func TestAckWatchTellsSlowFromSilent(t *testing.T) {
 	// Silence: the first strike is not reported, nor a call sent before it that times out
 	// after; a call sent after it that times out in silence is.
 	c := "c"
-	w.answered(partition.MemberID(c), w.now())
+	w.answered(partition.MemberID(c), w.now(), true)
 	first := w.now() + 1
 	concurrent := first
-	if w.timedOut(partition.MemberID(c), first, 0, base) {
+	if w.timedOut(partition.MemberID(c), first, 0, base, base) {
 		t.Fatal("reported at the first silent timeout")
 	}
-	if w.timedOut(partition.MemberID(c), concurrent, 0, base) {
+	if w.timedOut(partition.MemberID(c), concurrent, 0, base, base) {
 		t.Fatal("reported by a call sent before the first strike ended")
 	}
 	second := w.now() + 1
-	if !w.timedOut(partition.MemberID(c), second, 0, base) {
+	if !w.timedOut(partition.MemberID(c), second, 0, base, base) {
 		t.Fatal("not reported after two silent timeouts in a row")
 	}
 	// An answer after the mark starts the count again.
-	w.answered(partition.MemberID(c), w.now())
+	w.answered(partition.MemberID(c), w.now(), true)
 	third := w.now() + 1
-	if w.timedOut(partition.MemberID(c), third, 0, base) {
+	if w.timedOut(partition.MemberID(c), third, 0, base, base) {
 		t.Fatal("reported at the first silent timeout after an answer")
 	}
 	fourth := w.now() + 1
-	if !w.timedOut(partition.MemberID(c), fourth, 0, base) {
+	if !w.timedOut(partition.MemberID(c), fourth, 0, base, base) {
 		t.Fatal("not reported at the second")
+	}
+
+	// Answers to other calls stop proving a target alive once its replica calls have failed for
+	// ackSlackMax waits: its timeouts are silence again.
+	d := partition.MemberID("d")
+	old := w.now() - int64(ackSlackMax*base) - int64(time.Millisecond)
+	if w.timedOut(d, old, w.now(), base, base) {
+		t.Fatal("reported at the first strike")
+	}
+	later := w.now() + 1
+	if !w.timedOut(d, later, later+1, base, base) {
+		t.Fatal("a target whose replica calls failed for longer than ackSlackMax waits is still taken for slow because it answers other calls")
+	}
+	// An acknowledgement ends the failing streak.
+	w.answered(d, w.now(), true)
+	if w.timedOut(d, w.now()+1, w.now()+2, base, base) {
+		t.Fatal("reported after an acknowledgement, with answers arriving")
 	}
 
 	// Members that left the table are forgotten.

@@ -262,7 +262,7 @@ func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg tra
 	if err != nil {
 		return s.replicaFailed(ctx, m, addr, start, timeout, err, full), opResponse{}, err
 	}
-	s.acks.answered(m, start)
+	s.acks.answered(m, start, true)
 	if resp, err = decodeResponse(answer); err != nil {
 		return false, opResponse{}, err
 	}
@@ -276,7 +276,7 @@ func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg tra
 func (s *Service) replicaFailed(ctx context.Context, m partition.MemberID, addr string, start int64, timeout time.Duration, err error, full bool) (gone bool) {
 	var re *transport.RemoteError
 	if errors.As(err, &re) {
-		s.acks.answered(m, start)
+		s.acks.answered(m, start, false)
 	}
 	if !unanswered(ctx, err, full) {
 		return false
@@ -284,7 +284,7 @@ func (s *Service) replicaFailed(ctx context.Context, m partition.MemberID, addr 
 	if !errors.Is(err, transport.ErrCallTimeout) {
 		return true // the connection failed
 	}
-	if s.acks.timedOut(m, start, s.lastHeard(addr), timeout) {
+	if s.acks.timedOut(m, start, s.lastHeard(addr), timeout, s.cfg.BackupAckTimeout) {
 		return true
 	}
 	s.log.Debug("replica did not acknowledge in time; not reported (slow, or a first silence)", "member", m, "waited", timeout,

@@ -242,7 +242,7 @@ func (c *backupCall) CallDone(msg transport.Message, err error) { c.CallDoneIn(n
 func (c *backupCall) CallDoneIn(b *transport.Burst, msg transport.Message, err error) {
 	iw := c.iw
 	if err == nil {
-		iw.s.acks.answered(c.m, iw.sent)
+		iw.s.acks.answered(c.m, iw.sent, true)
 		if resp, derr := decodeResponse(msg); derr == nil {
 			iw.s.noteBackupAnswer(c.m, resp)
 		}

@@ -196,3 +196,46 @@ func TestSlowBackupIsNotReported(t *testing.T) {
 		})
 	}
 }
+
+// A copy's begin waits for a slow target as a backup write does: in issue 21's fault runs,
+// begins to a member returning after a heal timed out after the fixed BackupAckTimeout (206
+// of them in one run at load 40), every copy to it failed, and after a while of failures its
+// owner reported it, a live member, unreachable (three false demotions in that run).
+func TestSlowCopyTargetIsNotReported(t *testing.T) {
+	const ackTimeout = 100 * time.Millisecond
+	c := newCluster(t, 3, 1, func(cfg *Config) { cfg.BackupAckTimeout = ackTimeout })
+	c.Coord.Mu.Lock()
+	c.Coord.Demote = true
+	c.Coord.Mu.Unlock()
+	owner, backup, target := c.Active[0], c.Active[1], c.Active[2]
+	const name = "slowcopy"
+	m := mustMap[string, string](t, c.Svcs[owner], name)
+	key, p := keyOn(t, c, m, owner, backup)
+	if err := m.Put(context.Background(), key, "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.SetAnswered(func(from, to string, mt transport.MsgType) bool {
+		if from == string(owner) && to == string(target) && mt == msgSyncBegin {
+			time.Sleep(3 * ackTimeout / 2) // every begin answered, after 1.5 BackupAckTimeouts
+		}
+		return false
+	})
+	c.Coord.Commit(func(t *partition.Table) { t.Partitions[p].Pending = []partition.Pending{{Member: target}} })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tab, _ := c.Coord.Watch()
+		if n := c.Coord.ReportsOf(target); n != 0 {
+			t.Fatalf("the slow copy target was reported unreachable %d times", n)
+		}
+		if tab.IsReplica(p, target) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the copy to the slow target did not complete in 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := replicaContents(c, target, p, name)[key]; got != string(mustEncode(t, "v")) {
+		t.Fatalf("the target holds %q after the copy", got)
+	}
+}

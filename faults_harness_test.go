@@ -66,7 +66,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"`              // get, put, cas, del, wput, wflush, tx, txget, offer, take, qdrain, info, place, safe, settled
+	Op      string        `json:"op"`              // get, put, cas, del, wput, wflush, tx, txget, offer, take, qdrain, info, place, safe, settled, stats
 	Key     string        `json:"key,omitempty"`   // offer, take, qdrain: the queue's name
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -88,6 +88,16 @@ type faultReply struct {
 	View    *faultView   `json:"view,omitempty"`    // info
 	Places  []faultPlace `json:"places,omitempty"`  // place
 	Event   *faultEvent  `json:"event,omitempty"`
+	// Demoted reports (ID 0) a demotion this member made as the raft leader.
+	Demoted *faultDemotion `json:"demoted,omitempty"`
+	Stats   *faultStats    `json:"stats,omitempty"` // stats
+}
+
+// faultStats are a member's copy figures (engine.MemberStats).
+type faultStats struct {
+	Copies    uint64 `json:"copies"`     // partition copies completed as the source
+	CopyBytes uint64 `json:"copy_bytes"` // bytes of entries sent in copies and resyncs
+	Resyncs   uint64 `json:"resyncs"`    // full copies to backups that may have missed writes
 }
 
 // faultView is a member's view of the cluster.
@@ -147,10 +157,14 @@ func runFaultMember() int {
 	if d, err := time.ParseDuration(os.Getenv(faultOpTimeoutEnv)); err == nil {
 		cfg.OperationTimeout = d
 	}
+	// The coordinator's demotions go to the parent (jepsen_suspicion_test.go), logged or not.
+	var demoted demotionQueue
+	var next slog.Handler
 	if os.Getenv(faultLogEnv) != "" {
 		// Tagged with the member's address: the members of a run share the parent's stderr.
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("at", cmpOrString(cfg.BindAddr, cfg.GossipBindAddr))
+		next = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
 	}
+	cfg.Logger = slog.New(demotionHandler{next: next, send: demoted.add}).With("at", cmpOrString(cfg.BindAddr, cfg.GossipBindAddr))
 	faultTimings(&cfg, os.Getenv(faultTimingsEnv))
 	cfg.Maps = childStoreMaps() // write-behind map "wb" when GRIDMAP_STORE_URL is set
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -174,6 +188,7 @@ func runFaultMember() int {
 		defer wmu.Unlock()
 		_ = enc.Encode(r)
 	}
+	demoted.ready(func(d faultDemotion) { send(faultReply{Demoted: &d}) })
 	h, err := m.Maps().AddPartitionListener(context.Background(), func(ev dmap.PartitionEvent) {
 		if ev.Kind == dmap.PartitionLost {
 			send(faultReply{Event: &faultEvent{Partition: int(ev.Partition), Epoch: ev.Epoch}})
@@ -252,6 +267,9 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
+	case "stats":
+		st := m.engine.Stats()
+		rep.Stats = &faultStats{Copies: st.CopiesDone, CopyBytes: st.CopyBytes, Resyncs: st.ResyncsDone}
 	case "place":
 		for _, k := range req.Keys {
 			p, perr := mp.Partition(k)
@@ -479,7 +497,9 @@ type faultMember struct {
 	waiting map[uint64]chan faultReply
 	gone    bool
 	lost    map[int]time.Duration // partition -> when (run clock) this member first reported it lost
-	clock   func() time.Duration
+	// demotions are the demotions this member made as raft leader, timed on the run's clock.
+	demotions []faultDemotion
+	clock     func() time.Duration
 
 	done chan struct{} // closed when the reader has seen the end of stdout
 }
@@ -561,6 +581,10 @@ func (fm *faultMember) readLoop() {
 			if _, ok := fm.lost[r.Event.Partition]; !ok {
 				fm.lost[r.Event.Partition] = fm.clock()
 			}
+		} else if r.Demoted != nil {
+			d := *r.Demoted
+			d.At = fm.clock()
+			fm.demotions = append(fm.demotions, d)
 		} else if ch, ok := fm.waiting[r.ID]; ok {
 			delete(fm.waiting, r.ID)
 			ch <- r

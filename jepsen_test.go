@@ -79,7 +79,8 @@ func TestJepsen(t *testing.T) {
 	fn := newFaultNet(t, jepsenHosts)
 	seed := faultSeed()
 	r := newFaultRun(t, jepsenBackups, seed)
-	j := &jepsen{r: r, fn: fn, gen: make([]int, jepsenHosts), stopped: map[*faultMember]bool{}}
+	j := &jepsen{r: r, fn: fn, gen: make([]int, jepsenHosts), stopped: map[*faultMember]bool{},
+		killed: map[string]time.Duration{}, stats: map[string]faultStats{}}
 	j.dir = *faultsDir
 	if j.dir == "" {
 		j.dir = filepath.Join(os.TempDir(), fmt.Sprintf("gridmap-jepsen-%d", seed))
@@ -146,7 +147,9 @@ func TestJepsen(t *testing.T) {
 		// Liveness: the cluster must be safe again within healBound of every heal. The healed
 		// phase lasts its length, or longer while the cluster converges.
 		healedAt := time.Now()
+		stopTrace := j.traceHeal(healedAt)
 		safe := j.waitSafe(healBound)
+		stopTrace()
 		h := healTime{Cycle: cycle, Safe: safe, Seconds: time.Since(healedAt).Seconds()}
 		j.mu.Lock()
 		h.Fault = j.faults[len(j.faults)-1]
@@ -157,6 +160,7 @@ func TestJepsen(t *testing.T) {
 		} else {
 			t.Errorf("cycle %d: the cluster is not safe %v after the heal of %s (seed %d, histories in %s)", cycle, healBound, h.Fault, seed, j.dir)
 		}
+		j.readStats()
 		pause(healed - time.Since(healedAt))
 	}
 	stopRegs()
@@ -168,6 +172,7 @@ func TestJepsen(t *testing.T) {
 	if !j.waitSafe(r.settle) {
 		t.Errorf("the cluster is not safe %v after the last heal", r.settle)
 	}
+	j.readStats()
 
 	// Verdicts: the registers' final reads agree, their histories are linearizable, and every
 	// acknowledged add of the set is present.
@@ -209,11 +214,12 @@ func TestJepsen(t *testing.T) {
 	j.mu.Lock()
 	heals := slices.Clone(j.heals)
 	j.mu.Unlock()
-	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; %s; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
+	demotions := j.demotions()
+	summary := fmt.Sprintf("JEPSEN seed %d: %v, %d faults %v; %s; %s; %s; registers: %d operations on %d keys, %d not linearizable %v, %d final reads disagree; "+
 		"set: %d adds acknowledged, %d unknown (%d of them present), lost silently %d, lost and reported (ErrPartitionLost) %d, wrong value or unreadable %d; write-behind: %d keys, %d stored without their last value; "+
 		"transactions: %d committed, %d unknown on %d keys, %d torn or lost; "+
 		"queue: %d takes (%d empty, %d failed, %d unanswered, %d outcome unknown), %v, %d queues not drained",
-		seed, r.now().Round(time.Second), len(j.faults), j.faults, healSummary(heals), nops, len(keys), len(stale), stale, disagree,
+		seed, r.now().Round(time.Second), len(j.faults), j.faults, healSummary(heals), suspicionSummary(demotions), j.copySummary(), nops, len(keys), len(stale), stale, disagree,
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad),
 		txAcked, txUnknown, txKeys, len(txBad),
 		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered+qh.TakesUnknown, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qh.TakesUnknown, qv, len(qUndrained))
@@ -226,6 +232,8 @@ func TestJepsen(t *testing.T) {
 		len(qv.Lost), strings.Join(qv.Lost, "\n"), len(qv.Duplicated), strings.Join(qv.Duplicated, "\n"),
 		len(qv.NeverOffered), strings.Join(qv.NeverOffered, "\n"), len(qUndrained), strings.Join(qUndrained, "\n"))
 	j.write("verdicts.txt", []byte(verdicts))
+	sus, _ := json.MarshalIndent(demotions, "", " ")
+	j.write("suspicions.json", sus)
 	j.writeHistories()
 	if len(stale) > 0 {
 		t.Errorf("histories of keys %v are not linearizable (seed %d, histories in %s)", stale, seed, j.dir)
@@ -283,6 +291,12 @@ type jepsen struct {
 	queue *queueHistory
 	// heals records, per cycle, how long the cluster took to be safe again after the heal.
 	heals []healTime
+	// windows are the faults' times and the pairs of members they impaired; killed is when
+	// each killed member was killed (jepsen_suspicion_test.go).
+	windows []faultWindow
+	killed  map[string]time.Duration
+	// stats holds each member's copy figures as last read (after each heal and at the end).
+	stats map[string]faultStats
 }
 
 // healBound is how long after a heal the cluster may take to be safe again (Cluster.WaitSafe
@@ -435,12 +449,24 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		}
 		return c[r.rng.IntN(len(c))]
 	}
+	from := r.now()
+	var victim *faultMember // the member the fault is about, if one
+	var minority []int      // split, isolate-leader: the cut-off hosts
+	defer func() {
+		j.mu.Lock()
+		j.windows = append(j.windows, faultWindow{From: from, To: r.now(), Fault: f, cuts: cutsFor(f, victim, minority, 1, jepsenHosts)})
+		j.mu.Unlock()
+	}()
 	switch f {
 	case nemKill, nemKillLeader:
 		v := leader
 		if f == nemKill {
 			v = other(leader)
 		}
+		victim = v
+		j.mu.Lock()
+		j.killed[v.id] = r.now()
+		j.mu.Unlock()
 		j.record(fmt.Sprintf("%s: SIGKILL %s on host %d (leader %v), a fresh member there 2 s later", f, v.id[:8], v.host, v == leader))
 		r.kill(v == leader, v)
 		pause(2 * time.Second)
@@ -449,6 +475,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		rest()
 	case nemPause:
 		v := live[r.rng.IntN(len(live))]
+		victim = v
 		j.record(fmt.Sprintf("%s: SIGSTOP %s on host %d (leader %v) for %v", f, v.id[:8], v.host, v == leader, faulty))
 		if err := v.cmd.Process.Signal(syscall.SIGSTOP); err == nil {
 			j.mu.Lock()
@@ -458,7 +485,8 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		rest()
 	case nemSplit:
 		hosts := r.rng.Perm(jepsenHosts)
-		minority, majority := hosts[:2], hosts[2:]
+		var majority []int
+		minority, majority = hosts[:2], hosts[2:]
 		j.record(fmt.Sprintf("%s: hosts %v | %v", f, minority, majority))
 		must(j.fn.partition(minority, majority))
 		rest()
@@ -469,6 +497,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 				others = append(others, h)
 			}
 		}
+		minority = []int{leader.host}
 		j.record(fmt.Sprintf("%s: host %d (%s) | %v", f, leader.host, leader.id[:8], others))
 		must(j.fn.partition([]int{leader.host}, others))
 		rest()
@@ -478,6 +507,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		rest()
 	case nemOneWay:
 		v := live[r.rng.IntN(len(live))]
+		victim = v
 		j.record(fmt.Sprintf("%s: what host %d (%s, leader %v) sends is dropped; it still hears the others", f, v.host, v.id[:8], v == leader))
 		for h := range jepsenHosts {
 			if h != v.host {
@@ -507,6 +537,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		rest()
 	case nemLossyOneWay:
 		v := live[r.rng.IntN(len(live))]
+		victim = v
 		j.record(fmt.Sprintf("%s: the others lose 30%% of what host %d (%s, leader %v) sends, at random; it hears them fine", f, v.host, v.id[:8], v == leader))
 		for h := range jepsenHosts {
 			if h != v.host {

@@ -18,7 +18,8 @@ import (
 // up to SuspicionMaxTimeoutMult times longer until other members confirm), then the dead wait
 // before its owned partitions are given to their backups (LeaseDuration * 1.25 +
 // RaftLeaderLeaseTimeout, so that the dead member's lease has surely ended). Writes whose only
-// problem is a dead backup wait at most BackupAckTimeout for it.
+// problem is a dead backup wait for it until its connection fails (at once for a crashed
+// process), or about three BackupAckTimeouts of silence for a stopped or cut-off one.
 type Timings struct {
 	// ProbeInterval is the time between gossip failure probes of one member by another. LAN
 	// default 1s.
@@ -90,16 +91,19 @@ type Timings struct {
 	// RetryInterval is the first pause before a request to the raft leader is retried
 	// (doubling up to ten times that). LAN default 50ms.
 	RetryInterval time.Duration
-	// SuspectBackoff is how long a member that an owner reported unreachable (its backup
-	// acknowledgement took longer than BackupAckTimeout) is kept out of every partition's
+	// SuspectBackoff is how long a member that an owner reported unreachable (silent through
+	// two waits for its backup acknowledgement, see BackupAckTimeout) is kept out of every partition's
 	// backups and copies before the coordinator trusts it again; it doubles at each new report,
 	// up to 16 times this. The member keeps the partitions it owns. LAN default 2s.
 	SuspectBackoff time.Duration
 	// BackupAckTimeout is how long an owner waits for one synchronous backup to acknowledge a
-	// write before it reports the backup unreachable, so that the coordinator can take it out
-	// of the partition's backups and the write completes with the remaining replicas. A
-	// batch's wait grows with its bytes (8 MiB/s on top), so large values on a busy link do
-	// not make a live backup look dead. LAN default 500ms.
+	// write before it suspects the backup. A backup that stays silent through two waits in a
+	// row (the second twice as long) is reported unreachable, so that the coordinator can take it out of the
+	// partition's backups and the write completes with the remaining replicas; one whose
+	// answers keep arriving, late, is slow, not dead: it is not reported, and the owner waits
+	// longer for it (twice its slowest recent acknowledgement, up to 4 times this). A batch's
+	// wait grows with its bytes too (8 MiB/s on top), so large values on a busy link do not make
+	// a live backup look dead. LAN default 500ms.
 	BackupAckTimeout time.Duration
 }
 

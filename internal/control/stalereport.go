@@ -27,6 +27,10 @@ func staleReason(t *partition.Table, p partition.ID, from, m partition.MemberID,
 	a := t.Partitions[p]
 	i := slices.IndexFunc(a.Pending, func(pe partition.Pending) bool { return pe.Member == m })
 	switch {
+	case i < 0 && slices.Contains(a.Replicas, m):
+		// Most often the same report again: the first was committed but its answer did not
+		// reach the owner in time, which retried it.
+		return "target already a replica"
 	case i < 0:
 		return "target no longer pending"
 	case a.Pending[i].Since > epoch:

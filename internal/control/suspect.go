@@ -26,6 +26,10 @@ import (
 // is the leader's memory, not replicated: a new leader starts with none, and
 // members that still time out are reported again.
 
+// DemotedLogMsg is the message of the leader's warning that it demoted a member reported
+// unreachable (attributes "member" and "reported_by"): the fault suite counts them.
+const DemotedLogMsg = "control: member reported unreachable; demoted from backups and copies"
+
 // maxSuspect bounds the suspicion backoff, in SuspectBackoffs. A member
 // not demoted for that long starts again at SuspectBackoff.
 const maxSuspect = 16
@@ -146,7 +150,7 @@ func (n *Node) suspect(from partition.MemberID, ms []partition.MemberID, table *
 			base := n.cfg.Timings.SuspectBackoff
 			backoff := n.co.suspects.impose(m, now, base, maxSuspect*base)
 			held++
-			n.log.Warn("control: member reported unreachable; demoted from backups and copies", "member", m,
+			n.log.Warn(DemotedLogMsg, "member", m,
 				"reported_by", from, "readmit_after", backoff)
 		}
 	}

@@ -88,13 +88,14 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 				return err
 			}
 		}
-		timeout, full := s.ackTimeout(dl, len(header)+len(body))
-		if timeout <= 0 {
+		if !dl.IsZero() && !time.Now().Before(dl) {
 			return s.gaveUp(p, todo, fmt.Errorf("waiting for backups of partition %d: %w: %w", p, ErrTimeout, context.DeadlineExceeded))
 		}
+		size := len(header) + len(body)
 		failed, reported := false, false
 		if len(todo) == 1 {
 			// The common case, without goroutines or allocations.
+			timeout, full := s.ackTimeout(todo[0], dl, size)
 			gone, err := s.sendBackup(ctx, todo[0], header, body, timeout, full)
 			if err == nil {
 				acked = append(acked, todo[0])
@@ -111,6 +112,7 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 			h, b := header, body // copies: the closures do not pin the loop's variables to the heap
 			var wg sync.WaitGroup
 			for i, m := range todo {
+				timeout, full := s.ackTimeout(m, dl, size)
 				wg.Go(func() { res[i].gone, res[i].err = s.sendBackup(ctx, m, h, b, timeout, full) })
 			}
 			wg.Wait()
@@ -150,11 +152,12 @@ func (s *Service) sendToReplicas(ctx context.Context, p partition.ID, muts []mut
 // and re-copied: more bulk traffic, and writes failing with an unknown outcome.
 const backupBytesAllowance = 8 << 20 // bytes per second
 
-// ackTimeout is the bound of one attempt to reach a replica with a message of size bytes:
-// BackupAckTimeout plus size at backupBytesAllowance, or what is left until dl (zero: none)
-// when that is less; full reports the former.
-func (s *Service) ackTimeout(dl time.Time, size int) (timeout time.Duration, full bool) {
-	timeout = s.cfg.BackupAckTimeout + time.Duration(int64(size)*int64(time.Second)/backupBytesAllowance)
+// ackTimeout is the bound of one attempt to reach replica target m with a message of size
+// bytes: BackupAckTimeout, longer for a target whose recent acknowledgements were slow
+// (ackWatch.wait), plus size at backupBytesAllowance; or what is left until dl (zero: none)
+// when that is less. full reports the former.
+func (s *Service) ackTimeout(m partition.MemberID, dl time.Time, size int) (timeout time.Duration, full bool) {
+	timeout = s.acks.wait(m, s.cfg.BackupAckTimeout) + time.Duration(int64(size)*int64(time.Second)/backupBytesAllowance)
 	if dl.IsZero() {
 		return timeout, true
 	}
@@ -247,21 +250,59 @@ func (s *Service) sendBackup(ctx context.Context, m partition.MemberID, header, 
 // callReplica sends msg to member m, a replica target of a partition this member owns, bounded
 // by timeout (a transport call timeout, which also bounds dialing a new connection and costs no
 // timer), and returns its answer, an error if the answer's status is one. gone reports that m
-// did not answer: the call timed out after the full BackupAckTimeout (full), or the connection
-// failed.
+// did not answer: the call timed out after the full BackupAckTimeout (full) while m answered
+// no other call either (see ackwatch.go), or the connection failed.
 func (s *Service) callReplica(ctx context.Context, m partition.MemberID, msg transport.Message, timeout time.Duration, full bool) (gone bool, resp opResponse, err error) {
 	addr, ok := s.cluster.MemberAddr(m)
 	if !ok {
 		return false, opResponse{}, fmt.Errorf("dmap: no address for member %s", m)
 	}
+	start := s.acks.now()
 	answer, err := s.caller.CallTimeout(ctx, addr, msg, timeout)
 	if err != nil {
-		return unanswered(ctx, err, full), opResponse{}, err
+		return s.replicaFailed(ctx, m, addr, start, timeout, err, full), opResponse{}, err
 	}
+	s.acks.answered(m, start, true)
 	if resp, err = decodeResponse(answer); err != nil {
 		return false, opResponse{}, err
 	}
 	return false, resp, resp.Status.err(resp.Msg)
+}
+
+// replicaFailed records a failed call to replica target m (at addr) sent at start
+// (ackWatch.now) and bounded by timeout, and reports whether m is to be reported unreachable: its
+// connection failed, or it stayed silent through two whole waits (see ackwatch.go). A timeout
+// while answers from m keep arriving is a slow member's, not a dead one's.
+func (s *Service) replicaFailed(ctx context.Context, m partition.MemberID, addr string, start int64, timeout time.Duration, err error, full bool) (gone bool) {
+	var re *transport.RemoteError
+	if errors.As(err, &re) {
+		s.acks.answered(m, start, false)
+	}
+	if !unanswered(ctx, err, full) {
+		return false
+	}
+	if !errors.Is(err, transport.ErrCallTimeout) {
+		return true // the connection failed
+	}
+	if s.acks.timedOut(m, start, s.lastHeard(addr), timeout, s.cfg.BackupAckTimeout) {
+		return true
+	}
+	s.log.Debug("replica did not acknowledge in time; not reported (slow, or a first silence)", "member", m, "waited", timeout,
+		"next_wait", s.acks.wait(m, s.cfg.BackupAckTimeout))
+	return false
+}
+
+// lastHeard returns when the transport last read a frame from addr, on the ackWatch's clock
+// (0: never, or a caller that does not tell).
+func (s *Service) lastHeard(addr string) int64 {
+	if s.heard == nil {
+		return 0
+	}
+	t, ok := s.heard.LastHeard(addr)
+	if !ok {
+		return 0
+	}
+	return max(int64(t.Sub(s.acks.base)), 1)
 }
 
 // unanswered reports whether a failed call's error says that the member did not answer: its
@@ -280,6 +321,9 @@ func unanswered(ctx context.Context, err error, full bool) bool {
 
 // sendBatch sends one replication or copy message to member m and checks its answer.
 func (s *Service) sendBatch(ctx context.Context, m partition.MemberID, t transport.MsgType, header, body []byte) error {
+	if t == msgSyncChunk {
+		s.copyBytes.Add(uint64(len(header) + len(body)))
+	}
 	_, err := s.callMember(ctx, m, transport.Message{Type: t, Header: header, Body: body})
 	return err
 }

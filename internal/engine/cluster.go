@@ -45,6 +45,13 @@ type Caller interface {
 	CallAsync(ctx context.Context, addr string, req transport.Message, timeout time.Duration, done transport.Callback) bool
 }
 
+// lastHeardCaller is a Caller that knows when a peer's answers last arrived, late ones to calls
+// that timed out included (transport.Client, transport.MemCaller): owners tell slow backups
+// from dead ones by it (ackwatch.go). A Caller without it is judged by its answers only.
+type lastHeardCaller interface {
+	LastHeard(addr string) (time.Time, bool)
+}
+
 // Registrar installs message handlers (*transport.Server implements it).
 type Registrar interface {
 	Handle(t transport.MsgType, h transport.Handler)

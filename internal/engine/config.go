@@ -41,13 +41,17 @@ type Config struct {
 	// MaxValueSize is the largest encoded key plus value accepted, in bytes. Default 63 MiB.
 	MaxValueSize int
 	// BackupAckTimeout is how long an owner waits for one synchronous backup (or pending copy)
-	// to acknowledge a write (or a copy's start) before it reports the member unreachable to
-	// the coordinator, which can then take it out of the partition's backups; the write waits
-	// on for the remaining replicas (up to its deadline). It bounds how long a dead member
-	// holds a partition's writers: about BackupAckTimeout plus one table commit. Too short, and
-	// a slow but live backup (a long GC pause, a large value on a slow link) is demoted and
-	// copied again. A batch's attempt gets, on top, the time its bytes take at 8 MiB/s (a 4 MB
-	// value: 0.5 s more), so large values do not make a live backup look dead. Default 500ms.
+	// to acknowledge a write (or a copy's start) before it suspects the member. A member silent
+	// through two waits in a row (the second twice as long) is reported unreachable to the
+	// coordinator, which can then take it out of the partition's backups; the write waits on
+	// for the remaining replicas (up to its deadline). It bounds how long a stopped or cut-off
+	// member holds a partition's writers: about three BackupAckTimeouts plus one table commit
+	// (a crashed process's connection fails at once). A member whose answers keep arriving,
+	// late, is slow, not dead: it is not reported, and the wait for it adapts to its recent
+	// acknowledgements, up to 4 times BackupAckTimeout, for at most 8 BackupAckTimeouts of
+	// failed backups (ackwatch.go). A batch's attempt gets, on top, the time its bytes take at
+	// 8 MiB/s (a 4 MB value: 0.5 s more), so large values do not make a live backup look dead.
+	// Default 500ms.
 	BackupAckTimeout time.Duration
 	// MigrationChunkSize is the approximate size in bytes of one message of a partition copy.
 	// Default 4 MiB.

@@ -345,7 +345,10 @@ func TestReportedBackupStillInTableHoldsTheWrite(t *testing.T) {
 	key, p := keyOn(t, c, m, owner, backup)
 	hangBackups(c, owner, backup) // and the fake coordinator does not demote
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*ackTimeout)
+	// Long enough for the owner to report the backup: it may first take it for slow (it answers
+	// the owner's other calls, takeover probes of other partitions at the start) and waits up
+	// to ackStretchMax BackupAckTimeouts per attempt before the two silent ones (ackwatch.go).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*(ackSlackMax+2*ackStretchMax)*ackTimeout)
 	defer cancel()
 	err := m.Put(ctx, key, "v")
 	if !errors.Is(err, ErrTimeout) {

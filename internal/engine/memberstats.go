@@ -29,10 +29,12 @@ type MemberStats struct {
 	// PartitionsOwned and PartitionsBackedUp count the partitions the table assigns this member
 	// as owner and as backup; MigrationsIn counts the partitions it is receiving a copy of,
 	// MigrationsOut those it owns and is copying to another member; CopiesDone counts the
-	// copies it completed as a source since it started.
+	// copies it completed as a source since it started, CopyBytes the bytes of entries it sent
+	// in copies (completed or not: a full copy costs them whether it ends or is cut short),
+	// ResyncsDone the full copies it completed to backups that may have missed writes.
 	PartitionsOwned, PartitionsBackedUp int
 	MigrationsIn, MigrationsOut         int
-	CopiesDone                          uint64
+	CopiesDone, CopyBytes, ResyncsDone  uint64
 	// TableEpoch is the epoch of the table the figures come from.
 	TableEpoch uint64
 	// Maps lists every map this member holds entries of, opened, or listens to, by name, the
@@ -43,7 +45,8 @@ type MemberStats struct {
 // Stats returns this member's statistics.
 func (s *Service) Stats() MemberStats {
 	t := s.cluster.Table()
-	st := MemberStats{TableEpoch: t.Epoch, CopiesDone: s.copiesDone.Load()}
+	st := MemberStats{TableEpoch: t.Epoch, CopiesDone: s.copiesDone.Load(), CopyBytes: s.copyBytes.Load(),
+		ResyncsDone: s.resyncsDone.Load()}
 	maps := map[string]*MapStats{}
 	get := func(name string) *MapStats {
 		ms := maps[name]

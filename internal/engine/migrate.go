@@ -44,6 +44,7 @@ func (s *Service) runMigrations() {
 			s.extendOwnership(prev, t)
 			s.dropStale(prev, t)
 			backoff.prune(t, s.self)
+			s.acks.forget(tableHas(t))
 			prev = t
 		}
 		s.startTakeOvers(t)
@@ -251,10 +252,11 @@ func (s *Service) sendCopy(ctx context.Context, pt *part, m partition.MemberID, 
 	}
 	header, _, err := encodeBatch(int32(pt.id), epoch, string(s.self), []mutation{mark})
 	if err == nil {
-		// Writers wait for the begin: a target that does not answer within BackupAckTimeout is
-		// reported, as in sendToReplicas, and the copy is retried later.
+		// Writers wait for the begin: a target that does not answer in time (longer for a slow
+		// one, see ackwatch.go) is reported, as in sendToReplicas, and the copy is retried later.
 		var gone bool
-		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, s.cfg.BackupAckTimeout, true)
+		wait, _ := s.ackTimeout(m, time.Time{}, len(header))
+		gone, _, err = s.callReplica(ctx, m, transport.Message{Type: msgSyncBegin, Header: header}, wait, true)
 		if gone {
 			s.cluster.ReportUnreachable(m)
 		}

@@ -216,6 +216,7 @@ type inlineWrite struct {
 	mutBuf  [1]mutation
 	prevBuf [1]record
 	left    atomic.Int32 // backup calls not answered yet
+	sent    int64        // when the backup calls went out (ackWatch.now)
 	failed  atomic.Bool  // a backup call failed
 	// reported: a target did not answer and was reported to the coordinator.
 	reported atomic.Bool
@@ -229,7 +230,9 @@ type inlineWrite struct {
 type backupCall struct {
 	iw   *inlineWrite
 	m    partition.MemberID
-	full bool // the call was bounded by the whole BackupAckTimeout
+	addr string        // m's transport address
+	wait time.Duration // the call's timeout
+	full bool          // the call was bounded by the whole BackupAckTimeout
 }
 
 // CallDone implements transport.Callback.
@@ -239,11 +242,12 @@ func (c *backupCall) CallDone(msg transport.Message, err error) { c.CallDoneIn(n
 func (c *backupCall) CallDoneIn(b *transport.Burst, msg transport.Message, err error) {
 	iw := c.iw
 	if err == nil {
+		iw.s.acks.answered(c.m, iw.sent, true)
 		if resp, derr := decodeResponse(msg); derr == nil {
 			iw.s.noteBackupAnswer(c.m, resp)
 		}
 	}
-	if err != nil && unanswered(iw.ctx, err, c.full) {
+	if err != nil && iw.s.replicaFailed(iw.ctx, c.m, c.addr, iw.sent, c.wait, err, c.full) {
 		iw.s.backupFailed(iw.p.id, c.m, true, err)
 		iw.reported.Store(true)
 	}
@@ -368,9 +372,11 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 	}
 	iw.left.Store(int32(len(targets)))
 	msg := transport.Message{Type: msgBackup, Header: header, Body: body}
-	timeout, full := s.ackTimeout(iw.deadline, len(header)+len(body))
-	timeout = max(timeout, time.Millisecond)
+	size := len(header) + len(body)
+	iw.sent = s.acks.now()
 	for i, m := range targets {
+		timeout, full := s.ackTimeout(m, iw.deadline, size)
+		timeout = max(timeout, time.Millisecond)
 		addr, ok := s.cluster.MemberAddr(m)
 		out := msg
 		if m == iw.req.StashAt {
@@ -378,7 +384,7 @@ func (iw *inlineWrite) replicate(muts []mutation) {
 		}
 		var done transport.Callback = iw
 		if i < len(iw.calls) {
-			iw.calls[i] = backupCall{iw: iw, m: m, full: full}
+			iw.calls[i] = backupCall{iw: iw, m: m, addr: addr, wait: timeout, full: full}
 			done = &iw.calls[i]
 		}
 		if !ok || !s.caller.CallAsync(iw.ctx, addr, out, timeout, done) {

@@ -103,12 +103,12 @@ func (s *Service) takeOver(ctx context.Context, p *part) (opResponse, bool) {
 		// Each probe is bounded by BackupAckTimeout, and a replica that does not answer is
 		// reported, as in sendToReplicas: the partition's writers wait behind the takeover.
 		dl, _ := ctx.Deadline()
-		timeout, full := s.ackTimeout(dl, len(header))
 		answers := make([]opResponse, len(todo))
 		errs := make([]error, len(todo))
 		gone := make([]bool, len(todo))
 		var wg sync.WaitGroup
 		for i, m := range todo {
+			timeout, full := s.ackTimeout(m, dl, len(header))
 			wg.Go(func() {
 				gone[i], answers[i], errs[i] = s.callReplica(ctx, m, transport.Message{Type: msgResyncProbe, Header: header}, timeout, full)
 			})
@@ -224,6 +224,7 @@ func (s *Service) runResync(p *part, m partition.MemberID) {
 			delete(p.resync, m)
 			delete(p.resyncing, m)
 			p.mu.Unlock()
+			s.resyncsDone.Add(1)
 			return
 		}
 		s.log.Info("partition resync failed, will retry", "partition", p.id, "to", m, "err", err)

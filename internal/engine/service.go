@@ -45,12 +45,22 @@ type Service struct {
 	opPrefix uint64
 	// ops holds the operation counters of the maps opened on this member (opstats.go).
 	ops opRegistry
-	// copiesDone counts the partition copies this member completed as a source (migrations,
-	// new backups, resyncs).
+	// copiesDone counts the partition copies the migration driver completed as a source
+	// (migrations, new backups).
 	copiesDone atomic.Uint64
 	// copiesFailed counts the partition copies the migration driver started that failed (each
 	// is retried after a pause, see copyBackoff).
 	copiesFailed atomic.Uint64
+	// copyBytes counts the bytes of the entry chunks this member sent in partition copies
+	// (migrations, new backups, resyncs), whether the copy completed or not.
+	copyBytes atomic.Uint64
+	// resyncsDone counts the full copies this member completed as owner to a backup that may
+	// lack writes (resync.go), which copiesDone does not.
+	resyncsDone atomic.Uint64
+	// acks tells slow replica targets from dead ones (ackwatch.go), with heard (nil when the
+	// caller does not tell) saying when each peer's frames last arrived.
+	acks  ackWatch
+	heard lastHeardCaller
 
 	ctx    context.Context // cancelled by Close; owns the service's goroutines
 	cancel context.CancelFunc
@@ -172,7 +182,9 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 		ctx:      ctx,
 		cancel:   cancel,
 		mem:      newMemAccount(cfg.MemoryBudget),
+		acks:     ackWatch{base: time.Now()},
 	}
+	s.heard, _ = caller.(lastHeardCaller)
 	for i := range s.parts {
 		s.parts[i] = &part{id: partition.ID(i), rs: s.newRecordStore(), disk: cfg.Disk}
 	}

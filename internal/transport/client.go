@@ -47,6 +47,9 @@ type peer struct {
 	nextBulk atomic.Uint32
 	small    int    // connections in the small lane
 	slots    []slot // small lane first, then the bulk lane
+	// heard is when (Client.now) a frame from the peer last arrived, on any of its
+	// connections: an answer to a call, or a late one to a call that timed out (see LastHeard).
+	heard atomic.Int64
 }
 
 // smallSlot picks the next slot of the small lane, round-robin.
@@ -79,6 +82,9 @@ type clientConn struct {
 
 	// burst holds the answers sent by completions while the reader serves a burst of responses.
 	burst Burst
+	// heard is the peer's last-frame time, which the reader sets on the clock now.
+	heard *atomic.Int64
+	now   func() int64
 }
 
 // pendingCall is a request waiting for its response: a synchronous Call blocked on ch, or an
@@ -310,6 +316,23 @@ type CallbackFunc func(resp Message, err error)
 // CallDone calls f.
 func (f CallbackFunc) CallDone(resp Message, err error) { f(resp, err) }
 
+// LastHeard returns when a frame from addr last arrived on this Client's connections (an
+// answer, or a late answer to a call that had timed out), and false when none did. A peer whose
+// calls time out while its answers keep arriving late is slow, not gone.
+func (c *Client) LastHeard(addr string) (time.Time, bool) {
+	c.mu.RLock()
+	p := c.peers[addr]
+	c.mu.RUnlock()
+	if p == nil {
+		return time.Time{}, false
+	}
+	h := p.heard.Load()
+	if h == 0 {
+		return time.Time{}, false
+	}
+	return c.born.Add(time.Duration(h)), true
+}
+
 // Close closes every connection and stops every goroutine the Client
 // started; pending calls fail. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
@@ -371,7 +394,7 @@ func (c *Client) conn(ctx context.Context, addr string, bulk bool, deadline int6
 		c.mu.RUnlock()
 		ch = make(chan struct{})
 		s.dialing = ch
-		go c.dial(addr, s, ch)
+		go c.dial(p, s, ch)
 	}
 	s.mu.Unlock()
 	var expired <-chan time.Time
@@ -420,8 +443,9 @@ func (c *Client) peer(addr string) (*peer, error) {
 }
 
 // dial is the goroutine dialing slot s; it closes ch when done.
-func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
+func (c *Client) dial(p *peer, s *slot, ch chan struct{}) {
 	defer c.wg.Done()
+	addr := p.addr
 	d := net.Dialer{Timeout: c.cfg.DialTimeout}
 	dial := d.DialContext
 	hook := c.cfg.Dial
@@ -460,7 +484,7 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 			err = fmt.Errorf("transport: dial %s: %w", addr, err)
 		}
 	} else {
-		cc = c.start(nc, addr)
+		cc = c.start(nc, addr, &p.heard, c.now)
 	}
 	s.mu.Lock()
 	s.cc, s.err, s.dialing = cc, err, nil
@@ -475,10 +499,12 @@ func (c *Client) dial(addr string, s *slot, ch chan struct{}) {
 	}
 }
 
-func (c *Client) start(nc net.Conn, addr string) *clientConn {
+func (c *Client) start(nc net.Conn, addr string, heard *atomic.Int64, now func() int64) *clientConn {
 	cc := &clientConn{
 		wconn:   newWconn(nc, c.cfg.QueueSize, c.cfg.Stats),
 		addr:    addr,
+		heard:   heard,
+		now:     now,
 		br:      bufio.NewReaderSize(nc, readBufferSize),
 		max:     c.cfg.MaxFrameSize,
 		pending: make(map[uint64]pendingCall),
@@ -664,6 +690,9 @@ func (cc *clientConn) readLoop() {
 		f, err := ReadFrame(cc.br, cc.max)
 		if err == nil {
 			cc.stats.read(f)
+			if cc.heard != nil {
+				cc.heard.Store(cc.now())
+			}
 		}
 		if err == nil && !holding && nextFrameBuffered(cc.br) {
 			holding = true

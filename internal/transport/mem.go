@@ -64,6 +64,11 @@ type MemNetwork struct {
 	hang     MemRule
 	answered MemRule
 	serving  atomic.Int64
+
+	// heard is when each caller last got an answer from each address (see MemCaller.LastHeard),
+	// its own call timed out or not.
+	heardMu sync.Mutex
+	heard   map[[2]string]time.Time
 }
 
 // NewMemNetwork returns an empty network.
@@ -299,6 +304,8 @@ func (n *MemNetwork) call(ctx context.Context, from, addr string, req Message) (
 		n.mu.RUnlock()
 		if answered != nil && answered(from, addr, req.Type) {
 			resp, err = Message{}, fmt.Errorf("%w: answer from %s lost", ErrConnClosed, addr)
+		} else {
+			n.noteHeard(from, addr)
 		}
 		done <- answer{resp, err}
 	}()
@@ -308,6 +315,25 @@ func (n *MemNetwork) call(ctx context.Context, from, addr string, req Message) (
 	case <-ctx.Done():
 		return Message{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 	}
+}
+
+// noteHeard records that from got an answer from addr now.
+func (n *MemNetwork) noteHeard(from, addr string) {
+	n.heardMu.Lock()
+	defer n.heardMu.Unlock()
+	if n.heard == nil {
+		n.heard = map[[2]string]time.Time{}
+	}
+	n.heard[[2]string{from, addr}] = time.Now()
+}
+
+// LastHeard is Client.LastHeard through the network: when an answer from addr last reached this
+// caller (or would have: a call that timed out still counts its late answer), false if none did.
+func (c MemCaller) LastHeard(addr string) (time.Time, bool) {
+	c.n.heardMu.Lock()
+	defer c.n.heardMu.Unlock()
+	t, ok := c.n.heard[[2]string{c.from, addr}]
+	return t, ok
 }
 
 // serveMem serves a request of the in-memory network as a connection's reader and workers

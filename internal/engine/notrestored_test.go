@@ -95,10 +95,9 @@ func TestNotRestoredOwnerRefuses(t *testing.T) {
 			// see the coordinator's table at the first operation on k's partition, after
 			// ensureRestored, and holds that partition's restore until the attempt is answered.
 			var (
-				a       *Service
-				target  atomic.Int32
-				staged  atomic.Int32 // attempts on the target partition that passed the hook
-				thawing atomic.Bool
+				a      *Service
+				target atomic.Int32
+				staged atomic.Bool
 			)
 			target.Store(-1)
 			c := diskCluster(t, dirs, func(m enginetest.Member, s *Service) {
@@ -111,8 +110,7 @@ func TestNotRestoredOwnerRefuses(t *testing.T) {
 					if int32(p) != target.Load() {
 						return func() {}
 					}
-					staged.Add(1)
-					if !thawing.CompareAndSwap(false, true) {
+					if !staged.CompareAndSwap(false, true) {
 						return func() {}
 					}
 					pt := s.parts[p]
@@ -161,8 +159,10 @@ func TestNotRestoredOwnerRefuses(t *testing.T) {
 			if !a.parts[p].isRestored() {
 				t.Fatalf("partition %d read but not restored on m00", p)
 			}
-			if got := staged.Load(); got < 2 {
-				t.Fatalf("the staged attempt on partition %d passed the hook %d time(s): the race was not staged, or not refused and retried", p, got)
+			// The retry may pass the hook again, or take the non-blocking path (tryServeOp) once
+			// the background restorer restored the partition: only the staging is certain.
+			if !staged.Load() {
+				t.Fatalf("no operation on partition %d passed the hook: the race was not staged", p)
 			}
 		})
 	}

@@ -40,69 +40,58 @@ func BenchmarkMap(b *testing.B) {
 			}
 		}
 		b.Run("put-"+where, func(b *testing.B) {
-			b.SetBytes(int64(len(value)))
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					if err := mp.Put(ctx, keys[i%len(keys)], value); err != nil {
-						b.Error(err)
-						return
-					}
-					i++
-				}
-			})
+			parallelOps(b, len(value), keys, func(k string) error { return mp.Put(ctx, k, value) })
 		})
 		b.Run("get-"+where, func(b *testing.B) {
-			b.SetBytes(int64(len(value)))
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					if _, err := mp.Get(ctx, keys[i%len(keys)]); err != nil {
-						b.Error(err)
-						return
-					}
-					i++
-				}
+			parallelOps(b, len(value), keys, func(k string) error {
+				_, err := mp.Get(ctx, k)
+				return err
 			})
 		})
 	}
 }
 
 // BenchmarkPutDataDir measures what Config.DataDir costs a put: on a 3-member cluster with one
-// synchronous backup, puts of keys another member owns (so the owner's and the backup's folder
-// commits are both on the write's path), with the data folder off and on, for small and large
-// values. docs/restart.md has the figures.
+// synchronous backup, with the data folder off and on, for small and large values, puts of keys
+// the calling member owns (local: the owner's folder commit and the backup's round trip, with
+// its folder commit, are on the write's path) and of keys another member owns (remote: a round
+// trip to the owner more). docs/restart.md has the figures.
 func BenchmarkPutDataDir(b *testing.B) {
-	for _, folder := range []bool{false, true} {
+	for _, where := range []string{"local", "remote"} {
 		for _, size := range []int{256, 64 << 10, 1 << 20} {
-			name := fmt.Sprintf("datadir=%v/value=%d", folder, size)
-			b.Run(name, func(b *testing.B) {
-				members := startCluster(b, 3, func(cfg *Config) {
-					if folder {
-						cfg.DataDir = b.TempDir()
-					}
-				})
-				m := members[0]
-				mp := getMap[string, []byte](b, m, "bench")
-				keys := keysOwnedBy(b, m, false, 256)
-				value := make([]byte, size)
-				ctx := context.Background()
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if err := mp.Put(ctx, keys[i%len(keys)], value); err != nil {
-							b.Error(err)
-							return
+			for _, folder := range []bool{false, true} {
+				name := fmt.Sprintf("keys=%s/value=%d/datadir=%v", where, size, folder)
+				b.Run(name, func(b *testing.B) {
+					members := startCluster(b, 3, func(cfg *Config) {
+						if folder {
+							cfg.DataDir = b.TempDir()
 						}
-						i++
-					}
+					})
+					m := members[0]
+					mp := getMap[string, []byte](b, m, "bench")
+					keys := keysOwnedBy(b, m, where == "local", 256)
+					value := make([]byte, size)
+					ctx := context.Background()
+					parallelOps(b, size, keys, func(k string) error { return mp.Put(ctx, k, value) })
 				})
-			})
+			}
 		}
 	}
+}
+
+// parallelOps runs op on keys in turn from b's parallel goroutines, each op counting bytes.
+func parallelOps(b *testing.B, bytes int, keys []string, op func(key string) error) {
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if err := op(keys[i%len(keys)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }

@@ -61,6 +61,35 @@ func onFolder(dir string, timeout time.Duration, sink *logSink, mods ...func(*Co
 	}
 }
 
+// stoppedFolders starts a cluster of 3 members on data folders, fills map "restart" with n keys
+// (fillRestartMap) and ends every member with stop (kill, or a graceful Close); it returns the
+// 3 folders, member mI's at dirs[i], and what the map held.
+func stoppedFolders(t *testing.T, n int, stop func(*Member)) (dirs []string, want map[string]string) {
+	t.Helper()
+	root := t.TempDir()
+	dirs = []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	members := startCluster(t, 3, withDataDirs(dirs))
+	want = fillRestartMap(t, members[0], n)
+	for _, m := range members {
+		stop(m)
+	}
+	return dirs, want
+}
+
+// restartOnLastTwo starts a cluster of 2 members again on dirs[1] and dirs[2] (member mI on
+// dirs[1+i]), the first folder absent, with the restore timeout, logging to sink and the
+// further settings mods (a RestorePolicy).
+func restartOnLastTwo(t *testing.T, dirs []string, timeout time.Duration, sink *logSink, mods ...func(*Config)) []*Member {
+	t.Helper()
+	return startCluster(t, 2, func(c *Config) {
+		var i int
+		if _, err := fmt.Sscanf(c.Name, "m%d", &i); err != nil {
+			t.Fatalf("member name %q: %v", c.Name, err)
+		}
+		onFolder(dirs[1+i], timeout, sink, mods...)(c)
+	})
+}
+
 // TestRestartWaitsForAbsentFolders: a cluster of 3 members with data folders is killed at once
 // and one member starts again alone (ExpectMembers 1) on its folder, which holds the newest
 // copies of only some partitions: it serves none of them, from a stale copy or empty, but
@@ -68,13 +97,7 @@ func onFolder(dir string, timeout time.Duration, sink *logSink, mods ...func(*Co
 // passed. The two other members then start one after the other, each with ExpectMembers 1,
 // and the map is back exactly.
 func TestRestartWaitsForAbsentFolders(t *testing.T) {
-	root := t.TempDir()
-	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
-	members := startCluster(t, 3, withDataDirs(dirs))
-	want := fillRestartMap(t, members[0], 600)
-	for _, m := range members {
-		m.kill()
-	}
+	dirs, want := stoppedFolders(t, 600, (*Member).kill)
 
 	sink := &logSink{}
 	alone := startMembers(t, 1, onFolder(dirs[0], time.Second, sink))[0]
@@ -121,21 +144,10 @@ func TestRestartWaitsForAbsentFolders(t *testing.T) {
 // in-sync copy on 2 of the 3 folders, so the map is back exactly; and at the next restart on
 // all 3 folders the absent folder's older copies do not come back.
 func TestRestartPartialPolicy(t *testing.T) {
-	root := t.TempDir()
-	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
-	members := startCluster(t, 3, withDataDirs(dirs))
-	want := fillRestartMap(t, members[0], 600)
-	for _, m := range members {
-		m.kill()
-	}
+	dirs, want := stoppedFolders(t, 600, (*Member).kill)
 
 	sink := &logSink{}
-	partial := func(c *Config) {
-		var i int
-		fmt.Sscanf(c.Name, "m%d", &i)
-		onFolder(dirs[1+i], time.Second, sink, func(c *Config) { c.RestorePolicy = RestorePartialMostRecent })(c)
-	}
-	members = startCluster(t, 2, partial)
+	members := restartOnLastTwo(t, dirs, time.Second, sink, func(c *Config) { c.RestorePolicy = RestorePartialMostRecent })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	mp, err := GetMap[string, string](members[0], "restart")
@@ -173,20 +185,10 @@ func TestRestartPartialPolicy(t *testing.T) {
 // folder (and end with ErrTimeout; a warning names it) until the operator allows a partial
 // restore on every member, which then restores the map at once.
 func TestAllowPartialRestore(t *testing.T) {
-	root := t.TempDir()
-	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
-	members := startCluster(t, 3, withDataDirs(dirs))
-	want := fillRestartMap(t, members[0], 300)
-	for _, m := range members {
-		m.kill()
-	}
+	dirs, want := stoppedFolders(t, 300, (*Member).kill)
 
 	sink := &logSink{}
-	members = startCluster(t, 2, func(c *Config) {
-		var i int
-		fmt.Sscanf(c.Name, "m%d", &i)
-		onFolder(dirs[1+i], 10*time.Minute, sink)(c)
-	})
+	members := restartOnLastTwo(t, dirs, 10*time.Minute, sink)
 	mp, err := GetMap[string, string](members[0], "restart")
 	if err != nil {
 		t.Fatal(err)
@@ -219,17 +221,13 @@ func TestAllowPartialRestore(t *testing.T) {
 // default policy and a restore timeout far beyond the test's), it restores everything at once.
 // The first to stop, started alone, waits instead: its folder remembers the others.
 func TestRestartOnLastFolderAfterGracefulStop(t *testing.T) {
-	root := t.TempDir()
-	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
-	members := startCluster(t, 3, withDataDirs(dirs))
-	want := fillRestartMap(t, members[0], 600)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, m := range members {
+	dirs, want := stoppedFolders(t, 600, func(m *Member) {
 		if err := m.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 
 	first := startMembers(t, 1, onFolder(dirs[0], time.Hour, nil))[0]
 	mp, err := GetMap[string, string](first, "restart")

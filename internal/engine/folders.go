@@ -218,18 +218,9 @@ func (s *Service) runFolderRecorder() {
 		if err != nil && !s.closed() {
 			s.log.Debug("recording the cluster's data folders failed, will retry", "err", err)
 		}
-		retry := time.NewTimer(migrationRetry)
-		if !again {
-			retry.Stop()
-		}
-		select {
-		case <-s.ctx.Done():
-			retry.Stop()
+		if s.waitTableOrRetry(changed, again) {
 			return
-		case <-changed:
-		case <-retry.C:
 		}
-		retry.Stop()
 	}
 }
 

@@ -158,6 +158,9 @@ func (s *Service) serveOp(ctx context.Context, req *opRequest) opResponse {
 		if err := s.ensureRestored(ctx, p); err != nil {
 			return opResponse{Status: statusOf(err), Msg: err.Error()}
 		}
+		if s.testRestoreChecked != nil {
+			defer s.testRestoreChecked(p.id)()
+		}
 	}
 	if req.Kind == opFlush {
 		return s.flushPartition(ctx, p, req)

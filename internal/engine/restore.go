@@ -371,18 +371,9 @@ func (s *Service) runRestorer(worker int) {
 				s.log.Debug("partition restore not done, will retry", "partition", p.id, "err", err)
 			}
 		}
-		retry := time.NewTimer(migrationRetry)
-		if !pending {
-			retry.Stop()
-		}
-		select {
-		case <-s.ctx.Done():
-			retry.Stop()
+		if s.waitTableOrRetry(changed, pending) {
 			return
-		case <-changed:
-		case <-retry.C:
 		}
-		retry.Stop()
 	}
 }
 

@@ -74,6 +74,13 @@ type Service struct {
 	// fullBackups the members that said they are at theirs.
 	mem         *memAccount
 	fullBackups fullBackups
+
+	// testRestoreChecked is set by tests only (nil otherwise, before the service serves): serveOp
+	// calls it between the restore check (ensureRestored) and the ownership check of an
+	// operation on a partition of the data folder, and calls what it returns once that attempt
+	// is answered. A test changes the table there, so that this member becomes the owner after
+	// ensureRestored found it was not (the race notRestored answers).
+	testRestoreChecked func(p partition.ID) (answered func())
 }
 
 // part is the runtime state of one partition on this member.

@@ -25,6 +25,11 @@ const (
 	pagingBudget    = 32 << 20
 	pagingValueSize = 64 << 10
 	pagingKeys      = 8 * pagingBudget / pagingValueSize // 8 × the budget of values
+	// pagingHeapGrowth bounds the live heap's growth while writing (docs/operations.md): the
+	// budget, plus the entry tables' overhead and dead chunks (up to 0.7 × the budget) and the
+	// runtime's, plus room for the data folder's Go-side buffers (its two pebble memtables of
+	// 32 MiB are allocated outside the Go heap when cgo is on, inside it when not).
+	pagingHeapGrowth = pagingBudget + pagingBudget + 64<<20
 )
 
 // pagingReport is what the child prints (one JSON line).
@@ -33,7 +38,8 @@ type pagingReport struct {
 	Err       string // the first error of a put or a read
 	Used      int64  // Member.MemoryUsed after the writes
 	HeapStart uint64 // HeapAlloc after a collection, before the writes
-	HeapLive  uint64 // HeapAlloc after a collection, after the writes
+	HeapLive  uint64 // HeapAlloc after a collection, after the writes (the least of the readings)
+	HeapFirst uint64 // the first such reading
 	Read      int    // keys read back with their value
 	Seconds   float64
 }
@@ -102,9 +108,22 @@ func runPagingChild() int {
 	rep.Acked = int(acked.Load())
 	rep.Seconds = time.Since(start).Seconds()
 	rep.Used, _ = m.MemoryUsed()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	rep.HeapLive = ms.HeapAlloc
+	// The live heap, read after a collection until it is within pagingHeapGrowth of the start
+	// (or 15 s have passed): on a loaded machine one reading may catch the buffers of a folder
+	// flush or compaction still running, which are gone a moment later; what the member keeps
+	// stays in every reading.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		if rep.HeapFirst == 0 {
+			rep.HeapFirst, rep.HeapLive = ms.HeapAlloc, ms.HeapAlloc
+		}
+		rep.HeapLive = min(rep.HeapLive, ms.HeapAlloc)
+		if int64(rep.HeapLive)-int64(rep.HeapStart) <= pagingHeapGrowth || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	for k := range pagingKeys {
 		v, err := mp.Get(ctx, k)
 		if err != nil || !bytes.Equal(v, pagingProcValue(k)) {
@@ -146,11 +165,6 @@ func TestPagingMemberProcess(t *testing.T) {
 		t.Fatalf("report %q: %v", out, err)
 	}
 	t.Logf("child: %+v (heap growth %d MiB)", rep, (int64(rep.HeapLive)-int64(rep.HeapStart))>>20)
-	// The heap's growth beyond the budget (docs/operations.md): the entry tables' overhead and
-	// dead chunks (up to 0.7 × the budget) and the runtime's, plus the data folder's two pebble
-	// memtables of 32 MiB (replicadisk's memTableSize; outside the budget, allocated as the
-	// writes fill them).
-	const overhead = pagingBudget + 64<<20
 	growth := int64(rep.HeapLive) - int64(rep.HeapStart)
 	switch {
 	case rep.Err != "":
@@ -159,7 +173,7 @@ func TestPagingMemberProcess(t *testing.T) {
 		t.Fatalf("%d of %d puts acknowledged, %d read back", rep.Acked, pagingKeys, rep.Read)
 	case rep.Used > pagingBudget:
 		t.Fatalf("%d bytes counted, over the budget %d", rep.Used, pagingBudget)
-	case growth > pagingBudget+overhead:
-		t.Fatalf("live heap grew by %d MiB writing %d MiB, over the budget of %d MiB + %d MiB", growth>>20, pagingKeys*pagingValueSize>>20, pagingBudget>>20, overhead>>20)
+	case growth > pagingHeapGrowth:
+		t.Fatalf("live heap grew by %d MiB (%d MiB at the first reading) writing %d MiB, over the budget of %d MiB + %d MiB", growth>>20, (int64(rep.HeapFirst)-int64(rep.HeapStart))>>20, pagingKeys*pagingValueSize>>20, pagingBudget>>20, (pagingHeapGrowth-pagingBudget)>>20)
 	}
 }

@@ -505,5 +505,12 @@ func (t *answerTable) appendSnapshot(out []mutation) []mutation {
 	return append(out, mutation{Kind: mutAnswer, Value: binary.BigEndian.AppendUint64(nil, age)})
 }
 
+// reachMarkNow is a reach mark (appendSnapshot) that makes the memory of whoever applies it
+// begin now: a partition restored from the data folders emits it (restore.go), since its copy
+// holds what the writes of an earlier life did but none of their answers.
+func reachMarkNow() mutation {
+	return mutation{Kind: mutAnswer, Value: binary.BigEndian.AppendUint64(nil, 0)}
+}
+
 // isReachMark reports whether m is a copy's reach mark (appendSnapshot).
 func isReachMark(m *mutation) bool { return m.Kind == mutAnswer && m.Op.zero() && len(m.Value) == 8 }

@@ -27,6 +27,8 @@ type collectorDescs struct {
 	members                                         *prometheus.Desc
 	topicPublished, topicReceived, topicSubscribers *prometheus.Desc
 	queueSize                                       *prometheus.Desc
+	queueGiveBacks, queueGiveBackUnknown            *prometheus.Desc
+	queueGiveBackHeld                               *prometheus.Desc
 	transportBytes, transportFrames                 *prometheus.Desc
 }
 
@@ -42,33 +44,36 @@ func newCollector(m *Member) *collector {
 		opErrors: d("map_operation_errors_total", "Map operations of this member's callers that failed, by map and operation.", "map", "op"),
 		opLatency: d("map_operation_latency_seconds", "Latency of map operations as this member's callers saw them, "+
 			"measured on one operation in 16 of each kind (the count is the sampled operations).", "map", "op"),
-		dirty:             d("map_dirty_entries", "Entries of the map waiting to be stored (write-behind), on the partitions this member owns.", "map"),
-		dirtyBytes:        d("map_dirty_bytes", "Bytes of the entries waiting to be stored.", "map"),
-		lag:               d("map_write_behind_lag_seconds", "Age of the oldest entry waiting to be stored.", "map"),
-		storeCalls:        d("map_store_calls_total", "Calls this member made to the map's store.", "map"),
-		storeErrors:       d("map_store_errors_total", "Failed calls to the map's store (retried).", "map"),
-		storeRetries:      d("map_store_retries_total", "Batches handed to the store again after a failure.", "map"),
-		storeRejected:     d("map_store_rejected_total", "Entries the store refused for good (kept in memory, not retried).", "map"),
-		listeners:         d("map_listeners", "Local entry listeners registered on this member.", "map"),
-		listenerQueued:    d("map_listener_queued_events", "Events waiting in the local listeners' queues.", "map"),
-		listenerMissed:    d("map_listener_missed_events_total", "Events local listeners missed because their queue was full.", "map"),
-		listenerDelivered: d("map_listener_delivered_events_total", "Events delivered to local listeners.", "map"),
-		partitions:        d("partitions", "Partitions the table assigns this member, by role (owner or backup).", "role"),
-		migrations:        d("migrations_in_progress", "Partition copies in flight involving this member, by direction (in: it receives; out: it owns and sends).", "direction"),
-		copies:            d("partition_copies_total", "Partition copies this member completed as the source (migrations, new backups)."),
-		epoch:             d("partition_table_epoch", "Epoch of this member's partition table."),
-		lost:              d("partitions_lost_total", "Partition losses this member has seen."),
-		raftLeader:        d("raft_leader", "1 if this member is the raft leader (the coordinator), else 0."),
-		raftTerm:          d("raft_term", "This member's current raft term."),
-		raftVoters:        d("raft_voters", "Raft voters this member knows."),
-		raftLastIndex:     d("raft_last_index", "Index of this member's last raft log entry."),
-		members:           d("members", "Members this member knows, by state (alive, dead, leaving).", "state"),
-		topicPublished:    d("topic_published_total", "Messages published to the topic through this member.", "topic"),
-		topicReceived:     d("topic_received_total", "Messages of the topic delivered to this member's subscribers.", "topic"),
-		topicSubscribers:  d("topic_subscribers", "Subscribers of the topic on this member.", "topic"),
-		queueSize:         d("queue_size", "Items of the queue this member holds, by role (owner or backup).", "queue", "role"),
-		transportBytes:    d("transport_bytes_total", "Bytes of the frames this member's connections to other members wrote (out) and read (in).", "direction"),
-		transportFrames:   d("transport_frames_received_total", "Frames this member's connections to other members read."),
+		dirty:                d("map_dirty_entries", "Entries of the map waiting to be stored (write-behind), on the partitions this member owns.", "map"),
+		dirtyBytes:           d("map_dirty_bytes", "Bytes of the entries waiting to be stored.", "map"),
+		lag:                  d("map_write_behind_lag_seconds", "Age of the oldest entry waiting to be stored.", "map"),
+		storeCalls:           d("map_store_calls_total", "Calls this member made to the map's store.", "map"),
+		storeErrors:          d("map_store_errors_total", "Failed calls to the map's store (retried).", "map"),
+		storeRetries:         d("map_store_retries_total", "Batches handed to the store again after a failure.", "map"),
+		storeRejected:        d("map_store_rejected_total", "Entries the store refused for good (kept in memory, not retried).", "map"),
+		listeners:            d("map_listeners", "Local entry listeners registered on this member.", "map"),
+		listenerQueued:       d("map_listener_queued_events", "Events waiting in the local listeners' queues.", "map"),
+		listenerMissed:       d("map_listener_missed_events_total", "Events local listeners missed because their queue was full.", "map"),
+		listenerDelivered:    d("map_listener_delivered_events_total", "Events delivered to local listeners.", "map"),
+		partitions:           d("partitions", "Partitions the table assigns this member, by role (owner or backup).", "role"),
+		migrations:           d("migrations_in_progress", "Partition copies in flight involving this member, by direction (in: it receives; out: it owns and sends).", "direction"),
+		copies:               d("partition_copies_total", "Partition copies this member completed as the source (migrations, new backups)."),
+		epoch:                d("partition_table_epoch", "Epoch of this member's partition table."),
+		lost:                 d("partitions_lost_total", "Partition losses this member has seen."),
+		raftLeader:           d("raft_leader", "1 if this member is the raft leader (the coordinator), else 0."),
+		raftTerm:             d("raft_term", "This member's current raft term."),
+		raftVoters:           d("raft_voters", "Raft voters this member knows."),
+		raftLastIndex:        d("raft_last_index", "Index of this member's last raft log entry."),
+		members:              d("members", "Members this member knows, by state (alive, dead, leaving).", "state"),
+		topicPublished:       d("topic_published_total", "Messages published to the topic through this member.", "topic"),
+		topicReceived:        d("topic_received_total", "Messages of the topic delivered to this member's subscribers.", "topic"),
+		topicSubscribers:     d("topic_subscribers", "Subscribers of the topic on this member.", "topic"),
+		queueSize:            d("queue_size", "Items of the queue this member holds, by role (owner or backup).", "queue", "role"),
+		queueGiveBacks:       d("queue_giveback_items_total", "Items of takes whose callers gave up, by outcome: returned to their queue's head, or lost (held when the member closed).", "outcome"),
+		queueGiveBackUnknown: d("queue_giveback_unknown_total", "Removals of takes whose callers gave up whose outcome this member could not learn (each may have removed items for nobody)."),
+		queueGiveBackHeld:    d("queue_giveback_held_items", "Items of takes whose callers gave up that this member holds, trying to return them."),
+		transportBytes:       d("transport_bytes_total", "Bytes of the frames this member's connections to other members wrote (out) and read (in).", "direction"),
+		transportFrames:      d("transport_frames_received_total", "Frames this member's connections to other members read."),
 	}}
 }
 
@@ -79,7 +84,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.lag, d.storeCalls, d.storeErrors, d.storeRetries, d.storeRejected, d.listeners, d.listenerQueued,
 		d.listenerMissed, d.listenerDelivered, d.partitions, d.migrations, d.copies, d.epoch, d.lost,
 		d.raftLeader, d.raftTerm, d.raftVoters, d.raftLastIndex, d.members, d.topicPublished, d.topicReceived,
-		d.topicSubscribers, d.queueSize, d.transportBytes, d.transportFrames} {
+		d.topicSubscribers, d.queueSize, d.queueGiveBacks, d.queueGiveBackUnknown, d.queueGiveBackHeld,
+		d.transportBytes, d.transportFrames} {
 		ch <- x
 	}
 }
@@ -174,6 +180,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.transportBytes, ts.BytesOut, "out")
 		counter(d.transportBytes, ts.BytesIn, "in")
 		counter(d.transportFrames, ts.FramesIn)
+	}
+	if m.queues != nil {
+		gb := m.queues.GiveBacks()
+		counter(d.queueGiveBacks, gb.Returned, "returned")
+		counter(d.queueGiveBacks, gb.Lost, "lost")
+		counter(d.queueGiveBackUnknown, gb.Unknown)
+		gauge(d.queueGiveBackHeld, float64(gb.Holding))
 	}
 	if dests := m.obs.dests.get(); dests != nil {
 		for _, t := range dests.Topics() {

@@ -66,7 +66,7 @@ func faultTimings(cfg *Config, preset string) {
 // faultRequest is one request to a fault member.
 type faultRequest struct {
 	ID      uint64        `json:"id"`
-	Op      string        `json:"op"`              // get, put, cas, del, wput, wflush, tx, txget, offer, take, qdrain, info, place, safe, settled, stats
+	Op      string        `json:"op"`              // get, put, cas, del, wput, wflush, tx, txget, offer, take, qdrain, qgivebacks, info, place, safe, settled, stats
 	Key     string        `json:"key,omitempty"`   // offer, take, qdrain: the queue's name
 	Value   string        `json:"value,omitempty"` // put, cas: the value to write
 	Old     string        `json:"old,omitempty"`   // cas: the value expected
@@ -91,6 +91,8 @@ type faultReply struct {
 	// Demoted reports (ID 0) a demotion this member made as the raft leader.
 	Demoted *faultDemotion `json:"demoted,omitempty"`
 	Stats   *faultStats    `json:"stats,omitempty"` // stats
+	// GiveBacks: qgivebacks, the member's queue give-backs (queue.Service.GiveBacks).
+	GiveBacks *queue.GiveBackStats `json:"give_backs,omitempty"`
 }
 
 // faultStats are a member's copy figures (engine.MemberStats).
@@ -264,6 +266,9 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 			rep.Values, err = q.Drain(ctx, math.MaxInt)
 			rep.OK = err == nil
 		}
+	case "qgivebacks":
+		st := m.Queues().GiveBacks()
+		rep.GiveBacks = &st
 	case "info":
 		v := faultMemberView(m)
 		rep.View = &v
@@ -668,6 +673,18 @@ func (fm *faultMember) info() (faultView, error) {
 		return faultView{}, fmt.Errorf("info: %s", r.Err)
 	}
 	return *r.View, nil
+}
+
+// giveBacks returns the member's queue give-backs (queue.Service.GiveBacks).
+func (fm *faultMember) giveBacks() (queue.GiveBackStats, error) {
+	r, err := fm.call(faultRequest{Op: "qgivebacks"}, 30*time.Second)
+	if err != nil {
+		return queue.GiveBackStats{}, err
+	}
+	if r.GiveBacks == nil {
+		return queue.GiveBackStats{}, fmt.Errorf("qgivebacks: %s", r.Err)
+	}
+	return *r.GiveBacks, nil
 }
 
 func (fm *faultMember) places(keys []string) ([]faultPlace, error) {

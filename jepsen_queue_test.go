@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmap/gridmap/queue"
 )
 
 // The queue workload of the combined nemesis (jepsen_test.go): clients on every host offer
@@ -41,6 +43,39 @@ type queueHistory struct {
 	// TakeErrors counts the takes' errors (but the empty queue's) by message, numbers elided,
 	// to tell why a take failed.
 	TakeErrors map[string]int `json:"take_errors"`
+	// GiveBacks sums the members' give-backs (queue.Service.GiveBacks: the items of takes
+	// whose callers gave up): those of killed members as read just before the kill, with the
+	// items they held then counted as lost, and those of the live members at the end. Items
+	// the members report lost, and removals whose outcome they could not learn, excuse lost
+	// items as unanswered takes do: they are losses the members saw, not the checker's guess.
+	GiveBacks queue.GiveBackStats `json:"give_backs"`
+}
+
+// addGiveBacks adds a member's give-backs to the history; killed says the member is about to
+// be killed, so the items it holds are lost.
+func (h *queueHistory) addGiveBacks(st queue.GiveBackStats, killed bool) {
+	h.GiveBacks.Returned += st.Returned
+	h.GiveBacks.Lost += st.Lost
+	h.GiveBacks.Unknown += st.Unknown
+	if killed {
+		h.GiveBacks.Lost += st.Holding
+	} else {
+		h.GiveBacks.Holding += st.Holding
+	}
+}
+
+// excused is how many lost items the history explains: takes unanswered or answered
+// ErrOutcomeUnknown (one item each), removals of unknown outcome the members' give-backs
+// reported (one each), and the items the give-backs reported lost.
+func (h *queueHistory) excused() int {
+	return h.Unanswered + h.TakesUnknown + int(h.GiveBacks.Unknown+h.GiveBacks.Lost)
+}
+
+// giveBackSummary is the give-backs' part of the run's summary.
+func (h *queueHistory) giveBackSummary() string {
+	g := h.GiveBacks
+	return fmt.Sprintf("queue give-backs: %d items returned, %d lost by members (closed or killed holding them), %d removals of unknown outcome, %d items still held at the end",
+		g.Returned, g.Lost, g.Unknown, g.Holding)
 }
 
 // queueVerdict is the queue checker's result.
@@ -54,11 +89,11 @@ type queueVerdict struct {
 }
 
 // failed reports whether the verdict is a violation: an item taken that was never offered, or
-// more acknowledged items lost than takes left unanswered or answered ErrOutcomeUnknown (each
-// of those may have removed one item that no caller saw, and said so; the promise is about
-// items removed for a caller that was told it got them).
+// more acknowledged items lost than the history excuses (takes left unanswered or answered
+// ErrOutcomeUnknown, each of which may have removed one item that no caller saw, and said so;
+// items and removals the members' give-backs reported lost or unknown: excused).
 func (v queueVerdict) failed(h *queueHistory) bool {
-	return len(v.NeverOffered) > 0 || len(v.Lost) > h.Unanswered+h.TakesUnknown
+	return len(v.NeverOffered) > 0 || len(v.Lost) > h.excused()
 }
 
 // check computes the verdict of the history.
@@ -145,6 +180,7 @@ func (j *jepsen) checkQueue() (v queueVerdict, undrained []string) {
 	r := j.r
 	deadline := time.Now().Add(r.settle)
 	live := r.live()
+	j.waitGiveBacks(live, deadline)
 	i := 0
 	for q := range jepsenQueues {
 		name := fmt.Sprintf("jq%d", q)
@@ -174,6 +210,35 @@ func (j *jepsen) checkQueue() (v queueVerdict, undrained []string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.queue.check(), undrained
+}
+
+// waitGiveBacks waits (until deadline) for the live members to hold no items of takers that
+// gave up, so that the final drain finds them in the queues, then adds the members'
+// give-backs to the history.
+func (j *jepsen) waitGiveBacks(live []*faultMember, deadline time.Time) {
+	var sts []queue.GiveBackStats
+	for {
+		sts = sts[:0]
+		holding := uint64(0)
+		for _, m := range live {
+			st, err := m.giveBacks()
+			if err != nil {
+				j.logf("member %s: give-backs unreadable: %v", m.id[:8], err)
+				continue
+			}
+			sts = append(sts, st)
+			holding += st.Holding
+		}
+		if holding == 0 || time.Now().After(deadline) {
+			break
+		}
+		pause(100 * time.Millisecond) // a poll of a condition with a deadline
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, st := range sts {
+		j.queue.addGiveBacks(st, false)
+	}
 }
 
 // The queue checker must be able to fail: an acknowledged item never taken is lost, an item
@@ -210,6 +275,22 @@ func TestJepsenQueueCheckerFindsLossAndDuplicates(t *testing.T) {
 	if v.failed(h) || h.TakesUnknown != 1 || h.TakesFailed != 1 {
 		t.Errorf("one lost item with one take of unknown outcome failed the checker: %+v", h)
 	}
+	// An item a member's give-back reported lost (or a removal of unknown outcome) excuses a
+	// lost item; one returned or still held does not.
+	h.TakesUnknown = 0
+	h.addGiveBacks(queue.GiveBackStats{Returned: 3, Holding: 1}, false)
+	if !v.failed(h) {
+		t.Errorf("give-backs that returned or hold items excused a lost item: %+v", h.GiveBacks)
+	}
+	h.addGiveBacks(queue.GiveBackStats{Holding: 1}, true) // killed holding one item
+	if v.failed(h) || h.GiveBacks.Lost != 1 || h.GiveBacks.Holding != 1 {
+		t.Errorf("an item a killed member held did not excuse a lost item: %+v", h.GiveBacks)
+	}
+	h.GiveBacks = queue.GiveBackStats{Unknown: 1}
+	if v.failed(h) {
+		t.Errorf("a give-back's removal of unknown outcome did not excuse a lost item: %+v", h.GiveBacks)
+	}
+	h.GiveBacks = queue.GiveBackStats{}
 	h.TakesUnknown, h.Unanswered = 0, 1
 	h.Taken["e"], h.Taken["z"] = 1, 1
 	v = h.check()
@@ -254,5 +335,25 @@ func TestFaultMemberLongAnswer(t *testing.T) {
 			t.Fatalf("drain answered %q, never offered or twice", v)
 		}
 		delete(want, v)
+	}
+	// The member reports its give-backs (the Jepsen summary counts them): none here.
+	if st, err := fm.giveBacks(); err != nil || st != (queue.GiveBackStats{}) {
+		t.Fatalf("give-backs: %+v, %v; want none", st, err)
+	}
+}
+
+// noteKilledGiveBacks adds the give-backs of member m, about to be killed, to the queue
+// history: the items it holds die with it (lost by the member). A take that gave up between
+// this read and the kill is not counted.
+func (j *jepsen) noteKilledGiveBacks(m *faultMember) {
+	st, err := m.giveBacks()
+	if err != nil {
+		j.logf("member %s: give-backs unreadable before its kill: %v", m.id[:8], err)
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.queue != nil {
+		j.queue.addGiveBacks(st, true)
 	}
 }

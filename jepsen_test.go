@@ -223,6 +223,7 @@ func TestJepsen(t *testing.T) {
 		acked, unknown, unknownPresent, len(lost), len(reportedLost), len(wrong), wbKeys, len(wbBad),
 		txAcked, txUnknown, txKeys, len(txBad),
 		qh.TakesOK+qh.TakesEmpty+qh.TakesFailed+qh.Unanswered+qh.TakesUnknown, qh.TakesEmpty, qh.TakesFailed, qh.Unanswered, qh.TakesUnknown, qv, len(qUndrained))
+	summary += "; " + qh.giveBackSummary()
 	t.Log(summary)
 	j.write("summary.txt", []byte(summary+"\n"))
 	verdicts := fmt.Sprintf("set, lost silently (%d):\n%s\nset, lost and reported (%d):\n%s\nset, wrong or unreadable (%d):\n%s\nwrite-behind, bad (%d):\n%s\ntransactions, torn or lost (%d):\n%s\n"+
@@ -251,8 +252,8 @@ func TestJepsen(t *testing.T) {
 		t.Errorf("transactions: %d keys torn (txa and txb differ) or without their last committed value, e.g. %v (seed %d)", len(txBad), firstN(txBad, 10), seed)
 	}
 	if qv.failed(&qh) {
-		t.Errorf("queue: %d acknowledged items lost (%d takes unanswered, %d outcome unknown), e.g. %v; %d items taken that were never offered, e.g. %v (seed %d, histories in %s)",
-			len(qv.Lost), qh.Unanswered, qh.TakesUnknown, firstN(qv.Lost, 10), len(qv.NeverOffered), firstN(qv.NeverOffered, 10), seed, j.dir)
+		t.Errorf("queue: %d acknowledged items lost (%d takes unanswered, %d outcome unknown, %d excused by the members' give-backs), e.g. %v; %d items taken that were never offered, e.g. %v (seed %d, histories in %s)",
+			len(qv.Lost), qh.Unanswered, qh.TakesUnknown, qh.GiveBacks.Lost+qh.GiveBacks.Unknown, firstN(qv.Lost, 10), len(qv.NeverOffered), firstN(qv.NeverOffered, 10), seed, j.dir)
 	}
 	if len(qUndrained) > 0 {
 		t.Errorf("queue: not drained at the end: %v", qUndrained)
@@ -468,6 +469,7 @@ func (j *jepsen) inject(f string, faulty time.Duration) {
 		j.killed[v.id] = r.now()
 		j.mu.Unlock()
 		j.record(fmt.Sprintf("%s: SIGKILL %s on host %d (leader %v), a fresh member there 2 s later", f, v.id[:8], v.host, v == leader))
+		j.noteKilledGiveBacks(v)
 		r.kill(v == leader, v)
 		pause(2 * time.Second)
 		fm := j.startFresh(v.host)

@@ -27,6 +27,8 @@ type collectorDescs struct {
 	members                                         *prometheus.Desc
 	topicPublished, topicReceived, topicSubscribers *prometheus.Desc
 	queueSize                                       *prometheus.Desc
+	queueGiveBacks, queueGiveBackUnknown            *prometheus.Desc
+	queueGiveBackHeld                               *prometheus.Desc
 	transportBytes, transportFrames                 *prometheus.Desc
 }
 
@@ -71,6 +73,10 @@ func newCollector(m *Member) *collector {
 		queueSize:         d("queue_size", "Items of the queue this member holds, by role (owner or backup).", "queue", "role"),
 		transportBytes:    d("transport_bytes_total", "Bytes of the frames this member's connections to other members wrote (out) and read (in).", "direction"),
 		transportFrames:   d("transport_frames_received_total", "Frames this member's connections to other members read."),
+
+		queueGiveBacks:       d("queue_giveback_items_total", "Items of takes whose callers gave up, by outcome: returned to their queue's head, or lost (held when the member closed).", "outcome"),
+		queueGiveBackUnknown: d("queue_giveback_unknown_total", "Removals of takes whose callers gave up whose outcome this member could not learn (each may have removed items for nobody)."),
+		queueGiveBackHeld:    d("queue_giveback_held_items", "Items of takes whose callers gave up that this member holds, trying to return them."),
 	}}
 }
 
@@ -81,7 +87,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.lag, d.storeCalls, d.storeErrors, d.storeRetries, d.storeRejected, d.listeners, d.listenerQueued,
 		d.listenerMissed, d.listenerDelivered, d.partitions, d.migrations, d.copies, d.epoch, d.lost,
 		d.raftLeader, d.raftTerm, d.raftVoters, d.raftLastIndex, d.members, d.topicPublished, d.topicReceived,
-		d.topicSubscribers, d.queueSize, d.transportBytes, d.transportFrames} {
+		d.topicSubscribers, d.queueSize, d.transportBytes, d.transportFrames,
+		d.queueGiveBacks, d.queueGiveBackUnknown, d.queueGiveBackHeld} {
 		ch <- x
 	}
 }
@@ -178,6 +185,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.transportBytes, ts.BytesOut, "out")
 		counter(d.transportBytes, ts.BytesIn, "in")
 		counter(d.transportFrames, ts.FramesIn)
+	}
+	if m.queues != nil {
+		gb := m.queues.GiveBacks()
+		counter(d.queueGiveBacks, gb.Returned, "returned")
+		counter(d.queueGiveBacks, gb.Lost, "lost")
+		counter(d.queueGiveBackUnknown, gb.Unknown)
+		gauge(d.queueGiveBackHeld, float64(gb.Holding))
 	}
 	if dests := m.obs.dests.get(); dests != nil {
 		for _, t := range dests.Topics() {

@@ -255,6 +255,14 @@ func TestMetricsCountWhatTheTestDid(t *testing.T) {
 		topicSubs += value(f, "gridmap_topic_subscribers", map[string]string{"topic": "events"})
 		queueOwned += value(f, "gridmap_queue_size", map[string]string{"queue": "jobs", "role": "owner"})
 		queueBackup += value(f, "gridmap_queue_size", map[string]string{"queue": "jobs", "role": "backup"})
+		for _, o := range []string{"returned", "lost"} {
+			if _, ok := series(f, "gridmap_queue_giveback_items_total", map[string]string{"outcome": o}); !ok {
+				t.Errorf("%s: no queue give-back series of outcome %s", name, o)
+			}
+		}
+		if _, ok := series(f, "gridmap_queue_giveback_held_items", nil); !ok {
+			t.Errorf("%s: no queue give-back held series", name)
+		}
 		wbl := map[string]string{"member": name, "map": "wb"}
 		dirtyEntries += value(f, "gridmap_map_dirty_entries", wbl)
 		storeCalls += value(f, "gridmap_map_store_calls_total", wbl)

@@ -26,7 +26,8 @@
 //   - an item Poll, Take or Drain returned is not handed out again; a removal in flight at a
 //     crash is answered from the new owner's memory of it, not run twice;
 //   - every call returns when its context ends; the items of a removal its caller gave up on
-//     (applied, unanswered) go back to the head of the queue (giveback.go);
+//     (applied, unanswered) go back to the head of the queue (giveback.go), the member trying
+//     for as long as it runs; Service.GiveBacks counts what it could not settle;
 //   - a member that leaves gracefully (gridmap.Member.Close) hands its queues over with its
 //     partitions, items and all.
 //

@@ -164,3 +164,24 @@ func Example_sharded() {
 	fmt.Println(taken)
 	// Output: 6
 }
+
+// A health check reads the member's give-backs: the items of takes whose callers gave up
+// before the owner's answer came are put back at the head of their queue by the member, which
+// keeps trying while it runs. Lost or Unknown above zero means items may have been removed
+// without reaching a caller (the member closed holding them, or an owner forgot a removal).
+func ExampleService_GiveBacks() {
+	ctx := context.Background()
+	member, err := gridmap.Start(ctx, gridmap.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer member.Close(ctx)
+	st := member.Queues().GiveBacks()
+	if st.Lost+st.Unknown > 0 {
+		fmt.Printf("queue items may be lost: %d items, %d removals\n", st.Lost, st.Unknown)
+	}
+	fmt.Printf("returned %d, holding %d\n", st.Returned, st.Holding)
+	// Output:
+	// returned 0, holding 0
+}

@@ -22,3 +22,7 @@ func Waiting(s *Service, name string) int {
 	}
 	return len(ws.queued[forItem]) + len(ws.queued[forRoom])
 }
+
+// SetRecovery changes how long the takes of s send an unanswered poll again before their
+// callers hear of the timeout (takeRecovery).
+func SetRecovery(s *Service, d time.Duration) { s.recovery = d }

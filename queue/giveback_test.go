@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,13 @@ import (
 // with a queue name whose owner is the first (the second reaches it over the network).
 func takeCluster(t *testing.T) (c *enginetest.Cluster[*Service], owner, client *Service, name string) {
 	t.Helper()
-	cfg := engine.Config{ExpiryInterval: 20 * time.Millisecond, OperationTimeout: 20 * time.Second}
+	return takeClusterTimeout(t, 20*time.Second)
+}
+
+// takeClusterTimeout is takeCluster with the members' operation timeout.
+func takeClusterTimeout(t *testing.T, opTimeout time.Duration) (c *enginetest.Cluster[*Service], owner, client *Service, name string) {
+	t.Helper()
+	cfg := engine.Config{ExpiryInterval: 20 * time.Millisecond, OperationTimeout: opTimeout}
 	c = enginetest.NewCluster(t, 2, enginetest.Config[*Service]{
 		Partitions: 31,
 		Plan:       partition.PlanConfig{Backups: 1, RecreateLost: true},
@@ -250,5 +257,160 @@ func TestPollRetriedBeyondTheOwnersMemoryIsOutcomeUnknown(t *testing.T) {
 	}
 	if got, err := qo.Drain(ctx, 10); err != nil || !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("the queue holds %q, %v; want [b] (the first poll removed a, the retry nothing)", got, err)
+	}
+}
+
+// heldPoll offers want through the client, then polls through it with a short deadline while
+// the owner holds the poll's answer back: the poll returns ErrTimeout, the owner has removed the
+// first item. It returns the function that releases the answer.
+func heldPoll(t *testing.T, c *enginetest.Cluster[*Service], qc *Queue[string], want []string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	for _, it := range want {
+		if err := qc.Offer(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make(chan struct{})
+	from := string(c.Active[1])
+	c.Net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
+		if f == from && typ == engine.MsgOp {
+			<-held
+		}
+		return false
+	})
+	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if it, ok, err := qc.Poll(pctx); !errors.Is(err, ErrTimeout) || ok {
+		t.Fatalf("a poll without an answer returned %q, %v, %v; want ErrTimeout", it, ok, err)
+	}
+	return func() { c.Net.SetAnswered(nil); close(held) }
+}
+
+// dropFor makes every operation the client sends fail as unreachable, and reports (through the
+// returned function) for how long such calls have been dropped.
+func dropFor(c *enginetest.Cluster[*Service]) (dropping func() time.Duration) {
+	return dropAfter(c, func() bool { return true })
+}
+
+// dropAfter is dropFor once start reports true.
+func dropAfter(c *enginetest.Cluster[*Service], start func() bool) (dropping func() time.Duration) {
+	from := string(c.Active[1])
+	var mu sync.Mutex
+	var first, last time.Time
+	c.Net.SetDrop(func(f, _ string, typ transport.MsgType) bool {
+		if f != from || typ != engine.MsgOp || !start() {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if first.IsZero() {
+			first = time.Now()
+		}
+		last = time.Now()
+		return true
+	})
+	return func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return last.Sub(first)
+	}
+}
+
+// The items of a poll whose taker gave up are the member's only copy: while the owner stays out
+// of reach (far longer than the take's recovery window), the member keeps trying to put them
+// back, and they are back once it is reachable again. (The give-back used to give up after the
+// recovery window, logging the items as lost: the 10-minute Jepsen run lost an item that way.)
+func TestGiveBackKeepsTryingWhileTheOwnerIsOutOfReach(t *testing.T) {
+	c, owner, client, name := takeClusterTimeout(t, time.Second)
+	const recovery = 200 * time.Millisecond
+	SetRecovery(client, recovery)
+	ctx := context.Background()
+	qc, qo := mustQueue(t, client, name), mustQueue(t, owner, name)
+	want := []string{"a", "b", "c"}
+	release := heldPoll(t, c, qc, want)
+	dropping := dropFor(c)
+	release() // the poll's answer arrives; every put-back is dropped
+	enginetest.Eventually(t, 20*time.Second, "put-backs dropped for 5 recovery windows", func() bool {
+		return dropping() > 5*recovery
+	})
+	if st := client.GiveBacks(); st.Holding != 1 || st.Returned != 0 || st.Lost != 0 || st.Unknown != 0 {
+		t.Fatalf("give-backs while the owner is out of reach: %+v; want 1 item held", st)
+	}
+	c.Net.SetDrop(nil)
+	enginetest.Eventually(t, 20*time.Second, "the item back in the queue", func() bool {
+		return client.GiveBacks().Returned == 1
+	})
+	if st := client.GiveBacks(); st != (GiveBackStats{Returned: 1}) {
+		t.Fatalf("give-backs once the owner is reachable: %+v; want 1 returned", st)
+	}
+	if got, err := qo.Drain(ctx, 10); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Drain = %q, %v; want %q", got, err, want)
+	}
+}
+
+// A member that closes while it holds the items of a taker that gave up counts them as lost
+// (GiveBacks), rather than dropping them silently.
+func TestGiveBackCountsItemsHeldAtCloseAsLost(t *testing.T) {
+	c, _, client, name := takeClusterTimeout(t, time.Second)
+	SetRecovery(client, 200*time.Millisecond)
+	qc := mustQueue(t, client, name)
+	release := heldPoll(t, c, qc, []string{"a", "b"})
+	dropping := dropFor(c)
+	release()
+	enginetest.Eventually(t, 20*time.Second, "the item held, its put-back dropped", func() bool {
+		return client.GiveBacks().Holding == 1 && dropping() > 300*time.Millisecond
+	})
+	client.e.Close()
+	if st := client.GiveBacks(); st != (GiveBackStats{Lost: 1}) {
+		t.Fatalf("give-backs after the member closed: %+v; want 1 lost", st)
+	}
+}
+
+// A poll whose taker gave up and that stays unanswered past the recovery window is sent again
+// until it is answered, and its items go back; one still unanswered when the member closes is
+// counted as of unknown outcome.
+func TestGiveBackSettlesAPollUnansweredPastTheRecoveryWindow(t *testing.T) {
+	c, owner, client, name := takeClusterTimeout(t, 100*time.Millisecond)
+	const recovery = 200 * time.Millisecond
+	SetRecovery(client, recovery)
+	ctx := context.Background()
+	qc, qo := mustQueue(t, client, name), mustQueue(t, owner, name)
+	want := []string{"a", "b"}
+	for _, it := range want {
+		if err := qc.Offer(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := string(c.Active[1])
+	var once sync.Once
+	var lostOne atomic.Bool
+	c.Net.SetAnswered(func(f, _ string, typ transport.MsgType) bool {
+		lose := false
+		if f == from && typ == engine.MsgOp {
+			once.Do(func() { lose = true; lostOne.Store(true) }) // the poll applied, its answer lost
+		}
+		return lose
+	})
+	dropping := dropAfter(c, lostOne.Load) // and its retries dropped
+	pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, _, err := qc.Poll(pctx)
+	cancel()
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("a poll without an answer returned %v; want ErrTimeout", err)
+	}
+	enginetest.Eventually(t, 20*time.Second, "retries dropped for 5 recovery windows", func() bool {
+		return dropping() > 5*recovery // 10 operation timeouts
+	})
+	if n, err := qo.Size(ctx); err != nil || n != 1 {
+		t.Fatalf("size on the owner while the poll's retries are dropped: %d, %v; want 1 (the poll applied)", n, err)
+	}
+	c.Net.SetDrop(nil)
+	c.Net.SetAnswered(nil)
+	enginetest.Eventually(t, 20*time.Second, "the item back in the queue", func() bool {
+		return client.GiveBacks().Returned == 1
+	})
+	if got, err := qo.Drain(ctx, 10); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Drain = %q, %v; want %q", got, err, want)
 	}
 }

@@ -19,9 +19,9 @@ const (
 	// clearBatch is the most items one Clear call to the owner removes.
 	clearBatch = 4096
 	// takeRecovery bounds how long a removal whose answer did not arrive (a timeout) is sent
-	// again, as the same operation, to get its items (see take), and how long giveBack tries
-	// to put them back: long enough for a lossy link or a failover, short enough that a caller
-	// cut off from the owner hears of it. It is the engine's MaxRetryWindow, which owners keep
+	// again, as the same operation, to get its items (see take) while its caller waits: long
+	// enough for a lossy link or a failover, short enough that a caller cut off from the
+	// owner hears of it (giveBack then goes on in the background). It is the engine's MaxRetryWindow, which owners keep
 	// answers for (so that such a retry gets the first answer).
 	takeRecovery = engine.MaxRetryWindow
 )
@@ -36,8 +36,8 @@ const (
 // as the same operation, which the owner answers with the items it removed the first time.
 // Every call returns when its context ends; when a removal's outcome is unknown then (sent,
 // not answered), the member gets its items in the background and puts them back at the head
-// of the queue (for up to 30 s, while the member runs), so that no item is removed without
-// reaching a caller. A removal sent again so late, or after so many writes of the queue's
+// of the queue (trying for as long as the member runs; Service.GiveBacks counts what it could
+// not settle), so that no item is removed without reaching a caller. A removal sent again so late, or after so many writes of the queue's
 // partition, that the owner no longer remembers the first call's answer is not run again: it
 // fails with ErrOutcomeUnknown, which says that items may have been removed for nobody.
 type Queue[T any] struct {
@@ -222,9 +222,12 @@ func (q *Queue[T]) take(ctx context.Context, max int) ([]T, error) {
 		stop := context.AfterFunc(ectx, cancel)
 		defer func() { stop(); cancel() }()
 		var a engine.Attempt
-		res, err := retryAttempt(pctx, q.raw, &a, procPoll, q.part, arg)
-		if !h.deliver(res, err) {
-			q.svc.giveBack(ectx, q.raw, q.part, res, err)
+		res, err := retryAttempt(pctx, q.raw, &a, procPoll, q.part, arg, q.svc.recovery)
+		unanswered := err != nil && len(res) == 0 && errors.Is(err, engine.ErrTimeout)
+		if !h.deliver(res, err) || unanswered {
+			// The caller gave up, or hears of a timeout: the removal, which may have
+			// been applied, is this goroutine's to settle.
+			q.svc.giveBack(ectx, q.raw, q.part, &a, arg, res, err)
 		}
 	})
 	if !started {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/gridmap/gridmap/internal/engine"
 	"github.com/gridmap/gridmap/listener"
@@ -32,8 +33,12 @@ type Service struct {
 	e       *engine.Service
 	configs map[string]Config
 	waits   waiters
-	// returned counts the items giveBack put back at a queue's head.
-	returned atomic.Uint64
+	// returned, holding, lost and unknown are GiveBackStats: the items giveBack put back at a
+	// queue's head, holds now, held when the member closed; the removals it could not settle.
+	returned, holding, lost, unknown atomic.Uint64
+	// recovery is how long a take sends its unanswered poll again before its caller hears of
+	// the timeout (takeRecovery; tests shorten it): the poll is then settled in the background.
+	recovery time.Duration
 }
 
 // WrapEngine returns the queue service of a member's engine, with the queues' configurations
@@ -46,7 +51,7 @@ func WrapEngine(e *engine.Service, configs map[string]Config) (*Service, error) 
 	if e == nil {
 		return nil, fmt.Errorf("%w: nil engine", ErrInvalidConfig)
 	}
-	s := &Service{e: e, configs: make(map[string]Config, len(configs))}
+	s := &Service{e: e, configs: make(map[string]Config, len(configs)), recovery: takeRecovery}
 	for name, c := range configs {
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("queue %q: %w", name, err)

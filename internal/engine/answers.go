@@ -505,5 +505,17 @@ func (t *answerTable) appendSnapshot(out []mutation) []mutation {
 	return append(out, mutation{Kind: mutAnswer, Value: binary.BigEndian.AppendUint64(nil, age)})
 }
 
+// reachMarkSince is a reach mark (appendSnapshot) that makes the memory of whoever applies it
+// begin at since (monoNow time) less retryTransitSlack: mayPredate then refuses a retry whose
+// first attempt was sent at or before since, and decides one sent after it. A partition
+// restored from the data folders emits it with the time its member started (restore.go): the
+// copy holds what the writes of an earlier life did but none of their answers, while nothing
+// sent since the member started was applied before the restore (the partition refuses writes
+// until restored). The restore time itself would refuse the writes that raced the restore.
+func reachMarkSince(since int64) mutation {
+	age := max(0, monoNow()-since) + int64(retryTransitSlack)
+	return mutation{Kind: mutAnswer, Value: binary.BigEndian.AppendUint64(nil, uint64(age))}
+}
+
 // isReachMark reports whether m is a copy's reach mark (appendSnapshot).
 func isReachMark(m *mutation) bool { return m.Kind == mutAnswer && m.Op.zero() && len(m.Value) == 8 }

@@ -159,6 +159,11 @@ func (s *Service) restore(ctx context.Context, p *part) (done bool, err error) {
 		return nil
 	}
 	if err := write(func(w *writeBatch) {
+		if found {
+			// A retry from the earlier life is ErrOutcomeUnknown, not decided afresh: the copy
+			// holds its effect, not its answer (answers.go). On the backups too.
+			w.emit(reachMarkSince(s.started))
+		}
 		w.emit(mutation{Map: restoreMap, Kind: mutSet, Key: []byte(restoreLife), Value: lifeValue})
 	}); err != nil {
 		return false, err

@@ -43,6 +43,9 @@ type Service struct {
 	stash valueStash
 	// opPrefix starts the IDs of this member's writes (answers.go).
 	opPrefix uint64
+	// started is when the service was created (monoNow): the answer memory of a partition it
+	// restores from the data folders begins then (restore.go).
+	started int64
 	// ops holds the operation counters of the maps opened on this member (opstats.go).
 	ops opRegistry
 	// copiesDone counts the partition copies the migration driver completed as a source
@@ -180,6 +183,7 @@ func NewService(cfg Config, cluster Cluster, caller Caller, reg Registrar) (*Ser
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		opPrefix: prefix,
+		started:  monoNow(),
 		cfg:      cfg,
 		cluster:  cluster,
 		caller:   caller,

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"net/http"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +47,7 @@ func (n *Node) handler() (http.Handler, error) {
 	mux.HandleFunc("POST /command", n.serveCommand)
 	mux.HandleFunc("GET /report/{id}", n.serveReport)
 	mux.HandleFunc("GET /report/{id}/dump/{name}", n.serveDump)
+	mux.HandleFunc("GET /debug/heap", serveHeapProfile)
 	return mux, nil
 }
 
@@ -214,9 +217,11 @@ type Stats struct {
 	// generator runs at, reports a second.
 	Steering      Steering
 	GeneratorRate float64
-	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes.
-	HeapInuse, Sys uint64
-	Goroutines     int
+	// HeapInuse and Sys are the Go runtime's figures (runtime.MemStats), bytes. HeapInuse
+	// counts garbage not yet collected; LiveHeap is the heap the last collection found
+	// reachable (runtime/metrics "/gc/heap/live:bytes"), what the process needs to hold.
+	HeapInuse, Sys, LiveHeap uint64
+	Goroutines               int
 	// SchedLatencyP99 and SchedLatencyMax are how long goroutines waited to run once runnable,
 	// over the window since the previous /api/stats read (schedstats.go): CPU starvation.
 	SchedLatencyP99, SchedLatencyMax time.Duration
@@ -226,9 +231,24 @@ func (n *Node) serveStats(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
 	p99, maxWait := n.sched.window()
-	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine(),
+	_ = json.NewEncoder(w).Encode(Stats{Name: n.cfg.Name, Rates: n.Rates(), Steering: n.Steering(), GeneratorRate: n.GeneratorRate(), HeapInuse: ms.HeapInuse, Sys: ms.Sys, LiveHeap: live[0].Value.Uint64(), Goroutines: runtime.NumGoroutine(),
 		SchedLatencyP99: p99, SchedLatencyMax: maxWait})
+}
+
+// serveHeapProfile answers the process's heap profile (go tool pprof reads it), after a
+// collection when asked with ?gc=1, so that inuse figures are the live heap: how a node's memory
+// divides between the entries under its budget and everything else (docs/operations.md).
+func serveHeapProfile(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := pprof.Lookup("heap").WriteTo(w, 0); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
 }
 
 func render(w http.ResponseWriter, status int, name string, data any) {

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -44,6 +45,36 @@ type Disk struct {
 // as they are written.
 const memTableSize = 32 << 20
 
+// separateFrom is the value size from which the folder keeps values in blob files beside its
+// tables (pebble's value separation): a value is written once to its blob file when its memtable
+// is flushed, and compactions move only its reference, where without separation every
+// compaction read, compressed and wrote the value again. Crash dumps and other values of
+// kilobytes to megabytes are what data folders hold; for them compactions were the larger part
+// of the folder's disk writes, and their block buffers (up to a value's size, several at once)
+// the larger part of a member's heap beyond its memory budget (docs/restart.md).
+const separateFrom = 4 << 10
+
+// options are the folder's pebble options. FormatValueSeparation is the oldest format that
+// separates values; a folder written by an older gridmap is moved up to it when opened (and
+// cannot be opened by that older gridmap afterwards: CHANGELOG.md).
+func options() *pebble.Options {
+	o := &pebble.Options{Logger: quiet{}, MemTableSize: memTableSize, FormatMajorVersion: pebble.FormatValueSeparation}
+	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           separateFrom,
+			MaxBlobReferenceDepth: 10,
+			// Blob files whose values are mostly deleted or overwritten are rewritten once a
+			// fifth of their bytes is garbage and they are a minute old: maps with TTLs and
+			// overwrites (the Socorro demo's raw crashes live 5 minutes) would otherwise keep
+			// every blob file that still holds one live value.
+			RewriteMinimumAge:  time.Minute,
+			TargetGarbageRatio: 0.2,
+		}
+	}
+	return o
+}
+
 // Open opens (creating it if needed) the data folder dir.
 func Open(dir string) (*Disk, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -52,7 +83,7 @@ func Open(dir string) (*Disk, error) {
 	// A 32 MiB memtable (pebble's default is 4 MiB): with large values the default flushed a
 	// table every few writes, and the flushes and the L0 compactions they cause held writes
 	// back. BenchmarkPutDataDir: 64 KiB puts 480 -> 340 µs, 1 MiB puts 13 -> 7.4 ms (docs/restart.md).
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}, MemTableSize: memTableSize})
+	db, err := pebble.Open(dir, options())
 	if err != nil {
 		return nil, fmt.Errorf("replicadisk: open %s: %w", dir, err)
 	}

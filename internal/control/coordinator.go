@@ -28,8 +28,9 @@ type coordinator struct {
 	// quarantine holds members this leader removed from raft because its
 	// heartbeats to them failed for RaftContactTimeout while memberlist
 	// still reported them alive; they are re-admitted, on probation, after
-	// the penalty (the backoff doubles at each new failure).
-	quarantine penalties
+	// the penalty (the backoff doubles at each new failure), or once they
+	// answer probes again (see quarantine.go).
+	quarantine quarantines
 	// suspects holds members reported unreachable (see ReportUnreachable):
 	// while the penalty runs the planner keeps them out of backups and
 	// copies (partition.Members.Suspect). demoted are those the last plan
@@ -55,7 +56,7 @@ func (c *coordinator) init() {
 	c.refused = map[partition.MemberID]time.Time{}
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
-	c.quarantine = penalties{}
+	c.quarantine = quarantines{}
 	c.suspects = penalties{}
 	c.demoted = map[partition.MemberID]bool{}
 	c.awaited = map[partition.MemberID]time.Time{}
@@ -69,7 +70,7 @@ type penalty struct {
 }
 
 // penalties are the penalties of members, keyed by member (the leader's
-// quarantine and suspects). An entry outlives its penalty, so that the next
+// suspects). An entry outlives its penalty, so that the next
 // one lasts twice as long, until it is deleted.
 type penalties map[partition.MemberID]penalty
 
@@ -442,6 +443,7 @@ func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]
 		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
 			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", backoff)
 	}
+	n.endQuarantines(alive, now)
 	out := make(map[partition.MemberID]membership.Member, len(alive))
 	for id, m := range alive {
 		if n.co.quarantine.holds(id, now) {

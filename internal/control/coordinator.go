@@ -224,18 +224,52 @@ func (n *Node) run() {
 		case r := <-n.reqs:
 			reqs = append(reqs, r)
 		}
-	drain:
-		for len(reqs) < 512 {
-			select {
-			case r := <-n.reqs:
-				reqs = append(reqs, r)
-			default:
-				break drain
-			}
-		}
+		reqs = n.gather(reqs, time.After)
 		n.step(reqs)
 		reqs = reqs[:0]
 	}
+}
+
+// maxBatch bounds the requests one coordinator round answers.
+const maxBatch = 512
+
+// syncBatchWindow is how long the coordinator waits, once it holds a copy completion report
+// (ReportSynced), for more before its round. Each round that completes a copy is a raft
+// commit of the table, which every member then applies and acts on; after a heal the owners
+// complete some 300 copies, a few at a time each, so that reports arriving within a few
+// milliseconds of each other are worth one commit. What a report promises does not change:
+// it is answered once the table that completes the copy is committed. The wait delays each
+// completion by at most this much, a fraction of a commit's round trips.
+const syncBatchWindow = 5 * time.Millisecond
+
+// gather returns reqs with the requests already queued added (up to maxBatch) and, when reqs
+// holds a copy completion report, those that arrive before the channel window(syncBatchWindow)
+// returns delivers or the node stops.
+func (n *Node) gather(reqs []*request, window func(time.Duration) <-chan time.Time) []*request {
+drain:
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-n.reqs:
+			reqs = append(reqs, r)
+		default:
+			break drain
+		}
+	}
+	if len(reqs) >= maxBatch || !slices.ContainsFunc(reqs, func(r *request) bool { return r.Op == reqSync }) {
+		return reqs
+	}
+	end := window(syncBatchWindow)
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-n.reqs:
+			reqs = append(reqs, r)
+		case <-end:
+			return reqs
+		case <-n.stop:
+			return reqs
+		}
+	}
+	return reqs
 }
 
 func reply(reqs []*request, err error) {

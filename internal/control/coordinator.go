@@ -25,6 +25,10 @@ type coordinator struct {
 	// Times are this member's monotonic clock, valid while it leads.
 	notPresent map[partition.MemberID]time.Time // first seen not alive or not in raft
 	removedAt  map[partition.MemberID]time.Time // removed from raft by this leader
+	// addedAt holds when this leader added each member to raft: a heartbeat
+	// failure whose last contact is older belongs to the member's earlier
+	// stint in raft (see raftEligible).
+	addedAt map[partition.MemberID]time.Time
 	// quarantine holds members this leader removed from raft because its
 	// heartbeats to them failed for RaftContactTimeout while memberlist
 	// still reported them alive; they are re-admitted, on probation, after
@@ -56,6 +60,7 @@ func (c *coordinator) init() {
 	c.refused = map[partition.MemberID]time.Time{}
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
+	c.addedAt = map[partition.MemberID]time.Time{}
 	c.quarantine = quarantines{}
 	c.suspects = penalties{}
 	c.demoted = map[partition.MemberID]bool{}
@@ -305,6 +310,7 @@ func (n *Node) step(reqs []*request) {
 		}
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
+		clear(n.co.addedAt)
 		clear(n.co.quarantine)
 		clear(n.co.suspects)
 		clear(n.co.demoted)
@@ -472,6 +478,17 @@ func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]
 		if id == n.cfg.ID || !inConf[id] {
 			continue
 		}
+		// Raft reports a failed heartbeat with the last contact of the
+		// follower's replication, and a heartbeat of a member's earlier stint
+		// may fail after its removal: re-added, the member would be condemned
+		// at once (seen 50 ms after re-admissions, and after a heal). Its
+		// contact counts from its addition at the earliest.
+		if added := n.co.addedAt[id]; added.After(last) {
+			if now.Sub(added) < n.cfg.Timings.RaftContactTimeout {
+				continue
+			}
+			last = added
+		}
 		backoff := n.co.quarantine.impose(id, now, n.cfg.DeadWait(), maxQuarantine*n.cfg.DeadWait())
 		n.adm.drop(id)
 		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
@@ -521,6 +538,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		n.co.removedAt[id] = time.Now()
+		delete(n.co.addedAt, id)
 		n.health.forget(s.ID)
 		n.adm.drop(id)
 		servers = slices.DeleteFunc(servers, func(o raft.Server) bool { return o.ID == s.ID })
@@ -564,6 +582,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
+		n.co.addedAt[id] = time.Now()
 		if onProbation {
 			// The member must apply a command committed after its
 			// re-admission to prove that raft reaches it again.

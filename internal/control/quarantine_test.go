@@ -3,12 +3,14 @@ package control
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/gridmap/gridmap/internal/membership"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -253,5 +255,73 @@ func TestQuarantinedMemberThatAnswersIsReadmittedEarly(t *testing.T) {
 	eventually(t, 10*time.Second, c.converged)
 	if err := c.converged(); err != nil {
 		t.Fatal(fmt.Errorf("after the re-admission: %w", err))
+	}
+}
+
+// bareLeader is a Node with only the leader's state that raftEligible uses:
+// its members have no transport address, so it starts no probes.
+func bareLeader(t *testing.T) *Node {
+	n := &Node{cfg: Config{ID: "self", Timings: LocalTimings()}.WithDefaults(), log: testLogger(t)}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.netTimeout = 5 * n.cfg.Timings.RaftHeartbeatTimeout
+	n.co.init()
+	n.adm.init()
+	n.health.init()
+	n.qprobes.init()
+	return n
+}
+
+var (
+	bareServers = []raft.Server{{ID: "self"}, {ID: "m1"}}
+	bareAlive   = map[partition.MemberID]membership.Member{"self": {}, "m1": {}}
+)
+
+func failedHeartbeat(n *Node, id partition.MemberID, lastContact time.Time) {
+	n.health.observe(raft.Observation{Data: raft.FailedHeartbeatObservation{PeerID: raft.ServerID(id), LastContact: lastContact}})
+}
+
+// A heartbeat failure from a member's earlier stint in raft (its last
+// contact older than its re-addition) does not condemn it at once: its
+// contact counts from its addition.
+func TestReaddedMemberIsJudgedFromItsAddition(t *testing.T) {
+	n := bareLeader(t)
+	timeout := n.cfg.Timings.RaftContactTimeout
+	now := time.Now()
+	n.co.addedAt["m1"] = now.Add(-timeout / 10)
+	failedHeartbeat(n, "m1", now.Add(-time.Minute))
+	if _, ok := n.raftEligible(bareServers, bareAlive, now)["m1"]; !ok || n.co.quarantine.holds("m1", now) {
+		t.Fatalf("a member added %v ago was quarantined on a failure from before its addition", timeout/10)
+	}
+	// Once it has been in raft for RaftContactTimeout without contact, it is.
+	n.co.addedAt["m1"] = now.Add(-timeout)
+	failedHeartbeat(n, "m1", now.Add(-time.Minute))
+	if _, ok := n.raftEligible(bareServers, bareAlive, now)["m1"]; ok || !n.co.quarantine.holds("m1", now) {
+		t.Fatalf("a member added %v ago and never reached was not quarantined", timeout)
+	}
+}
+
+// The coordinator's round ends a quarantine on the probe outcomes it
+// collected (staged here), and not without them.
+func TestRaftEligibleEndsQuarantineOnAnswers(t *testing.T) {
+	n := bareLeader(t)
+	now := time.Now()
+	n.co.quarantine.impose("m1", now, time.Minute, time.Hour)
+	settle := n.quarantineSettle()
+	at := now.Add(settle + 100*time.Millisecond)
+	if _, ok := n.raftEligible(bareServers, bareAlive, at)["m1"]; ok {
+		t.Fatal("eligible while quarantined, without an answer")
+	}
+	n.qprobes.done = []probeOutcome{{id: "m1", sent: now.Add(10 * time.Millisecond), ok: true}}
+	if _, ok := n.raftEligible(bareServers, bareAlive, at)["m1"]; ok {
+		t.Fatal("eligible after a single answer")
+	}
+	n.qprobes.done = []probeOutcome{{id: "m1", sent: now.Add(10*time.Millisecond + settle), ok: true}}
+	if _, ok := n.raftEligible(bareServers, bareAlive, at)["m1"]; !ok {
+		t.Fatalf("not eligible after answering for %v", settle)
+	}
+	if _, on := n.co.quarantine["m1"]; !on {
+		t.Fatal("the entry must remain: the member is re-admitted on probation")
 	}
 }

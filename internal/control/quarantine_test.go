@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -360,4 +361,32 @@ func TestFarBehindMemberCatchesUpBySnapshot(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, c.converged)
 	t.Logf("newcomer installed the snapshot at index %s", snap)
+}
+
+// compactLog snapshots right after a configuration change (as when a
+// quarantined member is re-admitted just after its removal), which raft
+// refuses until the change is applied.
+func TestCompactLogAfterConfigurationChange(t *testing.T) {
+	c := newTestCluster(t)
+	c.startN(3)
+	eventually(t, 10*time.Second, c.converged)
+	leader, victim := c.leader(), c.follower()
+	if leader == nil || victim == nil {
+		t.Fatal("setup: no leader or no follower")
+	}
+	for round := range 3 {
+		f := leader.raft.RemoveServer(raft.ServerID(victim.LocalID()), 0, raftTimeout)
+		if err := f.Error(); err != nil {
+			t.Fatalf("round %d: remove: %v", round, err)
+		}
+		leader.compactLog()
+		snap, err := strconv.ParseUint(leader.raft.inst().r.Stats()["last_snapshot_index"], 10, 64)
+		if err != nil || snap < f.Index() {
+			t.Fatalf("round %d: last snapshot at index %d (%v), before the removal at %d", round, snap, err, f.Index())
+		}
+		f = leader.raft.AddNonvoter(raft.ServerID(victim.LocalID()), raft.ServerAddress(victim.cfg.TransportAddr), 0, raftTimeout)
+		if err := f.Error(); err != nil {
+			t.Fatalf("round %d: re-add: %v", round, err)
+		}
+	}
 }

@@ -100,6 +100,7 @@ type faultStats struct {
 	Copies    uint64 `json:"copies"`     // partition copies completed as the source
 	CopyBytes uint64 `json:"copy_bytes"` // bytes of entries sent in copies and resyncs
 	Resyncs   uint64 `json:"resyncs"`    // full copies to backups that may have missed writes
+	Epoch     uint64 `json:"epoch"`      // the member's table epoch: one per table commit
 }
 
 // faultView is a member's view of the cluster.
@@ -274,7 +275,7 @@ func serveFault(m *Member, mp *dmap.Map[string, string], cfg Config, req faultRe
 		rep.View = &v
 	case "stats":
 		st := m.engine.Stats()
-		rep.Stats = &faultStats{Copies: st.CopiesDone, CopyBytes: st.CopyBytes, Resyncs: st.ResyncsDone}
+		rep.Stats = &faultStats{Copies: st.CopiesDone, CopyBytes: st.CopyBytes, Resyncs: st.ResyncsDone, Epoch: m.node.Table().Epoch}
 	case "place":
 		for _, k := range req.Keys {
 			p, perr := mp.Partition(k)

@@ -249,7 +249,9 @@ func (j *jepsen) readStats() {
 }
 
 // copySummary is the summary's copy part: the partition copies the members completed (as last
-// read from each, killed ones included), the full resyncs, and the bytes of entries sent.
+// read from each, killed ones included), the full resyncs, the bytes of entries sent, and the
+// table commits (the highest epoch a member reported) with the copies per commit: each copy
+// is completed by a table commit, which the coordinator shares among the completions it holds.
 func (j *jepsen) copySummary() string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -258,8 +260,14 @@ func (j *jepsen) copySummary() string {
 		total.Copies += st.Copies
 		total.Resyncs += st.Resyncs
 		total.CopyBytes += st.CopyBytes
+		total.Epoch = max(total.Epoch, st.Epoch)
 	}
-	return fmt.Sprintf("copies: %d completed, %d resyncs, %.1f MB of entries sent", total.Copies, total.Resyncs, float64(total.CopyBytes)/1e6)
+	perCommit := 0.0
+	if total.Epoch > 0 {
+		perCommit = float64(total.Copies) / float64(total.Epoch)
+	}
+	return fmt.Sprintf("copies: %d completed, %d resyncs, %.1f MB of entries sent, %d table commits (%.2f copies per commit)",
+		total.Copies, total.Resyncs, float64(total.CopyBytes)/1e6, total.Epoch, perCommit)
 }
 
 // healTraceEvery is how often traceHeal samples the cluster while it repairs after a heal.

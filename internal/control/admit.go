@@ -22,7 +22,13 @@ const refusedBackoff = 30 * time.Second
 func (n *Node) registerProbe() {
 	n.deps.Server.Handle(msgProbe, transport.HandlerFunc(func(ctx context.Context, m transport.Message) (transport.Message, error) {
 		// The answer names this member: a probe of an absent member (see probeAbsent) tells a
-		// new process at its address from the member itself.
+		// new process at its address from the member itself. The transport belongs to the
+		// caller and may outlive a closed node: the probe then fails, so that the leader does
+		// not end the quarantine of a node that stopped (see quarantine.go); it is not a
+		// refused connection, so probeAbsent still waits for such a member.
+		if n.closed.Load() {
+			return transport.Message{}, ErrClosed
+		}
 		return transport.Message{Type: msgProbe, Header: []byte(n.cfg.ID)}, nil
 	}))
 }

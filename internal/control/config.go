@@ -397,6 +397,12 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 }
 
+// Raft log compaction (see raftConfig).
+const (
+	snapshotThreshold = 64 // entries since the last snapshot that make the next one due
+	trailingLogs      = 16 // entries kept after a snapshot, for followers slightly behind
+)
+
 // raftConfig is the raft configuration of a node with configuration c (after
 // defaults), logging to logger (nil: raft's default).
 func raftConfig(c Config, logger hclog.Logger) *raft.Config {
@@ -410,8 +416,18 @@ func raftConfig(c Config, logger hclog.Logger) *raft.Config {
 	rc.LeaderLeaseTimeout = c.Timings.RaftLeaderLeaseTimeout
 	rc.CommitTimeout = c.Timings.RaftCommitTimeout
 	rc.ShutdownOnRemove = false // a member removed by mistake (false death) can be added again
-	rc.SnapshotThreshold = 1024
-	rc.TrailingLogs = 1024
+	// Every table the coordinator commits is a whole table (30 KB with 271
+	// partitions and 5 members), so a member that missed N of them replays N
+	// tables, while a snapshot is one table and the directory: a member
+	// re-admitted after a long fault replayed some 250 tables, 8 to 12 s under
+	// -race on a loaded machine (decoding one took 50 to 100 ms), before it
+	// could be given partitions. So the log is compacted often and keeps few
+	// trailing entries: a member further behind than trailingLogs gets a
+	// snapshot instead (see also syncRaft, which snapshots before it re-admits
+	// a quarantined member).
+	rc.SnapshotThreshold = snapshotThreshold
+	rc.TrailingLogs = trailingLogs
+	rc.SnapshotInterval = 10 * c.Timings.RaftHeartbeatTimeout
 	if logger != nil {
 		rc.Logger = logger
 	}

@@ -25,11 +25,16 @@ type coordinator struct {
 	// Times are this member's monotonic clock, valid while it leads.
 	notPresent map[partition.MemberID]time.Time // first seen not alive or not in raft
 	removedAt  map[partition.MemberID]time.Time // removed from raft by this leader
+	// addedAt holds when this leader added each member to raft: a heartbeat
+	// failure whose last contact is older belongs to the member's earlier
+	// stint in raft (see raftEligible).
+	addedAt map[partition.MemberID]time.Time
 	// quarantine holds members this leader removed from raft because its
 	// heartbeats to them failed for RaftContactTimeout while memberlist
 	// still reported them alive; they are re-admitted, on probation, after
-	// the penalty (the backoff doubles at each new failure).
-	quarantine penalties
+	// the penalty (the backoff doubles at each new failure), or once they
+	// answer probes again (see quarantine.go).
+	quarantine quarantines
 	// suspects holds members reported unreachable (see ReportUnreachable):
 	// while the penalty runs the planner keeps them out of backups and
 	// copies (partition.Members.Suspect). demoted are those the last plan
@@ -55,7 +60,8 @@ func (c *coordinator) init() {
 	c.refused = map[partition.MemberID]time.Time{}
 	c.notPresent = map[partition.MemberID]time.Time{}
 	c.removedAt = map[partition.MemberID]time.Time{}
-	c.quarantine = penalties{}
+	c.addedAt = map[partition.MemberID]time.Time{}
+	c.quarantine = quarantines{}
 	c.suspects = penalties{}
 	c.demoted = map[partition.MemberID]bool{}
 	c.awaited = map[partition.MemberID]time.Time{}
@@ -69,7 +75,7 @@ type penalty struct {
 }
 
 // penalties are the penalties of members, keyed by member (the leader's
-// quarantine and suspects). An entry outlives its penalty, so that the next
+// suspects). An entry outlives its penalty, so that the next
 // one lasts twice as long, until it is deleted.
 type penalties map[partition.MemberID]penalty
 
@@ -223,18 +229,52 @@ func (n *Node) run() {
 		case r := <-n.reqs:
 			reqs = append(reqs, r)
 		}
-	drain:
-		for len(reqs) < 512 {
-			select {
-			case r := <-n.reqs:
-				reqs = append(reqs, r)
-			default:
-				break drain
-			}
-		}
+		reqs = n.gather(reqs, time.After)
 		n.step(reqs)
 		reqs = reqs[:0]
 	}
+}
+
+// maxBatch bounds the requests one coordinator round answers.
+const maxBatch = 512
+
+// syncBatchWindow is how long the coordinator waits, once it holds a copy completion report
+// (ReportSynced), for more before its round. Each round that completes a copy is a raft
+// commit of the table, which every member then applies and acts on; after a heal the owners
+// complete some 300 copies, a few at a time each, so that reports arriving within a few
+// milliseconds of each other are worth one commit. What a report promises does not change:
+// it is answered once the table that completes the copy is committed. The wait delays each
+// completion by at most this much, a fraction of a commit's round trips.
+const syncBatchWindow = 5 * time.Millisecond
+
+// gather returns reqs with the requests already queued added (up to maxBatch) and, when reqs
+// holds a copy completion report, those that arrive before the channel window(syncBatchWindow)
+// returns delivers or the node stops.
+func (n *Node) gather(reqs []*request, window func(time.Duration) <-chan time.Time) []*request {
+drain:
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-n.reqs:
+			reqs = append(reqs, r)
+		default:
+			break drain
+		}
+	}
+	if len(reqs) >= maxBatch || !slices.ContainsFunc(reqs, func(r *request) bool { return r.Op == reqSync }) {
+		return reqs
+	}
+	end := window(syncBatchWindow)
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-n.reqs:
+			reqs = append(reqs, r)
+		case <-end:
+			return reqs
+		case <-n.stop:
+			return reqs
+		}
+	}
+	return reqs
 }
 
 func reply(reqs []*request, err error) {
@@ -270,6 +310,7 @@ func (n *Node) step(reqs []*request) {
 		}
 		clear(n.co.notPresent)
 		clear(n.co.removedAt)
+		clear(n.co.addedAt)
 		clear(n.co.quarantine)
 		clear(n.co.suspects)
 		clear(n.co.demoted)
@@ -437,11 +478,23 @@ func (n *Node) raftEligible(servers []raft.Server, alive map[partition.MemberID]
 		if id == n.cfg.ID || !inConf[id] {
 			continue
 		}
+		// Raft reports a failed heartbeat with the last contact of the
+		// follower's replication, and a heartbeat of a member's earlier stint
+		// may fail after its removal: re-added, the member would be condemned
+		// at once (seen 50 ms after re-admissions, and after a heal). Its
+		// contact counts from its addition at the earliest.
+		if added := n.co.addedAt[id]; added.After(last) {
+			if now.Sub(added) < n.cfg.Timings.RaftContactTimeout {
+				continue
+			}
+			last = added
+		}
 		backoff := n.co.quarantine.impose(id, now, n.cfg.DeadWait(), maxQuarantine*n.cfg.DeadWait())
 		n.adm.drop(id)
 		n.log.Warn("control: raft cannot reach member; treating it as failed", "member", id,
 			"last_contact", now.Sub(last).Round(time.Millisecond), "readmit_after", backoff)
 	}
+	n.endQuarantines(alive, now)
 	out := make(map[partition.MemberID]membership.Member, len(alive))
 	for id, m := range alive {
 		if n.co.quarantine.holds(id, now) {
@@ -485,6 +538,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		n.co.removedAt[id] = time.Now()
+		delete(n.co.addedAt, id)
 		n.health.forget(s.ID)
 		n.adm.drop(id)
 		servers = slices.DeleteFunc(servers, func(o raft.Server) bool { return o.ID == s.ID })
@@ -518,6 +572,9 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		var f raft.IndexFuture
 		suffrage := raft.Nonvoter
 		_, onProbation := n.co.quarantine[id]
+		if onProbation {
+			n.compactLog()
+		}
 		if voters() < n.cfg.MaxVoters && !onProbation {
 			suffrage = raft.Voter
 			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(e.TransportAddr), 0, raftTimeout)
@@ -528,6 +585,7 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 			return servers, err
 		}
 		servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(e.TransportAddr)})
+		n.co.addedAt[id] = time.Now()
 		if onProbation {
 			// The member must apply a command committed after its
 			// re-admission to prove that raft reaches it again.
@@ -559,6 +617,32 @@ func (n *Node) syncRaft(servers []raft.Server, alive map[partition.MemberID]memb
 		n.log.Info("control: promoted member to voter", "member", s.ID)
 	}
 	return servers, nil
+}
+
+// compactLog snapshots the leader's state and compacts its raft log (to
+// trailingLogs entries), so that a member re-admitted after a quarantine,
+// whose log ends where it was removed, is caught up with one snapshot rather
+// than by replaying every table committed since (see raftConfig). Raft takes
+// no snapshot before the latest configuration entry is applied (the member's
+// removal, often just before: the Jepsen runs showed "cannot take snapshot
+// now"), hence the barrier first, and a retry or two should a configuration
+// change slip in between. A failure only costs the member a longer catch-up
+// (the periodic snapshots still bound it).
+func (n *Node) compactLog() {
+	var err error
+	for range 3 {
+		err = n.awaitRaft(n.raft.Barrier(raftTimeout))
+		if err == nil {
+			err = n.awaitRaft(n.raft.Snapshot())
+		}
+		if err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot) || errors.Is(err, ErrClosed) ||
+			errors.Is(err, raft.ErrRaftShutdown) || errors.Is(err, raft.ErrNotLeader) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		n.log.Debug("control: snapshot before a re-admission", "err", err)
+	}
 }
 
 // planMembers builds the planner's view. A member is present when it is

@@ -94,9 +94,10 @@ type Node struct {
 	leaseUntil  atomic.Int64 // mono time until which LeaseValid answers true without a full check
 	leaderReady atomic.Bool  // leader whose post-election barrier is done
 	netTimeout  time.Duration
-	adm         admission  // leader: members on probation
-	health      raftHealth // leader: followers whose heartbeats fail
-	rep         reporter   // ReportUnreachable's queue, sent by reportLoop
+	adm         admission        // leader: members on probation
+	health      raftHealth       // leader: followers whose heartbeats fail
+	qprobes     quarantineProbes // leader: probes of quarantined members
+	rep         reporter         // ReportUnreachable's queue, sent by reportLoop
 	obs         *raft.Observer
 
 	closeOnce sync.Once
@@ -168,6 +169,7 @@ func Open(cfg Config, deps Deps) (*Node, error) {
 	n.co.init()
 	n.adm.init()
 	n.health.init()
+	n.qprobes.init()
 	n.rep.init()
 
 	var err error

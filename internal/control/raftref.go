@@ -146,6 +146,7 @@ func (h *raftRef) LeaderWithID() (raft.ServerAddress, raft.ServerID) {
 func (h *raftRef) LastContact() time.Time                     { return h.inst().r.LastContact() }
 func (h *raftRef) GetConfiguration() raft.ConfigurationFuture { return h.inst().r.GetConfiguration() }
 func (h *raftRef) Barrier(timeout time.Duration) raft.Future  { return h.inst().r.Barrier(timeout) }
+func (h *raftRef) Snapshot() raft.SnapshotFuture              { return h.inst().r.Snapshot() }
 func (h *raftRef) LeadershipTransfer() raft.Future            { return h.inst().r.LeadershipTransfer() }
 func (h *raftRef) BootstrapCluster(c raft.Configuration) raft.Future {
 	return h.inst().r.BootstrapCluster(c)

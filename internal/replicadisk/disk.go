@@ -132,13 +132,15 @@ func (d *Disk) Batch(part uint32, life uint64) *Batch {
 	return &Batch{d: d, b: d.db.NewBatch(), part: part, life: life}
 }
 
-// Set stores an entry.
+// Set stores an entry. The stored value (expiry, then the value) is encoded straight into the
+// batch, so a large value is copied once, not into a buffer of its own first.
 func (b *Batch) Set(e Entry) {
 	k := entryKey(b.part, b.life, e.Map, e.Key)
-	v := make([]byte, 8+len(e.Value))
-	binary.BigEndian.PutUint64(v, uint64(e.ExpireAt))
-	copy(v[8:], e.Value)
-	_ = b.b.Set(k, v, nil)
+	op := b.b.SetDeferred(len(k), 8+len(e.Value))
+	copy(op.Key, k)
+	binary.BigEndian.PutUint64(op.Value, uint64(e.ExpireAt))
+	copy(op.Value[8:], e.Value)
+	_ = op.Finish()
 }
 
 // Delete removes an entry.

@@ -224,6 +224,7 @@ func (s *Service) waitForRoom(ctx context.Context, p *part, epoch uint64, dl tim
 	var deadline <-chan time.Time
 	if !dl.IsZero() {
 		left := time.Until(dl)
+		left -= refuseAhead(left)
 		if left <= 0 {
 			return failed("until the write's deadline")
 		}
@@ -248,6 +249,13 @@ func (s *Service) waitForRoom(ctx context.Context, p *part, epoch uint64, dl tim
 		}
 	}
 }
+
+// refuseAhead is how long before a write's deadline a write waiting for memory gives up, out of
+// the left time: the write's deadline is its caller's, so a refusal sent at the deadline itself
+// reached a remote caller after its call had ended, and the caller reported ErrTimeout (outcome
+// unknown) instead of ErrMemoryLimit (applied nowhere). A quarter of the time left, at most
+// 250 ms, leaves the answer its trip back even on a loaded machine.
+func refuseAhead(left time.Duration) time.Duration { return min(left/4, 250*time.Millisecond) }
 
 // fullBackups remembers which members said, in their last backup acknowledgement, that they are
 // at their memory budget (see the top of this file).

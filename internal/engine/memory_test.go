@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gridmap/gridmap/internal/enginetest"
+	"github.com/gridmap/gridmap/internal/transport"
 	"github.com/gridmap/gridmap/partition"
 )
 
@@ -292,5 +293,47 @@ func TestFullBackupsNote(t *testing.T) {
 	f.note(a, false)
 	if f.has(a) || f.n.Load() != 0 {
 		t.Fatalf("after a has room: has(a)=%v n=%d", f.has(a), f.n.Load())
+	}
+}
+
+// A write to a remote owner that waits for memory until its deadline gets ErrMemoryLimit, not a
+// timeout: the owner gives up early enough (refuseAhead) for its refusal to reach the caller
+// before the caller's own deadline ends the call.
+func TestMemoryLimitReachesARemoteCallerInTime(t *testing.T) {
+	const budget = 32 << 10
+	c := newCluster(t, 2, 0, func(cfg *Config) { cfg.MemoryBudget = budget })
+	c.WaitStable()
+	owner, caller := c.Svc(0), c.Svc(1)
+	m := mustMap[string, []byte](t, caller, "plain")
+	keys := c.KeysOwnedBy(func(k string) partition.ID { p, _ := m.Partition(k); return p }, owner.self, 200, false)
+	value := make([]byte, 1000)
+	filled := 0
+	for ; filled < len(keys); filled++ {
+		err := putShort(t, m, keys[filled], value)
+		if errors.Is(err, ErrMemoryLimit) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if filled == len(keys) {
+		t.Fatalf("%d writes of %d bytes within a budget of %d, none refused", filled, len(value), budget)
+	}
+	// The answers of operations take 20 ms back to the caller, as on a loaded network.
+	c.Net.SetAnswered(func(_, _ string, mt transport.MsgType) bool {
+		if mt == msgOp {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return false
+	})
+	defer c.Net.SetAnswered(nil)
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := m.Put(ctx, keys[filled], value)
+		cancel()
+		if !errors.Is(err, ErrMemoryLimit) {
+			t.Fatalf("write %d waiting for memory at a remote owner until its deadline: %v, want ErrMemoryLimit", i, err)
+		}
 	}
 }
